@@ -1,0 +1,40 @@
+package dev.reactorubd;
+
+import dev.reactorubd.uring.Errno;
+
+/**
+ * The root of every error this library signals. Each carries the errno the kernel answered (0 when the error did
+ * not come from the kernel) and a message that says what failed and what to do about it.
+ *
+ * <p>Subclasses name the cases a caller may want to handle apart: {@link UbdModuleNotLoadedException},
+ * {@link UbdPermissionException}, {@link UbdDeviceBusyException}, {@link UbdNoSuchDeviceException},
+ * {@link UbdUnsupportedException}, {@link UbdTimeoutException}, {@link UbdClosedException} and
+ * {@link InvalidDeviceSpecException}.
+ */
+public class UbdException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+    private final int errno;
+
+    public UbdException(String message) {
+        this(message, 0, null);
+    }
+
+    public UbdException(String message, int errno) {
+        this(message, errno, null);
+    }
+
+    public UbdException(String message, int errno, Throwable cause) {
+        super(message, cause);
+        this.errno = Math.abs(errno);
+    }
+
+    /** The positive errno the kernel answered, or 0. */
+    public int errno() {
+        return errno;
+    }
+
+    /** {@code "EBUSY"} and the like, or {@code ""} when there is no errno. */
+    public String errnoName() {
+        return errno == 0 ? "" : Errno.name(errno);
+    }
+}

@@ -1,0 +1,220 @@
+package dev.reactorubd.sys;
+
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.invoke.VarHandle;
+
+import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
+/**
+ * The IO side of the ABI, used on {@code /dev/ublkcN}: IO commands and {@code struct ublksrv_io_cmd},
+ * the per-tag descriptor {@code struct ublksrv_io_desc} in the read-only shared area, IO operations and flags,
+ * and the USER_COPY offsets.
+ */
+public final class UblkIo {
+    // ---- commands (legacy numbers and ioctl-encoded opcodes) ----
+    public static final int NR_FETCH_REQ = 0x20;
+    public static final int NR_COMMIT_AND_FETCH_REQ = 0x21;
+    public static final int NR_NEED_GET_DATA = 0x22;
+    /** Linux 6.15. */
+    public static final int NR_REGISTER_IO_BUF = 0x23;
+    /** Linux 6.15. */
+    public static final int NR_UNREGISTER_IO_BUF = 0x24;
+    /** Linux 7.0 (batch IO). */
+    public static final int NR_PREP_IO_CMDS = 0x25;
+    /** Linux 7.0 (batch IO). */
+    public static final int NR_COMMIT_IO_CMDS = 0x26;
+    /** Linux 7.0 (batch IO). */
+    public static final int NR_FETCH_IO_CMDS = 0x27;
+
+    /** {@code struct ublksrv_io_cmd} (16 bytes), at SQE byte 48. */
+    public static final StructLayout CMD_LAYOUT = MemoryLayout.structLayout(
+            JAVA_SHORT.withName("q_id"),
+            JAVA_SHORT.withName("tag"),
+            JAVA_INT.withName("result"),
+            JAVA_LONG.withName("addr")).withName("ublksrv_io_cmd");
+
+    public static final long CMD_SIZE = CMD_LAYOUT.byteSize();
+
+    public static final int FETCH_REQ = Ioctl.iowr('u', NR_FETCH_REQ, CMD_SIZE);
+    public static final int COMMIT_AND_FETCH_REQ = Ioctl.iowr('u', NR_COMMIT_AND_FETCH_REQ, CMD_SIZE);
+    public static final int NEED_GET_DATA = Ioctl.iowr('u', NR_NEED_GET_DATA, CMD_SIZE);
+    public static final int REGISTER_IO_BUF = Ioctl.iowr('u', NR_REGISTER_IO_BUF, CMD_SIZE);
+    public static final int UNREGISTER_IO_BUF = Ioctl.iowr('u', NR_UNREGISTER_IO_BUF, CMD_SIZE);
+    /** {@code sizeof(struct ublk_batch_io)} = 16. */
+    public static final int PREP_IO_CMDS = Ioctl.iowr('u', NR_PREP_IO_CMDS, 16);
+    public static final int COMMIT_IO_CMDS = Ioctl.iowr('u', NR_COMMIT_IO_CMDS, 16);
+    public static final int FETCH_IO_CMDS = Ioctl.iowr('u', NR_FETCH_IO_CMDS, 16);
+
+    // ---- results of FETCH / COMMIT_AND_FETCH completions ----
+    /** A request waits in the descriptor of the completed tag. */
+    public static final int RES_OK = 0;
+    /** Only with NEED_GET_DATA: send NEED_GET_DATA for the write's buffer. */
+    public static final int RES_NEED_GET_DATA = 1;
+    /** {@code -ENODEV}: the queue is going away; do not fetch this tag again. */
+    public static final int RES_ABORT = -19;
+
+    // ---- operations (op_flags bits 0-7) ----
+    public static final int OP_READ = 0;
+    public static final int OP_WRITE = 1;
+    public static final int OP_FLUSH = 2;
+    public static final int OP_DISCARD = 3;
+    public static final int OP_WRITE_SAME = 4;
+    public static final int OP_WRITE_ZEROES = 5;
+    public static final int OP_ZONE_OPEN = 10;
+    public static final int OP_ZONE_CLOSE = 11;
+    public static final int OP_ZONE_FINISH = 12;
+    public static final int OP_ZONE_APPEND = 13;
+    public static final int OP_ZONE_RESET_ALL = 14;
+    public static final int OP_ZONE_RESET = 15;
+    public static final int OP_REPORT_ZONES = 18;
+
+    // ---- flags (op_flags bits 8-31, given here as op_flags bits) ----
+    public static final int F_FAILFAST_DEV = 1 << 8;
+    public static final int F_FAILFAST_TRANSPORT = 1 << 9;
+    public static final int F_FAILFAST_DRIVER = 1 << 10;
+    public static final int F_META = 1 << 11;
+    public static final int F_FUA = 1 << 13;
+    public static final int F_NOUNMAP = 1 << 15;
+    public static final int F_SWAP = 1 << 16;
+    /** Linux 6.16 (AUTO_BUF_REG fallback). */
+    public static final int F_NEED_REG_BUF = 1 << 17;
+    /** Linux 7.0. */
+    public static final int F_INTEGRITY = 1 << 18;
+
+    // ---- descriptor area ----
+    /** {@code struct ublksrv_io_desc} (24 bytes), one per tag in the mmap'ed area of a queue. */
+    public static final StructLayout DESC_LAYOUT = MemoryLayout.structLayout(
+            JAVA_INT.withName("op_flags"),
+            JAVA_INT.withName("nr_sectors"),
+            JAVA_LONG.withName("start_sector"),
+            JAVA_LONG.withName("addr")).withName("ublksrv_io_desc");
+
+    public static final long DESC_SIZE = DESC_LAYOUT.byteSize();
+    /** {@code UBLKSRV_CMD_BUF_OFFSET}: mmap offset of queue 0's descriptors. */
+    public static final long CMD_BUF_OFFSET = 0;
+    /** {@code UBLK_MAX_QUEUE_DEPTH}. */
+    public static final int MAX_QUEUE_DEPTH = 4096;
+    /** {@code UBLK_MAX_NR_QUEUES}. */
+    public static final int MAX_NR_QUEUES = 4096;
+
+    // ---- USER_COPY offsets on /dev/ublkcN ----
+    /** {@code UBLKSRV_IO_BUF_OFFSET}. */
+    public static final long IO_BUF_OFFSET = 0x80000000L;
+    public static final int IO_BUF_BITS = 25;
+    public static final int TAG_OFF = IO_BUF_BITS;
+    public static final int TAG_BITS = 16;
+    public static final int QID_OFF = TAG_OFF + TAG_BITS;
+    public static final int QID_BITS = 12;
+    /** Largest single request that USER_COPY can address (32 MiB). */
+    public static final long MAX_IO_BYTES = 1L << IO_BUF_BITS;
+
+    private static final VarHandle CMD_Q_ID = CMD_LAYOUT.varHandle(groupElement("q_id"));
+    private static final VarHandle CMD_TAG = CMD_LAYOUT.varHandle(groupElement("tag"));
+    private static final VarHandle CMD_RESULT = CMD_LAYOUT.varHandle(groupElement("result"));
+    private static final VarHandle CMD_ADDR = CMD_LAYOUT.varHandle(groupElement("addr"));
+    private static final VarHandle DESC_OP_FLAGS = DESC_LAYOUT.varHandle(groupElement("op_flags"));
+    private static final VarHandle DESC_NR_SECTORS = DESC_LAYOUT.varHandle(groupElement("nr_sectors"));
+    private static final VarHandle DESC_START_SECTOR = DESC_LAYOUT.varHandle(groupElement("start_sector"));
+    private static final VarHandle DESC_ADDR = DESC_LAYOUT.varHandle(groupElement("addr"));
+
+    private UblkIo() {}
+
+    public static long cmdOffsetOf(String field) {
+        return CMD_LAYOUT.byteOffset(groupElement(field));
+    }
+
+    public static long descOffsetOf(String field) {
+        return DESC_LAYOUT.byteOffset(groupElement(field));
+    }
+
+    /** Writes a whole {@code ublksrv_io_cmd}. */
+    public static void writeCmd(MemorySegment s, int qId, int tag, int result, long addr) {
+        CMD_Q_ID.set(s, 0L, (short) qId);
+        CMD_TAG.set(s, 0L, (short) tag);
+        CMD_RESULT.set(s, 0L, result);
+        CMD_ADDR.set(s, 0L, addr);
+    }
+
+    /**
+     * The first 8 bytes of {@code ublksrv_io_cmd} as one little-endian long (q_id, tag, result): what a ring that
+     * can only write 8 bytes at SQE offset 48 (Netty's) must carry. {@code addr} then stays zero, as USER_COPY
+     * wants.
+     */
+    public static long packCmd(int qId, int tag, int result) {
+        return (qId & 0xFFFFL) | (tag & 0xFFFFL) << 16 | (result & 0xFFFF_FFFFL) << 32;
+    }
+
+    public static int cmdQId(MemorySegment s) { return Short.toUnsignedInt((short) CMD_Q_ID.get(s, 0L)); }
+    public static int cmdTag(MemorySegment s) { return Short.toUnsignedInt((short) CMD_TAG.get(s, 0L)); }
+    public static int cmdResult(MemorySegment s) { return (int) CMD_RESULT.get(s, 0L); }
+    public static long cmdAddr(MemorySegment s) { return (long) CMD_ADDR.get(s, 0L); }
+
+    /** {@code op_flags} of the descriptor of {@code tag} in a queue's descriptor area. */
+    public static int descOpFlags(MemorySegment area, int tag) {
+        return (int) DESC_OP_FLAGS.get(area, tag * DESC_SIZE);
+    }
+
+    public static long descNrSectors(MemorySegment area, int tag) {
+        return Integer.toUnsignedLong((int) DESC_NR_SECTORS.get(area, tag * DESC_SIZE));
+    }
+
+    public static long descStartSector(MemorySegment area, int tag) {
+        return (long) DESC_START_SECTOR.get(area, tag * DESC_SIZE);
+    }
+
+    public static long descAddr(MemorySegment area, int tag) {
+        return (long) DESC_ADDR.get(area, tag * DESC_SIZE);
+    }
+
+    /** The operation, bits 0-7 of {@code op_flags}. */
+    public static int op(int opFlags) {
+        return opFlags & 0xff;
+    }
+
+    /** The file offset on {@code /dev/ublkcN} of byte {@code offset} of request (q, tag) under USER_COPY. */
+    public static long userCopyOffset(int qId, int tag, long offset) {
+        return IO_BUF_OFFSET + ((long) qId << QID_OFF) + ((long) tag << TAG_OFF) + offset;
+    }
+
+    /**
+     * The mmap offset of queue {@code qId}'s descriptor area: the driver reserves room for the largest depth
+     * for every queue, rounded up to a page.
+     */
+    public static long descAreaOffset(int qId, long pageSize) {
+        return CMD_BUF_OFFSET + qId * roundUp(MAX_QUEUE_DEPTH * DESC_SIZE, pageSize);
+    }
+
+    /** The length to mmap for a queue of {@code depth} tags. */
+    public static long descAreaLength(int depth, long pageSize) {
+        return roundUp(depth * DESC_SIZE, pageSize);
+    }
+
+    private static long roundUp(long v, long to) {
+        return (v + to - 1) / to * to;
+    }
+
+    /** A readable name of an operation. */
+    public static String opName(int op) {
+        return switch (op) {
+            case OP_READ -> "READ";
+            case OP_WRITE -> "WRITE";
+            case OP_FLUSH -> "FLUSH";
+            case OP_DISCARD -> "DISCARD";
+            case OP_WRITE_SAME -> "WRITE_SAME";
+            case OP_WRITE_ZEROES -> "WRITE_ZEROES";
+            case OP_ZONE_OPEN -> "ZONE_OPEN";
+            case OP_ZONE_CLOSE -> "ZONE_CLOSE";
+            case OP_ZONE_FINISH -> "ZONE_FINISH";
+            case OP_ZONE_APPEND -> "ZONE_APPEND";
+            case OP_ZONE_RESET_ALL -> "ZONE_RESET_ALL";
+            case OP_ZONE_RESET -> "ZONE_RESET";
+            case OP_REPORT_ZONES -> "REPORT_ZONES";
+            default -> "OP_" + op;
+        };
+    }
+}

@@ -1,0 +1,81 @@
+package dev.reactorubd.uring;
+
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.StructLayout;
+
+import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/** The parts of the io_uring ABI ({@code include/uapi/linux/io_uring.h}) that {@link ControlRing} uses. */
+public final class IoUringAbi {
+    // opcodes
+    public static final int OP_NOP = 0;
+    public static final int OP_ASYNC_CANCEL = 14;
+    public static final int OP_URING_CMD = 46;
+
+    // setup flags
+    public static final int SETUP_CQSIZE = 1 << 3;
+    public static final int SETUP_CLAMP = 1 << 4;
+    /** 128-byte SQEs: what ublk's control commands need. */
+    public static final int SETUP_SQE128 = 1 << 10;
+
+    // features
+    public static final int FEAT_SINGLE_MMAP = 1 << 0;
+
+    // enter flags
+    public static final int ENTER_GETEVENTS = 1;
+
+    // mmap offsets
+    public static final long OFF_SQ_RING = 0L;
+    public static final long OFF_CQ_RING = 0x8000000L;
+    public static final long OFF_SQES = 0x10000000L;
+
+    // SQE field offsets
+    public static final long SQE_OPCODE = 0;
+    public static final long SQE_FLAGS = 1;
+    public static final long SQE_IOPRIO = 2;
+    public static final long SQE_FD = 4;
+    /** {@code off}, or {@code cmd_op} (u32) for URING_CMD. */
+    public static final long SQE_OFF = 8;
+    public static final long SQE_ADDR = 16;
+    public static final long SQE_LEN = 24;
+    public static final long SQE_OP_FLAGS = 28;
+    public static final long SQE_USER_DATA = 32;
+    /** Start of the command payload of URING_CMD (16 bytes in a 64-byte SQE, 80 in a 128-byte one). */
+    public static final long SQE_CMD = 48;
+    public static final long SQE128_SIZE = 128;
+
+    // CQE field offsets
+    public static final long CQE_USER_DATA = 0;
+    public static final long CQE_RES = 8;
+    public static final long CQE_FLAGS = 12;
+    public static final long CQE_SIZE = 16;
+
+    private static final StructLayout SQRING_OFFSETS = MemoryLayout.structLayout(
+            JAVA_INT.withName("head"), JAVA_INT.withName("tail"), JAVA_INT.withName("ring_mask"),
+            JAVA_INT.withName("ring_entries"), JAVA_INT.withName("flags"), JAVA_INT.withName("dropped"),
+            JAVA_INT.withName("array"), JAVA_INT.withName("resv1"), JAVA_LONG.withName("user_addr"));
+    private static final StructLayout CQRING_OFFSETS = MemoryLayout.structLayout(
+            JAVA_INT.withName("head"), JAVA_INT.withName("tail"), JAVA_INT.withName("ring_mask"),
+            JAVA_INT.withName("ring_entries"), JAVA_INT.withName("overflow"), JAVA_INT.withName("cqes"),
+            JAVA_INT.withName("flags"), JAVA_INT.withName("resv1"), JAVA_LONG.withName("user_addr"));
+
+    /** {@code struct io_uring_params} (120 bytes). */
+    public static final StructLayout PARAMS = MemoryLayout.structLayout(
+            JAVA_INT.withName("sq_entries"), JAVA_INT.withName("cq_entries"), JAVA_INT.withName("flags"),
+            JAVA_INT.withName("sq_thread_cpu"), JAVA_INT.withName("sq_thread_idle"), JAVA_INT.withName("features"),
+            JAVA_INT.withName("wq_fd"), MemoryLayout.sequenceLayout(3, JAVA_INT).withName("resv"),
+            SQRING_OFFSETS.withName("sq_off"), CQRING_OFFSETS.withName("cq_off"));
+
+    private IoUringAbi() {}
+
+    /** Offset of a field of {@code io_uring_params}: {@code ("flags")} or {@code ("sq_off", "tail")}. */
+    public static long paramsOffset(String... path) {
+        MemoryLayout.PathElement[] p = new MemoryLayout.PathElement[path.length];
+        for (int i = 0; i < path.length; i++) {
+            p[i] = groupElement(path[i]);
+        }
+        return PARAMS.byteOffset(p);
+    }
+}

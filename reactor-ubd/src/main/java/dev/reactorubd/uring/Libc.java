@@ -1,0 +1,203 @@
+package dev.reactorubd.uring;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * The libc functions this library calls. Each returns its result, or {@code -errno} when the call failed, the way
+ * the kernel reports results in CQEs. Calls block only as long as the system call does: {@code open} of a
+ * character device and {@code mmap} return at once; {@code io_uring_enter} with {@code GETEVENTS} waits, and is
+ * only called that way on threads this library owns.
+ */
+public final class Libc {
+    public static final int O_RDONLY = 0;
+    public static final int O_RDWR = 2;
+    public static final int O_CLOEXEC = 0x80000;
+
+    public static final int PROT_READ = 1;
+    public static final int MAP_SHARED = 1;
+    public static final int MAP_POPULATE = 0x8000;
+
+    public static final long SYS_IO_URING_SETUP = 425;
+    public static final long SYS_IO_URING_ENTER = 426;
+
+    private static final long MAP_FAILED = -1L;
+    private static final int SC_PAGESIZE = 30;
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final SymbolLookup LIBC = LINKER.defaultLookup();
+    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO =
+            CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+
+    private static final MethodHandle OPEN = downcall("open",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle CLOSE = downcall("close",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle MMAP = downcall("mmap",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG),
+            CAPTURE_ERRNO);
+    private static final MethodHandle MUNMAP = downcall("munmap",
+            FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO);
+    private static final MethodHandle PREAD = downcall("pread",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO);
+    private static final MethodHandle PWRITE = downcall("pwrite",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO);
+    private static final MethodHandle SYSCALL6 = downcall("syscall",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
+    private static final MethodHandle SYSCONF = downcall("sysconf",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT));
+    private static final MethodHandle STRERROR = downcall("strerror",
+            FunctionDescriptor.of(ADDRESS.withTargetLayout(MemoryLayout.sequenceLayout(256, java.lang.foreign.ValueLayout.JAVA_BYTE)), JAVA_INT));
+
+    private static final ThreadLocal<MemorySegment> CALL_STATE_BUFFER =
+            ThreadLocal.withInitial(() -> Arena.global().allocate(CALL_STATE));
+
+    private static final long PAGE_SIZE = sysconf(SC_PAGESIZE);
+
+    private Libc() {}
+
+    private static MethodHandle downcall(String name, FunctionDescriptor fd, Linker.Option... options) {
+        MemorySegment symbol = LIBC.find(name)
+                .orElseThrow(() -> new UnsatisfiedLinkError("libc has no symbol " + name));
+        return LINKER.downcallHandle(symbol, fd, options);
+    }
+
+    private static int errno(MemorySegment state) {
+        return (int) ERRNO.get(state, 0L);
+    }
+
+    /** The page size of this machine. */
+    public static long pageSize() {
+        return PAGE_SIZE;
+    }
+
+    /** {@code open(path, flags)}: a file descriptor, or {@code -errno}. */
+    public static int open(String path, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags, 0);
+            return fd < 0 ? -errno(state) : fd;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code close(fd)}: 0, or {@code -errno}. */
+    public static int close(int fd) {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int r = (int) CLOSE.invokeExact(state, fd);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code mmap(NULL, length, prot, flags, fd, offset)}: the address, or {@code -errno}. */
+    public static long mmap(long length, int prot, int flags, int fd, long offset) {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            long addr = (long) MMAP.invokeExact(state, 0L, length, prot, flags, fd, offset);
+            return addr == MAP_FAILED ? -errno(state) : addr;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code munmap(addr, length)}: 0, or {@code -errno}. */
+    public static int munmap(long addr, long length) {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int r = (int) MUNMAP.invokeExact(state, addr, length);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code pread(fd, buf, count, offset)}: bytes read, or {@code -errno}. */
+    public static long pread(int fd, long buf, long count, long offset) {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            long r = (long) PREAD.invokeExact(state, fd, buf, count, offset);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code pwrite(fd, buf, count, offset)}: bytes written, or {@code -errno}. */
+    public static long pwrite(int fd, long buf, long count, long offset) {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            long r = (long) PWRITE.invokeExact(state, fd, buf, count, offset);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code io_uring_setup(entries, params)}: the ring's fd, or {@code -errno}. */
+    public static int ioUringSetup(int entries, MemorySegment params) {
+        return (int) syscall(SYS_IO_URING_SETUP, Integer.toUnsignedLong(entries), params.address(), 0, 0, 0, 0);
+    }
+
+    /** {@code io_uring_enter(fd, toSubmit, minComplete, flags, NULL, 0)}: SQEs consumed, or {@code -errno}. */
+    public static int ioUringEnter(int fd, int toSubmit, int minComplete, int flags) {
+        return (int) syscall(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags, 0, 0);
+    }
+
+    private static long syscall(long nr, long a, long b, long c, long d, long e, long f) {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            long r = (long) SYSCALL6.invokeExact(state, nr, a, b, c, d, e, f);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    private static long sysconf(int name) {
+        try {
+            return (long) SYSCONF.invokeExact(name);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** The C library's text for an errno value (e.g. "No such device"). */
+    public static String strerror(int errno) {
+        try {
+            MemorySegment s = (MemorySegment) STRERROR.invokeExact(Math.abs(errno));
+            return s.getString(0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) {
+            throw r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        throw new IllegalStateException(t);
+    }
+}
