@@ -1,0 +1,23 @@
+package dev.reactorubd.io;
+
+import io.netty.buffer.ByteBuf;
+import java.lang.foreign.MemorySegment;
+
+/** Native addresses of Netty buffers, for the kernel to copy into or out of. */
+final class Buffers {
+    private Buffers() {}
+
+    /** Whether {@code buf}'s readable bytes sit at one native address. */
+    static boolean isContiguousDirect(ByteBuf buf) {
+        return buf.hasMemoryAddress() || (buf.isDirect() && buf.nioBufferCount() == 1);
+    }
+
+    /** The native address of byte {@code index} of a contiguous direct buffer. */
+    static long address(ByteBuf buf, int index) {
+        if (buf.hasMemoryAddress()) {
+            return buf.memoryAddress() + index;
+        }
+        // Without Unsafe, Netty cannot tell the address; the NIO view can.
+        return MemorySegment.ofBuffer(buf.internalNioBuffer(index, 1)).address();
+    }
+}

@@ -1,0 +1,138 @@
+package dev.reactorubd.io;
+
+import dev.reactorubd.UbdIoException;
+import dev.reactorubd.sys.UblkIo;
+import dev.reactorubd.uring.Errno;
+import io.netty.buffer.ByteBuf;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * One block request of a queue: what the kernel asks (operation, byte offset and length, flags), the data of a
+ * WRITE, and the way to answer it.
+ *
+ * <h2>Answering</h2>
+ * Answer each request exactly once, from any thread: {@link #complete(ByteBuf)} for a READ (with exactly
+ * {@link #length()} readable bytes, whose ownership passes to the queue, which releases it after copying), {@link
+ * #complete()} for every other operation, or {@link #fail(int)} / {@link #fail(Throwable)}. The answer hops to the
+ * queue's event loop (no hop when already there) and is committed to the kernel with the next loop turn's submit.
+ * A READ answered without data or with the wrong length fails with EIO; a second answer throws
+ * {@link IllegalStateException} and releases the buffer it was given.
+ *
+ * <h2>WRITE data</h2>
+ * {@link #data()} holds the bytes to write, read from the kernel into a buffer of the queue's allocator (the
+ * backend's) before the request was emitted. The queue releases it once the request is answered: a backend that
+ * keeps it longer (a write-back cache, an RPC in flight) calls {@code retain()} on it.
+ */
+public final class IoRequest {
+    private final UbdQueue queue;
+    private final int tag;
+    private final IoOp op;
+    private final int opFlags;
+    private final long offset;
+    private final int length;
+    private final AtomicBoolean answered = new AtomicBoolean();
+    ByteBuf data;
+    ByteBuf outgoing;
+
+    IoRequest(UbdQueue queue, int tag, int opFlags, long offset, int length) {
+        this.queue = queue;
+        this.tag = tag;
+        this.op = IoOp.of(UblkIo.op(opFlags));
+        this.opFlags = opFlags;
+        this.offset = offset;
+        this.length = length;
+    }
+
+    /** The queue this request came from. */
+    public UbdQueue queue() {
+        return queue;
+    }
+
+    /** The queue's id. */
+    public int queueId() {
+        return queue.id();
+    }
+
+    /** The tag: which of the queue's depth slots carries this request. */
+    public int tag() {
+        return tag;
+    }
+
+    public IoOp op() {
+        return op;
+    }
+
+    /** The kernel's {@code op_flags} ({@code UblkIo.F_*} bits; the low byte is the operation code). */
+    public int flags() {
+        return opFlags;
+    }
+
+    /** Force unit access: a WRITE that must be durable when answered. */
+    public boolean fua() {
+        return (opFlags & UblkIo.F_FUA) != 0;
+    }
+
+    /** For WRITE_ZEROES: the backend must not deallocate (unmap) the range. */
+    public boolean noUnmap() {
+        return (opFlags & UblkIo.F_NOUNMAP) != 0;
+    }
+
+    /** Byte offset on the device. */
+    public long offset() {
+        return offset;
+    }
+
+    /** Length in bytes (0 for FLUSH). */
+    public int length() {
+        return length;
+    }
+
+    /** The data of a WRITE ({@link #length()} readable bytes), or {@code null} for other operations. */
+    public ByteBuf data() {
+        return data;
+    }
+
+    /** Whether this request was answered. */
+    public boolean isAnswered() {
+        return answered.get();
+    }
+
+    /** Answers a request that carries no data back: WRITE, FLUSH, DISCARD, WRITE_ZEROES. A READ fails with EIO. */
+    public void complete() {
+        answer(null, 0);
+    }
+
+    /**
+     * Answers a READ with its data: exactly {@link #length()} readable bytes; ownership passes to the queue. For
+     * other operations the buffer is released and the request completes as with {@link #complete()}.
+     */
+    public void complete(ByteBuf readData) {
+        answer(readData, 0);
+    }
+
+    /** Fails the request with a positive errno (EIO, ENOSPC, ...), which the reader or writer sees. */
+    public void fail(int errno) {
+        answer(null, errno <= 0 ? Errno.EIO : errno);
+    }
+
+    /** Fails the request: with the errno of a {@link UbdIoException} (or any UbdException that has one), else EIO. */
+    public void fail(Throwable error) {
+        answer(null, UbdIoException.errnoOf(error));
+    }
+
+    private void answer(ByteBuf readData, int errno) {
+        if (!answered.compareAndSet(false, true)) {
+            if (readData != null) {
+                readData.release();
+            }
+            throw new IllegalStateException("request " + this + " was already answered");
+        }
+        queue.answer(this, readData, errno);
+    }
+
+    @Override
+    public String toString() {
+        return "IoRequest[q" + queue.id() + "/t" + tag + " " + op + " @" + offset + "+" + length
+                + (fua() ? " FUA" : "") + "]";
+    }
+}

@@ -1,0 +1,152 @@
+package dev.reactorubd.io;
+
+import dev.reactorubd.UbdClosedException;
+import dev.reactorubd.UbdException;
+import dev.reactorubd.sys.UblkIo;
+import dev.reactorubd.uring.Errno;
+import dev.reactorubd.uring.IoUringAbi;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.IoEvent;
+import io.netty.channel.IoEventLoop;
+import io.netty.channel.IoRegistration;
+import io.netty.channel.uring.IoUringIoEvent;
+import io.netty.channel.uring.IoUringIoHandle;
+import io.netty.channel.uring.IoUringIoOps;
+import java.lang.foreign.MemorySegment;
+import reactor.core.publisher.Mono;
+
+/**
+ * The kernel side of a queue: ublk's IO commands and USER_COPY data transfers, submitted on the queue's Netty
+ * io_uring event loop.
+ *
+ * <p>FETCH_REQ and COMMIT_AND_FETCH_REQ go out as {@code IORING_OP_URING_CMD} on {@code /dev/ublkcN}, with
+ * {@code ublksrv_io_cmd} packed into the 8 bytes Netty writes at SQE offset 48 ({@code addr} stays 0, as USER_COPY
+ * wants). Data moves with {@code IORING_OP_READ} / {@code IORING_OP_WRITE} on the same fd at the request's
+ * USER_COPY offset, straight between the kernel's request pages and the backend's buffer. Everything the loop queues
+ * in one turn reaches the kernel in one {@code io_uring_enter}.
+ *
+ * <p>Completions carry {@code kind << 12 | tag} as user data.
+ */
+public final class KernelQueueTransport implements QueueTransport, IoUringIoHandle {
+    private static final byte OP_READ = 22;
+    private static final byte OP_WRITE = 23;
+    private static final int KIND_CMD = 0;
+    private static final int KIND_COPY_IN = 1;
+    private static final int KIND_COPY_OUT = 2;
+    private static final int TAG_MASK = 0xFFF;
+
+    private final UbdQueue queue;
+    private final int fd;
+    private final MemorySegment descriptors;
+    private volatile IoRegistration registration;
+
+    private KernelQueueTransport(UbdQueue queue, int fd, MemorySegment descriptors) {
+        this.queue = queue;
+        this.fd = fd;
+        this.descriptors = descriptors;
+    }
+
+    /**
+     * Registers a transport for {@code queue} with its event loop, which must be a Netty io_uring loop.
+     *
+     * @param fd          the open {@code /dev/ublkcN}
+     * @param descriptors the queue's descriptor area, mapped read-only; it must outlive the transport
+     */
+    public static Mono<KernelQueueTransport> register(UbdQueue queue, int fd, MemorySegment descriptors) {
+        if (!(queue.loop() instanceof IoEventLoop loop) || !loop.isCompatible(KernelQueueTransport.class)) {
+            return Mono.error(new IllegalArgumentException("queue " + queue.id() + " runs on " + queue.loop()
+                    + ", which is not a Netty io_uring event loop: create the group with IoUringIoHandler.newFactory()"));
+        }
+        KernelQueueTransport t = new KernelQueueTransport(queue, fd, descriptors);
+        return Mono.create(sink -> loop.register(t).addListener(f -> {
+            if (f.isSuccess()) {
+                t.registration = (IoRegistration) f.getNow();
+                sink.success(t);
+            } else {
+                sink.error(new UbdException("cannot register queue " + queue.id() + " with its io_uring loop: "
+                        + f.cause(), 0, f.cause()));
+            }
+        }));
+    }
+
+    @Override
+    public void fetchAll() {
+        for (int tag = 0; tag < queue.depth(); tag++) {
+            command(UblkIo.FETCH_REQ, tag, 0);
+        }
+    }
+
+    @Override
+    public void copyIn(int tag, ByteBuf dst, int length) {
+        submit(new IoUringIoOps(OP_READ, (byte) 0, (short) 0, fd, UblkIo.userCopyOffset(queue.id(), tag, 0),
+                Buffers.address(dst, dst.writerIndex()), length, 0, data(KIND_COPY_IN, tag), (short) 0, (short) 0,
+                0, 0L), KIND_COPY_IN, tag);
+    }
+
+    @Override
+    public void copyOut(int tag, ByteBuf src, int length) {
+        submit(new IoUringIoOps(OP_WRITE, (byte) 0, (short) 0, fd, UblkIo.userCopyOffset(queue.id(), tag, 0),
+                Buffers.address(src, src.readerIndex()), length, 0, data(KIND_COPY_OUT, tag), (short) 0,
+                (short) 0, 0, 0L), KIND_COPY_OUT, tag);
+    }
+
+    @Override
+    public void commitAndFetch(int tag, int result) {
+        command(UblkIo.COMMIT_AND_FETCH_REQ, tag, result);
+    }
+
+    private void command(int cmdOp, int tag, int result) {
+        submit(new IoUringIoOps((byte) IoUringAbi.OP_URING_CMD, (byte) 0, (short) 0, fd,
+                Integer.toUnsignedLong(cmdOp), 0L, 0, 0, data(KIND_CMD, tag), (short) 0, (short) 0, 0,
+                UblkIo.packCmd(queue.id(), tag, result)), KIND_CMD, tag);
+    }
+
+    private static short data(int kind, int tag) {
+        return (short) (kind << 12 | tag);
+    }
+
+    private void submit(IoUringIoOps ops, int kind, int tag) {
+        IoRegistration r = registration;
+        if (r == null || !r.isValid() || r.submit(ops) == 0) {
+            // The loop is shutting down: nothing will complete; end the queue rather than wait forever.
+            queue.onTransportError(new UbdClosedException("the io_uring loop of queue " + queue.id()
+                    + " no longer takes submissions"));
+        }
+    }
+
+    @Override
+    public void handle(IoRegistration registration, IoEvent event) {
+        IoUringIoEvent e = (IoUringIoEvent) event;
+        int data = (int) e.userData();
+        int tag = data & TAG_MASK;
+        int res = e.res();
+        switch (data >>> 12) {
+            case KIND_CMD -> {
+                if (res == UblkIo.RES_OK) {
+                    long at = (long) tag * UblkIo.DESC_SIZE;
+                    int opFlags = descriptors.get(java.lang.foreign.ValueLayout.JAVA_INT, at);
+                    long sectors = Integer.toUnsignedLong(descriptors.get(java.lang.foreign.ValueLayout.JAVA_INT, at + 4));
+                    long start = descriptors.get(java.lang.foreign.ValueLayout.JAVA_LONG, at + 8);
+                    queue.onFetched(tag, opFlags, start << 9, (int) (sectors << 9));
+                } else if (res == UblkIo.RES_ABORT) {
+                    queue.onAborted(tag);
+                } else {
+                    queue.onTransportError(UbdQueue.fetchFailed(queue.deviceId(), queue.id(), tag, res));
+                }
+            }
+            case KIND_COPY_IN -> queue.onCopiedIn(tag, res);
+            case KIND_COPY_OUT -> queue.onCopiedOut(tag, res);
+            default -> queue.onTransportError(new UbdException("unexpected completion " + e + " on queue "
+                    + queue.id() + ": " + Errno.describe(res)));
+        }
+    }
+
+    /** Stops taking completions; the caller closes the fd and unmaps the descriptors after this. */
+    @Override
+    public void close() {
+        IoRegistration r = registration;
+        if (r != null) {
+            r.cancel();
+        }
+    }
+}

@@ -1,0 +1,315 @@
+package dev.reactorubd.io;
+
+import dev.reactorubd.UbdException;
+import dev.reactorubd.uring.Errno;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.util.concurrent.EventExecutor;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicLong;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Scheduler;
+
+/**
+ * One queue of a ublk device, as a {@link Flux} of {@link IoRequest}s.
+ *
+ * <h2>Demand</h2>
+ * {@link #requests()} emits a request only when its subscriber has demand; the kernel's requests beyond demand
+ * wait in the queue, at most {@link #depth()} of them, since the kernel never has more than depth requests in
+ * flight on a queue: that is its own backpressure, and writers block in the kernel when every tag is taken.
+ *
+ * <h2>Threading</h2>
+ * All of the queue's work happens on its event loop ({@link #scheduler()}): the kernel requires every FETCH and
+ * COMMIT of a queue from one task. Requests are emitted on that loop, or on the thread that requests more when
+ * requests were waiting. Answers ({@link IoRequest#complete()} and friends) may come from any thread.
+ *
+ * <h2>Errors and ending</h2>
+ * The Flux completes when the device stops and every tag has been given back by the kernel. Requests still waiting
+ * for demand when the subscriber cancels, and requests arriving after that, fail with EIO, so nothing waits
+ * forever; a request the subscriber received is its to answer (a device cannot stop while one is unanswered). The
+ * Flux has one subscriber; a second one is refused.
+ */
+public final class UbdQueue {
+    private final int deviceId;
+    private final int id;
+    private final int depth;
+    private final EventExecutor loop;
+    private final LoopScheduler scheduler;
+    private final ByteBufAllocator allocator;
+    private final IoRequest[] inFlight;
+    private final Sinks.Many<IoRequest> sink = Sinks.many().unicast().onBackpressureBuffer();
+    private final Sinks.Empty<Void> terminated = Sinks.empty();
+    private final Flux<IoRequest> requests;
+    private final AtomicLong completed = new AtomicLong();
+    private final AtomicLong failed = new AtomicLong();
+    private QueueTransport transport;
+    private int aborted;
+
+    /**
+     * @param allocator where the data of WRITE requests is put (the backend's allocator), and where READ data that
+     *                  is not in one direct buffer is gathered
+     */
+    public UbdQueue(int deviceId, int id, int depth, EventExecutor loop, ByteBufAllocator allocator) {
+        if (depth < 1 || depth > 4096) {
+            throw new IllegalArgumentException("depth must be from 1 to 4096; was " + depth);
+        }
+        this.deviceId = deviceId;
+        this.id = id;
+        this.depth = depth;
+        this.loop = Objects.requireNonNull(loop, "loop");
+        this.scheduler = new LoopScheduler(loop);
+        this.allocator = Objects.requireNonNull(allocator, "allocator");
+        this.inFlight = new IoRequest[depth];
+        this.requests = sink.asFlux().doOnDiscard(IoRequest.class, UbdQueue::failDiscarded);
+    }
+
+    private static void failDiscarded(IoRequest r) {
+        if (!r.isAnswered()) {
+            r.fail(Errno.EIO);
+        }
+    }
+
+    /** Connects the queue to the kernel (or to a virtual device) and fetches every tag. */
+    public void start(QueueTransport transport) {
+        Objects.requireNonNull(transport, "transport");
+        scheduler.schedule(() -> {
+            if (this.transport != null) {
+                throw new IllegalStateException("queue " + id + " is already started");
+            }
+            this.transport = transport;
+            transport.fetchAll();
+        });
+    }
+
+    public int deviceId() {
+        return deviceId;
+    }
+
+    public int id() {
+        return id;
+    }
+
+    public int depth() {
+        return depth;
+    }
+
+    /** The queue's event loop as a Reactor Scheduler (tasks from the loop itself run at once). */
+    public Scheduler scheduler() {
+        return scheduler;
+    }
+
+    /** The queue's event loop. */
+    public EventExecutor loop() {
+        return loop;
+    }
+
+    /** The allocator WRITE data is read into. */
+    public ByteBufAllocator allocator() {
+        return allocator;
+    }
+
+    /** The requests of this queue; see the class comment. One subscriber. */
+    public Flux<IoRequest> requests() {
+        return requests;
+    }
+
+    /** Completes when the queue has ended: the device stopped and every tag came back. */
+    public Mono<Void> onTerminated() {
+        return terminated.asMono();
+    }
+
+    /** Requests answered with success so far. */
+    public long completedCount() {
+        return completed.get();
+    }
+
+    /** Requests answered with an error so far. */
+    public long failedCount() {
+        return failed.get();
+    }
+
+    // ---------------------------------------------------------------- transport callbacks (on the loop)
+
+    /** The kernel put a request in {@code tag}'s descriptor. */
+    public void onFetched(int tag, int opFlags, long offset, int length) {
+        IoRequest r = new IoRequest(this, tag, opFlags, offset, length);
+        inFlight[tag] = r;
+        switch (r.op()) {
+            case OTHER -> finish(tag, -Errno.EOPNOTSUPP);
+            case WRITE -> {
+                if (length == 0) {
+                    emit(r);
+                    return;
+                }
+                ByteBuf buf;
+                try {
+                    buf = allocator.directBuffer(length, length);
+                } catch (RuntimeException | OutOfMemoryError e) {
+                    finish(tag, -Errno.ENOMEM);
+                    return;
+                }
+                if (!Buffers.isContiguousDirect(buf)) {
+                    buf.release();
+                    finish(tag, -Errno.EIO);
+                    return;
+                }
+                r.data = buf;
+                transport.copyIn(tag, buf, length);
+            }
+            default -> emit(r);
+        }
+    }
+
+    /** The data of the WRITE in {@code tag} was copied in: {@code res} bytes, or {@code -errno}. */
+    public void onCopiedIn(int tag, int res) {
+        IoRequest r = inFlight[tag];
+        if (r == null) {
+            return;
+        }
+        if (res != r.length()) {
+            finish(tag, res < 0 ? res : -Errno.EIO);
+            return;
+        }
+        r.data.writerIndex(r.length());
+        emit(r);
+    }
+
+    /** The data of the READ in {@code tag} was copied out: {@code res} bytes, or {@code -errno}. */
+    public void onCopiedOut(int tag, int res) {
+        IoRequest r = inFlight[tag];
+        if (r == null) {
+            return;
+        }
+        finish(tag, res == r.length() ? res : (res < 0 ? res : -Errno.EIO));
+    }
+
+    /** The kernel gave {@code tag} back for good (the device is stopping). */
+    public void onAborted(int tag) {
+        IoRequest r = inFlight[tag];
+        inFlight[tag] = null;
+        if (r != null) {
+            releaseBuffers(r);
+        }
+        if (++aborted == depth) {
+            sink.tryEmitComplete();
+            terminated.tryEmitEmpty();
+        }
+    }
+
+    /** The transport failed for good: the Flux signals the error, the queue ends. */
+    public void onTransportError(Throwable error) {
+        for (int tag = 0; tag < depth; tag++) {
+            IoRequest r = inFlight[tag];
+            inFlight[tag] = null;
+            if (r != null) {
+                releaseBuffers(r);
+            }
+        }
+        aborted = depth;
+        sink.tryEmitError(error);
+        terminated.tryEmitError(error);
+    }
+
+    // ---------------------------------------------------------------- answers
+
+    void answer(IoRequest r, ByteBuf readData, int errno) {
+        scheduler.schedule(() -> onAnswer(r, readData, errno));
+    }
+
+    private void onAnswer(IoRequest r, ByteBuf readData, int errno) {
+        if (inFlight[r.tag()] != r) {
+            // The queue ended meanwhile; nobody waits for this answer.
+            if (readData != null) {
+                readData.release();
+            }
+            return;
+        }
+        if (errno != 0) {
+            if (readData != null) {
+                readData.release();
+            }
+            finish(r.tag(), -errno);
+            return;
+        }
+        if (r.op() != IoOp.READ) {
+            if (readData != null) {
+                readData.release();
+            }
+            finish(r.tag(), r.op().returnsBytes() ? r.length() : 0);
+            return;
+        }
+        if (readData == null || readData.readableBytes() != r.length()) {
+            if (readData != null) {
+                readData.release();
+            }
+            finish(r.tag(), -Errno.EIO);
+            return;
+        }
+        ByteBuf out = readData;
+        if (!Buffers.isContiguousDirect(readData)) {
+            try {
+                out = allocator.directBuffer(r.length(), r.length());
+                out.writeBytes(readData, readData.readerIndex(), r.length());
+            } catch (RuntimeException | OutOfMemoryError e) {
+                if (out != readData) {
+                    out.release();
+                }
+                readData.release();
+                finish(r.tag(), -Errno.ENOMEM);
+                return;
+            } finally {
+                if (out != readData) {
+                    readData.release();
+                }
+            }
+        }
+        r.outgoing = out;
+        transport.copyOut(r.tag(), out, r.length());
+    }
+
+    private void emit(IoRequest r) {
+        Sinks.EmitResult result = sink.tryEmitNext(r);
+        if (result.isFailure() && !r.isAnswered()) {
+            // No subscriber any more (cancelled), or the queue is ending: nobody will answer it.
+            r.fail(Errno.EIO);
+        }
+    }
+
+    private void finish(int tag, int result) {
+        IoRequest r = inFlight[tag];
+        inFlight[tag] = null;
+        if (r != null) {
+            releaseBuffers(r);
+        }
+        if (result < 0) {
+            failed.incrementAndGet();
+        } else {
+            completed.incrementAndGet();
+        }
+        transport.commitAndFetch(tag, result);
+    }
+
+    private static void releaseBuffers(IoRequest r) {
+        if (r.data != null) {
+            r.data.release();
+            r.data = null;
+        }
+        if (r.outgoing != null) {
+            r.outgoing.release();
+            r.outgoing = null;
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "UbdQueue[dev " + deviceId + " q" + id + ", depth " + depth + "]";
+    }
+
+    /** For error messages from transports. */
+    static UbdException fetchFailed(int deviceId, int queueId, int tag, int res) {
+        return new UbdException("FETCH of device " + deviceId + " queue " + queueId + " tag " + tag + " failed: "
+                + Errno.describe(res), res);
+    }
+}

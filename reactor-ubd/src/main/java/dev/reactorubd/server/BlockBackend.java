@@ -1,0 +1,76 @@
+package dev.reactorubd.server;
+
+import dev.reactorubd.UbdIoException;
+import dev.reactorubd.uring.Errno;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.PooledByteBufAllocator;
+import java.util.Set;
+import reactor.core.publisher.Mono;
+
+/**
+ * A block device's storage, answering each request with a {@link Mono}.
+ *
+ * <h2>Contract</h2>
+ * Methods are called on the queue's event loop and must return at once: do the work asynchronously (an RPC, a
+ * {@code subscribeOn} for blocking storage) and signal the Mono from any thread. A Mono that errors fails that
+ * request alone, with the errno of a {@link UbdIoException} or else EIO; so does an exception thrown by the method.
+ * The device stays live. Offsets and lengths are in bytes and multiples of the logical block size.
+ *
+ * <h2>Buffers</h2>
+ * {@link #read} returns a buffer with exactly {@code length} readable bytes, which the library releases after
+ * copying it to the kernel (an empty Mono or a wrong length fails the read with EIO). {@link #write}'s data is
+ * valid until its Mono terminates; {@code retain()} it to keep it longer. WRITE data is read into buffers of
+ * {@link #allocator()}, so a backend decides where its data lives; nothing is allocated per tag or per device.
+ */
+public interface BlockBackend {
+    /** Optional operations a backend serves; the device advertises them to the kernel. */
+    enum Capability {
+        /** The backend has a volatile cache: FLUSH requests reach {@link #flush()}. */
+        FLUSH,
+        /** Writes can be forced durable one by one (FUA); needs FLUSH. */
+        FUA,
+        /** {@link #discard} frees ranges. */
+        DISCARD,
+        /** {@link #writeZeroes} zeroes ranges. */
+        WRITE_ZEROES
+    }
+
+    /**
+     * Reads {@code length} bytes at {@code offset}.
+     *
+     * @param allocator the queue's allocator, for backends without a pool of their own
+     */
+    Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator);
+
+    /** Writes {@code data} (its readable bytes) at {@code offset}; durable on completion when {@code fua}. */
+    Mono<Void> write(long offset, ByteBuf data, boolean fua);
+
+    /** Makes every completed write durable. Called only with {@link Capability#FLUSH}. */
+    default Mono<Void> flush() {
+        return Mono.empty();
+    }
+
+    /** Discards a range. Called only with {@link Capability#DISCARD}. */
+    default Mono<Void> discard(long offset, long length) {
+        return Mono.error(new UbdIoException(Errno.EOPNOTSUPP, "discard is not supported by " + this));
+    }
+
+    /**
+     * Zeroes a range; {@code noUnmap} asks to keep it allocated. Called only with
+     * {@link Capability#WRITE_ZEROES}.
+     */
+    default Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
+        return Mono.error(new UbdIoException(Errno.EOPNOTSUPP, "write-zeroes is not supported by " + this));
+    }
+
+    /** What this backend serves beyond read and write. */
+    default Set<Capability> capabilities() {
+        return Set.of();
+    }
+
+    /** Where the data of WRITE requests is put before {@link #write} sees it. Netty's pooled direct allocator. */
+    default ByteBufAllocator allocator() {
+        return PooledByteBufAllocator.DEFAULT;
+    }
+}

@@ -1,0 +1,234 @@
+package dev.reactorubd.server;
+
+import dev.reactorubd.UbdException;
+import dev.reactorubd.UbdModuleNotLoadedException;
+import dev.reactorubd.ctrl.DeviceInfo;
+import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.ctrl.UbdControl;
+import dev.reactorubd.io.KernelQueueTransport;
+import dev.reactorubd.io.UbdQueue;
+import dev.reactorubd.sys.UblkIo;
+import dev.reactorubd.uring.Errno;
+import dev.reactorubd.uring.Libc;
+import dev.reactorubd.uring.MappedRegion;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.channel.IoEventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.uring.IoUringIoHandler;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Schedulers;
+import reactor.util.retry.Retry;
+
+/**
+ * Serves ublk devices from this process: the entry point of the library.
+ *
+ * <pre>{@code
+ * try (UbdServer server = UbdServer.create()) {
+ *     UbdDevice dev = server.serve(DeviceSpec.builder().capacityBytes(64 << 20).build(), backend).block();
+ *     // ... /dev/ublkbN is live ...
+ *     dev.close().block();
+ * }
+ * }</pre>
+ *
+ * <h2>Threads</h2>
+ * Queues run on Netty io_uring event loops: the caller's ({@link #create(IoEventLoopGroup)}, for embedding in an
+ * application's threads; the group must be built with {@code IoUringIoHandler.newFactory()}) or a group this
+ * server creates and owns (daemon threads named {@code ubd-loop-N}, one per CPU). Each queue stays on one loop;
+ * several queues may share one. Nothing here blocks a caller: every call returns a Mono.
+ *
+ * <h2>Privileges</h2>
+ * Needs {@code /dev/ublk-control} (module {@code ublk_drv}, Linux 6.5+) and CAP_SYS_ADMIN.
+ */
+public final class UbdServer implements AutoCloseable {
+    private static final AtomicInteger SERVERS = new AtomicInteger();
+    private static final Duration CHAR_DEVICE_WAIT = Duration.ofSeconds(5);
+
+    private final UbdControl control;
+    private final IoEventLoopGroup group;
+    private final boolean ownsGroup;
+    private final Set<UbdDevice> devices = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    private UbdServer(UbdControl control, IoEventLoopGroup group, boolean ownsGroup) {
+        this.control = control;
+        this.group = group;
+        this.ownsGroup = ownsGroup;
+    }
+
+    /**
+     * A server with its own control handle (default timeout) and its own event loops.
+     *
+     * @throws UbdModuleNotLoadedException when ublk_drv is not loaded
+     */
+    public static UbdServer create() {
+        return create(UbdControl.open(), null);
+    }
+
+    /** A server whose queues run on the caller's io_uring event loops. */
+    public static UbdServer create(IoEventLoopGroup group) {
+        return create(UbdControl.open(), Objects.requireNonNull(group, "group"));
+    }
+
+    /**
+     * A server on a given control handle (which it closes on {@link #close()}) and, if {@code group} is null,
+     * event loops of its own.
+     */
+    public static UbdServer create(UbdControl control, IoEventLoopGroup group) {
+        Objects.requireNonNull(control, "control");
+        if (group != null) {
+            return new UbdServer(control, group, false);
+        }
+        IoEventLoopGroup own = new MultiThreadIoEventLoopGroup(Runtime.getRuntime().availableProcessors(),
+                new DefaultThreadFactory("ubd-loop-" + SERVERS.incrementAndGet(), true),
+                IoUringIoHandler.newFactory());
+        return new UbdServer(control, own, true);
+    }
+
+    /** The control handle, for commands on any device. */
+    public UbdControl control() {
+        return control;
+    }
+
+    /**
+     * Adds a device for {@code spec}, serves it from {@code backend} and starts it. The spec's cache, FUA and
+     * discard settings are completed from the backend's capabilities. The Mono signals the live device, or an
+     * error after removing whatever was created.
+     */
+    public Mono<UbdDevice> serve(DeviceSpec spec, BlockBackend backend) {
+        Objects.requireNonNull(backend, "backend");
+        DeviceSpec full = withCapabilities(spec, backend.capabilities());
+        return open(full, backend.allocator()).flatMap(device -> {
+            device.queues().forEach(q -> device.addBridge(BackendBridge.attach(q, backend)));
+            return device.start().thenReturn(device)
+                    .onErrorResume(e -> device.close().onErrorResume(x -> Mono.empty()).then(Mono.error(e)));
+        });
+    }
+
+    /**
+     * Adds a device and opens its queues (every tag fetched) without starting it: subscribe to each queue's
+     * {@link UbdQueue#requests()}, then call {@link UbdDevice#start()}.
+     *
+     * @param allocator where WRITE data is read into
+     */
+    public Mono<UbdDevice> open(DeviceSpec spec, ByteBufAllocator allocator) {
+        Objects.requireNonNull(spec, "spec");
+        Objects.requireNonNull(allocator, "allocator");
+        return control.addDevice(spec).flatMap(info -> control.setParams(info.id(), spec)
+                .then(openQueues(info, allocator))
+                .onErrorResume(e -> control.deleteDevice(info.id()).onErrorResume(x -> Mono.empty())
+                        .then(Mono.error(e))));
+    }
+
+    static DeviceSpec withCapabilities(DeviceSpec spec, Set<BlockBackend.Capability> caps) {
+        DeviceSpec.Builder b = spec.toBuilder();
+        if (caps.contains(BlockBackend.Capability.FLUSH)) {
+            b.volatileCache(true);
+        }
+        if (caps.contains(BlockBackend.Capability.FUA) && caps.contains(BlockBackend.Capability.FLUSH)) {
+            b.fua(true);
+        }
+        boolean discard = caps.contains(BlockBackend.Capability.DISCARD);
+        boolean zeroes = caps.contains(BlockBackend.Capability.WRITE_ZEROES);
+        if (spec.discard() == null && (discard || zeroes) && !spec.readOnly()) {
+            long max = Math.min(1L << 30, spec.capacityBytes() / 512 * 512);
+            b.discard(new DeviceSpec.Discard(spec.physicalBlockSize(), 0, discard ? max : 0, zeroes ? max : 0));
+        }
+        return b.build();
+    }
+
+    private Mono<UbdDevice> openQueues(DeviceInfo info, ByteBufAllocator allocator) {
+        return openCharDevice(info).flatMap(fd -> {
+            List<MappedRegion> areas = new ArrayList<>();
+            List<UbdQueue> queues = new ArrayList<>();
+            try {
+                long page = Libc.pageSize();
+                for (int q = 0; q < info.queues(); q++) {
+                    areas.add(MappedRegion.mapReadOnly(fd, UblkIo.descAreaOffset(q, page),
+                            UblkIo.descAreaLength(info.depth(), page)));
+                    queues.add(new UbdQueue(info.id(), q, info.depth(), group.next(), allocator));
+                }
+            } catch (RuntimeException e) {
+                areas.forEach(MappedRegion::close);
+                Libc.close(fd);
+                return Mono.error(e);
+            }
+            return Flux.range(0, queues.size())
+                    .concatMap(q -> KernelQueueTransport.register(queues.get(q), fd, areas.get(q).segment()))
+                    .collectList()
+                    .map(transports -> {
+                        for (int q = 0; q < queues.size(); q++) {
+                            queues.get(q).start(transports.get(q));
+                        }
+                        UbdDevice[] self = new UbdDevice[1];
+                        self[0] = new UbdDevice(control, info, queues, transports, areas, fd,
+                                () -> devices.remove(self[0]));
+                        devices.add(self[0]);
+                        return self[0];
+                    })
+                    .onErrorResume(e -> {
+                        areas.forEach(MappedRegion::close);
+                        Libc.close(fd);
+                        return Mono.error(e);
+                    });
+        });
+    }
+
+    /** Opens /dev/ublkcN, waiting briefly for devtmpfs to create the node after ADD_DEV. */
+    private static Mono<Integer> openCharDevice(DeviceInfo info) {
+        String path = info.charDevicePath();
+        return Mono.fromCallable(() -> {
+                    int fd = Libc.open(path, Libc.O_RDWR | Libc.O_CLOEXEC);
+                    if (fd == -Errno.ENOENT) {
+                        throw new NodeMissing();
+                    }
+                    if (fd < 0) {
+                        throw new UbdException("cannot open " + path + ": " + Errno.describe(fd)
+                                + (fd == -Errno.EBUSY ? "; another server has it open" : ""), fd);
+                    }
+                    return fd;
+                })
+                .subscribeOn(Schedulers.boundedElastic())
+                .retryWhen(Retry.fixedDelay(CHAR_DEVICE_WAIT.toMillis() / 20, Duration.ofMillis(20))
+                        .filter(NodeMissing.class::isInstance)
+                        .onRetryExhaustedThrow((spec, signal) -> new UbdException(path + " did not appear within "
+                                + CHAR_DEVICE_WAIT + " of ADD_DEV: is devtmpfs mounted on /dev?", Errno.ENOENT)));
+    }
+
+    private static final class NodeMissing extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        NodeMissing() {
+            super(null, null, false, false);
+        }
+    }
+
+    /** Devices served by this server and not yet closed. */
+    public Set<UbdDevice> devices() {
+        return Set.copyOf(devices);
+    }
+
+    /**
+     * Closes every device still served (stop, drain, delete), then the control handle and, if this server created
+     * them, its event loops. Blocks until done, bounded by the control timeout per device: call it from a thread
+     * that may block, such as a shutdown hook.
+     */
+    @Override
+    public void close() {
+        try {
+            Flux.fromIterable(devices()).flatMap(d -> d.close().onErrorResume(e -> Mono.empty())).then()
+                    .block(control.timeout().multipliedBy(3));
+        } finally {
+            control.close();
+            if (ownsGroup) {
+                group.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS);
+            }
+        }
+    }
+}

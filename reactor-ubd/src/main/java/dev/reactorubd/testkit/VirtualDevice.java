@@ -1,0 +1,356 @@
+package dev.reactorubd.testkit;
+
+import dev.reactorubd.UbdClosedException;
+import dev.reactorubd.UbdIoException;
+import dev.reactorubd.io.IoOp;
+import dev.reactorubd.io.QueueTransport;
+import dev.reactorubd.io.UbdQueue;
+import dev.reactorubd.server.BackendBridge;
+import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.sys.UblkIo;
+import dev.reactorubd.uring.Errno;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.channel.DefaultEventLoop;
+import io.netty.channel.EventLoop;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.TimeUnit;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.MonoSink;
+
+/**
+ * A ublk device without a kernel: it submits block requests to real {@link UbdQueue}s the way the driver does (a
+ * tag per request, at most depth in flight per queue, the rest waiting; WRITE data copied in, READ data copied out;
+ * results committed per tag) and reports each result to the caller.
+ *
+ * <pre>{@code
+ * try (VirtualDevice dev = VirtualDevice.serve(new MyBackend(), 1, 32)) {
+ *     StepVerifier.create(dev.write(0, 0, data).then(dev.read(0, 0, 4096)))
+ *             .assertNext(buf -> ...).verifyComplete();
+ * }
+ * }</pre>
+ *
+ * <p>Use {@link #create} and subscribe to {@link #queue(int)}{@code .requests()} to test a queue consumer, or
+ * {@link #serve} to test a {@link BlockBackend} through the same bridge the server uses. Each queue runs on its own
+ * Netty event loop, which BlockHound (where installed) treats as non-blocking, as in production.
+ *
+ * <p>Results: {@link #read} signals the data (the caller releases it); the others complete empty. A request the
+ * queue failed signals {@link UbdIoException} with its errno; a READ answered with no bytes fails with EIO, as the
+ * kernel does.
+ */
+public final class VirtualDevice implements AutoCloseable {
+    private final List<UbdQueue> queues = new ArrayList<>();
+    private final List<VirtualTransport> transports = new ArrayList<>();
+    private final List<EventLoop> loops = new ArrayList<>();
+    private final List<Disposable> bridges = new ArrayList<>();
+    private final ByteBufAllocator allocator;
+
+    private VirtualDevice(int queueCount, int depth, ByteBufAllocator allocator) {
+        if (queueCount < 1 || queueCount > 64) {
+            throw new IllegalArgumentException("queues must be from 1 to 64; was " + queueCount);
+        }
+        this.allocator = Objects.requireNonNull(allocator, "allocator");
+        for (int q = 0; q < queueCount; q++) {
+            EventLoop loop = new DefaultEventLoop();
+            loops.add(loop);
+            UbdQueue queue = new UbdQueue(-1, q, depth, loop, allocator);
+            VirtualTransport t = new VirtualTransport(queue);
+            queues.add(queue);
+            transports.add(t);
+        }
+    }
+
+    /** A device whose queues are left to the caller to consume; WRITE data lands in Netty's pooled allocator. */
+    public static VirtualDevice create(int queues, int depth) {
+        return create(queues, depth, PooledByteBufAllocator.DEFAULT);
+    }
+
+    /**
+     * A device whose queues are left to the caller to consume. The queues are started at once: requests wait
+     * until a subscriber asks for them.
+     */
+    public static VirtualDevice create(int queues, int depth, ByteBufAllocator allocator) {
+        VirtualDevice d = new VirtualDevice(queues, depth, allocator);
+        for (int q = 0; q < queues; q++) {
+            d.queues.get(q).start(d.transports.get(q));
+        }
+        return d;
+    }
+
+    /** A device whose queues are served by {@code backend}, through the server's own bridge. */
+    public static VirtualDevice serve(BlockBackend backend, int queues, int depth) {
+        VirtualDevice d = create(queues, depth, backend.allocator());
+        for (UbdQueue q : d.queues) {
+            d.bridges.add(BackendBridge.attach(q, backend));
+        }
+        return d;
+    }
+
+    public List<UbdQueue> queues() {
+        return List.copyOf(queues);
+    }
+
+    public UbdQueue queue(int id) {
+        return queues.get(id);
+    }
+
+    /** Reads {@code length} bytes at {@code offset} through queue {@code q}; the caller releases the buffer. */
+    public Mono<ByteBuf> read(int q, long offset, int length) {
+        return submit(q, IoOp.READ, 0, offset, length, null).map(r -> r.data);
+    }
+
+    /** Writes {@code data}'s readable bytes at {@code offset} through queue {@code q}; the caller keeps the buffer. */
+    public Mono<Void> write(int q, long offset, ByteBuf data) {
+        return write(q, offset, data, false);
+    }
+
+    public Mono<Void> write(int q, long offset, ByteBuf data, boolean fua) {
+        return submit(q, IoOp.WRITE, fua ? UblkIo.F_FUA : 0, offset, data.readableBytes(), data).then();
+    }
+
+    public Mono<Void> flush(int q) {
+        return submit(q, IoOp.FLUSH, 0, 0, 0, null).then();
+    }
+
+    public Mono<Void> discard(int q, long offset, int length) {
+        return submit(q, IoOp.DISCARD, 0, offset, length, null).then();
+    }
+
+    public Mono<Void> writeZeroes(int q, long offset, int length) {
+        return submit(q, IoOp.WRITE_ZEROES, 0, offset, length, null).then();
+    }
+
+    /**
+     * Submits a request with a raw operation code (a zoned one, say) and flags.
+     *
+     * @return the committed result: bytes, or 0
+     */
+    public Mono<Integer> submitRaw(int q, int opCode, int flags, long offset, int length) {
+        return Mono.create((MonoSink<Done> sink) -> transports.get(q).submit(
+                new VirtualRequest(opCode | flags, offset, length, null, sink))).map(d -> d.result);
+    }
+
+    private Mono<Done> submit(int q, IoOp op, int flags, long offset, int length, ByteBuf data) {
+        return Mono.create((MonoSink<Done> sink) -> transports.get(q).submit(
+                new VirtualRequest(op.code() | flags, offset, length, data == null ? null : data.retainedSlice(),
+                        sink)));
+    }
+
+    /** Requests of queue {@code q} waiting for a free tag. */
+    public int waiting(int q) {
+        return transports.get(q).waitingCount;
+    }
+
+    /** Requests of queue {@code q} holding a tag. */
+    public int inFlight(int q) {
+        return transports.get(q).inFlightCount;
+    }
+
+    /**
+     * Stops the device as STOP_DEV does: waiting requests fail with EIO, requests in flight finish, then every tag
+     * is given back and the queues end.
+     */
+    public Mono<Void> stop() {
+        transports.forEach(t -> t.queue.loop().execute(t::stop));
+        return Flux.fromIterable(queues).flatMap(UbdQueue::onTerminated).then();
+    }
+
+    /** Stops the device (bounded to 10 s) and shuts its event loops down. */
+    @Override
+    public void close() {
+        try {
+            stop().block(java.time.Duration.ofSeconds(10));
+        } finally {
+            bridges.forEach(Disposable::dispose);
+            loops.forEach(l -> l.shutdownGracefully(0, 1, TimeUnit.SECONDS));
+        }
+    }
+
+    private record Done(int result, ByteBuf data) {
+    }
+
+    private static final class VirtualRequest {
+        final int opFlags;
+        final long offset;
+        final int length;
+        final ByteBuf writeData;
+        final MonoSink<Done> sink;
+        ByteBuf readData;
+
+        VirtualRequest(int opFlags, long offset, int length, ByteBuf writeData, MonoSink<Done> sink) {
+            this.opFlags = opFlags;
+            this.offset = offset;
+            this.length = length;
+            this.writeData = writeData;
+            this.sink = sink;
+        }
+
+        void release() {
+            if (writeData != null && writeData.refCnt() > 0) {
+                writeData.release();
+            }
+        }
+    }
+
+    /** Plays the driver for one queue; every method runs on the queue's loop. */
+    private final class VirtualTransport implements QueueTransport {
+        final UbdQueue queue;
+        final VirtualRequest[] slots;
+        final boolean[] fetched;
+        final ArrayDeque<VirtualRequest> waiting = new ArrayDeque<>();
+        volatile int waitingCount;
+        volatile int inFlightCount;
+        boolean stopping;
+
+        VirtualTransport(UbdQueue queue) {
+            this.queue = queue;
+            this.slots = new VirtualRequest[queue.depth()];
+            this.fetched = new boolean[queue.depth()];
+        }
+
+        void submit(VirtualRequest r) {
+            queue.loop().execute(() -> {
+                if (stopping) {
+                    fail(r, Errno.EIO, "the device is stopped");
+                    return;
+                }
+                waiting.add(r);
+                dispatch();
+            });
+        }
+
+        private void dispatch() {
+            for (int tag = 0; tag < slots.length && !waiting.isEmpty(); tag++) {
+                if (fetched[tag] && slots[tag] == null) {
+                    VirtualRequest r = waiting.poll();
+                    slots[tag] = r;
+                    fetched[tag] = false;
+                    queue.onFetched(tag, r.opFlags, r.offset, r.length);
+                }
+            }
+            counts();
+        }
+
+        private void counts() {
+            waitingCount = waiting.size();
+            int n = 0;
+            for (VirtualRequest s : slots) {
+                if (s != null) {
+                    n++;
+                }
+            }
+            inFlightCount = n;
+        }
+
+        @Override
+        public void fetchAll() {
+            java.util.Arrays.fill(fetched, true);
+            dispatch();
+        }
+
+        @Override
+        public void copyIn(int tag, ByteBuf dst, int length) {
+            VirtualRequest r = slots[tag];
+            int res;
+            if (r == null || r.writeData == null || r.writeData.readableBytes() < length) {
+                res = -Errno.EFAULT;
+            } else {
+                dst.setBytes(dst.writerIndex(), r.writeData, r.writeData.readerIndex(), length);
+                res = length;
+            }
+            int result = res;
+            // Like a CQE: delivered on a later turn of the loop.
+            queue.loop().execute(() -> queue.onCopiedIn(tag, result));
+        }
+
+        @Override
+        public void copyOut(int tag, ByteBuf src, int length) {
+            VirtualRequest r = slots[tag];
+            int res;
+            if (r == null) {
+                res = -Errno.EFAULT;
+            } else {
+                if (r.readData != null) {
+                    r.readData.release();
+                }
+                r.readData = allocator.heapBuffer(length, length).writeBytes(src, src.readerIndex(), length);
+                res = length;
+            }
+            int result = res;
+            queue.loop().execute(() -> queue.onCopiedOut(tag, result));
+        }
+
+        @Override
+        public void commitAndFetch(int tag, int result) {
+            VirtualRequest r = slots[tag];
+            slots[tag] = null;
+            if (r != null) {
+                complete(r, result);
+            }
+            if (stopping) {
+                queue.loop().execute(() -> queue.onAborted(tag));
+            } else {
+                fetched[tag] = true;
+                dispatch();
+            }
+            counts();
+        }
+
+        private void complete(VirtualRequest r, int result) {
+            r.release();
+            int op = UblkIo.op(r.opFlags);
+            if (result < 0) {
+                if (r.readData != null) {
+                    r.readData.release();
+                }
+                fail(r, -result, "the request failed");
+            } else if (op == UblkIo.OP_READ && (result == 0 || r.readData == null)) {
+                // The kernel fails a READ that returned no bytes.
+                if (r.readData != null) {
+                    r.readData.release();
+                }
+                fail(r, Errno.EIO, "the read returned no data");
+            } else {
+                r.sink.success(new Done(result, r.readData));
+            }
+        }
+
+        private void fail(VirtualRequest r, int errno, String why) {
+            r.release();
+            r.sink.error(new UbdIoException(errno, why));
+        }
+
+        void stop() {
+            if (stopping) {
+                return;
+            }
+            stopping = true;
+            VirtualRequest r;
+            while ((r = waiting.poll()) != null) {
+                fail(r, Errno.EIO, "the device stopped");
+            }
+            for (int tag = 0; tag < slots.length; tag++) {
+                if (fetched[tag] && slots[tag] == null) {
+                    fetched[tag] = false;
+                    queue.onAborted(tag);
+                }
+            }
+            counts();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "VirtualDevice[queues=" + queues.size() + ", depth=" + queues.get(0).depth() + "]";
+    }
+
+    static UbdClosedException closed() {
+        return new UbdClosedException("the virtual device is closed");
+    }
+}

@@ -1,0 +1,80 @@
+package dev.reactorubd.testing;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+/** Helpers for device tests: shell commands, and counts of this process's fds and mappings. */
+public final class Vm {
+    private Vm() {}
+
+    /** The result of a command. */
+    public record Result(int exitCode, String output) {
+        public Result requireSuccess() {
+            if (exitCode != 0) {
+                throw new AssertionError("command failed with exit code " + exitCode + ":\n" + output);
+            }
+            return this;
+        }
+    }
+
+    /** Runs a command, waiting at most {@code timeoutSeconds}; stdout and stderr together. */
+    public static Result run(long timeoutSeconds, String... command) {
+        try {
+            Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+            p.getOutputStream().close();
+            if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new AssertionError("command timed out after " + timeoutSeconds + " s: " + List.of(command));
+            }
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            return new Result(p.exitValue(), out);
+        } catch (IOException e) {
+            throw new AssertionError("cannot run " + List.of(command), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+        }
+    }
+
+    /** {@code sh -c script}. */
+    public static Result sh(long timeoutSeconds, String script) {
+        return run(timeoutSeconds, "sh", "-c", script);
+    }
+
+    /** The folder of the guest's kernel modules, from the VM harness. */
+    public static Path modules() {
+        String dir = System.getenv("UBD_VM_MODULES");
+        if (dir == null) {
+            throw new AssertionError("UBD_VM_MODULES is not set: device tests run inside scripts/vm/ubd-vm");
+        }
+        return Path.of(dir);
+    }
+
+    /** Open file descriptors of this process. */
+    public static long openFds() {
+        try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
+            return s.count();
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    /** Lines of /proc/self/maps that map a ublk device (none should outlive their device). */
+    public static long ublkMappings() {
+        try {
+            return Files.readAllLines(Path.of("/proc/self/maps")).stream().filter(l -> l.contains("/dev/ublkc")).count();
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    /** Whether a ublk device id exists, by its char device in sysfs. */
+    public static boolean deviceExists(int id) {
+        return Files.exists(Path.of("/sys/class/ublk-char/ublkc" + id));
+    }
+}

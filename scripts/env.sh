@@ -1,0 +1,19 @@
+# Sourced by the project's scripts: the JDK and Maven settings every script uses.
+JAVA_HOME=${UBD_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
+if [ ! -x "$JAVA_HOME/bin/java" ]; then
+  echo "reactor-ubd needs the Temurin 25 JDK at $JAVA_HOME (or set UBD_JAVA_HOME)" >&2
+  exit 1
+fi
+export JAVA_HOME
+export PATH="$JAVA_HOME/bin:$PATH"
+# Maven's own guava warns about sun.misc.Unsafe on JDK 25; it is harmless noise.
+export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
+# JVM options for device-test and sample JVMs: native access for java.lang.foreign, BlockHound's flag on JDK 25,
+# and a fast-starting JIT (the VM emulates the CPU, so start-up dominates).
+UBD_JVM_OPTS="--enable-native-access=ALL-UNNAMED -XX:+AllowRedefinitionToAddDeleteMethods -XX:+EnableDynamicAgentLoading -XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+ensure_maven() {
+  if ! command -v mvn >/dev/null 2>&1; then
+    echo "installing maven" >&2
+    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q maven >/dev/null
+  fi
+}
