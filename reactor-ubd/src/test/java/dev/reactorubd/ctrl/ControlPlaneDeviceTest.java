@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Named;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -115,15 +116,15 @@ class ControlPlaneDeviceTest {
         control.deleteDevice(77).block(WAIT);
     }
 
-    static List<UnaryOperator<DeviceSpec.Builder>> invalidChanges() {
+    static List<Named<UnaryOperator<DeviceSpec.Builder>>> invalidChanges() {
         return DeviceSpecTest.invalidSpecs().map(a -> {
             @SuppressWarnings("unchecked")
             UnaryOperator<DeviceSpec.Builder> change = (UnaryOperator<DeviceSpec.Builder>) a.get()[1];
-            return change;
+            return Named.of((String) a.get()[0], change);
         }).toList();
     }
 
-    @ParameterizedTest
+    @ParameterizedTest(name = "{0}")
     @MethodSource("invalidChanges")
     void invalidSpecsNeverReachTheKernel(UnaryOperator<DeviceSpec.Builder> change) {
         assertThrows(InvalidDeviceSpecException.class, () -> control.addDevice(change.apply(spec()).build()));
