@@ -1,0 +1,146 @@
+package dev.reactorubd.targets;
+
+import dev.reactorubd.UbdIoException;
+import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.uring.Errno;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import java.util.EnumSet;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import reactor.core.publisher.Mono;
+
+/**
+ * A sparse RAM disk: 4 KiB pages are allocated on their first write, holes read as zeros, and DISCARD (or
+ * WRITE_ZEROES without NOUNMAP) frees whole pages. Memory follows what was written, not the capacity.
+ *
+ * <p>Requests are served synchronously on the calling queue's loop (a memory copy). Each page is copied under its
+ * own lock, so a request overlapping a concurrent one on another queue sees whole pages of one or the other; like a
+ * real disk, it promises nothing finer for overlapping IO in flight together.
+ */
+public final class MemoryBackend implements BlockBackend {
+    /** The unit of allocation. */
+    public static final int PAGE = 4096;
+
+    private final long capacity;
+    private final ConcurrentHashMap<Long, byte[]> pages = new ConcurrentHashMap<>();
+
+    public MemoryBackend(long capacityBytes) {
+        if (capacityBytes <= 0) {
+            throw new IllegalArgumentException("capacity must be positive; was " + capacityBytes);
+        }
+        this.capacity = capacityBytes;
+    }
+
+    /** Pages currently allocated. */
+    public long allocatedPages() {
+        return pages.size();
+    }
+
+    /** Bytes of page memory currently allocated. */
+    public long allocatedBytes() {
+        return (long) pages.size() * PAGE;
+    }
+
+    private Mono<Void> checkRange(long offset, long length) {
+        if (offset < 0 || length < 0 || offset + length > capacity) {
+            return Mono.error(new UbdIoException(Errno.EINVAL, "range " + offset + "+" + length
+                    + " is beyond the capacity " + capacity));
+        }
+        return null;
+    }
+
+    @Override
+    public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+        Mono<Void> bad = checkRange(offset, length);
+        if (bad != null) {
+            return bad.then(Mono.empty());
+        }
+        ByteBuf out = allocator.directBuffer(length, length);
+        long pos = offset;
+        long end = offset + length;
+        while (pos < end) {
+            long index = pos / PAGE;
+            int in = (int) (pos % PAGE);
+            int n = (int) Math.min(PAGE - in, end - pos);
+            byte[] page = pages.get(index);
+            if (page == null) {
+                out.writeZero(n);
+            } else {
+                synchronized (page) {
+                    out.writeBytes(page, in, n);
+                }
+            }
+            pos += n;
+        }
+        return Mono.just(out);
+    }
+
+    @Override
+    public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+        int length = data.readableBytes();
+        Mono<Void> bad = checkRange(offset, length);
+        if (bad != null) {
+            return bad;
+        }
+        int from = data.readerIndex();
+        long pos = offset;
+        long end = offset + length;
+        while (pos < end) {
+            long index = pos / PAGE;
+            int in = (int) (pos % PAGE);
+            int n = (int) Math.min(PAGE - in, end - pos);
+            byte[] page = pages.computeIfAbsent(index, i -> new byte[PAGE]);
+            synchronized (page) {
+                data.getBytes(from, page, in, n);
+            }
+            from += n;
+            pos += n;
+        }
+        return Mono.empty();
+    }
+
+    @Override
+    public Mono<Void> discard(long offset, long length) {
+        Mono<Void> bad = checkRange(offset, length);
+        return bad != null ? bad : Mono.fromRunnable(() -> zero(offset, length, true));
+    }
+
+    @Override
+    public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
+        Mono<Void> bad = checkRange(offset, length);
+        return bad != null ? bad : Mono.fromRunnable(() -> zero(offset, length, !noUnmap));
+    }
+
+    /** Zeroes a range; whole pages are freed when {@code free}. Holes already read as zeros. */
+    private void zero(long offset, long length, boolean free) {
+        long pos = offset;
+        long end = offset + length;
+        while (pos < end) {
+            long index = pos / PAGE;
+            int in = (int) (pos % PAGE);
+            int n = (int) Math.min(PAGE - in, end - pos);
+            if (n == PAGE && free) {
+                pages.remove(index);
+            } else {
+                byte[] page = pages.get(index);
+                if (page != null) {
+                    synchronized (page) {
+                        java.util.Arrays.fill(page, in, in + n, (byte) 0);
+                    }
+                }
+            }
+            pos += n;
+        }
+    }
+
+    @Override
+    public Set<Capability> capabilities() {
+        return EnumSet.of(Capability.DISCARD, Capability.WRITE_ZEROES);
+    }
+
+    @Override
+    public String toString() {
+        return "memory(" + capacity + " bytes, " + pages.size() + " pages)";
+    }
+}

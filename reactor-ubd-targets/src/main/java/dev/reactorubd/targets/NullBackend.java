@@ -1,0 +1,52 @@
+package dev.reactorubd.targets;
+
+import dev.reactorubd.server.BlockBackend;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.Unpooled;
+import java.util.EnumSet;
+import java.util.Set;
+import reactor.core.publisher.Mono;
+
+/**
+ * A device that stores nothing, like {@code null_blk}: reads return zeros, writes, flushes, discards and
+ * write-zeroes complete at once. Reads are served from one shared zeroed buffer, so no memory is allocated per
+ * request; the cost of this backend is the library's own, which makes it the baseline for benchmarks.
+ */
+public final class NullBackend implements BlockBackend {
+    private static final int ZEROS = 1 << 20;
+    private final ByteBuf zeros = Unpooled.unreleasableBuffer(Unpooled.directBuffer(ZEROS, ZEROS).writeZero(ZEROS));
+
+    @Override
+    public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+        if (length <= ZEROS) {
+            return Mono.just(zeros.retainedSlice(0, length));
+        }
+        return Mono.fromSupplier(() -> allocator.directBuffer(length, length).writeZero(length));
+    }
+
+    @Override
+    public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+        return Mono.empty();
+    }
+
+    @Override
+    public Mono<Void> discard(long offset, long length) {
+        return Mono.empty();
+    }
+
+    @Override
+    public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
+        return Mono.empty();
+    }
+
+    @Override
+    public Set<Capability> capabilities() {
+        return EnumSet.of(Capability.FLUSH, Capability.FUA, Capability.DISCARD, Capability.WRITE_ZEROES);
+    }
+
+    @Override
+    public String toString() {
+        return "null";
+    }
+}
