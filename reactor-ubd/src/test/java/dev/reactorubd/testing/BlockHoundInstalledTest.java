@@ -17,6 +17,8 @@ class BlockHoundInstalledTest {
                 }).subscribeOn(Schedulers.parallel()))
                 .expectError(BlockingOperationError.class)
                 .verify(Duration.ofSeconds(10));
+        org.junit.jupiter.api.Assertions.assertFalse(BlockingCallRecorder.callsOn("parallel-").isEmpty(),
+                "the recorder saw it too");
     }
 
     @Test

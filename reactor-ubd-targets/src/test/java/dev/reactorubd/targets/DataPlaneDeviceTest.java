@@ -1,0 +1,216 @@
+package dev.reactorubd.targets;
+
+import dev.reactorubd.UbdIoException;
+import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.server.UbdDevice;
+import dev.reactorubd.server.UbdServer;
+import dev.reactorubd.testing.BlockingCallRecorder;
+import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Vm;
+import dev.reactorubd.uring.Errno;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import reactor.core.publisher.Mono;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The data plane against the real ublk driver: filesystems, fio with verification, stop under load, failures. */
+@DeviceTest
+class DataPlaneDeviceTest {
+    private static final Duration WAIT = Duration.ofSeconds(90);
+    private static final long MIB = 1 << 20;
+    private static UbdServer server;
+
+    @BeforeAll
+    static void startServer() {
+        server = UbdServer.create();
+        server.control().listDevices().concatMap(d -> server.control().removeDevice(d.id())).then().block(WAIT);
+    }
+
+    @AfterAll
+    static void stopServer() {
+        server.close();
+    }
+
+    @AfterEach
+    void noBlockingCallOnAnEventLoop() {
+        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
+        assertEquals(Set.of(), server.devices(), "every device was closed");
+    }
+
+    private static DeviceSpec spec(long bytes, int queues) {
+        return DeviceSpec.builder().capacityBytes(bytes).queues(queues).depth(64).build();
+    }
+
+    private static UbdDevice serve(DeviceSpec spec, BlockBackend backend) {
+        UbdDevice dev = server.serve(spec, backend).block(WAIT);
+        assertTrue(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " exists");
+        return dev;
+    }
+
+    private static void closeAndCheckGone(UbdDevice dev) {
+        dev.close().block(WAIT);
+        assertFalse(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " is gone");
+        assertFalse(Vm.deviceExists(dev.id()), "device " + dev.id() + " is deleted");
+    }
+
+    @Test
+    void ext4SurvivesUnmountAndMountWithEveryChecksum() {
+        UbdDevice dev = serve(spec(64 * MIB, 1), new MemoryBackend(64 * MIB));
+        try {
+            String b = dev.blockDevicePath();
+            Vm.sh(120, "set -e; mkfs.ext4 -q -F " + b + "; mkdir -p /mnt/ubd; mount " + b + " /mnt/ubd;"
+                    + " for i in 1 2 3 4 5 6 7 8 9 10 11 12; do head -c $((i * 137000)) /dev/urandom > /mnt/ubd/f$i; done;"
+                    + " mkdir -p /mnt/ubd/dir; cp /mnt/ubd/f3 /mnt/ubd/dir/copy;"
+                    + " (cd /mnt/ubd && sha256sum f* dir/copy > /var/tmp/ubd-sums); umount /mnt/ubd").requireSuccess();
+            Vm.Result check = Vm.sh(120, "set -e; mount " + b + " /mnt/ubd; cd /mnt/ubd; sha256sum -c /var/tmp/ubd-sums;"
+                    + " cd /; umount /mnt/ubd").requireSuccess();
+            assertEquals(13, check.output().lines().filter(l -> l.endsWith(": OK")).count(), check.output());
+        } finally {
+            Vm.sh(30, "umount /mnt/ubd 2>/dev/null; true");
+            closeAndCheckGone(dev);
+        }
+    }
+
+    @Test
+    void fioRandomWritesVerifyWithCrc32cOnTwoQueues() {
+        UbdDevice dev = serve(spec(64 * MIB, 2), new MemoryBackend(64 * MIB));
+        try {
+            assertEquals(2, dev.queues().size());
+            for (String bs : List.of("4k", "64k")) {
+                Vm.Result r = Vm.sh(300, "fio --name=verify-" + bs + " --filename=" + dev.blockDevicePath()
+                        + " --rw=randwrite --bs=" + bs + " --iodepth=32 --ioengine=io_uring --direct=1"
+                        + " --size=" + ("4k".equals(bs) ? "16M" : "48M") + " --verify=crc32c --do_verify=1"
+                        + " --verify_fatal=1 --numjobs=1 --output-format=normal");
+                assertEquals(0, r.exitCode(), r.output());
+                assertTrue(r.output().contains("err= 0"), r.output());
+            }
+            assertTrue(dev.queue(0).completedCount() > 0 && dev.queue(1).completedCount() > 0,
+                    "both queues served IO");
+            assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount());
+        } finally {
+            closeAndCheckGone(dev);
+        }
+    }
+
+    @Test
+    void ddReadsANullDevice() {
+        UbdDevice dev = serve(spec(64 * MIB, 1), new NullBackend());
+        try {
+            Vm.Result r = Vm.sh(120, "dd if=" + dev.blockDevicePath() + " of=/dev/null bs=1M count=64 iflag=direct")
+                    .requireSuccess();
+            assertTrue(r.output().contains("67108864 bytes"), r.output());
+            Vm.Result zeros = Vm.sh(60, "cmp -n 1048576 " + dev.blockDevicePath() + " /dev/zero && echo same")
+                    .requireSuccess();
+            assertTrue(zeros.output().contains("same"), zeros.output());
+        } finally {
+            closeAndCheckGone(dev);
+        }
+    }
+
+    @Test
+    void stoppingTheServerUnderFioEndsFioWithErrorsAndRemovesTheDevice() throws Exception {
+        UbdDevice dev = serve(spec(64 * MIB, 2), new MemoryBackend(64 * MIB));
+        Process fio = new ProcessBuilder("fio", "--name=busy", "--filename=" + dev.blockDevicePath(),
+                "--rw=randrw", "--bs=4k", "--iodepth=16", "--ioengine=io_uring", "--direct=1", "--size=64M",
+                "--time_based", "--runtime=120").redirectErrorStream(true).start();
+        try {
+            // Let fio get going, then stop the device under it.
+            Thread.sleep(4000);
+            assertTrue(fio.isAlive(), "fio runs");
+            long before = dev.queue(0).completedCount() + dev.queue(1).completedCount();
+            assertTrue(before > 0, "fio's IO reached the queues");
+            dev.close().block(WAIT);
+            assertTrue(fio.waitFor(60, TimeUnit.SECONDS), "fio ended rather than hung");
+            String out = new String(fio.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertNotEquals(0, fio.exitValue(), out);
+            assertFalse(Files.exists(Path.of(dev.blockDevicePath())));
+            assertFalse(Vm.deviceExists(dev.id()));
+        } finally {
+            fio.destroyForcibly();
+        }
+    }
+
+    /** Fails every 10th write it is given with EIO; everything else goes to memory. */
+    static final class EveryTenthWriteFails implements BlockBackend {
+        final MemoryBackend memory = new MemoryBackend(16 * MIB);
+        final AtomicLong writes = new AtomicLong();
+
+        @Override
+        public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+            return memory.read(offset, length, allocator);
+        }
+
+        @Override
+        public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+            if (writes.incrementAndGet() % 10 == 0) {
+                return Mono.error(new UbdIoException(Errno.EIO, "every tenth write fails"));
+            }
+            return memory.write(offset, data, fua);
+        }
+    }
+
+    @Test
+    void aBackendFailingEveryTenthWriteFailsExactlyThoseWrites() throws IOException {
+        EveryTenthWriteFails backend = new EveryTenthWriteFails();
+        UbdDevice dev = serve(spec(16 * MIB, 1), backend);
+        try {
+            List<Integer> failed = new ArrayList<>();
+            ByteBuffer buf = ByteBuffer.allocateDirect(8192).alignedSlice(4096).limit(4096);
+            try (FileChannel ch = FileChannel.open(Path.of(dev.blockDevicePath()), StandardOpenOption.WRITE,
+                    StandardOpenOption.READ, com.sun.nio.file.ExtendedOpenOption.DIRECT)) {
+                for (int i = 1; i <= 100; i++) {
+                    buf.clear();
+                    for (int j = 0; j < 4096; j++) {
+                        buf.put(j, (byte) i);
+                    }
+                    try {
+                        assertEquals(4096, ch.write(buf, i * 4096L));
+                    } catch (IOException e) {
+                        assertTrue(e.getMessage().contains("Input/output error"), e.toString());
+                        failed.add(i);
+                    }
+                }
+                assertEquals(List.of(10, 20, 30, 40, 50, 60, 70, 80, 90, 100), failed);
+                // The device stays live: a written block reads back, a failed one was never stored.
+                buf.clear();
+                ch.read(buf, 7 * 4096L);
+                byte[] sevens = new byte[4096];
+                java.util.Arrays.fill(sevens, (byte) 7);
+                byte[] got = new byte[4096];
+                buf.flip().get(got);
+                assertArrayEquals(sevens, got);
+                buf.clear();
+                ch.read(buf, 10 * 4096L);
+                buf.flip().get(got);
+                assertArrayEquals(new byte[4096], got);
+            }
+            assertEquals(100, backend.writes.get());
+            assertEquals(10, dev.queue(0).failedCount());
+        } finally {
+            closeAndCheckGone(dev);
+        }
+    }
+}
