@@ -1,0 +1,209 @@
+package dev.reactorubd.samples;
+
+import dev.reactorubd.UbdException;
+import dev.reactorubd.ctrl.DeviceInfo;
+import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.ctrl.UbdControl;
+import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.server.UbdDevice;
+import dev.reactorubd.server.UbdServer;
+import dev.reactorubd.targets.MemoryBackend;
+import dev.reactorubd.targets.NullBackend;
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * {@code ubd}: serve a ublk device from a target, and inspect or remove devices.
+ *
+ * <pre>
+ * java -jar samples/target/ubd.jar serve --target memory --size 64M [--queues N] [--depth D]
+ * java -jar samples/target/ubd.jar list
+ * java -jar samples/target/ubd.jar remove 3 | --all
+ * java -jar samples/target/ubd.jar features
+ * </pre>
+ */
+@Command(name = "ubd", mixinStandardHelpOptions = true, version = "ubd 0.1.0",
+        description = "Serve Linux block devices (/dev/ublkbN) from reactor-ubd targets.",
+        subcommands = {UbdCommand.Serve.class, UbdCommand.ListDevices.class, UbdCommand.Remove.class,
+                UbdCommand.Features.class})
+public final class UbdCommand implements Callable<Integer> {
+
+    public static void main(String[] args) {
+        CommandLine cmd = new CommandLine(new UbdCommand());
+        cmd.setExecutionExceptionHandler((e, line, parsed) -> {
+            if (e instanceof UbdException) {
+                line.getErr().println("ubd: " + e.getMessage());
+                return 2;
+            }
+            throw e;
+        });
+        System.exit(cmd.execute(args));
+    }
+
+    @Override
+    public Integer call() {
+        CommandLine.usage(this, System.out);
+        return 0;
+    }
+
+    /** Parses 4096, 512K, 64M, 2G (powers of 1024). */
+    static long parseSize(String s) {
+        String t = s.trim().toUpperCase(Locale.ROOT);
+        long unit = 1;
+        char last = t.isEmpty() ? ' ' : t.charAt(t.length() - 1);
+        switch (last) {
+            case 'K' -> unit = 1L << 10;
+            case 'M' -> unit = 1L << 20;
+            case 'G' -> unit = 1L << 30;
+            case 'T' -> unit = 1L << 40;
+            default -> { }
+        }
+        String digits = unit == 1 ? t : t.substring(0, t.length() - 1);
+        try {
+            return Math.multiplyExact(Long.parseLong(digits), unit);
+        } catch (NumberFormatException | ArithmeticException e) {
+            throw new CommandLine.TypeConversionException("'" + s + "' is not a size: use bytes or a number with "
+                    + "K, M, G or T, such as 64M");
+        }
+    }
+
+    enum Target { NULL, MEMORY }
+
+    @Command(name = "serve", description = "Create a device, serve it until SIGINT or SIGTERM, then stop and "
+            + "delete it. Prints the block device path once it is live.")
+    static final class Serve implements Callable<Integer> {
+        @Option(names = "--target", required = true, description = "null or memory",
+                converter = TargetConverter.class)
+        Target target;
+
+        @Option(names = "--size", required = true, description = "capacity, e.g. 64M", converter = SizeConverter.class)
+        long size;
+
+        @Option(names = "--queues", defaultValue = "1", description = "hardware queues (default ${DEFAULT-VALUE})")
+        int queues;
+
+        @Option(names = "--depth", defaultValue = "128", description = "tags per queue (default ${DEFAULT-VALUE})")
+        int depth;
+
+        @Option(names = "--block-size", defaultValue = "512", description = "logical block size (default ${DEFAULT-VALUE})")
+        int blockSize;
+
+        @Option(names = "--id", defaultValue = "-1", description = "device id (default: the kernel picks)")
+        int id;
+
+        @Override
+        public Integer call() throws InterruptedException {
+            DeviceSpec spec = DeviceSpec.builder().capacityBytes(size).queues(queues).depth(depth)
+                    .logicalBlockSize(blockSize).physicalBlockSize(Math.max(blockSize, 4096)).deviceId(id).build();
+            BlockBackend backend = target == Target.NULL ? new NullBackend() : new MemoryBackend(size);
+            UbdServer server = UbdServer.create();
+            UbdDevice device;
+            try {
+                device = server.serve(spec, backend).block(Duration.ofMinutes(2));
+            } catch (RuntimeException e) {
+                server.close();
+                throw e;
+            }
+            CountDownLatch stopped = new CountDownLatch(1);
+            Thread hook = new Thread(() -> {
+                try {
+                    device.close().block(Duration.ofMinutes(2));
+                    long ok = device.queues().stream().mapToLong(q -> q.completedCount()).sum();
+                    long failed = device.queues().stream().mapToLong(q -> q.failedCount()).sum();
+                    System.out.println("stopped " + device.blockDevicePath() + " after " + ok + " requests ("
+                            + failed + " failed); device " + device.id() + " deleted");
+                } catch (RuntimeException e) {
+                    System.err.println("ubd: stopping " + device.blockDevicePath() + " failed: " + e.getMessage());
+                } finally {
+                    server.close();
+                    stopped.countDown();
+                }
+            }, "ubd-shutdown");
+            Runtime.getRuntime().addShutdownHook(hook);
+            DeviceInfo info = device.info();
+            System.out.println("serving " + device.blockDevicePath() + ": " + target.name().toLowerCase(Locale.ROOT)
+                    + " target, " + size + " bytes, " + info.queues() + " queue(s) x " + info.depth()
+                    + " tags (SIGINT or SIGTERM to stop)");
+            System.out.flush();
+            stopped.await();
+            return 0;
+        }
+    }
+
+    @Command(name = "list", description = "List the ublk devices on this machine.")
+    static final class ListDevices implements Callable<Integer> {
+        @Override
+        public Integer call() {
+            try (UbdControl control = UbdControl.open()) {
+                List<DeviceInfo> devices = control.listDevices().collectList().block(Duration.ofMinutes(1));
+                if (devices.isEmpty()) {
+                    System.out.println("no ublk devices");
+                }
+                for (DeviceInfo d : devices) {
+                    System.out.println(d.id() + "\t" + d.state() + "\tqueues=" + d.queues() + "\tdepth=" + d.depth()
+                            + "\tpid=" + d.serverPid() + "\t" + d.blockDevicePath());
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "remove", description = "Stop and delete devices, e.g. ones left by a server that died.")
+    static final class Remove implements Callable<Integer> {
+        @Parameters(description = "device ids")
+        List<Integer> ids = List.of();
+
+        @Option(names = "--all", description = "every ublk device on this machine")
+        boolean all;
+
+        @Override
+        public Integer call() {
+            try (UbdControl control = UbdControl.open()) {
+                List<Integer> targets = all
+                        ? control.listDevices().map(DeviceInfo::id).collectList().block(Duration.ofMinutes(1))
+                        : ids;
+                for (int id : targets) {
+                    control.removeDevice(id).block(Duration.ofMinutes(1));
+                    System.out.println("removed device " + id);
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "features", description = "Show the ublk features of the running kernel.")
+    static final class Features implements Callable<Integer> {
+        @Override
+        public Integer call() {
+            try (UbdControl control = UbdControl.open()) {
+                System.out.println(control.features().block(Duration.ofMinutes(1)));
+            }
+            return 0;
+        }
+    }
+
+    static final class SizeConverter implements CommandLine.ITypeConverter<Long> {
+        @Override
+        public Long convert(String value) {
+            return parseSize(value);
+        }
+    }
+
+    static final class TargetConverter implements CommandLine.ITypeConverter<Target> {
+        @Override
+        public Target convert(String value) {
+            try {
+                return Target.valueOf(value.toUpperCase(Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException("unknown target '" + value + "': use null or memory");
+            }
+        }
+    }
+}
