@@ -111,29 +111,30 @@ public final class UbdCommand implements Callable<Integer> {
                 server.close();
                 throw e;
             }
-            CountDownLatch stopped = new CountDownLatch(1);
-            Thread hook = new Thread(() -> {
-                try {
-                    device.close().block(Duration.ofMinutes(2));
-                    long ok = device.queues().stream().mapToLong(q -> q.completedCount()).sum();
-                    long failed = device.queues().stream().mapToLong(q -> q.failedCount()).sum();
-                    System.out.println("stopped " + device.blockDevicePath() + " after " + ok + " requests ("
-                            + failed + " failed); device " + device.id() + " deleted");
-                } catch (RuntimeException e) {
-                    System.err.println("ubd: stopping " + device.blockDevicePath() + " failed: " + e.getMessage());
-                } finally {
-                    server.close();
-                    stopped.countDown();
-                }
-            }, "ubd-shutdown");
-            Runtime.getRuntime().addShutdownHook(hook);
+            CountDownLatch signalled = new CountDownLatch(1);
+            // Handle SIGINT and SIGTERM ourselves, so that a clean stop exits with 0 rather than 128+signal.
+            for (String name : List.of("INT", "TERM")) {
+                sun.misc.Signal.handle(new sun.misc.Signal(name), sig -> signalled.countDown());
+            }
             DeviceInfo info = device.info();
             System.out.println("serving " + device.blockDevicePath() + ": " + target.name().toLowerCase(Locale.ROOT)
                     + " target, " + size + " bytes, " + info.queues() + " queue(s) x " + info.depth()
                     + " tags (SIGINT or SIGTERM to stop)");
             System.out.flush();
-            stopped.await();
-            return 0;
+            signalled.await();
+            try {
+                device.close().block(Duration.ofMinutes(2));
+                long ok = device.queues().stream().mapToLong(q -> q.completedCount()).sum();
+                long failed = device.queues().stream().mapToLong(q -> q.failedCount()).sum();
+                System.out.println("stopped " + device.blockDevicePath() + " after " + ok + " requests ("
+                        + failed + " failed); device " + device.id() + " deleted");
+                return 0;
+            } catch (RuntimeException e) {
+                System.err.println("ubd: stopping " + device.blockDevicePath() + " failed: " + e.getMessage());
+                return 1;
+            } finally {
+                server.close();
+            }
         }
     }
 
