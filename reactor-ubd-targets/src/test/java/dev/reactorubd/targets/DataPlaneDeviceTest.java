@@ -153,6 +153,17 @@ class DataPlaneDeviceTest {
         }
     }
 
+    @Test
+    void deviceOpenedButNeverStartedClosesPromptly() {
+        long t0 = System.nanoTime();
+        UbdDevice dev = server.open(spec(16 * MIB, 2), io.netty.buffer.PooledByteBufAllocator.DEFAULT).block(WAIT);
+        assertTrue(Vm.deviceExists(dev.id()));
+        dev.queues().forEach(q -> q.requests().subscribe());
+        closeAndCheckGone(dev);
+        assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(20), "closed without waiting for a timeout");
+        dev.queues().forEach(q -> assertTrue(q.onTerminated().block(WAIT) == null));
+    }
+
     /** Fails every 10th write it is given with EIO; everything else goes to memory. */
     static final class EveryTenthWriteFails implements BlockBackend {
         final MemoryBackend memory = new MemoryBackend(16 * MIB);
