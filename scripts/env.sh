@@ -10,6 +10,7 @@ export PATH="$JAVA_HOME/bin:$PATH"
 export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
 # JVM options for device-test and sample JVMs: native access for java.lang.foreign, BlockHound's flag on JDK 25,
 # and a fast-starting JIT (the VM emulates the CPU, so start-up dominates).
+UBD_JVM_OPTS_BENCH="--enable-native-access=ALL-UNNAMED -XX:+UseParallelGC"
 UBD_JVM_OPTS="--enable-native-access=ALL-UNNAMED -XX:+AllowRedefinitionToAddDeleteMethods -XX:+EnableDynamicAgentLoading -XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 ensure_maven() {
   if ! command -v mvn >/dev/null 2>&1; then

@@ -116,6 +116,23 @@ class DataPlaneDeviceTest {
     }
 
     @Test
+    void fioVerifiesWithIoUringCopiesToo() {
+        try (UbdServer uringCopies = UbdServer.builder()
+                .dataCopy(dev.reactorubd.io.KernelQueueTransport.DataCopy.IO_URING).build()) {
+            UbdDevice dev = uringCopies.serve(spec(32 * MIB, 2), new MemoryBackend(32 * MIB)).block(WAIT);
+            try {
+                Vm.Result r = Vm.sh(300, "fio --name=verify-uring --filename=" + dev.blockDevicePath()
+                        + " --rw=randwrite --bs=16k --iodepth=16 --ioengine=io_uring --direct=1 --size=16M"
+                        + " --verify=crc32c --do_verify=1 --verify_fatal=1");
+                assertEquals(0, r.exitCode(), r.output());
+                assertTrue(r.output().contains("err= 0"), r.output());
+            } finally {
+                closeAndCheckGone(dev);
+            }
+        }
+    }
+
+    @Test
     void ddReadsANullDevice() {
         UbdDevice dev = serve(spec(64 * MIB, 1), new NullBackend());
         try {

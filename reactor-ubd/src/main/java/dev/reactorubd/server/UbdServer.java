@@ -6,6 +6,7 @@ import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.io.KernelQueueTransport;
+import dev.reactorubd.io.KernelQueueTransport.DataCopy;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.uring.Errno;
@@ -15,6 +16,7 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.IoEventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.uring.IoUringIoHandler;
+import io.netty.channel.uring.IoUringIoHandlerConfig;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -54,12 +56,14 @@ public final class UbdServer implements AutoCloseable {
     private final UbdControl control;
     private final IoEventLoopGroup group;
     private final boolean ownsGroup;
+    private final DataCopy dataCopy;
     private final Set<UbdDevice> devices = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
-    private UbdServer(UbdControl control, IoEventLoopGroup group, boolean ownsGroup) {
+    private UbdServer(UbdControl control, IoEventLoopGroup group, boolean ownsGroup, DataCopy dataCopy) {
         this.control = control;
         this.group = group;
         this.ownsGroup = ownsGroup;
+        this.dataCopy = dataCopy;
     }
 
     /**
@@ -68,27 +72,69 @@ public final class UbdServer implements AutoCloseable {
      * @throws UbdModuleNotLoadedException when ublk_drv is not loaded
      */
     public static UbdServer create() {
-        return create(UbdControl.open(), null);
+        return builder().build();
     }
 
     /** A server whose queues run on the caller's io_uring event loops. */
     public static UbdServer create(IoEventLoopGroup group) {
-        return create(UbdControl.open(), Objects.requireNonNull(group, "group"));
+        return builder().eventLoops(group).build();
     }
 
-    /**
-     * A server on a given control handle (which it closes on {@link #close()}) and, if {@code group} is null,
-     * event loops of its own.
-     */
-    public static UbdServer create(UbdControl control, IoEventLoopGroup group) {
-        Objects.requireNonNull(control, "control");
-        if (group != null) {
-            return new UbdServer(control, group, false);
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Options of a server; every one has a default. */
+    public static final class Builder {
+        private UbdControl control;
+        private IoEventLoopGroup group;
+        private IoUringIoHandlerConfig ringConfig;
+        private DataCopy dataCopy = DataCopy.SYSCALL;
+
+        private Builder() {}
+
+        /** The control handle to use (the server closes it); default: {@link UbdControl#open()}. */
+        public Builder control(UbdControl control) {
+            this.control = Objects.requireNonNull(control, "control");
+            return this;
         }
-        IoEventLoopGroup own = new MultiThreadIoEventLoopGroup(Runtime.getRuntime().availableProcessors(),
-                new DefaultThreadFactory("ubd-loop-" + SERVERS.incrementAndGet(), true),
-                IoUringIoHandler.newFactory());
-        return new UbdServer(control, own, true);
+
+        /**
+         * The caller's io_uring event loops (built with {@code IoUringIoHandler.newFactory()}), which the server does
+         * not shut down; default: a group of its own, one daemon loop per CPU.
+         */
+        public Builder eventLoops(IoEventLoopGroup group) {
+            this.group = Objects.requireNonNull(group, "group");
+            return this;
+        }
+
+        /** The ring configuration of the server's own loops (ignored with {@link #eventLoops}). */
+        public Builder ringConfig(IoUringIoHandlerConfig config) {
+            this.ringConfig = Objects.requireNonNull(config, "config");
+            return this;
+        }
+
+        /** How request data moves; default {@link DataCopy#SYSCALL}, the faster one (see {@link DataCopy}). */
+        public Builder dataCopy(DataCopy copy) {
+            this.dataCopy = Objects.requireNonNull(copy, "copy");
+            return this;
+        }
+
+        /**
+         * Opens the control device (unless given) and creates the loops (unless given).
+         *
+         * @throws UbdModuleNotLoadedException when ublk_drv is not loaded
+         */
+        public UbdServer build() {
+            UbdControl c = control != null ? control : UbdControl.open();
+            if (group != null) {
+                return new UbdServer(c, group, false, dataCopy);
+            }
+            IoEventLoopGroup own = new MultiThreadIoEventLoopGroup(Runtime.getRuntime().availableProcessors(),
+                    new DefaultThreadFactory("ubd-loop-" + SERVERS.incrementAndGet(), true),
+                    ringConfig != null ? IoUringIoHandler.newFactory(ringConfig) : IoUringIoHandler.newFactory());
+            return new UbdServer(c, own, true, dataCopy);
+        }
     }
 
     /** The control handle, for commands on any device. */
@@ -160,7 +206,7 @@ public final class UbdServer implements AutoCloseable {
                 return Mono.error(e);
             }
             return Flux.range(0, queues.size())
-                    .concatMap(q -> KernelQueueTransport.register(queues.get(q), fd, areas.get(q).segment()))
+                    .concatMap(q -> KernelQueueTransport.register(queues.get(q), fd, areas.get(q).segment(), dataCopy))
                     .collectList()
                     .map(transports -> {
                         for (int q = 0; q < queues.size(); q++) {

@@ -4,6 +4,8 @@ import dev.reactorubd.UbdException;
 import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.ctrl.UbdControl;
+import dev.reactorubd.io.KernelQueueTransport.DataCopy;
+import io.netty.channel.uring.IoUringIoHandlerConfig;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
@@ -98,12 +100,21 @@ public final class UbdCommand implements Callable<Integer> {
         @Option(names = "--id", defaultValue = "-1", description = "device id (default: the kernel picks)")
         int id;
 
+        @Option(names = "--copy", defaultValue = "SYSCALL", description = "how data moves: SYSCALL (pread/pwrite "
+                + "on the queue's loop, default) or IO_URING (io_uring READ/WRITE)")
+        DataCopy copy;
+
+        @Option(names = "--single-issuer", defaultValue = "true", negatable = true, description = "set up the queue "
+                + "rings with SINGLE_ISSUER and DEFER_TASKRUN, as Netty does by default (default ${DEFAULT-VALUE})")
+        boolean singleIssuer;
+
         @Override
         public Integer call() throws InterruptedException {
             DeviceSpec spec = DeviceSpec.builder().capacityBytes(size).queues(queues).depth(depth)
                     .logicalBlockSize(blockSize).physicalBlockSize(Math.max(blockSize, 4096)).deviceId(id).build();
             BlockBackend backend = target == Target.NULL ? new NullBackend() : new MemoryBackend(size);
-            UbdServer server = UbdServer.create();
+            UbdServer server = UbdServer.builder().dataCopy(copy)
+                    .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer)).build();
             UbdDevice device;
             try {
                 device = server.serve(spec, backend).block(Duration.ofMinutes(2));
