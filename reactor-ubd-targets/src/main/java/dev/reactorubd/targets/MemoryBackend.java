@@ -57,12 +57,7 @@ public final class MemoryBackend implements BlockBackend {
             return bad.then(Mono.empty());
         }
         ByteBuf out = allocator.directBuffer(length, length);
-        long pos = offset;
-        long end = offset + length;
-        while (pos < end) {
-            long index = pos / PAGE;
-            int in = (int) (pos % PAGE);
-            int n = (int) Math.min(PAGE - in, end - pos);
+        forEachPage(offset, length, (index, in, n) -> {
             byte[] page = pages.get(index);
             if (page == null) {
                 out.writeZero(n);
@@ -71,8 +66,7 @@ public final class MemoryBackend implements BlockBackend {
                     out.writeBytes(page, in, n);
                 }
             }
-            pos += n;
-        }
+        });
         return Mono.just(out);
     }
 
@@ -83,20 +77,14 @@ public final class MemoryBackend implements BlockBackend {
         if (bad != null) {
             return bad;
         }
-        int from = data.readerIndex();
-        long pos = offset;
-        long end = offset + length;
-        while (pos < end) {
-            long index = pos / PAGE;
-            int in = (int) (pos % PAGE);
-            int n = (int) Math.min(PAGE - in, end - pos);
+        int[] from = {data.readerIndex()};
+        forEachPage(offset, length, (index, in, n) -> {
             byte[] page = pages.computeIfAbsent(index, i -> new byte[PAGE]);
             synchronized (page) {
-                data.getBytes(from, page, in, n);
+                data.getBytes(from[0], page, in, n);
             }
-            from += n;
-            pos += n;
-        }
+            from[0] += n;
+        });
         return Mono.empty();
     }
 
@@ -114,12 +102,7 @@ public final class MemoryBackend implements BlockBackend {
 
     /** Zeroes a range; whole pages are freed when {@code free}. Holes already read as zeros. */
     private void zero(long offset, long length, boolean free) {
-        long pos = offset;
-        long end = offset + length;
-        while (pos < end) {
-            long index = pos / PAGE;
-            int in = (int) (pos % PAGE);
-            int n = (int) Math.min(PAGE - in, end - pos);
+        forEachPage(offset, length, (index, in, n) -> {
             if (n == PAGE && free) {
                 pages.remove(index);
             } else {
@@ -130,6 +113,23 @@ public final class MemoryBackend implements BlockBackend {
                     }
                 }
             }
+        });
+    }
+
+    /** What to do with one page's part of a range: page index, offset in the page, byte count. */
+    @FunctionalInterface
+    private interface PagePart {
+        void accept(long index, int in, int n);
+    }
+
+    /** Splits {@code [offset, offset + length)} into page parts, in order. */
+    private static void forEachPage(long offset, long length, PagePart part) {
+        long pos = offset;
+        long end = offset + length;
+        while (pos < end) {
+            int in = (int) (pos % PAGE);
+            int n = (int) Math.min(PAGE - in, end - pos);
+            part.accept(pos / PAGE, in, n);
             pos += n;
         }
     }

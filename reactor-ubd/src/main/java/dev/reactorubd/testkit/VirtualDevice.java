@@ -1,6 +1,5 @@
 package dev.reactorubd.testkit;
 
-import dev.reactorubd.UbdClosedException;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.IoOp;
 import dev.reactorubd.io.QueueTransport;
@@ -348,9 +347,5 @@ public final class VirtualDevice implements AutoCloseable {
     @Override
     public String toString() {
         return "VirtualDevice[queues=" + queues.size() + ", depth=" + queues.get(0).depth() + "]";
-    }
-
-    static UbdClosedException closed() {
-        return new UbdClosedException("the virtual device is closed");
     }
 }

@@ -189,37 +189,27 @@ public final class ControlRing implements AutoCloseable {
 
     /** An operation that does nothing; completes with 0. For tests and for waking the reaper. */
     public Mono<Integer> nop() {
-        return submit(new Operation<>() {
-            @Override
-            public void prepare(MemorySegment sqe, Arena arena) {
-                sqe.set(ValueLayout.JAVA_BYTE, SQE_OPCODE, (byte) OP_NOP);
-            }
-
-            @Override
-            public Integer complete(int res) {
-                return res;
-            }
-        });
+        return submit(NOP);
     }
+
+    private static final Operation<Integer> NOP = new Operation<>() {
+        @Override
+        public void prepare(MemorySegment sqe, Arena arena) {
+            sqe.set(ValueLayout.JAVA_BYTE, SQE_OPCODE, (byte) OP_NOP);
+        }
+
+        @Override
+        public Integer complete(int res) {
+            return res;
+        }
+    };
 
     private void cancel(InFlight<?> target) {
         if (target.done.get() || closing.get()) {
             return;
         }
         target.done.set(true);
-        InFlight<Void> c = new InFlight<>(ids.getAndIncrement() | CANCEL_BIT, new Operation<>() {
-            @Override
-            public void prepare(MemorySegment sqe, Arena arena) {
-                sqe.set(ValueLayout.JAVA_BYTE, SQE_OPCODE, (byte) OP_ASYNC_CANCEL);
-                sqe.set(ValueLayout.JAVA_INT, SQE_FD, -1);
-                sqe.set(ValueLayout.JAVA_LONG, SQE_ADDR, target.id);
-            }
-
-            @Override
-            public Void complete(int res) {
-                return null;
-            }
-        }, null);
+        InFlight<Void> c = new InFlight<>(ids.getAndIncrement() | CANCEL_BIT, cancelOf(target.id), null);
         inFlight.put(c.id, c);
         toSubmit.add(c);
         drain();
@@ -328,17 +318,7 @@ public final class ControlRing implements AutoCloseable {
                 toSubmit.add(c);
             }
         }
-        InFlight<Integer> wake = new InFlight<>(WAKE_ID, new Operation<>() {
-            @Override
-            public void prepare(MemorySegment sqe, Arena arena) {
-                sqe.set(ValueLayout.JAVA_BYTE, SQE_OPCODE, (byte) OP_NOP);
-            }
-
-            @Override
-            public Integer complete(int res) {
-                return res;
-            }
-        }, null);
+        InFlight<Integer> wake = new InFlight<>(WAKE_ID, NOP, null);
         inFlight.put(wake.id, wake);
         toSubmit.add(wake);
         drain();
