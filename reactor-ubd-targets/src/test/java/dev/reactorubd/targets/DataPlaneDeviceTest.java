@@ -133,6 +133,45 @@ class DataPlaneDeviceTest {
     }
 
     @Test
+    void queuesRunOnTheCallersEventLoopsWhichOutliveTheServer() throws Exception {
+        // One loop for two queues: the application's own thread serves both.
+        io.netty.channel.MultiThreadIoEventLoopGroup group = new io.netty.channel.MultiThreadIoEventLoopGroup(1,
+                new io.netty.util.concurrent.DefaultThreadFactory("app-loop", true),
+                io.netty.channel.uring.IoUringIoHandler.newFactory());
+        try {
+            java.util.Set<String> threads = java.util.concurrent.ConcurrentHashMap.newKeySet();
+            MemoryBackend memory = new MemoryBackend(16 * MIB);
+            BlockBackend recording = new BlockBackend() {
+                @Override
+                public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+                    threads.add(Thread.currentThread().getName());
+                    return memory.read(offset, length, allocator);
+                }
+
+                @Override
+                public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+                    threads.add(Thread.currentThread().getName());
+                    return memory.write(offset, data, fua);
+                }
+            };
+            try (UbdServer own = UbdServer.create(group)) {
+                UbdDevice dev = own.serve(spec(16 * MIB, 2), recording).block(WAIT);
+                Vm.sh(120, "dd if=/dev/urandom of=" + dev.blockDevicePath() + " bs=64k count=64 oflag=direct"
+                        + " && dd if=" + dev.blockDevicePath() + " of=/dev/null bs=64k iflag=direct").requireSuccess();
+                assertEquals(2, dev.queues().size());
+                assertEquals(dev.queue(0).loop(), dev.queue(1).loop());
+                closeAndCheckGone(dev);
+            }
+            assertTrue(!threads.isEmpty() && threads.stream().allMatch(t -> t.startsWith("app-loop")),
+                    threads.toString());
+            assertFalse(group.isShuttingDown(), "the caller's loops are the caller's to shut down");
+            assertEquals("still usable", group.next().submit(() -> "still usable").get(10, TimeUnit.SECONDS));
+        } finally {
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
     void ddReadsANullDevice() {
         UbdDevice dev = serve(spec(64 * MIB, 1), new NullBackend());
         try {
