@@ -1,6 +1,8 @@
 package dev.reactorubd.server;
 
+import dev.reactorubd.UbdDeviceBusyException;
 import dev.reactorubd.UbdException;
+import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.UbdModuleNotLoadedException;
 import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceSpec;
@@ -170,6 +172,65 @@ public final class UbdServer implements AutoCloseable {
                 .then(openQueues(info, allocator))
                 .onErrorResume(e -> control.deleteDevice(info.id()).onErrorResume(x -> Mono.empty())
                         .then(Mono.error(e))));
+    }
+
+    /**
+     * Takes over a device whose server died, as ublk's user recovery allows (the device must have been added with
+     * {@link dev.reactorubd.sys.UblkFeature#USER_RECOVERY}): waits, within the control timeout, for the kernel to
+     * quiesce it; sends START_USER_RECOVERY (retried while the dead server's char device is still being released);
+     * opens the queues and serves them from {@code backend}; and sends END_USER_RECOVERY, which the kernel holds until
+     * every tag is fetched. IO that waited meanwhile is then served (with
+     * {@link dev.reactorubd.sys.UblkFeature#USER_RECOVERY_REISSUE}, in-flight IO of the dead server too).
+     *
+     * @return the live device, now this server's
+     */
+    public Mono<UbdDevice> recover(int devId, BlockBackend backend) {
+        Objects.requireNonNull(backend, "backend");
+        Duration wait = control.timeout();
+        return awaitRecoverable(devId)
+                .retryWhen(Retry.fixedDelay(wait.toMillis() / 100, Duration.ofMillis(100))
+                        .filter(NotYet.class::isInstance)
+                        .onRetryExhaustedThrow((spec, signal) -> signal.failure() instanceof NotYet n
+                                ? new UbdDeviceBusyException(n.getMessage() + " after " + wait, Errno.EBUSY)
+                                : signal.failure()))
+                .flatMap(info -> control.startUserRecovery(devId)
+                        .retryWhen(Retry.fixedDelay(wait.toMillis() / 100, Duration.ofMillis(100))
+                                .filter(UbdDeviceBusyException.class::isInstance)
+                                .onRetryExhaustedThrow((spec, signal) -> signal.failure()))
+                        .thenReturn(info))
+                .flatMap(info -> openQueues(info, backend.allocator()))
+                .flatMap(device -> {
+                    device.queues().forEach(q -> device.addBridge(BackendBridge.attach(q, backend)));
+                    return control.endUserRecovery(devId).thenReturn(device)
+                            .onErrorResume(e -> device.close().onErrorResume(x -> Mono.empty()).then(Mono.error(e)));
+                });
+    }
+
+    /** The device's info once it waits for a new server; {@link NotYet} while its old server is still going. */
+    private Mono<DeviceInfo> awaitRecoverable(int devId) {
+        return control.deviceInfo(devId).flatMap(info -> {
+            if (!info.has(dev.reactorubd.sys.UblkFeature.USER_RECOVERY)) {
+                return Mono.error(new UbdUnsupportedException("device " + devId + " was added without USER_RECOVERY, "
+                        + "so it cannot be taken over; remove it (UbdControl.removeDevice) and add it again"));
+            }
+            return switch (info.state()) {
+                case QUIESCED, FAIL_IO -> Mono.just(info);
+                case LIVE -> ProcessHandle.of(info.serverPid()).filter(ProcessHandle::isAlive).isPresent()
+                        ? Mono.error(new UbdDeviceBusyException("device " + devId + " is served by process "
+                        + info.serverPid() + ", which is alive: stop it first", Errno.EBUSY))
+                        : Mono.error(new NotYet("device " + devId + " is not quiesced yet"));
+                default -> Mono.error(new NotYet("device " + devId + " is " + info.state()
+                        + ", not waiting for recovery"));
+            };
+        });
+    }
+
+    private static final class NotYet extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        NotYet(String message) {
+            super(message, null, false, false);
+        }
     }
 
     static DeviceSpec withCapabilities(DeviceSpec spec, Set<BlockBackend.Capability> caps) {

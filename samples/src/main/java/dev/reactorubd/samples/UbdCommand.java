@@ -5,6 +5,7 @@ import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.io.KernelQueueTransport.DataCopy;
+import dev.reactorubd.sys.UblkFeature;
 import io.netty.channel.uring.IoUringIoHandlerConfig;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
@@ -33,7 +34,7 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "ubd", mixinStandardHelpOptions = true, version = "ubd 0.1.0",
         description = "Serve Linux block devices (/dev/ublkbN) from reactor-ubd targets.",
-        subcommands = {UbdCommand.Serve.class, UbdCommand.ListDevices.class, UbdCommand.Remove.class,
+        subcommands = {UbdCommand.Serve.class, UbdCommand.Recover.class, UbdCommand.ListDevices.class, UbdCommand.Remove.class,
                 UbdCommand.Features.class})
 public final class UbdCommand implements Callable<Integer> {
 
@@ -100,6 +101,10 @@ public final class UbdCommand implements Callable<Integer> {
         @Option(names = "--id", defaultValue = "-1", description = "device id (default: the kernel picks)")
         int id;
 
+        @Option(names = "--recoverable", description = "add the device with USER_RECOVERY and "
+                + "USER_RECOVERY_REISSUE, so that `ubd recover` can take it over if this process dies")
+        boolean recoverable;
+
         @Option(names = "--copy", defaultValue = "SYSCALL", description = "how data moves: SYSCALL (pread/pwrite "
                 + "on the queue's loop, default) or IO_URING (io_uring READ/WRITE)")
         DataCopy copy;
@@ -110,8 +115,12 @@ public final class UbdCommand implements Callable<Integer> {
 
         @Override
         public Integer call() throws InterruptedException {
-            DeviceSpec spec = DeviceSpec.builder().capacityBytes(size).queues(queues).depth(depth)
-                    .logicalBlockSize(blockSize).physicalBlockSize(Math.max(blockSize, 4096)).deviceId(id).build();
+            DeviceSpec.Builder b = DeviceSpec.builder().capacityBytes(size).queues(queues).depth(depth)
+                    .logicalBlockSize(blockSize).physicalBlockSize(Math.max(blockSize, 4096)).deviceId(id);
+            if (recoverable) {
+                b.feature(UblkFeature.USER_RECOVERY).feature(UblkFeature.USER_RECOVERY_REISSUE);
+            }
+            DeviceSpec spec = b.build();
             BlockBackend backend = target == Target.NULL ? new NullBackend() : new MemoryBackend(size);
             UbdServer server = UbdServer.builder().dataCopy(copy)
                     .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer)).build();
@@ -122,30 +131,63 @@ public final class UbdCommand implements Callable<Integer> {
                 server.close();
                 throw e;
             }
-            CountDownLatch signalled = new CountDownLatch(1);
-            // Handle SIGINT and SIGTERM ourselves, so that a clean stop exits with 0 rather than 128+signal.
-            for (String name : List.of("INT", "TERM")) {
-                sun.misc.Signal.handle(new sun.misc.Signal(name), sig -> signalled.countDown());
-            }
-            DeviceInfo info = device.info();
-            System.out.println("serving " + device.blockDevicePath() + ": " + target.name().toLowerCase(Locale.ROOT)
-                    + " target, " + size + " bytes, " + info.queues() + " queue(s) x " + info.depth()
-                    + " tags (SIGINT or SIGTERM to stop)");
-            System.out.flush();
-            signalled.await();
+            return serveUntilSignalled(server, device, target, size);
+        }
+    }
+
+    /** Prints the device line, waits for SIGINT or SIGTERM, then stops and deletes the device. */
+    static int serveUntilSignalled(UbdServer server, UbdDevice device, Target target, long size)
+            throws InterruptedException {
+        CountDownLatch signalled = new CountDownLatch(1);
+        // Handle SIGINT and SIGTERM ourselves, so that a clean stop exits with 0 rather than 128+signal.
+        for (String name : List.of("INT", "TERM")) {
+            sun.misc.Signal.handle(new sun.misc.Signal(name), sig -> signalled.countDown());
+        }
+        DeviceInfo info = device.info();
+        System.out.println("serving " + device.blockDevicePath() + ": " + target.name().toLowerCase(Locale.ROOT)
+                + " target, " + size + " bytes, " + info.queues() + " queue(s) x " + info.depth()
+                + " tags (SIGINT or SIGTERM to stop)");
+        System.out.flush();
+        signalled.await();
+        try {
+            device.close().block(Duration.ofMinutes(2));
+            long ok = device.queues().stream().mapToLong(q -> q.completedCount()).sum();
+            long failed = device.queues().stream().mapToLong(q -> q.failedCount()).sum();
+            System.out.println("stopped " + device.blockDevicePath() + " after " + ok + " requests ("
+                    + failed + " failed); device " + device.id() + " deleted");
+            return 0;
+        } catch (RuntimeException e) {
+            System.err.println("ubd: stopping " + device.blockDevicePath() + " failed: " + e.getMessage());
+            return 1;
+        } finally {
+            server.close();
+        }
+    }
+
+    @Command(name = "recover", description = "Take over a device whose server died (added with --recoverable), serve "
+            + "it from a target until SIGINT or SIGTERM, then stop and delete it.")
+    static final class Recover implements Callable<Integer> {
+        @Option(names = "--id", required = true, description = "the device id")
+        int id;
+
+        @Option(names = "--target", required = true, description = "null or memory (memory starts empty)",
+                converter = TargetConverter.class)
+        Target target;
+
+        @Override
+        public Integer call() throws InterruptedException {
+            UbdServer server = UbdServer.create();
+            UbdDevice device;
+            long size;
             try {
-                device.close().block(Duration.ofMinutes(2));
-                long ok = device.queues().stream().mapToLong(q -> q.completedCount()).sum();
-                long failed = device.queues().stream().mapToLong(q -> q.failedCount()).sum();
-                System.out.println("stopped " + device.blockDevicePath() + " after " + ok + " requests ("
-                        + failed + " failed); device " + device.id() + " deleted");
-                return 0;
+                size = server.control().getParams(id).block(Duration.ofMinutes(1)).capacityBytes();
+                BlockBackend backend = target == Target.NULL ? new NullBackend() : new MemoryBackend(size);
+                device = server.recover(id, backend).block(Duration.ofMinutes(2));
             } catch (RuntimeException e) {
-                System.err.println("ubd: stopping " + device.blockDevicePath() + " failed: " + e.getMessage());
-                return 1;
-            } finally {
                 server.close();
+                throw e;
             }
+            return serveUntilSignalled(server, device, target, size);
         }
     }
 

@@ -1,9 +1,18 @@
 package dev.reactorubd.samples;
 
+import dev.reactorubd.ctrl.DeviceInfo;
+import dev.reactorubd.server.UbdDevice;
+import dev.reactorubd.server.UbdServer;
+import dev.reactorubd.sys.UblkDevState;
+import dev.reactorubd.targets.NullBackend;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Vm;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -14,46 +23,87 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The packaged command, as a user runs it: {@code java -jar samples/target/ubd.jar serve ...}, then SIGTERM. */
+/** The packaged command, as a user runs it ({@code java -jar samples/target/ubd.jar serve ...}), and recovery. */
 @DeviceTest
 class ServeCommandDeviceTest {
-    private static final Pattern DEVICE = Pattern.compile("(/dev/ublkb\\d+)");
+    private static final Pattern DEVICE = Pattern.compile("(/dev/ublkb(\\d+))");
+    private static final Duration WAIT = Duration.ofSeconds(90);
+
+    /** A running {@code ubd serve}, its log, and the device it printed. */
+    private record Served(Process process, Path log, String device, int id) {
+    }
+
+    private static Served serve(String... args) throws IOException, InterruptedException {
+        Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
+        assertTrue(Files.exists(jar), jar + " is built (mvn package)");
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString(), "serve"));
+        cmd.addAll(List.of(args));
+        Path log = Files.createTempFile(Path.of("/var/tmp"), "ubd-serve", ".log");
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
+        while (p.isAlive() && System.nanoTime() < deadline) {
+            Matcher m = DEVICE.matcher(Files.readString(log));
+            if (m.find()) {
+                return new Served(p, log, m.group(1), Integer.parseInt(m.group(2)));
+            }
+            Thread.sleep(100);
+        }
+        p.destroyForcibly();
+        throw new AssertionError("no line with the device path: " + Files.readString(log));
+    }
 
     @Test
     void serveMemoryTargetUntilSigterm() throws Exception {
-        Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
-        assertTrue(Files.exists(jar), jar + " is built (mvn package)");
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Path log = Files.createTempFile(Path.of("/var/tmp"), "ubd-serve", ".log");
-        Process p = new ProcessBuilder(java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString(),
-                "serve", "--target", "memory", "--size", "32M", "--queues", "2", "--depth", "16")
-                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Served s = serve("--target", "memory", "--size", "32M", "--queues", "2", "--depth", "16");
         try {
-            String device = null;
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
-            while (device == null && p.isAlive() && System.nanoTime() < deadline) {
-                Matcher m = DEVICE.matcher(Files.readString(log));
-                if (m.find()) {
-                    device = m.group(1);
-                } else {
-                    Thread.sleep(100);
-                }
-            }
-            assertNotNull(device, "a line with the device path: " + Files.readString(log));
-            Vm.sh(60, "printf 'reactor-ubd sample' | dd of=" + device + " bs=512 conv=sync,fsync 2>&1").requireSuccess();
-            Vm.Result back = Vm.sh(60, "dd if=" + device + " bs=512 count=1 iflag=direct 2>/dev/null | head -c 18")
+            Vm.sh(60, "printf 'reactor-ubd sample' | dd of=" + s.device() + " bs=512 conv=sync,fsync 2>&1")
+                    .requireSuccess();
+            Vm.Result back = Vm.sh(60, "dd if=" + s.device() + " bs=512 count=1 iflag=direct 2>/dev/null | head -c 18")
                     .requireSuccess();
             assertEquals("reactor-ubd sample", back.output());
-            p.destroy(); // SIGTERM
-            assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the server stopped");
-            String rest = Files.readString(log);
-            assertEquals(0, p.exitValue(), rest);
-            assertTrue(rest.contains("stopped " + device), rest);
-            assertFalse(Files.exists(Path.of(device)), device + " is gone");
+            s.process().destroy(); // SIGTERM
+            assertTrue(s.process().waitFor(120, TimeUnit.SECONDS), "the server stopped");
+            String out = Files.readString(s.log());
+            assertEquals(0, s.process().exitValue(), out);
+            assertTrue(out.contains("stopped " + s.device()), out);
+            assertFalse(Files.exists(Path.of(s.device())), s.device() + " is gone");
             assertEquals("", Vm.sh(10, "ls /sys/class/ublk-char/").output().trim(), "no ublk device left");
         } finally {
-            p.destroyForcibly();
-            Files.deleteIfExists(log);
+            s.process().destroyForcibly();
+            Files.deleteIfExists(s.log());
+        }
+    }
+
+    @Test
+    void anotherProcessRecoversADeviceWhoseServerWasKilled() throws Exception {
+        Served s = serve("--target", "null", "--size", "32M", "--recoverable");
+        Process reader = null;
+        try {
+            s.process().destroyForcibly(); // SIGKILL: no cleanup at all
+            assertTrue(s.process().waitFor(60, TimeUnit.SECONDS));
+            // A reader that arrives while nobody serves the device waits (it is not failed).
+            reader = new ProcessBuilder("dd", "if=" + s.device(), "of=/dev/null", "bs=4k", "count=256",
+                    "iflag=direct").redirectErrorStream(true).start();
+            try (UbdServer server = UbdServer.create()) {
+                UbdDevice dev = server.recover(s.id(), new NullBackend()).block(WAIT);
+                assertNotNull(dev);
+                DeviceInfo info = server.control().deviceInfo(s.id()).block(WAIT);
+                assertEquals(UblkDevState.LIVE, info.state());
+                assertEquals(ProcessHandle.current().pid(), info.serverPid());
+                assertTrue(reader.waitFor(120, TimeUnit.SECONDS), "the waiting reader finished");
+                String out = new String(reader.getInputStream().readAllBytes());
+                assertEquals(0, reader.exitValue(), out);
+                assertTrue(out.contains("1048576 bytes"), out);
+                dev.close().block(WAIT);
+            }
+            assertFalse(Vm.deviceExists(s.id()), "device " + s.id() + " deleted");
+        } finally {
+            if (reader != null) {
+                reader.destroyForcibly();
+            }
+            Files.deleteIfExists(s.log());
+            Vm.sh(60, "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . && java -jar samples/target/ubd.jar remove --all; true");
         }
     }
 }
