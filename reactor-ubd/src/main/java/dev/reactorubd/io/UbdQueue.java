@@ -6,6 +6,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.util.concurrent.EventExecutor;
 import java.util.Objects;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -215,7 +216,14 @@ public final class UbdQueue {
     // ---------------------------------------------------------------- answers
 
     void answer(IoRequest r, ByteBuf readData, int errno) {
-        scheduler.schedule(() -> onAnswer(r, readData, errno));
+        try {
+            scheduler.schedule(() -> onAnswer(r, readData, errno));
+        } catch (RejectedExecutionException e) {
+            // The loop is gone, and the queue with it: nobody waits for this answer any more.
+            if (readData != null) {
+                readData.release();
+            }
+        }
     }
 
     private void onAnswer(IoRequest r, ByteBuf readData, int errno) {
