@@ -171,6 +171,51 @@ class DataPlaneDeviceTest {
         }
     }
 
+    /** Memory, answered from other threads, with its own unpooled allocator so that its usage can be seen. */
+    static final class ElsewhereAnswered implements BlockBackend {
+        final MemoryBackend memory;
+        final io.netty.buffer.UnpooledByteBufAllocator alloc = new io.netty.buffer.UnpooledByteBufAllocator(true);
+
+        ElsewhereAnswered(long size) {
+            memory = new MemoryBackend(size);
+        }
+
+        @Override
+        public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+            return Mono.defer(() -> memory.read(offset, length, allocator))
+                    .subscribeOn(reactor.core.scheduler.Schedulers.parallel());
+        }
+
+        @Override
+        public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+            return Mono.defer(() -> memory.write(offset, data, fua))
+                    .subscribeOn(reactor.core.scheduler.Schedulers.parallel());
+        }
+
+        @Override
+        public ByteBufAllocator allocator() {
+            return alloc;
+        }
+    }
+
+    @Test
+    void answersFromOtherThreadsAndMemoryThatFollowsInFlightIo() {
+        ElsewhereAnswered backend = new ElsewhereAnswered(32 * MIB);
+        UbdDevice dev = serve(DeviceSpec.builder().capacityBytes(32 * MIB).queues(2).depth(128)
+                .maxIoBytes(1 << 20).build(), backend);
+        try {
+            // 2 queues x 128 tags x 1 MiB would be 256 MiB if buffers were set aside per tag.
+            assertEquals(0, backend.alloc.metric().usedDirectMemory(), "nothing held while idle");
+            Vm.Result r = Vm.sh(300, "fio --name=elsewhere --filename=" + dev.blockDevicePath()
+                    + " --rw=randwrite --bs=8k --iodepth=32 --ioengine=io_uring --direct=1 --size=8M"
+                    + " --verify=crc32c --do_verify=1 --verify_fatal=1");
+            assertEquals(0, r.exitCode(), r.output());
+            assertEquals(0, backend.alloc.metric().usedDirectMemory(), "every request buffer was released");
+        } finally {
+            closeAndCheckGone(dev);
+        }
+    }
+
     @Test
     void ddReadsANullDevice() {
         UbdDevice dev = serve(spec(64 * MIB, 1), new NullBackend());

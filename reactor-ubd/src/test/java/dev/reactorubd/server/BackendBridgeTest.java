@@ -1,0 +1,114 @@
+package dev.reactorubd.server;
+
+import dev.reactorubd.UbdIoException;
+import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.testkit.VirtualDevice;
+import dev.reactorubd.uring.Errno;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.Unpooled;
+import io.netty.buffer.UnpooledByteBufAllocator;
+import java.time.Duration;
+import java.util.EnumSet;
+import org.junit.jupiter.api.Test;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Schedulers;
+import reactor.test.StepVerifier;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** A misbehaving backend fails only the request it got wrong; memory follows in-flight IO. */
+class BackendBridgeTest {
+    private static final Duration WAIT = Duration.ofSeconds(10);
+
+    /** Behaves by offset: 0 throws, 4096 returns empty, 8192 the wrong length, 12288 ENOSPC, else fine. */
+    static final class Misbehaving implements BlockBackend {
+        final UnpooledByteBufAllocator alloc = new UnpooledByteBufAllocator(true);
+
+        @Override
+        public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+            if (offset == 0) {
+                throw new IllegalStateException("thrown, not signalled");
+            }
+            if (offset == 4096) {
+                return Mono.empty();
+            }
+            if (offset == 8192) {
+                return Mono.just(allocator.directBuffer(length / 2).writeZero(length / 2));
+            }
+            if (offset == 12288) {
+                return Mono.error(new UbdIoException(Errno.ENOSPC, "typed"));
+            }
+            // Answer from another thread, as an RPC client would.
+            return Mono.fromSupplier(() -> allocator.directBuffer(length).writeZero(length))
+                    .subscribeOn(Schedulers.parallel());
+        }
+
+        @Override
+        public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+            if (offset == 0) {
+                return Mono.error(new RuntimeException("untyped"));
+            }
+            return Mono.delay(Duration.ofMillis(1)).then();
+        }
+
+        @Override
+        public ByteBufAllocator allocator() {
+            return alloc;
+        }
+    }
+
+    @Test
+    void eachKindOfMisbehaviourFailsThatRequestAlone() {
+        Misbehaving backend = new Misbehaving();
+        try (VirtualDevice dev = VirtualDevice.serve(backend, 1, 8)) {
+            expectErrno(dev.read(0, 0, 4096), Errno.EIO);
+            expectErrno(dev.read(0, 4096, 4096), Errno.EIO);
+            expectErrno(dev.read(0, 8192, 4096), Errno.EIO);
+            expectErrno(dev.read(0, 12288, 4096), Errno.ENOSPC);
+            expectErrno(dev.write(0, 0, Unpooled.wrappedBuffer(new byte[512])), Errno.EIO);
+            // Discard is not among its capabilities: the default answers EOPNOTSUPP.
+            expectErrno(dev.discard(0, 0, 4096), Errno.EOPNOTSUPP);
+            // And the device goes on serving.
+            StepVerifier.create(dev.read(0, 16384, 4096).doOnNext(ByteBuf::release)).expectNextCount(1)
+                    .verifyComplete();
+            StepVerifier.create(dev.flush(0)).verifyComplete();
+            assertEquals(6, dev.queue(0).failedCount());
+            assertEquals(2, dev.queue(0).completedCount());
+        }
+    }
+
+    @Test
+    void memoryFollowsInFlightIoNotDepth() {
+        Misbehaving backend = new Misbehaving();
+        try (VirtualDevice dev = VirtualDevice.serve(backend, 2, 128)) {
+            assertEquals(0, backend.alloc.metric().usedDirectMemory(), "nothing allocated ahead of time");
+            StepVerifier.create(Flux.range(1, 500)
+                            .flatMap(i -> i % 2 == 0
+                                    ? dev.write(i % 2, 4096L * i, Unpooled.wrappedBuffer(new byte[4096]))
+                                    : dev.read(i % 2, 4096L * (i + 4), 4096).doOnNext(ByteBuf::release).then(), 32)
+                            .then())
+                    .verifyComplete();
+            assertEquals(0, backend.alloc.metric().usedDirectMemory(), "every request buffer was released");
+        }
+    }
+
+    @Test
+    void capabilitiesCompleteTheSpec() {
+        DeviceSpec spec = DeviceSpec.builder().capacityBytes(1 << 30).physicalBlockSize(4096).build();
+        DeviceSpec full = UbdServer.withCapabilities(spec, EnumSet.allOf(BlockBackend.Capability.class));
+        assertTrue(full.volatileCache() && full.fua());
+        assertEquals(new DeviceSpec.Discard(4096, 0, 1 << 30, 1 << 30), full.discard());
+        DeviceSpec none = UbdServer.withCapabilities(spec, EnumSet.noneOf(BlockBackend.Capability.class));
+        assertTrue(!none.volatileCache() && !none.fua());
+        assertNull(none.discard());
+    }
+
+    private static void expectErrno(Mono<?> m, int errno) {
+        StepVerifier.create(m).expectErrorSatisfies(e -> assertEquals(errno, ((UbdIoException) e).errno(),
+                e.getMessage())).verify(WAIT);
+    }
+}
