@@ -131,8 +131,9 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
                 UblkIo.packCmd(queue.id(), tag, result)), KIND_CMD, tag);
     }
 
-    private static short data(int kind, int tag) {
-        return (short) (kind << 12 | tag);
+    /** The user data of a submission: small enough for Netty's fast path, which keeps it in 16 bits. */
+    private static long data(int kind, int tag) {
+        return kind << 12 | tag;
     }
 
     private void submit(IoUringIoOps ops, int kind, int tag) {
