@@ -57,6 +57,7 @@ class DataPlaneDeviceTest {
     @AfterEach
     void noBlockingCallOnAnEventLoop() {
         assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
+        assertEquals(List.of(), BlockingCallRecorder.callsOn("app-loop"), "blocking calls on the caller's loops");
         assertEquals(Set.of(), server.devices(), "every device was closed");
     }
 

@@ -6,6 +6,7 @@ import dev.reactorubd.UbdNoSuchDeviceException;
 import dev.reactorubd.UbdTimeoutException;
 import dev.reactorubd.sys.UblkDevState;
 import dev.reactorubd.sys.UblkFeature;
+import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Vm;
 import dev.reactorubd.uring.Libc;
@@ -43,6 +44,7 @@ class ControlPlaneDeviceTest {
     void close() {
         control.listDevices().concatMap(d -> control.removeDevice(d.id())).then().block(WAIT);
         control.close();
+        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on the control ring");
     }
 
     private static DeviceSpec.Builder spec() {

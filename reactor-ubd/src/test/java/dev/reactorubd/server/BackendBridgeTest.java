@@ -2,6 +2,7 @@ package dev.reactorubd.server;
 
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
@@ -105,6 +106,35 @@ class BackendBridgeTest {
         DeviceSpec none = UbdServer.withCapabilities(spec, EnumSet.noneOf(BlockBackend.Capability.class));
         assertTrue(!none.volatileCache() && !none.fua());
         assertNull(none.discard());
+    }
+
+    @Test
+    void aBackendThatBlocksOnTheQueueLoopIsCaught() {
+        // Proves that "no blocking call on an event loop" is checked for real: queue loops are Netty threads,
+        // which BlockHound treats as non-blocking.
+        BlockBackend sleepy = new BlockBackend() {
+            @Override
+            public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+                try {
+                    Thread.sleep(1);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                return Mono.just(allocator.directBuffer(length).writeZero(length));
+            }
+
+            @Override
+            public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+                return Mono.empty();
+            }
+        };
+        try (VirtualDevice dev = VirtualDevice.serve(sleepy, 1, 4)) {
+            String loop = dev.queue(0).loop().submit(() -> Thread.currentThread().getName()).syncUninterruptibly()
+                    .getNow();
+            expectErrno(dev.read(0, 0, 4096), Errno.EIO);
+            assertTrue(BlockingCallRecorder.callsOn(loop).stream()
+                    .anyMatch(c -> c.contains("sleep")), BlockingCallRecorder.calls().toString());
+        }
     }
 
     private static void expectErrno(Mono<?> m, int errno) {

@@ -98,6 +98,7 @@ class ServeCommandDeviceTest {
                 dev.close().block(WAIT);
             }
             assertFalse(Vm.deviceExists(s.id()), "device " + s.id() + " deleted");
+            assertEquals(List.of(), dev.reactorubd.testing.BlockingCallRecorder.callsOn("ubd-"), "blocking calls");
         } finally {
             if (reader != null) {
                 reader.destroyForcibly();
