@@ -152,11 +152,23 @@ public final class UbdServer implements AutoCloseable {
     public Mono<UbdDevice> serve(DeviceSpec spec, BlockBackend backend) {
         Objects.requireNonNull(backend, "backend");
         DeviceSpec full = withCapabilities(spec, backend.capabilities());
-        return open(full, backend.allocator()).flatMap(device -> {
-            device.queues().forEach(q -> device.addBridge(BackendBridge.attach(q, backend)));
-            return device.start().thenReturn(device)
-                    .onErrorResume(e -> device.close().onErrorResume(x -> Mono.empty()).then(Mono.error(e)));
-        });
+        return open(full, backend.allocator()).flatMap(device -> serveAndGo(device, backend, device.start()));
+    }
+
+    /** Wires the queues to the backend, then sends {@code go}; closes the device if that fails. */
+    private static Mono<UbdDevice> serveAndGo(UbdDevice device, BlockBackend backend, Mono<Void> go) {
+        device.queues().forEach(q -> device.addBridge(BackendBridge.attach(q, backend)));
+        return go.thenReturn(device)
+                .onErrorResume(e -> device.close().onErrorResume(x -> Mono.empty()).then(Mono.error(e)));
+    }
+
+    /** Retries every 100 ms, within the control timeout, while the error is a {@code type}. */
+    private Retry whileFailingWith(Class<? extends Throwable> type) {
+        return Retry.fixedDelay(control.timeout().toMillis() / 100, Duration.ofMillis(100))
+                .filter(type::isInstance)
+                .onRetryExhaustedThrow((spec, signal) -> signal.failure() instanceof NotYet n
+                        ? new UbdDeviceBusyException(n.getMessage() + " after " + control.timeout(), Errno.EBUSY)
+                        : signal.failure());
     }
 
     /**
@@ -186,24 +198,13 @@ public final class UbdServer implements AutoCloseable {
      */
     public Mono<UbdDevice> recover(int devId, BlockBackend backend) {
         Objects.requireNonNull(backend, "backend");
-        Duration wait = control.timeout();
         return awaitRecoverable(devId)
-                .retryWhen(Retry.fixedDelay(wait.toMillis() / 100, Duration.ofMillis(100))
-                        .filter(NotYet.class::isInstance)
-                        .onRetryExhaustedThrow((spec, signal) -> signal.failure() instanceof NotYet n
-                                ? new UbdDeviceBusyException(n.getMessage() + " after " + wait, Errno.EBUSY)
-                                : signal.failure()))
+                .retryWhen(whileFailingWith(NotYet.class))
                 .flatMap(info -> control.startUserRecovery(devId)
-                        .retryWhen(Retry.fixedDelay(wait.toMillis() / 100, Duration.ofMillis(100))
-                                .filter(UbdDeviceBusyException.class::isInstance)
-                                .onRetryExhaustedThrow((spec, signal) -> signal.failure()))
+                        .retryWhen(whileFailingWith(UbdDeviceBusyException.class))
                         .thenReturn(info))
                 .flatMap(info -> openQueues(info, backend.allocator()))
-                .flatMap(device -> {
-                    device.queues().forEach(q -> device.addBridge(BackendBridge.attach(q, backend)));
-                    return control.endUserRecovery(devId).thenReturn(device)
-                            .onErrorResume(e -> device.close().onErrorResume(x -> Mono.empty()).then(Mono.error(e)));
-                });
+                .flatMap(device -> serveAndGo(device, backend, control.endUserRecovery(devId)));
     }
 
     /** The device's info once it waits for a new server; {@link NotYet} while its old server is still going. */
