@@ -266,6 +266,51 @@ class DataPlaneDeviceTest {
         dev.queues().forEach(q -> assertTrue(q.onTerminated().block(WAIT) == null));
     }
 
+    @Test
+    void closeWithAStuckBackendIsBoundedAndFinishesWhenTheBackendLetsGo() throws Exception {
+        reactor.core.publisher.Sinks.Empty<Void> letGo = reactor.core.publisher.Sinks.empty();
+        java.util.concurrent.CountDownLatch stuck = new java.util.concurrent.CountDownLatch(1);
+        BlockBackend holdsOneRead = new BlockBackend() {
+            @Override
+            public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+                Mono<ByteBuf> zeros = Mono.fromSupplier(() -> allocator.directBuffer(length).writeZero(length));
+                if (offset == 8 * MIB) {
+                    stuck.countDown();
+                    return letGo.asMono().then(zeros);
+                }
+                return zeros;
+            }
+
+            @Override
+            public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+                return Mono.empty();
+            }
+        };
+        try (UbdServer quick = UbdServer.builder()
+                .control(dev.reactorubd.ctrl.UbdControl.open(dev.reactorubd.ctrl.UbdControl.CONTROL_PATH,
+                        Duration.ofSeconds(3)))
+                .build()) {
+            UbdDevice dev = quick.serve(spec(16 * MIB, 1), holdsOneRead).block(WAIT);
+            Process dd = new ProcessBuilder("dd", "if=" + dev.blockDevicePath(), "of=/dev/null", "bs=4k", "count=1",
+                    "skip=2048", "iflag=direct").redirectErrorStream(true).start();
+            try {
+                assertTrue(stuck.await(60, TimeUnit.SECONDS), "the read reached the backend");
+                long t0 = System.nanoTime();
+                reactor.test.StepVerifier.create(dev.close())
+                        .expectError(dev.reactorubd.UbdTimeoutException.class)
+                        .verify(WAIT);
+                assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(30), "close() gave up within its bound");
+                assertTrue(Vm.deviceExists(dev.id()), "the device waits for its last request");
+                letGo.tryEmitEmpty();
+                dev.onClose().block(WAIT);
+                assertFalse(Vm.deviceExists(dev.id()), "then it finished closing by itself");
+                assertTrue(dd.waitFor(60, TimeUnit.SECONDS), "the reader got its answer");
+            } finally {
+                dd.destroyForcibly();
+            }
+        }
+    }
+
     /** Fails every 10th write it is given with EIO; everything else goes to memory. */
     static final class EveryTenthWriteFails implements BlockBackend {
         final MemoryBackend memory = new MemoryBackend(16 * MIB);

@@ -5,6 +5,7 @@ import dev.reactorubd.UbdException;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.uring.Errno;
 import dev.reactorubd.uring.IoUringAbi;
+import dev.reactorubd.uring.MappedRegion;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.IoEvent;
 import io.netty.channel.IoEventLoop;
@@ -13,6 +14,7 @@ import io.netty.channel.uring.IoUringIoEvent;
 import io.netty.channel.uring.IoUringIoHandle;
 import io.netty.channel.uring.IoUringIoOps;
 import java.lang.foreign.MemorySegment;
+import java.util.concurrent.RejectedExecutionException;
 import reactor.core.publisher.Mono;
 
 /**
@@ -42,14 +44,18 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
 
     private final UbdQueue queue;
     private final int fd;
+    private final MappedRegion descriptorArea;
     private final MemorySegment descriptors;
     private final DataCopy copy;
     private volatile IoRegistration registration;
+    /** Set on the loop by {@link #close()}; completions after it are ignored (the descriptors are unmapped). */
+    private boolean closed;
 
-    private KernelQueueTransport(UbdQueue queue, int fd, MemorySegment descriptors, DataCopy copy) {
+    private KernelQueueTransport(UbdQueue queue, int fd, MappedRegion descriptorArea, DataCopy copy) {
         this.queue = queue;
         this.fd = fd;
-        this.descriptors = descriptors;
+        this.descriptorArea = descriptorArea;
+        this.descriptors = descriptorArea.segment();
         this.copy = copy;
     }
 
@@ -57,16 +63,17 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
      * Registers a transport for {@code queue} with its event loop, which must be a Netty io_uring loop.
      *
      * @param fd          the open {@code /dev/ublkcN}
-     * @param descriptors the queue's descriptor area, mapped read-only; it must outlive the transport
-     * @param copy        how data moves
+     * @param descriptorArea the queue's descriptor area, mapped read-only; the transport unmaps it on close
+     * @param copy           how data moves
      */
-    public static Mono<KernelQueueTransport> register(UbdQueue queue, int fd, MemorySegment descriptors,
+    public static Mono<KernelQueueTransport> register(UbdQueue queue, int fd, MappedRegion descriptorArea,
                                                       DataCopy copy) {
         if (!(queue.loop() instanceof IoEventLoop loop) || !loop.isCompatible(KernelQueueTransport.class)) {
             return Mono.error(new IllegalArgumentException("queue " + queue.id() + " runs on " + queue.loop()
                     + ", which is not a Netty io_uring event loop: create the group with IoUringIoHandler.newFactory()"));
         }
-        KernelQueueTransport t = new KernelQueueTransport(queue, fd, descriptors, java.util.Objects.requireNonNull(copy));
+        KernelQueueTransport t = new KernelQueueTransport(queue, fd, descriptorArea,
+                java.util.Objects.requireNonNull(copy));
         return Mono.create(sink -> loop.register(t).addListener(f -> {
             if (f.isSuccess()) {
                 t.registration = (IoRegistration) f.getNow();
@@ -147,6 +154,9 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
 
     @Override
     public void handle(IoRegistration registration, IoEvent event) {
+        if (closed) {
+            return;
+        }
         IoUringIoEvent e = (IoUringIoEvent) event;
         int data = (int) e.userData();
         int tag = data & TAG_MASK;
@@ -172,12 +182,37 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         }
     }
 
-    /** Stops taking completions; the caller closes the fd and unmaps the descriptors after this. */
+    /**
+     * Stops taking completions and unmaps the descriptor area, on the queue's loop so that no completion can be
+     * reading the descriptors meanwhile. The caller closes the fd after the returned Mono completes. Kernel
+     * commands still pending keep their own reference to the file until the kernel ends them.
+     */
+    public Mono<Void> shutdown() {
+        return Mono.<Void>create(sink -> {
+            try {
+                queue.loop().execute(() -> {
+                    close();
+                    sink.success();
+                });
+            } catch (RejectedExecutionException e) {
+                // The loop is gone: nothing runs on it any more.
+                close();
+                sink.success();
+            }
+        });
+    }
+
+    /** Like {@link #shutdown()}, without waiting; call it on the loop, or once the loop is gone. */
     @Override
     public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         IoRegistration r = registration;
         if (r != null) {
             r.cancel();
         }
+        descriptorArea.close();
     }
 }

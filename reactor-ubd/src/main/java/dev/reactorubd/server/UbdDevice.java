@@ -6,7 +6,6 @@ import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.io.KernelQueueTransport;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.uring.Libc;
-import dev.reactorubd.uring.MappedRegion;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import reactor.core.Disposable;
@@ -14,6 +13,8 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Schedulers;
+import reactor.util.retry.Retry;
+import java.time.Duration;
 
 /**
  * A ublk device served by this process: its id, its queues, and its lifecycle.
@@ -23,7 +24,10 @@ import reactor.core.scheduler.Schedulers;
  * it. With {@link UbdServer#open} the caller subscribes to {@link #queues()} and then calls {@link #start()}.
  * {@link #close()} (or {@link #dispose()}) stops the device (the kernel drains in-flight IO and removes
  * {@code /dev/ublkbN}), waits for every queue to end, releases the queues' fds and mappings, and deletes the
- * device. Every step is bounded by the control handle's timeout. Closing twice returns the same Mono.
+ * device. Every step is bounded by the control handle's timeout. If a backend still holds requests when the
+ * bound runs out, close() fails with {@link UbdTimeoutException} but the queues stay connected and the device
+ * finishes closing by itself once the requests are answered ({@link #onClose()} completes then). Closing twice
+ * returns the same Mono.
  *
  * <p>Unmount any filesystem on the device before closing it: the kernel waits for every opener of the block device.
  */
@@ -32,7 +36,6 @@ public final class UbdDevice implements Disposable {
     private final DeviceInfo info;
     private final List<UbdQueue> queues;
     private final List<KernelQueueTransport> transports;
-    private final List<MappedRegion> descriptorAreas;
     private final int charFd;
     private final Runnable onClosed;
     private final AtomicBoolean closing = new AtomicBoolean();
@@ -41,12 +44,11 @@ public final class UbdDevice implements Disposable {
     private final Mono<Void> closeMono;
 
     UbdDevice(UbdControl control, DeviceInfo info, List<UbdQueue> queues, List<KernelQueueTransport> transports,
-              List<MappedRegion> descriptorAreas, int charFd, Runnable onClosed) {
+              int charFd, Runnable onClosed) {
         this.control = control;
         this.info = info;
         this.queues = List.copyOf(queues);
         this.transports = List.copyOf(transports);
-        this.descriptorAreas = List.copyOf(descriptorAreas);
         this.charFd = charFd;
         this.onClosed = onClosed;
         this.closeMono = Mono.defer(this::doClose).cache();
@@ -100,44 +102,62 @@ public final class UbdDevice implements Disposable {
 
     private Mono<Void> doClose() {
         closing.set(true);
-        Mono<Void> drained = Flux.fromIterable(queues).flatMap(UbdQueue::onTerminated).then()
-                .timeout(control.timeout(), Mono.error(() -> new UbdTimeoutException("the queues of device "
-                        + info.id() + " did not end within " + control.timeout() + " after STOP_DEV: a backend "
-                        + "still holds requests")));
-        return control.stopDevice(info.id())
-                .then(drained)
-                .onErrorResume(e -> releaseQueues(false).then(Mono.error(e)))
-                .then(releaseQueues(true))
-                .then(control.deleteDevice(info.id()))
-                .doOnTerminate(() -> {
-                    onClosed.run();
+        return stopAndDrain()
+                .onErrorResume(e -> {
+                    finishInBackground();
+                    return Mono.error(e);
                 })
+                .then(Mono.defer(this::releaseAndDelete));
+    }
+
+    /** STOP_DEV, then every queue ended; each bounded by the control timeout. */
+    private Mono<Void> stopAndDrain() {
+        return control.stopDevice(info.id())
+                .then(Flux.fromIterable(queues).flatMap(UbdQueue::onTerminated).then()
+                        .timeout(control.timeout(), Mono.error(() -> new UbdTimeoutException("the queues of device "
+                                + info.id() + " did not end within " + control.timeout() + " of STOP_DEV: a backend "
+                                + "still holds requests. The device finishes closing by itself once they are "
+                                + "answered; onClose() tells when"))));
+    }
+
+    private Mono<Void> releaseAndDelete() {
+        return releaseQueues()
+                .then(control.deleteDevice(info.id()))
                 .doOnSuccess(v -> closed.tryEmitEmpty())
-                .doOnError(closed::tryEmitError);
+                .doOnError(closed::tryEmitError)
+                .doFinally(signal -> onClosed.run());
+    }
+
+    /**
+     * After close() gave up waiting (a backend still holds requests), keeps trying to stop and drain, with backoff,
+     * for up to about ten minutes, then releases and deletes the device. The queues stay connected meanwhile, so
+     * that late answers still reach the kernel and the stop can finish.
+     */
+    private void finishInBackground() {
+        stopAndDrain()
+                .retryWhen(Retry.backoff(20, Duration.ofSeconds(1)).maxBackoff(Duration.ofSeconds(30))
+                        .filter(UbdTimeoutException.class::isInstance))
+                .then(Mono.defer(this::releaseAndDelete))
+                .subscribe(null, e -> releaseQueues().doFinally(signal -> {
+                    closed.tryEmitError(e);
+                    onClosed.run();
+                }).subscribe(null, x -> { }));
     }
 
     private final AtomicBoolean released = new AtomicBoolean();
 
     /**
-     * Unregisters the transports and closes the char device, off the event loops. The descriptor areas are
-     * unmapped only when every queue ended: a queue that may still see a completion reads them, and a leaked
-     * mapping beats a crash.
+     * Disconnects the backends, shuts the transports down on their loops (which unmaps the descriptor areas) and
+     * closes the char device. Safe whether or not the queues ended: after a timeout the device can still be removed
+     * once the kernel lets go ({@code UbdControl.removeDevice}), since nothing of this process holds it.
      */
-    private Mono<Void> releaseQueues(boolean drained) {
-        return Mono.fromRunnable(() -> {
-            if (!released.compareAndSet(false, true)) {
-                return;
-            }
-            bridges.forEach(Disposable::dispose);
-            for (int i = 0; i < transports.size(); i++) {
-                KernelQueueTransport t = transports.get(i);
-                queues.get(i).loop().execute(t::close);
-            }
-            if (drained) {
-                descriptorAreas.forEach(MappedRegion::close);
-            }
-            Libc.close(charFd);
-        }).subscribeOn(Schedulers.boundedElastic()).then();
+    private Mono<Void> releaseQueues() {
+        if (!released.compareAndSet(false, true)) {
+            return Mono.empty();
+        }
+        bridges.forEach(Disposable::dispose);
+        return Flux.fromIterable(transports).flatMap(KernelQueueTransport::shutdown).then(
+                Mono.fromRunnable(() -> Libc.close(charFd)).subscribeOn(Schedulers.boundedElastic()).then());
     }
 
     /** Starts {@link #close()} without waiting; see {@link #onClose()}. */

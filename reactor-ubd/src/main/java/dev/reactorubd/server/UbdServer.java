@@ -268,14 +268,14 @@ public final class UbdServer implements AutoCloseable {
                 return Mono.error(e);
             }
             return Flux.range(0, queues.size())
-                    .concatMap(q -> KernelQueueTransport.register(queues.get(q), fd, areas.get(q).segment(), dataCopy))
+                    .concatMap(q -> KernelQueueTransport.register(queues.get(q), fd, areas.get(q), dataCopy))
                     .collectList()
                     .map(transports -> {
                         for (int q = 0; q < queues.size(); q++) {
                             queues.get(q).start(transports.get(q));
                         }
                         UbdDevice[] self = new UbdDevice[1];
-                        self[0] = new UbdDevice(control, info, queues, transports, areas, fd,
+                        self[0] = new UbdDevice(control, info, queues, transports, fd,
                                 () -> devices.remove(self[0]));
                         devices.add(self[0]);
                         return self[0];
