@@ -4,7 +4,7 @@ import dev.reactorubd.UbdIoException;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
 
 /**
  * One block request of a queue: what the kernel asks (operation, byte offset and length, flags), the data of a
@@ -30,7 +30,9 @@ public final class IoRequest {
     private final int opFlags;
     private final long offset;
     private final int length;
-    private final AtomicBoolean answered = new AtomicBoolean();
+    private static final AtomicIntegerFieldUpdater<IoRequest> ANSWERED =
+            AtomicIntegerFieldUpdater.newUpdater(IoRequest.class, "answered");
+    private volatile int answered;
     ByteBuf data;
     ByteBuf outgoing;
 
@@ -94,7 +96,7 @@ public final class IoRequest {
 
     /** Whether this request was answered. */
     public boolean isAnswered() {
-        return answered.get();
+        return answered != 0;
     }
 
     /** Answers a request that carries no data back: WRITE, FLUSH, DISCARD, WRITE_ZEROES. A READ fails with EIO. */
@@ -121,7 +123,7 @@ public final class IoRequest {
     }
 
     private void answer(ByteBuf readData, int errno) {
-        if (!answered.compareAndSet(false, true)) {
+        if (!ANSWERED.compareAndSet(this, 0, 1)) {
             if (readData != null) {
                 readData.release();
             }

@@ -1,50 +1,144 @@
 package dev.reactorubd.server;
 
 import dev.reactorubd.UbdIoException;
+import dev.reactorubd.io.IoOp;
 import dev.reactorubd.io.IoRequest;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
+import io.netty.util.ReferenceCountUtil;
+import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
+import org.reactivestreams.Subscription;
+import reactor.core.CoreSubscriber;
 import reactor.core.Disposable;
+import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Mono;
 
 /**
  * Wires a queue's requests to a {@link BlockBackend}: at most depth requests in the backend at once, each answered
  * from its Mono. The same code serves kernel queues and the test kit's virtual device.
+ *
+ * <p>It is on every request's path, so it stays lean: one subscriber to the queue that asks for depth requests and
+ * one more per answer, and one small subscriber per backend Mono, instead of a general-purpose operator chain.
  */
 public final class BackendBridge {
     private BackendBridge() {}
 
     /** Subscribes to {@code queue}'s requests and serves them from {@code backend} until the queue ends. */
     public static Disposable attach(UbdQueue queue, BlockBackend backend) {
-        return queue.requests()
-                .flatMap(r -> serve(backend, r), queue.depth(), 1)
-                .subscribe(null, e -> { /* the queue's own failure; the device reports it */ });
+        QueueSubscriber s = new QueueSubscriber(backend, queue.depth());
+        queue.requests().subscribe(s);
+        return s;
     }
 
-    /** Serves one request; the returned Mono never errors. */
-    public static Mono<Void> serve(BlockBackend backend, IoRequest r) {
-        return Mono.defer(() -> call(backend, r))
-                .onErrorResume(e -> {
-                    r.fail(e);
-                    return Mono.empty();
-                });
+    /** Serves one request; {@code done} runs once it was answered, whichever way. */
+    public static void serve(BlockBackend backend, IoRequest r, Runnable done) {
+        Mono<?> call;
+        try {
+            call = call(backend, r);
+        } catch (Throwable e) {
+            answerError(r, e);
+            done.run();
+            return;
+        }
+        call.subscribe(new Answer(r, done));
     }
 
-    private static Mono<Void> call(BlockBackend backend, IoRequest r) {
+    private static Mono<?> call(BlockBackend backend, IoRequest r) {
         return switch (r.op()) {
-            case READ -> backend.read(r.offset(), r.length(), r.queue().allocator())
-                    .switchIfEmpty(Mono.error(() -> new UbdIoException(Errno.EIO,
-                            "the backend's read of " + r + " completed without data")))
-                    .doOnNext(r::complete)
-                    .doOnDiscard(ByteBuf.class, ByteBuf::release)
-                    .then();
-            case WRITE -> backend.write(r.offset(), r.data(), r.fua()).then(Mono.fromRunnable(r::complete));
-            case FLUSH -> backend.flush().then(Mono.fromRunnable(r::complete));
-            case DISCARD -> backend.discard(r.offset(), r.length()).then(Mono.fromRunnable(r::complete));
-            case WRITE_ZEROES -> backend.writeZeroes(r.offset(), r.length(), r.noUnmap())
-                    .then(Mono.fromRunnable(r::complete));
+            case READ -> backend.read(r.offset(), r.length(), r.queue().allocator());
+            case WRITE -> backend.write(r.offset(), r.data(), r.fua());
+            case FLUSH -> backend.flush();
+            case DISCARD -> backend.discard(r.offset(), r.length());
+            case WRITE_ZEROES -> backend.writeZeroes(r.offset(), r.length(), r.noUnmap());
             default -> Mono.error(new UbdIoException(Errno.EOPNOTSUPP, r.op() + " is not served"));
         };
+    }
+
+    private static void answerError(IoRequest r, Throwable e) {
+        if (!r.isAnswered()) {
+            r.fail(e);
+        }
+    }
+
+    /** Asks the queue for depth requests, then one more for each request answered. */
+    private static final class QueueSubscriber extends BaseSubscriber<IoRequest> {
+        private final BlockBackend backend;
+        private final int depth;
+        private final Runnable requestOne = () -> request(1);
+
+        QueueSubscriber(BlockBackend backend, int depth) {
+            this.backend = backend;
+            this.depth = depth;
+        }
+
+        @Override
+        protected void hookOnSubscribe(Subscription subscription) {
+            subscription.request(depth);
+        }
+
+        @Override
+        protected void hookOnNext(IoRequest r) {
+            serve(backend, r, requestOne);
+        }
+
+        @Override
+        protected void hookOnError(Throwable error) {
+            // The queue's own failure (its transport ended); the device reports it.
+        }
+    }
+
+    /** Answers one request from the backend's Mono: its value (READ data), its completion, or its error. */
+    private static final class Answer implements CoreSubscriber<Object> {
+        private static final AtomicIntegerFieldUpdater<Answer> DONE =
+                AtomicIntegerFieldUpdater.newUpdater(Answer.class, "done");
+        private final IoRequest r;
+        private final Runnable onAnswered;
+        private volatile int done;
+
+        Answer(IoRequest r, Runnable onAnswered) {
+            this.r = r;
+            this.onAnswered = onAnswered;
+        }
+
+        @Override
+        public void onSubscribe(Subscription s) {
+            s.request(Long.MAX_VALUE);
+        }
+
+        @Override
+        public void onNext(Object value) {
+            if (!DONE.compareAndSet(this, 0, 1)) {
+                ReferenceCountUtil.release(value);
+                return;
+            }
+            if (r.op() == IoOp.READ && value instanceof ByteBuf data) {
+                r.complete(data);
+            } else {
+                ReferenceCountUtil.release(value);
+                r.complete();
+            }
+            onAnswered.run();
+        }
+
+        @Override
+        public void onError(Throwable error) {
+            if (DONE.compareAndSet(this, 0, 1)) {
+                answerError(r, error);
+                onAnswered.run();
+            }
+        }
+
+        @Override
+        public void onComplete() {
+            if (DONE.compareAndSet(this, 0, 1)) {
+                if (r.op() == IoOp.READ) {
+                    r.fail(new UbdIoException(Errno.EIO, "the backend's read of " + r + " completed without data"));
+                } else {
+                    r.complete();
+                }
+                onAnswered.run();
+            }
+        }
     }
 }
