@@ -5,6 +5,7 @@ import dev.reactorubd.UbdException;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.uring.Errno;
 import dev.reactorubd.uring.IoUringAbi;
+import dev.reactorubd.uring.Libc;
 import dev.reactorubd.uring.MappedRegion;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.IoEvent;
@@ -103,28 +104,29 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
 
     @Override
     public void copyIn(int tag, ByteBuf dst, int length) {
+        long address = Buffers.address(dst, dst.writerIndex());
+        long offset = UblkIo.userCopyOffset(queue.id(), tag, 0);
         if (copy == DataCopy.SYSCALL) {
-            long res = dev.reactorubd.uring.Libc.pread(fd, Buffers.address(dst, dst.writerIndex()), length,
-                    UblkIo.userCopyOffset(queue.id(), tag, 0));
-            queue.onCopiedIn(tag, (int) res);
-            return;
+            queue.onCopiedIn(tag, (int) Libc.pread(fd, address, length, offset));
+        } else {
+            submitCopy(OP_READ, KIND_COPY_IN, tag, address, length, offset);
         }
-        submit(new IoUringIoOps(OP_READ, (byte) 0, (short) 0, fd, UblkIo.userCopyOffset(queue.id(), tag, 0),
-                Buffers.address(dst, dst.writerIndex()), length, 0, data(KIND_COPY_IN, tag), (short) 0, (short) 0,
-                0, 0L), KIND_COPY_IN, tag);
     }
 
     @Override
     public void copyOut(int tag, ByteBuf src, int length) {
+        long address = Buffers.address(src, src.readerIndex());
+        long offset = UblkIo.userCopyOffset(queue.id(), tag, 0);
         if (copy == DataCopy.SYSCALL) {
-            long res = dev.reactorubd.uring.Libc.pwrite(fd, Buffers.address(src, src.readerIndex()), length,
-                    UblkIo.userCopyOffset(queue.id(), tag, 0));
-            queue.onCopiedOut(tag, (int) res);
-            return;
+            queue.onCopiedOut(tag, (int) Libc.pwrite(fd, address, length, offset));
+        } else {
+            submitCopy(OP_WRITE, KIND_COPY_OUT, tag, address, length, offset);
         }
-        submit(new IoUringIoOps(OP_WRITE, (byte) 0, (short) 0, fd, UblkIo.userCopyOffset(queue.id(), tag, 0),
-                Buffers.address(src, src.readerIndex()), length, 0, data(KIND_COPY_OUT, tag), (short) 0,
-                (short) 0, 0, 0L), KIND_COPY_OUT, tag);
+    }
+
+    private void submitCopy(byte opcode, int kind, int tag, long address, int length, long offset) {
+        submit(new IoUringIoOps(opcode, (byte) 0, (short) 0, fd, offset, address, length, 0, data(kind, tag),
+                (short) 0, (short) 0, 0, 0L));
     }
 
     @Override
@@ -135,7 +137,7 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
     private void command(int cmdOp, int tag, int result) {
         submit(new IoUringIoOps((byte) IoUringAbi.OP_URING_CMD, (byte) 0, (short) 0, fd,
                 Integer.toUnsignedLong(cmdOp), 0L, 0, 0, data(KIND_CMD, tag), (short) 0, (short) 0, 0,
-                UblkIo.packCmd(queue.id(), tag, result)), KIND_CMD, tag);
+                UblkIo.packCmd(queue.id(), tag, result)));
     }
 
     /** The user data of a submission: small enough for Netty's fast path, which keeps it in 16 bits. */
@@ -143,7 +145,7 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         return kind << 12 | tag;
     }
 
-    private void submit(IoUringIoOps ops, int kind, int tag) {
+    private void submit(IoUringIoOps ops) {
         IoRegistration r = registration;
         if (r == null || !r.isValid() || r.submit(ops) == 0) {
             // The loop is shutting down: nothing will complete; end the queue rather than wait forever.
