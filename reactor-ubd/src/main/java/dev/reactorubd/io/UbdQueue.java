@@ -216,6 +216,11 @@ public final class UbdQueue {
     // ---------------------------------------------------------------- answers
 
     void answer(IoRequest r, ByteBuf readData, int errno) {
+        if (loop.inEventLoop()) {
+            // The common case of a backend answering on the loop: no task object on the hot path.
+            onAnswer(r, readData, errno);
+            return;
+        }
         try {
             scheduler.schedule(() -> onAnswer(r, readData, errno));
         } catch (RejectedExecutionException e) {
