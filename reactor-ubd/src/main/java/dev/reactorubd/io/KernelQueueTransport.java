@@ -166,11 +166,9 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         switch (data >>> 12) {
             case KIND_CMD -> {
                 if (res == UblkIo.RES_OK) {
-                    long at = (long) tag * UblkIo.DESC_SIZE;
-                    int opFlags = descriptors.get(java.lang.foreign.ValueLayout.JAVA_INT, at);
-                    long sectors = Integer.toUnsignedLong(descriptors.get(java.lang.foreign.ValueLayout.JAVA_INT, at + 4));
-                    long start = descriptors.get(java.lang.foreign.ValueLayout.JAVA_LONG, at + 8);
-                    queue.onFetched(tag, opFlags, start << 9, (int) (sectors << 9));
+                    queue.onFetched(tag, UblkIo.descOpFlags(descriptors, tag),
+                            UblkIo.descStartSector(descriptors, tag) << 9,
+                            (int) (UblkIo.descNrSectors(descriptors, tag) << 9));
                 } else if (res == UblkIo.RES_ABORT) {
                     queue.onAborted(tag);
                 } else {

@@ -6,6 +6,7 @@ import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.io.KernelQueueTransport;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.uring.Libc;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import reactor.core.Disposable;
@@ -14,7 +15,6 @@ import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Schedulers;
 import reactor.util.retry.Retry;
-import java.time.Duration;
 
 /**
  * A ublk device served by this process: its id, its queues, and its lifecycle.

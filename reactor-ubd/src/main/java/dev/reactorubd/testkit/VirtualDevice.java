@@ -203,6 +203,7 @@ public final class VirtualDevice implements AutoCloseable {
         final VirtualRequest[] slots;
         final boolean[] fetched;
         final ArrayDeque<VirtualRequest> waiting = new ArrayDeque<>();
+        // Written on the loop only; read by tests from any thread.
         volatile int waitingCount;
         volatile int inFlightCount;
         boolean stopping;
@@ -230,21 +231,11 @@ public final class VirtualDevice implements AutoCloseable {
                     VirtualRequest r = waiting.poll();
                     slots[tag] = r;
                     fetched[tag] = false;
+                    inFlightCount++;
                     queue.onFetched(tag, r.opFlags, r.offset, r.length);
                 }
             }
-            counts();
-        }
-
-        private void counts() {
             waitingCount = waiting.size();
-            int n = 0;
-            for (VirtualRequest s : slots) {
-                if (s != null) {
-                    n++;
-                }
-            }
-            inFlightCount = n;
         }
 
         @Override
@@ -290,6 +281,7 @@ public final class VirtualDevice implements AutoCloseable {
             VirtualRequest r = slots[tag];
             slots[tag] = null;
             if (r != null) {
+                inFlightCount--;
                 complete(r, result);
             }
             if (stopping) {
@@ -298,7 +290,6 @@ public final class VirtualDevice implements AutoCloseable {
                 fetched[tag] = true;
                 dispatch();
             }
-            counts();
         }
 
         private void complete(VirtualRequest r, int result) {
@@ -340,7 +331,7 @@ public final class VirtualDevice implements AutoCloseable {
                     queue.onAborted(tag);
                 }
             }
-            counts();
+            waitingCount = 0;
         }
     }
 

@@ -10,7 +10,6 @@ import java.util.Map;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -451,7 +450,7 @@ public final class ControlRing implements AutoCloseable {
 
     /** For tests: waits until the reaper thread ended, at most {@code millis}. */
     boolean awaitReaperExit(long millis) throws InterruptedException {
-        reaper.join(TimeUnit.MILLISECONDS.toMillis(millis));
+        reaper.join(millis);
         return !reaper.isAlive() && !reaperFailed;
     }
 }
