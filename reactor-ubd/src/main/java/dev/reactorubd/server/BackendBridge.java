@@ -7,11 +7,13 @@ import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.util.ReferenceCountUtil;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
 import org.reactivestreams.Subscription;
 import reactor.core.CoreSubscriber;
 import reactor.core.Disposable;
 import reactor.core.publisher.BaseSubscriber;
+import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
 /**
@@ -23,6 +25,16 @@ import reactor.core.publisher.Mono;
  */
 public final class BackendBridge {
     private BackendBridge() {}
+
+    /**
+     * Binds {@code backend} to each queue ({@link BlockBackend#bind}) and attaches what it returns, in queue order.
+     * Signals each attachment's Disposable; an error from a bind ends the Flux with it.
+     */
+    public static Flux<Disposable> attachAll(List<UbdQueue> queues, BlockBackend backend) {
+        return Flux.fromIterable(queues).concatMap(q -> backend.bind(q)
+                .switchIfEmpty(Mono.error(() -> new IllegalStateException(backend + " bound nothing to " + q)))
+                .map(bound -> attach(q, bound)));
+    }
 
     /** Subscribes to {@code queue}'s requests and serves them from {@code backend} until the queue ends. */
     public static Disposable attach(UbdQueue queue, BlockBackend backend) {

@@ -1,6 +1,7 @@
 package dev.reactorubd.server;
 
 import dev.reactorubd.UbdIoException;
+import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -22,6 +23,16 @@ import reactor.core.publisher.Mono;
  * copying it to the kernel (an empty Mono or a wrong length fails the read with EIO). {@link #write}'s data is
  * valid until its Mono terminates; {@code retain()} it to keep it longer. WRITE data is read into buffers of
  * {@link #allocator()}, so a backend decides where its data lives; nothing is allocated per tag or per device.
+ *
+ * <h2>Queues</h2>
+ * A simple backend serves every queue as it is. A backend that issues its own IO on the queue's event loop (the file
+ * target's io_uring operations, a network connection per queue) overrides {@link #bind}: the server calls it once per
+ * queue before the device starts, and serves that queue from the backend it returns.
+ *
+ * <h2>Ownership</h2>
+ * The application owns its backends: closing a device does not close its backend, so one backend can outlive a
+ * device, or serve the next one. {@link #close()} releases what a backend holds (files, connections); backends made of
+ * backends close their parts.
  */
 public interface BlockBackend {
     /** Optional operations a backend serves; the device advertises them to the kernel. */
@@ -72,5 +83,31 @@ public interface BlockBackend {
     /** Where the data of WRITE requests is put before {@link #write} sees it. Netty's pooled direct allocator. */
     default ByteBufAllocator allocator() {
         return PooledByteBufAllocator.DEFAULT;
+    }
+
+    /** The bytes this backend stores, or {@link #UNKNOWN_SIZE} when it does not know (the device spec decides). */
+    default long size() {
+        return UNKNOWN_SIZE;
+    }
+
+    /** What {@link #size()} answers for a backend that does not know its size. */
+    long UNKNOWN_SIZE = -1;
+
+    /**
+     * The backend that serves {@code queue}'s requests; called once per queue, before the device starts, on any thread.
+     * The default is this backend itself. A backend that needs the queue's event loop ({@code queue.loop()}) returns a
+     * backend bound to it, whose methods are then called only on that loop; it releases what it took for the queue when
+     * {@code queue.onTerminated()} completes. An error fails the device's start.
+     */
+    default Mono<BlockBackend> bind(UbdQueue queue) {
+        return Mono.just(this);
+    }
+
+    /**
+     * Releases what the backend holds (files, connections; the parts of a composed backend). Requests still in flight
+     * fail. The default does nothing. Idempotent.
+     */
+    default Mono<Void> close() {
+        return Mono.empty();
     }
 }

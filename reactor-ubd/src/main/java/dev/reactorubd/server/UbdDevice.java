@@ -123,9 +123,11 @@ public final class UbdDevice implements Disposable {
     private Mono<Void> releaseAndDelete() {
         return releaseQueues()
                 .then(control.deleteDevice(info.id()))
+                // Before the caller hears of it: a closed device is no longer among the server's devices.
+                .doOnTerminate(onClosed)
+                .doOnCancel(onClosed)
                 .doOnSuccess(v -> closed.tryEmitEmpty())
-                .doOnError(closed::tryEmitError)
-                .doFinally(signal -> onClosed.run());
+                .doOnError(closed::tryEmitError);
     }
 
     /**

@@ -155,10 +155,12 @@ public final class UbdServer implements AutoCloseable {
         return open(full, backend.allocator()).flatMap(device -> serveAndGo(device, backend, device.start()));
     }
 
-    /** Wires the queues to the backend, then sends {@code go}; closes the device if that fails. */
+    /** Binds the backend to each queue and wires them, then sends {@code go}; closes the device if that fails. */
     private static Mono<UbdDevice> serveAndGo(UbdDevice device, BlockBackend backend, Mono<Void> go) {
-        device.queues().forEach(q -> device.addBridge(BackendBridge.attach(q, backend)));
-        return go.thenReturn(device)
+        return BackendBridge.attachAll(device.queues(), backend)
+                .doOnNext(device::addBridge)
+                .then(go)
+                .thenReturn(device)
                 .onErrorResume(e -> device.close().onErrorResume(x -> Mono.empty()).then(Mono.error(e)));
     }
 

@@ -11,13 +11,18 @@ import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
-import io.netty.channel.DefaultEventLoop;
 import io.netty.channel.EventLoop;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.local.LocalIoHandler;
+import io.netty.channel.uring.IoUring;
+import io.netty.channel.uring.IoUringIoHandler;
+import io.netty.util.concurrent.DefaultThreadFactory;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -44,9 +49,10 @@ import reactor.core.publisher.MonoSink;
  * kernel does.
  */
 public final class VirtualDevice implements AutoCloseable {
+    private static final AtomicInteger DEVICES = new AtomicInteger();
     private final List<UbdQueue> queues = new ArrayList<>();
     private final List<VirtualTransport> transports = new ArrayList<>();
-    private final List<EventLoop> loops = new ArrayList<>();
+    private final MultiThreadIoEventLoopGroup group;
     private final List<Disposable> bridges = new ArrayList<>();
     private final ByteBufAllocator allocator;
 
@@ -55,9 +61,13 @@ public final class VirtualDevice implements AutoCloseable {
             throw new IllegalArgumentException("queues must be from 1 to 64; was " + queueCount);
         }
         this.allocator = Objects.requireNonNull(allocator, "allocator");
+        // io_uring loops where the kernel has io_uring, so that backends which submit their own io_uring operations
+        // (the file target) run as they do on a real device; plain loops elsewhere.
+        this.group = new MultiThreadIoEventLoopGroup(queueCount,
+                new DefaultThreadFactory("ubd-vdev-" + DEVICES.incrementAndGet(), true),
+                IoUring.isAvailable() ? IoUringIoHandler.newFactory() : LocalIoHandler.newFactory());
         for (int q = 0; q < queueCount; q++) {
-            EventLoop loop = new DefaultEventLoop();
-            loops.add(loop);
+            EventLoop loop = (EventLoop) group.next();
             UbdQueue queue = new UbdQueue(-1, q, depth, loop, allocator);
             VirtualTransport t = new VirtualTransport(queue);
             queues.add(queue);
@@ -82,13 +92,26 @@ public final class VirtualDevice implements AutoCloseable {
         return d;
     }
 
-    /** A device whose queues are served by {@code backend}, through the server's own bridge. */
+    /**
+     * A device whose queues are served by {@code backend}, through the server's own bridge: the backend is bound to
+     * each queue ({@link BlockBackend#bind}) as the server does. Waits at most 30 s for the binds; their error is
+     * thrown.
+     */
     public static VirtualDevice serve(BlockBackend backend, int queues, int depth) {
         VirtualDevice d = create(queues, depth, backend.allocator());
-        for (UbdQueue q : d.queues) {
-            d.bridges.add(BackendBridge.attach(q, backend));
+        try {
+            d.bridges.addAll(BackendBridge.attachAll(d.queues, backend).collectList()
+                    .block(java.time.Duration.ofSeconds(30)));
+        } catch (RuntimeException e) {
+            d.close();
+            throw e;
         }
         return d;
+    }
+
+    /** Whether queues run on io_uring event loops (the host kernel has io_uring), as on a real device. */
+    public boolean onIoUring() {
+        return group.isIoType(IoUringIoHandler.class);
     }
 
     public List<UbdQueue> queues() {
@@ -167,7 +190,7 @@ public final class VirtualDevice implements AutoCloseable {
             stop().block(java.time.Duration.ofSeconds(10));
         } finally {
             bridges.forEach(Disposable::dispose);
-            loops.forEach(l -> l.shutdownGracefully(0, 1, TimeUnit.SECONDS));
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
         }
     }
 
