@@ -4,16 +4,16 @@ import io.netty.buffer.ByteBuf;
 import java.lang.foreign.MemorySegment;
 
 /** Native addresses of Netty buffers, for the kernel to copy into or out of. */
-final class Buffers {
+public final class Buffers {
     private Buffers() {}
 
     /** Whether {@code buf}'s readable bytes sit at one native address. */
-    static boolean isContiguousDirect(ByteBuf buf) {
+    public static boolean isContiguousDirect(ByteBuf buf) {
         return buf.hasMemoryAddress() || (buf.isDirect() && buf.nioBufferCount() == 1);
     }
 
     /** The native address of byte {@code index} of a contiguous direct buffer. */
-    static long address(ByteBuf buf, int index) {
+    public static long address(ByteBuf buf, int index) {
         if (buf.hasMemoryAddress()) {
             return buf.memoryAddress() + index;
         }

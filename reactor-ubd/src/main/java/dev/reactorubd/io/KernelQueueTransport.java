@@ -36,8 +36,6 @@ import reactor.core.publisher.Mono;
  * <p>Completions carry {@code kind << 12 | tag} as user data.
  */
 public final class KernelQueueTransport implements QueueTransport, IoUringIoHandle {
-    private static final byte OP_READ = 22;
-    private static final byte OP_WRITE = 23;
     private static final int KIND_CMD = 0;
     private static final int KIND_COPY_IN = 1;
     private static final int KIND_COPY_OUT = 2;
@@ -109,7 +107,7 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         if (copy == DataCopy.SYSCALL) {
             queue.onCopiedIn(tag, (int) Libc.pread(fd, address, length, offset));
         } else {
-            submitCopy(OP_READ, KIND_COPY_IN, tag, address, length, offset);
+            submitCopy((byte) IoUringAbi.OP_READ, KIND_COPY_IN, tag, address, length, offset);
         }
     }
 
@@ -120,7 +118,7 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         if (copy == DataCopy.SYSCALL) {
             queue.onCopiedOut(tag, (int) Libc.pwrite(fd, address, length, offset));
         } else {
-            submitCopy(OP_WRITE, KIND_COPY_OUT, tag, address, length, offset);
+            submitCopy((byte) IoUringAbi.OP_WRITE, KIND_COPY_OUT, tag, address, length, offset);
         }
     }
 

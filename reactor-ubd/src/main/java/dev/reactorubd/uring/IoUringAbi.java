@@ -13,6 +13,26 @@ public final class IoUringAbi {
     public static final int OP_NOP = 0;
     public static final int OP_ASYNC_CANCEL = 14;
     public static final int OP_URING_CMD = 46;
+    public static final int OP_FSYNC = 3;
+    public static final int OP_FALLOCATE = 17;
+    public static final int OP_READ = 22;
+    public static final int OP_WRITE = 23;
+
+    /** {@code fsync_flags}: fdatasync rather than fsync. */
+    public static final int FSYNC_DATASYNC = 1;
+    /** {@code rw_flags} of a WRITE: the write is durable when it completes (per-write O_DSYNC). */
+    public static final int RWF_DSYNC = 2;
+    /** fallocate modes (the SQE's {@code len}). */
+    public static final int FALLOC_FL_KEEP_SIZE = 0x01;
+    public static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+    public static final int FALLOC_FL_ZERO_RANGE = 0x10;
+    /**
+     * {@code BLOCK_URING_CMD_DISCARD} ({@code _IO(0x12, 0)}, Linux 6.12): a URING_CMD on a block device that discards
+     * {@code addr3} bytes at byte {@code addr}.
+     */
+    public static final int BLOCK_URING_CMD_DISCARD = 0x1200;
+    /** {@code BLKGETSIZE64} ({@code _IOR(0x12, 114, size_t)}): a block device's size in bytes. */
+    public static final long BLKGETSIZE64 = 0x80081272L;
 
     // setup flags
     public static final int SETUP_CQSIZE = 1 << 3;

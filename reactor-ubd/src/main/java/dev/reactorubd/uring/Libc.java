@@ -22,7 +22,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class Libc {
     public static final int O_RDONLY = 0;
+    public static final int O_WRONLY = 1;
     public static final int O_RDWR = 2;
+    public static final int O_DIRECT = 0x4000;
     public static final int O_CLOEXEC = 0x80000;
 
     public static final int PROT_READ = 1;
@@ -56,6 +58,9 @@ public final class Libc {
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO);
     private static final MethodHandle PWRITE = downcall("pwrite",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO);
+    private static final MethodHandle IOCTL_PTR = downcall("ioctl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(2));
     private static final MethodHandle SYSCALL6 = downcall("syscall",
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG),
@@ -148,6 +153,21 @@ public final class Libc {
             MemorySegment state = CALL_STATE_BUFFER.get();
             long r = (long) PWRITE.invokeExact(state, fd, buf, count, offset);
             return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * {@code ioctl(fd, request, &value)} for a request that writes one 64-bit value (BLKGETSIZE64, say): the value,
+     * or {@code -errno}.
+     */
+    public static long ioctlReadLong(int fd, long request) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            MemorySegment out = arena.allocate(JAVA_LONG);
+            int r = (int) IOCTL_PTR.invokeExact(state, fd, request, out);
+            return r < 0 ? -errno(state) : out.get(JAVA_LONG, 0);
         } catch (Throwable t) {
             throw rethrow(t);
         }

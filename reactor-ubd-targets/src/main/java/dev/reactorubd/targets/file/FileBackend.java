@@ -1,0 +1,588 @@
+package dev.reactorubd.targets.file;
+
+import dev.reactorubd.UbdException;
+import dev.reactorubd.UbdIoException;
+import dev.reactorubd.io.Buffers;
+import dev.reactorubd.io.UbdQueue;
+import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.uring.Errno;
+import dev.reactorubd.uring.IoUringAbi;
+import dev.reactorubd.uring.Libc;
+import dev.reactorubd.uring.LoopIo;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.uring.IoUringIoHandler;
+import io.netty.util.ReferenceCounted;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.EnumSet;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.MonoSink;
+import reactor.core.scheduler.Schedulers;
+
+/**
+ * A regular file or a block device as a device's store, with its IO on io_uring.
+ *
+ * <pre>{@code
+ * FileBackend file = FileBackend.open(Path.of("/var/lib/disk.img"), FileBackend.Options.defaults().direct(true));
+ * UbdDevice dev = server.serve(DeviceSpec.builder().capacityBytes(file.size()).build(), file).block();
+ * }</pre>
+ *
+ * <h2>IO</h2>
+ * Each queue's requests become io_uring operations on that queue's own event loop ({@link #bind}): READ and WRITE
+ * (continued until every byte is moved: a short transfer is never reported as done; a read past the end of a file
+ * that shrank reads zeros), FLUSH as {@code fdatasync}, FUA as a write with {@code RWF_DSYNC}, DISCARD as a punched
+ * hole (on a block device: {@code BLOCK_URING_CMD_DISCARD}, Linux 6.12+), WRITE_ZEROES as {@code fallocate}
+ * (ZERO_RANGE when the range must stay allocated, else PUNCH_HOLE), falling back to writing zeros where the file system
+ * refuses. There is no thread pool and no blocking call on the loop. A caller that did not bind (a request issued
+ * straight on this object, a background copy) is served on one io_uring loop of this backend's own, made on first use.
+ *
+ * <h2>Modes</h2>
+ * Buffered by default (through the page cache; FLUSH makes it durable). {@link Options#direct(boolean) O_DIRECT}
+ * bypasses the cache: WRITE data then arrives in buffers aligned to 4096 bytes, carved from the application's
+ * allocator ({@link #allocator()}), and the device's logical block size must be a multiple of the backing store's (512
+ * or 4096; 4096 is always safe). {@link Options#readOnly(boolean) Read-only} opens the file read-only: writes, discards
+ * and zeroing fail with EROFS, and the capabilities advertise none of them (serve it with a read-only DeviceSpec).
+ *
+ * <h2>Errors</h2>
+ * {@link #open} throws {@link UbdException} saying what to do (missing file, no permission, O_DIRECT refused by the
+ * file system, an empty file). A failed operation fails its request with the kernel's errno (ENOSPC, EIO...); an
+ * offset beyond {@link #size()} fails with EINVAL.
+ *
+ * <h2>Ownership</h2>
+ * The application owns the backend: {@link #close()} it after the devices it serves are closed.
+ */
+public final class FileBackend implements BlockBackend {
+    private static final Logger LOG = LoggerFactory.getLogger(FileBackend.class);
+    private static final AtomicInteger OWN_LOOPS = new AtomicInteger();
+    /** Alignment of O_DIRECT buffers: the largest logical block size ublk allows, so right for any backing store. */
+    static final int DIRECT_ALIGNMENT = 4096;
+    /** Size of the zero buffer written where the file system cannot zero a range itself. */
+    private static final int ZERO_CHUNK = 1 << 20;
+
+    private final Path path;
+    private final int fd;
+    private final long size;
+    private final boolean blockDevice;
+    private final boolean direct;
+    private final boolean readOnly;
+    private final ByteBufAllocator allocator;
+    private final AlignedAllocator aligned;
+    private final AtomicBoolean closed = new AtomicBoolean();
+    /** Cleared once the file system refused fallocate for zeroing: from then on zeros are written. */
+    private volatile boolean fallocateZeroes = true;
+    private volatile ByteBuf zeros;
+    private volatile MultiThreadIoEventLoopGroup ownLoop;
+    private final Mono<Bound> own;
+
+    /** How a file is opened. */
+    public record Options(boolean direct, boolean readOnly, long createSize, ByteBufAllocator allocator) {
+        public Options {
+            Objects.requireNonNull(allocator, "allocator");
+            if (createSize < 0) {
+                throw new IllegalArgumentException("createSize must not be negative; was " + createSize);
+            }
+        }
+
+        /** Buffered, read-write, no file created, Netty's pooled allocator. */
+        public static Options defaults() {
+            return new Options(false, false, 0, PooledByteBufAllocator.DEFAULT);
+        }
+
+        /** O_DIRECT: bypass the page cache. */
+        public Options direct(boolean direct) {
+            return new Options(direct, readOnly, createSize, allocator);
+        }
+
+        /** Open read-only. */
+        public Options readOnly(boolean readOnly) {
+            return new Options(direct, readOnly, createSize, allocator);
+        }
+
+        /**
+         * Create the file when it is missing, and make it at least this long (sparse) when it is shorter; 0 (the
+         * default) creates nothing and uses the file as it is. Ignored for block devices.
+         */
+        public Options createSize(long bytes) {
+            return new Options(direct, readOnly, bytes, allocator);
+        }
+
+        /** Where read data and (with O_DIRECT, aligned) write data live. */
+        public Options allocator(ByteBufAllocator allocator) {
+            return new Options(direct, readOnly, createSize, allocator);
+        }
+    }
+
+    private FileBackend(Path path, int fd, long size, boolean blockDevice, Options options) {
+        this.path = path;
+        this.fd = fd;
+        this.size = size;
+        this.blockDevice = blockDevice;
+        this.direct = options.direct();
+        this.readOnly = options.readOnly();
+        this.aligned = direct ? new AlignedAllocator(options.allocator(), DIRECT_ALIGNMENT) : null;
+        this.allocator = direct ? aligned : options.allocator();
+        this.own = Mono.defer(() -> {
+            MultiThreadIoEventLoopGroup g = new MultiThreadIoEventLoopGroup(1,
+                    new DefaultThreadFactory("ubd-file-" + OWN_LOOPS.incrementAndGet(), true),
+                    IoUringIoHandler.newFactory());
+            ownLoop = g;
+            return LoopIo.register(g.next()).map(Bound::new);
+        }).cache();
+    }
+
+    /** Opens a file or block device with the default options (buffered, read-write). */
+    public static FileBackend open(Path path) {
+        return open(path, Options.defaults());
+    }
+
+    /**
+     * Opens a file or block device. Blocks while it opens (and creates) the file: call it off event loops.
+     *
+     * @throws UbdException when the file cannot be used, saying why and what to do
+     */
+    public static FileBackend open(Path path, Options options) {
+        Objects.requireNonNull(path, "path");
+        Objects.requireNonNull(options, "options");
+        boolean blockDevice = isBlockDevice(path);
+        if (!blockDevice && options.createSize() > 0 && !options.readOnly()) {
+            grow(path, options.createSize());
+        }
+        if (!Files.exists(path)) {
+            throw new UbdException(path + " does not exist: create it, or give a size to create it with", Errno.ENOENT);
+        }
+        if (!blockDevice && !Files.isRegularFile(path)) {
+            throw new UbdException(path + " is neither a regular file nor a block device", Errno.EINVAL);
+        }
+        int flags = (options.readOnly() ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC
+                | (options.direct() ? Libc.O_DIRECT : 0);
+        int fd = Libc.open(path.toString(), flags);
+        if (fd < 0) {
+            throw new UbdException(openError(path, options, -fd), -fd);
+        }
+        long size;
+        try {
+            size = blockDevice ? Libc.ioctlReadLong(fd, IoUringAbi.BLKGETSIZE64) : Files.size(path);
+        } catch (IOException e) {
+            Libc.close(fd);
+            throw new UbdException("cannot read the size of " + path + ": " + e.getMessage(), Errno.EIO, e);
+        }
+        if (size <= 0) {
+            Libc.close(fd);
+            throw new UbdException(size == 0 ? path + " is empty: give the file a size first (truncate -s 1G "
+                    + path + ", or a create size)" : "cannot read the size of block device " + path + ": "
+                    + Errno.describe((int) size), size == 0 ? Errno.EINVAL : (int) -size);
+        }
+        FileBackend b = new FileBackend(path, fd, size, blockDevice, options);
+        LOG.info("opened {}", b);
+        return b;
+    }
+
+    private static boolean isBlockDevice(Path path) {
+        try {
+            int mode = (Integer) Files.getAttribute(path, "unix:mode");
+            return (mode & 0170000) == 0060000;
+        } catch (NoSuchFileException e) {
+            return false;
+        } catch (IOException | UnsupportedOperationException e) {
+            return false;
+        }
+    }
+
+    private static void grow(Path path, long bytes) {
+        try (RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw")) {
+            if (f.length() < bytes) {
+                f.setLength(bytes);
+            }
+        } catch (IOException e) {
+            throw new UbdException("cannot create " + path + " with " + bytes + " bytes: " + e.getMessage(),
+                    Errno.EIO, e);
+        }
+    }
+
+    private static String openError(Path path, Options options, int errno) {
+        String why = "cannot open " + path + ": " + Errno.describe(-errno);
+        return switch (errno) {
+            case Errno.EINVAL -> options.direct() ? why + "; its file system does not support O_DIRECT (tmpfs, "
+                    + "say): open it buffered, or move it" : why;
+            case Errno.EACCES, Errno.EPERM -> why + "; check its permissions, or open it read-only";
+            case Errno.EROFS -> why + "; the file system is read-only: open it read-only";
+            case Errno.EBUSY -> why + "; the block device is in use (mounted, or held by another driver)";
+            default -> why;
+        };
+    }
+
+    /** The file or block device. */
+    public Path path() {
+        return path;
+    }
+
+    /** Whether the store is a block device (else a regular file). */
+    public boolean isBlockDevice() {
+        return blockDevice;
+    }
+
+    /** Whether IO bypasses the page cache. */
+    public boolean isDirect() {
+        return direct;
+    }
+
+    /** Whether the file was opened read-only. */
+    public boolean isReadOnly() {
+        return readOnly;
+    }
+
+    /** The size of the file, or of the block device, when it was opened. */
+    @Override
+    public long size() {
+        return size;
+    }
+
+    @Override
+    public Set<Capability> capabilities() {
+        return readOnly ? EnumSet.noneOf(Capability.class)
+                : EnumSet.of(Capability.FLUSH, Capability.FUA, Capability.DISCARD, Capability.WRITE_ZEROES);
+    }
+
+    /** The application's allocator; with O_DIRECT, a view of it that aligns buffers to 4096 bytes. */
+    @Override
+    public ByteBufAllocator allocator() {
+        return allocator;
+    }
+
+    /** A backend that submits its IO on {@code queue}'s io_uring loop, and leaves that loop when the queue ends. */
+    @Override
+    public Mono<BlockBackend> bind(UbdQueue queue) {
+        return LoopIo.register(queue.loop()).map(io -> {
+            queue.onTerminated().doFinally(s -> io.closeOnLoop()).subscribe(null, e -> { });
+            return new Bound(io);
+        });
+    }
+
+    @Override
+    public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+        return own.flatMap(b -> b.read(offset, length, allocator));
+    }
+
+    @Override
+    public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+        return own.flatMap(b -> b.write(offset, data, fua));
+    }
+
+    @Override
+    public Mono<Void> flush() {
+        return own.flatMap(Bound::flush);
+    }
+
+    @Override
+    public Mono<Void> discard(long offset, long length) {
+        return own.flatMap(b -> b.discard(offset, length));
+    }
+
+    @Override
+    public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
+        return own.flatMap(b -> b.writeZeroes(offset, length, noUnmap));
+    }
+
+    /**
+     * Closes the file, and this backend's own loop if it made one. Requests issued afterwards fail (EBADF). Close it
+     * after the devices it serves.
+     */
+    @Override
+    public Mono<Void> close() {
+        return Mono.fromRunnable(() -> {
+            if (!closed.compareAndSet(false, true)) {
+                return;
+            }
+            MultiThreadIoEventLoopGroup g = ownLoop;
+            if (g != null) {
+                g.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+            }
+            Libc.close(fd);
+            ByteBuf z = zeros;
+            if (z != null) {
+                z.release();
+            }
+            LOG.info("closed {}", this);
+        }).subscribeOn(Schedulers.boundedElastic()).then();
+    }
+
+    @Override
+    public String toString() {
+        return "file(" + path + ", " + size + " bytes" + (blockDevice ? ", block device" : "")
+                + (direct ? ", O_DIRECT" : "") + (readOnly ? ", read-only" : "") + ")";
+    }
+
+    private static Mono<Void> checkRange(long offset, long length, long size) {
+        if (offset < 0 || length < 0 || offset + length > size) {
+            return Mono.error(new UbdIoException(Errno.EINVAL, "range " + offset + "+" + length
+                    + " is beyond the store's " + size + " bytes"));
+        }
+        return null;
+    }
+
+    private UbdIoException failure(String what, int res) {
+        return new UbdIoException(-res, what + " on " + path + " failed: " + Errno.describe(res));
+    }
+
+    private ByteBuf zeros() {
+        ByteBuf z = zeros;
+        if (z == null) {
+            synchronized (this) {
+                z = zeros;
+                if (z == null) {
+                    z = allocator.directBuffer(ZERO_CHUNK, ZERO_CHUNK);
+                    z.writeZero(ZERO_CHUNK);
+                    zeros = z;
+                }
+            }
+        }
+        return z;
+    }
+
+    /** This backend bound to one io_uring loop: every operation is submitted there. */
+    private final class Bound implements BlockBackend {
+        private final LoopIo io;
+
+        Bound(LoopIo io) {
+            this.io = io;
+        }
+
+        /** Runs {@code start} on the loop: at once when already there (the queue's case). */
+        private void onLoop(MonoSink<?> sink, Runnable start) {
+            if (io.loop().inEventLoop()) {
+                start.run();
+                return;
+            }
+            try {
+                io.loop().execute(start);
+            } catch (RejectedExecutionException e) {
+                sink.error(new UbdIoException(Errno.EIO, "the io_uring loop of " + path + " is shut down"));
+            }
+        }
+
+        @Override
+        public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator alloc) {
+            Mono<Void> bad = checkRange(offset, length, size);
+            if (bad != null) {
+                return bad.then(Mono.empty());
+            }
+            return Mono.<ByteBuf>create(sink -> {
+                        ByteBuf buf = (direct ? aligned : alloc).directBuffer(length, length);
+                        if (!Buffers.isContiguousDirect(buf)) {
+                            buf.release();
+                            sink.error(new UbdIoException(Errno.EIO, alloc + " gave a buffer without one native "
+                                    + "address"));
+                            return;
+                        }
+                        onLoop(sink, new Transfer(io, false, offset, buf, length, 0, sink).starter());
+                    })
+                    // A read whose subscriber went away meanwhile still owns its buffer: release it.
+                    .doOnDiscard(ByteBuf.class, ReferenceCounted::release);
+        }
+
+        @Override
+        public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+            if (readOnly) {
+                return Mono.error(new UbdIoException(Errno.EROFS, path + " is open read-only"));
+            }
+            int length = data.readableBytes();
+            Mono<Void> bad = checkRange(offset, length, size);
+            if (bad != null) {
+                return bad;
+            }
+            return Mono.create(sink -> {
+                ByteBuf buf;
+                if (direct ? aligned.isAligned(data) : Buffers.isContiguousDirect(data)) {
+                    buf = data.retainedSlice();
+                } else {
+                    // Composed backends may hand over heap, composite or unaligned data: copy it once.
+                    buf = allocator.directBuffer(length, length).writeBytes(data, data.readerIndex(), length);
+                }
+                onLoop(sink, new Transfer(io, true, offset, buf, length, fua ? IoUringAbi.RWF_DSYNC : 0, sink)
+                        .starter());
+            });
+        }
+
+        @Override
+        public Mono<Void> flush() {
+            return simple("fdatasync", IoUringAbi.OP_FSYNC, 0, 0, 0, IoUringAbi.FSYNC_DATASYNC, 0);
+        }
+
+        @Override
+        public Mono<Void> discard(long offset, long length) {
+            if (readOnly) {
+                return Mono.error(new UbdIoException(Errno.EROFS, path + " is open read-only"));
+            }
+            Mono<Void> bad = checkRange(offset, length, size);
+            if (bad != null) {
+                return bad;
+            }
+            return blockDevice
+                    ? simple("discard", IoUringAbi.OP_URING_CMD, IoUringAbi.BLOCK_URING_CMD_DISCARD, offset, 0, 0,
+                    length)
+                    : fallocate("punching a hole", offset, length, IoUringAbi.FALLOC_FL_PUNCH_HOLE);
+        }
+
+        @Override
+        public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
+            if (readOnly) {
+                return Mono.error(new UbdIoException(Errno.EROFS, path + " is open read-only"));
+            }
+            Mono<Void> bad = checkRange(offset, length, size);
+            if (bad != null) {
+                return bad;
+            }
+            if (!fallocateZeroes) {
+                return writeZeros(offset, length);
+            }
+            int mode = noUnmap ? IoUringAbi.FALLOC_FL_ZERO_RANGE : IoUringAbi.FALLOC_FL_PUNCH_HOLE;
+            return fallocate("zeroing", offset, length, mode).onErrorResume(
+                    e -> e instanceof UbdIoException x && (x.errno() == Errno.EOPNOTSUPP || x.errno() == Errno.EINVAL),
+                    e -> {
+                        if (((UbdIoException) e).errno() == Errno.EOPNOTSUPP) {
+                            fallocateZeroes = false;
+                            LOG.info("{} cannot zero ranges with fallocate: writing zeros instead", path);
+                        }
+                        return writeZeros(offset, length);
+                    });
+        }
+
+        private Mono<Void> fallocate(String what, long offset, long length, int mode) {
+            return simple(what, IoUringAbi.OP_FALLOCATE, offset, length, mode | IoUringAbi.FALLOC_FL_KEEP_SIZE, 0, 0);
+        }
+
+        /** Writes zeros over a range, a chunk at a time, from one shared zero buffer. */
+        private Mono<Void> writeZeros(long offset, long length) {
+            ByteBuf z = zeros();
+            return Flux.range(0, (int) ((length + ZERO_CHUNK - 1) / ZERO_CHUNK))
+                    .concatMap(i -> {
+                        long at = offset + (long) i * ZERO_CHUNK;
+                        int n = (int) Math.min(ZERO_CHUNK, offset + length - at);
+                        return write(at, z.slice(0, n), false);
+                    }, 0)
+                    .then();
+        }
+
+        /** One operation without data: its result is success (>= 0) or the errno. */
+        private Mono<Void> simple(String what, int opcode, long off, long addr, int len, int opFlags, long addr3) {
+            return Mono.create(sink -> onLoop(sink, () -> io.submit(opcode, fd, off, addr, len, opFlags, addr3,
+                    res -> {
+                        if (res < 0) {
+                            sink.error(failure(what, res));
+                        } else {
+                            sink.success();
+                        }
+                    })));
+        }
+
+        @Override
+        public Set<Capability> capabilities() {
+            return FileBackend.this.capabilities();
+        }
+
+        @Override
+        public ByteBufAllocator allocator() {
+            return allocator;
+        }
+
+        @Override
+        public long size() {
+            return size;
+        }
+
+        @Override
+        public String toString() {
+            return FileBackend.this + " on " + io.loop();
+        }
+    }
+
+    /**
+     * One READ or WRITE, resubmitted until every byte is moved. Owns {@code buf}: a read's buffer goes to the
+     * subscriber on success, every other buffer is released when the transfer ends.
+     */
+    private final class Transfer implements LoopIo.Completion {
+        private final LoopIo io;
+        private final boolean write;
+        private final long offset;
+        private final ByteBuf buf;
+        private final long address;
+        private final int length;
+        private final int rwFlags;
+        private final MonoSink<?> sink;
+        private int done;
+
+        Transfer(LoopIo io, boolean write, long offset, ByteBuf buf, int length, int rwFlags, MonoSink<?> sink) {
+            this.io = io;
+            this.write = write;
+            this.offset = offset;
+            this.buf = buf;
+            this.address = Buffers.address(buf, buf.readerIndex());
+            this.length = length;
+            this.rwFlags = rwFlags;
+            this.sink = sink;
+        }
+
+        Runnable starter() {
+            return this::next;
+        }
+
+        private void next() {
+            io.submit(write ? IoUringAbi.OP_WRITE : IoUringAbi.OP_READ, fd, offset + done, address + done,
+                    length - done, rwFlags, 0, this);
+        }
+
+        @Override
+        public void complete(int res) {
+            if (res == -Errno.EINTR) {
+                next();
+            } else if (res < 0) {
+                buf.release();
+                sink.error(failure(write ? "writing " + length + " bytes at " + offset
+                        : "reading " + length + " bytes at " + offset, res));
+            } else if (res == 0) {
+                if (write) {
+                    buf.release();
+                    sink.error(new UbdIoException(Errno.EIO, "writing at " + (offset + done) + " on " + path
+                            + " moved no byte"));
+                } else {
+                    // End of file (the file shrank since it was opened): the rest reads as zeros.
+                    buf.setZero(done, length - done);
+                    succeed();
+                }
+            } else {
+                done += res;
+                if (done < length) {
+                    next();
+                } else {
+                    succeed();
+                }
+            }
+        }
+
+        @SuppressWarnings("unchecked")
+        private void succeed() {
+            if (write) {
+                buf.release();
+                sink.success();
+            } else {
+                ((MonoSink<ByteBuf>) sink).success(buf.writerIndex(length));
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+package dev.reactorubd.uring;
+
+import dev.reactorubd.UbdException;
+import io.netty.channel.IoEvent;
+import io.netty.channel.IoEventLoop;
+import io.netty.channel.IoRegistration;
+import io.netty.channel.uring.IoUringIoEvent;
+import io.netty.channel.uring.IoUringIoHandle;
+import io.netty.channel.uring.IoUringIoOps;
+import io.netty.util.concurrent.EventExecutor;
+import java.util.Arrays;
+import reactor.core.publisher.Mono;
+
+/**
+ * Any io_uring operation, submitted on one Netty io_uring event loop, with a callback for its completion: how a
+ * backend does its own IO (file reads and writes, fsync, fallocate, block device commands) on the loop of the queue it
+ * serves, with no thread pool and no blocking call.
+ *
+ * <h2>Threading</h2>
+ * {@link #submit} is called on the loop, and completions are delivered there, in the turn that reaps them. Everything a
+ * loop turn submits reaches the kernel in one {@code io_uring_enter}.
+ *
+ * <h2>Limits</h2>
+ * At most {@value #MAX_IN_FLIGHT} operations in flight per instance (Netty carries 16 bits of user data per
+ * operation); {@link #submit} answers {@code -EAGAIN} to the callback beyond that, and {@code -ESHUTDOWN} once closed
+ * or once the loop no longer takes submissions.
+ */
+public final class LoopIo implements IoUringIoHandle {
+    /** Operations in flight at most. */
+    public static final int MAX_IN_FLIGHT = 1 << 15;
+    private static final int ESHUTDOWN = 108;
+
+    /** Receives an operation's result: as in a CQE, bytes or 0 on success, {@code -errno} on failure. */
+    @FunctionalInterface
+    public interface Completion {
+        void complete(int res);
+    }
+
+    private final IoEventLoop loop;
+    private volatile IoRegistration registration;
+    private Completion[] slots = new Completion[64];
+    private int[] free = new int[64];
+    private int freeCount;
+    private int next;
+    private int inFlight;
+    private boolean closed;
+
+    private LoopIo(IoEventLoop loop) {
+        this.loop = loop;
+    }
+
+    /**
+     * Registers a new instance with {@code loop}, which must be a Netty io_uring event loop.
+     *
+     * @throws IllegalArgumentException (as the Mono's error) when it is not one
+     */
+    public static Mono<LoopIo> register(EventExecutor loop) {
+        if (!(loop instanceof IoEventLoop io) || !io.isCompatible(LoopIo.class)) {
+            return Mono.error(new IllegalArgumentException(loop + " is not a Netty io_uring event loop: create the "
+                    + "group with IoUringIoHandler.newFactory()"));
+        }
+        LoopIo l = new LoopIo(io);
+        return Mono.create(sink -> io.register(l).addListener(f -> {
+            if (f.isSuccess()) {
+                l.registration = (IoRegistration) f.getNow();
+                sink.success(l);
+            } else {
+                sink.error(new UbdException("cannot register with the io_uring loop " + loop + ": " + f.cause(), 0,
+                        f.cause()));
+            }
+        }));
+    }
+
+    /** The loop operations run on. */
+    public IoEventLoop loop() {
+        return loop;
+    }
+
+    /** Operations submitted and not yet completed. Read it on the loop. */
+    public int inFlight() {
+        return inFlight;
+    }
+
+    /**
+     * Submits one operation; on the loop only. The fields are the SQE's: {@code off} (byte 8: offset, or a
+     * command's {@code cmd_op}), {@code addr} (byte 16), {@code len} (byte 24), {@code opFlags} (byte 28: rw_flags,
+     * fsync_flags...), {@code addr3} (byte 48).
+     */
+    public void submit(int opcode, int fd, long off, long addr, int len, int opFlags, long addr3, Completion done) {
+        if (closed) {
+            done.complete(-ESHUTDOWN);
+            return;
+        }
+        if (inFlight >= MAX_IN_FLIGHT) {
+            done.complete(-Errno.EAGAIN);
+            return;
+        }
+        int slot = take(done);
+        IoRegistration r = registration;
+        long id = (r == null || !r.isValid()) ? 0 : r.submit(new IoUringIoOps((byte) opcode, (byte) 0, (short) 0, fd,
+                off, addr, len, opFlags, slot, (short) 0, (short) 0, 0, addr3));
+        if (id == 0) {
+            release(slot);
+            done.complete(-ESHUTDOWN);
+        }
+    }
+
+    private int take(Completion done) {
+        int slot;
+        if (freeCount > 0) {
+            slot = free[--freeCount];
+        } else {
+            slot = next++;
+            if (slot == slots.length) {
+                slots = Arrays.copyOf(slots, slots.length * 2);
+                free = Arrays.copyOf(free, free.length * 2);
+            }
+        }
+        slots[slot] = done;
+        inFlight++;
+        return slot;
+    }
+
+    private Completion release(int slot) {
+        Completion c = slots[slot];
+        slots[slot] = null;
+        free[freeCount++] = slot;
+        inFlight--;
+        return c;
+    }
+
+    @Override
+    public void handle(IoRegistration registration, IoEvent event) {
+        IoUringIoEvent e = (IoUringIoEvent) event;
+        int slot = (int) (e.userData() & 0xFFFF);
+        if (slot >= next || slots[slot] == null) {
+            return; // a cancellation's own completion, or one after close
+        }
+        release(slot).complete(e.res());
+    }
+
+    /**
+     * Stops taking operations and leaves the loop; on the loop. Operations still in flight are cancelled by Netty
+     * and their callbacks are not called: close only when none is (a queue that ended has none).
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        IoRegistration r = registration;
+        if (r != null) {
+            r.cancel();
+        }
+    }
+
+    /** Closes on the loop, from any thread. */
+    public void closeOnLoop() {
+        if (loop.inEventLoop()) {
+            close();
+        } else {
+            try {
+                loop.execute(this::close);
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                // The loop is gone, and its ring with it.
+            }
+        }
+    }
+}
