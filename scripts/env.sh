@@ -18,3 +18,16 @@ ensure_maven() {
     apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q maven >/dev/null
   fi
 }
+
+# Debian packages the tests use on the host itself (the VM sees the host's root, so they serve it too).
+ensure_test_packages() {
+  local -A need=([nbd-server]=nbd-server [qemu-nbd]=qemu-utils [fio]=fio)
+  local missing=() b
+  for b in "${!need[@]}"; do
+    command -v "$b" >/dev/null 2>&1 || missing+=("${need[$b]}")
+  done
+  ((${#missing[@]})) || return 0
+  echo "installing ${missing[*]}" >&2
+  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 \
+    --no-install-recommends "${missing[@]}" >/dev/null
+}
