@@ -10,8 +10,6 @@ import io.netty.channel.uring.IoUringIoHandlerConfig;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
-import dev.reactorubd.targets.MemoryBackend;
-import dev.reactorubd.targets.NullBackend;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
@@ -41,7 +39,7 @@ public final class UbdCommand implements Callable<Integer> {
     public static void main(String[] args) {
         CommandLine cmd = new CommandLine(new UbdCommand());
         cmd.setExecutionExceptionHandler((e, line, parsed) -> {
-            if (e instanceof UbdException) {
+            if (e instanceof UbdException || e instanceof UsageError) {
                 line.getErr().println("ubd: " + e.getMessage());
                 return 2;
             }
@@ -77,17 +75,27 @@ public final class UbdCommand implements Callable<Integer> {
         }
     }
 
-    enum Target { NULL, MEMORY }
+    /** A command line that cannot work, with what to write instead; exit status 2. */
+    static final class UsageError extends RuntimeException {
+        private static final long serialVersionUID = 1L;
 
-    @Command(name = "serve", description = "Create a device, serve it until SIGINT or SIGTERM, then stop and "
-            + "delete it. Prints the block device path once it is live.")
+        UsageError(String message) {
+            super(message);
+        }
+    }
+
+    @Command(name = "serve", description = "Create a device, serve it from a target until SIGINT or SIGTERM, then "
+            + "stop and delete it. Prints the block device path once it is live.",
+            footer = {"", "Examples:",
+                    "  ubd serve --target memory --size 1G --queues 2",
+                    "  ubd serve --target file --file /var/lib/disk.img --size 10G --direct",
+                    "  ubd serve --target nbd --uri nbd://10.0.0.5:10809/vol1",
+                    "  ubd serve --target mirror --replica file:/a.img --replica nbd+unix:///vol?socket=/run/nbd.sock",
+                    "  ubd serve --target stripe --chunk 64K --part memory:1G --part memory:1G --part memory:1G",
+                    "  ubd serve --target concat --part file:/a.img --part file:/b.img"})
     static final class Serve implements Callable<Integer> {
-        @Option(names = "--target", required = true, description = "null or memory",
-                converter = TargetConverter.class)
-        Target target;
-
-        @Option(names = "--size", required = true, description = "capacity, e.g. 64M", converter = SizeConverter.class)
-        long size;
+        @CommandLine.Mixin
+        TargetOptions target = new TargetOptions();
 
         @Option(names = "--queues", defaultValue = "1", description = "hardware queues (default ${DEFAULT-VALUE})")
         int queues;
@@ -115,28 +123,47 @@ public final class UbdCommand implements Callable<Integer> {
 
         @Override
         public Integer call() throws InterruptedException {
-            DeviceSpec.Builder b = DeviceSpec.builder().capacityBytes(size).queues(queues).depth(depth)
-                    .logicalBlockSize(blockSize).physicalBlockSize(Math.max(blockSize, 4096)).deviceId(id);
-            if (recoverable) {
-                b.feature(UblkFeature.USER_RECOVERY).feature(UblkFeature.USER_RECOVERY_REISSUE);
-            }
-            DeviceSpec spec = b.build();
-            BlockBackend backend = target == Target.NULL ? new NullBackend() : new MemoryBackend(size);
-            UbdServer server = UbdServer.builder().dataCopy(copy)
-                    .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer)).build();
-            UbdDevice device;
+            BlockBackend backend = target.open().block(Duration.ofMinutes(2));
             try {
-                device = server.serve(spec, backend).block(Duration.ofMinutes(2));
-            } catch (RuntimeException e) {
-                server.close();
-                throw e;
+                long size = capacity(target, backend);
+                DeviceSpec.Builder b = DeviceSpec.builder().capacityBytes(size).queues(queues).depth(depth)
+                        .logicalBlockSize(blockSize).physicalBlockSize(Math.max(blockSize, 4096)).deviceId(id)
+                        .readOnly(target.readOnly);
+                if (recoverable) {
+                    b.feature(UblkFeature.USER_RECOVERY).feature(UblkFeature.USER_RECOVERY_REISSUE);
+                }
+                DeviceSpec spec = b.build();
+                UbdServer server = UbdServer.builder().dataCopy(copy)
+                        .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer)).build();
+                UbdDevice device;
+                try {
+                    device = server.serve(spec, backend).block(Duration.ofMinutes(2));
+                } catch (RuntimeException e) {
+                    server.close();
+                    throw e;
+                }
+                return serveUntilSignalled(server, device, target.describe(), size);
+            } finally {
+                target.closeAll();
             }
-            return serveUntilSignalled(server, device, target, size);
         }
     }
 
+    /** The device's capacity: --size, else the backend's size rounded down to 4 KiB. */
+    static long capacity(TargetOptions target, BlockBackend backend) {
+        long size = target.size > 0 ? target.size : backend.size() / 4096 * 4096;
+        if (size <= 0) {
+            throw new UsageError(target.describe() + " does not know its size: give --size");
+        }
+        if (backend.size() > 0 && size > backend.size()) {
+            throw new UsageError("--size " + size + " is larger than " + target.describe() + " (" + backend.size()
+                    + " bytes)");
+        }
+        return size;
+    }
+
     /** Prints the device line, waits for SIGINT or SIGTERM, then stops and deletes the device. */
-    static int serveUntilSignalled(UbdServer server, UbdDevice device, Target target, long size)
+    static int serveUntilSignalled(UbdServer server, UbdDevice device, String target, long size)
             throws InterruptedException {
         CountDownLatch signalled = new CountDownLatch(1);
         // Handle SIGINT and SIGTERM ourselves, so that a clean stop exits with 0 rather than 128+signal.
@@ -144,9 +171,8 @@ public final class UbdCommand implements Callable<Integer> {
             sun.misc.Signal.handle(new sun.misc.Signal(name), sig -> signalled.countDown());
         }
         DeviceInfo info = device.info();
-        System.out.println("serving " + device.blockDevicePath() + ": " + target.name().toLowerCase(Locale.ROOT)
-                + " target, " + size + " bytes, " + info.queues() + " queue(s) x " + info.depth()
-                + " tags (SIGINT or SIGTERM to stop)");
+        System.out.println("serving " + device.blockDevicePath() + ": " + target + ", " + size + " bytes, "
+                + info.queues() + " queue(s) x " + info.depth() + " tags (SIGINT or SIGTERM to stop)");
         System.out.flush();
         signalled.await();
         try {
@@ -165,29 +191,32 @@ public final class UbdCommand implements Callable<Integer> {
     }
 
     @Command(name = "recover", description = "Take over a device whose server died (added with --recoverable), serve "
-            + "it from a target until SIGINT or SIGTERM, then stop and delete it.")
+            + "it from a target until SIGINT or SIGTERM, then stop and delete it.",
+            footer = {"", "Examples:", "  ubd recover --id 3 --target file --file /var/lib/disk.img"})
     static final class Recover implements Callable<Integer> {
         @Option(names = "--id", required = true, description = "the device id")
         int id;
 
-        @Option(names = "--target", required = true, description = "null or memory (memory starts empty)",
-                converter = TargetConverter.class)
-        Target target;
+        @CommandLine.Mixin
+        TargetOptions target = new TargetOptions();
 
         @Override
         public Integer call() throws InterruptedException {
             UbdServer server = UbdServer.create();
-            UbdDevice device;
-            long size;
             try {
-                size = server.control().getParams(id).block(Duration.ofMinutes(1)).capacityBytes();
-                BlockBackend backend = target == Target.NULL ? new NullBackend() : new MemoryBackend(size);
-                device = server.recover(id, backend).block(Duration.ofMinutes(2));
+                long size = server.control().getParams(id).block(Duration.ofMinutes(1)).capacityBytes();
+                if (target.size <= 0) {
+                    target.size = size; // memory and null targets take the device's size
+                }
+                BlockBackend backend = target.open().block(Duration.ofMinutes(2));
+                UbdDevice device = server.recover(id, backend).block(Duration.ofMinutes(2));
+                return serveUntilSignalled(server, device, target.describe(), size);
             } catch (RuntimeException e) {
                 server.close();
                 throw e;
+            } finally {
+                target.closeAll();
             }
-            return serveUntilSignalled(server, device, target, size);
         }
     }
 
@@ -240,24 +269,6 @@ public final class UbdCommand implements Callable<Integer> {
                 System.out.println(control.features().block(Duration.ofMinutes(1)));
             }
             return 0;
-        }
-    }
-
-    static final class SizeConverter implements CommandLine.ITypeConverter<Long> {
-        @Override
-        public Long convert(String value) {
-            return parseSize(value);
-        }
-    }
-
-    static final class TargetConverter implements CommandLine.ITypeConverter<Target> {
-        @Override
-        public Target convert(String value) {
-            try {
-                return Target.valueOf(value.toUpperCase(Locale.ROOT));
-            } catch (IllegalArgumentException e) {
-                throw new CommandLine.TypeConversionException("unknown target '" + value + "': use null or memory");
-            }
         }
     }
 }

@@ -1,0 +1,171 @@
+package dev.reactorubd.samples;
+
+import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.targets.MemoryBackend;
+import dev.reactorubd.targets.NullBackend;
+import dev.reactorubd.targets.file.FileBackend;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import picocli.CommandLine;
+import picocli.CommandLine.Option;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * The options that say what serves a device: a target, its settings, parts for compositions, and decorators. Shared by
+ * {@code serve} and {@code recover}. {@link #open()} builds the backend.
+ *
+ * <p>Parts of a composition ({@code --replica}, {@code --part}) are written as target specs: {@code null:SIZE},
+ * {@code memory:SIZE}, {@code file:PATH} (with {@code ?direct} and/or {@code ?ro}, e.g. {@code file:/a.img?direct}),
+ * {@code nbd://host[:port]/export} or {@code nbd+unix:///export?socket=PATH}.
+ */
+final class TargetOptions {
+    enum Target { NULL, MEMORY, FILE, NBD, MIRROR, STRIPE, CONCAT }
+
+    @Option(names = "--target", required = true, converter = TargetConverter.class,
+            description = "null, memory, file, nbd, mirror, stripe or concat")
+    Target target;
+
+    @Option(names = "--size", converter = SizeConverter.class, description = "capacity, e.g. 64M: required for null "
+            + "and memory; for the others the backend's size (a file is created with it if missing)")
+    long size;
+
+    @Option(names = "--file", description = "file: the file or block device that stores the data")
+    Path file;
+
+    @Option(names = "--direct", description = "file: O_DIRECT, bypassing the page cache")
+    boolean direct;
+
+    @Option(names = "--read-only", description = "serve a read-only device (file: opened read-only)")
+    boolean readOnly;
+
+    @Option(names = "--uri", description = "nbd: nbd://host[:port]/export or nbd+unix:///export?socket=PATH")
+    String uri;
+
+    @Option(names = "--replica", description = "mirror: a replica, as a target spec (repeat it)")
+    List<String> replicas = new ArrayList<>();
+
+    @Option(names = "--part", description = "stripe, concat: a part, as a target spec (repeat it)")
+    List<String> parts = new ArrayList<>();
+
+    @Option(names = "--chunk", defaultValue = "64K", converter = SizeConverter.class,
+            description = "stripe: chunk size (default ${DEFAULT-VALUE})")
+    long chunk;
+
+    /** What was opened, so that it can be closed after the device. */
+    private final List<BlockBackend> opened = new ArrayList<>();
+
+    /** A short description of the target, for messages. */
+    String describe() {
+        return target.name().toLowerCase(Locale.ROOT) + switch (target) {
+            case FILE -> " " + file + (direct ? " (O_DIRECT)" : "");
+            case NBD -> " " + uri;
+            case MIRROR -> " of " + replicas;
+            case STRIPE -> " of " + parts + " in " + chunk + "-byte chunks";
+            case CONCAT -> " of " + parts;
+            default -> "";
+        };
+    }
+
+    /** Builds the backend; the caller closes it with {@link #closeAll()} after the device. */
+    Mono<BlockBackend> open() {
+        return switch (target) {
+            case NULL, MEMORY -> {
+                if (size <= 0) {
+                    yield Mono.error(usage("--target " + describe() + " needs --size, e.g. --size 64M"));
+                }
+                yield Mono.just(target == Target.NULL ? new NullBackend() : new MemoryBackend(size));
+            }
+            case FILE -> {
+                if (file == null) {
+                    yield Mono.error(usage("--target file needs --file PATH"));
+                }
+                yield Mono.fromCallable(() -> track(FileBackend.open(file, FileBackend.Options.defaults()
+                        .direct(direct).readOnly(readOnly).createSize(size))));
+            }
+            case NBD -> {
+                if (uri == null) {
+                    yield Mono.error(usage("--target nbd needs --uri, e.g. --uri nbd://127.0.0.1:10809/disk"));
+                }
+                yield openSpec(uri);
+            }
+            case MIRROR, STRIPE, CONCAT -> {
+                List<String> specs = target == Target.MIRROR ? replicas : parts;
+                String what = target == Target.MIRROR ? "--replica" : "--part";
+                if (specs.size() < 2) {
+                    yield Mono.error(usage("--target " + target.name().toLowerCase(Locale.ROOT) + " needs at least "
+                            + "two " + what + " SPEC options, e.g. " + what + " file:/a.img " + what + " file:/b.img"));
+                }
+                yield Flux.fromIterable(specs).concatMap(this::openSpec).collectList().flatMap(this::compose);
+            }
+        };
+    }
+
+    /** Opens one target spec. */
+    Mono<BlockBackend> openSpec(String spec) {
+        int colon = spec.indexOf(':');
+        String kind = colon < 0 ? spec : spec.substring(0, colon);
+        String rest = colon < 0 ? "" : spec.substring(colon + 1);
+        return switch (kind) {
+            case "null" -> Mono.just(new NullBackend());
+            case "memory" -> Mono.fromCallable(() -> new MemoryBackend(UbdCommand.parseSize(rest)));
+            case "file" -> Mono.fromCallable(() -> {
+                String[] pathAndFlags = rest.split("\\?", 2);
+                String flags = pathAndFlags.length > 1 ? "&" + pathAndFlags[1].replace('?', '&') + "&" : "";
+                return track(FileBackend.open(Path.of(pathAndFlags[0]), FileBackend.Options.defaults()
+                        .direct(flags.contains("&direct&")).readOnly(readOnly || flags.contains("&ro&"))
+                        .createSize(size)));
+            });
+            case "nbd", "nbd+unix" -> nbd(spec);
+            default -> Mono.error(usage("'" + spec + "' is not a target spec: use null:SIZE, memory:SIZE, file:PATH, "
+                    + "file:PATH?direct, nbd://host:port/export or nbd+unix:///export?socket=PATH"));
+        };
+    }
+
+    private Mono<BlockBackend> nbd(String spec) {
+        return Mono.error(usage("nbd targets are not available in this build: " + spec));
+    }
+
+    private Mono<BlockBackend> compose(List<BlockBackend> backends) {
+        return Mono.error(usage("compositions are not available in this build: " + backends));
+    }
+
+    private BlockBackend track(BlockBackend b) {
+        synchronized (opened) {
+            opened.add(b);
+        }
+        return b;
+    }
+
+    /** Closes every backend opened, bounded. */
+    void closeAll() {
+        Flux.fromIterable(List.copyOf(opened)).concatMap(b -> b.close().onErrorResume(e -> Mono.empty()))
+                .then().block(Duration.ofMinutes(1));
+    }
+
+    private static UbdCommand.UsageError usage(String message) {
+        return new UbdCommand.UsageError(message);
+    }
+
+    static final class SizeConverter implements CommandLine.ITypeConverter<Long> {
+        @Override
+        public Long convert(String value) {
+            return UbdCommand.parseSize(value);
+        }
+    }
+
+    static final class TargetConverter implements CommandLine.ITypeConverter<Target> {
+        @Override
+        public Target convert(String value) {
+            try {
+                return Target.valueOf(value.toUpperCase(Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException("unknown target '" + value + "': use null, memory, "
+                        + "file, nbd, mirror, stripe or concat");
+            }
+        }
+    }
+}
