@@ -69,8 +69,10 @@ class FileDeviceTest {
 
     private static void fioVerify(UbdDevice dev, String name) {
         Vm.Result r = Vm.sh(600, "fio --name=" + name + " --filename=" + dev.blockDevicePath()
-                + " --rw=randwrite --bsrange=4k-128k --iodepth=32 --ioengine=io_uring --direct=1 --size=48M"
-                + " --verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs=1");
+                + " --rw=randwrite --bsrange=4k-128k --iodepth=32 --ioengine=io_uring --direct=1"
+                + " --verify=crc32c --do_verify=1 --verify_fatal=1 --group_reporting"
+                // One job pinned to each CPU, each on its own 24 MiB: blk-mq maps each CPU to its own queue.
+                + " --numjobs=2 --size=24M --offset_increment=24M --cpus_allowed=0,1 --cpus_allowed_policy=split");
         assertEquals(0, r.exitCode(), r.output());
         assertTrue(r.output().contains("err= 0"), r.output());
         r.output().lines().filter(l -> l.contains("IOPS=")).forEach(l -> System.out.println("fio " + name + ":" + l));
