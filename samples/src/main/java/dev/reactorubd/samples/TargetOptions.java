@@ -3,7 +3,11 @@ package dev.reactorubd.samples;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.targets.NullBackend;
+import dev.reactorubd.targets.compose.Backends;
+import dev.reactorubd.targets.compose.ComposableBackend;
 import dev.reactorubd.targets.file.FileBackend;
+import dev.reactorubd.targets.nbd.NbdBackend;
+import dev.reactorubd.targets.nbd.NbdOptions;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -55,6 +59,32 @@ final class TargetOptions {
             description = "stripe: chunk size (default ${DEFAULT-VALUE})")
     long chunk;
 
+    @Option(names = "--reconnects", defaultValue = "5", description = "nbd: reconnect attempts after a lost "
+            + "connection before requests fail with EIO; 0 fails them at once (default ${DEFAULT-VALUE})")
+    int reconnects;
+
+    @Option(names = "--request-timeout", defaultValue = "30s", converter = DurationConverter.class,
+            description = "nbd: bound on each request, from submission to reply (default ${DEFAULT-VALUE})")
+    Duration requestTimeout;
+
+    @Option(names = "--cache", converter = SizeConverter.class, description = "a write-through read cache of this "
+            + "size in front of the target")
+    long cache;
+
+    @Option(names = "--timeout", converter = DurationConverter.class, description = "fail any request that takes "
+            + "longer (e.g. 5s, 500ms)")
+    Duration timeout;
+
+    @Option(names = "--retry", description = "retry a failed request this many times (not EINVAL, EROFS, ENOSPC...)")
+    int retry;
+
+    @Option(names = "--rate-iops", description = "at most this many requests per second")
+    long rateIops;
+
+    @Option(names = "--rate-bytes", converter = SizeConverter.class, description = "at most this many bytes per "
+            + "second, e.g. 100M")
+    long rateBytes;
+
     /** What was opened, so that it can be closed after the device. */
     private final List<BlockBackend> opened = new ArrayList<>();
 
@@ -70,8 +100,36 @@ final class TargetOptions {
         };
     }
 
-    /** Builds the backend; the caller closes it with {@link #closeAll()} after the device. */
+    /** Builds the backend, decorated as asked; the caller closes it with {@link #closeAll()} after the device. */
     Mono<BlockBackend> open() {
+        return openTarget().map(this::decorate);
+    }
+
+    /**
+     * The decorators asked for, innermost first: a timeout per attempt, retries of failed (or timed-out) attempts, the
+     * cache in front of both, and the rate limit outermost, so that it counts what the device asks.
+     */
+    private BlockBackend decorate(BlockBackend b) {
+        if (cache <= 0 && timeout == null && retry <= 0 && rateIops <= 0 && rateBytes <= 0) {
+            return b;
+        }
+        ComposableBackend c = Backends.from(b);
+        if (timeout != null) {
+            c = c.timeout(timeout);
+        }
+        if (retry > 0) {
+            c = c.retry(retry, Duration.ofMillis(100));
+        }
+        if (cache > 0) {
+            c = c.cache(cache);
+        }
+        if (rateIops > 0 || rateBytes > 0) {
+            c = c.limitRate(rateIops, rateBytes);
+        }
+        return c;
+    }
+
+    private Mono<BlockBackend> openTarget() {
         return switch (target) {
             case NULL, MEMORY -> {
                 if (size <= 0) {
@@ -126,11 +184,23 @@ final class TargetOptions {
     }
 
     private Mono<BlockBackend> nbd(String spec) {
-        return Mono.error(usage("nbd targets are not available in this build: " + spec));
+        NbdOptions.Builder o = NbdOptions.builder().requestTimeout(requestTimeout);
+        if (reconnects <= 0) {
+            o.noRetry();
+        } else {
+            o.reconnectAttempts(reconnects);
+        }
+        return NbdBackend.connect(spec, o.build()).map(this::track);
     }
 
     private Mono<BlockBackend> compose(List<BlockBackend> backends) {
-        return Mono.error(usage("compositions are not available in this build: " + backends));
+        BlockBackend[] parts = backends.toArray(BlockBackend[]::new);
+        return Mono.fromCallable(() -> switch (target) {
+            case MIRROR -> Backends.mirror(parts);
+            case STRIPE -> Backends.stripe(Math.toIntExact(chunk), parts);
+            case CONCAT -> Backends.concat(parts);
+            default -> throw new IllegalStateException(target + " is not a composition");
+        });
     }
 
     private BlockBackend track(BlockBackend b) {
@@ -154,6 +224,13 @@ final class TargetOptions {
         @Override
         public Long convert(String value) {
             return UbdCommand.parseSize(value);
+        }
+    }
+
+    static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
+        @Override
+        public Duration convert(String value) {
+            return UbdCommand.parseDuration(value);
         }
     }
 

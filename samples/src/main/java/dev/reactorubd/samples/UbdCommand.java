@@ -75,6 +75,26 @@ public final class UbdCommand implements Callable<Integer> {
         }
     }
 
+    /** Parses 500ms, 5s, 2m, 1h. */
+    static Duration parseDuration(String s) {
+        String t = s.trim().toLowerCase(Locale.ROOT);
+        try {
+            if (t.endsWith("ms")) {
+                return Duration.ofMillis(Long.parseLong(t.substring(0, t.length() - 2)));
+            }
+            long n = Long.parseLong(t.substring(0, Math.max(0, t.length() - 1)));
+            return switch (t.isEmpty() ? ' ' : t.charAt(t.length() - 1)) {
+                case 's' -> Duration.ofSeconds(n);
+                case 'm' -> Duration.ofMinutes(n);
+                case 'h' -> Duration.ofHours(n);
+                default -> throw new NumberFormatException(t);
+            };
+        } catch (NumberFormatException e) {
+            throw new CommandLine.TypeConversionException("'" + s + "' is not a duration: use a number with ms, s, m "
+                    + "or h, such as 500ms or 30s");
+        }
+    }
+
     /** A command line that cannot work, with what to write instead; exit status 2. */
     static final class UsageError extends RuntimeException {
         private static final long serialVersionUID = 1L;

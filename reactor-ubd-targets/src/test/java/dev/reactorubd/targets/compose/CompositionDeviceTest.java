@@ -1,0 +1,173 @@
+package dev.reactorubd.targets.compose;
+
+import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.server.UbdDevice;
+import dev.reactorubd.server.UbdServer;
+import dev.reactorubd.targets.MemoryBackend;
+import dev.reactorubd.targets.file.FileBackend;
+import dev.reactorubd.testing.BlockingCallRecorder;
+import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Vm;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import reactor.core.Disposable;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Composed backends against the real ublk driver: a mirror that loses and regains a replica, stripe, concat. */
+@DeviceTest
+class CompositionDeviceTest {
+    private static final Duration WAIT = Duration.ofSeconds(90);
+    private static final long MIB = 1 << 20;
+    private static UbdServer server;
+
+    @BeforeAll
+    static void startServer() {
+        server = UbdServer.create();
+        server.control().listDevices().concatMap(d -> server.control().removeDevice(d.id())).then().block(WAIT);
+    }
+
+    @AfterAll
+    static void stopServer() {
+        server.close();
+    }
+
+    @AfterEach
+    void noBlockingCallOnAnEventLoop() {
+        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
+        assertEquals(Set.of(), server.devices(), "every device was closed");
+    }
+
+    private static UbdDevice serve(BlockBackend backend) {
+        DeviceSpec spec = DeviceSpec.builder().capacityBytes(backend.size()).queues(2).depth(64).build();
+        UbdDevice dev = server.serve(spec, backend).block(WAIT);
+        assertTrue(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " exists");
+        return dev;
+    }
+
+    private static void closeAndCheckGone(UbdDevice dev) {
+        dev.close().block(WAIT);
+        assertFalse(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " is gone");
+    }
+
+    /** fio write-then-verify with one job per CPU (so per queue), each on its own half of {@code bytes}. */
+    private static Vm.Result fio(UbdDevice dev, String name, long bytes, String extra) {
+        return Vm.sh(600, "fio --name=" + name + " --filename=" + dev.blockDevicePath()
+                + " --rw=randwrite --bsrange=4k-128k --iodepth=32 --ioengine=io_uring --direct=1"
+                + " --verify=crc32c --do_verify=1 --verify_fatal=1 --group_reporting --numjobs=2"
+                + " --size=" + bytes / 2 + " --offset_increment=" + bytes / 2
+                + " --cpus_allowed=0,1 --cpus_allowed_policy=split " + extra);
+    }
+
+    private static void assertVerified(Vm.Result r, String name) {
+        assertEquals(0, r.exitCode(), r.output());
+        assertTrue(r.output().contains("err= 0"), r.output());
+        r.output().lines().filter(l -> l.contains("IOPS=")).forEach(l -> System.out.println("fio " + name + ":" + l));
+    }
+
+    @Test
+    void aMirrorKeepsServingWhenAReplicaFillsUpAndResyncsItWhenItComesBack() {
+        // Replica 0 on a roomy tmpfs; replica 1 on a tmpfs of 8 MiB: its sparse 48 MiB file fills up mid-run.
+        Vm.sh(60, "set -e; mkdir -p /run/mirror-a /run/mirror-b; mount -t tmpfs -o size=128M a /run/mirror-a;"
+                + " mount -t tmpfs -o size=8M b /run/mirror-b").requireSuccess();
+        Path a = Path.of("/run/mirror-a/replica.img");
+        Path b = Path.of("/run/mirror-b/replica.img");
+        FileBackend fa = FileBackend.open(a, FileBackend.Options.defaults().createSize(48 * MIB));
+        FileBackend fb = FileBackend.open(b, FileBackend.Options.defaults().createSize(48 * MIB));
+        MirrorBackend mirror = Backends.mirror(fa, fb);
+        List<HealthEvent> events = new CopyOnWriteArrayList<>();
+        Disposable watch = mirror.health().subscribe(events::add);
+        try {
+            UbdDevice dev = serve(mirror);
+            try {
+                assertVerified(fio(dev, "mirror-degraded", 40 * MIB, ""), "mirror-degraded");
+                assertEquals(ReplicaState.FAILED, mirror.state(1), "the full replica failed: " + events);
+                assertEquals(ReplicaState.IN_SYNC, mirror.state(0));
+                assertTrue(events.stream().anyMatch(e -> e.replica() == 1 && e.to() == ReplicaState.FAILED),
+                        "the failure was reported: " + events);
+                assertTrue(mirror.dirtyRegions(1) > 0, "regions written without replica 1 are tracked");
+                assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount(), "no request failed");
+
+                // Room again: bring the replica back while fio keeps writing and verifying.
+                Vm.sh(30, "mount -o remount,size=128M /run/mirror-b").requireSuccess();
+                Process load = new ProcessBuilder("sh", "-c", "fio --name=during-resync --filename="
+                        + dev.blockDevicePath() + " --rw=randwrite --bs=16k --iodepth=16 --ioengine=io_uring"
+                        + " --direct=1 --size=16M --offset=8M --verify=crc32c --do_verify=1 --verify_fatal=1")
+                        .redirectErrorStream(true).start();
+                mirror.reinstate(1).block(Duration.ofMinutes(5));
+                assertTrue(load.waitFor(300, java.util.concurrent.TimeUnit.SECONDS), "fio during the resync ended");
+                String out = new String(load.getInputStream().readAllBytes());
+                assertEquals(0, load.exitValue(), out);
+                assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), mirror.states());
+                assertTrue(events.stream().anyMatch(e -> e.replica() == 1 && e.to() == ReplicaState.IN_SYNC),
+                        "the resync was reported: " + events);
+                assertTrue(mirror.copiedRegions() > 0, "the resync copied regions");
+                System.out.println("mirror: " + events.size() + " health events, " + mirror.copiedRegions()
+                        + " regions of " + mirror.regionBytes() + " bytes resynced");
+            } finally {
+                closeAndCheckGone(dev);
+            }
+            Vm.Result same = Vm.sh(120, "cmp " + a + " " + b + " && echo identical");
+            assertTrue(same.output().contains("identical"), "both replicas hold the same bytes: " + same.output());
+        } catch (java.io.IOException | InterruptedException e) {
+            throw new AssertionError(e);
+        } finally {
+            watch.dispose();
+            mirror.close().block(WAIT);
+            Vm.sh(30, "umount /run/mirror-a /run/mirror-b; true");
+        }
+    }
+
+    @Test
+    void aStripeOverThreeMemoryBackendsVerifies() {
+        MemoryBackend[] parts = {new MemoryBackend(16 * MIB), new MemoryBackend(16 * MIB), new MemoryBackend(16 * MIB)};
+        BlockBackend stripe = Backends.stripe(64 * 1024, parts);
+        assertEquals(48 * MIB, stripe.size());
+        UbdDevice dev = serve(stripe);
+        try {
+            assertVerified(fio(dev, "stripe", 48 * MIB, ""), "stripe");
+            for (MemoryBackend p : parts) {
+                assertTrue(p.allocatedBytes() > 8 * MIB, "every part holds a share: " + p.allocatedBytes());
+            }
+        } finally {
+            closeAndCheckGone(dev);
+        }
+    }
+
+    @Test
+    void aConcatOfTwoFilesVerifiesAndEachFileHoldsItsPart() {
+        Vm.sh(30, "mkdir -p /run/concat").requireSuccess();
+        Path p1 = Path.of("/run/concat/one.img");
+        Path p2 = Path.of("/run/concat/two.img");
+        FileBackend f1 = FileBackend.open(p1, FileBackend.Options.defaults().createSize(20 * MIB));
+        FileBackend f2 = FileBackend.open(p2, FileBackend.Options.defaults().createSize(28 * MIB));
+        BlockBackend concat = Backends.concat(f1, f2);
+        try {
+            assertEquals(48 * MIB, concat.size());
+            UbdDevice dev = serve(concat);
+            try {
+                assertVerified(fio(dev, "concat", 48 * MIB, ""), "concat");
+                String d = dev.blockDevicePath();
+                Vm.Result r = Vm.sh(120, "cmp -n " + 20 * MIB + " " + d + " " + p1 + " && cmp -i " + 20 * MIB + ":0 "
+                        + d + " " + p2 + " && echo parts-match");
+                assertTrue(r.output().contains("parts-match"), "the device is file one then file two: " + r.output());
+            } finally {
+                closeAndCheckGone(dev);
+            }
+        } finally {
+            concat.close().block(WAIT);
+            Vm.sh(30, "rm -rf /run/concat");
+        }
+    }
+}
