@@ -96,22 +96,22 @@ class BackendsTest {
             return Mono.just(new BlockBackend() {
                 final AtomicInteger mine = new AtomicInteger();
 
-                private <T> Mono<T> on(Mono<T> call) {
+                private <T> Mono<T> on(java.util.function.Supplier<Mono<T>> call) {
                     calls.incrementAndGet();
                     if (!queue.loop().inEventLoop()) {
                         wrongThread.add(Thread.currentThread().getName());
                     }
-                    return mine.getAndIncrement() == 0 ? Mono.error(new UbdIoException(Errno.EIO, "first")) : call;
+                    return mine.getAndIncrement() == 0 ? Mono.error(new UbdIoException(Errno.EIO, "first")) : call.get();
                 }
 
                 @Override
                 public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
-                    return on(mem.read(offset, length, allocator));
+                    return on(() -> mem.read(offset, length, allocator));
                 }
 
                 @Override
                 public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
-                    return on(mem.write(offset, data, fua));
+                    return on(() -> mem.write(offset, data, fua));
                 }
 
                 @Override

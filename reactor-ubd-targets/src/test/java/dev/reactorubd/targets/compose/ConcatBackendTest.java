@@ -1,7 +1,6 @@
 package dev.reactorubd.targets.compose;
 
 import dev.reactorubd.targets.MemoryBackend;
-import dev.reactorubd.targets.NullBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
 import dev.reactorubd.uring.Errno;
@@ -91,7 +90,7 @@ class ConcatBackendTest {
     @Test
     void everyPartMustKnowItsSize() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Backends.concat(new MemoryBackend(MIB), new NullBackend()));
+                () -> Backends.concat(new MemoryBackend(MIB), TestData.unknownSize()));
         assertTrue(e.getMessage().contains("part 1") && e.getMessage().contains("unknown size"), e.getMessage());
     }
 }

@@ -275,7 +275,7 @@ class MirrorBackendTest {
     @Test
     void replicasMustKnowTheirSize() {
         org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                () -> Backends.mirror(new MemoryBackend(MIB), new dev.reactorubd.targets.NullBackend()));
+                () -> Backends.mirror(new MemoryBackend(MIB), TestData.unknownSize()));
     }
 
     /** Says it has a volatile cache (FLUSH) and passes everything on. */

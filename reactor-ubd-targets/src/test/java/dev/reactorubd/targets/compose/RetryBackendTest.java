@@ -47,19 +47,19 @@ class RetryBackendTest {
             this.errno = errno;
         }
 
-        private <T> Mono<T> maybeFail(Mono<T> ok) {
+        private <T> Mono<T> maybeFail(java.util.function.Supplier<Mono<T>> ok) {
             return calls.incrementAndGet() <= failures
-                    ? Mono.error(new UbdIoException(errno, "flaky, call " + calls.get())) : ok;
+                    ? Mono.error(new UbdIoException(errno, "flaky, call " + calls.get())) : ok.get();
         }
 
         @Override
         public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
-            return Mono.defer(() -> maybeFail(mem.read(offset, length, allocator)));
+            return Mono.defer(() -> maybeFail(() -> mem.read(offset, length, allocator)));
         }
 
         @Override
         public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
-            return Mono.defer(() -> maybeFail(mem.write(offset, data, fua)));
+            return Mono.defer(() -> maybeFail(() -> mem.write(offset, data, fua)));
         }
     }
 

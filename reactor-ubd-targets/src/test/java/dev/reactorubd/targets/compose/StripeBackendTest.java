@@ -3,7 +3,6 @@ package dev.reactorubd.targets.compose;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.BlockBackend.Capability;
 import dev.reactorubd.targets.MemoryBackend;
-import dev.reactorubd.targets.NullBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
 import dev.reactorubd.uring.Errno;
@@ -175,7 +174,7 @@ class StripeBackendTest {
                 .size());
         assertEquals(4 * 192 * KIB, Backends.stripe(CHUNK, new MemoryBackend(200 * KIB), new MemoryBackend(MIB),
                 new MemoryBackend(MIB), new MemoryBackend(MIB)).size());
-        assertEquals(BlockBackend.UNKNOWN_SIZE, Backends.stripe(CHUNK, new NullBackend(), new MemoryBackend(MIB)).size());
+        assertEquals(BlockBackend.UNKNOWN_SIZE, Backends.stripe(CHUNK, TestData.unknownSize(), new MemoryBackend(MIB)).size());
         assertThrows(IllegalArgumentException.class, () -> Backends.stripe(1000, new MemoryBackend(MIB)));
         try (VirtualDevice dev = VirtualDevice.serve(Backends.stripe(CHUNK, new MemoryBackend(MIB),
                 new MemoryBackend(MIB)), 1, 4)) {

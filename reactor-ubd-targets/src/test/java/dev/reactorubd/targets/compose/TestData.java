@@ -67,6 +67,16 @@ final class TestData {
         assertEquals(errno, ((UbdIoException) e).errno(), e.toString());
     }
 
+    /** Memory that does not say its size (as NullBackend does not; this one holds no buffer for life). */
+    static BlockBackend unknownSize() {
+        return new Recording(new dev.reactorubd.targets.MemoryBackend(MIB)) {
+            @Override
+            public long size() {
+                return UNKNOWN_SIZE;
+            }
+        };
+    }
+
     /** A write (or other modification) a {@link Recording} backend saw. */
     record Op(String op, long offset, long length) {
     }
