@@ -57,6 +57,10 @@ import reactor.core.scheduler.Schedulers;
  * still in flight, the replica is IN_SYNC again and serves reads. A failure during the copy marks the replica (or the
  * source it read from) FAILED again; the regions not yet copied stay dirty for the next reinstate.
  *
+ * <p>A write completes only when every replica it was sent to has answered: wrap replicas that can hang in a {@link
+ * TimeoutBackend} ({@code Backends.mirror(Backends.from(a).timeout(d), ...)}) so that a hung replica fails (and is
+ * marked FAILED) instead of stalling the device.
+ *
  * <h2>Threads</h2>
  * Requests may come from every queue at once: state lives in one shared object of atomics, taken by no lock on the
  * request path (a short lock orders state changes). {@link #bind} binds every replica to the queue and returns a view
@@ -617,6 +621,11 @@ public final class MirrorBackend extends ComposableBackend {
 
         private void step(MirrorBackend view) {
             if (s.closed) {
+                return;
+            }
+            if (view != s.driver()) {
+                // Its queue ended since this step was scheduled: its bound replicas may be gone.
+                schedule(0);
                 return;
             }
             if (s.state(r) != ReplicaState.RESYNCING || s.resyncs.get(r) != this) {
