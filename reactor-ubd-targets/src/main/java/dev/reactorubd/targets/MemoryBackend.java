@@ -134,6 +134,12 @@ public final class MemoryBackend implements BlockBackend {
         }
     }
 
+    /** The capacity given at construction. */
+    @Override
+    public long size() {
+        return capacity;
+    }
+
     @Override
     public Set<Capability> capabilities() {
         return EnumSet.of(Capability.DISCARD, Capability.WRITE_ZEROES);

@@ -1,0 +1,64 @@
+package dev.reactorubd.targets.compose;
+
+import dev.reactorubd.server.BlockBackend;
+
+/**
+ * Backends made of backends: the entry points of the composition operators.
+ *
+ * <pre>{@code
+ * MirrorBackend mirror = Backends.mirror(new MemoryBackend(size), nbdBackend);   // RAID-1
+ * StripeBackend fast = Backends.stripe(64 << 10, diskA, diskB);                   // RAID-0, 64 KiB chunks
+ * ConcatBackend big = Backends.concat(diskA, diskB);                              // end to end
+ * BlockBackend served = Backends.from(nbdBackend)
+ *         .cache(64 << 20).timeout(Duration.ofSeconds(5)).retry(3, Duration.ofMillis(100)).limitRate(10_000, 0);
+ * }</pre>
+ *
+ * <p>Every backend made here is a {@link ComposableBackend}, so the decorators ({@code cache}, {@code timeout},
+ * {@code retry}, {@code limitRate}, {@code faults}) chain onto it, and it can itself be a part of another (a mirror of
+ * stripes, a concat of mirrors). A composite owns its parts: closing it closes them.
+ */
+public final class Backends {
+    private Backends() {
+    }
+
+    /**
+     * RAID-1 over {@code replicas} (at least one, at most 64, each of known size), with 64 KiB dirty regions. See
+     * {@link MirrorBackend}.
+     */
+    public static MirrorBackend mirror(BlockBackend... replicas) {
+        return new MirrorBackend(MirrorBackend.DEFAULT_REGION_BYTES, replicas);
+    }
+
+    /** RAID-1 with dirty regions of {@code regionBytes} (a positive multiple of 512). See {@link MirrorBackend}. */
+    public static MirrorBackend mirror(int regionBytes, BlockBackend... replicas) {
+        return new MirrorBackend(regionBytes, replicas);
+    }
+
+    /**
+     * RAID-0 over {@code parts}, interleaved in chunks of {@code chunkBytes} (a positive multiple of 512). See
+     * {@link StripeBackend}.
+     */
+    public static StripeBackend stripe(int chunkBytes, BlockBackend... parts) {
+        return StripeBackend.of(chunkBytes, parts);
+    }
+
+    /**
+     * {@code parts} end to end.
+     *
+     * @throws IllegalArgumentException when a part does not know its size (see {@link ConcatBackend})
+     */
+    public static ConcatBackend concat(BlockBackend... parts) {
+        return new ConcatBackend(parts);
+    }
+
+    /** {@code backend} as a {@link ComposableBackend}: itself if it is one, else a wrapper that changes nothing. */
+    public static ComposableBackend from(BlockBackend backend) {
+        if (backend instanceof ComposableBackend c) {
+            return c;
+        }
+        if (backend == null) {
+            throw new IllegalArgumentException("the backend is null");
+        }
+        return new FromBackend(backend);
+    }
+}

@@ -1,0 +1,678 @@
+package dev.reactorubd.targets.compose;
+
+import dev.reactorubd.io.UbdQueue;
+import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.uring.Errno;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Queue;
+import java.util.Set;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.function.IntFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
+
+/**
+ * RAID-1: every replica holds the whole device. Made by {@link Backends#mirror}.
+ *
+ * <h2>Requests</h2>
+ * <ul>
+ * <li>WRITE, FLUSH, DISCARD and WRITE_ZEROES go to every replica that is {@link ReplicaState#IN_SYNC IN_SYNC} or
+ * {@link ReplicaState#RESYNCING RESYNCING}, all at once, and complete when all of them have terminated: with success
+ * when at least one in-sync replica succeeded, else with EIO. A request reaching no replica fails with EIO.</li>
+ * <li>READ goes to one in-sync replica, taken round-robin; if it fails, the read is tried on the next in-sync replica
+ * (on the queue's loop), until one succeeds or none is left (EIO).</li>
+ * <li>A replica whose request fails (an error, an empty or short read) is marked {@link ReplicaState#FAILED FAILED}
+ * and gets no request afterwards. Its errno is not the request's: the mirror's job is to hide it.</li>
+ * </ul>
+ *
+ * <h2>Health and resync</h2>
+ * Every state change is signalled on {@link #health()} and logged (FAILED at WARN, the others at INFO). While a replica
+ * is not in sync, the mirror records which regions ({@link #regionBytes()}, 64 KiB by default) were written without it,
+ * in a per-replica bitmap of atomics: the regions of each write, discard or write-zeroes that skipped it or failed on it.
+ * A FLUSH that fails on a replica marks the whole replica dirty (what it had cached may be lost).
+ *
+ * <p>{@link #reinstate(int)} brings a FAILED replica back; nothing probes replicas by itself. The replica becomes
+ * RESYNCING, gets every write from then on, and a background copy reads each dirty region from an in-sync replica and
+ * writes it to the reinstated one, one region per loop turn, while IO continues. A region with a write in flight is
+ * copied later, and a region written while it was being copied is copied again (a generation check per region
+ * stripe), so a copy never overwrites newer data. When no region is dirty and no write that skipped the replica is
+ * still in flight, the replica is IN_SYNC again and serves reads. A failure during the copy marks the replica (or the
+ * source it read from) FAILED again; the regions not yet copied stay dirty for the next reinstate.
+ *
+ * <p>A write completes only when every replica it was sent to has answered: wrap replicas that can hang in a {@link
+ * TimeoutBackend} ({@code Backends.mirror(Backends.from(a).timeout(d), ...)}) so that a hung replica fails (and is
+ * marked FAILED) instead of stalling the device.
+ *
+ * <h2>Threads</h2>
+ * Requests may come from every queue at once: state lives in one shared object of atomics, taken by no lock on the
+ * request path (a short lock orders state changes). {@link #bind} binds every replica to the queue and returns a view
+ * over the bound replicas that shares that state; the resync runs on the loop of one bound queue, with that queue's
+ * bound replicas (on {@code Schedulers.parallel()} with the unbound replicas when no queue is bound).
+ *
+ * <p><b>Size</b>: the smallest replica's (every replica must know its size). <b>Capabilities</b>: DISCARD and
+ * WRITE_ZEROES when every replica has them; FLUSH when any has it (a flush reaches those that have it); FUA when every
+ * replica with FLUSH has FUA. Ranges beyond the size fail with EINVAL. {@link #close()} stops resyncs and closes the
+ * replicas.
+ */
+public final class MirrorBackend extends ComposableBackend {
+    /** The default dirty-map granularity: 64 KiB. */
+    public static final int DEFAULT_REGION_BYTES = 64 << 10;
+    private static final Logger log = LoggerFactory.getLogger(MirrorBackend.class);
+
+    private final Shared s;
+    private final BlockBackend[] parts;
+    /** The queue's loop for a bound view; null when unbound. */
+    private final Scheduler loop;
+    private final ByteBufAllocator copyAllocator;
+
+    MirrorBackend(int regionBytes, BlockBackend[] replicas) {
+        BlockBackend[] checked = Support.checkParts("mirror", replicas, 1);
+        if (checked.length > 64) {
+            throw new IllegalArgumentException("a mirror has at most 64 replicas; was " + checked.length);
+        }
+        this.s = new Shared(this, regionBytes, checked);
+        this.parts = checked;
+        this.loop = null;
+        this.copyAllocator = checked[0].allocator();
+    }
+
+    private MirrorBackend(Shared s, BlockBackend[] bound, UbdQueue queue) {
+        this.s = s;
+        this.parts = bound;
+        this.loop = queue.scheduler();
+        this.copyAllocator = queue.allocator();
+    }
+
+    // ---------------------------------------------------------------- public API
+
+    /**
+     * Replica state changes, as they happen. Hot: a subscriber sees the changes made after it subscribed and nothing
+     * before (no replay; {@link #states()} gives the current ones); a subscriber without demand misses events. Signalled
+     * on the thread that made the change (often a queue's event loop): do not block in it.
+     */
+    public Flux<HealthEvent> health() {
+        return s.sink.asFlux();
+    }
+
+    /** The state of replica {@code replica}. */
+    public ReplicaState state(int replica) {
+        return Shared.stateOf(s.states.get(s.check(replica)));
+    }
+
+    /** Every replica's state, in replica order. */
+    public List<ReplicaState> states() {
+        List<ReplicaState> out = new ArrayList<>(s.n);
+        for (int r = 0; r < s.n; r++) {
+            out.add(state(r));
+        }
+        return out;
+    }
+
+    /** Regions of replica {@code replica} recorded as written without it and not yet copied back. */
+    public long dirtyRegions(int replica) {
+        return s.dirty[s.check(replica)].count();
+    }
+
+    /** Regions copied by resyncs since the mirror was made. */
+    public long copiedRegions() {
+        return s.copied.get();
+    }
+
+    /** The granularity of the dirty map and of the resync copy, in bytes. */
+    public int regionBytes() {
+        return s.region;
+    }
+
+    /** The replicas (a queue's view: its bound replicas), in order. */
+    public List<BlockBackend> replicas() {
+        return List.of(parts);
+    }
+
+    /**
+     * Brings a FAILED replica back: on subscription it becomes RESYNCING at once and the background copy of its dirty
+     * regions starts; the Mono completes when it is IN_SYNC again, or fails with EIO when the copy fails (the replica is
+     * then FAILED again). For a replica already RESYNCING it waits for that copy; for one IN_SYNC it completes at once.
+     * Cancelling the Mono does not stop the copy.
+     *
+     * @throws IllegalArgumentException for an index that is not a replica's
+     */
+    public Mono<Void> reinstate(int replica) {
+        s.check(replica);
+        return Mono.defer(() -> s.reinstate(replica));
+    }
+
+    // ---------------------------------------------------------------- requests
+
+    @Override
+    public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+        Mono<ByteBuf> bad = Support.outOfRange(s.size, offset, length, this);
+        return bad != null ? bad : readFrom(offset, length, allocator, 0L, null);
+    }
+
+    private Mono<ByteBuf> readFrom(long offset, int length, ByteBufAllocator allocator, long tried, Throwable last) {
+        int r = s.pickReadable(tried);
+        if (r < 0) {
+            return Mono.error(Support.ioError(Errno.EIO, "no in-sync replica could read " + offset + "+" + length
+                    + (last != null ? " (last error: " + Support.describe(last) + ")" : "")));
+        }
+        return Support.<ByteBuf>call(() -> parts[r].read(offset, length, allocator))
+                .switchIfEmpty(Mono.error(() -> Support.ioError(Errno.EIO, "the read answered no data")))
+                .<ByteBuf>handle((buf, sink) -> {
+                    if (buf.readableBytes() == length) {
+                        sink.next(buf);
+                    } else {
+                        int got = buf.readableBytes();
+                        buf.release();
+                        sink.error(Support.ioError(Errno.EIO, "the read answered " + got + " bytes of " + length));
+                    }
+                })
+                .onErrorResume(e -> {
+                    s.fail(r, "read of " + offset + "+" + length + " failed: " + Support.describe(e));
+                    Mono<ByteBuf> next = Mono.defer(() -> readFrom(offset, length, allocator, tried | (1L << r), e));
+                    return loop == null ? next : next.subscribeOn(loop);
+                });
+    }
+
+    @Override
+    public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+        int length = data.readableBytes();
+        Mono<Void> bad = Support.outOfRange(s.size, offset, length, this);
+        // Each replica reads the data through its own indices.
+        return bad != null ? bad : update(offset, length, false, r -> parts[r].write(offset, data.duplicate(), fua),
+                "write");
+    }
+
+    @Override
+    public Mono<Void> flush() {
+        return update(0, 0, true, r -> Support.hasFlush(s.replicas[r]) ? parts[r].flush() : Mono.empty(), "flush");
+    }
+
+    @Override
+    public Mono<Void> discard(long offset, long length) {
+        Mono<Void> bad = check(offset, length, Capability.DISCARD);
+        return bad != null ? bad : update(offset, length, false, r -> parts[r].discard(offset, length), "discard");
+    }
+
+    @Override
+    public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
+        Mono<Void> bad = check(offset, length, Capability.WRITE_ZEROES);
+        return bad != null ? bad : update(offset, length, false,
+                r -> parts[r].writeZeroes(offset, length, noUnmap), "write-zeroes");
+    }
+
+    private Mono<Void> check(long offset, long length, Capability c) {
+        Mono<Void> bad = Support.unsupported(s.capabilities, c, this);
+        return bad != null ? bad : Support.outOfRange(s.size, offset, length, this);
+    }
+
+    /** Sends a modifying request to every replica in or coming into sync; see the class comment. */
+    private Mono<Void> update(long offset, long length, boolean isFlush, IntFunction<Mono<Void>> op, String what) {
+        return Mono.defer(() -> {
+            boolean track = length > 0;
+            long first = track ? offset / s.region : 0;
+            long last = track ? (offset + length - 1) / s.region : -1;
+            if (track) {
+                s.writes.begin(first, last);
+            }
+            int n = s.n;
+            boolean[] skipped = new boolean[n];
+            boolean[] inSync = new boolean[n];
+            int[] targets = new int[n];
+            int count = 0;
+            for (int r = 0; r < n; r++) {
+                while (true) {
+                    long st = s.states.get(r);
+                    ReplicaState state = Shared.stateOf(st);
+                    if (state != ReplicaState.FAILED) {
+                        inSync[r] = state == ReplicaState.IN_SYNC;
+                        targets[count++] = r;
+                        break;
+                    }
+                    // Skipping a failed replica: record it before checking that the state did not change meanwhile
+                    // (a reinstate): a resync can then not finish before this write's regions are copied.
+                    s.skippers.incrementAndGet(r);
+                    if (track) {
+                        s.dirty[r].mark(first, last);
+                    }
+                    if (s.states.get(r) == st) {
+                        skipped[r] = true;
+                        break;
+                    }
+                    s.skippers.decrementAndGet(r);
+                }
+            }
+            Runnable finish = () -> {
+                if (track) {
+                    s.writes.end(first, last);
+                }
+                for (int r = 0; r < n; r++) {
+                    if (skipped[r]) {
+                        s.skippers.decrementAndGet(r);
+                    }
+                }
+            };
+            if (count == 0) {
+                finish.run();
+                return Mono.error(Support.ioError(Errno.EIO, "every replica has failed; the " + what + " reached none"));
+            }
+            AtomicInteger ok = new AtomicInteger();
+            Mono<?>[] calls = new Mono<?>[count];
+            for (int i = 0; i < count; i++) {
+                int r = targets[i];
+                boolean counts = inSync[r];
+                calls[i] = Support.<Void>call(() -> op.apply(r))
+                        .doOnSuccess(v -> {
+                            if (counts) {
+                                ok.incrementAndGet();
+                            }
+                        })
+                        .onErrorResume(e -> {
+                            s.partFailed(r, isFlush, first, last, what + (track ? " of " + offset + "+" + length : "")
+                                    + " failed: " + Support.describe(e));
+                            return Mono.empty();
+                        });
+            }
+            return Join.all(calls)
+                    .then(Mono.defer(() -> ok.get() > 0 ? Mono.<Void>empty() : Mono.error(Support.ioError(Errno.EIO,
+                            "no in-sync replica took the " + what))))
+                    .doFinally(sig -> finish.run());
+        });
+    }
+
+    /** Copies one region from {@code src} to {@code dst} with this view's replicas; a source's failure is marked. */
+    private Mono<Void> copy(int src, int dst, long region) {
+        long off = region * s.region;
+        int len = (int) Math.min(s.region, s.size - off);
+        return Support.<ByteBuf>call(() -> parts[src].read(off, len, copyAllocator))
+                .switchIfEmpty(Mono.error(() -> Support.ioError(Errno.EIO, "the read answered no data")))
+                .onErrorMap(SourceFailure::new)
+                .flatMap(buf -> {
+                    if (buf.readableBytes() != len) {
+                        int got = buf.readableBytes();
+                        buf.release();
+                        return Mono.error(new SourceFailure(Support.ioError(Errno.EIO, "the read answered " + got
+                                + " bytes of " + len)));
+                    }
+                    Mono<Void> w = Mono.defer(() -> Support.<Void>call(() -> parts[dst].write(off, buf, false)));
+                    return (loop == null ? w : w.subscribeOn(loop)).doFinally(sig -> buf.release());
+                });
+    }
+
+    /** A resync's read from its source failed (not the write to the replica being resynced). */
+    private static final class SourceFailure extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        SourceFailure(Throwable cause) {
+            super(cause.getMessage(), cause, false, false);
+        }
+    }
+
+    private Scheduler timers() {
+        return loop != null ? loop : Schedulers.parallel();
+    }
+
+    // ---------------------------------------------------------------- backend
+
+    /** Binds every replica to {@code queue}; the view shares this mirror's health, dirty maps and resyncs. */
+    @Override
+    public Mono<BlockBackend> bind(UbdQueue queue) {
+        return Support.bindAll(s.replicas, queue).map(bound -> {
+            MirrorBackend view = new MirrorBackend(s, bound, queue);
+            s.views.add(view);
+            queue.onTerminated().doFinally(sig -> s.views.remove(view)).subscribe(v -> { }, e -> { });
+            return view;
+        });
+    }
+
+    @Override
+    public Set<Capability> capabilities() {
+        return s.capabilities;
+    }
+
+    @Override
+    public ByteBufAllocator allocator() {
+        return parts[0].allocator();
+    }
+
+    @Override
+    public long size() {
+        return s.size;
+    }
+
+    /** Stops resyncs and closes every replica (once; later calls complete at once). */
+    @Override
+    public Mono<Void> close() {
+        return Mono.defer(s::close);
+    }
+
+    @Override
+    public String toString() {
+        return "mirror(" + Arrays.toString(parts) + ")";
+    }
+
+    // ---------------------------------------------------------------- shared state
+
+    /** Everything the unbound mirror and its queue views share. */
+    private static final class Shared {
+        final MirrorBackend unbound;
+        final BlockBackend[] replicas;
+        final int n;
+        final long size;
+        final int region;
+        final Set<Capability> capabilities;
+        /** Per replica: (version << 2) | state ordinal; the version changes with every transition. */
+        final AtomicLongArray states;
+        final DirtyMap[] dirty;
+        /** Per replica: writes in flight that skipped it. */
+        final AtomicIntegerArray skippers;
+        /** Per replica: a flush failed on it, so everything must be copied on reinstate. */
+        final AtomicIntegerArray fullResync;
+        final Generations writes = new Generations();
+        final AtomicInteger nextRead = new AtomicInteger();
+        final AtomicLong copied = new AtomicLong();
+        final Object lock = new Object();
+        final AtomicReferenceArray<Resync> resyncs;
+        final Queue<HealthEvent> pending = new ConcurrentLinkedQueue<>();
+        final AtomicInteger emitting = new AtomicInteger();
+        final Sinks.Many<HealthEvent> sink = Sinks.many().multicast().directBestEffort();
+        final List<MirrorBackend> views = new CopyOnWriteArrayList<>();
+        volatile boolean closed;
+
+        Shared(MirrorBackend unbound, int regionBytes, BlockBackend[] replicas) {
+            if (regionBytes < 512 || regionBytes % 512 != 0) {
+                throw new IllegalArgumentException("the region must be a positive multiple of 512 bytes; was "
+                        + regionBytes);
+            }
+            this.unbound = unbound;
+            this.replicas = replicas;
+            this.n = replicas.length;
+            this.region = regionBytes;
+            long min = Long.MAX_VALUE;
+            for (int i = 0; i < n; i++) {
+                long sz = replicas[i].size();
+                if (sz <= 0) {
+                    throw new IllegalArgumentException("a mirror needs every replica's size; replica " + i + " ("
+                            + replicas[i] + ") reports " + (sz == UNKNOWN_SIZE ? "an unknown size" : "size " + sz));
+                }
+                min = Math.min(min, sz);
+            }
+            this.size = min;
+            this.capabilities = Support.combined(replicas);
+            this.states = new AtomicLongArray(n);
+            this.dirty = new DirtyMap[n];
+            long regions = (size + region - 1) / region;
+            for (int i = 0; i < n; i++) {
+                states.set(i, ReplicaState.IN_SYNC.ordinal());
+                dirty[i] = new DirtyMap(regions);
+            }
+            this.skippers = new AtomicIntegerArray(n);
+            this.fullResync = new AtomicIntegerArray(n);
+            this.resyncs = new AtomicReferenceArray<>(n);
+        }
+
+        static ReplicaState stateOf(long packed) {
+            return ReplicaState.values()[(int) (packed & 3)];
+        }
+
+        int check(int replica) {
+            if (replica < 0 || replica >= n) {
+                throw new IllegalArgumentException("no replica " + replica + "; the mirror has " + n);
+            }
+            return replica;
+        }
+
+        ReplicaState state(int r) {
+            return stateOf(states.get(r));
+        }
+
+        int pickReadable(long tried) {
+            int start = Math.floorMod(nextRead.getAndIncrement(), n);
+            for (int i = 0; i < n; i++) {
+                int r = (start + i) % n;
+                if ((tried & (1L << r)) == 0 && state(r) == ReplicaState.IN_SYNC) {
+                    return r;
+                }
+            }
+            return -1;
+        }
+
+        int pickSource(int except) {
+            for (int r = 0; r < n; r++) {
+                if (r != except && state(r) == ReplicaState.IN_SYNC) {
+                    return r;
+                }
+            }
+            return -1;
+        }
+
+        /** The view whose loop and bound replicas run the resync: the first bound queue's, else the unbound mirror. */
+        MirrorBackend driver() {
+            for (MirrorBackend v : views) {
+                return v;
+            }
+            return unbound;
+        }
+
+        /** Changes a state; holds {@link #lock}. Queues the event; the caller drains after releasing the lock. */
+        private boolean transitionLocked(int r, ReplicaState from, ReplicaState to, String reason) {
+            long cur = states.get(r);
+            if (stateOf(cur) != from) {
+                return false;
+            }
+            states.set(r, (((cur >>> 2) + 1) << 2) | to.ordinal());
+            if (to == ReplicaState.FAILED) {
+                log.warn("mirror replica {} ({}): {} -> {}: {}", r, replicas[r], from, to, reason);
+            } else {
+                log.info("mirror replica {} ({}): {} -> {}: {}", r, replicas[r], from, to, reason);
+            }
+            pending.add(new HealthEvent(r, from, to, reason));
+            return true;
+        }
+
+        /** Signals queued events, one thread at a time, outside the lock; a change made by a subscriber is queued. */
+        void drain() {
+            if (emitting.getAndIncrement() != 0) {
+                return;
+            }
+            do {
+                HealthEvent e;
+                while ((e = pending.poll()) != null) {
+                    sink.tryEmitNext(e);
+                }
+            } while (emitting.decrementAndGet() != 0);
+        }
+
+        void fail(int r, String reason) {
+            synchronized (lock) {
+                ReplicaState st = state(r);
+                if (st != ReplicaState.FAILED) {
+                    transitionLocked(r, st, ReplicaState.FAILED, reason);
+                }
+            }
+            drain();
+        }
+
+        /** A modifying request failed on replica {@code r}: record what it missed, then fail it. */
+        void partFailed(int r, boolean isFlush, long first, long last, String reason) {
+            if (isFlush) {
+                fullResync.set(r, 1);
+            } else if (last >= first) {
+                dirty[r].mark(first, last);
+            }
+            fail(r, reason);
+        }
+
+        Mono<Void> reinstate(int r) {
+            Mono<Void> result;
+            synchronized (lock) {
+                if (closed) {
+                    return Mono.error(Support.ioError(Errno.EIO, "the mirror is closed"));
+                }
+                ReplicaState st = state(r);
+                if (st == ReplicaState.IN_SYNC) {
+                    result = Mono.empty();
+                } else if (st == ReplicaState.RESYNCING) {
+                    result = resyncs.get(r).done.asMono();
+                } else {
+                    if (fullResync.getAndSet(r, 0) != 0) {
+                        dirty[r].markAll();
+                    }
+                    Resync rs = new Resync(this, r);
+                    resyncs.set(r, rs);
+                    transitionLocked(r, ReplicaState.FAILED, ReplicaState.RESYNCING,
+                            "reinstated; " + dirty[r].count() + " dirty regions to copy");
+                    rs.schedule(0);
+                    result = rs.done.asMono();
+                }
+            }
+            drain();
+            return result;
+        }
+
+        /** Marks a resynced replica IN_SYNC if nothing is left to copy; whether it did. */
+        boolean finishResync(int r, long copiedRegions) {
+            boolean done;
+            synchronized (lock) {
+                done = skippers.get(r) == 0 && dirty[r].count() == 0
+                        && transitionLocked(r, ReplicaState.RESYNCING, ReplicaState.IN_SYNC,
+                        "resync complete: " + copiedRegions + " regions copied");
+            }
+            drain();
+            return done;
+        }
+
+        Mono<Void> close() {
+            synchronized (lock) {
+                if (closed) {
+                    return Mono.empty();
+                }
+                closed = true;
+                for (int r = 0; r < n; r++) {
+                    Resync rs = resyncs.get(r);
+                    if (rs != null) {
+                        rs.cancel();
+                    }
+                }
+            }
+            return Support.closeAll(replicas);
+        }
+    }
+
+    /** The background copy of one reinstated replica's dirty regions; its steps run one after the other. */
+    private static final class Resync {
+        final Shared s;
+        final int r;
+        final Sinks.Empty<Void> done = Sinks.empty();
+        long cursor;
+        long copied;
+        volatile Disposable pending;
+
+        Resync(Shared s, int r) {
+            this.s = s;
+            this.r = r;
+        }
+
+        void schedule(long delayMillis) {
+            MirrorBackend view = s.driver();
+            try {
+                pending = view.timers().schedule(() -> step(view), delayMillis, TimeUnit.MILLISECONDS);
+            } catch (RejectedExecutionException e) {
+                // The view's loop is gone (its device stopped): continue with another view, or the unbound mirror.
+                if (view != s.unbound) {
+                    s.views.remove(view);
+                    schedule(delayMillis);
+                } else {
+                    abort("the resync could not be scheduled: " + e);
+                }
+            }
+        }
+
+        void cancel() {
+            Disposable d = pending;
+            if (d != null) {
+                d.dispose();
+            }
+            done.tryEmitError(Support.ioError(Errno.ECANCELED, "the mirror was closed during the resync of replica "
+                    + r));
+        }
+
+        private void abort(String reason) {
+            s.fail(r, reason);
+            done.tryEmitError(Support.ioError(Errno.EIO, "resync of replica " + r + " failed: " + reason));
+        }
+
+        private void step(MirrorBackend view) {
+            if (s.closed) {
+                return;
+            }
+            if (view != s.driver()) {
+                // Its queue ended since this step was scheduled: its bound replicas may be gone.
+                schedule(0);
+                return;
+            }
+            if (s.state(r) != ReplicaState.RESYNCING || s.resyncs.get(r) != this) {
+                done.tryEmitError(Support.ioError(Errno.EIO, "replica " + r + " failed again during its resync"));
+                return;
+            }
+            int src = s.pickSource(r);
+            if (src < 0) {
+                abort("no in-sync replica to copy from");
+                return;
+            }
+            long region = s.dirty[r].next(cursor);
+            if (region < 0) {
+                if (s.finishResync(r, copied)) {
+                    done.tryEmitEmpty();
+                    return;
+                }
+                // Regions with writes in flight, or writes that skipped the replica, are left: look again shortly.
+                cursor = 0;
+                schedule(1);
+                return;
+            }
+            cursor = region + 1;
+            long generation = s.writes.snapshot(region);
+            if (generation < 0) {
+                schedule(0);
+                return;
+            }
+            s.dirty[r].clear(region);
+            view.copy(src, r, region).subscribe(null, e -> {
+                s.dirty[r].mark(region, region);
+                if (e instanceof SourceFailure f) {
+                    s.fail(src, "read failed while resyncing replica " + r + ": " + Support.describe(f.getCause()));
+                    schedule(0);
+                } else {
+                    abort("write of region " + region + " failed: " + Support.describe(e));
+                }
+            }, () -> {
+                if (s.writes.unchanged(region, generation)) {
+                    copied++;
+                    s.copied.incrementAndGet();
+                } else {
+                    // Written while it was copied: what was copied may be older than what the replica got.
+                    s.dirty[r].mark(region, region);
+                }
+                schedule(0);
+            });
+        }
+    }
+}

@@ -1,0 +1,292 @@
+package dev.reactorubd.targets.compose;
+
+import dev.reactorubd.targets.MemoryBackend;
+import dev.reactorubd.testing.BlockingCallRecorder;
+import dev.reactorubd.testkit.VirtualDevice;
+import dev.reactorubd.uring.Errno;
+import java.time.Duration;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.test.StepVerifier;
+
+import static dev.reactorubd.targets.compose.TestData.KIB;
+import static dev.reactorubd.targets.compose.TestData.MIB;
+import static dev.reactorubd.targets.compose.TestData.WAIT;
+import static dev.reactorubd.targets.compose.TestData.buf;
+import static dev.reactorubd.targets.compose.TestData.bytes;
+import static dev.reactorubd.targets.compose.TestData.direct;
+import static dev.reactorubd.targets.compose.TestData.errno;
+import static dev.reactorubd.targets.compose.TestData.read;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The mirror through the test kit: two queues, MemoryBackend replicas, failures injected with {@link FaultyBackend}. */
+class MirrorBackendTest {
+    private static final int REGION = 64 * KIB;
+
+    @AfterEach
+    void noBlockingCallOnAnEventLoop() {
+        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
+    }
+
+    @Test
+    void writesLandOnEveryReplicaAndReadsComeBack() {
+        MemoryBackend a = new MemoryBackend(4 * MIB);
+        MemoryBackend b = new MemoryBackend(4 * MIB);
+        MirrorBackend mirror = Backends.mirror(a, b);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16)) {
+            StepVerifier.create(Flux.range(0, 64)
+                            .flatMap(i -> dev.write(i % 2, i * 16L * KIB + 512, buf(bytes(i, 12 * KIB))), 16)
+                            .then())
+                    .verifyComplete();
+            for (int i = 0; i < 64; i++) {
+                long at = i * 16L * KIB + 512;
+                assertArrayEquals(bytes(i, 12 * KIB), direct(a, at, 12 * KIB), "replica 0, write " + i);
+                assertArrayEquals(bytes(i, 12 * KIB), direct(b, at, 12 * KIB), "replica 1, write " + i);
+                assertArrayEquals(bytes(i, 12 * KIB), read(dev, (i + 1) % 2, at, 12 * KIB), "read back " + i);
+            }
+            StepVerifier.create(dev.discard(0, 0, 16 * KIB).then(dev.writeZeroes(1, 16 * KIB, 16 * KIB)))
+                    .verifyComplete();
+            assertArrayEquals(new byte[32 * KIB], direct(a, 0, 32 * KIB));
+            assertArrayEquals(new byte[32 * KIB], direct(b, 0, 32 * KIB));
+            assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), mirror.states());
+        }
+    }
+
+    @Test
+    void aFailingReplicaIsReportedAndSkippedWhileIoGoesOn() {
+        MemoryBackend a = new MemoryBackend(4 * MIB);
+        FaultyBackend b = Backends.from(new MemoryBackend(4 * MIB)).faults();
+        MirrorBackend mirror = Backends.mirror(a, b);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16)) {
+            StepVerifier.create(mirror.health().take(1))
+                    .then(() -> {
+                        b.failWrites(Errno.EIO);
+                        // The write succeeds: replica 0 took it.
+                        dev.write(0, 3 * REGION, buf(bytes(1, 4 * KIB))).block(WAIT);
+                    })
+                    .assertNext(e -> {
+                        assertEquals(1, e.replica());
+                        assertEquals(ReplicaState.IN_SYNC, e.from());
+                        assertEquals(ReplicaState.FAILED, e.to());
+                        assertTrue(e.reason().contains("EIO"), e.reason());
+                    })
+                    .verifyComplete();
+            assertEquals(ReplicaState.FAILED, mirror.state(1));
+            long seen = b.requests();
+            StepVerifier.create(Flux.range(0, 20)
+                            .flatMap(i -> dev.write(i % 2, i * 8L * KIB, buf(bytes(100 + i, 8 * KIB))), 8)
+                            .then())
+                    .verifyComplete();
+            for (int i = 0; i < 20; i++) {
+                assertArrayEquals(bytes(100 + i, 8 * KIB), read(dev, i % 2, i * 8L * KIB, 8 * KIB));
+            }
+            assertEquals(seen, b.requests(), "a failed replica gets no request");
+            // Writes at 0..160 KiB (regions 0..2) and at region 3 were made without replica 1.
+            assertEquals(4, mirror.dirtyRegions(1));
+            assertEquals(0, mirror.dirtyRegions(0));
+        }
+    }
+
+    @Test
+    void readsFallOverToTheHealthyReplica() {
+        FaultyBackend a = Backends.from(new MemoryBackend(4 * MIB)).faults();
+        MemoryBackend b = new MemoryBackend(4 * MIB);
+        MirrorBackend mirror = Backends.mirror(a, b);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16)) {
+            dev.write(0, 0, buf(bytes(7, 256 * KIB))).block(WAIT);
+            a.failReads(Errno.EIO);
+            for (int i = 0; i < 8; i++) {
+                // Round-robin sends one of the first two reads to replica 0; it fails there and is served by 1.
+                assertArrayEquals(java.util.Arrays.copyOfRange(bytes(7, 256 * KIB), i * 32 * KIB, (i + 1) * 32 * KIB),
+                        read(dev, i % 2, i * 32L * KIB, 32 * KIB));
+            }
+            assertEquals(ReplicaState.FAILED, mirror.state(0));
+            assertEquals(ReplicaState.IN_SYNC, mirror.state(1));
+            assertEquals(1, a.injected(), "after its failure replica 0 got no more reads");
+            assertEquals(0, mirror.dirtyRegions(0), "a failed read makes nothing dirty");
+        }
+    }
+
+    @Test
+    void reinstateCopiesExactlyTheDirtyRegionsAndTheReplicasAgree() {
+        MemoryBackend a = new MemoryBackend(4 * MIB);
+        TestData.Recording rb = new TestData.Recording(new MemoryBackend(4 * MIB));
+        FaultyBackend b = Backends.from(rb).faults();
+        MirrorBackend mirror = Backends.mirror(a, b);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16)) {
+            dev.write(0, 0, buf(bytes(1, 4 * MIB))).block(WAIT);
+            b.failWrites(Errno.EIO);
+            // Regions 3 (failed on replica 1), 5 (twice), 6 and 7 (one write across both), and 40.
+            dev.write(0, 3 * REGION + 4 * KIB, buf(bytes(2, 4 * KIB))).block(WAIT);
+            dev.write(1, 5 * REGION, buf(bytes(3, 8 * KIB))).block(WAIT);
+            dev.write(0, 5 * REGION + 32 * KIB, buf(bytes(4, 8 * KIB))).block(WAIT);
+            dev.write(1, 7 * REGION - 4 * KIB, buf(bytes(5, 8 * KIB))).block(WAIT);
+            dev.discard(0, 40 * REGION, 4 * KIB).block(WAIT);
+            assertEquals(ReplicaState.FAILED, mirror.state(1));
+            assertEquals(5, mirror.dirtyRegions(1));
+            b.heal();
+            rb.ops.clear();
+
+            StepVerifier.create(mirror.health().take(2))
+                    .then(() -> StepVerifier.create(mirror.reinstate(1)).expectComplete().verify(WAIT))
+                    .assertNext(e -> assertEquals(List.of(1, ReplicaState.FAILED, ReplicaState.RESYNCING),
+                            List.of(e.replica(), e.from(), e.to())))
+                    .assertNext(e -> assertEquals(List.of(1, ReplicaState.RESYNCING, ReplicaState.IN_SYNC),
+                            List.of(e.replica(), e.from(), e.to())))
+                    .verifyComplete();
+
+            Set<Long> copied = rb.ops.stream().map(op -> {
+                assertEquals("write", op.op());
+                assertEquals(REGION, op.length(), "whole regions are copied");
+                return op.offset() / REGION;
+            }).collect(Collectors.toCollection(TreeSet::new));
+            assertEquals(Set.of(3L, 5L, 6L, 7L, 40L), copied);
+            assertEquals(5, rb.ops.size(), "each dirty region copied once");
+            assertEquals(5, mirror.copiedRegions());
+            assertEquals(0, mirror.dirtyRegions(1));
+            assertArrayEquals(direct(a, 0, 4 * MIB), direct(rb, 0, 4 * MIB), "the replicas hold the same bytes");
+            // In sync again: it takes writes and serves reads.
+            dev.write(0, 0, buf(bytes(9, 4 * KIB))).block(WAIT);
+            assertArrayEquals(bytes(9, 4 * KIB), direct(rb, 0, 4 * KIB));
+        }
+    }
+
+    @Test
+    void resyncWhileWritesContinueEndsWithIdenticalReplicas() {
+        int size = 8 * MIB;
+        MemoryBackend a = new MemoryBackend(size);
+        MemoryBackend bMem = new MemoryBackend(size);
+        FaultyBackend b = Backends.from(bMem).faults();
+        MirrorBackend mirror = Backends.mirror(a, b);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16)) {
+            b.failAll(Errno.EIO);
+            // Every region written while replica 1 is out.
+            StepVerifier.create(Flux.range(0, size / REGION)
+                            .flatMap(i -> dev.write(i % 2, (long) i * REGION, buf(bytes(i, REGION))), 8).then())
+                    .verifyComplete();
+            assertEquals(ReplicaState.FAILED, mirror.state(1));
+            assertEquals(size / REGION, mirror.dirtyRegions(1));
+            // Slow replica 1 down so that the copy and the writes below overlap.
+            b.heal().delay(Duration.ofMillis(1));
+            Random random = new Random(42);
+            List<Long> offsets = random.longs(600, 0, size / (4 * KIB)).map(x -> x * 4 * KIB).boxed().toList();
+            Mono<Void> writes = Flux.fromIterable(offsets).index()
+                    .flatMap(t -> dev.write((int) (t.getT1() % 2), t.getT2(),
+                            buf(bytes(1000 + t.getT1(), 4 * KIB))), 8)
+                    .then();
+            StepVerifier.create(Mono.when(mirror.reinstate(1), writes)).expectComplete().verify(WAIT);
+            assertEquals(ReplicaState.IN_SYNC, mirror.state(1));
+            assertEquals(0, mirror.dirtyRegions(1));
+            assertTrue(mirror.copiedRegions() >= size / REGION, "every dirty region was copied");
+            b.heal();
+            assertArrayEquals(direct(a, 0, size), direct(bMem, 0, size), "the replicas hold the same bytes");
+            // And the device holds the last write of each offset.
+            for (int i = offsets.size() - 1; i >= offsets.size() - 20; i--) {
+                long at = offsets.get(i);
+                if (offsets.subList(i + 1, offsets.size()).contains(at)) {
+                    continue;
+                }
+                assertArrayEquals(bytes(1000 + i, 4 * KIB), read(dev, i % 2, at, 4 * KIB));
+            }
+        }
+    }
+
+    @Test
+    void aFailedFlushMakesTheWholeReplicaDirty() {
+        MemoryBackend a = new MemoryBackend(1 * MIB);
+        FaultyBackend b = Backends.from(new MemoryBackend(1 * MIB)).faults();
+        // A replica with a volatile cache, so that FLUSH reaches it.
+        FlushingBackend fb = new FlushingBackend(b);
+        MirrorBackend mirror = Backends.mirror(a, fb);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16)) {
+            b.failWrites(Errno.EIO);
+            StepVerifier.create(dev.flush(0)).verifyComplete();
+            assertEquals(ReplicaState.FAILED, mirror.state(1));
+            b.heal();
+            StepVerifier.create(mirror.reinstate(1)).expectComplete().verify(WAIT);
+            assertEquals(MIB / REGION, mirror.copiedRegions(), "everything was copied");
+            assertEquals(ReplicaState.IN_SYNC, mirror.state(1));
+        }
+    }
+
+    @Test
+    void everyReplicaFailedFailsRequestsWithEio() {
+        FaultyBackend a = Backends.from(new MemoryBackend(1 * MIB)).faults();
+        FaultyBackend b = Backends.from(new MemoryBackend(1 * MIB)).faults();
+        MirrorBackend mirror = Backends.mirror(a, b);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16)) {
+            a.failAll(Errno.ENOSPC);
+            b.failAll(Errno.EROFS);
+            StepVerifier.create(dev.write(0, 0, buf(bytes(1, 4 * KIB)))).expectErrorMatches(errno(Errno.EIO))
+                    .verify(WAIT);
+            assertEquals(List.of(ReplicaState.FAILED, ReplicaState.FAILED), mirror.states());
+            long seen = a.requests() + b.requests();
+            // A write that reaches no replica fails; so does a read.
+            StepVerifier.create(dev.write(1, 0, buf(bytes(1, 4 * KIB)))).expectErrorMatches(errno(Errno.EIO))
+                    .verify(WAIT);
+            StepVerifier.create(dev.read(0, 0, 4 * KIB)).expectErrorMatches(errno(Errno.EIO)).verify(WAIT);
+            StepVerifier.create(dev.flush(1)).expectErrorMatches(errno(Errno.EIO)).verify(WAIT);
+            assertEquals(seen, a.requests() + b.requests(), "nothing reached the failed replicas");
+            // Reinstating needs an in-sync replica to copy from.
+            a.heal();
+            b.heal();
+            StepVerifier.create(mirror.reinstate(1)).expectErrorMatches(errno(Errno.EIO)).verify(WAIT);
+            assertEquals(ReplicaState.FAILED, mirror.state(1));
+        }
+    }
+
+    @Test
+    void aReadFailingEverywhereFailsWithEio() {
+        FaultyBackend a = Backends.from(new MemoryBackend(1 * MIB)).faults();
+        FaultyBackend b = Backends.from(new MemoryBackend(1 * MIB)).faults();
+        MirrorBackend mirror = Backends.mirror(a, b);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 1, 4)) {
+            a.failReads(Errno.EIO);
+            b.failReads(Errno.ENODATA);
+            StepVerifier.create(dev.read(0, 0, 4 * KIB)).expectErrorMatches(errno(Errno.EIO)).verify(WAIT);
+            assertEquals(List.of(ReplicaState.FAILED, ReplicaState.FAILED), mirror.states());
+            assertEquals(2, a.injected() + b.injected(), "each replica tried once");
+        }
+    }
+
+    @Test
+    void rangesBeyondTheSmallestReplicaFailWithEinval() {
+        MirrorBackend mirror = Backends.mirror(new MemoryBackend(2 * MIB), new MemoryBackend(1 * MIB));
+        assertEquals(MIB, mirror.size());
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 1, 4)) {
+            StepVerifier.create(dev.read(0, MIB - 4 * KIB, 8 * KIB)).expectErrorMatches(errno(Errno.EINVAL))
+                    .verify(WAIT);
+            StepVerifier.create(dev.write(0, MIB, buf(bytes(1, 512)))).expectErrorMatches(errno(Errno.EINVAL))
+                    .verify(WAIT);
+            assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), mirror.states(),
+                    "a bad request is not a replica's failure");
+        }
+    }
+
+    @Test
+    void replicasMustKnowTheirSize() {
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> Backends.mirror(new MemoryBackend(MIB), TestData.unknownSize()));
+    }
+
+    /** Says it has a volatile cache (FLUSH) and passes everything on. */
+    static final class FlushingBackend extends TestData.Recording {
+        FlushingBackend(dev.reactorubd.server.BlockBackend inner) {
+            super(inner);
+        }
+
+        @Override
+        public Set<Capability> capabilities() {
+            return java.util.EnumSet.of(Capability.FLUSH, Capability.DISCARD, Capability.WRITE_ZEROES);
+        }
+    }
+}
