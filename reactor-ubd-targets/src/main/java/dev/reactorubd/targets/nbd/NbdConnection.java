@@ -69,6 +69,7 @@ final class NbdConnection {
     private long lastAttemptEnd = System.nanoTime() - TimeUnit.DAYS.toNanos(1);
     private Throwable lastError;
     private ScheduledFuture<?> reconnectTimer;
+    private Attempt attemptUnderWay;
 
     /**
      * @param expectedSize the export's size as first seen (checked on every handshake), or -1 to take the first
@@ -170,7 +171,9 @@ final class NbdConnection {
 
     /** One attempt: connect, then the handshake, within connectTimeout; reports once, on the loop. */
     private void connectOnce(BiConsumer<Session, NbdException> done) {
-        new Attempt(done).start();
+        Attempt a = new Attempt(done);
+        attemptUnderWay = a;
+        a.start();
     }
 
     private final class Attempt implements BiConsumer<ExportInfo, Throwable> {
@@ -213,6 +216,9 @@ final class NbdConnection {
                 return;
             }
             reported = true;
+            if (attemptUnderWay == this) {
+                attemptUnderWay = null;
+            }
             timer.cancel(false);
             if (channel != null) {
                 channel.close();
@@ -231,6 +237,9 @@ final class NbdConnection {
                 return;
             }
             reported = true;
+            if (attemptUnderWay == this) {
+                attemptUnderWay = null;
+            }
             timer.cancel(false);
             Session s = new Session(channel, exportInfo);
             channel.pipeline().addLast(s);
@@ -537,6 +546,9 @@ final class NbdConnection {
         if (reconnectTimer != null) {
             reconnectTimer.cancel(false);
             reconnectTimer = null;
+        }
+        if (attemptUnderWay != null) {
+            attemptUnderWay.fail(new NbdException(label + " was closed while connecting"));
         }
         UbdIoException e = new UbdIoException(Errno.EIO, "the nbd backend for " + label + " was closed");
         failAll(waiting, e);

@@ -33,9 +33,14 @@ class NbdRealServersTest {
     @TempDir
     Path dir;
     private final List<AutoCloseable> toClose = new ArrayList<>();
+    private final List<NbdBackend> backends = new ArrayList<>();
 
     @AfterEach
     void cleanUp() throws Exception {
+        // Backends first, so that closing them is not a lost connection; then the servers.
+        for (NbdBackend b : backends) {
+            b.close().block(WAIT);
+        }
         for (int i = toClose.size() - 1; i >= 0; i--) {
             toClose.get(i).close();
         }
@@ -49,7 +54,7 @@ class NbdRealServersTest {
 
     private NbdBackend connect(String uri, NbdOptions options) {
         NbdBackend b = NbdBackend.connect(uri, options).block(WAIT);
-        toClose.add(() -> b.close().block(WAIT));
+        backends.add(b);
         return b;
     }
 
