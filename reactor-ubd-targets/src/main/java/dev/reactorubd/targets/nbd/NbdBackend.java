@@ -141,14 +141,17 @@ public final class NbdBackend implements BlockBackend {
      * Connects to an export and completes after the first handshake, when {@link #size()} is known. Lazy: nothing
      * happens until subscribed. The first connection is tried once, within {@link NbdOptions#connectTimeout()}; a
      * failure ({@link NbdException}: refused, timed out, unknown export, not an NBD server...) is signalled as it is
-     * (wrap the Mono in {@code retryWhen} to insist). A host name is resolved once, here, off the event loops.
+     * (wrap the Mono in {@code retryWhen} to insist). A host name is resolved once, here, off the event loops, within
+     * the connect timeout; reconnects go to the address found then.
      */
     public static Mono<NbdBackend> connect(NbdUri uri, NbdOptions options) {
         return Mono.defer(() -> {
             boolean own = options.eventLoopGroup() == null;
             EventLoopGroup group = own ? newGroup() : options.eventLoopGroup();
             Mono<Optional<InetSocketAddress>> address = uri.isUnix() ? Mono.just(Optional.empty())
-                    : Mono.fromCallable(() -> Optional.of(resolve(uri))).subscribeOn(Schedulers.boundedElastic());
+                    : Mono.fromCallable(() -> Optional.of(resolve(uri))).subscribeOn(Schedulers.boundedElastic())
+                            .timeout(options.connectTimeout(), Mono.error(() -> new NbdException("resolving the host of "
+                                    + uri + " took longer than " + options.connectTimeout() + "; check DNS")));
             return address.flatMap(a -> {
                 NbdConnection c = new NbdConnection(uri.toString(), uri, options, group.next(), a.orElse(null), -1);
                 return c.open().map(i -> new NbdBackend(uri, options, group, own, a.orElse(null), c, i));

@@ -344,7 +344,8 @@ final class NbdConnection {
         if (!waiting.isEmpty()) {
             log.warn("{}; {} request(s) fail with EIO; the next request tries again", msg, waiting.size());
         } else {
-            log.info(msg);
+            // A background attempt with retry off (the loss was logged): requests keep failing fast meanwhile.
+            log.debug(msg);
         }
         failAll(waiting, new UbdIoException(Errno.EIO, msg));
     }
