@@ -37,6 +37,8 @@ final class FakeNbdServer implements AutoCloseable {
     volatile int error = 28; // ENOSPC
     volatile String exportName = "fake";
     volatile int maxBlock;
+    /** When positive, replies go out in pieces of this many bytes, each flushed on its own, 1 ms apart. */
+    volatile int dribble;
 
     FakeNbdServer(int size) throws IOException {
         this.disk = new byte[size];
@@ -119,22 +121,32 @@ final class FakeNbdServer implements AutoCloseable {
                 if (m == Mode.SILENT) {
                     continue;
                 }
-                out.writeInt(NbdProtocol.SIMPLE_REPLY_MAGIC);
+                java.io.ByteArrayOutputStream reply = new java.io.ByteArrayOutputStream();
+                DataOutputStream r = new DataOutputStream(reply);
+                r.writeInt(NbdProtocol.SIMPLE_REPLY_MAGIC);
                 if (m == Mode.FAIL) {
-                    out.writeInt(error);
-                    out.writeLong(cookie);
+                    r.writeInt(error);
+                    r.writeLong(cookie);
                 } else {
-                    out.writeInt(0);
-                    out.writeLong(cookie);
+                    r.writeInt(0);
+                    r.writeLong(cookie);
                     synchronized (disk) {
                         if (type == NbdProtocol.CMD_READ) {
-                            out.write(disk, (int) offset, length);
+                            r.write(disk, (int) offset, length);
                         } else if (type == NbdProtocol.CMD_WRITE) {
                             System.arraycopy(payload, 0, disk, (int) offset, length);
                         }
                     }
                 }
-                out.flush();
+                byte[] bytes = reply.toByteArray();
+                int piece = dribble > 0 ? dribble : bytes.length;
+                for (int at = 0; at < bytes.length; at += piece) {
+                    out.write(bytes, at, Math.min(piece, bytes.length - at));
+                    out.flush();
+                    if (dribble > 0) {
+                        NbdServers.sleep(1);
+                    }
+                }
             }
         } catch (IOException e) {
             // the client or the test closed the connection
