@@ -244,11 +244,20 @@ public final class NbdBackend implements BlockBackend {
 
     // ------------------------------------------------------------------------------------------------ requests
 
+    /**
+     * Reads through the backend's own connection. {@code allocator} is not used: the data comes in the connection's
+     * own buffers (a retained slice, or one direct buffer when the payload spanned several reads, or a composite of
+     * those for a split request); the caller releases it. Fails with EINVAL beyond the export's size.
+     */
     @Override
     public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
         return read(main, offset, length);
     }
 
+    /**
+     * Writes through the backend's own connection. {@code data} is retained until the server answered (it may be
+     * sent again after a reconnect) and written to the socket as it is; the caller keeps its own reference.
+     */
     @Override
     public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
         return write(main, offset, data, fua);

@@ -6,6 +6,7 @@ import dev.reactorubd.UbdIoException;
 import dev.reactorubd.uring.Errno;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
@@ -188,7 +189,10 @@ final class NbdConnection {
 
         void start() {
             Duration timeout = options.connectTimeout();
+            // Netty's pooled allocator, as the queues use: thread-local caches, and locks Netty declares to
+            // BlockHound (4.2's default adaptive allocator may park a loop thread while it grows).
             Bootstrap b = new Bootstrap().group(loop).channel(channelClass)
+                    .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
                     .handler(new Handshake(uri.toString(), uri.exportName(), this))
                     .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(timeout.toMillis(), Integer.MAX_VALUE));
             if (!uri.isUnix()) {
@@ -734,6 +738,10 @@ final class NbdConnection {
 
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            if (!(cause instanceof java.io.IOException)) {
+                // Not the network: a bug to be seen whole.
+                log.warn("unexpected error on {}; closing that connection", label, cause);
+            }
             if (closeReason == null) {
                 closeReason = describe(cause);
             }

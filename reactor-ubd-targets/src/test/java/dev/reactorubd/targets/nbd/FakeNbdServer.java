@@ -61,6 +61,12 @@ final class FakeNbdServer implements AutoCloseable {
     void dropAll() {
         for (Socket s : clients) {
             try {
+                // A FIN now: close() alone may wait for the thread blocked reading this socket.
+                s.shutdownOutput();
+            } catch (IOException e) {
+                // already closed
+            }
+            try {
                 s.close();
             } catch (IOException e) {
                 // closing anyway
