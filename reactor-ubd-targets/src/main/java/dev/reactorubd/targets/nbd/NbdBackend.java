@@ -585,7 +585,7 @@ public final class NbdBackend implements BlockBackend {
 
         @Override
         public Mono<Void> close() {
-            return c.close().doFinally(s -> connections.remove(c));
+            return Mono.defer(c::close).doFinally(s -> connections.remove(c));
         }
 
         @Override

@@ -535,11 +535,11 @@ final class NbdConnection {
 
     /**
      * Fails every request with EIO, sends NBD_CMD_DISC, and closes the channel. Idempotent; completes once the channel
-     * is closed.
+     * is closed, or after 5 s at most.
      */
     Mono<Void> close() {
         run(this::doClose, () -> closed.tryEmitEmpty());
-        return closed.asMono();
+        return closed.asMono().timeout(Duration.ofSeconds(5), Mono.empty());
     }
 
     private void doClose() {

@@ -99,8 +99,8 @@ class NbdFailuresTest {
                     .collectList().toFuture();
             Thread.sleep(300);
             assertFalse(pending.isDone(), "the requests wait for the stopped server");
-            long t0 = System.nanoTime();
             server.signal("KILL");
+            long t0 = System.nanoTime();
             List<Integer> errnos = pending.get(5, TimeUnit.SECONDS);
             long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
             assertEquals(24, errnos.size());
