@@ -1,0 +1,626 @@
+package dev.reactorubd.targets.nbd;
+
+import static dev.reactorubd.targets.nbd.NbdProtocol.*;
+
+import dev.reactorubd.UbdIoException;
+import dev.reactorubd.io.UbdQueue;
+import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.uring.Errno;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.CompositeByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.EventLoop;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.uring.IoUring;
+import io.netty.channel.uring.IoUringIoHandler;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.MonoSink;
+import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Schedulers;
+
+/**
+ * A {@link BlockBackend} that serves an NBD export: an NBD client (fixed newstyle handshake, simple replies) on Netty
+ * io_uring sockets, over TCP or a Unix socket.
+ *
+ * <pre>{@code
+ * NbdBackend nbd = NbdBackend.connect("nbd://127.0.0.1:10809/disk", NbdOptions.defaults()).block();
+ * UbdDevice dev = server.serve(DeviceSpec.builder().capacityBytes(nbd.size()).queues(2)
+ *         .logicalBlockSize(Math.max(512, nbd.minimumBlockSize())).readOnly(nbd.readOnly()).build(), nbd).block();
+ * ...                                                   // dev.blockDevicePath(): /dev/ublkbN, backed by the export
+ * dev.close().block();
+ * nbd.close().block();                                  // the application owns the backend
+ * }</pre>
+ *
+ * <h2>Requests</h2>
+ * Many requests are in flight on a connection at once, matched to their replies by cookie. READ and WRITE larger than
+ * the server's maximum block size (at most 32 MiB; see {@link #maximumPayload()}) are split into several NBD
+ * requests. READ data reaches the caller as a slice of the connection's inbound buffer when one buffer holds the
+ * whole payload (no copy), else gathered into one direct buffer. WRITE data is written to the socket from the
+ * caller's buffer (retained, not copied). A server error fails the request with a {@link UbdIoException} carrying the
+ * errno the server sent (EPERM, EIO, ENOMEM, EINVAL, ENOSPC, EOVERFLOW, EOPNOTSUPP, ESHUTDOWN; anything else EIO).
+ * Writes, discards and zeroing of a read-only export ({@link #readOnly()}) fail with EROFS without reaching the
+ * server.
+ *
+ * <h2>Capabilities</h2>
+ * {@link #capabilities()} follows the export's transmission flags: FLUSH with NBD_FLAG_SEND_FLUSH, FUA with
+ * SEND_FUA (and SEND_FLUSH), DISCARD with SEND_TRIM, WRITE_ZEROES with SEND_WRITE_ZEROES (noUnmap is sent as
+ * NBD_CMD_FLAG_NO_HOLE); a read-only export offers neither DISCARD nor WRITE_ZEROES. A direct call of
+ * {@code write(.., fua=true)} on an export without SEND_FUA writes, then flushes when SEND_FLUSH is offered.
+ *
+ * <h2>Connections and threads</h2>
+ * {@link #connect} opens the backend's own connection on an event loop of {@link NbdOptions#eventLoopGroup()} (or
+ * of a single-thread io_uring group the backend starts, named {@code ubd-nbd-N}). Direct calls of the request
+ * methods use it, from any thread; answers come on its loop. When the export advertises NBD_FLAG_CAN_MULTI_CONN
+ * (and {@link NbdOptions#multiConn()}), {@link #bind} gives each queue its own connection, made on the queue's own
+ * io_uring loop, so that its requests and replies never leave that thread; the connection is closed when the queue
+ * terminates. Otherwise every queue shares the backend's connection (requests hop to its loop, answers hop back).
+ * {@link #connectionCount()} tells how many connections are up.
+ *
+ * <h2>Failures</h2>
+ * See {@link NbdOptions} for the request timeout (ETIMEDOUT) and the reconnect policy. In short: a lost connection
+ * never hangs IO; requests wait for a reconnect under a bounded policy or fail with EIO, and service resumes when the
+ * server is back. A reconnect re-runs the handshake and refuses an export whose size changed.
+ */
+public final class NbdBackend implements BlockBackend {
+    private static final Logger log = LoggerFactory.getLogger(NbdBackend.class);
+    private static final AtomicInteger GROUPS = new AtomicInteger();
+    /** TRIM and WRITE_ZEROES carry a 32-bit length: longer ranges go in pieces of this. */
+    private static final int RANGE_CHUNK = 1 << 30;
+
+    private final NbdUri uri;
+    private final NbdOptions options;
+    private final EventLoopGroup group;
+    private final boolean ownGroup;
+    private final InetSocketAddress resolved;
+    private final NbdConnection main;
+    private final ExportInfo info;
+    private final Set<Capability> capabilities;
+    private final Set<NbdConnection> connections = ConcurrentHashMap.newKeySet();
+    private final AtomicBoolean closing = new AtomicBoolean();
+    private final Sinks.Empty<Void> closed = Sinks.empty();
+
+    private NbdBackend(NbdUri uri, NbdOptions options, EventLoopGroup group, boolean ownGroup,
+                       InetSocketAddress resolved, NbdConnection main, ExportInfo info) {
+        this.uri = uri;
+        this.options = options;
+        this.group = group;
+        this.ownGroup = ownGroup;
+        this.resolved = resolved;
+        this.main = main;
+        this.info = info;
+        this.connections.add(main);
+        EnumSet<Capability> caps = EnumSet.noneOf(Capability.class);
+        if (info.has(TF_SEND_FLUSH)) {
+            caps.add(Capability.FLUSH);
+            if (info.has(TF_SEND_FUA)) {
+                caps.add(Capability.FUA);
+            }
+        }
+        if (!info.has(TF_READ_ONLY)) {
+            if (info.has(TF_SEND_TRIM)) {
+                caps.add(Capability.DISCARD);
+            }
+            if (info.has(TF_SEND_WRITE_ZEROES)) {
+                caps.add(Capability.WRITE_ZEROES);
+            }
+        }
+        this.capabilities = Set.copyOf(caps);
+    }
+
+    /** {@link #connect(NbdUri, NbdOptions)} with a parsed URI. */
+    public static Mono<NbdBackend> connect(String uri, NbdOptions options) {
+        return Mono.defer(() -> connect(NbdUri.parse(uri), options));
+    }
+
+    /** {@link #connect(NbdUri, NbdOptions)} with {@link NbdOptions#defaults()}. */
+    public static Mono<NbdBackend> connect(String uri) {
+        return connect(uri, NbdOptions.defaults());
+    }
+
+    /**
+     * Connects to an export and completes after the first handshake, when {@link #size()} is known. Lazy: nothing
+     * happens until subscribed. The first connection is tried once, within {@link NbdOptions#connectTimeout()}; a
+     * failure ({@link NbdException}: refused, timed out, unknown export, not an NBD server...) is signalled as it is
+     * (wrap the Mono in {@code retryWhen} to insist). A host name is resolved once, here, off the event loops, within
+     * the connect timeout; reconnects go to the address found then.
+     */
+    public static Mono<NbdBackend> connect(NbdUri uri, NbdOptions options) {
+        return Mono.defer(() -> {
+            boolean own = options.eventLoopGroup() == null;
+            EventLoopGroup group = own ? newGroup() : options.eventLoopGroup();
+            Mono<Optional<InetSocketAddress>> address = uri.isUnix() ? Mono.just(Optional.empty())
+                    : Mono.fromCallable(() -> Optional.of(resolve(uri))).subscribeOn(Schedulers.boundedElastic())
+                            .timeout(options.connectTimeout(), Mono.error(() -> new NbdException("resolving the host of "
+                                    + uri + " took longer than " + options.connectTimeout() + "; check DNS")));
+            return address.flatMap(a -> {
+                NbdConnection c = new NbdConnection(uri.toString(), uri, options, group.next(), a.orElse(null), -1);
+                return c.open().map(i -> new NbdBackend(uri, options, group, own, a.orElse(null), c, i));
+            }).onErrorResume(e -> (own ? shutdown(group) : Mono.<Void>empty()).then(Mono.error(e)));
+        });
+    }
+
+    private static InetSocketAddress resolve(NbdUri uri) {
+        try {
+            return new InetSocketAddress(InetAddress.getByName(uri.host()), uri.port());
+        } catch (UnknownHostException e) {
+            throw new NbdException("cannot resolve the host of " + uri + ": " + e.getMessage()
+                    + "; check the host name", e);
+        }
+    }
+
+    private static EventLoopGroup newGroup() {
+        return new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory("ubd-nbd-" + GROUPS.incrementAndGet(), true),
+                IoUring.isAvailable() ? IoUringIoHandler.newFactory() : NioIoHandler.newFactory());
+    }
+
+    private static Mono<Void> shutdown(EventLoopGroup group) {
+        return Mono.<Void>create(sink -> group.shutdownGracefully(0, 1, TimeUnit.SECONDS)
+                        .addListener(f -> sink.success()))
+                .timeout(Duration.ofSeconds(5), Mono.empty());
+    }
+
+    // ------------------------------------------------------------------------------------------------ what it is
+
+    /** The export's URI. */
+    public NbdUri uri() {
+        return uri;
+    }
+
+    public NbdOptions options() {
+        return options;
+    }
+
+    /** The export's size in bytes, from the first handshake. */
+    @Override
+    public long size() {
+        return info.size();
+    }
+
+    /** Whether the server marked the export read-only (NBD_FLAG_READ_ONLY): make the device read-only too. */
+    public boolean readOnly() {
+        return info.has(TF_READ_ONLY);
+    }
+
+    /** The export's transmission flags ({@code NBD_FLAG_*} bits) from the first handshake. */
+    public int transmissionFlags() {
+        return info.flags();
+    }
+
+    /** The server's minimum block size (1 when it stated none): a device's logical block should be at least this. */
+    public int minimumBlockSize() {
+        return info.minBlock();
+    }
+
+    /** The server's preferred block size (4096 when it stated none). */
+    public int preferredBlockSize() {
+        return info.prefBlock();
+    }
+
+    /** The largest READ or WRITE sent as one NBD request; longer ones are split. The server's maximum, at most 32 MiB. */
+    public int maximumPayload() {
+        return info.maxPayload();
+    }
+
+    /** Whether queues get connections of their own: the server allows it (CAN_MULTI_CONN) and the options ask it. */
+    public boolean multiConn() {
+        return options.multiConn() && info.has(TF_CAN_MULTI_CONN);
+    }
+
+    /** Connections currently up and past their handshake: the backend's own and those of bound queues. */
+    public int connectionCount() {
+        int n = 0;
+        for (NbdConnection c : connections) {
+            if (c.isConnected()) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    @Override
+    public Set<Capability> capabilities() {
+        return capabilities;
+    }
+
+    // ------------------------------------------------------------------------------------------------ requests
+
+    /**
+     * Reads through the backend's own connection. {@code allocator} is not used: the data comes in the connection's
+     * own buffers (a retained slice, or one direct buffer when the payload spanned several reads, or a composite of
+     * those for a split request); the caller releases it. Fails with EINVAL beyond the export's size.
+     */
+    @Override
+    public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+        return read(main, offset, length);
+    }
+
+    /**
+     * Writes through the backend's own connection. {@code data} is retained until the server answered (it may be
+     * sent again after a reconnect) and written to the socket as it is; the caller keeps its own reference.
+     */
+    @Override
+    public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+        return write(main, offset, data, fua);
+    }
+
+    @Override
+    public Mono<Void> flush() {
+        return flush(main);
+    }
+
+    @Override
+    public Mono<Void> discard(long offset, long length) {
+        return discard(main, offset, length);
+    }
+
+    @Override
+    public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
+        return writeZeroes(main, offset, length, noUnmap);
+    }
+
+    private long deadline() {
+        return System.nanoTime() + options.requestTimeout().toNanos();
+    }
+
+    private UbdIoException badRange(long offset, long length) {
+        if (offset < 0 || length < 0 || offset > info.size() - length) {
+            return new UbdIoException(Errno.EINVAL, "range " + offset + "+" + length + " is beyond the "
+                    + info.size() + " bytes of " + uri);
+        }
+        return null;
+    }
+
+    private UbdIoException readOnlyError(String what) {
+        return new UbdIoException(Errno.EROFS, what + " on " + uri + ": the export is read-only");
+    }
+
+    Mono<ByteBuf> read(NbdConnection c, long offset, int length) {
+        UbdIoException bad = badRange(offset, length);
+        if (bad != null) {
+            return Mono.error(bad);
+        }
+        if (length == 0) {
+            return Mono.just(Unpooled.EMPTY_BUFFER);
+        }
+        int max = info.maxPayload();
+        return Mono.create(sink -> {
+            long deadline = deadline();
+            if (length <= max) {
+                c.submit(new NbdCommand(CMD_READ, 0, offset, length, null, deadline, new SinkCompletion(sink)));
+                return;
+            }
+            Parts parts = new Parts((length + max - 1) / max, true, new SinkCompletion(sink));
+            for (int i = 0, at = 0; at < length; i++, at += max) {
+                c.submit(new NbdCommand(CMD_READ, 0, offset + at, Math.min(max, length - at), null, deadline,
+                        parts.part(i)));
+            }
+        });
+    }
+
+    Mono<Void> write(NbdConnection c, long offset, ByteBuf data, boolean fua) {
+        if (readOnly()) {
+            return Mono.error(readOnlyError("write"));
+        }
+        int length = data.readableBytes();
+        UbdIoException bad = badRange(offset, length);
+        if (bad != null) {
+            return Mono.error(bad);
+        }
+        if (length == 0) {
+            return Mono.empty();
+        }
+        boolean nativeFua = fua && info.has(TF_SEND_FUA);
+        int flags = nativeFua ? CMD_FLAG_FUA : 0;
+        int max = info.maxPayload();
+        Mono<Void> w = Mono.create(sink -> {
+            long deadline = deadline();
+            int from = data.readerIndex();
+            if (length <= max) {
+                c.submit(new NbdCommand(CMD_WRITE, flags, offset, length, data.retainedSlice(from, length), deadline,
+                        new SinkCompletion(sink)));
+                return;
+            }
+            Parts parts = new Parts((length + max - 1) / max, false, new SinkCompletion(sink));
+            for (int i = 0, at = 0; at < length; i++, at += max) {
+                int n = Math.min(max, length - at);
+                c.submit(new NbdCommand(CMD_WRITE, flags, offset + at, n, data.retainedSlice(from + at, n), deadline,
+                        parts.part(i)));
+            }
+        });
+        return fua && !nativeFua && info.has(TF_SEND_FLUSH) ? w.then(flush(c)) : w;
+    }
+
+    Mono<Void> flush(NbdConnection c) {
+        if (!info.has(TF_SEND_FLUSH)) {
+            return Mono.empty();
+        }
+        return Mono.create(sink -> c.submit(new NbdCommand(CMD_FLUSH, 0, 0, 0, null, deadline(),
+                new SinkCompletion(sink))));
+    }
+
+    Mono<Void> discard(NbdConnection c, long offset, long length) {
+        if (readOnly()) {
+            return Mono.error(readOnlyError("discard"));
+        }
+        if (!info.has(TF_SEND_TRIM)) {
+            return Mono.error(new UbdIoException(Errno.EOPNOTSUPP, uri + " does not offer TRIM"));
+        }
+        return ranged(c, CMD_TRIM, 0, offset, length);
+    }
+
+    Mono<Void> writeZeroes(NbdConnection c, long offset, long length, boolean noUnmap) {
+        if (readOnly()) {
+            return Mono.error(readOnlyError("write-zeroes"));
+        }
+        if (!info.has(TF_SEND_WRITE_ZEROES)) {
+            return Mono.error(new UbdIoException(Errno.EOPNOTSUPP, uri + " does not offer WRITE_ZEROES"));
+        }
+        return ranged(c, CMD_WRITE_ZEROES, noUnmap ? CMD_FLAG_NO_HOLE : 0, offset, length);
+    }
+
+    private Mono<Void> ranged(NbdConnection c, int type, int flags, long offset, long length) {
+        UbdIoException bad = badRange(offset, length);
+        if (bad != null) {
+            return Mono.error(bad);
+        }
+        if (length == 0) {
+            return Mono.empty();
+        }
+        return Mono.create(sink -> {
+            long deadline = deadline();
+            if (length <= RANGE_CHUNK) {
+                c.submit(new NbdCommand(type, flags, offset, (int) length, null, deadline, new SinkCompletion(sink)));
+                return;
+            }
+            Parts parts = new Parts((int) ((length + RANGE_CHUNK - 1) / RANGE_CHUNK), false, new SinkCompletion(sink));
+            int i = 0;
+            for (long at = 0; at < length; at += RANGE_CHUNK, i++) {
+                c.submit(new NbdCommand(type, flags, offset + at, (int) Math.min(RANGE_CHUNK, length - at), null,
+                        deadline, parts.part(i)));
+            }
+        });
+    }
+
+    /** Answers a Mono from a command: its READ data, its completion, or its error. */
+    private static final class SinkCompletion implements NbdCommand.Completion {
+        private final MonoSink<?> sink;
+        private volatile boolean cancelled;
+
+        SinkCompletion(MonoSink<?> sink) {
+            this.sink = sink;
+            sink.onCancel(() -> cancelled = true);
+        }
+
+        @Override
+        @SuppressWarnings("unchecked")
+        public void succeeded(ByteBuf readData) {
+            if (readData == null) {
+                sink.success();
+            } else if (cancelled) {
+                readData.release();
+            } else {
+                ((MonoSink<ByteBuf>) sink).success(readData);
+            }
+        }
+
+        @Override
+        public void failed(Throwable error) {
+            sink.error(error);
+        }
+    }
+
+    /** Joins the commands of a split request: READ data in order, or the first error. */
+    private static final class Parts {
+        private final ByteBuf[] data;
+        private final NbdCommand.Completion whole;
+        private int remaining;
+        private boolean failed;
+
+        Parts(int count, boolean read, NbdCommand.Completion whole) {
+            this.data = read ? new ByteBuf[count] : null;
+            this.remaining = count;
+            this.whole = whole;
+        }
+
+        NbdCommand.Completion part(int index) {
+            return new NbdCommand.Completion() {
+                @Override
+                public void succeeded(ByteBuf readData) {
+                    partDone(index, readData, null);
+                }
+
+                @Override
+                public void failed(Throwable error) {
+                    partDone(index, null, error);
+                }
+            };
+        }
+
+        private synchronized void partDone(int index, ByteBuf readData, Throwable error) {
+            if (failed) {
+                if (readData != null) {
+                    readData.release();
+                }
+                return;
+            }
+            if (error != null) {
+                failed = true;
+                if (data != null) {
+                    for (ByteBuf b : data) {
+                        if (b != null) {
+                            b.release();
+                        }
+                    }
+                }
+                whole.failed(error);
+                return;
+            }
+            if (data != null) {
+                data[index] = readData;
+            } else if (readData != null) {
+                readData.release();
+            }
+            if (--remaining == 0) {
+                if (data == null) {
+                    whole.succeeded(null);
+                } else {
+                    CompositeByteBuf all = Unpooled.compositeBuffer(data.length);
+                    for (ByteBuf b : data) {
+                        all.addComponent(true, b);
+                    }
+                    whole.succeeded(all);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ queues
+
+    /**
+     * With multi-conn ({@link #multiConn()}), a backend for {@code queue} with a connection of its own on the queue's
+     * loop, open (handshake done) when the Mono completes, and closed when the queue terminates; an error (the server
+     * refused another connection) fails the device's start. Without multi-conn, or on a loop that is neither io_uring
+     * nor NIO, this backend itself (the shared connection).
+     */
+    @Override
+    public Mono<BlockBackend> bind(UbdQueue queue) {
+        if (!multiConn()) {
+            return Mono.just(this);
+        }
+        if (!(queue.loop() instanceof EventLoop loop) || NbdConnection.channelClass(loop, uri.isUnix()) == null) {
+            log.debug("queue {} runs on {}, where no socket can be opened; it shares the connection to {}",
+                    queue.id(), queue.loop(), uri);
+            return Mono.just(this);
+        }
+        return Mono.defer(() -> {
+            if (closing.get()) {
+                return Mono.error(new NbdException("the nbd backend for " + uri + " is closed"));
+            }
+            NbdConnection c = new NbdConnection(uri + " (queue " + queue.id() + ")", uri, options, loop, resolved,
+                    info.size());
+            connections.add(c);
+            if (closing.get()) {
+                c.close().subscribe();
+            }
+            return c.open().<BlockBackend>map(i -> {
+                queue.onTerminated().subscribe(null, e -> closeQueueConnection(c), () -> closeQueueConnection(c));
+                return new QueueBackend(c, queue.id());
+            }).doOnError(e -> connections.remove(c));
+        });
+    }
+
+    private void closeQueueConnection(NbdConnection c) {
+        c.close().subscribe(null, e -> connections.remove(c), () -> connections.remove(c));
+    }
+
+    /** The backend of one queue: the same export, through the queue's own connection, called on the queue's loop. */
+    private final class QueueBackend implements BlockBackend {
+        private final NbdConnection c;
+        private final int queueId;
+
+        QueueBackend(NbdConnection c, int queueId) {
+            this.c = c;
+            this.queueId = queueId;
+        }
+
+        @Override
+        public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+            return NbdBackend.this.read(c, offset, length);
+        }
+
+        @Override
+        public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+            return NbdBackend.this.write(c, offset, data, fua);
+        }
+
+        @Override
+        public Mono<Void> flush() {
+            return NbdBackend.this.flush(c);
+        }
+
+        @Override
+        public Mono<Void> discard(long offset, long length) {
+            return NbdBackend.this.discard(c, offset, length);
+        }
+
+        @Override
+        public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
+            return NbdBackend.this.writeZeroes(c, offset, length, noUnmap);
+        }
+
+        @Override
+        public Set<Capability> capabilities() {
+            return capabilities;
+        }
+
+        @Override
+        public long size() {
+            return info.size();
+        }
+
+        @Override
+        public Mono<BlockBackend> bind(UbdQueue queue) {
+            return Mono.just(this);
+        }
+
+        @Override
+        public Mono<Void> close() {
+            return Mono.defer(c::close).doFinally(s -> connections.remove(c));
+        }
+
+        @Override
+        public String toString() {
+            return "nbd(" + uri + ", queue " + queueId + ")";
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ closing
+
+    /**
+     * Closes every connection (queues' too): requests still waiting or in flight fail with EIO, NBD_CMD_DISC is sent,
+     * the sockets are closed; then the backend's own event loop group, if it started one, is shut down. Lazy and
+     * idempotent; bounded (about 6 s at worst). Devices still using the backend see EIO from then on.
+     */
+    @Override
+    public Mono<Void> close() {
+        return Mono.defer(() -> {
+            if (closing.compareAndSet(false, true)) {
+                List<NbdConnection> all = new ArrayList<>(connections);
+                Flux.fromIterable(all).flatMap(NbdConnection::close).then()
+                        .timeout(Duration.ofSeconds(5), Mono.empty())
+                        .then(ownGroup ? shutdown(group) : Mono.empty())
+                        .subscribe(null, e -> closed.tryEmitEmpty(), () -> {
+                            connections.removeAll(all);
+                            log.debug("closed the nbd backend for {}", uri);
+                            closed.tryEmitEmpty();
+                        });
+            }
+            return closed.asMono();
+        });
+    }
+
+    @Override
+    public String toString() {
+        return "nbd(" + uri + ", " + info.size() + " bytes)";
+    }
+}

@@ -1,0 +1,53 @@
+package dev.reactorubd.targets.nbd;
+
+import io.netty.buffer.ByteBuf;
+import java.util.concurrent.ScheduledFuture;
+
+/**
+ * One request on the wire, from submission to its single answer. Every field but the final ones is touched only on
+ * its connection's loop.
+ */
+final class NbdCommand {
+    /** Receives a command's single answer, on the connection's loop (or the submitter's thread if the loop is gone). */
+    interface Completion {
+        /** The command succeeded; {@code readData} (a READ's payload, else null) is the receiver's to release. */
+        void succeeded(ByteBuf readData);
+
+        void failed(Throwable error);
+    }
+
+    final int type;
+    final int flags;
+    final long offset;
+    final int length;
+    /** A WRITE's payload: this command's own reference, released when it is answered. */
+    ByteBuf data;
+    /** {@link System#nanoTime()} by which it must be answered. */
+    final long deadline;
+    final Completion completion;
+
+    long cookie;
+    /** The session it was sent on and that has not answered yet; null while it waits to be sent. */
+    NbdConnection.Session session;
+    ScheduledFuture<?> timer;
+    boolean finished;
+    /** How many times it was sent (more than once after reconnects). */
+    int sends;
+
+    NbdCommand(int type, int flags, long offset, int length, ByteBuf data, long deadline, Completion completion) {
+        this.type = type;
+        this.flags = flags;
+        this.offset = offset;
+        this.length = length;
+        this.data = data;
+        this.deadline = deadline;
+        this.completion = completion;
+    }
+
+    @Override
+    public String toString() {
+        return NbdProtocol.commandName(type) + " @" + offset + "+" + length
+                + ((flags & NbdProtocol.CMD_FLAG_FUA) != 0 ? " FUA" : "")
+                + ((flags & NbdProtocol.CMD_FLAG_NO_HOLE) != 0 ? " NO_HOLE" : "");
+    }
+}

@@ -1,0 +1,43 @@
+package dev.reactorubd.targets.nbd;
+
+import dev.reactorubd.UbdException;
+
+/**
+ * Connecting to an NBD server failed: the connection could not be made or timed out, the server is not a fixed
+ * newstyle NBD server, or it refused the export (it has no export of that name, policy, TLS required...). The
+ * message names the URI and says what to check. {@link #replyType()} is the server's option reply error
+ * ({@code NBD_REP_ERR_*}), or 0 when the failure was not a refusal by the server.
+ *
+ * <p>Errors of single requests are not NbdExceptions: they fail the request with a
+ * {@link dev.reactorubd.UbdIoException} carrying the errno.
+ */
+public class NbdException extends UbdException {
+    private static final long serialVersionUID = 1L;
+    /** {@code NBD_REP_ERR_UNKNOWN}: the server has no export of that name. */
+    public static final int REP_ERR_UNKNOWN = NbdProtocol.REP_ERR_UNKNOWN;
+
+    private final int replyType;
+
+    public NbdException(String message) {
+        this(message, 0, null);
+    }
+
+    public NbdException(String message, Throwable cause) {
+        this(message, 0, cause);
+    }
+
+    public NbdException(String message, int replyType, Throwable cause) {
+        super(message, 0, cause);
+        this.replyType = replyType;
+    }
+
+    /** The server's {@code NBD_REP_ERR_*} reply type, or 0. */
+    public int replyType() {
+        return replyType;
+    }
+
+    /** Whether the server said it has no such export ({@code NBD_REP_ERR_UNKNOWN}). */
+    public boolean isUnknownExport() {
+        return replyType == NbdProtocol.REP_ERR_UNKNOWN;
+    }
+}

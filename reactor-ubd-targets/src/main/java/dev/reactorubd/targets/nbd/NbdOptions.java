@@ -1,0 +1,214 @@
+package dev.reactorubd.targets.nbd;
+
+import io.netty.channel.EventLoopGroup;
+import java.time.Duration;
+import java.util.Objects;
+
+/**
+ * How an {@link NbdBackend} connects and what it does when a connection is lost. Immutable; made with
+ * {@link #builder()}; {@link #defaults()} are the values below.
+ *
+ * <h2>Bounds</h2>
+ * <ul>
+ *   <li>{@code connectTimeout} (default 10 s): one connection attempt, TCP (or Unix socket) connect plus the whole
+ *       handshake. An attempt that takes longer is abandoned and counts as failed.</li>
+ *   <li>{@code requestTimeout} (default 30 s): one request, from its submission to its reply, retries included. A
+ *       request that runs out fails with {@code ETIMEDOUT}; when it was already sent, the connection it was sent on
+ *       is closed too (a server that does not answer one request is not trusted with the others), and the other
+ *       requests in flight there are handled as for a lost connection. Set it above the slowest answer the server
+ *       may legitimately take (a FLUSH of a large cache).</li>
+ * </ul>
+ *
+ * <h2>Retry policy</h2>
+ * When a connection is lost (the server closed it, it died, the network failed, or a protocol error), the requests in
+ * flight on it are not lost:
+ * <ul>
+ *   <li>With {@code reconnectAttempts} N &gt; 0 (default 5), they wait, with the requests that arrive meanwhile, while
+ *       the backend reconnects: the first attempt at once, then after {@code backoffInitial} (default 100 ms), doubling
+ *       up to {@code backoffMax} (default 5 s). Each attempt re-runs the handshake and checks that the export still
+ *       has the same size. On success the waiting requests are sent again (reads and writes of a block device are
+ *       idempotent). When N attempts have failed, every waiting request fails with {@code EIO}; the next request
+ *       starts a fresh cycle of N attempts, so that service resumes once the server is back. A request's own
+ *       {@code requestTimeout} still bounds its wait.</li>
+ *   <li>With {@code reconnectAttempts} 0 ({@link Builder#noRetry()}), the requests in flight fail with {@code EIO}
+ *       at once, and requests fail fast with {@code EIO} while there is no connection; each such request starts
+ *       (at most once per {@code backoffInitial}) one reconnect attempt in the background, so that service resumes
+ *       once the server is back.</li>
+ * </ul>
+ * A changed export size is never retried: the waiting requests fail with {@code EIO}.
+ *
+ * <h2>Connections</h2>
+ * {@code multiConn} (default true): when the server advertises {@code NBD_FLAG_CAN_MULTI_CONN}, each queue of a
+ * device gets its own connection on its own event loop ({@link NbdBackend#bind}). {@code eventLoopGroup}: the loops
+ * of the backend's own connection (used by direct calls and queues that share); by default the backend starts one
+ * io_uring loop thread (NIO where io_uring is not available), which {@link NbdBackend#close()} shuts down; a group
+ * given here is the caller's to shut down.
+ */
+public final class NbdOptions {
+    private static final NbdOptions DEFAULTS = builder().build();
+
+    private final Duration connectTimeout;
+    private final Duration requestTimeout;
+    private final int reconnectAttempts;
+    private final Duration backoffInitial;
+    private final Duration backoffMax;
+    private final boolean multiConn;
+    private final EventLoopGroup eventLoopGroup;
+
+    private NbdOptions(Builder b) {
+        this.connectTimeout = b.connectTimeout;
+        this.requestTimeout = b.requestTimeout;
+        this.reconnectAttempts = b.reconnectAttempts;
+        this.backoffInitial = b.backoffInitial;
+        this.backoffMax = b.backoffMax;
+        this.multiConn = b.multiConn;
+        this.eventLoopGroup = b.eventLoopGroup;
+    }
+
+    /** The defaults: 10 s connect, 30 s per request, 5 reconnect attempts, backoff 100 ms to 5 s, multi-conn. */
+    public static NbdOptions defaults() {
+        return DEFAULTS;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** A builder holding these options, to change some. */
+    public Builder toBuilder() {
+        Builder b = new Builder();
+        b.connectTimeout = connectTimeout;
+        b.requestTimeout = requestTimeout;
+        b.reconnectAttempts = reconnectAttempts;
+        b.backoffInitial = backoffInitial;
+        b.backoffMax = backoffMax;
+        b.multiConn = multiConn;
+        b.eventLoopGroup = eventLoopGroup;
+        return b;
+    }
+
+    public Duration connectTimeout() {
+        return connectTimeout;
+    }
+
+    public Duration requestTimeout() {
+        return requestTimeout;
+    }
+
+    /** Reconnect attempts per cycle; 0 turns retry off. */
+    public int reconnectAttempts() {
+        return reconnectAttempts;
+    }
+
+    public Duration backoffInitial() {
+        return backoffInitial;
+    }
+
+    public Duration backoffMax() {
+        return backoffMax;
+    }
+
+    public boolean multiConn() {
+        return multiConn;
+    }
+
+    /** The caller's event loop group, or {@code null} when the backend starts its own. */
+    public EventLoopGroup eventLoopGroup() {
+        return eventLoopGroup;
+    }
+
+    /** The wait before reconnect attempt {@code attempt} (1-based) of a cycle: none for the first, then doubling. */
+    Duration backoffBefore(int attempt) {
+        if (attempt <= 1) {
+            return Duration.ZERO;
+        }
+        long initial = backoffInitial.toNanos();
+        int shift = Math.min(attempt - 2, 30);
+        long nanos = initial > (Long.MAX_VALUE >> shift) ? Long.MAX_VALUE : initial << shift;
+        return Duration.ofNanos(Math.min(nanos, backoffMax.toNanos()));
+    }
+
+    @Override
+    public String toString() {
+        return "NbdOptions[connectTimeout=" + connectTimeout + ", requestTimeout=" + requestTimeout
+                + ", reconnectAttempts=" + reconnectAttempts + ", backoff=" + backoffInitial + ".." + backoffMax
+                + ", multiConn=" + multiConn + (eventLoopGroup != null ? ", eventLoopGroup=" + eventLoopGroup : "")
+                + "]";
+    }
+
+    /** Builds {@link NbdOptions}; each setter checks its value. */
+    public static final class Builder {
+        private Duration connectTimeout = Duration.ofSeconds(10);
+        private Duration requestTimeout = Duration.ofSeconds(30);
+        private int reconnectAttempts = 5;
+        private Duration backoffInitial = Duration.ofMillis(100);
+        private Duration backoffMax = Duration.ofSeconds(5);
+        private boolean multiConn = true;
+        private EventLoopGroup eventLoopGroup;
+
+        private Builder() {}
+
+        private static Duration positive(Duration d, String name) {
+            Objects.requireNonNull(d, name);
+            if (d.isNegative() || d.isZero()) {
+                throw new IllegalArgumentException(name + " must be positive; was " + d);
+            }
+            return d;
+        }
+
+        public Builder connectTimeout(Duration timeout) {
+            this.connectTimeout = positive(timeout, "connectTimeout");
+            return this;
+        }
+
+        public Builder requestTimeout(Duration timeout) {
+            this.requestTimeout = positive(timeout, "requestTimeout");
+            return this;
+        }
+
+        /** Reconnect attempts per cycle, 0 to 1000; 0 turns retry off (see the class comment). */
+        public Builder reconnectAttempts(int attempts) {
+            if (attempts < 0 || attempts > 1000) {
+                throw new IllegalArgumentException("reconnectAttempts must be from 0 to 1000; was " + attempts);
+            }
+            this.reconnectAttempts = attempts;
+            return this;
+        }
+
+        /** Retry off: requests fail with EIO as soon as the connection is lost, and fail fast while it is down. */
+        public Builder noRetry() {
+            return reconnectAttempts(0);
+        }
+
+        /** The wait before the second attempt of a cycle, doubling for each next one up to {@code max}. */
+        public Builder backoff(Duration initial, Duration max) {
+            positive(initial, "backoff initial");
+            positive(max, "backoff max");
+            if (max.compareTo(initial) < 0) {
+                throw new IllegalArgumentException("backoff max " + max + " is below its initial " + initial);
+            }
+            this.backoffInitial = initial;
+            this.backoffMax = max;
+            return this;
+        }
+
+        /** Whether queues get their own connections when the server allows it (default true). */
+        public Builder multiConn(boolean multiConn) {
+            this.multiConn = multiConn;
+            return this;
+        }
+
+        /**
+         * The loops for the backend's own connection: an io_uring or NIO {@code MultiThreadIoEventLoopGroup}, which
+         * the caller shuts down after closing the backend. Default: the backend's own single loop.
+         */
+        public Builder eventLoopGroup(EventLoopGroup group) {
+            this.eventLoopGroup = group;
+            return this;
+        }
+
+        public NbdOptions build() {
+            return new NbdOptions(this);
+        }
+    }
+}

@@ -1,0 +1,226 @@
+package dev.reactorubd.targets.nbd;
+
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A small NBD server for the cases real servers cannot be made to play: one that completes the handshake and then
+ * never answers, one without NBD_OPT_GO, one that answers every request with an error, one whose export changes
+ * size. A network peer on 127.0.0.1 on plain threads (blocking sockets, off every event loop); memory-backed.
+ */
+final class FakeNbdServer implements AutoCloseable {
+    enum Mode {
+        /** Answers requests from memory. */
+        SERVE,
+        /** Reads requests and never answers. */
+        SILENT,
+        /** Answers every request with {@link #error}. */
+        FAIL
+    }
+
+    private final ServerSocket server;
+    private final List<Socket> clients = new CopyOnWriteArrayList<>();
+    private final byte[] disk;
+    final AtomicInteger connections = new AtomicInteger();
+    final AtomicInteger requests = new AtomicInteger();
+    volatile Mode mode = Mode.SERVE;
+    volatile boolean supportGo = true;
+    volatile long size;
+    volatile int flags = NbdProtocol.TF_HAS_FLAGS | NbdProtocol.TF_SEND_FLUSH;
+    volatile int error = 28; // ENOSPC
+    volatile String exportName = "fake";
+    volatile int maxBlock;
+    /** When positive, replies go out in pieces of this many bytes, each flushed on its own, 1 ms apart. */
+    volatile int dribble;
+
+    FakeNbdServer(int size) throws IOException {
+        this.disk = new byte[size];
+        this.size = size;
+        this.server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+        Thread t = new Thread(this::acceptLoop, "fake-nbd-accept");
+        t.setDaemon(true);
+        t.start();
+    }
+
+    int port() {
+        return server.getLocalPort();
+    }
+
+    String uri() {
+        return "nbd://127.0.0.1:" + port() + "/" + exportName;
+    }
+
+    /** Closes every client connection (the server keeps listening). */
+    void dropAll() {
+        for (Socket s : clients) {
+            try {
+                // A FIN now: close() alone may wait for the thread blocked reading this socket.
+                s.shutdownOutput();
+            } catch (IOException e) {
+                // already closed
+            }
+            try {
+                s.close();
+            } catch (IOException e) {
+                // closing anyway
+            }
+        }
+        clients.clear();
+    }
+
+    @Override
+    public void close() throws IOException {
+        server.close();
+        dropAll();
+    }
+
+    private void acceptLoop() {
+        while (!server.isClosed()) {
+            try {
+                Socket s = server.accept();
+                s.setTcpNoDelay(true);
+                clients.add(s);
+                connections.incrementAndGet();
+                Thread t = new Thread(() -> serve(s), "fake-nbd-client");
+                t.setDaemon(true);
+                t.start();
+            } catch (IOException e) {
+                return;
+            }
+        }
+    }
+
+    private void serve(Socket s) {
+        try (s) {
+            DataInputStream in = new DataInputStream(new java.io.BufferedInputStream(s.getInputStream()));
+            DataOutputStream out = new DataOutputStream(new java.io.BufferedOutputStream(s.getOutputStream()));
+            if (!handshake(in, out)) {
+                return;
+            }
+            while (true) {
+                int magic = in.readInt();
+                if (magic != NbdProtocol.REQUEST_MAGIC) {
+                    return;
+                }
+                in.readUnsignedShort();
+                int type = in.readUnsignedShort();
+                long cookie = in.readLong();
+                long offset = in.readLong();
+                int length = in.readInt();
+                byte[] payload = null;
+                if (type == NbdProtocol.CMD_WRITE) {
+                    payload = new byte[length];
+                    in.readFully(payload);
+                }
+                if (type == NbdProtocol.CMD_DISC) {
+                    return;
+                }
+                requests.incrementAndGet();
+                Mode m = mode;
+                if (m == Mode.SILENT) {
+                    continue;
+                }
+                java.io.ByteArrayOutputStream reply = new java.io.ByteArrayOutputStream();
+                DataOutputStream r = new DataOutputStream(reply);
+                r.writeInt(NbdProtocol.SIMPLE_REPLY_MAGIC);
+                if (m == Mode.FAIL) {
+                    r.writeInt(error);
+                    r.writeLong(cookie);
+                } else {
+                    r.writeInt(0);
+                    r.writeLong(cookie);
+                    synchronized (disk) {
+                        if (type == NbdProtocol.CMD_READ) {
+                            r.write(disk, (int) offset, length);
+                        } else if (type == NbdProtocol.CMD_WRITE) {
+                            System.arraycopy(payload, 0, disk, (int) offset, length);
+                        }
+                    }
+                }
+                byte[] bytes = reply.toByteArray();
+                int piece = dribble > 0 ? dribble : bytes.length;
+                for (int at = 0; at < bytes.length; at += piece) {
+                    out.write(bytes, at, Math.min(piece, bytes.length - at));
+                    out.flush();
+                    if (dribble > 0) {
+                        NbdServers.sleep(1);
+                    }
+                }
+            }
+        } catch (IOException e) {
+            // the client or the test closed the connection
+        }
+    }
+
+    private boolean handshake(DataInputStream in, DataOutputStream out) throws IOException {
+        out.writeLong(NbdProtocol.NBDMAGIC);
+        out.writeLong(NbdProtocol.IHAVEOPT);
+        out.writeShort(NbdProtocol.FLAG_FIXED_NEWSTYLE | NbdProtocol.FLAG_NO_ZEROES);
+        out.flush();
+        int clientFlags = in.readInt();
+        boolean noZeroes = (clientFlags & NbdProtocol.FLAG_C_NO_ZEROES) != 0;
+        while (true) {
+            if (in.readLong() != NbdProtocol.IHAVEOPT) {
+                return false;
+            }
+            int option = in.readInt();
+            byte[] data = new byte[in.readInt()];
+            in.readFully(data);
+            if (option == NbdProtocol.OPT_EXPORT_NAME) {
+                if (!new String(data, java.nio.charset.StandardCharsets.UTF_8).equals(exportName)) {
+                    return false;
+                }
+                out.writeLong(size);
+                out.writeShort(flags);
+                if (!noZeroes) {
+                    out.write(new byte[124]);
+                }
+                out.flush();
+                return true;
+            }
+            if (option == NbdProtocol.OPT_GO && supportGo) {
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(data);
+                byte[] name = new byte[b.getInt()];
+                b.get(name);
+                if (!new String(name, java.nio.charset.StandardCharsets.UTF_8).equals(exportName)) {
+                    optionReply(out, option, NbdProtocol.REP_ERR_UNKNOWN, "no such export".getBytes());
+                    continue;
+                }
+                java.nio.ByteBuffer info = java.nio.ByteBuffer.allocate(12);
+                info.putShort((short) NbdProtocol.INFO_EXPORT).putLong(size).putShort((short) flags);
+                optionReply(out, option, NbdProtocol.REP_INFO, info.array());
+                if (maxBlock > 0) {
+                    java.nio.ByteBuffer bs = java.nio.ByteBuffer.allocate(14);
+                    bs.putShort((short) NbdProtocol.INFO_BLOCK_SIZE).putInt(512).putInt(4096).putInt(maxBlock);
+                    optionReply(out, option, NbdProtocol.REP_INFO, bs.array());
+                }
+                optionReply(out, option, NbdProtocol.REP_ACK, new byte[0]);
+                return true;
+            }
+            optionReply(out, option, NbdProtocol.REP_ERR_UNSUP, new byte[0]);
+        }
+    }
+
+    private static void optionReply(DataOutputStream out, int option, int type, byte[] data) throws IOException {
+        out.writeLong(NbdProtocol.OPTION_REPLY_MAGIC);
+        out.writeInt(option);
+        out.writeInt(type);
+        out.writeInt(data.length);
+        out.write(data);
+        out.flush();
+    }
+
+    /** A copy of the bytes at {@code offset}. */
+    byte[] bytes(int offset, int length) {
+        synchronized (disk) {
+            return java.util.Arrays.copyOfRange(disk, offset, offset + length);
+        }
+    }
+}
