@@ -37,6 +37,11 @@ import picocli.CommandLine.Parameters;
 public final class UbdCommand implements Callable<Integer> {
 
     public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The command line with its error handling: a {@link UbdException} or a usage error prints one line, exit 2. */
+    static CommandLine commandLine() {
         CommandLine cmd = new CommandLine(new UbdCommand());
         cmd.setExecutionExceptionHandler((e, line, parsed) -> {
             if (e instanceof UbdException || e instanceof UsageError) {
@@ -45,7 +50,7 @@ public final class UbdCommand implements Callable<Integer> {
             }
             throw e;
         });
-        System.exit(cmd.execute(args));
+        return cmd;
     }
 
     @Override

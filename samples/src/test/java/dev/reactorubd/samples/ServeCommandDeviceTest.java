@@ -76,6 +76,30 @@ class ServeCommandDeviceTest {
     }
 
     @Test
+    void serveAMirrorOfAFileAndMemoryThenTheFileHoldsTheData() throws Exception {
+        Path img = Path.of("/var/tmp/ubd-cli-mirror.img");
+        Files.deleteIfExists(img);
+        Served s = serve("--target", "mirror", "--replica", "file:" + img, "--replica", "memory:16M", "--size", "16M",
+                "--queues", "2", "--cache", "4M", "--retry", "2");
+        try {
+            Vm.sh(60, "head -c 1048576 /dev/urandom > /var/tmp/ubd-cli-data; dd if=/var/tmp/ubd-cli-data of="
+                    + s.device() + " bs=64k seek=16 oflag=direct conv=fsync status=none").requireSuccess();
+            Vm.sh(60, "cmp -n 1048576 -i 1048576:0 " + s.device() + " /var/tmp/ubd-cli-data").requireSuccess();
+            s.process().destroy(); // SIGTERM
+            assertTrue(s.process().waitFor(120, TimeUnit.SECONDS), "the server stopped");
+            String out = Files.readString(s.log());
+            assertEquals(0, s.process().exitValue(), out);
+            assertTrue(out.contains("serving " + s.device() + ": mirror of [file:" + img), out);
+            // The file replica holds what was written, at the same offset, after the server is gone.
+            Vm.sh(60, "cmp -n 1048576 -i 1048576:0 " + img + " /var/tmp/ubd-cli-data").requireSuccess();
+        } finally {
+            s.process().destroyForcibly();
+            Files.deleteIfExists(s.log());
+            Files.deleteIfExists(img);
+        }
+    }
+
+    @Test
     void anotherProcessRecoversADeviceWhoseServerWasKilled() throws Exception {
         Served s = serve("--target", "null", "--size", "32M", "--recoverable");
         Process reader = null;
