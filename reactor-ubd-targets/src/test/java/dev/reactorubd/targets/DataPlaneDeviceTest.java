@@ -103,8 +103,11 @@ class DataPlaneDeviceTest {
             for (String bs : List.of("4k", "64k")) {
                 Vm.Result r = Vm.sh(300, "fio --name=verify-" + bs + " --filename=" + dev.blockDevicePath()
                         + " --rw=randwrite --bs=" + bs + " --iodepth=32 --ioengine=io_uring --direct=1"
-                        + " --size=" + ("4k".equals(bs) ? "16M" : "48M") + " --verify=crc32c --do_verify=1"
-                        + " --verify_fatal=1 --numjobs=1 --output-format=normal");
+                        + " --size=" + ("4k".equals(bs) ? "8M" : "24M") + " --verify=crc32c --do_verify=1"
+                        + " --verify_fatal=1 --output-format=normal"
+                        // One job pinned to each CPU, each on its own range: each CPU maps to its own queue.
+                        + " --numjobs=2 --offset_increment=" + ("4k".equals(bs) ? "8M" : "24M")
+                        + " --cpus_allowed=0,1 --cpus_allowed_policy=split");
                 assertEquals(0, r.exitCode(), r.output());
                 assertTrue(r.output().contains("err= 0"), r.output());
             }

@@ -96,8 +96,11 @@ class NbdDeviceTest {
 
     private static String fioVerify(String name, UbdDevice dev) {
         return "fio --name=" + name + " --filename=" + dev.blockDevicePath()
-                + " --rw=randwrite --bsrange=4k-128k --iodepth=32 --ioengine=io_uring --direct=1 --size=" + SIZE
-                + " --verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs=1";
+                + " --rw=randwrite --bsrange=4k-128k --iodepth=32 --ioengine=io_uring --direct=1"
+                + " --verify=crc32c --do_verify=1 --verify_fatal=1 --group_reporting"
+                // One job pinned to each CPU, each on its own half: blk-mq maps each CPU to its own queue.
+                + " --numjobs=2 --size=" + SIZE / 2 + " --offset_increment=" + SIZE / 2
+                + " --cpus_allowed=0,1 --cpus_allowed_policy=split";
     }
 
     private void fioVerifies(NbdBackend nbd, String name) {
@@ -109,6 +112,7 @@ class NbdDeviceTest {
             Vm.Result r = Vm.sh(300, fioVerify(name, dev));
             assertEquals(0, r.exitCode(), r.output());
             assertTrue(r.output().contains("err= 0"), r.output());
+            r.output().lines().filter(l -> l.contains("IOPS=")).forEach(l -> System.out.println("fio " + name + ":" + l));
             assertTrue(dev.queue(0).completedCount() > 0 && dev.queue(1).completedCount() > 0, "both queues served");
             assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount());
         } finally {
@@ -177,6 +181,7 @@ class NbdDeviceTest {
             assertTrue(output.contains("Input/output error"), output);
             assertTrue(dev.queue(0).failedCount() + dev.queue(1).failedCount() > 0, "requests failed");
             assertTrue(seconds < 30, "fio ended " + seconds + " s after the kill");
+            System.out.println("nbd-server killed under fio (retry off): fio ended " + seconds + " s later");
         } finally {
             fio.destroyForcibly();
             long t1 = System.nanoTime();
