@@ -7,6 +7,7 @@ import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
@@ -45,8 +46,7 @@ class DataPlaneDeviceTest {
 
     @BeforeAll
     static void startServer() {
-        server = UbdServer.create();
-        server.control().listDevices().concatMap(d -> server.control().removeDevice(d.id())).then().block(WAIT);
+        server = Devices.startServer();
     }
 
     @AfterAll
@@ -56,9 +56,8 @@ class DataPlaneDeviceTest {
 
     @AfterEach
     void noBlockingCallOnAnEventLoop() {
-        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
+        Devices.assertClean(server);
         assertEquals(List.of(), BlockingCallRecorder.callsOn("app-loop"), "blocking calls on the caller's loops");
-        assertEquals(Set.of(), server.devices(), "every device was closed");
     }
 
     private static DeviceSpec spec(long bytes, int queues) {
@@ -66,15 +65,11 @@ class DataPlaneDeviceTest {
     }
 
     private static UbdDevice serve(DeviceSpec spec, BlockBackend backend) {
-        UbdDevice dev = server.serve(spec, backend).block(WAIT);
-        assertTrue(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " exists");
-        return dev;
+        return Devices.serve(server, spec, backend);
     }
 
     private static void closeAndCheckGone(UbdDevice dev) {
-        dev.close().block(WAIT);
-        assertFalse(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " is gone");
-        assertFalse(Vm.deviceExists(dev.id()), "device " + dev.id() + " is deleted");
+        Devices.closeAndCheckGone(dev);
     }
 
     @Test

@@ -6,14 +6,12 @@ import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.targets.file.FileBackend;
-import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -22,20 +20,18 @@ import org.junit.jupiter.api.Test;
 import reactor.core.Disposable;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Composed backends against the real ublk driver: a mirror that loses and regains a replica, stripe, concat. */
 @DeviceTest
 class CompositionDeviceTest {
-    private static final Duration WAIT = Duration.ofSeconds(90);
+    private static final Duration WAIT = Devices.WAIT;
     private static final long MIB = 1 << 20;
     private static UbdServer server;
 
     @BeforeAll
     static void startServer() {
-        server = UbdServer.create();
-        server.control().listDevices().concatMap(d -> server.control().removeDevice(d.id())).then().block(WAIT);
+        server = Devices.startServer();
     }
 
     @AfterAll
@@ -45,35 +41,12 @@ class CompositionDeviceTest {
 
     @AfterEach
     void noBlockingCallOnAnEventLoop() {
-        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
-        assertEquals(Set.of(), server.devices(), "every device was closed");
+        Devices.assertClean(server);
     }
 
     private static UbdDevice serve(BlockBackend backend) {
-        DeviceSpec spec = DeviceSpec.builder().capacityBytes(backend.size()).queues(2).depth(64).build();
-        UbdDevice dev = server.serve(spec, backend).block(WAIT);
-        assertTrue(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " exists");
-        return dev;
-    }
-
-    private static void closeAndCheckGone(UbdDevice dev) {
-        dev.close().block(WAIT);
-        assertFalse(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " is gone");
-    }
-
-    /** fio write-then-verify with one job per CPU (so per queue), each on its own half of {@code bytes}. */
-    private static Vm.Result fio(UbdDevice dev, String name, long bytes, String extra) {
-        return Vm.sh(600, "fio --name=" + name + " --filename=" + dev.blockDevicePath()
-                + " --rw=randwrite --bsrange=4k-128k --iodepth=32 --ioengine=io_uring --direct=1"
-                + " --verify=crc32c --do_verify=1 --verify_fatal=1 --group_reporting --numjobs=2"
-                + " --size=" + bytes / 2 + " --offset_increment=" + bytes / 2
-                + " --cpus_allowed=0,1 --cpus_allowed_policy=split " + extra);
-    }
-
-    private static void assertVerified(Vm.Result r, String name) {
-        assertEquals(0, r.exitCode(), r.output());
-        assertTrue(r.output().contains("err= 0"), r.output());
-        r.output().lines().filter(l -> l.contains("IOPS=")).forEach(l -> System.out.println("fio " + name + ":" + l));
+        return Devices.serve(server, DeviceSpec.builder().capacityBytes(backend.size()).queues(2).depth(64).build(),
+                backend);
     }
 
     @Test
@@ -91,7 +64,7 @@ class CompositionDeviceTest {
         try {
             UbdDevice dev = serve(mirror);
             try {
-                assertVerified(fio(dev, "mirror-degraded", 40 * MIB, ""), "mirror-degraded");
+                Devices.fioVerify(dev, "mirror-degraded", 40 * MIB);
                 assertEquals(ReplicaState.FAILED, mirror.state(1), "the full replica failed: " + events);
                 assertEquals(ReplicaState.IN_SYNC, mirror.state(0));
                 assertTrue(events.stream().anyMatch(e -> e.replica() == 1 && e.to() == ReplicaState.FAILED),
@@ -116,7 +89,7 @@ class CompositionDeviceTest {
                 System.out.println("mirror: " + events.size() + " health events, " + mirror.copiedRegions()
                         + " regions of " + mirror.regionBytes() + " bytes resynced");
             } finally {
-                closeAndCheckGone(dev);
+                Devices.closeAndCheckGone(dev);
             }
             Vm.Result same = Vm.sh(120, "cmp " + a + " " + b + " && echo identical");
             assertTrue(same.output().contains("identical"), "both replicas hold the same bytes: " + same.output());
@@ -136,12 +109,12 @@ class CompositionDeviceTest {
         assertEquals(48 * MIB, stripe.size());
         UbdDevice dev = serve(stripe);
         try {
-            assertVerified(fio(dev, "stripe", 48 * MIB, ""), "stripe");
+            Devices.fioVerify(dev, "stripe", 48 * MIB);
             for (MemoryBackend p : parts) {
                 assertTrue(p.allocatedBytes() > 8 * MIB, "every part holds a share: " + p.allocatedBytes());
             }
         } finally {
-            closeAndCheckGone(dev);
+            Devices.closeAndCheckGone(dev);
         }
     }
 
@@ -157,13 +130,13 @@ class CompositionDeviceTest {
             assertEquals(48 * MIB, concat.size());
             UbdDevice dev = serve(concat);
             try {
-                assertVerified(fio(dev, "concat", 48 * MIB, ""), "concat");
+                Devices.fioVerify(dev, "concat", 48 * MIB);
                 String d = dev.blockDevicePath();
                 Vm.Result r = Vm.sh(120, "cmp -n " + 20 * MIB + " " + d + " " + p1 + " && cmp -i " + 20 * MIB + ":0 "
                         + d + " " + p2 + " && echo parts-match");
                 assertTrue(r.output().contains("parts-match"), "the device is file one then file two: " + r.output());
             } finally {
-                closeAndCheckGone(dev);
+                Devices.closeAndCheckGone(dev);
             }
         } finally {
             concat.close().block(WAIT);

@@ -4,8 +4,8 @@ import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
 import dev.reactorubd.targets.MemoryBackend;
-import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
 import dev.reactorubd.uring.Errno;
 import java.nio.charset.StandardCharsets;
@@ -13,7 +13,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
@@ -39,8 +38,7 @@ class MirrorDeviceTest {
 
     @BeforeAll
     static void startServer() {
-        server = UbdServer.create();
-        server.control().listDevices().concatMap(d -> server.control().removeDevice(d.id())).then().block(WAIT);
+        server = Devices.startServer();
     }
 
     @AfterAll
@@ -50,8 +48,7 @@ class MirrorDeviceTest {
 
     @AfterEach
     void noBlockingCallOnAnEventLoop() {
-        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
-        assertEquals(Set.of(), server.devices(), "every device was closed");
+        Devices.assertClean(server);
     }
 
     private static Process fio(String path, String name, int seed) throws java.io.IOException {

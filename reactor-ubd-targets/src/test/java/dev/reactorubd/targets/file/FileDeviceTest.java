@@ -4,21 +4,17 @@ import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
-import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
-import java.util.Set;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -28,7 +24,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @DeviceTest
 class FileDeviceTest {
-    private static final Duration WAIT = Duration.ofSeconds(90);
+    private static final Duration WAIT = Devices.WAIT;
     private static final long MIB = 1 << 20;
     private static final String STORE = "/mnt/ubd-store";
     private static UbdServer server;
@@ -38,8 +34,7 @@ class FileDeviceTest {
         Vm.sh(120, "set -e; mkdir -p /run/ubd-store " + STORE + "; truncate -s 400M /run/ubd-store/ext4.img;"
                 + " mkfs.ext4 -q -F /run/ubd-store/ext4.img; mount -o loop /run/ubd-store/ext4.img " + STORE)
                 .requireSuccess();
-        server = UbdServer.create();
-        server.control().listDevices().concatMap(d -> server.control().removeDevice(d.id())).then().block(WAIT);
+        server = Devices.startServer();
     }
 
     @AfterAll
@@ -50,32 +45,16 @@ class FileDeviceTest {
 
     @AfterEach
     void noBlockingCallOnAnEventLoop() {
-        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
-        assertEquals(Set.of(), server.devices(), "every device was closed");
+        Devices.assertClean(server);
     }
 
     private static UbdDevice serve(BlockBackend backend, int queues) {
-        DeviceSpec spec = DeviceSpec.builder().capacityBytes(backend.size()).queues(queues).depth(64).build();
-        UbdDevice dev = server.serve(spec, backend).block(WAIT);
-        assertTrue(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " exists");
-        return dev;
-    }
-
-    private static void closeAndCheckGone(UbdDevice dev) {
-        dev.close().block(WAIT);
-        assertFalse(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " is gone");
-        assertFalse(Vm.deviceExists(dev.id()), "device " + dev.id() + " is deleted");
+        return Devices.serve(server, DeviceSpec.builder().capacityBytes(backend.size()).queues(queues).depth(64)
+                .build(), backend);
     }
 
     private static void fioVerify(UbdDevice dev, String name) {
-        Vm.Result r = Vm.sh(600, "fio --name=" + name + " --filename=" + dev.blockDevicePath()
-                + " --rw=randwrite --bsrange=4k-128k --iodepth=32 --ioengine=io_uring --direct=1"
-                + " --verify=crc32c --do_verify=1 --verify_fatal=1 --group_reporting"
-                // One job pinned to each CPU, each on its own 24 MiB: blk-mq maps each CPU to its own queue.
-                + " --numjobs=2 --size=24M --offset_increment=24M --cpus_allowed=0,1 --cpus_allowed_policy=split");
-        assertEquals(0, r.exitCode(), r.output());
-        assertTrue(r.output().contains("err= 0"), r.output());
-        r.output().lines().filter(l -> l.contains("IOPS=")).forEach(l -> System.out.println("fio " + name + ":" + l));
+        Devices.fioVerify(dev, name, 48 * MIB);
         assertTrue(dev.queue(0).completedCount() > 0 && dev.queue(1).completedCount() > 0, "both queues served IO");
         assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount(), "no request failed");
     }
@@ -88,7 +67,7 @@ class FileDeviceTest {
             try {
                 fioVerify(dev, name);
             } finally {
-                closeAndCheckGone(dev);
+                Devices.closeAndCheckGone(dev);
             }
         } finally {
             file.close().block(WAIT);
@@ -121,7 +100,7 @@ class FileDeviceTest {
                 deviceSum = Vm.sh(120, "sha256sum < " + b).requireSuccess().output().trim();
             } finally {
                 Vm.sh(30, "umount /mnt/ubd 2>/dev/null; true");
-                closeAndCheckGone(dev);
+                Devices.closeAndCheckGone(dev);
             }
         } finally {
             file.close().block(WAIT);
@@ -175,7 +154,7 @@ class FileDeviceTest {
                 Vm.Result kept = Vm.sh(60, "cmp -n 1048576 -i 34603008:0 " + b + " /dev/zero; echo rc=$?");
                 assertTrue(kept.output().contains("rc=1"), "data outside the ranges is kept: " + kept.output());
             } finally {
-                closeAndCheckGone(dev);
+                Devices.closeAndCheckGone(dev);
             }
         } finally {
             file.close().block(WAIT);
@@ -202,7 +181,7 @@ class FileDeviceTest {
                     long after = allocatedBlocks(Path.of("/run/ubd-store/blk.img"));
                     assertTrue(after < before / 2, "the loop device's file shrank: " + before + " -> " + after);
                 } finally {
-                    closeAndCheckGone(dev);
+                    Devices.closeAndCheckGone(dev);
                 }
             } finally {
                 dev0.close().block(WAIT);

@@ -1,23 +1,20 @@
 package dev.reactorubd.targets.nbd;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
-import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
-import dev.reactorubd.testing.Vm;
+import dev.reactorubd.testing.Devices;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -49,8 +46,7 @@ class NbdDeviceTest {
 
     @BeforeAll
     static void startServer() {
-        server = UbdServer.create();
-        server.control().listDevices().concatMap(d -> server.control().removeDevice(d.id())).then().block(WAIT);
+        server = Devices.startServer();
     }
 
     @AfterAll
@@ -64,8 +60,7 @@ class NbdDeviceTest {
             b.close().block(WAIT);
         }
         servers.forEach(NbdServers.Server::kill);
-        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
-        assertEquals(Set.of(), server.devices(), "every device was closed");
+        Devices.assertClean(server);
     }
 
     private NbdServers.Server started(NbdServers.Server s) {
@@ -83,24 +78,7 @@ class NbdDeviceTest {
     private static UbdDevice serve(NbdBackend nbd) {
         DeviceSpec spec = DeviceSpec.builder().capacityBytes(nbd.size()).queues(2).depth(64)
                 .logicalBlockSize(Math.max(512, nbd.minimumBlockSize())).readOnly(nbd.readOnly()).build();
-        UbdDevice dev = server.serve(spec, nbd).block(WAIT);
-        assertTrue(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " exists");
-        return dev;
-    }
-
-    private static void closeAndCheckGone(UbdDevice dev) {
-        dev.close().block(WAIT);
-        assertFalse(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " is gone");
-        assertFalse(Vm.deviceExists(dev.id()), "device " + dev.id() + " is deleted");
-    }
-
-    private static String fioVerify(String name, UbdDevice dev) {
-        return "fio --name=" + name + " --filename=" + dev.blockDevicePath()
-                + " --rw=randwrite --bsrange=4k-128k --iodepth=32 --ioengine=io_uring --direct=1"
-                + " --verify=crc32c --do_verify=1 --verify_fatal=1 --group_reporting"
-                // One job pinned to each CPU, each on its own half: blk-mq maps each CPU to its own queue.
-                + " --numjobs=2 --size=" + SIZE / 2 + " --offset_increment=" + SIZE / 2
-                + " --cpus_allowed=0,1 --cpus_allowed_policy=split";
+        return Devices.serve(server, spec, nbd);
     }
 
     private void fioVerifies(NbdBackend nbd, String name) {
@@ -109,14 +87,11 @@ class NbdDeviceTest {
             if (nbd.multiConn()) {
                 assertEquals(3, nbd.connectionCount(), "a connection per queue, and the backend's own");
             }
-            Vm.Result r = Vm.sh(300, fioVerify(name, dev));
-            assertEquals(0, r.exitCode(), r.output());
-            assertTrue(r.output().contains("err= 0"), r.output());
-            r.output().lines().filter(l -> l.contains("IOPS=")).forEach(l -> System.out.println("fio " + name + ":" + l));
+            Devices.fioVerify(dev, name, SIZE);
             assertTrue(dev.queue(0).completedCount() > 0 && dev.queue(1).completedCount() > 0, "both queues served");
             assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount());
         } finally {
-            closeAndCheckGone(dev);
+            Devices.closeAndCheckGone(dev);
         }
     }
 
@@ -185,7 +160,7 @@ class NbdDeviceTest {
         } finally {
             fio.destroyForcibly();
             long t1 = System.nanoTime();
-            closeAndCheckGone(dev);
+            Devices.closeAndCheckGone(dev);
             assertTrue(System.nanoTime() - t1 < TimeUnit.SECONDS.toNanos(30), "the device closed promptly");
         }
     }
@@ -215,7 +190,7 @@ class NbdDeviceTest {
             assertEquals(3, nbd.connectionCount(), "every connection came back");
         } finally {
             fio.destroyForcibly();
-            closeAndCheckGone(dev);
+            Devices.closeAndCheckGone(dev);
         }
     }
 }
