@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.server.BlockBackend.Capability;
-import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
@@ -22,7 +21,6 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import reactor.core.publisher.Flux;
@@ -33,36 +31,11 @@ import reactor.test.StepVerifier;
  * What the NBD backend does when things go wrong: servers killed, stopped and restarted, silent servers, server errors,
  * an export that changes size, and the protocol's corners (no NBD_OPT_GO, block size limits, read-only exports).
  */
-class NbdFailuresTest {
+class NbdFailuresTest extends NbdHostTest {
     private static final int SIZE = 8 << 20;
 
     @TempDir
     Path dir;
-    private final List<AutoCloseable> toClose = new ArrayList<>();
-    private final List<NbdBackend> backends = new ArrayList<>();
-
-    @AfterEach
-    void cleanUp() throws Exception {
-        // Backends first, so that closing them is not a lost connection; then the servers.
-        for (NbdBackend b : backends) {
-            b.close().block(WAIT);
-        }
-        for (int i = toClose.size() - 1; i >= 0; i--) {
-            toClose.get(i).close();
-        }
-        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
-    }
-
-    private <T extends AutoCloseable> T closing(T c) {
-        toClose.add(c);
-        return c;
-    }
-
-    private NbdBackend connect(String uri, NbdOptions options) {
-        NbdBackend b = NbdBackend.connect(uri, options).block(WAIT);
-        backends.add(b);
-        return b;
-    }
 
     /** The errno a request failed with, or 0 when it succeeded. */
     private static Mono<Integer> outcome(Mono<?> request) {

@@ -11,53 +11,24 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.BlockBackend.Capability;
-import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import reactor.core.publisher.Mono;
 import reactor.test.StepVerifier;
 
 /** The NBD backend against real servers on loopback (nbd-server, qemu-nbd), through the test kit's device. */
-class NbdRealServersTest {
+class NbdRealServersTest extends NbdHostTest {
     private static final int SIZE = 16 << 20;
 
     @TempDir
     Path dir;
-    private final List<AutoCloseable> toClose = new ArrayList<>();
-    private final List<NbdBackend> backends = new ArrayList<>();
-
-    @AfterEach
-    void cleanUp() throws Exception {
-        // Backends first, so that closing them is not a lost connection; then the servers.
-        for (NbdBackend b : backends) {
-            b.close().block(WAIT);
-        }
-        for (int i = toClose.size() - 1; i >= 0; i--) {
-            toClose.get(i).close();
-        }
-        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
-    }
-
-    private <T extends AutoCloseable> T closing(T c) {
-        toClose.add(c);
-        return c;
-    }
-
-    private NbdBackend connect(String uri, NbdOptions options) {
-        NbdBackend b = NbdBackend.connect(uri, options).block(WAIT);
-        backends.add(b);
-        return b;
-    }
-
     @Test
     void nbdServerKeepsMixedWritesInItsFileAndServesFlushFuaTrimAndZeroes() throws Exception {
         Path file = NbdServers.exportFile(dir, "nbd-server.img", SIZE);
