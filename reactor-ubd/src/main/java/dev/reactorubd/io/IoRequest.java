@@ -101,7 +101,7 @@ public final class IoRequest {
 
     /** Answers a request that carries no data back: WRITE, FLUSH, DISCARD, WRITE_ZEROES. A READ fails with EIO. */
     public void complete() {
-        answer(null, 0);
+        answer(null, 0, null);
     }
 
     /**
@@ -109,27 +109,28 @@ public final class IoRequest {
      * other operations the buffer is released and the request completes as with {@link #complete()}.
      */
     public void complete(ByteBuf readData) {
-        answer(readData, 0);
+        answer(readData, 0, null);
     }
 
     /** Fails the request with a positive errno (EIO, ENOSPC, ...), which the reader or writer sees. */
     public void fail(int errno) {
-        answer(null, errno <= 0 ? Errno.EIO : errno);
+        answer(null, errno <= 0 ? Errno.EIO : errno, "failed by its consumer");
     }
 
     /** Fails the request: with the errno of a {@link UbdIoException} (or any UbdException that has one), else EIO. */
     public void fail(Throwable error) {
-        answer(null, UbdIoException.errnoOf(error));
+        answer(null, UbdIoException.errnoOf(error), error);
     }
 
-    private void answer(ByteBuf readData, int errno) {
+    /** {@code why}: the reason of a failure (a Throwable or a String), for the queue's log. */
+    private void answer(ByteBuf readData, int errno, Object why) {
         if (!ANSWERED.compareAndSet(this, 0, 1)) {
             if (readData != null) {
                 readData.release();
             }
             throw new IllegalStateException("request " + this + " was already answered");
         }
-        queue.answer(this, readData, errno);
+        queue.answer(this, readData, errno, why);
     }
 
     @Override

@@ -5,9 +5,12 @@ import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.util.concurrent.EventExecutor;
+import dev.reactorubd.sys.UblkIo;
 import java.util.Objects;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
@@ -33,6 +36,8 @@ import reactor.core.scheduler.Scheduler;
  * Flux has one subscriber; a second one is refused.
  */
 public final class UbdQueue {
+    private static final Logger LOG = LoggerFactory.getLogger(UbdQueue.class);
+    private static final long FAILURE_LOG_INTERVAL_NANOS = 1_000_000_000L;
     private final int deviceId;
     private final int id;
     private final int depth;
@@ -47,6 +52,8 @@ public final class UbdQueue {
     private final AtomicLong failed = new AtomicLong();
     private QueueTransport transport;
     private int aborted;
+    private long lastFailureLog;
+    private int unloggedFailures;
 
     /**
      * @param allocator where the data of WRITE requests is put (the backend's allocator), and where READ data that
@@ -138,7 +145,7 @@ public final class UbdQueue {
         IoRequest r = new IoRequest(this, tag, opFlags, offset, length);
         inFlight[tag] = r;
         switch (r.op()) {
-            case OTHER -> finish(tag, -Errno.EOPNOTSUPP);
+            case OTHER -> finish(tag, -Errno.EOPNOTSUPP, "operation " + UblkIo.op(opFlags) + " is not served");
             case WRITE -> {
                 if (length == 0) {
                     emit(r);
@@ -148,12 +155,12 @@ public final class UbdQueue {
                 try {
                     buf = allocator.directBuffer(length, length);
                 } catch (RuntimeException | OutOfMemoryError e) {
-                    finish(tag, -Errno.ENOMEM);
+                    finish(tag, -Errno.ENOMEM, "no buffer for the write's data: " + e);
                     return;
                 }
                 if (!Buffers.isContiguousDirect(buf)) {
                     buf.release();
-                    finish(tag, -Errno.EIO);
+                    finish(tag, -Errno.EIO, allocator + " gave a write buffer without one native address");
                     return;
                 }
                 r.data = buf;
@@ -170,7 +177,7 @@ public final class UbdQueue {
             return;
         }
         if (res != r.length()) {
-            finish(tag, res < 0 ? res : -Errno.EIO);
+            finish(tag, res < 0 ? res : -Errno.EIO, "copying the write's data from the kernel moved " + res);
             return;
         }
         r.data.writerIndex(r.length());
@@ -183,7 +190,8 @@ public final class UbdQueue {
         if (r == null) {
             return;
         }
-        finish(tag, res == r.length() ? res : (res < 0 ? res : -Errno.EIO));
+        finish(tag, res == r.length() ? res : (res < 0 ? res : -Errno.EIO),
+                "copying the read's data to the kernel moved " + res);
     }
 
     /** The kernel gave {@code tag} back for good (the device is stopping). */
@@ -215,14 +223,14 @@ public final class UbdQueue {
 
     // ---------------------------------------------------------------- answers
 
-    void answer(IoRequest r, ByteBuf readData, int errno) {
+    void answer(IoRequest r, ByteBuf readData, int errno, Object why) {
         if (loop.inEventLoop()) {
             // The common case of a backend answering on the loop: no task object on the hot path.
-            onAnswer(r, readData, errno);
+            onAnswer(r, readData, errno, why);
             return;
         }
         try {
-            scheduler.schedule(() -> onAnswer(r, readData, errno));
+            scheduler.schedule(() -> onAnswer(r, readData, errno, why));
         } catch (RejectedExecutionException e) {
             // The loop is gone, and the queue with it: nobody waits for this answer any more.
             if (readData != null) {
@@ -231,7 +239,7 @@ public final class UbdQueue {
         }
     }
 
-    private void onAnswer(IoRequest r, ByteBuf readData, int errno) {
+    private void onAnswer(IoRequest r, ByteBuf readData, int errno, Object why) {
         if (inFlight[r.tag()] != r) {
             // The queue ended meanwhile; nobody waits for this answer.
             if (readData != null) {
@@ -243,7 +251,7 @@ public final class UbdQueue {
             if (readData != null) {
                 readData.release();
             }
-            finish(r.tag(), -errno);
+            finish(r.tag(), -errno, why);
             return;
         }
         if (r.op() != IoOp.READ) {
@@ -254,10 +262,12 @@ public final class UbdQueue {
             return;
         }
         if (readData == null || readData.readableBytes() != r.length()) {
+            String wrong = readData == null ? "the read was answered without data"
+                    : "the read was answered with " + readData.readableBytes() + " bytes";
             if (readData != null) {
                 readData.release();
             }
-            finish(r.tag(), -Errno.EIO);
+            finish(r.tag(), -Errno.EIO, wrong);
             return;
         }
         ByteBuf out = readData;
@@ -270,7 +280,7 @@ public final class UbdQueue {
                     out.release();
                 }
                 readData.release();
-                finish(r.tag(), -Errno.ENOMEM);
+                finish(r.tag(), -Errno.ENOMEM, "no buffer to gather the read's data: " + e);
                 return;
             } finally {
                 if (out != readData) {
@@ -291,6 +301,11 @@ public final class UbdQueue {
     }
 
     private void finish(int tag, int result) {
+        finish(tag, result, null);
+    }
+
+    /** Commits {@code result} for {@code tag}; a failure is counted and logged with {@code why}. */
+    private void finish(int tag, int result, Object why) {
         IoRequest r = inFlight[tag];
         inFlight[tag] = null;
         if (r != null) {
@@ -298,10 +313,31 @@ public final class UbdQueue {
         }
         if (result < 0) {
             failed.incrementAndGet();
+            logFailure(r, -result, why);
         } else {
             completed.incrementAndGet();
         }
         transport.commitAndFetch(tag, result);
+    }
+
+    /**
+     * A failed request leaves a trace: a WARN line with the request and the reason, at most one a second per queue
+     * (the lines in between are counted and the count is logged with the next one), so that a backend failing every
+     * request cannot flood the log. On the loop.
+     */
+    private void logFailure(IoRequest r, int errno, Object why) {
+        long now = System.nanoTime();
+        if (lastFailureLog != 0 && now - lastFailureLog < FAILURE_LOG_INTERVAL_NANOS) {
+            unloggedFailures++;
+            return;
+        }
+        String reason = why instanceof Throwable t ? String.valueOf(t.getMessage() != null ? t.getMessage() : t)
+                : why != null ? why.toString() : "failed";
+        LOG.warn("device {} queue {}: {} failed with {}: {}{}", deviceId, id, r != null ? r : "request",
+                Errno.describe(-errno), reason, unloggedFailures > 0
+                        ? " (" + unloggedFailures + " more failures not logged in the last second)" : "");
+        lastFailureLog = now;
+        unloggedFailures = 0;
     }
 
     private static void releaseBuffers(IoRequest r) {

@@ -9,6 +9,8 @@ import dev.reactorubd.uring.Libc;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -32,6 +34,7 @@ import reactor.util.retry.Retry;
  * <p>Unmount any filesystem on the device before closing it: the kernel waits for every opener of the block device.
  */
 public final class UbdDevice implements Disposable {
+    private static final Logger LOG = LoggerFactory.getLogger(UbdDevice.class);
     private final UbdControl control;
     private final DeviceInfo info;
     private final List<UbdQueue> queues;
@@ -126,7 +129,13 @@ public final class UbdDevice implements Disposable {
                 // Before the caller hears of it: a closed device is no longer among the server's devices.
                 .doOnTerminate(onClosed)
                 .doOnCancel(onClosed)
-                .doOnSuccess(v -> closed.tryEmitEmpty())
+                .doOnSuccess(v -> {
+                    LOG.info("device {} stopped and deleted after {} requests ({} failed)", info.id(),
+                            queues.stream().mapToLong(UbdQueue::completedCount).sum()
+                                    + queues.stream().mapToLong(UbdQueue::failedCount).sum(),
+                            queues.stream().mapToLong(UbdQueue::failedCount).sum());
+                    closed.tryEmitEmpty();
+                })
                 .doOnError(closed::tryEmitError);
     }
 

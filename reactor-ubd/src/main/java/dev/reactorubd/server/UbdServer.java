@@ -26,6 +26,8 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
@@ -52,6 +54,7 @@ import reactor.util.retry.Retry;
  * Needs {@code /dev/ublk-control} (module {@code ublk_drv}, Linux 6.5+) and CAP_SYS_ADMIN.
  */
 public final class UbdServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(UbdServer.class);
     private static final AtomicInteger SERVERS = new AtomicInteger();
     private static final Duration CHAR_DEVICE_WAIT = Duration.ofSeconds(5);
 
@@ -160,6 +163,8 @@ public final class UbdServer implements AutoCloseable {
         return BackendBridge.attachAll(device.queues(), backend)
                 .doOnNext(device::addBridge)
                 .then(go)
+                .doOnSuccess(v -> LOG.info("device {} is live at {}: {} queue(s) x {} tags, served by {}", device.id(),
+                        device.blockDevicePath(), device.info().queues(), device.info().depth(), backend))
                 .thenReturn(device)
                 .onErrorResume(e -> device.close().onErrorResume(x -> Mono.empty()).then(Mono.error(e)));
     }

@@ -20,7 +20,9 @@ public final class Errno {
     public static final int EROFS = 30;
     public static final int ENOSYS = 38;
     public static final int ENODATA = 61;
+    public static final int EOVERFLOW = 75;
     public static final int EOPNOTSUPP = 95;
+    public static final int ESHUTDOWN = 108;
     public static final int ETIMEDOUT = 110;
     public static final int EALREADY = 114;
     public static final int ECANCELED = 125;
@@ -48,7 +50,9 @@ public final class Errno {
             case EROFS -> "EROFS";
             case ENOSYS -> "ENOSYS";
             case ENODATA -> "ENODATA";
+            case EOVERFLOW -> "EOVERFLOW";
             case EOPNOTSUPP -> "EOPNOTSUPP";
+            case ESHUTDOWN -> "ESHUTDOWN";
             case ETIMEDOUT -> "ETIMEDOUT";
             case EALREADY -> "EALREADY";
             case ECANCELED -> "ECANCELED";

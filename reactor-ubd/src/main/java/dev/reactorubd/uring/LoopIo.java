@@ -22,13 +22,12 @@ import reactor.core.publisher.Mono;
  *
  * <h2>Limits</h2>
  * At most {@value #MAX_IN_FLIGHT} operations in flight per instance (Netty carries 16 bits of user data per
- * operation); {@link #submit} answers {@code -EAGAIN} to the callback beyond that, and {@code -ESHUTDOWN} once closed
+ * operation); {@link #submit} answers {@code -EAGAIN} to the callback beyond that, and {@code -Errno.ESHUTDOWN} once closed
  * or once the loop no longer takes submissions.
  */
 public final class LoopIo implements IoUringIoHandle {
     /** Operations in flight at most. */
     public static final int MAX_IN_FLIGHT = 1 << 15;
-    private static final int ESHUTDOWN = 108;
 
     /** Receives an operation's result: as in a CQE, bytes or 0 on success, {@code -errno} on failure. */
     @FunctionalInterface
@@ -88,7 +87,7 @@ public final class LoopIo implements IoUringIoHandle {
      */
     public void submit(int opcode, int fd, long off, long addr, int len, int opFlags, long addr3, Completion done) {
         if (closed) {
-            done.complete(-ESHUTDOWN);
+            done.complete(-Errno.ESHUTDOWN);
             return;
         }
         if (inFlight >= MAX_IN_FLIGHT) {
@@ -101,7 +100,7 @@ public final class LoopIo implements IoUringIoHandle {
                 off, addr, len, opFlags, slot, (short) 0, (short) 0, 0, addr3));
         if (id == 0) {
             release(slot);
-            done.complete(-ESHUTDOWN);
+            done.complete(-Errno.ESHUTDOWN);
         }
     }
 

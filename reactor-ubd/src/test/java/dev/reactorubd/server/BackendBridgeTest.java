@@ -63,6 +63,39 @@ class BackendBridgeTest {
     }
 
     @Test
+    void aFailedRequestIsLoggedWithItsReasonAtMostOnceASecondPerQueue() throws Exception {
+        BlockBackend failing = new BlockBackend() {
+            @Override
+            public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+                return Mono.error(new UbdIoException(Errno.ENOSPC, "shard 7 is full"));
+            }
+
+            @Override
+            public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+                return Mono.empty();
+            }
+        };
+        java.io.PrintStream err = System.err;
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        System.setErr(new java.io.PrintStream(captured, true));
+        try (VirtualDevice dev = VirtualDevice.serve(failing, 1, 4)) {
+            for (int i = 0; i < 5; i++) {
+                StepVerifier.create(dev.read(0, 4096L * i, 4096)).expectError(UbdIoException.class).verify(WAIT);
+            }
+            Thread.sleep(1100);
+            StepVerifier.create(dev.read(0, 65536, 4096)).expectError(UbdIoException.class).verify(WAIT);
+        } finally {
+            System.setErr(err);
+        }
+        java.util.List<String> lines = captured.toString().lines().filter(l -> l.contains("WARN")).toList();
+        assertEquals(2, lines.size(), captured.toString());
+        assertTrue(lines.get(0).contains("READ @0+4096") && lines.get(0).contains("ENOSPC")
+                && lines.get(0).contains("shard 7 is full"), lines.get(0));
+        assertTrue(lines.get(1).contains("READ @65536+4096")
+                && lines.get(1).contains("4 more failures not logged"), lines.get(1));
+    }
+
+    @Test
     void eachKindOfMisbehaviourFailsThatRequestAlone() {
         Misbehaving backend = new Misbehaving();
         try (VirtualDevice dev = VirtualDevice.serve(backend, 1, 8)) {
