@@ -1,0 +1,173 @@
+package dev.reactorubd.samples;
+
+import dev.reactorubd.UbdUnsupportedException;
+import dev.reactorubd.server.UbdDevice;
+import dev.reactorubd.server.UbdServer;
+import dev.reactorubd.targets.file.FileBackend;
+import dev.reactorubd.testing.BlockingCallRecorder;
+import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Devices;
+import dev.reactorubd.testing.Vm;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Nothing is lost when the serving process dies: a recoverable file-target device under fio with crc32c verify has its
+ * server killed with SIGKILL three times in one fio run, and is taken over each time (twice by {@code ubd recover},
+ * once by {@link UbdServer#recover} in this JVM); fio sees no error and its verify pass finds every block intact.
+ */
+@DeviceTest
+class RecoveryUnderLoadDeviceTest {
+    private static final Pattern DEVICE = Pattern.compile("serving (/dev/ublkb(\\d+))");
+    private static final long MIB = 1 << 20;
+    private final List<Process> processes = new ArrayList<>();
+
+    @AfterEach
+    void cleanUp() {
+        processes.forEach(Process::destroyForcibly);
+        Vm.sh(60, "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . && java -jar samples/target/ubd.jar remove --all; true");
+        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
+    }
+
+    /** Starts {@code ubd ARGS...} and waits (bounded) for its "serving /dev/ublkbN" line; returns the id. */
+    private int start(Path log, String... args) throws IOException, InterruptedException {
+        Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString()));
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        processes.add(p);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
+        while (p.isAlive() && System.nanoTime() < deadline) {
+            Matcher m = DEVICE.matcher(Files.readString(log));
+            if (m.find()) {
+                return Integer.parseInt(m.group(2));
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError("no 'serving' line from " + List.of(args) + ":\n" + Files.readString(log));
+    }
+
+    /** Writes completed on a block device so far (from its sysfs stat). */
+    private static long writesCompleted(int id) throws IOException {
+        String[] f = Files.readString(Path.of("/sys/block/ublkb" + id + "/stat")).trim().split("\\s+");
+        return Long.parseLong(f[4]);
+    }
+
+    /** Waits (bounded) until {@code n} more writes completed, so that the kill lands mid-run. */
+    private static void awaitProgress(int id, Process fio, long n) throws Exception {
+        long target = writesCompleted(id) + n;
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (writesCompleted(id) < target) {
+            assertTrue(fio.isAlive(), "fio is still running");
+            assertTrue(System.nanoTime() < deadline, "fio made progress");
+            Thread.sleep(50);
+        }
+    }
+
+    private static void kill(Process p) throws InterruptedException {
+        p.destroyForcibly(); // SIGKILL: no cleanup at all, requests in flight stay in flight
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the killed server is gone");
+    }
+
+    @Test
+    void threeKillsInOneFioRunLoseNothing() throws Exception {
+        Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-recovery");
+        Path img = dir.resolve("store.img");
+        String file = img.toString();
+        int id = start(dir.resolve("serve.log"), "serve", "--target", "file", "--file", file, "--size", "64M",
+                "--queues", "2", "--depth", "32", "--recoverable");
+        String dev = "/dev/ublkb" + id;
+        Path fioOut = dir.resolve("fio.out");
+        Process fio = new ProcessBuilder("fio", "--name=recovery", "--filename=" + dev, "--rw=randwrite",
+                "--bsrange=4k-64k", "--iodepth=32", "--ioengine=io_uring", "--direct=1", "--verify=crc32c",
+                "--do_verify=1", "--verify_fatal=1", "--group_reporting", "--numjobs=2", "--size=24M",
+                "--offset_increment=24M", "--cpus_allowed=0,1", "--cpus_allowed_policy=split")
+                .redirectErrorStream(true).redirectOutput(fioOut.toFile()).start();
+        processes.add(fio);
+        UbdServer inProcess = null;
+        FileBackend store = null;
+        try {
+            for (int kill = 1; kill <= 3; kill++) {
+                awaitProgress(id, fio, 300);
+                kill(processes.get(processes.size() - (kill == 1 ? 2 : 1)));
+                if (kill < 3) {
+                    int again = start(dir.resolve("recover" + kill + ".log"), "recover", "--id", String.valueOf(id),
+                            "--target", "file", "--file", file);
+                    assertEquals(id, again, "the same device is served again");
+                } else {
+                    inProcess = UbdServer.create();
+                    store = FileBackend.open(img);
+                    UbdDevice recovered = inProcess.recover(id, store).block(Devices.WAIT);
+                    assertEquals(id, recovered.id());
+                }
+                System.out.println("recovery: kill " + kill + " survived at " + writesCompleted(id) + " writes");
+            }
+            assertTrue(fio.waitFor(600, TimeUnit.SECONDS), "fio finished");
+            String out = Files.readString(fioOut, StandardCharsets.UTF_8);
+            assertEquals(0, fio.exitValue(), out);
+            assertTrue(out.contains("err= 0"), out);
+            assertFalse(out.contains("verify:") && out.contains("bad"), out);
+            out.lines().filter(l -> l.contains("IOPS=")).forEach(l -> System.out.println("fio recovery:" + l));
+        } finally {
+            if (inProcess != null) {
+                inProcess.close(); // stops and deletes the device it recovered
+            }
+            if (store != null) {
+                store.close().block(Devices.WAIT);
+            }
+        }
+        assertFalse(Vm.deviceExists(id), "device " + id + " deleted");
+        Vm.sh(30, "rm -rf " + dir);
+    }
+
+    @Test
+    void aServerKilledWhileIdleIsRecoveredWithItsData() throws Exception {
+        Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-recovery-idle");
+        String file = dir.resolve("store.img").toString();
+        Process first;
+        int id = start(dir.resolve("serve.log"), "serve", "--target", "file", "--file", file, "--size", "16M",
+                "--recoverable");
+        first = processes.get(processes.size() - 1);
+        String dev = "/dev/ublkb" + id;
+        Vm.sh(60, "head -c 1048576 /dev/urandom > " + dir + "/data; dd if=" + dir + "/data of=" + dev
+                + " bs=64k oflag=direct conv=fsync status=none").requireSuccess();
+        kill(first);
+        start(dir.resolve("recover.log"), "recover", "--id", String.valueOf(id), "--target", "file", "--file", file);
+        Vm.sh(60, "cmp -n 1048576 " + dev + " " + dir + "/data").requireSuccess();
+        Process server = processes.get(processes.size() - 1);
+        server.destroy();
+        assertTrue(server.waitFor(120, TimeUnit.SECONDS));
+        assertEquals(0, server.exitValue(), Files.readString(dir.resolve("recover.log")));
+        Vm.sh(30, "rm -rf " + dir);
+    }
+
+    @Test
+    void recoveringADeviceThatWasNotMadeRecoverableSaysSo() throws Exception {
+        Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-recovery-no");
+        int id = start(dir.resolve("serve.log"), "serve", "--target", "memory", "--size", "16M");
+        kill(processes.get(processes.size() - 1));
+        try (UbdServer server = UbdServer.create()) {
+            UbdUnsupportedException e = assertThrows(UbdUnsupportedException.class,
+                    () -> server.recover(id, new dev.reactorubd.targets.NullBackend()).block(Devices.WAIT));
+            assertTrue(e.getMessage().contains("without USER_RECOVERY"), e.getMessage());
+            server.control().removeDevice(id).block(Devices.WAIT);
+        }
+        assertFalse(Vm.deviceExists(id));
+        Vm.sh(30, "rm -rf " + dir);
+    }
+}
