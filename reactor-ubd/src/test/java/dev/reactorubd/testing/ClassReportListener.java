@@ -1,0 +1,153 @@
+package dev.reactorubd.testing;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeSet;
+import org.junit.platform.engine.TestExecutionResult;
+import org.junit.platform.engine.support.descriptor.ClassSource;
+import org.junit.platform.engine.support.descriptor.MethodSource;
+import org.junit.platform.launcher.TestExecutionListener;
+import org.junit.platform.launcher.TestIdentifier;
+import org.junit.platform.launcher.TestPlan;
+
+/**
+ * Writes a JUnit XML report per test class the moment that class finishes, and the list of classes planned when the
+ * run starts, so that a run whose JVM dies (the emulated test VM crashes JVMs now and then) still has the results of
+ * the classes that finished, and the runner knows which classes did not ({@code scripts/vm/run-device-tests}).
+ *
+ * <p>Active only when the system property {@code ubd.class.reports} names a directory; loaded by the JUnit platform's
+ * ServiceLoader, so it does nothing in Maven's runs.
+ */
+public final class ClassReportListener implements TestExecutionListener {
+    private final Path dir;
+    private final Map<String, Suite> suites = new LinkedHashMap<>();
+    private TestPlan plan;
+
+    /** The counts and cases of one class. */
+    private static final class Suite {
+        int tests;
+        int failures;
+        int errors;
+        int skipped;
+        final StringBuilder cases = new StringBuilder();
+    }
+
+    public ClassReportListener() {
+        String d = System.getProperty("ubd.class.reports");
+        this.dir = d == null || d.isBlank() ? null : Path.of(d);
+    }
+
+    @Override
+    public void testPlanExecutionStarted(TestPlan testPlan) {
+        if (dir == null) {
+            return;
+        }
+        plan = testPlan;
+        TreeSet<String> classes = new TreeSet<>();
+        for (TestIdentifier root : testPlan.getRoots()) {
+            testPlan.getDescendants(root).forEach(t -> t.getSource()
+                    .filter(ClassSource.class::isInstance)
+                    .ifPresent(s -> classes.add(((ClassSource) s).getClassName())));
+        }
+        write(dir.resolve("PLANNED-" + ProcessHandle.current().pid()), String.join("\n", classes) + "\n");
+    }
+
+    @Override
+    public void executionSkipped(TestIdentifier t, String reason) {
+        if (dir != null && t.isTest()) {
+            Suite s = suite(t);
+            s.tests++;
+            s.skipped++;
+            s.cases.append("  <testcase name=\"").append(xml(t.getDisplayName())).append("\"><skipped message=\"")
+                    .append(xml(reason)).append("\"/></testcase>\n");
+        }
+    }
+
+    @Override
+    public void executionFinished(TestIdentifier t, TestExecutionResult result) {
+        if (dir == null) {
+            return;
+        }
+        Optional<String> className = t.getSource().filter(ClassSource.class::isInstance)
+                .map(s -> ((ClassSource) s).getClassName());
+        if (t.isTest()) {
+            Suite s = suite(t);
+            s.tests++;
+            s.cases.append("  <testcase name=\"").append(xml(t.getDisplayName())).append('"');
+            switch (result.getStatus()) {
+                case SUCCESSFUL -> s.cases.append("/>\n");
+                case ABORTED -> {
+                    s.skipped++;
+                    s.cases.append("><skipped message=\"").append(xml(message(result))).append("\"/></testcase>\n");
+                }
+                case FAILED -> {
+                    boolean assertion = result.getThrowable().map(AssertionError.class::isInstance).orElse(false);
+                    if (assertion) {
+                        s.failures++;
+                    } else {
+                        s.errors++;
+                    }
+                    s.cases.append("><").append(assertion ? "failure" : "error").append(" message=\"")
+                            .append(xml(message(result))).append("\"/></testcase>\n");
+                }
+            }
+        } else if (className.isPresent()) {
+            Suite s = suites.computeIfAbsent(className.get(), k -> new Suite());
+            if (result.getStatus() == TestExecutionResult.Status.FAILED) {
+                // @BeforeAll or @AfterAll failed: the class did not pass, whatever its tests did.
+                s.errors++;
+                s.cases.append("  <testcase name=\"[class]\"><error message=\"").append(xml(message(result)))
+                        .append("\"/></testcase>\n");
+            }
+            String body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"" + xml(className.get())
+                    + "\" tests=\"" + s.tests + "\" failures=\"" + s.failures + "\" errors=\"" + s.errors
+                    + "\" skipped=\"" + s.skipped + "\">\n" + s.cases + "</testsuite>\n";
+            write(dir.resolve("TEST-" + className.get() + ".xml"), body);
+        }
+    }
+
+    private Suite suite(TestIdentifier t) {
+        String cls = t.getSource().filter(MethodSource.class::isInstance)
+                .map(s -> ((MethodSource) s).getClassName())
+                .orElseGet(() -> plan.getParent(t).flatMap(TestIdentifier::getSource)
+                        .filter(ClassSource.class::isInstance).map(s -> ((ClassSource) s).getClassName())
+                        .orElse("unknown"));
+        return suites.computeIfAbsent(cls, k -> new Suite());
+    }
+
+    private static String message(TestExecutionResult r) {
+        return r.getThrowable().map(String::valueOf).orElse(r.getStatus().toString());
+    }
+
+    private static String xml(String s) {
+        StringBuilder b = new StringBuilder(s.length());
+        for (char c : s.toCharArray()) {
+            switch (c) {
+                case '<' -> b.append("&lt;");
+                case '>' -> b.append("&gt;");
+                case '&' -> b.append("&amp;");
+                case '"' -> b.append("&quot;");
+                default -> b.append(c < 0x20 && c != '\n' && c != '\t' ? ' ' : c);
+            }
+        }
+        return b.toString();
+    }
+
+    /** Writes whole files only (through a rename), so that a crash never leaves half a report. */
+    private static void write(Path file, String content) {
+        try {
+            Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+            Files.writeString(tmp, content, StandardCharsets.UTF_8);
+            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}
