@@ -136,7 +136,7 @@ class RecoveryUnderLoadDeviceTest {
     }
 
     @Test
-    void aServerKilledWhileIdleIsRecoveredWithItsData() throws Exception {
+    void aServerKilledRightAfterAFlushLeavesTheDataInTheFileAndIsRecovered() throws Exception {
         Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-recovery-idle");
         String file = dir.resolve("store.img").toString();
         Process first;
@@ -147,6 +147,8 @@ class RecoveryUnderLoadDeviceTest {
         Vm.sh(60, "head -c 1048576 /dev/urandom > " + dir + "/data; dd if=" + dir + "/data of=" + dev
                 + " bs=64k oflag=direct conv=fsync status=none").requireSuccess();
         kill(first);
+        // Durability: the FLUSH (conv=fsync) completed before the kill, so the data is in the file itself.
+        Vm.sh(60, "cmp -n 1048576 " + file + " " + dir + "/data").requireSuccess();
         start(dir.resolve("recover.log"), "recover", "--id", String.valueOf(id), "--target", "file", "--file", file);
         Vm.sh(60, "cmp -n 1048576 " + dev + " " + dir + "/data").requireSuccess();
         Process server = processes.get(processes.size() - 1);
