@@ -7,7 +7,12 @@ import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.util.ReferenceCountUtil;
+import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
 import org.reactivestreams.Subscription;
 import reactor.core.CoreSubscriber;
@@ -15,6 +20,7 @@ import reactor.core.Disposable;
 import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.SignalType;
 
 /**
  * Wires a queue's requests to a {@link BlockBackend}: at most depth requests in the backend at once, each answered
@@ -24,36 +30,65 @@ import reactor.core.publisher.Mono;
  * one more per answer, and one small subscriber per backend Mono, instead of a general-purpose operator chain.
  */
 public final class BackendBridge {
+    /**
+     * How long a backend may take to answer a request before the request fails with ETIMEDOUT: 30 s, the block
+     * layer's own default request timeout.
+     */
+    public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofSeconds(30);
+
     private BackendBridge() {}
+
+    /** {@link #attachAll(List, BlockBackend, Duration)} with the {@link #DEFAULT_REQUEST_TIMEOUT}. */
+    public static Flux<Disposable> attachAll(List<UbdQueue> queues, BlockBackend backend) {
+        return attachAll(queues, backend, DEFAULT_REQUEST_TIMEOUT);
+    }
 
     /**
      * Binds {@code backend} to each queue ({@link BlockBackend#bind}) and attaches what it returns, in queue order.
      * Signals each attachment's Disposable; an error from a bind ends the Flux with it.
      */
-    public static Flux<Disposable> attachAll(List<UbdQueue> queues, BlockBackend backend) {
+    public static Flux<Disposable> attachAll(List<UbdQueue> queues, BlockBackend backend, Duration requestTimeout) {
         return Flux.fromIterable(queues).concatMap(q -> backend.bind(q)
                 .switchIfEmpty(Mono.error(() -> new IllegalStateException(backend + " bound nothing to " + q)))
-                .map(bound -> attach(q, bound)));
+                .map(bound -> attach(q, bound, requestTimeout)));
     }
 
-    /** Subscribes to {@code queue}'s requests and serves them from {@code backend} until the queue ends. */
-    public static Disposable attach(UbdQueue queue, BlockBackend backend) {
-        QueueSubscriber s = new QueueSubscriber(backend, queue.depth());
+    /**
+     * Subscribes to {@code queue}'s requests and serves them from {@code backend} until the queue ends.
+     *
+     * <p>A request the backend has not answered within {@code requestTimeout} fails with ETIMEDOUT (checked a few
+     * times per timeout period on the queue's loop, so it fails between 1 and 1.25 times the timeout); the backend's
+     * Mono stays subscribed, and what it signals later is dropped, a read's buffer released. {@link Duration#ZERO}
+     * waits forever.
+     */
+    public static Disposable attach(UbdQueue queue, BlockBackend backend, Duration requestTimeout) {
+        if (requestTimeout.isNegative()) {
+            throw new IllegalArgumentException("requestTimeout must not be negative; was " + requestTimeout);
+        }
+        QueueSubscriber s = new QueueSubscriber(backend, queue, requestTimeout);
         queue.requests().subscribe(s);
         return s;
     }
 
+    /** {@link #attach(UbdQueue, BlockBackend, Duration)} with the {@link #DEFAULT_REQUEST_TIMEOUT}. */
+    public static Disposable attach(UbdQueue queue, BlockBackend backend) {
+        return attach(queue, backend, DEFAULT_REQUEST_TIMEOUT);
+    }
+
     /** Serves one request; {@code done} runs once it was answered, whichever way. */
     public static void serve(BlockBackend backend, IoRequest r, Runnable done) {
+        serve(backend, r, new Answer(r, done, null));
+    }
+
+    private static void serve(BlockBackend backend, IoRequest r, Answer answer) {
         Mono<?> call;
         try {
             call = call(backend, r);
         } catch (Throwable e) {
-            answerError(r, e);
-            done.run();
+            answer.onError(e);
             return;
         }
-        call.subscribe(new Answer(r, done));
+        call.subscribe(answer);
     }
 
     private static Mono<?> call(BlockBackend backend, IoRequest r) {
@@ -73,30 +108,75 @@ public final class BackendBridge {
         }
     }
 
-    /** Asks the queue for depth requests, then one more for each request answered. */
+    /**
+     * Asks the queue for depth requests, then one more for each request answered; fails the requests its backend
+     * does not answer in time.
+     */
     private static final class QueueSubscriber extends BaseSubscriber<IoRequest> {
         private final BlockBackend backend;
-        private final int depth;
+        private final UbdQueue queue;
+        private final long timeoutNanos;
+        /** The answer each tag waits for; written from whichever thread emits or answers, swept on the loop. */
+        private final AtomicReferenceArray<Answer> waiting;
         private final Runnable requestOne = () -> request(1);
+        private volatile ScheduledFuture<?> sweeper;
 
-        QueueSubscriber(BlockBackend backend, int depth) {
+        QueueSubscriber(BlockBackend backend, UbdQueue queue, Duration timeout) {
             this.backend = backend;
-            this.depth = depth;
+            this.queue = queue;
+            this.timeoutNanos = timeout.toNanos();
+            this.waiting = new AtomicReferenceArray<>(queue.depth());
         }
 
         @Override
         protected void hookOnSubscribe(Subscription subscription) {
-            subscription.request(depth);
+            if (timeoutNanos > 0) {
+                long period = Math.max(1, TimeUnit.NANOSECONDS.toMillis(timeoutNanos) / 4);
+                try {
+                    sweeper = queue.loop().scheduleAtFixedRate(this::sweep, period, period, TimeUnit.MILLISECONDS);
+                } catch (RejectedExecutionException e) {
+                    // The loop is shutting down: so is the queue, and nothing waits long.
+                }
+            }
+            subscription.request(queue.depth());
         }
 
         @Override
         protected void hookOnNext(IoRequest r) {
-            serve(backend, r, requestOne);
+            Answer a = new Answer(r, requestOne, timeoutNanos > 0 ? this : null);
+            if (timeoutNanos > 0) {
+                a.started = System.nanoTime();
+                waiting.set(r.tag(), a);
+            }
+            serve(backend, r, a);
+        }
+
+        void answered(Answer a) {
+            waiting.compareAndSet(a.r.tag(), a, null);
+        }
+
+        /** On the loop: fails every request whose backend has not answered within the timeout. */
+        private void sweep() {
+            long now = System.nanoTime();
+            for (int tag = 0; tag < waiting.length(); tag++) {
+                Answer a = waiting.get(tag);
+                if (a != null && now - a.started > timeoutNanos) {
+                    a.timeOut(backend, Duration.ofNanos(timeoutNanos));
+                }
+            }
         }
 
         @Override
         protected void hookOnError(Throwable error) {
             // The queue's own failure (its transport ended); the device reports it.
+        }
+
+        @Override
+        protected void hookFinally(SignalType type) {
+            ScheduledFuture<?> f = sweeper;
+            if (f != null) {
+                f.cancel(false);
+            }
         }
     }
 
@@ -104,13 +184,32 @@ public final class BackendBridge {
     private static final class Answer implements CoreSubscriber<Object> {
         private static final AtomicIntegerFieldUpdater<Answer> DONE =
                 AtomicIntegerFieldUpdater.newUpdater(Answer.class, "done");
-        private final IoRequest r;
+        final IoRequest r;
         private final Runnable onAnswered;
+        private final QueueSubscriber watcher;
+        long started;
         private volatile int done;
 
-        Answer(IoRequest r, Runnable onAnswered) {
+        Answer(IoRequest r, Runnable onAnswered, QueueSubscriber watcher) {
             this.r = r;
             this.onAnswered = onAnswered;
+            this.watcher = watcher;
+        }
+
+        /** Answers for the backend: ETIMEDOUT. What the backend signals later is dropped (see onNext). */
+        void timeOut(BlockBackend backend, Duration timeout) {
+            if (DONE.compareAndSet(this, 0, 1)) {
+                answerError(r, new UbdIoException(Errno.ETIMEDOUT, backend + " did not answer " + r + " within "
+                        + timeout));
+                answered();
+            }
+        }
+
+        private void answered() {
+            if (watcher != null) {
+                watcher.answered(this);
+            }
+            onAnswered.run();
         }
 
         @Override
@@ -130,14 +229,14 @@ public final class BackendBridge {
                 ReferenceCountUtil.release(value);
                 r.complete();
             }
-            onAnswered.run();
+            answered();
         }
 
         @Override
         public void onError(Throwable error) {
             if (DONE.compareAndSet(this, 0, 1)) {
                 answerError(r, error);
-                onAnswered.run();
+                answered();
             }
         }
 
@@ -149,7 +248,7 @@ public final class BackendBridge {
                 } else {
                     r.complete();
                 }
-                onAnswered.run();
+                answered();
             }
         }
     }

@@ -62,9 +62,12 @@ public final class UbdServer implements AutoCloseable {
     private final IoEventLoopGroup group;
     private final boolean ownsGroup;
     private final DataCopy dataCopy;
+    private final Duration requestTimeout;
     private final Set<UbdDevice> devices = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
-    private UbdServer(UbdControl control, IoEventLoopGroup group, boolean ownsGroup, DataCopy dataCopy) {
+    private UbdServer(UbdControl control, IoEventLoopGroup group, boolean ownsGroup, DataCopy dataCopy,
+                      Duration requestTimeout) {
+        this.requestTimeout = requestTimeout;
         this.control = control;
         this.group = group;
         this.ownsGroup = ownsGroup;
@@ -95,6 +98,7 @@ public final class UbdServer implements AutoCloseable {
         private IoEventLoopGroup group;
         private IoUringIoHandlerConfig ringConfig;
         private DataCopy dataCopy = DataCopy.SYSCALL;
+        private Duration requestTimeout = BackendBridge.DEFAULT_REQUEST_TIMEOUT;
 
         private Builder() {}
 
@@ -126,6 +130,20 @@ public final class UbdServer implements AutoCloseable {
         }
 
         /**
+         * How long a backend may take to answer a request before the request fails with ETIMEDOUT (its late answer
+         * is then dropped, a read's buffer released); default {@link BackendBridge#DEFAULT_REQUEST_TIMEOUT} (30 s),
+         * {@link Duration#ZERO} to wait forever. It is what keeps a backend whose Mono never completes from hanging a
+         * reader, and the device's close.
+         */
+        public Builder requestTimeout(Duration timeout) {
+            if (timeout == null || timeout.isNegative()) {
+                throw new IllegalArgumentException("requestTimeout must be zero or positive; was " + timeout);
+            }
+            this.requestTimeout = timeout;
+            return this;
+        }
+
+        /**
          * Opens the control device (unless given) and creates the loops (unless given).
          *
          * @throws UbdModuleNotLoadedException when ublk_drv is not loaded
@@ -133,12 +151,12 @@ public final class UbdServer implements AutoCloseable {
         public UbdServer build() {
             UbdControl c = control != null ? control : UbdControl.open();
             if (group != null) {
-                return new UbdServer(c, group, false, dataCopy);
+                return new UbdServer(c, group, false, dataCopy, requestTimeout);
             }
             IoEventLoopGroup own = new MultiThreadIoEventLoopGroup(Runtime.getRuntime().availableProcessors(),
                     new DefaultThreadFactory("ubd-loop-" + SERVERS.incrementAndGet(), true),
                     ringConfig != null ? IoUringIoHandler.newFactory(ringConfig) : IoUringIoHandler.newFactory());
-            return new UbdServer(c, own, true, dataCopy);
+            return new UbdServer(c, own, true, dataCopy, requestTimeout);
         }
     }
 
@@ -155,12 +173,13 @@ public final class UbdServer implements AutoCloseable {
     public Mono<UbdDevice> serve(DeviceSpec spec, BlockBackend backend) {
         Objects.requireNonNull(backend, "backend");
         DeviceSpec full = withCapabilities(spec, backend.capabilities());
-        return open(full, backend.allocator()).flatMap(device -> serveAndGo(device, backend, device.start()));
+        return open(full, backend.allocator()).flatMap(device -> serveAndGo(device, backend, device.start(), requestTimeout));
     }
 
     /** Binds the backend to each queue and wires them, then sends {@code go}; closes the device if that fails. */
-    private static Mono<UbdDevice> serveAndGo(UbdDevice device, BlockBackend backend, Mono<Void> go) {
-        return BackendBridge.attachAll(device.queues(), backend)
+    private static Mono<UbdDevice> serveAndGo(UbdDevice device, BlockBackend backend, Mono<Void> go,
+                                              Duration requestTimeout) {
+        return BackendBridge.attachAll(device.queues(), backend, requestTimeout)
                 .doOnNext(device::addBridge)
                 .then(go)
                 .doOnSuccess(v -> LOG.info("device {} is live at {}: {} queue(s) x {} tags, served by {}", device.id(),
@@ -211,7 +230,7 @@ public final class UbdServer implements AutoCloseable {
                         .retryWhen(whileFailingWith(UbdDeviceBusyException.class))
                         .thenReturn(info))
                 .flatMap(info -> openQueues(info, backend.allocator()))
-                .flatMap(device -> serveAndGo(device, backend, control.endUserRecovery(devId)));
+                .flatMap(device -> serveAndGo(device, backend, control.endUserRecovery(devId), requestTimeout));
     }
 
     /** The device's info once it waits for a new server; {@link NotYet} while its old server is still going. */

@@ -98,9 +98,14 @@ public final class VirtualDevice implements AutoCloseable {
      * thrown.
      */
     public static VirtualDevice serve(BlockBackend backend, int queues, int depth) {
+        return serve(backend, queues, depth, BackendBridge.DEFAULT_REQUEST_TIMEOUT);
+    }
+
+    /** Like {@link #serve(BlockBackend, int, int)}, failing requests the backend leaves unanswered for that long. */
+    public static VirtualDevice serve(BlockBackend backend, int queues, int depth, java.time.Duration requestTimeout) {
         VirtualDevice d = create(queues, depth, backend.allocator());
         try {
-            d.bridges.addAll(BackendBridge.attachAll(d.queues, backend).collectList()
+            d.bridges.addAll(BackendBridge.attachAll(d.queues, backend, requestTimeout).collectList()
                     .block(java.time.Duration.ofSeconds(30)));
         } catch (RuntimeException e) {
             d.close();

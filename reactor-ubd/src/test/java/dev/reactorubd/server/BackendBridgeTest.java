@@ -96,6 +96,45 @@ class BackendBridgeTest {
     }
 
     @Test
+    void aMonoThatNeverCompletesFailsWithEtimedoutAndItsLateBufferIsReleased() {
+        java.util.List<reactor.core.publisher.MonoSink<ByteBuf>> late = new java.util.concurrent.CopyOnWriteArrayList<>();
+        BlockBackend stuck = new BlockBackend() {
+            @Override
+            public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+                if (offset == 0) {
+                    return Mono.create(late::add); // never answered in time
+                }
+                return Mono.just(allocator.directBuffer(length).writeZero(length));
+            }
+
+            @Override
+            public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+                return Mono.never();
+            }
+        };
+        try (VirtualDevice dev = VirtualDevice.serve(stuck, 1, 4, Duration.ofMillis(200))) {
+            long t0 = System.nanoTime();
+            StepVerifier.create(dev.read(0, 0, 4096)).expectErrorSatisfies(e -> {
+                assertEquals(Errno.ETIMEDOUT, ((UbdIoException) e).errno(), e.getMessage());
+                assertTrue(e.getMessage() == null || !e.getMessage().isEmpty());
+            }).verify(WAIT);
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            assertTrue(ms >= 200, "failed after the timeout, not before: " + ms + " ms");
+            StepVerifier.create(dev.write(0, 4096, Unpooled.wrappedBuffer(new byte[4096])))
+                    .expectErrorSatisfies(e -> assertEquals(Errno.ETIMEDOUT, ((UbdIoException) e).errno()))
+                    .verify(WAIT);
+            // The other requests are served, and the stuck ones gave their tags back: all 4 tags work.
+            for (int i = 0; i < 8; i++) {
+                StepVerifier.create(dev.read(0, 8192, 4096)).assertNext(ByteBuf::release).verifyComplete();
+            }
+            // The answer that comes too late is dropped and its buffer released.
+            ByteBuf tooLate = io.netty.buffer.PooledByteBufAllocator.DEFAULT.directBuffer(4096).writeZero(4096);
+            late.get(0).success(tooLate);
+            assertEquals(0, tooLate.refCnt(), "the late buffer was released");
+        }
+    }
+
+    @Test
     void eachKindOfMisbehaviourFailsThatRequestAlone() {
         Misbehaving backend = new Misbehaving();
         try (VirtualDevice dev = VirtualDevice.serve(backend, 1, 8)) {
