@@ -227,9 +227,30 @@ public final class UbdControl implements AutoCloseable {
         return command(UblkCtrlCmd.DEL_DEV_ASYNC, devId, 0, 0, null, (res, buf) -> null);
     }
 
-    /** Stops then deletes a device: the way to remove one left behind by a server that died. */
+    /**
+     * Stops then deletes a device: the way to remove one left behind by a server that died. A device whose block
+     * device is still held (a file system mounted from it, a device stacked on it, a process with it open) is refused
+     * up front with {@link UbdDeviceBusyException} naming the holders, since DEL_DEV would wait for them: unmount or
+     * close it, or use {@link #removeDeviceAsync}.
+     */
     public Mono<Void> removeDevice(int devId) {
-        return stopDevice(devId).then(deleteDevice(devId));
+        return Mono.fromCallable(() -> DeviceHolders.of(devId))
+                .subscribeOn(Schedulers.boundedElastic())
+                .timeout(timeout)
+                .flatMap(holders -> holders.isEmpty()
+                        ? stopDevice(devId).then(deleteDevice(devId))
+                        : Mono.error(new UbdDeviceBusyException("device " + devId + " is in use: "
+                        + String.join(", ", holders) + ". Unmount or close it first, or remove it asynchronously "
+                        + "(removeDeviceAsync, `ubd remove --async`): the id is then freed when the last holder lets go",
+                        Errno.EBUSY)));
+    }
+
+    /**
+     * Stops a device and deletes it without waiting for its holders (DEL_DEV_ASYNC, Linux 6.9+): the block device
+     * goes away at once, its holders see IO errors, and the id is freed when the last of them lets go.
+     */
+    public Mono<Void> removeDeviceAsync(int devId) {
+        return stopDevice(devId).then(deleteDeviceAsync(devId));
     }
 
     /**

@@ -271,6 +271,10 @@ public final class UbdCommand implements Callable<Integer> {
         @Option(names = "--all", description = "every ublk device on this machine")
         boolean all;
 
+        @Option(names = "--async", description = "do not wait for the device's holders (mounts, open files): the "
+                + "block device goes away at once and the id is freed when the last holder lets go")
+        boolean async;
+
         @Override
         public Integer call() {
             try (UbdControl control = UbdControl.open()) {
@@ -278,7 +282,7 @@ public final class UbdCommand implements Callable<Integer> {
                         ? control.listDevices().map(DeviceInfo::id).collectList().block(Duration.ofMinutes(1))
                         : ids;
                 for (int id : targets) {
-                    control.removeDevice(id).block(Duration.ofMinutes(1));
+                    (async ? control.removeDeviceAsync(id) : control.removeDevice(id)).block(Duration.ofMinutes(1));
                     System.out.println("removed device " + id);
                 }
             }

@@ -100,6 +100,49 @@ class ServeCommandDeviceTest {
     }
 
     @Test
+    void removingADeviceThatIsHeldIsRefusedNamingTheHoldersAndAsyncRemovalFreesIt() throws Exception {
+        Served s = serve("--target", "memory", "--size", "32M");
+        Process holder = null;
+        try {
+            Vm.sh(120, "mkfs.ext4 -q -F " + s.device() + " && mkdir -p /mnt/held && mount " + s.device() + " /mnt/held")
+                    .requireSuccess();
+            holder = new ProcessBuilder("sh", "-c", "exec 3<" + s.device() + "; exec sleep 300").start();
+            Thread.sleep(500);
+            s.process().destroyForcibly(); // the server dies; the device stays behind, held
+            assertTrue(s.process().waitFor(60, TimeUnit.SECONDS));
+            try (dev.reactorubd.ctrl.UbdControl control = dev.reactorubd.ctrl.UbdControl.open()) {
+                long t0 = System.nanoTime();
+                dev.reactorubd.UbdDeviceBusyException busy = org.junit.jupiter.api.Assertions.assertThrows(
+                        dev.reactorubd.UbdDeviceBusyException.class, () -> control.removeDevice(s.id()).block(WAIT));
+                long ms = (System.nanoTime() - t0) / 1_000_000;
+                assertTrue(ms < control.timeout().toMillis(), "refused within the bound: " + ms + " ms");
+                String m = busy.getMessage();
+                assertTrue(m.contains("mounted at /mnt/held"), m);
+                assertTrue(m.contains("open in process " + holder.pid() + " (sleep)"), m);
+                assertTrue(m.contains("removeDeviceAsync"), m);
+                assertTrue(Vm.deviceExists(s.id()), "nothing was removed");
+                // Asynchronous removal does not wait for the holders; the id goes once they let go.
+                control.removeDeviceAsync(s.id()).block(WAIT);
+                holder.destroyForcibly();
+                holder.waitFor(30, TimeUnit.SECONDS);
+                Vm.sh(60, "umount -l /mnt/held").requireSuccess();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (Vm.deviceExists(s.id()) && System.nanoTime() < deadline) {
+                    Thread.sleep(100);
+                }
+                assertFalse(Vm.deviceExists(s.id()), "the id is freed once the holders are gone");
+            }
+        } finally {
+            if (holder != null) {
+                holder.destroyForcibly();
+            }
+            s.process().destroyForcibly();
+            Vm.sh(30, "umount -l /mnt/held 2>/dev/null; true");
+            Files.deleteIfExists(s.log());
+        }
+    }
+
+    @Test
     void anotherProcessRecoversADeviceWhoseServerWasKilled() throws Exception {
         Served s = serve("--target", "null", "--size", "32M", "--recoverable");
         Process reader = null;
