@@ -45,6 +45,9 @@ public final class UbdQueue {
     private final Flux<IoRequest> requests;
     private final AtomicLong completed = new AtomicLong();
     private final AtomicLong failed = new AtomicLong();
+    // Written on the loop only (one writer), read from any thread: plain volatile fields suffice.
+    private volatile long bytes;
+    private volatile int inFlightCount;
     private QueueTransport transport;
     private int aborted;
 
@@ -126,9 +129,31 @@ public final class UbdQueue {
         return completed.get();
     }
 
-    /** Requests answered with an error so far. */
+    /**
+     * Requests answered with an error so far.
+     *
+     * @return the count, readable from any thread
+     */
     public long failedCount() {
         return failed.get();
+    }
+
+    /**
+     * Bytes moved by successful READ and WRITE requests so far.
+     *
+     * @return the count, readable from any thread (updated on the queue's loop)
+     */
+    public long bytesCount() {
+        return bytes;
+    }
+
+    /**
+     * Requests the kernel handed to this queue that are not answered yet (at most {@link #depth()}).
+     *
+     * @return the count at the time of the call, readable from any thread
+     */
+    public int inFlightCount() {
+        return inFlightCount;
     }
 
     // ---------------------------------------------------------------- transport callbacks (on the loop)
@@ -137,6 +162,7 @@ public final class UbdQueue {
     public void onFetched(int tag, int opFlags, long offset, int length) {
         IoRequest r = new IoRequest(this, tag, opFlags, offset, length);
         inFlight[tag] = r;
+        inFlightCount++;
         switch (r.op()) {
             case OTHER -> finish(tag, -Errno.EOPNOTSUPP);
             case WRITE -> {
@@ -191,6 +217,7 @@ public final class UbdQueue {
         IoRequest r = inFlight[tag];
         inFlight[tag] = null;
         if (r != null) {
+            inFlightCount--;
             releaseBuffers(r);
         }
         if (++aborted == depth) {
@@ -208,6 +235,7 @@ public final class UbdQueue {
                 releaseBuffers(r);
             }
         }
+        inFlightCount = 0;
         aborted = depth;
         sink.tryEmitError(error);
         terminated.tryEmitError(error);
@@ -294,12 +322,14 @@ public final class UbdQueue {
         IoRequest r = inFlight[tag];
         inFlight[tag] = null;
         if (r != null) {
+            inFlightCount--;
             releaseBuffers(r);
         }
         if (result < 0) {
             failed.incrementAndGet();
         } else {
             completed.incrementAndGet();
+            bytes += result; // READ and WRITE answer their byte count, the others 0
         }
         transport.commitAndFetch(tag, result);
     }
