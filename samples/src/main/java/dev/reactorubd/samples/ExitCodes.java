@@ -2,10 +2,12 @@ package dev.reactorubd.samples;
 
 import dev.reactorubd.InvalidDeviceSpecException;
 import dev.reactorubd.UbdDeviceBusyException;
+import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdModuleNotLoadedException;
 import dev.reactorubd.UbdNoSuchDeviceException;
 import dev.reactorubd.UbdPermissionException;
 import dev.reactorubd.UbdUnsupportedException;
+import dev.reactorubd.uring.Errno;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import picocli.CommandLine;
@@ -20,7 +22,10 @@ final class ExitCodes {
     static final int OK = 0;
     /** A failure at run time: an IO error, a timeout, a device that failed while served, anything unexpected. */
     static final int FAILURE = 1;
-    /** The command line cannot work as written: a wrong or missing option, or a target that cannot be opened. */
+    /**
+     * The command line cannot work as written: a wrong or missing option, arguments the kernel refused as invalid, or
+     * a target that cannot be opened.
+     */
     static final int USAGE = 2;
     /** No ublk here: the ublk_drv module is not loaded, or the kernel lacks a feature that was asked for. */
     static final int NO_UBLK = 3;
@@ -37,8 +42,8 @@ final class ExitCodes {
         Map<String, String> m = new LinkedHashMap<>();
         m.put("0", "success");
         m.put("1", "failure at run time (IO error, timeout, unexpected error)");
-        m.put("2", "usage: a wrong or missing option, or a target that cannot be opened as given "
-                + "(missing file, unreachable NBD server); the message says what to write");
+        m.put("2", "usage: a wrong or missing option, arguments the kernel refused (EINVAL), or a target that "
+                + "cannot be opened as given (missing file, unreachable NBD server); the message says what to write");
         m.put("3", "no ublk: load the driver (modprobe ublk_drv, Linux 6.5+), or the kernel lacks a feature asked for");
         m.put("4", "permission denied: run as root (CAP_SYS_ADMIN)");
         m.put("5", "device refused: no device has that id, or it is busy (mounted, open, served by another process)");
@@ -49,7 +54,8 @@ final class ExitCodes {
     static int of(Throwable error) {
         Throwable e = unwrap(error);
         if (e instanceof UbdCommand.UsageError || e instanceof InvalidDeviceSpecException
-                || e instanceof CommandLine.ParameterException) {
+                || e instanceof CommandLine.ParameterException
+                || (e instanceof UbdException u && u.errno() == Errno.EINVAL)) { // the kernel refused the arguments
             return USAGE;
         }
         if (e instanceof UbdModuleNotLoadedException || e instanceof UbdUnsupportedException) {

@@ -106,6 +106,8 @@ class UbdCommandTest {
         assertEquals(2, ExitCodes.of(new UbdCommand.UsageError("x")));
         assertEquals(2, ExitCodes.of(new InvalidDeviceSpecException("queues", "x")));
         assertEquals(2, ExitCodes.of(new TargetOptions.TargetUnavailable(new UbdException("/a.img does not exist"))));
+        assertEquals(2, ExitCodes.of(new UbdException("SET_PARAMS was refused as invalid", 22)));
+        assertEquals(1, ExitCodes.of(new UbdException("READ failed", 5)));
         assertEquals(3, ExitCodes.of(new UbdModuleNotLoadedException("x")));
         assertEquals(3, ExitCodes.of(new UbdUnsupportedException("x")));
         assertEquals(4, ExitCodes.of(new UbdPermissionException("x")));
