@@ -52,6 +52,12 @@ public final class UbdQueue {
     private int aborted;
 
     /**
+     * A queue that is not connected yet: {@link #start} connects it.
+     *
+     * @param deviceId  the id of the device the queue belongs to
+     * @param id        the queue id, from 0
+     * @param depth     the tags of the queue, from 1 to 4096
+     * @param loop      the event loop all of the queue's work runs on
      * @param allocator where the data of WRITE requests is put (the backend's allocator), and where READ data that
      *                  is not in one direct buffer is gathered
      */
@@ -75,7 +81,11 @@ public final class UbdQueue {
         }
     }
 
-    /** Connects the queue to the kernel (or to a virtual device) and fetches every tag. */
+    /**
+     * Connects the queue to the kernel (or to a virtual device) and fetches every tag.
+     *
+     * @param transport the kernel's side ({@link KernelQueueTransport}) or the test kit's
+     */
     public void start(QueueTransport transport) {
         Objects.requireNonNull(transport, "transport");
         scheduler.schedule(() -> {
@@ -87,44 +97,55 @@ public final class UbdQueue {
         });
     }
 
+    /** {@return the id of the device this queue belongs to} */
     public int deviceId() {
         return deviceId;
     }
 
+    /** {@return the queue id, from 0} */
     public int id() {
         return id;
     }
 
+    /** {@return the tags of this queue: the most requests in flight at once} */
     public int depth() {
         return depth;
     }
 
-    /** The queue's event loop as a Reactor Scheduler (tasks from the loop itself run at once). */
+    /** {@return the queue's event loop as a Reactor Scheduler (tasks from the loop itself run at once)} */
     public Scheduler scheduler() {
         return scheduler;
     }
 
-    /** The queue's event loop. */
+    /** {@return the queue's event loop} */
     public EventExecutor loop() {
         return loop;
     }
 
-    /** The allocator WRITE data is read into. */
+    /** {@return the allocator WRITE data is read into} */
     public ByteBufAllocator allocator() {
         return allocator;
     }
 
-    /** The requests of this queue; see the class comment. One subscriber. */
+    /**
+     * The requests of this queue; see the class comment. One subscriber.
+     *
+     * @return the requests of this queue; see the class comment
+     */
     public Flux<IoRequest> requests() {
         return requests;
     }
 
-    /** Completes when the queue has ended: the device stopped and every tag came back. */
+    /**
+     * Completes when the queue has ended: the device stopped and every tag came back.
+     *
+     * @return a {@code Mono} that completes when the queue has ended, or signals the transport's error
+     */
     public Mono<Void> onTerminated() {
         return terminated.asMono();
     }
 
-    /** Requests answered with success so far. */
+    /** {@return requests answered with success so far} */
     public long completedCount() {
         return completed.get();
     }
@@ -158,7 +179,14 @@ public final class UbdQueue {
 
     // ---------------------------------------------------------------- transport callbacks (on the loop)
 
-    /** The kernel put a request in {@code tag}'s descriptor. */
+    /**
+     * The kernel put a request in {@code tag}'s descriptor.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     * @param opFlags the descriptor's {@code op_flags}
+     * @param offset the byte offset on the device
+     * @param length the length in bytes
+     */
     public void onFetched(int tag, int opFlags, long offset, int length) {
         IoRequest r = new IoRequest(this, tag, opFlags, offset, length);
         inFlight[tag] = r;
@@ -189,7 +217,12 @@ public final class UbdQueue {
         }
     }
 
-    /** The data of the WRITE in {@code tag} was copied in: {@code res} bytes, or {@code -errno}. */
+    /**
+     * The data of the WRITE in {@code tag} was copied in: {@code res} bytes, or {@code -errno}.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     * @param res the result: a byte count, or {@code -errno}
+     */
     public void onCopiedIn(int tag, int res) {
         IoRequest r = inFlight[tag];
         if (r == null) {
@@ -203,7 +236,12 @@ public final class UbdQueue {
         emit(r);
     }
 
-    /** The data of the READ in {@code tag} was copied out: {@code res} bytes, or {@code -errno}. */
+    /**
+     * The data of the READ in {@code tag} was copied out: {@code res} bytes, or {@code -errno}.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     * @param res the result: a byte count, or {@code -errno}
+     */
     public void onCopiedOut(int tag, int res) {
         IoRequest r = inFlight[tag];
         if (r == null) {
@@ -212,7 +250,11 @@ public final class UbdQueue {
         finish(tag, res == r.length() ? res : (res < 0 ? res : -Errno.EIO));
     }
 
-    /** The kernel gave {@code tag} back for good (the device is stopping). */
+    /**
+     * The kernel gave {@code tag} back for good (the device is stopping).
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     */
     public void onAborted(int tag) {
         IoRequest r = inFlight[tag];
         inFlight[tag] = null;
@@ -226,7 +268,11 @@ public final class UbdQueue {
         }
     }
 
-    /** The transport failed for good: the Flux signals the error, the queue ends. */
+    /**
+     * The transport failed for good: the Flux signals the error, the queue ends.
+     *
+     * @param error the error
+     */
     public void onTransportError(Throwable error) {
         for (int tag = 0; tag < depth; tag++) {
             IoRequest r = inFlight[tag];

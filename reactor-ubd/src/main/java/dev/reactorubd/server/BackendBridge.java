@@ -29,6 +29,10 @@ public final class BackendBridge {
     /**
      * Binds {@code backend} to each queue ({@link BlockBackend#bind}) and attaches what it returns, in queue order.
      * Signals each attachment's Disposable; an error from a bind ends the Flux with it.
+     *
+     * @param queues the device's queues, not yet subscribed to
+     * @param backend the backend that answers the requests
+     * @return a Flux of one Disposable per queue, which detaches the backend from it
      */
     public static Flux<Disposable> attachAll(List<UbdQueue> queues, BlockBackend backend) {
         return Flux.fromIterable(queues).concatMap(q -> backend.bind(q)
@@ -36,14 +40,29 @@ public final class BackendBridge {
                 .map(bound -> attach(q, bound)));
     }
 
-    /** Subscribes to {@code queue}'s requests and serves them from {@code backend} until the queue ends. */
+    /**
+     * Subscribes to {@code queue}'s requests and serves them from {@code backend} until the queue ends: at most depth
+     * requests in the backend at once, one more asked for each one answered.
+     *
+     * @param queue the queue, not yet subscribed to
+     * @param backend the backend that answers the requests, called on the queue's loop
+     * @return the subscription; disposing it cancels the queue's Flux (waiting requests then fail with EIO)
+     */
     public static Disposable attach(UbdQueue queue, BlockBackend backend) {
         QueueSubscriber s = new QueueSubscriber(backend, queue.depth());
         queue.requests().subscribe(s);
         return s;
     }
 
-    /** Serves one request; {@code done} runs once it was answered, whichever way. */
+    /**
+     * Serves one request; {@code done} runs once it was answered, whichever way. An exception thrown by the backend, an
+     * error signal, or an empty or wrong-length read fails the request (EIO, or the errno of a {@link
+     * dev.reactorubd.UbdIoException}).
+     *
+     * @param backend the backend that answers the request
+     * @param r the request, not yet answered
+     * @param done run once the request is answered
+     */
     public static void serve(BlockBackend backend, IoRequest r, Runnable done) {
         Mono<?> call;
         try {
