@@ -139,7 +139,7 @@ final class TargetOptions {
             c = c.timeout(timeout);
         }
         if (retry > 0) {
-            c = c.retry(retry, Duration.ofMillis(100));
+            c = c.retry(retry + 1, Duration.ofMillis(100)); // tries in all: the first and the retries
         }
         if (cache > 0) {
             c = c.cache(cache);
