@@ -93,7 +93,7 @@ public final class UbdControl implements AutoCloseable {
      * Opens a control device. The open itself returns at once (it is a character device).
      *
      * @param controlPath the control device, normally {@link #CONTROL_PATH}
-     * @param timeout the bound
+     * @param timeout the bound of each control command, positive
      * @return an open control handle; close it when done
      * @throws UbdModuleNotLoadedException when the device does not exist: {@code modprobe ublk_drv}
      * @throws UbdPermissionException      when the caller may not open it
@@ -217,7 +217,7 @@ public final class UbdControl implements AutoCloseable {
      * A device's info (GET_DEV_INFO).
      *
      * @param devId the device id
-     * @return a device's info (GET_DEV_INFO)
+     * @return a Mono of the device's info, or a {@link UbdNoSuchDeviceException} when there is no such device
      */
     public Mono<DeviceInfo> deviceInfo(int devId) {
         return command(UblkCtrlCmd.GET_DEV_INFO, devId, 0, UblkDevInfo.SIZE, null,

@@ -127,7 +127,7 @@ public final class IoRequest {
     /**
      * Fails the request: with the errno of a {@link UbdIoException} (or any UbdException that has one), else EIO.
      *
-     * @param error the error
+     * @param error the failure: its errno if it is a {@link dev.reactorubd.UbdException} with one, else EIO
      */
     public void fail(Throwable error) {
         answer(null, UbdIoException.errnoOf(error));

@@ -191,7 +191,7 @@ public final class UblkIo {
      * @param qId the queue id
      * @param tag the request tag, from 0 to depth - 1
      * @param result the result: a byte count or 0 on success, or {@code -errno}
-     * @param addr the address
+     * @param addr the command's {@code addr}: a buffer address, 0 with USER_COPY
      */
     public static void writeCmd(MemorySegment s, int qId, int tag, int result, long addr) {
         CMD_Q_ID.set(s, 0L, (short) qId);

@@ -92,7 +92,7 @@ public final class VirtualDevice implements AutoCloseable {
      *
      * @param queues the number of queues
      * @param depth the tags per queue (requests in flight at most)
-     * @param allocator the allocator for request data
+     * @param allocator where WRITE data is read into, as a backend's allocator would be
      * @return a device whose queues are left to the caller to consume
      */
     public static VirtualDevice create(int queues, int depth, ByteBufAllocator allocator) {
@@ -168,7 +168,7 @@ public final class VirtualDevice implements AutoCloseable {
      *
      * @param q the queue index, from 0
      * @param offset the byte offset on the device
-     * @param data the data
+     * @param data the bytes to write (its readable bytes)
      * @return a Mono that completes when the write was answered, or a {@link dev.reactorubd.UbdIoException} with its
      *         errno
      */
@@ -181,7 +181,7 @@ public final class VirtualDevice implements AutoCloseable {
      *
      * @param q the queue index, from 0
      * @param offset the byte offset on the device
-     * @param data the data
+     * @param data the bytes to write (its readable bytes)
      * @param fua force unit access: durable when answered
      * @return a Mono that completes when the write was answered, or a {@link dev.reactorubd.UbdIoException} with its
      *         errno

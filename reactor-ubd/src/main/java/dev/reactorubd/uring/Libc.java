@@ -158,7 +158,7 @@ public final class Libc {
     /**
      * {@code munmap(addr, length)}: 0, or {@code -errno}.
      *
-     * @param addr the address
+     * @param addr the mapping's address, as {@link #mmap} returned it
      * @param length the length in bytes
      * @return {@code munmap(addr, length)}: 0, or {@code -errno}
      */

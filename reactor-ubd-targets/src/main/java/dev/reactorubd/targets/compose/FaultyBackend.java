@@ -88,7 +88,7 @@ public final class FaultyBackend extends DecoratorBackend {
     /**
      * Fails every {@code n}-th request (of any kind, counted from now) with {@code errno}.
      *
-     * @param n how many
+     * @param n the period, positive: 1 fails every request
      * @param errno the positive errno, such as {@code Errno.EIO}
      * @return this backend, for chaining
      */
@@ -121,7 +121,7 @@ public final class FaultyBackend extends DecoratorBackend {
     /**
      * Answers every request {@code delay} later than the backend would (Duration.ZERO: no delay).
      *
-     * @param delay the delay
+     * @param delay the added delay, or {@code Duration.ZERO}
      * @return this backend, for chaining
      */
     public FaultyBackend delay(Duration delay) {

@@ -165,9 +165,7 @@ public final class MirrorBackend extends ComposableBackend {
      * Cancelling the Mono does not stop the copy.
      *
      * @param replica the replica index, from 0
-     * @return brings a FAILED replica back: on subscription it becomes RESYNCING at once and the background copy of its
-     *         dirty regions starts; the Mono completes when it is IN_SYNC again, or fails with EIO when the copy fails
-     *         (the replica is then FAILED again)
+     * @return a Mono that completes when the replica is IN_SYNC again, or fails with EIO when the copy fails
      * @throws IllegalArgumentException for an index that is not a replica's
      */
     public Mono<Void> reinstate(int replica) {
