@@ -64,6 +64,7 @@ public final class UbdCommand implements Callable<Integer> {
      */
     static CommandLine commandLine() {
         CommandLine cmd = new CommandLine(new UbdCommand());
+        cmd.setUsageHelpAutoWidth(true); // the terminal's width where known, else 80 columns
         cmd.setParameterExceptionHandler((e, args) -> {
             CommandLine line = e.getCommandLine();
             String verb = line.getCommandSpec().qualifiedName();
@@ -301,10 +302,11 @@ public final class UbdCommand implements Callable<Integer> {
     @Command(name = "list", description = "List the ublk devices on this machine: id, state, queues, depth, server "
             + "pid and block device; with -v also size and feature flags; with --json as JSON for scripts.",
             footer = {"", "Fields of --json (stable; new ones may be added):",
-                    "  {\"devices\": [{\"id\", \"state\", \"queues\", \"depth\", \"server_pid\", \"block_device\","
-                            + " \"char_device\"",
-                    "    -v adds: \"size_bytes\", \"logical_block_size\", \"physical_block_size\", \"max_io_bytes\","
-                            + " \"read_only\", \"flags\", \"owner_uid\", \"owner_gid\"}]}",
+                    "  {\"devices\": [{\"id\", \"state\", \"queues\", \"depth\", \"server_pid\",",
+                    "                \"block_device\", \"char_device\",",
+                    "                with -v: \"size_bytes\", \"logical_block_size\",",
+                    "                \"physical_block_size\", \"max_io_bytes\", \"read_only\",",
+                    "                \"flags\", \"owner_uid\", \"owner_gid\"}]}",
                     "", "Examples:",
                     "  ubd list",
                     "  ubd list -v",
