@@ -53,7 +53,7 @@ public final class UblkDevInfo {
     }
 
     /**
-     * The byte offset of a field, by its kernel name.
+     * The byte offset of a field of {@code struct ublksrv_ctrl_dev_info}, by its kernel name.
      *
      * @param field the field name, as in the kernel header
      * @return the byte offset

@@ -44,7 +44,7 @@ public final class UblkIo {
             JAVA_INT.withName("result"),
             JAVA_LONG.withName("addr")).withName("ublksrv_io_cmd");
 
-    /** The size in bytes of the struct described by the matching layout. */
+    /** The size in bytes of {@code struct ublksrv_io_cmd} (16). */
     public static final long CMD_SIZE = CMD_LAYOUT.byteSize();
 
     /** {@code UBLK_U_IO_FETCH_REQ}: the ioctl-encoded opcode of the IO command. */
@@ -128,7 +128,7 @@ public final class UblkIo {
             JAVA_LONG.withName("start_sector"),
             JAVA_LONG.withName("addr")).withName("ublksrv_io_desc");
 
-    /** The size in bytes of the struct described by the matching layout. */
+    /** The size in bytes of {@code struct ublksrv_io_desc} (24): one per tag in the descriptor area. */
     public static final long DESC_SIZE = DESC_LAYOUT.byteSize();
     /** {@code UBLKSRV_CMD_BUF_OFFSET}: mmap offset of queue 0's descriptors. */
     public static final long CMD_BUF_OFFSET = 0;
@@ -165,9 +165,10 @@ public final class UblkIo {
     private UblkIo() {}
 
     /**
-     * The byte offset of a field, by its kernel name.
+     * The byte offset of a field of {@code struct ublksrv_io_cmd}, by its kernel name.
      *
-     * @param field the field name, as in the kernel header
+     * @param field the field name, as in the kernel header ({@code "q_id"}, {@code "tag"}, {@code "result"}, {@code
+     *         "addr"})
      * @return the byte offset
      */
     public static long cmdOffsetOf(String field) {
@@ -175,9 +176,10 @@ public final class UblkIo {
     }
 
     /**
-     * The byte offset of a field, by its kernel name.
+     * The byte offset of a field of {@code struct ublksrv_io_desc}, by its kernel name.
      *
-     * @param field the field name, as in the kernel header
+     * @param field the field name, as in the kernel header ({@code "op_flags"}, {@code "nr_sectors"}, {@code
+     *         "start_sector"}, {@code "addr"})
      * @return the byte offset
      */
     public static long descOffsetOf(String field) {
