@@ -28,6 +28,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** The command line's contract with shell users: exit statuses, one-line errors, help, completion and JSON. */
 class UbdCommandTest {
@@ -143,6 +144,27 @@ class UbdCommandTest {
         for (String word : List.of("serve", "recover", "list", "remove", "features", "--target", "--json",
                 "mirror", "stripe")) {
             assertTrue(script.contains(word), word);
+        }
+    }
+
+    @Test
+    void completionScriptCompletesVerbsAndTargetsInBash() throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/bin/bash")), "bash is installed");
+        Path script = Files.createTempFile("ubd-completion", ".bash");
+        try {
+            Files.writeString(script, run("completion").out());
+            String probe = "source " + script + " 2>/dev/null\n"
+                    + "COMP_WORDS=(ubd se); COMP_CWORD=1; COMP_LINE='ubd se'; COMP_POINT=6\n"
+                    + "_complete_ubd 2>/dev/null; echo \"verbs=${COMPREPLY[*]}\"\n"
+                    + "COMP_WORDS=(ubd serve --target st); COMP_CWORD=3; COMP_LINE='ubd serve --target st'; COMP_POINT=21\n"
+                    + "_complete_ubd 2>/dev/null; echo \"targets=${COMPREPLY[*]}\"\n";
+            Process bash = new ProcessBuilder("/bin/bash", "--norc", "-c", probe).redirectErrorStream(true).start();
+            String out = new String(bash.getInputStream().readAllBytes());
+            assertEquals(0, bash.waitFor(), out);
+            assertTrue(out.contains("verbs=serve\n"), out);
+            assertTrue(out.contains("targets=stripe\n"), out);
+        } finally {
+            Files.deleteIfExists(script);
         }
     }
 
