@@ -6,14 +6,21 @@ package dev.reactorubd;
  */
 public class InvalidDeviceSpecException extends UbdException {
     private static final long serialVersionUID = 1L;
+    /** The name of the field that was refused. */
     private final String field;
 
+    /**
+     * A refusal of one field.
+     *
+     * @param field the name of the field, as in {@code DeviceSpec.Builder}
+     * @param reason why it was refused, and what values are accepted
+     */
     public InvalidDeviceSpecException(String field, String reason) {
         super(field + ": " + reason);
         this.field = field;
     }
 
-    /** The name of the field that was refused. */
+    /** {@return the name of the field that was refused} */
     public String field() {
         return field;
     }

@@ -13,27 +13,46 @@ import dev.reactorubd.uring.Errno;
  */
 public class UbdException extends RuntimeException {
     private static final long serialVersionUID = 1L;
+    /** The positive errno the kernel answered, or 0. */
     private final int errno;
 
+    /**
+     * An error with a message.
+     *
+     * @param message what failed and what to do about it
+     */
     public UbdException(String message) {
         this(message, 0, null);
     }
 
+    /**
+     * An error with a message and the errno the kernel answered.
+     *
+     * @param message what failed and what to do about it
+     * @param errno the positive errno, such as {@code Errno.EIO}
+     */
     public UbdException(String message, int errno) {
         this(message, errno, null);
     }
 
+    /**
+     * An error with a message and the errno the kernel answered, caused by another error.
+     *
+     * @param message what failed and what to do about it
+     * @param errno the positive errno, such as {@code Errno.EIO}
+     * @param cause the error that caused it
+     */
     public UbdException(String message, int errno, Throwable cause) {
         super(message, cause);
         this.errno = Math.abs(errno);
     }
 
-    /** The positive errno the kernel answered, or 0. */
+    /** {@return the positive errno the kernel answered, or 0} */
     public int errno() {
         return errno;
     }
 
-    /** {@code "EBUSY"} and the like, or {@code ""} when there is no errno. */
+    /** {@return {@code "EBUSY"} and the like, or {@code ""} when there is no errno} */
     public String errnoName() {
         return errno == 0 ? "" : Errno.name(errno);
     }

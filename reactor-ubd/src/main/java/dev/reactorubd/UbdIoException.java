@@ -10,6 +10,12 @@ import dev.reactorubd.uring.Errno;
 public class UbdIoException extends UbdException {
     private static final long serialVersionUID = 1L;
 
+    /**
+     * An error with a message and the errno the kernel answered.
+     *
+     * @param errno the positive errno, such as {@code Errno.EIO}
+     * @param message what failed and what to do about it
+     */
     public UbdIoException(int errno, String message) {
         super(message + " (" + Errno.name(errno) + ")", errno);
         if (errno == 0) {
@@ -17,7 +23,12 @@ public class UbdIoException extends UbdException {
         }
     }
 
-    /** The positive errno to report for a request failed by {@code error}: its own, or EIO. */
+    /**
+     * The positive errno to report for a request failed by {@code error}: its own, or EIO.
+     *
+     * @param error the error
+     * @return the positive errno to report for a request failed by {@code error}: its own, or EIO
+     */
     public static int errnoOf(Throwable error) {
         if (error instanceof UbdException u && u.errno() != 0) {
             return u.errno();

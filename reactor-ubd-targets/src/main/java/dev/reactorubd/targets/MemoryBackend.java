@@ -25,6 +25,11 @@ public final class MemoryBackend implements BlockBackend {
     private final long capacity;
     private final ConcurrentHashMap<Long, byte[]> pages = new ConcurrentHashMap<>();
 
+    /**
+     * A RAM disk of {@code capacityBytes}, all zeros; pages are allocated on first write and freed by discard.
+     *
+     * @param capacityBytes the size in bytes, positive
+     */
     public MemoryBackend(long capacityBytes) {
         if (capacityBytes <= 0) {
             throw new IllegalArgumentException("capacity must be positive; was " + capacityBytes);
@@ -32,12 +37,12 @@ public final class MemoryBackend implements BlockBackend {
         this.capacity = capacityBytes;
     }
 
-    /** Pages currently allocated. */
+    /** {@return pages currently allocated} */
     public long allocatedPages() {
         return pages.size();
     }
 
-    /** Bytes of page memory currently allocated. */
+    /** {@return bytes of page memory currently allocated} */
     public long allocatedBytes() {
         return (long) pages.size() * PAGE;
     }

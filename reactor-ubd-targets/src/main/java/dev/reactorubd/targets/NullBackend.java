@@ -12,10 +12,15 @@ import reactor.core.publisher.Mono;
  * A device that stores nothing, like {@code null_blk}: reads return zeros, writes, flushes, discards and
  * write-zeroes complete at once. Reads are served from one shared zeroed buffer, so no memory is allocated per
  * request; the cost of this backend is the library's own, which makes it the baseline for benchmarks.
+ *
  */
 public final class NullBackend implements BlockBackend {
     private static final int ZEROS = 1 << 20;
     private final ByteBuf zeros = Unpooled.unreleasableBuffer(Unpooled.directBuffer(ZEROS, ZEROS).writeZero(ZEROS));
+
+    /** A null backend; its zero buffer is shared by all its reads, so one instance can serve many devices. */
+    public NullBackend() {
+    }
 
     @Override
     public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {

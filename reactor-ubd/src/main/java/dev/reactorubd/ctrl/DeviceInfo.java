@@ -23,36 +23,59 @@ import java.util.Set;
 public record DeviceInfo(int id, int queues, int depth, UblkDevState state, long maxIoBytes, int serverPid,
                          long featureMask, int ownerUid, int ownerGid) {
 
-    /** Reads a {@code ublksrv_ctrl_dev_info}. */
+    /**
+     * Reads a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @return the device's info
+     */
     public static DeviceInfo read(MemorySegment s) {
         return new DeviceInfo(UblkDevInfo.devId(s), UblkDevInfo.nrHwQueues(s), UblkDevInfo.queueDepth(s),
                 UblkDevState.of(UblkDevInfo.state(s)), UblkDevInfo.maxIoBufBytes(s), UblkDevInfo.ublksrvPid(s),
                 UblkDevInfo.flags(s), UblkDevInfo.ownerUid(s), UblkDevInfo.ownerGid(s));
     }
 
-    /** The features in force. */
+    /** {@return the features in force} */
     public Set<UblkFeature> features() {
         return UblkFeature.fromMask(featureMask);
     }
 
+    /**
+     * Whether a feature is in force on this device.
+     *
+     * @param f the feature
+     * @return whether {@code f} is in force
+     */
     public boolean has(UblkFeature f) {
         return (featureMask & f.mask()) != 0;
     }
 
-    /** {@code /dev/ublkcN}, the character device its server opens. */
+    /** {@return {@code /dev/ublkcN}, the character device its server opens} */
     public String charDevicePath() {
         return charDevicePath(id);
     }
 
-    /** {@code /dev/ublkbN}, the block device the kernel adds on START_DEV. */
+    /** {@return {@code /dev/ublkbN}, the block device the kernel adds on START_DEV} */
     public String blockDevicePath() {
         return blockDevicePath(id);
     }
 
+    /**
+     * The path of a device's char device, which its server opens.
+     *
+     * @param id the device id
+     * @return {@code /dev/ublkcN} for {@code id} N
+     */
     public static String charDevicePath(int id) {
         return "/dev/ublkc" + id;
     }
 
+    /**
+     * The path of a device's block device, present while the device is started.
+     *
+     * @param id the device id
+     * @return {@code /dev/ublkbN} for {@code id} N
+     */
     public static String blockDevicePath(int id) {
         return "/dev/ublkb" + id;
     }

@@ -20,7 +20,12 @@ import java.lang.foreign.MemorySegment;
 public record DeviceParams(int types, int attrs, int logicalBlockSize, int physicalBlockSize, long capacityBytes,
                            long maxIoBytes, DeviceSpec.Discard discard, String charDevice, String diskDevice) {
 
-    /** The parameters a spec asks for. */
+    /**
+     * The parameters a spec asks for.
+     *
+     * @param spec the spec
+     * @return the parameters a spec asks for
+     */
     public static DeviceParams of(DeviceSpec spec) {
         int attrs = (spec.readOnly() ? UblkParams.ATTR_READ_ONLY : 0)
                 | (spec.rotational() ? UblkParams.ATTR_ROTATIONAL : 0)
@@ -31,23 +36,47 @@ public record DeviceParams(int types, int attrs, int logicalBlockSize, int physi
                 spec.capacityBytes(), spec.maxIoBytes(), spec.discard(), "", "");
     }
 
+    /**
+     * Whether the device is read-only ({@code UBLK_ATTR_READ_ONLY}).
+     *
+     * @return whether the device is read-only
+     */
     public boolean readOnly() {
         return (attrs & UblkParams.ATTR_READ_ONLY) != 0;
     }
 
+    /**
+     * Whether the device has a volatile cache, so that the kernel sends FLUSH ({@code UBLK_ATTR_VOLATILE_CACHE}).
+     *
+     * @return whether the device has a volatile cache
+     */
     public boolean volatileCache() {
         return (attrs & UblkParams.ATTR_VOLATILE_CACHE) != 0;
     }
 
+    /**
+     * Whether WRITEs may carry FUA ({@code UBLK_ATTR_FUA}).
+     *
+     * @return whether FUA is allowed
+     */
     public boolean fua() {
         return (attrs & UblkParams.ATTR_FUA) != 0;
     }
 
+    /**
+     * Whether the device says it is rotational ({@code UBLK_ATTR_ROTATIONAL}).
+     *
+     * @return whether the device is rotational
+     */
     public boolean rotational() {
         return (attrs & UblkParams.ATTR_ROTATIONAL) != 0;
     }
 
-    /** Writes these parameters into a zeroed {@code ublk_params} buffer of {@link UblkParams#SIZE} bytes. */
+    /**
+     * Writes these parameters into a zeroed {@code ublk_params} buffer of {@link UblkParams#SIZE} bytes.
+     *
+     * @param s the struct's memory
+     */
     public void write(MemorySegment s) {
         UblkParams.len(s, (int) UblkParams.SIZE);
         UblkParams.types(s, types & (UblkParams.TYPE_BASIC | UblkParams.TYPE_DISCARD));
@@ -67,7 +96,12 @@ public record DeviceParams(int types, int attrs, int logicalBlockSize, int physi
         }
     }
 
-    /** Reads what GET_PARAMS returned. */
+    /**
+     * Reads what GET_PARAMS returned.
+     *
+     * @param s the struct's memory
+     * @return the parameters
+     */
     public static DeviceParams read(MemorySegment s) {
         int types = UblkParams.types(s);
         DeviceSpec.Discard discard = (types & UblkParams.TYPE_DISCARD) == 0 ? null : new DeviceSpec.Discard(

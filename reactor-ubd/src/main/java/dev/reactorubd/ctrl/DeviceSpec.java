@@ -21,8 +21,13 @@ public final class DeviceSpec {
     public static final int AUTO_ID = -1;
     /** Largest device id the driver accepts, plus one ({@code UBLK_MAX_UBLKS}, the minor space). */
     public static final int MAX_DEVICE_IDS = 1 << 20;
+    /**
+     * The most queues a device can have ({@code UBLK_MAX_NR_QUEUES}); the kernel may grant fewer (one per CPU at most).
+     */
     public static final int MAX_QUEUES = UblkIo.MAX_NR_QUEUES;
+    /** The most tags per queue ({@code UBLK_MAX_QUEUE_DEPTH}). */
     public static final int MAX_DEPTH = UblkIo.MAX_QUEUE_DEPTH;
+    /** The largest request by default: 512 KiB. */
     public static final long DEFAULT_MAX_IO_BYTES = 512 * 1024;
 
     /** Features a caller may request; the rest are either always set by this library or not usable with it. */
@@ -77,11 +82,21 @@ public final class DeviceSpec {
         this.features = Collections.unmodifiableSet(f);
     }
 
+    /**
+     * A builder with the defaults: kernel-chosen id, one queue of depth 128, 512-byte blocks (physical as logical),
+     * writable, non-rotational, no volatile cache, no discard. Only the capacity must be set.
+     *
+     * @return a new builder
+     */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** A builder holding this spec's values, to derive a changed copy. */
+    /**
+     * A builder holding this spec's values, to derive a changed copy.
+     *
+     * @return a new builder
+     */
     public Builder toBuilder() {
         Builder b = new Builder();
         b.deviceId = deviceId;
@@ -100,23 +115,46 @@ public final class DeviceSpec {
         return b;
     }
 
+    /** {@return the device id to ask for, or {@link #AUTO_ID}} */
     public int deviceId() { return deviceId; }
+
+    /** {@return the number of hardware queues asked for} */
     public int queues() { return queues; }
+
+    /** {@return the tags per queue: requests in flight per queue at most} */
     public int depth() { return depth; }
+
+    /** {@return the logical block size in bytes: the unit of every offset and length} */
     public int logicalBlockSize() { return logicalBlockSize; }
+
+    /** {@return the physical block size in bytes} */
     public int physicalBlockSize() { return physicalBlockSize; }
+
+    /** {@return the device's size in bytes} */
     public long capacityBytes() { return capacityBytes; }
+
+    /** {@return the largest request in bytes; the kernel splits larger ones} */
     public long maxIoBytes() { return maxIoBytes; }
+
+    /** {@return whether the device is read-only} */
     public boolean readOnly() { return readOnly; }
+
+    /** {@return whether the device says it is rotational (a hint to IO schedulers)} */
     public boolean rotational() { return rotational; }
+
+    /** {@return whether the device has a volatile cache, so that the kernel sends FLUSH requests} */
     public boolean volatileCache() { return volatileCache; }
+
+    /** {@return whether WRITEs may carry FUA (force unit access); needs a volatile cache} */
     public boolean fua() { return fua; }
-    /** The discard limits, or {@code null} when the device does not discard. */
+
+    /** {@return the discard limits, or {@code null} when the device does not discard} */
     public Discard discard() { return discard; }
-    /** The features requested from the kernel; always holds {@link UblkFeature#USER_COPY}. */
+
+    /** {@return the features requested from the kernel; always holds {@link UblkFeature#USER_COPY}} */
     public Set<UblkFeature> features() { return features; }
 
-    /** The feature mask sent with ADD_DEV. */
+    /** {@return the feature mask sent with ADD_DEV} */
     public long featureMask() {
         return UblkFeature.toMask(features);
     }
@@ -148,36 +186,121 @@ public final class DeviceSpec {
 
         private Builder() {}
 
-        /** A fixed device id (0 to 2^20-1), or {@link #AUTO_ID} (the default) to let the kernel pick. */
+        /**
+         * Sets the device id N of {@code /dev/ublkbN}, or {@link #AUTO_ID} to let the kernel pick.
+         *
+         * @param id the id, from 0 to {@link #MAX_DEVICE_IDS} - 1, or {@link #AUTO_ID}
+         * @return this builder
+         */
         public Builder deviceId(int id) { this.deviceId = id; return this; }
-        /** Hardware queues, 1 to 4096 (default 1). The kernel lowers it to the number of CPUs. */
+
+        /**
+         * Sets the number of hardware queues, each served on one event loop.
+         *
+         * @param n from 1 to {@link #MAX_QUEUES}
+         * @return this builder
+         */
         public Builder queues(int n) { this.queues = n; return this; }
-        /** Tags per queue, the most requests a queue has in flight: 1 to 4096 (default 128). */
+
+        /**
+         * Sets the tags per queue: how many requests a queue has in flight at most.
+         *
+         * @param d from 1 to {@link #MAX_DEPTH}
+         * @return this builder
+         */
         public Builder depth(int d) { this.depth = d; return this; }
-        /** Logical block size: a power of two from 512 to 4096 (default 512). */
+
+        /**
+         * Sets the logical block size.
+         *
+         * @param bytes a power of two from 512 to the page size
+         * @return this builder
+         */
         public Builder logicalBlockSize(int bytes) { this.logicalBlockSize = bytes; return this; }
-        /** Physical block size: a power of two from the logical size to 4096 (default: the logical size). */
+
+        /**
+         * Sets the physical block size.
+         *
+         * @param bytes a power of two, at least the logical block size (the logical block size when not set)
+         * @return this builder
+         */
         public Builder physicalBlockSize(int bytes) { this.physicalBlockSize = bytes; return this; }
-        /** Capacity in bytes: required, a positive multiple of the logical block size. */
+
+        /**
+         * Sets the device's size.
+         *
+         * @param bytes a positive multiple of the logical block size
+         * @return this builder
+         */
         public Builder capacityBytes(long bytes) { this.capacityBytes = bytes; return this; }
-        /** Largest single request, a multiple of 4096 from 4096 to 32 MiB (default 512 KiB). */
+
+        /**
+         * Sets the largest request.
+         *
+         * @param bytes a multiple of the page size, {@link #DEFAULT_MAX_IO_BYTES} by default
+         * @return this builder
+         */
         public Builder maxIoBytes(long bytes) { this.maxIoBytes = bytes; return this; }
+
+        /**
+         * Makes the device read-only: the kernel refuses writes before they reach the backend.
+         *
+         * @param v whether it is read-only
+         * @return this builder
+         */
         public Builder readOnly(boolean v) { this.readOnly = v; return this; }
+
+        /**
+         * Marks the device rotational, a hint for IO schedulers.
+         *
+         * @param v whether it is rotational
+         * @return this builder
+         */
         public Builder rotational(boolean v) { this.rotational = v; return this; }
-        /** The device has a volatile write cache: the kernel sends FLUSH requests. */
+
+        /**
+         * Says the device has a volatile cache, so that the kernel sends FLUSH requests (serve them with {@code
+         * BlockBackend.Capability.FLUSH}).
+         *
+         * @param v whether it has one
+         * @return this builder
+         */
         public Builder volatileCache(boolean v) { this.volatileCache = v; return this; }
-        /** The device honours FUA writes; needs {@link #volatileCache(boolean) a volatile cache}. */
+
+        /**
+         * Lets WRITEs carry FUA (force unit access: durable when answered); needs a volatile cache.
+         *
+         * @param v whether FUA is allowed
+         * @return this builder
+         */
         public Builder fua(boolean v) { this.fua = v; return this; }
-        /** Discard limits, or {@code null} (the default) for a device that does not discard. */
+
+        /**
+         * Sets the discard and write-zeroes limits, or none.
+         *
+         * @param d the limits, or {@code null} for a device that neither discards nor zeroes
+         * @return this builder
+         */
         public Builder discard(Discard d) { this.discard = d; return this; }
 
-        /** Extra kernel features to request, such as {@link UblkFeature#USER_RECOVERY}. */
+        /**
+         * Sets the features to request from the kernel; {@link UblkFeature#USER_COPY} is always added.
+         *
+         * @param f the features
+         * @return this builder
+         */
         public Builder features(Set<UblkFeature> f) {
             this.features = EnumSet.noneOf(UblkFeature.class);
             this.features.addAll(Objects.requireNonNull(f, "features"));
             return this;
         }
 
+        /**
+         * Adds one feature to request from the kernel, such as {@link UblkFeature#USER_RECOVERY}.
+         *
+         * @param f the feature
+         * @return this builder
+         */
         public Builder feature(UblkFeature f) {
             this.features.add(Objects.requireNonNull(f, "feature"));
             return this;
@@ -186,6 +309,7 @@ public final class DeviceSpec {
         /**
          * Checks every field and returns the spec.
          *
+         * @return the spec, immutable
          * @throws InvalidDeviceSpecException naming the first field at fault and why
          */
         public DeviceSpec build() {

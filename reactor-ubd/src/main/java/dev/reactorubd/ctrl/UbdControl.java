@@ -80,7 +80,11 @@ public final class UbdControl implements AutoCloseable {
         this.timeout = timeout;
     }
 
-    /** Opens {@code /dev/ublk-control} with {@link #DEFAULT_TIMEOUT}. */
+    /**
+     * Opens {@code /dev/ublk-control} with {@link #DEFAULT_TIMEOUT}.
+     *
+     * @return an open control handle; close it when done
+     */
     public static UbdControl open() {
         return open(CONTROL_PATH, DEFAULT_TIMEOUT);
     }
@@ -88,6 +92,9 @@ public final class UbdControl implements AutoCloseable {
     /**
      * Opens a control device. The open itself returns at once (it is a character device).
      *
+     * @param controlPath the control device, normally {@link #CONTROL_PATH}
+     * @param timeout the bound of each control command, positive
+     * @return an open control handle; close it when done
      * @throws UbdModuleNotLoadedException when the device does not exist: {@code modprobe ublk_drv}
      * @throws UbdPermissionException      when the caller may not open it
      */
@@ -118,7 +125,7 @@ public final class UbdControl implements AutoCloseable {
         }
     }
 
-    /** The bound of each command. */
+    /** {@return the bound of each command} */
     public Duration timeout() {
         return timeout;
     }
@@ -134,7 +141,7 @@ public final class UbdControl implements AutoCloseable {
         return featureMask().map(UblkFeature::fromMask);
     }
 
-    /** The raw feature mask of GET_FEATURES, with bits this library may not name. */
+    /** {@return the raw feature mask of GET_FEATURES, with bits this library may not name} */
     public Mono<Long> featureMask() {
         return command(UblkCtrlCmd.GET_FEATURES, -1, 0, 8, null,
                 (res, buf) -> buf.get(ValueLayout.JAVA_LONG, 0));
@@ -144,6 +151,7 @@ public final class UbdControl implements AutoCloseable {
      * Adds a device (ADD_DEV) after checking that this kernel has every feature the spec requests. The device is
      * DEAD until started.
      *
+     * @param spec what to create
      * @return the negotiated device info: use its queue count, depth and id, not the spec's
      */
     public Mono<DeviceInfo> addDevice(DeviceSpec spec) {
@@ -171,24 +179,46 @@ public final class UbdControl implements AutoCloseable {
                 });
     }
 
-    /** Sets a device's parameters from its spec (SET_PARAMS); only before START_DEV. */
+    /**
+     * Sets a device's parameters from its spec (SET_PARAMS); only before START_DEV.
+     *
+     * @param devId the device id
+     * @param spec the spec whose parameters to set
+     * @return a Mono that completes once done, or signals a {@link UbdException} saying what the kernel refused
+     */
     public Mono<Void> setParams(int devId, DeviceSpec spec) {
         return setParams(devId, DeviceParams.of(spec));
     }
 
-    /** Sets a device's parameters (SET_PARAMS); only before START_DEV. */
+    /**
+     * Sets a device's parameters (SET_PARAMS); only before START_DEV.
+     *
+     * @param devId the device id
+     * @param params the parameters, as {@link DeviceParams#of(DeviceSpec)} makes them from a spec
+     * @return a Mono that completes once done, or signals a {@link UbdException} saying what the kernel refused
+     */
     public Mono<Void> setParams(int devId, DeviceParams params) {
         Objects.requireNonNull(params, "params");
         return command(UblkCtrlCmd.SET_PARAMS, devId, 0, UblkParams.SIZE, params::write, (res, buf) -> null);
     }
 
-    /** The parameters in force (GET_PARAMS), with the device numbers once started. */
+    /**
+     * The parameters in force (GET_PARAMS), with the device numbers once started.
+     *
+     * @param devId the device id
+     * @return the parameters in force (GET_PARAMS), with the device numbers once started
+     */
     public Mono<DeviceParams> getParams(int devId) {
         return command(UblkCtrlCmd.GET_PARAMS, devId, 0, UblkParams.SIZE,
                 buf -> UblkParams.len(buf, (int) UblkParams.SIZE), (res, buf) -> DeviceParams.read(buf));
     }
 
-    /** A device's info (GET_DEV_INFO). */
+    /**
+     * A device's info (GET_DEV_INFO).
+     *
+     * @param devId the device id
+     * @return a Mono of the device's info, or a {@link UbdNoSuchDeviceException} when there is no such device
+     */
     public Mono<DeviceInfo> deviceInfo(int devId) {
         return command(UblkCtrlCmd.GET_DEV_INFO, devId, 0, UblkDevInfo.SIZE, null,
                 (res, buf) -> DeviceInfo.read(buf));
@@ -198,6 +228,9 @@ public final class UbdControl implements AutoCloseable {
      * Starts a device (START_DEV) on behalf of this process. The kernel holds the command until every tag of every
      * queue has been fetched, then adds {@code /dev/ublkbN} and scans it for partitions, which already reads
      * through the queues: subscribe to this only once the queues serve.
+     *
+     * @param devId the device id
+     * @return a Mono that completes once done, or signals a {@link UbdException} saying what the kernel refused
      */
     public Mono<Void> startDevice(int devId) {
         return command(UblkCtrlCmd.START_DEV, devId, ProcessHandle.current().pid(), 0, null, (res, buf) -> null);
@@ -206,6 +239,9 @@ public final class UbdControl implements AutoCloseable {
     /**
      * Stops a device (STOP_DEV): removes {@code /dev/ublkbN}, lets in-flight IO drain, and completes pending
      * fetches with {@code -ENODEV}. Stopping a device that is not started is a no-op.
+     *
+     * @param devId the device id
+     * @return a Mono that completes once done, or signals a {@link UbdException} saying what the kernel refused
      */
     public Mono<Void> stopDevice(int devId) {
         return command(UblkCtrlCmd.STOP_DEV, devId, 0, 0, null, (res, buf) -> null);
@@ -214,6 +250,9 @@ public final class UbdControl implements AutoCloseable {
     /**
      * Deletes a device (DEL_DEV). The kernel waits until nothing holds the device: every fd and mapping of its
      * char device closed, and the block device gone; bounded by this handle's timeout like every command.
+     *
+     * @param devId the device id
+     * @return a Mono that completes once done, or signals a {@link UbdException} saying what the kernel refused
      */
     public Mono<Void> deleteDevice(int devId) {
         return command(UblkCtrlCmd.DEL_DEV, devId, 0, 0, null, (res, buf) -> null);
@@ -222,6 +261,9 @@ public final class UbdControl implements AutoCloseable {
     /**
      * Deletes a device without waiting for its last reference (DEL_DEV_ASYNC, Linux 6.9+); the id is freed
      * when the last holder lets go.
+     *
+     * @param devId the device id
+     * @return a Mono that completes once done, or signals a {@link UbdException} saying what the kernel refused
      */
     public Mono<Void> deleteDeviceAsync(int devId) {
         return command(UblkCtrlCmd.DEL_DEV_ASYNC, devId, 0, 0, null, (res, buf) -> null);
@@ -232,6 +274,9 @@ public final class UbdControl implements AutoCloseable {
      * device is still held (a file system mounted from it, a device stacked on it, a process with it open) is refused
      * up front with {@link UbdDeviceBusyException} naming the holders, since DEL_DEV would wait for them: unmount or
      * close it, or use {@link #removeDeviceAsync}.
+     *
+     * @param devId the device id
+     * @return a Mono that completes once done, or signals a {@link UbdException} saying what the kernel refused
      */
     public Mono<Void> removeDevice(int devId) {
         return Mono.fromCallable(() -> DeviceHolders.of(devId))
@@ -256,6 +301,9 @@ public final class UbdControl implements AutoCloseable {
     /**
      * Begins recovering a device whose server died (START_USER_RECOVERY); needs {@link UblkFeature#USER_RECOVERY}.
      * Answers {@link UbdDeviceBusyException} until the old server's char device is closed.
+     *
+     * @param devId the device id
+     * @return a Mono that completes once done, or signals a {@link UbdException} saying what the kernel refused
      */
     public Mono<Void> startUserRecovery(int devId) {
         return command(UblkCtrlCmd.START_USER_RECOVERY, devId, 0, 0, null, (res, buf) -> null);
@@ -264,6 +312,9 @@ public final class UbdControl implements AutoCloseable {
     /**
      * Ends recovery (END_USER_RECOVERY) on behalf of this process; like START_DEV, the kernel holds it until every
      * tag has been fetched again.
+     *
+     * @param devId the device id
+     * @return a Mono that completes once done, or signals a {@link UbdException} saying what the kernel refused
      */
     public Mono<Void> endUserRecovery(int devId) {
         return command(UblkCtrlCmd.END_USER_RECOVERY, devId, ProcessHandle.current().pid(), 0, null,
@@ -271,8 +322,8 @@ public final class UbdControl implements AutoCloseable {
     }
 
     /**
-     * Every ublk device on this machine, in id order, found through sysfs ({@code /sys/class/ublk-char}) and
-     * described by GET_DEV_INFO; devices deleted meanwhile are skipped.
+     * {@return every ublk device on this machine, in id order, found through sysfs ({@code /sys/class/ublk-char}) and
+     * described by GET_DEV_INFO; devices deleted meanwhile are skipped}
      */
     public Flux<DeviceInfo> listDevices() {
         return Mono.fromCallable(UbdControl::deviceIdsFromSysfs)

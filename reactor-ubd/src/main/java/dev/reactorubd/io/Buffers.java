@@ -7,12 +7,23 @@ import java.lang.foreign.MemorySegment;
 public final class Buffers {
     private Buffers() {}
 
-    /** Whether {@code buf}'s readable bytes sit at one native address. */
+    /**
+     * Whether {@code buf}'s readable bytes sit at one native address.
+     *
+     * @param buf the buffer
+     * @return whether {@code buf}'s readable bytes sit at one native address
+     */
     public static boolean isContiguousDirect(ByteBuf buf) {
         return buf.hasMemoryAddress() || (buf.isDirect() && buf.nioBufferCount() == 1);
     }
 
-    /** The native address of byte {@code index} of a contiguous direct buffer. */
+    /**
+     * The native address of byte {@code index} of a contiguous direct buffer.
+     *
+     * @param buf a contiguous direct buffer
+     * @param index the index of the byte
+     * @return the native address of byte {@code index} of a contiguous direct buffer
+     */
     public static long address(ByteBuf buf, int index) {
         if (buf.hasMemoryAddress()) {
             return buf.memoryAddress() + index;

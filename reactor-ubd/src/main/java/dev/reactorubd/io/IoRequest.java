@@ -45,56 +45,57 @@ public final class IoRequest {
         this.length = length;
     }
 
-    /** The queue this request came from. */
+    /** {@return the queue this request came from} */
     public UbdQueue queue() {
         return queue;
     }
 
-    /** The queue's id. */
+    /** {@return the queue's id} */
     public int queueId() {
         return queue.id();
     }
 
-    /** The tag: which of the queue's depth slots carries this request. */
+    /** {@return the tag: which of the queue's depth slots carries this request} */
     public int tag() {
         return tag;
     }
 
+    /** {@return the operation} */
     public IoOp op() {
         return op;
     }
 
-    /** The kernel's {@code op_flags} ({@code UblkIo.F_*} bits; the low byte is the operation code). */
+    /** {@return the kernel's {@code op_flags} ({@code UblkIo.F_*} bits; the low byte is the operation code)} */
     public int flags() {
         return opFlags;
     }
 
-    /** Force unit access: a WRITE that must be durable when answered. */
+    /** {@return whether this WRITE has FUA (force unit access): it must be durable when answered} */
     public boolean fua() {
         return (opFlags & UblkIo.F_FUA) != 0;
     }
 
-    /** For WRITE_ZEROES: the backend must not deallocate (unmap) the range. */
+    /** {@return whether, for WRITE_ZEROES, the backend must keep the range allocated (not unmap it)} */
     public boolean noUnmap() {
         return (opFlags & UblkIo.F_NOUNMAP) != 0;
     }
 
-    /** Byte offset on the device. */
+    /** {@return the byte offset on the device} */
     public long offset() {
         return offset;
     }
 
-    /** Length in bytes (0 for FLUSH). */
+    /** {@return the length in bytes (0 for FLUSH)} */
     public int length() {
         return length;
     }
 
-    /** The data of a WRITE ({@link #length()} readable bytes), or {@code null} for other operations. */
+    /** {@return the data of a WRITE ({@link #length()} readable bytes), or {@code null} for other operations} */
     public ByteBuf data() {
         return data;
     }
 
-    /** Whether this request was answered. */
+    /** {@return whether this request was answered} */
     public boolean isAnswered() {
         return answered != 0;
     }
@@ -107,17 +108,27 @@ public final class IoRequest {
     /**
      * Answers a READ with its data: exactly {@link #length()} readable bytes; ownership passes to the queue. For
      * other operations the buffer is released and the request completes as with {@link #complete()}.
+     *
+     * @param readData the data read: exactly {@link #length()} bytes, released by the queue once copied
      */
     public void complete(ByteBuf readData) {
         answer(readData, 0, null);
     }
 
-    /** Fails the request with a positive errno (EIO, ENOSPC, ...), which the reader or writer sees. */
+    /**
+     * Fails the request with a positive errno (EIO, ENOSPC, ...), which the reader or writer sees.
+     *
+     * @param errno the positive errno, such as {@code Errno.EIO}
+     */
     public void fail(int errno) {
         answer(null, errno <= 0 ? Errno.EIO : errno, "failed by its consumer");
     }
 
-    /** Fails the request: with the errno of a {@link UbdIoException} (or any UbdException that has one), else EIO. */
+    /**
+     * Fails the request: with the errno of a {@link UbdIoException} (or any UbdException that has one), else EIO.
+     *
+     * @param error the failure: its errno if it is a {@link dev.reactorubd.UbdException} with one, else EIO
+     */
     public void fail(Throwable error) {
         answer(null, UbdIoException.errnoOf(error), error);
     }

@@ -61,9 +61,12 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
     /**
      * Registers a transport for {@code queue} with its event loop, which must be a Netty io_uring loop.
      *
+     * @param queue the queue, whose loop must be a Netty io_uring event loop
      * @param fd          the open {@code /dev/ublkcN}
      * @param descriptorArea the queue's descriptor area, mapped read-only; the transport unmaps it on close
      * @param copy           how data moves
+     * @return a {@code Mono} of the transport once registered with the loop, or an error if the loop is not an io_uring
+     *         loop
      */
     public static Mono<KernelQueueTransport> register(UbdQueue queue, int fd, MappedRegion descriptorArea,
                                                       DataCopy copy) {
@@ -184,6 +187,8 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
      * Stops taking completions and unmaps the descriptor area, on the queue's loop so that no completion can be
      * reading the descriptors meanwhile. The caller closes the fd after the returned Mono completes. Kernel
      * commands still pending keep their own reference to the file until the kernel ends them.
+     *
+     * @return a Mono that completes on the loop once the transport is shut down
      */
     public Mono<Void> shutdown() {
         return Mono.<Void>create(sink -> {

@@ -16,11 +16,16 @@ import reactor.core.scheduler.Scheduler;
 public final class LoopScheduler implements Scheduler {
     private final EventExecutor loop;
 
+    /**
+     * A scheduler whose workers all run on {@code loop}; tasks submitted from the loop itself run at once.
+     *
+     * @param loop the event loop
+     */
     public LoopScheduler(EventExecutor loop) {
         this.loop = loop;
     }
 
-    /** The event loop. */
+    /** {@return the event loop} */
     public EventExecutor loop() {
         return loop;
     }

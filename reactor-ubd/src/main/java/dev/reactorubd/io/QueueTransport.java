@@ -17,15 +17,28 @@ public interface QueueTransport {
     /**
      * Copies the data of the WRITE request of {@code tag} into {@code dst} ({@code length} bytes at its memory
      * address); then calls {@link UbdQueue#onCopiedIn} with the bytes copied or {@code -errno}.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     * @param dst a contiguous direct buffer of at least {@code length} writable bytes
+     * @param length the length in bytes
      */
     void copyIn(int tag, ByteBuf dst, int length);
 
     /**
      * Copies {@code length} bytes of {@code src} (a direct buffer) into the READ request of {@code tag}; then calls
      * {@link UbdQueue#onCopiedOut} with the bytes copied or {@code -errno}. {@code src} stays valid until then.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     * @param src a contiguous direct buffer holding the data
+     * @param length the length in bytes
      */
     void copyOut(int tag, ByteBuf src, int length);
 
-    /** Commits {@code result} (bytes, 0, or {@code -errno}) for {@code tag} and fetches its next request. */
+    /**
+     * Commits {@code result} (bytes, 0, or {@code -errno}) for {@code tag} and fetches its next request.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     * @param result the result: a byte count or 0 on success, or {@code -errno}
+     */
     void commitAndFetch(int tag, int result);
 }

@@ -50,12 +50,21 @@ public final class UbdQueue {
     private final Flux<IoRequest> requests;
     private final AtomicLong completed = new AtomicLong();
     private final AtomicLong failed = new AtomicLong();
+    // Written on the loop only (one writer), read from any thread: plain volatile fields suffice.
+    private volatile long bytes;
+    private volatile int inFlightCount;
     private QueueTransport transport;
     private int aborted;
     private long lastFailureLog;
     private int unloggedFailures;
 
     /**
+     * A queue that is not connected yet: {@link #start} connects it.
+     *
+     * @param deviceId  the id of the device the queue belongs to
+     * @param id        the queue id, from 0
+     * @param depth     the tags of the queue, from 1 to 4096
+     * @param loop      the event loop all of the queue's work runs on
      * @param allocator where the data of WRITE requests is put (the backend's allocator), and where READ data that
      *                  is not in one direct buffer is gathered
      */
@@ -79,7 +88,11 @@ public final class UbdQueue {
         }
     }
 
-    /** Connects the queue to the kernel (or to a virtual device) and fetches every tag. */
+    /**
+     * Connects the queue to the kernel (or to a virtual device) and fetches every tag.
+     *
+     * @param transport the kernel's side ({@link KernelQueueTransport}) or the test kit's
+     */
     public void start(QueueTransport transport) {
         Objects.requireNonNull(transport, "transport");
         scheduler.schedule(() -> {
@@ -91,59 +104,100 @@ public final class UbdQueue {
         });
     }
 
+    /** {@return the id of the device this queue belongs to} */
     public int deviceId() {
         return deviceId;
     }
 
+    /** {@return the queue id, from 0} */
     public int id() {
         return id;
     }
 
+    /** {@return the tags of this queue: the most requests in flight at once} */
     public int depth() {
         return depth;
     }
 
-    /** The queue's event loop as a Reactor Scheduler (tasks from the loop itself run at once). */
+    /** {@return the queue's event loop as a Reactor Scheduler (tasks from the loop itself run at once)} */
     public Scheduler scheduler() {
         return scheduler;
     }
 
-    /** The queue's event loop. */
+    /** {@return the queue's event loop} */
     public EventExecutor loop() {
         return loop;
     }
 
-    /** The allocator WRITE data is read into. */
+    /** {@return the allocator WRITE data is read into} */
     public ByteBufAllocator allocator() {
         return allocator;
     }
 
-    /** The requests of this queue; see the class comment. One subscriber. */
+    /**
+     * The requests of this queue; see the class comment. One subscriber.
+     *
+     * @return the requests of this queue; see the class comment
+     */
     public Flux<IoRequest> requests() {
         return requests;
     }
 
-    /** Completes when the queue has ended: the device stopped and every tag came back. */
+    /**
+     * Completes when the queue has ended: the device stopped and every tag came back.
+     *
+     * @return a {@code Mono} that completes when the queue has ended, or signals the transport's error
+     */
     public Mono<Void> onTerminated() {
         return terminated.asMono();
     }
 
-    /** Requests answered with success so far. */
+    /** {@return requests answered with success so far} */
     public long completedCount() {
         return completed.get();
     }
 
-    /** Requests answered with an error so far. */
+    /**
+     * Requests answered with an error so far.
+     *
+     * @return the count, readable from any thread
+     */
     public long failedCount() {
         return failed.get();
     }
 
+    /**
+     * Bytes moved by successful READ and WRITE requests so far.
+     *
+     * @return the count, readable from any thread (updated on the queue's loop)
+     */
+    public long bytesCount() {
+        return bytes;
+    }
+
+    /**
+     * Requests the kernel handed to this queue that are not answered yet (at most {@link #depth()}).
+     *
+     * @return the count at the time of the call, readable from any thread
+     */
+    public int inFlightCount() {
+        return inFlightCount;
+    }
+
     // ---------------------------------------------------------------- transport callbacks (on the loop)
 
-    /** The kernel put a request in {@code tag}'s descriptor. */
+    /**
+     * The kernel put a request in {@code tag}'s descriptor.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     * @param opFlags the descriptor's {@code op_flags}
+     * @param offset the byte offset on the device
+     * @param length the length in bytes
+     */
     public void onFetched(int tag, int opFlags, long offset, int length) {
         IoRequest r = new IoRequest(this, tag, opFlags, offset, length);
         inFlight[tag] = r;
+        inFlightCount++;
         switch (r.op()) {
             case OTHER -> finish(tag, -Errno.EOPNOTSUPP, "operation " + UblkIo.op(opFlags) + " is not served");
             case WRITE -> {
@@ -170,7 +224,12 @@ public final class UbdQueue {
         }
     }
 
-    /** The data of the WRITE in {@code tag} was copied in: {@code res} bytes, or {@code -errno}. */
+    /**
+     * The data of the WRITE in {@code tag} was copied in: {@code res} bytes, or {@code -errno}.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     * @param res the result: a byte count, or {@code -errno}
+     */
     public void onCopiedIn(int tag, int res) {
         IoRequest r = inFlight[tag];
         if (r == null) {
@@ -184,7 +243,12 @@ public final class UbdQueue {
         emit(r);
     }
 
-    /** The data of the READ in {@code tag} was copied out: {@code res} bytes, or {@code -errno}. */
+    /**
+     * The data of the READ in {@code tag} was copied out: {@code res} bytes, or {@code -errno}.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     * @param res the result: a byte count, or {@code -errno}
+     */
     public void onCopiedOut(int tag, int res) {
         IoRequest r = inFlight[tag];
         if (r == null) {
@@ -194,11 +258,16 @@ public final class UbdQueue {
                 "copying the read's data to the kernel moved " + res);
     }
 
-    /** The kernel gave {@code tag} back for good (the device is stopping). */
+    /**
+     * The kernel gave {@code tag} back for good (the device is stopping).
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     */
     public void onAborted(int tag) {
         IoRequest r = inFlight[tag];
         inFlight[tag] = null;
         if (r != null) {
+            inFlightCount--;
             releaseBuffers(r);
         }
         if (++aborted == depth) {
@@ -207,7 +276,11 @@ public final class UbdQueue {
         }
     }
 
-    /** The transport failed for good: the Flux signals the error, the queue ends. */
+    /**
+     * The transport failed for good: the Flux signals the error, the queue ends.
+     *
+     * @param error the error
+     */
     public void onTransportError(Throwable error) {
         for (int tag = 0; tag < depth; tag++) {
             IoRequest r = inFlight[tag];
@@ -216,6 +289,7 @@ public final class UbdQueue {
                 releaseBuffers(r);
             }
         }
+        inFlightCount = 0;
         aborted = depth;
         sink.tryEmitError(error);
         terminated.tryEmitError(error);
@@ -309,6 +383,7 @@ public final class UbdQueue {
         IoRequest r = inFlight[tag];
         inFlight[tag] = null;
         if (r != null) {
+            inFlightCount--;
             releaseBuffers(r);
         }
         if (result < 0) {
@@ -316,6 +391,7 @@ public final class UbdQueue {
             logFailure(r, -result, why);
         } else {
             completed.incrementAndGet();
+            bytes += result; // READ and WRITE answer their byte count, the others 0
         }
         transport.commitAndFetch(tag, result);
     }

@@ -46,6 +46,10 @@ public final class BackendBridge {
     /**
      * Binds {@code backend} to each queue ({@link BlockBackend#bind}) and attaches what it returns, in queue order.
      * Signals each attachment's Disposable; an error from a bind ends the Flux with it.
+     *
+     * @param queues the device's queues, not yet subscribed to
+     * @param backend the backend that answers the requests
+     * @return a Flux of one Disposable per queue, which detaches the backend from it
      */
     public static Flux<Disposable> attachAll(List<UbdQueue> queues, BlockBackend backend, Duration requestTimeout) {
         return Flux.fromIterable(queues).concatMap(q -> backend.bind(q)
@@ -54,12 +58,18 @@ public final class BackendBridge {
     }
 
     /**
-     * Subscribes to {@code queue}'s requests and serves them from {@code backend} until the queue ends.
+     * Subscribes to {@code queue}'s requests and serves them from {@code backend} until the queue ends: at most depth
+     * requests in the backend at once, one more asked for each one answered.
      *
      * <p>A request the backend has not answered within {@code requestTimeout} fails with ETIMEDOUT (checked a few
      * times per timeout period on the queue's loop, so it fails between 1 and 1.25 times the timeout); the backend's
      * Mono stays subscribed, and what it signals later is dropped, a read's buffer released. {@link Duration#ZERO}
      * waits forever.
+     *
+     * @param queue the queue, not yet subscribed to
+     * @param backend the backend that answers the requests, called on the queue's loop
+     * @param requestTimeout how long a request may wait for its answer
+     * @return the subscription; disposing it cancels the queue's Flux (waiting requests then fail with EIO)
      */
     public static Disposable attach(UbdQueue queue, BlockBackend backend, Duration requestTimeout) {
         if (requestTimeout.isNegative()) {
@@ -70,12 +80,26 @@ public final class BackendBridge {
         return s;
     }
 
-    /** {@link #attach(UbdQueue, BlockBackend, Duration)} with the {@link #DEFAULT_REQUEST_TIMEOUT}. */
+    /**
+     * {@link #attach(UbdQueue, BlockBackend, Duration)} with the {@link #DEFAULT_REQUEST_TIMEOUT}.
+     *
+     * @param queue the queue, not yet subscribed to
+     * @param backend the backend that answers the requests
+     * @return the subscription
+     */
     public static Disposable attach(UbdQueue queue, BlockBackend backend) {
         return attach(queue, backend, DEFAULT_REQUEST_TIMEOUT);
     }
 
-    /** Serves one request; {@code done} runs once it was answered, whichever way. */
+    /**
+     * Serves one request; {@code done} runs once it was answered, whichever way. An exception thrown by the backend, an
+     * error signal, or an empty or wrong-length read fails the request (EIO, or the errno of a {@link
+     * dev.reactorubd.UbdIoException}).
+     *
+     * @param backend the backend that answers the request
+     * @param r the request, not yet answered
+     * @param done run once the request is answered
+     */
     public static void serve(BlockBackend backend, IoRequest r, Runnable done) {
         serve(backend, r, new Answer(r, done, null));
     }

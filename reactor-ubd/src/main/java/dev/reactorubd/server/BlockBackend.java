@@ -48,44 +48,89 @@ public interface BlockBackend {
     }
 
     /**
-     * Reads {@code length} bytes at {@code offset}.
+     * Reads {@code length} bytes at {@code offset}. Called on the queue's event loop: return at once and signal the
+     * Mono from any thread.
      *
+     * @param offset the byte offset on the device, a multiple of the logical block size
+     * @param length the bytes to read, a multiple of the logical block size, at most the device's largest request
      * @param allocator the queue's allocator, for backends without a pool of their own
+     * @return a Mono of a buffer with exactly {@code length} readable bytes, whose ownership passes to the library (it
+     *         releases the buffer after copying it to the kernel); an error, an empty Mono or a wrong length fails the
+     *         request (EIO, or the errno of a {@link UbdIoException})
      */
     Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator);
 
-    /** Writes {@code data} (its readable bytes) at {@code offset}; durable on completion when {@code fua}. */
+    /**
+     * Writes {@code data} (its readable bytes) at {@code offset}; durable on completion when {@code fua}. Called on the
+     * queue's event loop: return at once.
+     *
+     * @param offset the byte offset on the device, a multiple of the logical block size
+     * @param data the bytes to write, in a buffer of {@link #allocator()}; valid until the Mono terminates, so {@code
+     *         retain()} it to keep it longer; do not release it otherwise
+     * @param fua force unit access: the data must be durable when the Mono completes (only with {@link Capability#FUA})
+     * @return a Mono that completes once the data is written, or signals the error that fails the request
+     */
     Mono<Void> write(long offset, ByteBuf data, boolean fua);
 
-    /** Makes every completed write durable. Called only with {@link Capability#FLUSH}. */
+    /**
+     * Makes every completed write durable. Called only with {@link Capability#FLUSH}.
+     *
+     * @return a Mono that completes once every write completed before the call is durable; the default completes at
+     *         once
+     */
     default Mono<Void> flush() {
         return Mono.empty();
     }
 
-    /** Discards a range. Called only with {@link Capability#DISCARD}. */
+    /**
+     * Discards a range: its contents become undefined (a hole, typically). Called only with {@link Capability#DISCARD}.
+     *
+     * @param offset the byte offset on the device
+     * @param length the bytes to discard
+     * @return a Mono that completes once the range is discarded; the default fails with EOPNOTSUPP
+     */
     default Mono<Void> discard(long offset, long length) {
         return Mono.error(new UbdIoException(Errno.EOPNOTSUPP, "discard is not supported by " + this));
     }
 
     /**
-     * Zeroes a range; {@code noUnmap} asks to keep it allocated. Called only with
-     * {@link Capability#WRITE_ZEROES}.
+     * Zeroes a range; {@code noUnmap} asks to keep it allocated. Called only with {@link Capability#WRITE_ZEROES}.
+     *
+     * @param offset the byte offset on the device
+     * @param length the bytes to zero
+     * @param noUnmap keep the range allocated (do not punch a hole)
+     * @return a Mono that completes once the range reads as zeros; the default fails with EOPNOTSUPP
      */
     default Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
         return Mono.error(new UbdIoException(Errno.EOPNOTSUPP, "write-zeroes is not supported by " + this));
     }
 
-    /** What this backend serves beyond read and write. */
+    /**
+     * What this backend serves beyond read and write. The server advertises them to the kernel (a volatile cache for
+     * {@link Capability#FLUSH}, FUA, discard and write-zeroes limits), so that it sends only the requests the backend
+     * serves.
+     *
+     * @return the capabilities; none by default
+     */
     default Set<Capability> capabilities() {
         return Set.of();
     }
 
-    /** Where the data of WRITE requests is put before {@link #write} sees it. Netty's pooled direct allocator. */
+    /**
+     * Where the data of WRITE requests is put before {@link #write} sees it, so that a backend decides where its data
+     * lives (aligned memory for O_DIRECT, say). Called once per queue, before the device starts.
+     *
+     * @return an allocator of direct buffers; Netty's pooled direct allocator by default
+     */
     default ByteBufAllocator allocator() {
         return PooledByteBufAllocator.DEFAULT;
     }
 
-    /** The bytes this backend stores, or {@link #UNKNOWN_SIZE} when it does not know (the device spec decides). */
+    /**
+     * The bytes this backend stores, or {@link #UNKNOWN_SIZE} when it does not know (the device spec decides).
+     *
+     * @return the size in bytes, or {@link #UNKNOWN_SIZE}
+     */
     default long size() {
         return UNKNOWN_SIZE;
     }
@@ -98,6 +143,9 @@ public interface BlockBackend {
      * The default is this backend itself. A backend that needs the queue's event loop ({@code queue.loop()}) returns a
      * backend bound to it, whose methods are then called only on that loop; it releases what it took for the queue when
      * {@code queue.onTerminated()} completes. An error fails the device's start.
+     *
+     * @param queue the queue to serve, with its event loop and allocator
+     * @return a Mono of the backend for that queue
      */
     default Mono<BlockBackend> bind(UbdQueue queue) {
         return Mono.just(this);
@@ -106,6 +154,8 @@ public interface BlockBackend {
     /**
      * Releases what the backend holds (files, connections; the parts of a composed backend). Requests still in flight
      * fail. The default does nothing. Idempotent.
+     *
+     * @return a Mono that completes once everything is released
      */
     default Mono<Void> close() {
         return Mono.empty();

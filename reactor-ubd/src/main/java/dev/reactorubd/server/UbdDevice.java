@@ -57,26 +57,32 @@ public final class UbdDevice implements Disposable {
         this.closeMono = Mono.defer(this::doClose).cache();
     }
 
-    /** The device id N of {@code /dev/ublkbN}. */
+    /** {@return the device id N of {@code /dev/ublkbN}} */
     public int id() {
         return info.id();
     }
 
-    /** The negotiated device info, as ADD_DEV returned it. */
+    /** {@return the negotiated device info, as ADD_DEV returned it} */
     public DeviceInfo info() {
         return info;
     }
 
-    /** {@code /dev/ublkbN}. */
+    /** {@return {@code /dev/ublkbN}} */
     public String blockDevicePath() {
         return info.blockDevicePath();
     }
 
-    /** The queues, one per hardware queue the kernel granted. */
+    /** {@return the queues, one per hardware queue the kernel granted} */
     public List<UbdQueue> queues() {
         return queues;
     }
 
+    /**
+     * One of the device's queues.
+     *
+     * @param id the queue id, from 0 to the number of queues - 1
+     * @return the queue
+     */
     public UbdQueue queue(int id) {
         return queues.get(id);
     }
@@ -88,17 +94,29 @@ public final class UbdDevice implements Disposable {
     /**
      * Starts the device (START_DEV). Completes once {@code /dev/ublkbN} exists; the kernel scans it for partitions
      * first, which reads through the queues, so their requests must be consumed by then.
+     *
+     * @return a Mono that completes once the device is live, or signals the kernel's refusal as a {@link
+     *         dev.reactorubd.UbdException}
      */
     public Mono<Void> start() {
         return control.startDevice(info.id());
     }
 
-    /** Stops, drains and deletes the device; see the class comment. Idempotent. */
+    /**
+     * Stops, drains and deletes the device; see the class comment. Idempotent.
+     *
+     * @return the same Mono on every call: it completes once the device is deleted, or signals a {@link
+     *         UbdTimeoutException} when a bound ran out
+     */
     public Mono<Void> close() {
         return closeMono;
     }
 
-    /** Completes when the device was deleted (or failed to be). */
+    /**
+     * Completes when the device was deleted (or failed to be).
+     *
+     * @return a Mono that completes when the device is deleted, or signals why closing failed
+     */
     public Mono<Void> onClose() {
         return closed.asMono();
     }

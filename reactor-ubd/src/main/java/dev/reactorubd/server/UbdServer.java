@@ -77,17 +77,29 @@ public final class UbdServer implements AutoCloseable {
     /**
      * A server with its own control handle (default timeout) and its own event loops.
      *
+     * @return a server with its own control handle (default timeout) and its own event loops
      * @throws UbdModuleNotLoadedException when ublk_drv is not loaded
      */
     public static UbdServer create() {
         return builder().build();
     }
 
-    /** A server whose queues run on the caller's io_uring event loops. */
+    /**
+     * A server whose queues run on the caller's io_uring event loops.
+     *
+     * @param group the io_uring event loops
+     * @return a server whose queues run on the caller's io_uring event loops
+     */
     public static UbdServer create(IoEventLoopGroup group) {
         return builder().eventLoops(group).build();
     }
 
+    /**
+     * A builder for a server with other settings than {@link #create()}'s: its control handle, event loops, ring
+     * configuration or data copy.
+     *
+     * @return a new builder
+     */
     public static Builder builder() {
         return new Builder();
     }
@@ -102,7 +114,12 @@ public final class UbdServer implements AutoCloseable {
 
         private Builder() {}
 
-        /** The control handle to use (the server closes it); default: {@link UbdControl#open()}. */
+        /**
+         * The control handle to use (the server closes it); default: {@link UbdControl#open()}.
+         *
+         * @param control an open control handle
+         * @return this builder
+         */
         public Builder control(UbdControl control) {
             this.control = Objects.requireNonNull(control, "control");
             return this;
@@ -111,19 +128,32 @@ public final class UbdServer implements AutoCloseable {
         /**
          * The caller's io_uring event loops (built with {@code IoUringIoHandler.newFactory()}), which the server does
          * not shut down; default: a group of its own, one daemon loop per CPU.
+         *
+         * @param group the io_uring event loops
+         * @return this builder
          */
         public Builder eventLoops(IoEventLoopGroup group) {
             this.group = Objects.requireNonNull(group, "group");
             return this;
         }
 
-        /** The ring configuration of the server's own loops (ignored with {@link #eventLoops}). */
+        /**
+         * The ring configuration of the server's own loops (ignored with {@link #eventLoops}).
+         *
+         * @param config Netty's io_uring ring settings (ring size, SINGLE_ISSUER...)
+         * @return this builder
+         */
         public Builder ringConfig(IoUringIoHandlerConfig config) {
             this.ringConfig = Objects.requireNonNull(config, "config");
             return this;
         }
 
-        /** How request data moves; default {@link DataCopy#SYSCALL}, the faster one (see {@link DataCopy}). */
+        /**
+         * How request data moves; default {@link DataCopy#SYSCALL}, the faster one (see {@link DataCopy}).
+         *
+         * @param copy the way data is copied between the kernel's request pages and buffers
+         * @return this builder
+         */
         public Builder dataCopy(DataCopy copy) {
             this.dataCopy = Objects.requireNonNull(copy, "copy");
             return this;
@@ -146,6 +176,7 @@ public final class UbdServer implements AutoCloseable {
         /**
          * Opens the control device (unless given) and creates the loops (unless given).
          *
+         * @return a server; close it to close its own loops and control handle
          * @throws UbdModuleNotLoadedException when ublk_drv is not loaded
          */
         public UbdServer build() {
@@ -160,7 +191,7 @@ public final class UbdServer implements AutoCloseable {
         }
     }
 
-    /** The control handle, for commands on any device. */
+    /** {@return the control handle, for commands on any device} */
     public UbdControl control() {
         return control;
     }
@@ -169,6 +200,11 @@ public final class UbdServer implements AutoCloseable {
      * Adds a device for {@code spec}, serves it from {@code backend} and starts it. The spec's cache, FUA and
      * discard settings are completed from the backend's capabilities. The Mono signals the live device, or an
      * error after removing whatever was created.
+     *
+     * @param spec what to create
+     * @param backend the backend that answers the requests
+     * @return a Mono of the live device; it errors with a {@link dev.reactorubd.UbdException} saying what the kernel
+     *         refused (the device is then removed)
      */
     public Mono<UbdDevice> serve(DeviceSpec spec, BlockBackend backend) {
         Objects.requireNonNull(backend, "backend");
@@ -201,7 +237,9 @@ public final class UbdServer implements AutoCloseable {
      * Adds a device and opens its queues (every tag fetched) without starting it: subscribe to each queue's
      * {@link UbdQueue#requests()}, then call {@link UbdDevice#start()}.
      *
+     * @param spec what to create
      * @param allocator where WRITE data is read into
+     * @return a Mono of the device, added but not started, whose queues await a subscriber
      */
     public Mono<UbdDevice> open(DeviceSpec spec, ByteBufAllocator allocator) {
         Objects.requireNonNull(spec, "spec");
@@ -220,6 +258,8 @@ public final class UbdServer implements AutoCloseable {
      * every tag is fetched. IO that waited meanwhile is then served (with
      * {@link dev.reactorubd.sys.UblkFeature#USER_RECOVERY_REISSUE}, in-flight IO of the dead server too).
      *
+     * @param devId the device id
+     * @param backend the backend that answers the requests
      * @return the live device, now this server's
      */
     public Mono<UbdDevice> recover(int devId, BlockBackend backend) {
@@ -343,7 +383,7 @@ public final class UbdServer implements AutoCloseable {
         }
     }
 
-    /** Devices served by this server and not yet closed. */
+    /** {@return devices served by this server and not yet closed} */
     public Set<UbdDevice> devices() {
         return Set.copyOf(devices);
     }

@@ -13,7 +13,15 @@ public final class Ioctl {
 
     private Ioctl() {}
 
-    /** {@code _IOC(dir, type, nr, size)}. */
+    /**
+     * {@code _IOC(dir, type, nr, size)}.
+     *
+     * @param dir the direction bits
+     * @param type the ioctl type character
+     * @param nr the command number
+     * @param size the size in bytes
+     * @return {@code _IOC(dir, type, nr, size)}
+     */
     public static int ioc(int dir, char type, int nr, long size) {
         if (size < 0 || size >= (1 << 14)) {
             throw new IllegalArgumentException("ioctl argument size out of range: " + size);
@@ -21,17 +29,36 @@ public final class Ioctl {
         return (dir << 30) | ((int) size << 16) | ((type & 0xff) << 8) | (nr & 0xff);
     }
 
-    /** {@code _IOR(type, nr, size)}. */
+    /**
+     * {@code _IOR(type, nr, size)}.
+     *
+     * @param type the ioctl type character
+     * @param nr the command number
+     * @param size the size in bytes
+     * @return {@code _IOR(type, nr, size)}
+     */
     public static int ior(char type, int nr, long size) {
         return ioc(READ, type, nr, size);
     }
 
-    /** {@code _IOWR(type, nr, size)}. */
+    /**
+     * {@code _IOWR(type, nr, size)}.
+     *
+     * @param type the ioctl type character
+     * @param nr the command number
+     * @param size the size in bytes
+     * @return {@code _IOWR(type, nr, size)}
+     */
     public static int iowr(char type, int nr, long size) {
         return ioc(READ | WRITE, type, nr, size);
     }
 
-    /** The command number (bits 0-7) of an encoded opcode. */
+    /**
+     * The command number (bits 0-7) of an encoded opcode.
+     *
+     * @param opcode the ioctl-encoded opcode
+     * @return the command number (bits 0-7) of an encoded opcode
+     */
     public static int nr(int opcode) {
         return opcode & 0xff;
     }

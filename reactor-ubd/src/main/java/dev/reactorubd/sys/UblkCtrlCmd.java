@@ -38,16 +38,27 @@ public final class UblkCtrlCmd {
     public static final int AUTO_DEV_ID = -1;
 
     // Legacy command numbers (the low byte of the encoded opcodes).
+    /** The command number of {@code UBLK_CMD_GET_QUEUE_AFFINITY} (the legacy opcode). */
     public static final int NR_GET_QUEUE_AFFINITY = 0x01;
+    /** The command number of {@code UBLK_CMD_GET_DEV_INFO} (the legacy opcode). */
     public static final int NR_GET_DEV_INFO = 0x02;
+    /** The command number of {@code UBLK_CMD_ADD_DEV} (the legacy opcode). */
     public static final int NR_ADD_DEV = 0x04;
+    /** The command number of {@code UBLK_CMD_DEL_DEV} (the legacy opcode). */
     public static final int NR_DEL_DEV = 0x05;
+    /** The command number of {@code UBLK_CMD_START_DEV} (the legacy opcode). */
     public static final int NR_START_DEV = 0x06;
+    /** The command number of {@code UBLK_CMD_STOP_DEV} (the legacy opcode). */
     public static final int NR_STOP_DEV = 0x07;
+    /** The command number of {@code UBLK_CMD_SET_PARAMS} (the legacy opcode). */
     public static final int NR_SET_PARAMS = 0x08;
+    /** The command number of {@code UBLK_CMD_GET_PARAMS} (the legacy opcode). */
     public static final int NR_GET_PARAMS = 0x09;
+    /** The command number of {@code UBLK_CMD_START_USER_RECOVERY} (the legacy opcode). */
     public static final int NR_START_USER_RECOVERY = 0x10;
+    /** The command number of {@code UBLK_CMD_END_USER_RECOVERY} (the legacy opcode). */
     public static final int NR_END_USER_RECOVERY = 0x11;
+    /** The command number of {@code UBLK_CMD_GET_DEV_INFO2} (the legacy opcode). */
     public static final int NR_GET_DEV_INFO2 = 0x12;
     /** Linux 6.5. */
     public static final int NR_GET_FEATURES = 0x13;
@@ -60,16 +71,27 @@ public final class UblkCtrlCmd {
     /** Linux 6.19. */
     public static final int NR_TRY_STOP_DEV = 0x17;
 
+    /** {@code UBLK_U_CMD_GET_QUEUE_AFFINITY}: the ioctl-encoded opcode of the control command. */
     public static final int GET_QUEUE_AFFINITY = Ioctl.ior('u', NR_GET_QUEUE_AFFINITY, SIZE);
+    /** {@code UBLK_U_CMD_GET_DEV_INFO}: the ioctl-encoded opcode of the control command. */
     public static final int GET_DEV_INFO = Ioctl.ior('u', NR_GET_DEV_INFO, SIZE);
+    /** {@code UBLK_U_CMD_ADD_DEV}: the ioctl-encoded opcode of the control command. */
     public static final int ADD_DEV = Ioctl.iowr('u', NR_ADD_DEV, SIZE);
+    /** {@code UBLK_U_CMD_DEL_DEV}: the ioctl-encoded opcode of the control command. */
     public static final int DEL_DEV = Ioctl.iowr('u', NR_DEL_DEV, SIZE);
+    /** {@code UBLK_U_CMD_START_DEV}: the ioctl-encoded opcode of the control command. */
     public static final int START_DEV = Ioctl.iowr('u', NR_START_DEV, SIZE);
+    /** {@code UBLK_U_CMD_STOP_DEV}: the ioctl-encoded opcode of the control command. */
     public static final int STOP_DEV = Ioctl.iowr('u', NR_STOP_DEV, SIZE);
+    /** {@code UBLK_U_CMD_SET_PARAMS}: the ioctl-encoded opcode of the control command. */
     public static final int SET_PARAMS = Ioctl.iowr('u', NR_SET_PARAMS, SIZE);
+    /** {@code UBLK_U_CMD_GET_PARAMS}: the ioctl-encoded opcode of the control command. */
     public static final int GET_PARAMS = Ioctl.ior('u', NR_GET_PARAMS, SIZE);
+    /** {@code UBLK_U_CMD_START_USER_RECOVERY}: the ioctl-encoded opcode of the control command. */
     public static final int START_USER_RECOVERY = Ioctl.iowr('u', NR_START_USER_RECOVERY, SIZE);
+    /** {@code UBLK_U_CMD_END_USER_RECOVERY}: the ioctl-encoded opcode of the control command. */
     public static final int END_USER_RECOVERY = Ioctl.iowr('u', NR_END_USER_RECOVERY, SIZE);
+    /** {@code UBLK_U_CMD_GET_DEV_INFO2}: the ioctl-encoded opcode of the control command. */
     public static final int GET_DEV_INFO2 = Ioctl.ior('u', NR_GET_DEV_INFO2, SIZE);
     /** Linux 6.5. */
     public static final int GET_FEATURES = Ioctl.ior('u', NR_GET_FEATURES, SIZE);
@@ -95,7 +117,12 @@ public final class UblkCtrlCmd {
         return LAYOUT.varHandle(groupElement(name));
     }
 
-    /** Byte offset of a field, for tests and for SQE writers. */
+    /**
+     * Byte offset of a field, for tests and for SQE writers.
+     *
+     * @param field the field name, as in the kernel header
+     * @return byte offset of a field, for tests and for SQE writers
+     */
     public static long offsetOf(String field) {
         return LAYOUT.byteOffset(groupElement(field));
     }
@@ -103,7 +130,12 @@ public final class UblkCtrlCmd {
     /**
      * Writes a whole command into {@code cmd} (at least {@link #SIZE} bytes); fields not named are zeroed.
      *
+     * @param cmd the command's memory
+     * @param devId the device id
+     * @param queueId the queue id, or -1 when the command is not about a queue
+     * @param len the length of the buffer at {@code addr}
      * @param addr native address of the command's buffer, or 0
+     * @param data the command's inline argument ({@code data[0]})
      */
     public static void write(MemorySegment cmd, int devId, short queueId, int len, long addr, long data) {
         cmd.asSlice(0, SIZE).fill((byte) 0);
@@ -114,31 +146,72 @@ public final class UblkCtrlCmd {
         DATA.set(cmd, 0L, data);
     }
 
+    /**
+     * Reads {@code dev_id} of a {@code ublksrv_ctrl_cmd}.
+     *
+     * @param cmd the command's memory
+     * @return the value
+     */
     public static int devId(MemorySegment cmd) {
         return (int) DEV_ID.get(cmd, 0L);
     }
 
+    /**
+     * Reads {@code queue_id} of a {@code ublksrv_ctrl_cmd}.
+     *
+     * @param cmd the command's memory
+     * @return the value
+     */
     public static int queueId(MemorySegment cmd) {
         return Short.toUnsignedInt((short) QUEUE_ID.get(cmd, 0L));
     }
 
+    /**
+     * Reads {@code len} of a {@code ublksrv_ctrl_cmd}.
+     *
+     * @param cmd the command's memory
+     * @return the value
+     */
     public static int len(MemorySegment cmd) {
         return Short.toUnsignedInt((short) LEN.get(cmd, 0L));
     }
 
+    /**
+     * Reads {@code addr} of a {@code ublksrv_ctrl_cmd}.
+     *
+     * @param cmd the command's memory
+     * @return the value
+     */
     public static long addr(MemorySegment cmd) {
         return (long) ADDR.get(cmd, 0L);
     }
 
+    /**
+     * Reads {@code data} of a {@code ublksrv_ctrl_cmd}.
+     *
+     * @param cmd the command's memory
+     * @return the value
+     */
     public static long data(MemorySegment cmd) {
         return (long) DATA.get(cmd, 0L);
     }
 
+    /**
+     * Reads {@code dev_path_len} of a {@code ublksrv_ctrl_cmd}.
+     *
+     * @param cmd the command's memory
+     * @return the value
+     */
     public static int devPathLen(MemorySegment cmd) {
         return Short.toUnsignedInt((short) DEV_PATH_LEN.get(cmd, 0L));
     }
 
-    /** A readable name for an encoded control opcode, for error messages. */
+    /**
+     * A readable name for an encoded control opcode, for error messages.
+     *
+     * @param opcode the ioctl-encoded opcode
+     * @return a readable name for an encoded control opcode, for error messages
+     */
     public static String name(int opcode) {
         return switch (Ioctl.nr(opcode)) {
             case NR_GET_QUEUE_AFFINITY -> "GET_QUEUE_AFFINITY";

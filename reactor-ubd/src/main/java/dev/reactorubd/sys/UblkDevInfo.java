@@ -15,6 +15,7 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * returns.
  */
 public final class UblkDevInfo {
+    /** The layout of {@code struct ublksrv_ctrl_dev_info} (64 bytes). */
     public static final StructLayout LAYOUT = MemoryLayout.structLayout(
             JAVA_SHORT.withName("nr_hw_queues"),
             JAVA_SHORT.withName("queue_depth"),
@@ -31,6 +32,7 @@ public final class UblkDevInfo {
             JAVA_LONG.withName("reserved1"),
             JAVA_LONG.withName("reserved2")).withName("ublksrv_ctrl_dev_info");
 
+    /** The size in bytes of {@code struct ublksrv_ctrl_dev_info}. */
     public static final long SIZE = LAYOUT.byteSize();
 
     private static final VarHandle NR_HW_QUEUES = handle("nr_hw_queues");
@@ -50,66 +52,162 @@ public final class UblkDevInfo {
         return LAYOUT.varHandle(groupElement(name));
     }
 
+    /**
+     * The byte offset of a field of {@code struct ublksrv_ctrl_dev_info}, by its kernel name.
+     *
+     * @param field the field name, as in the kernel header
+     * @return the byte offset
+     */
     public static long offsetOf(String field) {
         return LAYOUT.byteOffset(groupElement(field));
     }
 
+    /**
+     * Reads {@code nr_hw_queues} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static int nrHwQueues(MemorySegment s) {
         return Short.toUnsignedInt((short) NR_HW_QUEUES.get(s, 0L));
     }
 
+    /**
+     * Writes {@code nr_hw_queues} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @param v the value
+     */
     public static void nrHwQueues(MemorySegment s, int v) {
         NR_HW_QUEUES.set(s, 0L, (short) v);
     }
 
+    /**
+     * Reads {@code queue_depth} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static int queueDepth(MemorySegment s) {
         return Short.toUnsignedInt((short) QUEUE_DEPTH.get(s, 0L));
     }
 
+    /**
+     * Writes {@code queue_depth} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @param v the value
+     */
     public static void queueDepth(MemorySegment s, int v) {
         QUEUE_DEPTH.set(s, 0L, (short) v);
     }
 
+    /**
+     * Reads {@code state} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static int state(MemorySegment s) {
         return Short.toUnsignedInt((short) STATE.get(s, 0L));
     }
 
+    /**
+     * Reads {@code max_io_buf_bytes} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static long maxIoBufBytes(MemorySegment s) {
         return Integer.toUnsignedLong((int) MAX_IO_BUF_BYTES.get(s, 0L));
     }
 
+    /**
+     * Writes {@code max_io_buf_bytes} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @param v the value
+     */
     public static void maxIoBufBytes(MemorySegment s, long v) {
         MAX_IO_BUF_BYTES.set(s, 0L, (int) v);
     }
 
+    /**
+     * Reads {@code dev_id} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static int devId(MemorySegment s) {
         return (int) DEV_ID.get(s, 0L);
     }
 
+    /**
+     * Writes {@code dev_id} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @param v the value
+     */
     public static void devId(MemorySegment s, int v) {
         DEV_ID.set(s, 0L, v);
     }
 
+    /**
+     * Reads {@code ublksrv_pid} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static int ublksrvPid(MemorySegment s) {
         return (int) UBLKSRV_PID.get(s, 0L);
     }
 
+    /**
+     * Reads {@code flags} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static long flags(MemorySegment s) {
         return (long) FLAGS.get(s, 0L);
     }
 
+    /**
+     * Writes {@code flags} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @param v the value
+     */
     public static void flags(MemorySegment s, long v) {
         FLAGS.set(s, 0L, v);
     }
 
+    /**
+     * Reads {@code ublksrv_flags} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static long ublksrvFlags(MemorySegment s) {
         return (long) UBLKSRV_FLAGS.get(s, 0L);
     }
 
+    /**
+     * Reads {@code owner_uid} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static int ownerUid(MemorySegment s) {
         return (int) OWNER_UID.get(s, 0L);
     }
 
+    /**
+     * Reads {@code owner_gid} of a {@code ublksrv_ctrl_dev_info}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static int ownerGid(MemorySegment s) {
         return (int) OWNER_GID.get(s, 0L);
     }

@@ -19,10 +19,17 @@ public enum UblkDevState {
         this.value = value;
     }
 
+    /** {@return the kernel's value ({@code UBLK_S_DEV_*})} */
     public int value() {
         return value;
     }
 
+    /**
+     * The state of a kernel value.
+     *
+     * @param value the kernel's value
+     * @return the state, or {@link #UNKNOWN}
+     */
     public static UblkDevState of(int value) {
         for (UblkDevState s : values()) {
             if (s.value == value) {

@@ -17,8 +17,14 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  */
 public final class UblkIo {
     // ---- commands (legacy numbers and ioctl-encoded opcodes) ----
+    /** The command number of {@code UBLK_U_IO_FETCH_REQ} ({@code UBLK_IO_FETCH_REQ}, the legacy opcode). */
     public static final int NR_FETCH_REQ = 0x20;
+    /**
+     * The command number of {@code UBLK_U_IO_COMMIT_AND_FETCH_REQ} ({@code UBLK_IO_COMMIT_AND_FETCH_REQ}, the legacy
+     * opcode).
+     */
     public static final int NR_COMMIT_AND_FETCH_REQ = 0x21;
+    /** The command number of {@code UBLK_U_IO_NEED_GET_DATA} ({@code UBLK_IO_NEED_GET_DATA}, the legacy opcode). */
     public static final int NR_NEED_GET_DATA = 0x22;
     /** Linux 6.15. */
     public static final int NR_REGISTER_IO_BUF = 0x23;
@@ -38,16 +44,24 @@ public final class UblkIo {
             JAVA_INT.withName("result"),
             JAVA_LONG.withName("addr")).withName("ublksrv_io_cmd");
 
+    /** The size in bytes of {@code struct ublksrv_io_cmd} (16). */
     public static final long CMD_SIZE = CMD_LAYOUT.byteSize();
 
+    /** {@code UBLK_U_IO_FETCH_REQ}: the ioctl-encoded opcode of the IO command. */
     public static final int FETCH_REQ = Ioctl.iowr('u', NR_FETCH_REQ, CMD_SIZE);
+    /** {@code UBLK_U_IO_COMMIT_AND_FETCH_REQ}: the ioctl-encoded opcode of the IO command. */
     public static final int COMMIT_AND_FETCH_REQ = Ioctl.iowr('u', NR_COMMIT_AND_FETCH_REQ, CMD_SIZE);
+    /** {@code UBLK_U_IO_NEED_GET_DATA}: the ioctl-encoded opcode of the IO command. */
     public static final int NEED_GET_DATA = Ioctl.iowr('u', NR_NEED_GET_DATA, CMD_SIZE);
+    /** {@code UBLK_U_IO_REGISTER_IO_BUF}: the ioctl-encoded opcode of the IO command. */
     public static final int REGISTER_IO_BUF = Ioctl.iowr('u', NR_REGISTER_IO_BUF, CMD_SIZE);
+    /** {@code UBLK_U_IO_UNREGISTER_IO_BUF}: the ioctl-encoded opcode of the IO command. */
     public static final int UNREGISTER_IO_BUF = Ioctl.iowr('u', NR_UNREGISTER_IO_BUF, CMD_SIZE);
     /** {@code sizeof(struct ublk_batch_io)} = 16. */
     public static final int PREP_IO_CMDS = Ioctl.iowr('u', NR_PREP_IO_CMDS, 16);
+    /** {@code UBLK_U_IO_COMMIT_IO_CMDS}: the ioctl-encoded opcode of the IO command. */
     public static final int COMMIT_IO_CMDS = Ioctl.iowr('u', NR_COMMIT_IO_CMDS, 16);
+    /** {@code UBLK_U_IO_FETCH_IO_CMDS}: the ioctl-encoded opcode of the IO command. */
     public static final int FETCH_IO_CMDS = Ioctl.iowr('u', NR_FETCH_IO_CMDS, 16);
 
     // ---- results of FETCH / COMMIT_AND_FETCH completions ----
@@ -59,27 +73,47 @@ public final class UblkIo {
     public static final int RES_ABORT = -19;
 
     // ---- operations (op_flags bits 0-7) ----
+    /** {@code UBLK_IO_OP_READ}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_READ = 0;
+    /** {@code UBLK_IO_OP_WRITE}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_WRITE = 1;
+    /** {@code UBLK_IO_OP_FLUSH}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_FLUSH = 2;
+    /** {@code UBLK_IO_OP_DISCARD}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_DISCARD = 3;
+    /** {@code UBLK_IO_OP_WRITE_SAME}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_WRITE_SAME = 4;
+    /** {@code UBLK_IO_OP_WRITE_ZEROES}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_WRITE_ZEROES = 5;
+    /** {@code UBLK_IO_OP_ZONE_OPEN}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_ZONE_OPEN = 10;
+    /** {@code UBLK_IO_OP_ZONE_CLOSE}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_ZONE_CLOSE = 11;
+    /** {@code UBLK_IO_OP_ZONE_FINISH}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_ZONE_FINISH = 12;
+    /** {@code UBLK_IO_OP_ZONE_APPEND}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_ZONE_APPEND = 13;
+    /** {@code UBLK_IO_OP_ZONE_RESET_ALL}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_ZONE_RESET_ALL = 14;
+    /** {@code UBLK_IO_OP_ZONE_RESET}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_ZONE_RESET = 15;
+    /** {@code UBLK_IO_OP_REPORT_ZONES}: an operation in the low byte of {@code op_flags}. */
     public static final int OP_REPORT_ZONES = 18;
 
     // ---- flags (op_flags bits 8-31, given here as op_flags bits) ----
+    /** {@code UBLK_IO_F_FAILFAST_DEV}: a request flag in {@code op_flags}. */
     public static final int F_FAILFAST_DEV = 1 << 8;
+    /** {@code UBLK_IO_F_FAILFAST_TRANSPORT}: a request flag in {@code op_flags}. */
     public static final int F_FAILFAST_TRANSPORT = 1 << 9;
+    /** {@code UBLK_IO_F_FAILFAST_DRIVER}: a request flag in {@code op_flags}. */
     public static final int F_FAILFAST_DRIVER = 1 << 10;
+    /** {@code UBLK_IO_F_META}: a request flag in {@code op_flags}. */
     public static final int F_META = 1 << 11;
+    /** {@code UBLK_IO_F_FUA}: a request flag in {@code op_flags}. */
     public static final int F_FUA = 1 << 13;
+    /** {@code UBLK_IO_F_NOUNMAP}: a request flag in {@code op_flags}. */
     public static final int F_NOUNMAP = 1 << 15;
+    /** {@code UBLK_IO_F_SWAP}: a request flag in {@code op_flags}. */
     public static final int F_SWAP = 1 << 16;
     /** Linux 6.16 (AUTO_BUF_REG fallback). */
     public static final int F_NEED_REG_BUF = 1 << 17;
@@ -94,6 +128,7 @@ public final class UblkIo {
             JAVA_LONG.withName("start_sector"),
             JAVA_LONG.withName("addr")).withName("ublksrv_io_desc");
 
+    /** The size in bytes of {@code struct ublksrv_io_desc} (24): one per tag in the descriptor area. */
     public static final long DESC_SIZE = DESC_LAYOUT.byteSize();
     /** {@code UBLKSRV_CMD_BUF_OFFSET}: mmap offset of queue 0's descriptors. */
     public static final long CMD_BUF_OFFSET = 0;
@@ -105,10 +140,15 @@ public final class UblkIo {
     // ---- USER_COPY offsets on /dev/ublkcN ----
     /** {@code UBLKSRV_IO_BUF_OFFSET}. */
     public static final long IO_BUF_OFFSET = 0x80000000L;
+    /** {@code UBLK_IO_BUF_BITS}: the layout of USER_COPY offsets (buffer offset, then tag, then queue id). */
     public static final int IO_BUF_BITS = 25;
+    /** {@code UBLK_TAG_OFF}: the layout of USER_COPY offsets (buffer offset, then tag, then queue id). */
     public static final int TAG_OFF = IO_BUF_BITS;
+    /** {@code UBLK_TAG_BITS}: the layout of USER_COPY offsets (buffer offset, then tag, then queue id). */
     public static final int TAG_BITS = 16;
+    /** {@code UBLK_QID_OFF}: the layout of USER_COPY offsets (buffer offset, then tag, then queue id). */
     public static final int QID_OFF = TAG_OFF + TAG_BITS;
+    /** {@code UBLK_QID_BITS}: the layout of USER_COPY offsets (buffer offset, then tag, then queue id). */
     public static final int QID_BITS = 12;
     /** Largest single request that USER_COPY can address (32 MiB). */
     public static final long MAX_IO_BYTES = 1L << IO_BUF_BITS;
@@ -124,15 +164,37 @@ public final class UblkIo {
 
     private UblkIo() {}
 
+    /**
+     * The byte offset of a field of {@code struct ublksrv_io_cmd}, by its kernel name.
+     *
+     * @param field the field name, as in the kernel header ({@code "q_id"}, {@code "tag"}, {@code "result"}, {@code
+     *         "addr"})
+     * @return the byte offset
+     */
     public static long cmdOffsetOf(String field) {
         return CMD_LAYOUT.byteOffset(groupElement(field));
     }
 
+    /**
+     * The byte offset of a field of {@code struct ublksrv_io_desc}, by its kernel name.
+     *
+     * @param field the field name, as in the kernel header ({@code "op_flags"}, {@code "nr_sectors"}, {@code
+     *         "start_sector"}, {@code "addr"})
+     * @return the byte offset
+     */
     public static long descOffsetOf(String field) {
         return DESC_LAYOUT.byteOffset(groupElement(field));
     }
 
-    /** Writes a whole {@code ublksrv_io_cmd}. */
+    /**
+     * Writes a whole {@code ublksrv_io_cmd}.
+     *
+     * @param s the struct's memory
+     * @param qId the queue id
+     * @param tag the request tag, from 0 to depth - 1
+     * @param result the result: a byte count or 0 on success, or {@code -errno}
+     * @param addr the command's {@code addr}: a buffer address, 0 with USER_COPY
+     */
     public static void writeCmd(MemorySegment s, int qId, int tag, int result, long addr) {
         CMD_Q_ID.set(s, 0L, (short) qId);
         CMD_TAG.set(s, 0L, (short) tag);
@@ -144,39 +206,108 @@ public final class UblkIo {
      * The first 8 bytes of {@code ublksrv_io_cmd} as one little-endian long (q_id, tag, result): what a ring that
      * can only write 8 bytes at SQE offset 48 (Netty's) must carry. {@code addr} then stays zero, as USER_COPY
      * wants.
+     *
+     * @param qId the queue id
+     * @param tag the request tag, from 0 to depth - 1
+     * @param result the result: a byte count or 0 on success, or {@code -errno}
+     * @return the first 8 bytes of {@code ublksrv_io_cmd} as one little-endian long (q_id, tag, result): what a ring
+     *         that can only write 8 bytes at SQE offset 48 (Netty's) must carry
      */
     public static long packCmd(int qId, int tag, int result) {
         return (qId & 0xFFFFL) | (tag & 0xFFFFL) << 16 | (result & 0xFFFF_FFFFL) << 32;
     }
 
+    /**
+     * Reads {@code q_id} of a {@code ublksrv_io_cmd}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static int cmdQId(MemorySegment s) { return Short.toUnsignedInt((short) CMD_Q_ID.get(s, 0L)); }
+    /**
+     * Reads {@code tag} of a {@code ublksrv_io_cmd}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static int cmdTag(MemorySegment s) { return Short.toUnsignedInt((short) CMD_TAG.get(s, 0L)); }
+    /**
+     * Reads {@code result} of a {@code ublksrv_io_cmd}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static int cmdResult(MemorySegment s) { return (int) CMD_RESULT.get(s, 0L); }
+    /**
+     * Reads {@code addr} of a {@code ublksrv_io_cmd}.
+     *
+     * @param s the struct's memory
+     * @return the value
+     */
     public static long cmdAddr(MemorySegment s) { return (long) CMD_ADDR.get(s, 0L); }
 
-    /** {@code op_flags} of the descriptor of {@code tag} in a queue's descriptor area. */
+    /**
+     * {@code op_flags} of the descriptor of {@code tag} in a queue's descriptor area.
+     *
+     * @param area the queue's descriptor area
+     * @param tag the request tag, from 0 to depth - 1
+     * @return {@code op_flags} of the descriptor of {@code tag} in a queue's descriptor area
+     */
     public static int descOpFlags(MemorySegment area, int tag) {
         return (int) DESC_OP_FLAGS.get(area, tag * DESC_SIZE);
     }
 
+    /**
+     * Reads {@code nr_sectors} of a tag's {@code ublksrv_io_desc}.
+     *
+     * @param area the queue's descriptor area
+     * @param tag the request tag, from 0 to depth - 1
+     * @return the value
+     */
     public static long descNrSectors(MemorySegment area, int tag) {
         return Integer.toUnsignedLong((int) DESC_NR_SECTORS.get(area, tag * DESC_SIZE));
     }
 
+    /**
+     * Reads {@code start_sector} of a tag's {@code ublksrv_io_desc}.
+     *
+     * @param area the queue's descriptor area
+     * @param tag the request tag, from 0 to depth - 1
+     * @return the value
+     */
     public static long descStartSector(MemorySegment area, int tag) {
         return (long) DESC_START_SECTOR.get(area, tag * DESC_SIZE);
     }
 
+    /**
+     * Reads {@code addr} of a tag's {@code ublksrv_io_desc}.
+     *
+     * @param area the queue's descriptor area
+     * @param tag the request tag, from 0 to depth - 1
+     * @return the value
+     */
     public static long descAddr(MemorySegment area, int tag) {
         return (long) DESC_ADDR.get(area, tag * DESC_SIZE);
     }
 
-    /** The operation, bits 0-7 of {@code op_flags}. */
+    /**
+     * The operation, bits 0-7 of {@code op_flags}.
+     *
+     * @param opFlags the descriptor's {@code op_flags}
+     * @return the operation, bits 0-7 of {@code op_flags}
+     */
     public static int op(int opFlags) {
         return opFlags & 0xff;
     }
 
-    /** The file offset on {@code /dev/ublkcN} of byte {@code offset} of request (q, tag) under USER_COPY. */
+    /**
+     * The file offset on {@code /dev/ublkcN} of byte {@code offset} of request (q, tag) under USER_COPY.
+     *
+     * @param qId the queue id
+     * @param tag the request tag, from 0 to depth - 1
+     * @param offset the byte offset within the request's data
+     * @return the file offset on {@code /dev/ublkcN} of byte {@code offset} of request (q, tag) under USER_COPY
+     */
     public static long userCopyOffset(int qId, int tag, long offset) {
         return IO_BUF_OFFSET + ((long) qId << QID_OFF) + ((long) tag << TAG_OFF) + offset;
     }
@@ -184,12 +315,23 @@ public final class UblkIo {
     /**
      * The mmap offset of queue {@code qId}'s descriptor area: the driver reserves room for the largest depth
      * for every queue, rounded up to a page.
+     *
+     * @param qId the queue id
+     * @param pageSize the page size in bytes
+     * @return the mmap offset of queue {@code qId}'s descriptor area: the driver reserves room for the largest depth
+     *         for every queue, rounded up to a page
      */
     public static long descAreaOffset(int qId, long pageSize) {
         return CMD_BUF_OFFSET + qId * roundUp(MAX_QUEUE_DEPTH * DESC_SIZE, pageSize);
     }
 
-    /** The length to mmap for a queue of {@code depth} tags. */
+    /**
+     * The length to mmap for a queue of {@code depth} tags.
+     *
+     * @param depth the tags per queue (requests in flight at most)
+     * @param pageSize the page size in bytes
+     * @return the length to mmap for a queue of {@code depth} tags
+     */
     public static long descAreaLength(int depth, long pageSize) {
         return roundUp(depth * DESC_SIZE, pageSize);
     }
@@ -198,7 +340,12 @@ public final class UblkIo {
         return (v + to - 1) / to * to;
     }
 
-    /** A readable name of an operation. */
+    /**
+     * A readable name of an operation.
+     *
+     * @param op the operation code
+     * @return a readable name of an operation
+     */
     public static String opName(int op) {
         return switch (op) {
             case OP_READ -> "READ";

@@ -75,7 +75,13 @@ public final class VirtualDevice implements AutoCloseable {
         }
     }
 
-    /** A device whose queues are left to the caller to consume; WRITE data lands in Netty's pooled allocator. */
+    /**
+     * A device whose queues are left to the caller to consume; WRITE data lands in Netty's pooled allocator.
+     *
+     * @param queues the number of queues
+     * @param depth the tags per queue (requests in flight at most)
+     * @return a device whose queues are left to the caller to consume; WRITE data lands in Netty's pooled allocator
+     */
     public static VirtualDevice create(int queues, int depth) {
         return create(queues, depth, PooledByteBufAllocator.DEFAULT);
     }
@@ -83,6 +89,11 @@ public final class VirtualDevice implements AutoCloseable {
     /**
      * A device whose queues are left to the caller to consume. The queues are started at once: requests wait
      * until a subscriber asks for them.
+     *
+     * @param queues the number of queues
+     * @param depth the tags per queue (requests in flight at most)
+     * @param allocator where WRITE data is read into, as a backend's allocator would be
+     * @return a device whose queues are left to the caller to consume
      */
     public static VirtualDevice create(int queues, int depth, ByteBufAllocator allocator) {
         VirtualDevice d = new VirtualDevice(queues, depth, allocator);
@@ -96,6 +107,12 @@ public final class VirtualDevice implements AutoCloseable {
      * A device whose queues are served by {@code backend}, through the server's own bridge: the backend is bound to
      * each queue ({@link BlockBackend#bind}) as the server does. Waits at most 30 s for the binds; their error is
      * thrown.
+     *
+     * @param backend the backend that answers the requests
+     * @param queues the number of queues
+     * @param depth the tags per queue (requests in flight at most)
+     * @return a device whose queues are served by {@code backend}, through the server's own bridge: the backend is
+     *         bound to each queue ({@link BlockBackend#bind}) as the server does
      */
     public static VirtualDevice serve(BlockBackend backend, int queues, int depth) {
         return serve(backend, queues, depth, BackendBridge.DEFAULT_REQUEST_TIMEOUT);
@@ -114,41 +131,103 @@ public final class VirtualDevice implements AutoCloseable {
         return d;
     }
 
-    /** Whether queues run on io_uring event loops (the host kernel has io_uring), as on a real device. */
+    /** {@return whether queues run on io_uring event loops (the host kernel has io_uring), as on a real device} */
     public boolean onIoUring() {
         return group.isIoType(IoUringIoHandler.class);
     }
 
+    /**
+     * The queues of this device, in order.
+     *
+     * @return the queues
+     */
     public List<UbdQueue> queues() {
         return List.copyOf(queues);
     }
 
+    /**
+     * One of the queues.
+     *
+     * @param id the queue id, from 0
+     * @return the queue
+     */
     public UbdQueue queue(int id) {
         return queues.get(id);
     }
 
-    /** Reads {@code length} bytes at {@code offset} through queue {@code q}; the caller releases the buffer. */
+    /**
+     * Reads {@code length} bytes at {@code offset} through queue {@code q}; the caller releases the buffer.
+     *
+     * @param q the queue index, from 0
+     * @param offset the byte offset on the device
+     * @param length the length in bytes
+     * @return a Mono of the data read (the caller releases it), or an error: a {@link dev.reactorubd.UbdIoException}
+     *         with the request's errno
+     */
     public Mono<ByteBuf> read(int q, long offset, int length) {
         return submit(q, IoOp.READ, 0, offset, length, null).map(r -> r.data);
     }
 
-    /** Writes {@code data}'s readable bytes at {@code offset} through queue {@code q}; the caller keeps the buffer. */
+    /**
+     * Writes {@code data}'s readable bytes at {@code offset} through queue {@code q}; the caller keeps the buffer.
+     *
+     * @param q the queue index, from 0
+     * @param offset the byte offset on the device
+     * @param data the bytes to write (its readable bytes)
+     * @return a Mono that completes when the write was answered, or a {@link dev.reactorubd.UbdIoException} with its
+     *         errno
+     */
     public Mono<Void> write(int q, long offset, ByteBuf data) {
         return write(q, offset, data, false);
     }
 
+    /**
+     * Writes {@code data} at {@code offset} through queue {@code q}, with or without FUA.
+     *
+     * @param q the queue index, from 0
+     * @param offset the byte offset on the device
+     * @param data the bytes to write (its readable bytes)
+     * @param fua force unit access: durable when answered
+     * @return a Mono that completes when the write was answered, or a {@link dev.reactorubd.UbdIoException} with its
+     *         errno
+     */
     public Mono<Void> write(int q, long offset, ByteBuf data, boolean fua) {
         return submit(q, IoOp.WRITE, fua ? UblkIo.F_FUA : 0, offset, data.readableBytes(), data).then();
     }
 
+    /**
+     * Sends a FLUSH through queue {@code q}.
+     *
+     * @param q the queue index, from 0
+     * @return a Mono that completes when the flush was answered, or a {@link dev.reactorubd.UbdIoException} with its
+     *         errno
+     */
     public Mono<Void> flush(int q) {
         return submit(q, IoOp.FLUSH, 0, 0, 0, null).then();
     }
 
+    /**
+     * Sends a DISCARD of {@code length} bytes at {@code offset} through queue {@code q}.
+     *
+     * @param q the queue index, from 0
+     * @param offset the byte offset on the device
+     * @param length the length in bytes
+     * @return a Mono that completes when the discard was answered, or a {@link dev.reactorubd.UbdIoException} with its
+     *         errno
+     */
     public Mono<Void> discard(int q, long offset, int length) {
         return submit(q, IoOp.DISCARD, 0, offset, length, null).then();
     }
 
+    /**
+     * Sends a WRITE_ZEROES of {@code length} bytes at {@code offset} through queue {@code q}.
+     *
+     * @param q the queue index, from 0
+     * @param offset the byte offset on the device
+     * @param length the length in bytes
+     * @return a Mono that completes when the request was answered, or a {@link dev.reactorubd.UbdIoException} with its
+     *         errno
+     */
     public Mono<Void> writeZeroes(int q, long offset, int length) {
         return submit(q, IoOp.WRITE_ZEROES, 0, offset, length, null).then();
     }
@@ -156,6 +235,11 @@ public final class VirtualDevice implements AutoCloseable {
     /**
      * Submits a request with a raw operation code (a zoned one, say) and flags.
      *
+     * @param q the queue index, from 0
+     * @param opCode the kernel's operation code ({@code UblkIo.OP_*})
+     * @param flags the request flags ({@code UblkIo.F_*})
+     * @param offset the byte offset on the device
+     * @param length the length in bytes
      * @return the committed result: bytes, or 0
      */
     public Mono<Integer> submitRaw(int q, int opCode, int flags, long offset, int length) {
@@ -169,12 +253,22 @@ public final class VirtualDevice implements AutoCloseable {
                         sink)));
     }
 
-    /** Requests of queue {@code q} waiting for a free tag. */
+    /**
+     * Requests of queue {@code q} waiting for a free tag.
+     *
+     * @param q the queue index, from 0
+     * @return requests of queue {@code q} waiting for a free tag
+     */
     public int waiting(int q) {
         return transports.get(q).waitingCount;
     }
 
-    /** Requests of queue {@code q} holding a tag. */
+    /**
+     * Requests of queue {@code q} holding a tag.
+     *
+     * @param q the queue index, from 0
+     * @return requests of queue {@code q} holding a tag
+     */
     public int inFlight(int q) {
         return transports.get(q).inFlightCount;
     }
@@ -182,6 +276,8 @@ public final class VirtualDevice implements AutoCloseable {
     /**
      * Stops the device as STOP_DEV does: waiting requests fail with EIO, requests in flight finish, then every tag
      * is given back and the queues end.
+     *
+     * @return a Mono that completes once every queue has ended
      */
     public Mono<Void> stop() {
         transports.forEach(t -> t.queue.loop().execute(t::stop));

@@ -43,17 +43,27 @@ import static dev.reactorubd.uring.IoUringAbi.*;
  * does not let go in time, the ring's memory is left mapped (a small leak) rather than freed under the kernel.
  */
 public final class ControlRing implements AutoCloseable {
-    /** One SQE and the mapping of its result. */
+    /**
+     * One SQE and the mapping of its result.
+     *
+     * @param <T> the type of the result
+     */
     public interface Operation<T> {
         /**
-         * Fills the zeroed 128-byte {@code sqe}: opcode, fd, command; not {@code user_data}. Buffers the command
-         * needs come from {@code arena}, which stays open until the CQE arrives.
+         * Fills the zeroed 128-byte {@code sqe}: opcode, fd, command; not {@code user_data}. Buffers the command needs
+         * come from {@code arena}, which stays open until the CQE arrives.
+         *
+         * @param sqe the submission queue entry to fill, zeroed
+         * @param arena where the command's buffers are allocated; closed after {@link #complete}
          */
         void prepare(MemorySegment sqe, Arena arena);
 
         /**
          * Maps the CQE's {@code res} to the result, on the reaper thread, while the arena is still open. Throw to
          * signal an error; return {@code null} for an empty Mono.
+         *
+         * @param res the result: a byte count or 0, or {@code -errno}
+         * @return the Mono's value, or {@code null} for an empty Mono
          */
         T complete(int res);
     }
@@ -146,28 +156,37 @@ public final class ControlRing implements AutoCloseable {
      * Creates a ring with room for {@code entries} SQEs (rounded up to a power of two by the kernel) and starts its
      * reaper thread.
      *
+     * @param name the prefix of the name of the ring and its reaper thread
+     * @param entries the number of submission queue entries
+     * @return the ring; close it to stop its thread and cancel what is in flight
      * @throws UbdException when io_uring is not available (the message says why)
      */
     public static ControlRing open(String name, int entries) {
         return new ControlRing(name + "-" + RING_IDS.incrementAndGet(), entries);
     }
 
-    /** The ring's name, which its reaper thread bears. */
+    /** {@return the ring's name, which its reaper thread bears} */
     public String name() {
         return name;
     }
 
-    /** Number of SQ entries the kernel gave the ring. */
+    /** {@return number of SQ entries the kernel gave the ring} */
     public int sqEntries() {
         return sqEntries;
     }
 
-    /** Operations submitted (or waiting to be) whose CQE has not arrived. */
+    /** {@return operations submitted (or waiting to be) whose CQE has not arrived} */
     public int inFlight() {
         return inFlight.size();
     }
 
-    /** A lazy Mono of one operation; see the class comment for its behaviour. */
+    /**
+     * A lazy Mono of one operation; see the class comment for its behaviour.
+     *
+     * @param op how to fill the SQE and map its result
+     * @param <T> the type of the result
+     * @return a lazy Mono of one operation; see the class comment for its behaviour
+     */
     public <T> Mono<T> submit(Operation<T> op) {
         return Mono.create(sink -> {
             if (closing.get()) {
@@ -186,7 +205,11 @@ public final class ControlRing implements AutoCloseable {
         });
     }
 
-    /** An operation that does nothing; completes with 0. For tests and for waking the reaper. */
+    /**
+     * An operation that does nothing; completes with 0. For tests and for waking the reaper.
+     *
+     * @return an operation that does nothing; completes with 0
+     */
     public Mono<Integer> nop() {
         return submit(NOP);
     }
@@ -366,7 +389,7 @@ public final class ControlRing implements AutoCloseable {
         }
     }
 
-    /** Whether {@link #close()} was called. */
+    /** {@return whether {@link #close()} was called} */
     public boolean isClosed() {
         return closing.get();
     }

@@ -10,12 +10,19 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 /** The parts of the io_uring ABI ({@code include/uapi/linux/io_uring.h}) that {@link ControlRing} uses. */
 public final class IoUringAbi {
     // opcodes
+    /** {@code IORING_OP_NOP}. */
     public static final int OP_NOP = 0;
+    /** {@code IORING_OP_ASYNC_CANCEL}. */
     public static final int OP_ASYNC_CANCEL = 14;
+    /** {@code IORING_OP_URING_CMD}. */
     public static final int OP_URING_CMD = 46;
+    /** {@code IORING_OP_FSYNC}. */
     public static final int OP_FSYNC = 3;
+    /** {@code IORING_OP_FALLOCATE}. */
     public static final int OP_FALLOCATE = 17;
+    /** {@code IORING_OP_READ}. */
     public static final int OP_READ = 22;
+    /** {@code IORING_OP_WRITE}. */
     public static final int OP_WRITE = 23;
 
     /** {@code fsync_flags}: fdatasync rather than fsync. */
@@ -24,7 +31,9 @@ public final class IoUringAbi {
     public static final int RWF_DSYNC = 2;
     /** fallocate modes (the SQE's {@code len}). */
     public static final int FALLOC_FL_KEEP_SIZE = 0x01;
+    /** {@code FALLOC_FL_PUNCH_HOLE}: a mode of {@code fallocate}. */
     public static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+    /** {@code FALLOC_FL_ZERO_RANGE}: a mode of {@code fallocate}. */
     public static final int FALLOC_FL_ZERO_RANGE = 0x10;
     /**
      * {@code BLOCK_URING_CMD_DISCARD} ({@code _IO(0x12, 0)}, Linux 6.12): a URING_CMD on a block device that discards
@@ -35,41 +44,61 @@ public final class IoUringAbi {
     public static final long BLKGETSIZE64 = 0x80081272L;
 
     // setup flags
+    /** {@code IORING_SETUP_CQSIZE}. */
     public static final int SETUP_CQSIZE = 1 << 3;
+    /** {@code IORING_SETUP_CLAMP}. */
     public static final int SETUP_CLAMP = 1 << 4;
     /** 128-byte SQEs: what ublk's control commands need. */
     public static final int SETUP_SQE128 = 1 << 10;
 
     // features
+    /** {@code IORING_FEAT_SINGLE_MMAP}. */
     public static final int FEAT_SINGLE_MMAP = 1 << 0;
 
     // enter flags
+    /** {@code IORING_ENTER_GETEVENTS}. */
     public static final int ENTER_GETEVENTS = 1;
 
     // mmap offsets
+    /** {@code IORING_OFF_SQ_RING}. */
     public static final long OFF_SQ_RING = 0L;
+    /** {@code IORING_OFF_CQ_RING}. */
     public static final long OFF_CQ_RING = 0x8000000L;
+    /** {@code IORING_OFF_SQES}. */
     public static final long OFF_SQES = 0x10000000L;
 
     // SQE field offsets
+    /** The byte offset of {@code opcode} in {@code struct io_uring_sqe}. */
     public static final long SQE_OPCODE = 0;
+    /** The byte offset of {@code flags} in {@code struct io_uring_sqe}. */
     public static final long SQE_FLAGS = 1;
+    /** The byte offset of {@code ioprio} in {@code struct io_uring_sqe}. */
     public static final long SQE_IOPRIO = 2;
+    /** The byte offset of {@code fd} in {@code struct io_uring_sqe}. */
     public static final long SQE_FD = 4;
     /** {@code off}, or {@code cmd_op} (u32) for URING_CMD. */
     public static final long SQE_OFF = 8;
+    /** The byte offset of {@code addr} in {@code struct io_uring_sqe}. */
     public static final long SQE_ADDR = 16;
+    /** The byte offset of {@code len} in {@code struct io_uring_sqe}. */
     public static final long SQE_LEN = 24;
+    /** The byte offset of {@code op_flags} in {@code struct io_uring_sqe}. */
     public static final long SQE_OP_FLAGS = 28;
+    /** The byte offset of {@code user_data} in {@code struct io_uring_sqe}. */
     public static final long SQE_USER_DATA = 32;
     /** Start of the command payload of URING_CMD (16 bytes in a 64-byte SQE, 80 in a 128-byte one). */
     public static final long SQE_CMD = 48;
+    /** The size in bytes of {@code struct io_uring_sqe}. in a ring set up with {@code IORING_SETUP_SQE128} */
     public static final long SQE128_SIZE = 128;
 
     // CQE field offsets
+    /** The byte offset of {@code user_data} in {@code struct io_uring_cqe}. */
     public static final long CQE_USER_DATA = 0;
+    /** The byte offset of {@code res} in {@code struct io_uring_cqe}. */
     public static final long CQE_RES = 8;
+    /** The byte offset of {@code flags} in {@code struct io_uring_cqe}. */
     public static final long CQE_FLAGS = 12;
+    /** The size in bytes of {@code struct io_uring_cqe}. */
     public static final long CQE_SIZE = 16;
 
     private static final StructLayout SQRING_OFFSETS = MemoryLayout.structLayout(
@@ -90,7 +119,12 @@ public final class IoUringAbi {
 
     private IoUringAbi() {}
 
-    /** Offset of a field of {@code io_uring_params}: {@code ("flags")} or {@code ("sq_off", "tail")}. */
+    /**
+     * Offset of a field of {@code io_uring_params}: {@code ("flags")} or {@code ("sq_off", "tail")}.
+     *
+     * @param path the path of the field, as in the kernel header
+     * @return offset of a field of {@code io_uring_params}: {@code ("flags")} or {@code ("sq_off", "tail")}
+     */
     public static long paramsOffset(String... path) {
         MemoryLayout.PathElement[] p = new MemoryLayout.PathElement[path.length];
         for (int i = 0; i < path.length; i++) {

@@ -21,17 +21,27 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * only called that way on threads this library owns.
  */
 public final class Libc {
+    /** {@code O_RDONLY}, as in the C headers. */
     public static final int O_RDONLY = 0;
+    /** {@code O_WRONLY}, as in the C headers. */
     public static final int O_WRONLY = 1;
+    /** {@code O_RDWR}, as in the C headers. */
     public static final int O_RDWR = 2;
+    /** {@code O_DIRECT}, as in the C headers. */
     public static final int O_DIRECT = 0x4000;
+    /** {@code O_CLOEXEC}, as in the C headers. */
     public static final int O_CLOEXEC = 0x80000;
 
+    /** {@code PROT_READ}, as in the C headers. */
     public static final int PROT_READ = 1;
+    /** {@code MAP_SHARED}, as in the C headers. */
     public static final int MAP_SHARED = 1;
+    /** {@code MAP_POPULATE}, as in the C headers. */
     public static final int MAP_POPULATE = 0x8000;
 
+    /** The x86_64 system call number of {@code io_uring_setup}. */
     public static final long SYS_IO_URING_SETUP = 425;
+    /** The x86_64 system call number of {@code io_uring_enter}. */
     public static final long SYS_IO_URING_ENTER = 426;
 
     private static final long MAP_FAILED = -1L;
@@ -87,12 +97,18 @@ public final class Libc {
         return (int) ERRNO.get(state, 0L);
     }
 
-    /** The page size of this machine. */
+    /** {@return the page size of this machine} */
     public static long pageSize() {
         return PAGE_SIZE;
     }
 
-    /** {@code open(path, flags)}: a file descriptor, or {@code -errno}. */
+    /**
+     * {@code open(path, flags)}: a file descriptor, or {@code -errno}.
+     *
+     * @param path the file's path
+     * @param flags the {@code O_*} flags
+     * @return {@code open(path, flags)}: a file descriptor, or {@code -errno}
+     */
     public static int open(String path, int flags) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = CALL_STATE_BUFFER.get();
@@ -103,7 +119,12 @@ public final class Libc {
         }
     }
 
-    /** {@code close(fd)}: 0, or {@code -errno}. */
+    /**
+     * {@code close(fd)}: 0, or {@code -errno}.
+     *
+     * @param fd the file descriptor
+     * @return {@code close(fd)}: 0, or {@code -errno}
+     */
     public static int close(int fd) {
         try {
             MemorySegment state = CALL_STATE_BUFFER.get();
@@ -114,7 +135,16 @@ public final class Libc {
         }
     }
 
-    /** {@code mmap(NULL, length, prot, flags, fd, offset)}: the address, or {@code -errno}. */
+    /**
+     * {@code mmap(NULL, length, prot, flags, fd, offset)}: the address, or {@code -errno}.
+     *
+     * @param length the length in bytes
+     * @param prot the {@code PROT_*} bits
+     * @param flags the {@code MAP_*} flags
+     * @param fd the file descriptor
+     * @param offset the offset in the file, a multiple of the page size
+     * @return {@code mmap(NULL, length, prot, flags, fd, offset)}: the address, or {@code -errno}
+     */
     public static long mmap(long length, int prot, int flags, int fd, long offset) {
         try {
             MemorySegment state = CALL_STATE_BUFFER.get();
@@ -125,7 +155,13 @@ public final class Libc {
         }
     }
 
-    /** {@code munmap(addr, length)}: 0, or {@code -errno}. */
+    /**
+     * {@code munmap(addr, length)}: 0, or {@code -errno}.
+     *
+     * @param addr the mapping's address, as {@link #mmap} returned it
+     * @param length the length in bytes
+     * @return {@code munmap(addr, length)}: 0, or {@code -errno}
+     */
     public static int munmap(long addr, long length) {
         try {
             MemorySegment state = CALL_STATE_BUFFER.get();
@@ -136,7 +172,15 @@ public final class Libc {
         }
     }
 
-    /** {@code pread(fd, buf, count, offset)}: bytes read, or {@code -errno}. */
+    /**
+     * {@code pread(fd, buf, count, offset)}: bytes read, or {@code -errno}.
+     *
+     * @param fd the file descriptor
+     * @param buf the buffer address
+     * @param count the byte count
+     * @param offset the offset in the file
+     * @return {@code pread(fd, buf, count, offset)}: bytes read, or {@code -errno}
+     */
     public static long pread(int fd, long buf, long count, long offset) {
         try {
             MemorySegment state = CALL_STATE_BUFFER.get();
@@ -147,7 +191,15 @@ public final class Libc {
         }
     }
 
-    /** {@code pwrite(fd, buf, count, offset)}: bytes written, or {@code -errno}. */
+    /**
+     * {@code pwrite(fd, buf, count, offset)}: bytes written, or {@code -errno}.
+     *
+     * @param fd the file descriptor
+     * @param buf the buffer address
+     * @param count the byte count
+     * @param offset the offset in the file
+     * @return {@code pwrite(fd, buf, count, offset)}: bytes written, or {@code -errno}
+     */
     public static long pwrite(int fd, long buf, long count, long offset) {
         try {
             MemorySegment state = CALL_STATE_BUFFER.get();
@@ -161,6 +213,11 @@ public final class Libc {
     /**
      * {@code ioctl(fd, request, &value)} for a request that writes one 64-bit value (BLKGETSIZE64, say): the value,
      * or {@code -errno}.
+     *
+     * @param fd the file descriptor
+     * @param request the ioctl request
+     * @return {@code ioctl(fd, request, &value)} for a request that writes one 64-bit value (BLKGETSIZE64, say): the
+     *         value, or {@code -errno}
      */
     public static long ioctlReadLong(int fd, long request) {
         try (Arena arena = Arena.ofConfined()) {
@@ -173,12 +230,26 @@ public final class Libc {
         }
     }
 
-    /** {@code io_uring_setup(entries, params)}: the ring's fd, or {@code -errno}. */
+    /**
+     * {@code io_uring_setup(entries, params)}: the ring's fd, or {@code -errno}.
+     *
+     * @param entries the number of submission queue entries
+     * @param params a zeroed {@code struct io_uring_params}, filled by the kernel
+     * @return {@code io_uring_setup(entries, params)}: the ring's fd, or {@code -errno}
+     */
     public static int ioUringSetup(int entries, MemorySegment params) {
         return (int) syscall(SYS_IO_URING_SETUP, Integer.toUnsignedLong(entries), params.address(), 0, 0, 0, 0);
     }
 
-    /** {@code io_uring_enter(fd, toSubmit, minComplete, flags, NULL, 0)}: SQEs consumed, or {@code -errno}. */
+    /**
+     * {@code io_uring_enter(fd, toSubmit, minComplete, flags, NULL, 0)}: SQEs consumed, or {@code -errno}.
+     *
+     * @param fd the file descriptor
+     * @param toSubmit SQEs to submit
+     * @param minComplete completions to wait for ({@code flags} with {@code IORING_ENTER_GETEVENTS})
+     * @param flags the {@code IORING_ENTER_*} flags
+     * @return {@code io_uring_enter(fd, toSubmit, minComplete, flags, NULL, 0)}: SQEs consumed, or {@code -errno}
+     */
     public static int ioUringEnter(int fd, int toSubmit, int minComplete, int flags) {
         return (int) syscall(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags, 0, 0);
     }
@@ -201,7 +272,12 @@ public final class Libc {
         }
     }
 
-    /** The C library's text for an errno value (e.g. "No such device"). */
+    /**
+     * The C library's text for an errno value (e.g. "No such device").
+     *
+     * @param errno the positive errno, such as {@code Errno.EIO}
+     * @return the C library's text for an errno value (e.g
+     */
     public static String strerror(int errno) {
         try {
             MemorySegment s = (MemorySegment) STRERROR.invokeExact(Math.abs(errno));

@@ -32,6 +32,11 @@ public final class LoopIo implements IoUringIoHandle {
     /** Receives an operation's result: as in a CQE, bytes or 0 on success, {@code -errno} on failure. */
     @FunctionalInterface
     public interface Completion {
+        /**
+         * Receives the result, on the loop.
+         *
+         * @param res bytes or 0 on success, {@code -errno} on failure
+         */
         void complete(int res);
     }
 
@@ -51,6 +56,8 @@ public final class LoopIo implements IoUringIoHandle {
     /**
      * Registers a new instance with {@code loop}, which must be a Netty io_uring event loop.
      *
+     * @param loop the event loop
+     * @return a Mono of the registered instance
      * @throws IllegalArgumentException (as the Mono's error) when it is not one
      */
     public static Mono<LoopIo> register(EventExecutor loop) {
@@ -70,20 +77,33 @@ public final class LoopIo implements IoUringIoHandle {
         }));
     }
 
-    /** The loop operations run on. */
+    /** {@return the loop operations run on} */
     public IoEventLoop loop() {
         return loop;
     }
 
-    /** Operations submitted and not yet completed. Read it on the loop. */
+    /**
+     * Operations submitted and not yet completed. Read it on the loop.
+     *
+     * @return operations submitted and not yet completed
+     */
     public int inFlight() {
         return inFlight;
     }
 
     /**
-     * Submits one operation; on the loop only. The fields are the SQE's: {@code off} (byte 8: offset, or a
-     * command's {@code cmd_op}), {@code addr} (byte 16), {@code len} (byte 24), {@code opFlags} (byte 28: rw_flags,
+     * Submits one operation; on the loop only. The fields are the SQE's: {@code off} (byte 8: offset, or a command's
+     * {@code cmd_op}), {@code addr} (byte 16), {@code len} (byte 24), {@code opFlags} (byte 28: rw_flags,
      * fsync_flags...), {@code addr3} (byte 48).
+     *
+     * @param opcode the io_uring opcode ({@code IoUringAbi.OP_*})
+     * @param fd the file descriptor
+     * @param off the SQE's {@code off}: a file offset, or a command's {@code cmd_op}
+     * @param addr the SQE's {@code addr}: a buffer address
+     * @param len the SQE's {@code len}: a byte count
+     * @param opFlags the SQE's {@code rw_flags}, {@code fsync_flags} and the like
+     * @param addr3 the SQE's {@code addr3}, or 0
+     * @param done receives the result on the loop, once
      */
     public void submit(int opcode, int fd, long off, long addr, int len, int opFlags, long addr3, Completion done) {
         if (closed) {

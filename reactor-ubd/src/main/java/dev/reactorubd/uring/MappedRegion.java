@@ -22,6 +22,10 @@ public final class MappedRegion implements AutoCloseable {
     /**
      * Maps {@code length} bytes of {@code fd} at {@code offset}, read-only and shared.
      *
+     * @param fd the file descriptor
+     * @param offset the offset in the file, a multiple of the page size
+     * @param length the length in bytes
+     * @return the mapping; close it to unmap
      * @throws UbdException with the errno when the kernel refuses
      */
     public static MappedRegion mapReadOnly(int fd, long offset, long length) {
@@ -33,7 +37,7 @@ public final class MappedRegion implements AutoCloseable {
         return new MappedRegion(MemorySegment.ofAddress(addr).reinterpret(length));
     }
 
-    /** The mapped bytes. */
+    /** {@return the mapped bytes} */
     public MemorySegment segment() {
         return segment;
     }

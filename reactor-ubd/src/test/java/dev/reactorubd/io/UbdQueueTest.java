@@ -98,6 +98,30 @@ class UbdQueueTest {
     }
 
     @Test
+    void countersFollowBytesAndRequestsInFlight() {
+        dev = VirtualDevice.create(1, 4);
+        List<IoRequest> held = new CopyOnWriteArrayList<>();
+        dev.queue(0).requests().subscribe(held::add);
+        Mono<Void> write = dev.write(0, 0, Unpooled.wrappedBuffer(new byte[4096])).cache();
+        write.subscribe();
+        dev.flush(0).subscribe();
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (held.size() < 2 && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
+        }
+        assertEquals(2, dev.queue(0).inFlightCount());
+        assertEquals(0, dev.queue(0).bytesCount());
+        held.forEach(IoRequest::complete);
+        write.block(WAIT);
+        while ((dev.queue(0).inFlightCount() > 0 || dev.queue(0).completedCount() < 2) && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
+        }
+        assertEquals(0, dev.queue(0).inFlightCount());
+        assertEquals(4096, dev.queue(0).bytesCount(), "a WRITE counts its bytes, a FLUSH none");
+        assertEquals(2, dev.queue(0).completedCount());
+    }
+
+    @Test
     void readDataGoesBackAndIsReleased() {
         dev = VirtualDevice.create(1, 4);
         ByteBuf[] given = new ByteBuf[1];

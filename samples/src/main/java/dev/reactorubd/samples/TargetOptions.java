@@ -29,7 +29,7 @@ import reactor.core.publisher.Mono;
 final class TargetOptions {
     enum Target { NULL, MEMORY, FILE, NBD, MIRROR, STRIPE, CONCAT }
 
-    @Option(names = "--target", required = true, converter = TargetConverter.class,
+    @Option(names = "--target", required = true, converter = TargetConverter.class, completionCandidates = TargetNames.class,
             description = "null, memory, file, nbd, mirror, stripe or concat")
     Target target;
 
@@ -100,9 +100,30 @@ final class TargetOptions {
         };
     }
 
-    /** Builds the backend, decorated as asked; the caller closes it with {@link #closeAll()} after the device. */
+    /**
+     * Builds the backend, decorated as asked; the caller closes it with {@link #closeAll()} after the device. An error
+     * opening it (other than a usage error) is wrapped in a {@link TargetUnavailable}.
+     */
     Mono<BlockBackend> open() {
-        return openTarget().map(this::decorate);
+        return openTarget().map(this::decorate)
+                .onErrorMap(e -> !(e instanceof UbdCommand.UsageError), TargetUnavailable::new);
+    }
+
+    /** The target as given cannot be opened (a missing file, an unreachable NBD server): the cause says why. */
+    static final class TargetUnavailable extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        TargetUnavailable(Throwable cause) {
+            super(cause.getMessage(), cause);
+        }
+    }
+
+    /** The target names, for shell completion of {@code --target}. */
+    static final class TargetNames implements Iterable<String> {
+        @Override
+        public java.util.Iterator<String> iterator() {
+            return java.util.Arrays.stream(Target.values()).map(t -> t.name().toLowerCase(Locale.ROOT)).iterator();
+        }
     }
 
     /**
@@ -118,7 +139,7 @@ final class TargetOptions {
             c = c.timeout(timeout);
         }
         if (retry > 0) {
-            c = c.retry(retry, Duration.ofMillis(100));
+            c = c.retry(retry + 1, Duration.ofMillis(100)); // tries in all: the first and the retries
         }
         if (cache > 0) {
             c = c.cache(cache);

@@ -1,7 +1,7 @@
 package dev.reactorubd.samples;
 
-import dev.reactorubd.UbdException;
 import dev.reactorubd.ctrl.DeviceInfo;
+import dev.reactorubd.ctrl.DeviceParams;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.io.KernelQueueTransport.DataCopy;
@@ -10,53 +10,89 @@ import io.netty.channel.uring.IoUringIoHandlerConfig;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
+import java.io.PrintWriter;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import picocli.AutoComplete;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import reactor.core.publisher.Mono;
 
 /**
  * {@code ubd}: serve a ublk device from a target, and inspect or remove devices.
  *
  * <pre>
  * java -jar samples/target/ubd.jar serve --target memory --size 64M [--queues N] [--depth D]
- * java -jar samples/target/ubd.jar list
+ * java -jar samples/target/ubd.jar list [-v] [--json]
  * java -jar samples/target/ubd.jar remove 3 | --all
  * java -jar samples/target/ubd.jar features
+ * source &lt;(java -jar samples/target/ubd.jar completion)
  * </pre>
+ *
+ * <p>Exit statuses are those of {@link ExitCodes}; every error prints one line on stderr starting {@code ubd: }.
  */
-@Command(name = "ubd", mixinStandardHelpOptions = true, version = "ubd 0.1.0",
+@Command(name = "ubd", mixinStandardHelpOptions = true, version = "ubd 0.1.0", scope = CommandLine.ScopeType.INHERIT,
         description = "Serve Linux block devices (/dev/ublkbN) from reactor-ubd targets.",
         subcommands = {UbdCommand.Serve.class, UbdCommand.Recover.class, UbdCommand.ListDevices.class, UbdCommand.Remove.class,
-                UbdCommand.Features.class})
+                UbdCommand.Features.class, UbdCommand.Completion.class})
 public final class UbdCommand implements Callable<Integer> {
 
+    /** Not instantiated but by picocli. */
+    UbdCommand() {
+    }
+
+    /**
+     * Runs the command line and exits with its status (see {@link ExitCodes}).
+     *
+     * @param args the verb and its options, e.g. {@code serve --target memory --size 64M}
+     */
     public static void main(String[] args) {
         System.exit(commandLine().execute(args));
     }
 
-    /** The command line with its error handling: a {@link UbdException} or a usage error prints one line, exit 2. */
+    /**
+     * The command line with its error handling: every error prints one line on stderr, {@code ubd: } and what to do,
+     * and exits with the status {@link ExitCodes#of} gives; only unexpected errors print a stack trace, and only with
+     * {@code UBD_DEBUG=1}. Every verb's help ends with the exit status table.
+     */
     static CommandLine commandLine() {
         CommandLine cmd = new CommandLine(new UbdCommand());
-        cmd.setExecutionExceptionHandler((e, line, parsed) -> {
-            if (e instanceof UbdException || e instanceof UsageError) {
-                line.getErr().println("ubd: " + e.getMessage());
-                return 2;
-            }
-            throw e;
+        cmd.setUsageHelpAutoWidth(true); // the terminal's width where known, else 80 columns
+        cmd.setParameterExceptionHandler((e, args) -> {
+            CommandLine line = e.getCommandLine();
+            String verb = line.getCommandSpec().qualifiedName();
+            line.getErr().println("ubd: " + e.getMessage().replace('\n', ' ') + " (see '" + verb + " --help')");
+            line.getErr().flush();
+            return ExitCodes.USAGE;
         });
+        cmd.setExecutionExceptionHandler((e, line, parsed) -> {
+            int status = ExitCodes.of(e);
+            line.getErr().println("ubd: " + ExitCodes.message(e));
+            if (status == ExitCodes.FAILURE && "1".equals(System.getenv("UBD_DEBUG"))) {
+                e.printStackTrace(line.getErr());
+            }
+            line.getErr().flush();
+            return status;
+        });
+        addExitCodes(cmd);
         return cmd;
+    }
+
+    private static void addExitCodes(CommandLine cmd) {
+        cmd.getCommandSpec().usageMessage().exitCodeListHeading("%nExit status:%n").exitCodeList(ExitCodes.helpTable());
+        cmd.getSubcommands().values().forEach(UbdCommand::addExitCodes);
     }
 
     @Override
     public Integer call() {
-        CommandLine.usage(this, System.out);
-        return 0;
+        throw new UsageError("give a verb: serve, recover, list, remove, features or completion (see 'ubd --help')");
     }
 
     /** Parses 4096, 512K, 64M, 2G (powers of 1024). */
@@ -146,6 +182,10 @@ public final class UbdCommand implements Callable<Integer> {
                 + "rings with SINGLE_ISSUER and DEFER_TASKRUN, as Netty does by default (default ${DEFAULT-VALUE})")
         boolean singleIssuer;
 
+        @Option(names = "--status", negatable = true, description = "show a live line (IOPS, MB/s, in flight) "
+                + "refreshed every second (default: when stdout is a terminal)")
+        Boolean status;
+
         @Override
         public Integer call() throws InterruptedException {
             BlockBackend backend = target.open().block(Duration.ofMinutes(2));
@@ -167,7 +207,7 @@ public final class UbdCommand implements Callable<Integer> {
                     server.close();
                     throw e;
                 }
-                return serveUntilSignalled(server, device, target.describe(), size);
+                return serveUntilSignalled(server, device, target.describe(), size, StatusLine.wanted(status));
             } finally {
                 target.closeAll();
             }
@@ -187,8 +227,11 @@ public final class UbdCommand implements Callable<Integer> {
         return size;
     }
 
-    /** Prints the device line, waits for SIGINT or SIGTERM, then stops and deletes the device. */
-    static int serveUntilSignalled(UbdServer server, UbdDevice device, String target, long size)
+    /**
+     * Prints the device line, waits for SIGINT or SIGTERM (with the live status line if {@code status}), then stops
+     * and deletes the device.
+     */
+    static int serveUntilSignalled(UbdServer server, UbdDevice device, String target, long size, boolean status)
             throws InterruptedException {
         CountDownLatch signalled = new CountDownLatch(1);
         // Handle SIGINT and SIGTERM ourselves, so that a clean stop exits with 0 rather than 128+signal.
@@ -199,7 +242,14 @@ public final class UbdCommand implements Callable<Integer> {
         System.out.println("serving " + device.blockDevicePath() + ": " + target + ", " + size + " bytes, "
                 + info.queues() + " queue(s) x " + info.depth() + " tags (SIGINT or SIGTERM to stop)");
         System.out.flush();
-        signalled.await();
+        StatusLine line = status ? StatusLine.start(device.queues(), System.out) : null;
+        try {
+            signalled.await();
+        } finally {
+            if (line != null) {
+                line.close();
+            }
+        }
         try {
             device.close().block(Duration.ofMinutes(2));
             long ok = device.queues().stream().mapToLong(q -> q.completedCount()).sum();
@@ -208,8 +258,8 @@ public final class UbdCommand implements Callable<Integer> {
                     + failed + " failed); device " + device.id() + " deleted");
             return 0;
         } catch (RuntimeException e) {
-            System.err.println("ubd: stopping " + device.blockDevicePath() + " failed: " + e.getMessage());
-            return 1;
+            System.err.println("ubd: stopping " + device.blockDevicePath() + " failed: " + ExitCodes.message(e));
+            return ExitCodes.FAILURE;
         } finally {
             server.close();
         }
@@ -225,6 +275,10 @@ public final class UbdCommand implements Callable<Integer> {
         @CommandLine.Mixin
         TargetOptions target = new TargetOptions();
 
+        @Option(names = "--status", negatable = true, description = "show a live line (IOPS, MB/s, in flight) "
+                + "refreshed every second (default: when stdout is a terminal)")
+        Boolean status;
+
         @Override
         public Integer call() throws InterruptedException {
             UbdServer server = UbdServer.create();
@@ -235,7 +289,7 @@ public final class UbdCommand implements Callable<Integer> {
                 }
                 BlockBackend backend = target.open().block(Duration.ofMinutes(2));
                 UbdDevice device = server.recover(id, backend).block(Duration.ofMinutes(2));
-                return serveUntilSignalled(server, device, target.describe(), size);
+                return serveUntilSignalled(server, device, target.describe(), size, StatusLine.wanted(status));
             } catch (RuntimeException e) {
                 server.close();
                 throw e;
@@ -245,28 +299,57 @@ public final class UbdCommand implements Callable<Integer> {
         }
     }
 
-    @Command(name = "list", description = "List the ublk devices on this machine.")
+    @Command(name = "list", description = "List the ublk devices on this machine: id, state, queues, depth, server "
+            + "pid and block device; with -v also size and feature flags; with --json as JSON for scripts.",
+            footer = {"", "Fields of --json (stable; new ones may be added):",
+                    "  {\"devices\": [{\"id\", \"state\", \"queues\", \"depth\", \"server_pid\",",
+                    "                \"block_device\", \"char_device\",",
+                    "                with -v: \"size_bytes\", \"logical_block_size\",",
+                    "                \"physical_block_size\", \"max_io_bytes\", \"read_only\",",
+                    "                \"flags\", \"owner_uid\", \"owner_gid\"}]}",
+                    "", "Examples:",
+                    "  ubd list",
+                    "  ubd list -v",
+                    "  ubd list --json | jq -r '.devices[] | select(.state == \"DEAD\") | .id'"})
     static final class ListDevices implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = {"-v", "--verbose"}, description = "add size (GET_PARAMS), feature flags and owner")
+        boolean verbose;
+
+        @Option(names = "--json", description = "print JSON (see below) instead of a table")
+        boolean json;
+
         @Override
         public Integer call() {
             try (UbdControl control = UbdControl.open()) {
-                List<DeviceInfo> devices = control.listDevices().collectList().block(Duration.ofMinutes(1));
-                if (devices.isEmpty()) {
-                    System.out.println("no ublk devices");
-                }
-                for (DeviceInfo d : devices) {
-                    System.out.println(d.id() + "\t" + d.state() + "\tqueues=" + d.queues() + "\tdepth=" + d.depth()
-                            + "\tpid=" + d.serverPid() + "\t" + d.blockDevicePath());
-                }
+                List<DeviceListing.Row> rows = control.listDevices()
+                        .concatMap(d -> verbose
+                                ? control.getParams(d.id()).map(p -> new DeviceListing.Row(d, p))
+                                        .onErrorResume(e -> Mono.just(new DeviceListing.Row(d, null)))
+                                : Mono.just(new DeviceListing.Row(d, (DeviceParams) null)))
+                        .collectList().block(Duration.ofMinutes(1));
+                PrintWriter out = spec.commandLine().getOut();
+                out.print(json ? DeviceListing.json(rows, verbose) : DeviceListing.table(rows, verbose));
+                out.flush();
             }
-            return 0;
+            return ExitCodes.OK;
         }
     }
 
-    @Command(name = "remove", description = "Stop and delete devices, e.g. ones left by a server that died.")
+    @Command(name = "remove", description = "Stop and delete devices, e.g. ones left by a server that died.",
+            footer = {"", "Examples:",
+                    "  ubd remove 3",
+                    "  ubd remove 3 4 7",
+                    "  ubd remove --all",
+                    "  ubd list --json | jq -r '.devices[] | select(.server_pid <= 0) | .id' | xargs -r ubd remove"})
     static final class Remove implements Callable<Integer> {
-        @Parameters(description = "device ids")
+        @Parameters(description = "device ids", paramLabel = "ID")
         List<Integer> ids = List.of();
+
+        @Spec
+        CommandSpec spec;
 
         @Option(names = "--all", description = "every ublk device on this machine")
         boolean all;
@@ -277,27 +360,55 @@ public final class UbdCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
+            if (all == !ids.isEmpty()) {
+                throw new UsageError(all ? "give device ids or --all, not both" : "give the ids of the devices to "
+                        + "remove, or --all (ubd list shows them)");
+            }
             try (UbdControl control = UbdControl.open()) {
                 List<Integer> targets = all
                         ? control.listDevices().map(DeviceInfo::id).collectList().block(Duration.ofMinutes(1))
                         : ids;
                 for (int id : targets) {
                     (async ? control.removeDeviceAsync(id) : control.removeDevice(id)).block(Duration.ofMinutes(1));
-                    System.out.println("removed device " + id);
+                    spec.commandLine().getOut().println("removed device " + id);
+                    spec.commandLine().getOut().flush();
                 }
             }
-            return 0;
+            return ExitCodes.OK;
         }
     }
 
-    @Command(name = "features", description = "Show the ublk features of the running kernel.")
+    @Command(name = "features", description = "Show the ublk features of the running kernel.",
+            footer = {"", "Examples:", "  ubd features", "  ubd features | grep -q USER_COPY || echo 'kernel too old'"})
     static final class Features implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
         @Override
         public Integer call() {
             try (UbdControl control = UbdControl.open()) {
-                System.out.println(control.features().block(Duration.ofMinutes(1)));
+                spec.commandLine().getOut().println(control.features().block(Duration.ofMinutes(1)));
+                spec.commandLine().getOut().flush();
             }
-            return 0;
+            return ExitCodes.OK;
+        }
+    }
+
+    @Command(name = "completion", description = "Print a bash completion script for ubd (verbs, options, targets).",
+            footer = {"", "Examples:",
+                    "  alias ubd='java -jar /path/to/ubd.jar'      # completion is for the command named ubd",
+                    "  source <(java -jar samples/target/ubd.jar completion)",
+                    "  java -jar ubd.jar completion > /etc/bash_completion.d/ubd"})
+    static final class Completion implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            PrintWriter out = spec.commandLine().getOut();
+            out.print(AutoComplete.bash("ubd", spec.root().commandLine()));
+            out.flush();
+            return ExitCodes.OK;
         }
     }
 }

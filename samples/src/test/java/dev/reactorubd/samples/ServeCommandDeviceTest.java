@@ -1,5 +1,7 @@
 package dev.reactorubd.samples;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
@@ -28,6 +30,28 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ServeCommandDeviceTest {
     private static final Pattern DEVICE = Pattern.compile("(/dev/ublkb(\\d+))");
     private static final Duration WAIT = Duration.ofSeconds(90);
+
+    /** The status and output of a {@code ubd} run to its end. */
+    private record Cli(int status, String out, String err) {
+    }
+
+    /** Runs {@code java -jar ubd.jar ARGS} to its end. */
+    private static Cli ubd(String... args) throws IOException, InterruptedException {
+        Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString()));
+        cmd.addAll(List.of(args));
+        Path out = Files.createTempFile(Path.of("/var/tmp"), "ubd-cli", ".out");
+        Path err = Files.createTempFile(Path.of("/var/tmp"), "ubd-cli", ".err");
+        try {
+            Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+            assertTrue(p.waitFor(120, TimeUnit.SECONDS), "ubd " + cmd + " ended");
+            return new Cli(p.exitValue(), Files.readString(out), Files.readString(err));
+        } finally {
+            Files.deleteIfExists(out);
+            Files.deleteIfExists(err);
+        }
+    }
 
     /** A running {@code ubd serve}, its log, and the device it printed. */
     private record Served(Process process, Path log, String device, int id) {
@@ -67,8 +91,63 @@ class ServeCommandDeviceTest {
             String out = Files.readString(s.log());
             assertEquals(0, s.process().exitValue(), out);
             assertTrue(out.contains("stopped " + s.device()), out);
+            assertFalse(out.contains("IOPS"), "no status line when stdout is not a terminal: " + out);
             assertFalse(Files.exists(Path.of(s.device())), s.device() + " is gone");
             assertEquals("", Vm.sh(10, "ls /sys/class/ublk-char/").output().trim(), "no ublk device left");
+        } finally {
+            s.process().destroyForcibly();
+            Files.deleteIfExists(s.log());
+        }
+    }
+
+    @Test
+    void listShowsAServedDeviceAsTextAndJsonAndErrorsExitWithTheirStatus() throws Exception {
+        Served s = serve("--target", "memory", "--size", "32M", "--queues", "2", "--depth", "16", "--status");
+        try {
+            Cli json = ubd("list", "-v", "--json");
+            assertEquals(0, json.status(), json.err());
+            JsonNode device = null;
+            for (JsonNode d : new ObjectMapper().readTree(json.out()).get("devices")) {
+                if (d.get("id").asInt() == s.id()) {
+                    device = d;
+                }
+            }
+            assertNotNull(device, "device " + s.id() + " in " + json.out());
+            assertEquals("LIVE", device.get("state").asText());
+            assertEquals(32L << 20, device.get("size_bytes").asLong());
+            assertEquals(2, device.get("queues").asInt());
+            assertEquals(16, device.get("depth").asInt());
+            assertEquals(s.process().pid(), device.get("server_pid").asLong());
+            assertEquals(s.device(), device.get("block_device").asText());
+            assertTrue(device.get("flags").toString().contains("USER_COPY"), device.toString());
+
+            Cli table = ubd("list", "-v");
+            assertEquals(0, table.status(), table.err());
+            String line = table.out().lines().filter(l -> l.startsWith(s.id() + " ")).findFirst().orElseThrow();
+            assertEquals(List.of(Integer.toString(s.id()), "LIVE", "2", "16", "32M",
+                    Long.toString(s.process().pid()), s.device()), List.of(line.split(" +")).subList(0, 7), line);
+            assertTrue(line.contains("user_copy"), line);
+
+            Cli usage = ubd("list", "--bogus");
+            assertEquals(2, usage.status(), usage.err());
+            assertTrue(usage.err().startsWith("ubd: Unknown option: '--bogus'"), usage.err());
+            assertEquals(1, usage.err().lines().count(), usage.err());
+
+            Cli busy = ubd("serve", "--target", "null", "--size", "8M", "--id", Integer.toString(s.id()));
+            assertEquals(5, busy.status(), busy.out() + busy.err());
+            assertTrue(busy.err().startsWith("ubd: ") && !busy.err().contains("\tat "), busy.err());
+
+            Cli missing = ubd("remove", "4000");
+            assertEquals(5, missing.status(), missing.out() + missing.err());
+            assertTrue(missing.err().startsWith("ubd: "), missing.err());
+
+            Thread.sleep(1500); // the status line is refreshed every second
+            s.process().destroy(); // SIGTERM
+            assertTrue(s.process().waitFor(120, TimeUnit.SECONDS), "the server stopped");
+            String out = Files.readString(s.log());
+            assertEquals(0, s.process().exitValue(), out);
+            assertTrue(out.contains("IOPS") && out.contains("in flight") && out.contains("\r"), "--status: " + out);
+            assertTrue(out.contains("stopped " + s.device()), out);
         } finally {
             s.process().destroyForcibly();
             Files.deleteIfExists(s.log());

@@ -24,19 +24,32 @@ public final class Backends {
     /**
      * RAID-1 over {@code replicas} (at least one, at most 64, each of known size), with 64 KiB dirty regions. See
      * {@link MirrorBackend}.
+     *
+     * @param replicas the replicas, each at least as large as the mirror
+     * @return the mirror, which owns the replicas
      */
     public static MirrorBackend mirror(BlockBackend... replicas) {
         return new MirrorBackend(MirrorBackend.DEFAULT_REGION_BYTES, replicas);
     }
 
-    /** RAID-1 with dirty regions of {@code regionBytes} (a positive multiple of 512). See {@link MirrorBackend}. */
+    /**
+     * RAID-1 with dirty regions of {@code regionBytes} (a positive multiple of 512). See {@link MirrorBackend}.
+     *
+     * @param regionBytes the unit in which writes missed by a replica are remembered and resynced
+     * @param replicas the replicas, each at least as large as the mirror
+     * @return the mirror, which owns the replicas
+     */
     public static MirrorBackend mirror(int regionBytes, BlockBackend... replicas) {
         return new MirrorBackend(regionBytes, replicas);
     }
 
     /**
-     * RAID-0 over {@code parts}, interleaved in chunks of {@code chunkBytes} (a positive multiple of 512). See
-     * {@link StripeBackend}.
+     * RAID-0 over {@code parts}, interleaved in chunks of {@code chunkBytes} (a positive multiple of 512). See {@link
+     * StripeBackend}.
+     *
+     * @param chunkBytes the bytes written to one part before moving to the next
+     * @param parts the parts, in order
+     * @return the stripe, which owns the parts
      */
     public static StripeBackend stripe(int chunkBytes, BlockBackend... parts) {
         return StripeBackend.of(chunkBytes, parts);
@@ -45,13 +58,20 @@ public final class Backends {
     /**
      * {@code parts} end to end.
      *
+     * @param parts the parts, in order
+     * @return {@code parts} end to end
      * @throws IllegalArgumentException when a part does not know its size (see {@link ConcatBackend})
      */
     public static ConcatBackend concat(BlockBackend... parts) {
         return new ConcatBackend(parts);
     }
 
-    /** {@code backend} as a {@link ComposableBackend}: itself if it is one, else a wrapper that changes nothing. */
+    /**
+     * {@code backend} as a {@link ComposableBackend}: itself if it is one, else a wrapper that changes nothing.
+     *
+     * @param backend the backend that answers the requests
+     * @return {@code backend} as a {@link ComposableBackend}: itself if it is one, else a wrapper that changes nothing
+     */
     public static ComposableBackend from(BlockBackend backend) {
         if (backend instanceof ComposableBackend c) {
             return c;

@@ -60,7 +60,7 @@ public final class CacheBackend extends DecoratorBackend {
         return new CacheBackend(store, boundDelegate, queue.scheduler());
     }
 
-    /** Hits, misses, evictions and the bytes cached, now. */
+    /** {@return hits, misses, evictions and the bytes cached, now} */
     public CacheStats stats() {
         return store.stats();
     }

@@ -42,17 +42,31 @@ public abstract class ComposableBackend implements BlockBackend {
     /**
      * A bounded, write-through read cache of {@code bytes} in front of this backend, in {@value
      * CacheBackend#DEFAULT_BLOCK}-byte blocks. See {@link CacheBackend}.
+     *
+     * @param bytes the most bytes cached
+     * @return the cache, in front of this backend
      */
     public final CacheBackend cache(long bytes) {
         return new CacheBackend(this, bytes, CacheBackend.DEFAULT_BLOCK);
     }
 
-    /** A bounded, write-through read cache of {@code bytes} in blocks of {@code blockBytes}. See {@link CacheBackend}. */
+    /**
+     * A bounded, write-through read cache of {@code bytes} in blocks of {@code blockBytes}. See {@link CacheBackend}.
+     *
+     * @param bytes the most bytes cached
+     * @param blockBytes the unit of caching, a positive multiple of 512
+     * @return the cache, in front of this backend
+     */
     public final CacheBackend cache(long bytes, int blockBytes) {
         return new CacheBackend(this, bytes, blockBytes);
     }
 
-    /** Fails a request not answered within {@code timeout} with ETIMEDOUT. See {@link TimeoutBackend}. */
+    /**
+     * Fails a request not answered within {@code timeout} with ETIMEDOUT. See {@link TimeoutBackend}.
+     *
+     * @param timeout the bound on each request, positive
+     * @return the timeout decorator, in front of this backend
+     */
     public final TimeoutBackend timeout(Duration timeout) {
         return new TimeoutBackend(this, timeout);
     }
@@ -60,6 +74,10 @@ public abstract class ComposableBackend implements BlockBackend {
     /**
      * Tries a failed request again, up to {@code attempts} tries in all, waiting {@code backoff} before the second try
      * and doubling the wait each time. See {@link RetryBackend}.
+     *
+     * @param attempts the tries in all, the first included
+     * @param backoff the wait before the second try
+     * @return the retry decorator, in front of this backend
      */
     public final RetryBackend retry(int attempts, Duration backoff) {
         return new RetryBackend(this, attempts, backoff);
@@ -68,12 +86,20 @@ public abstract class ComposableBackend implements BlockBackend {
     /**
      * Delays requests to stay within {@code iops} requests and {@code bytesPerSecond} bytes per second, shared by all
      * queues; 0 means unlimited. See {@link RateLimitBackend}.
+     *
+     * @param iops the most requests per second, or 0
+     * @param bytesPerSecond the most bytes per second, or 0
+     * @return the rate limiter, in front of this backend
      */
     public final RateLimitBackend limitRate(long iops, long bytesPerSecond) {
         return new RateLimitBackend(this, iops, bytesPerSecond);
     }
 
-    /** This backend behind a runtime switch that injects errors and delays. See {@link FaultyBackend}. */
+    /**
+     * This backend behind a runtime switch that injects errors and delays. See {@link FaultyBackend}.
+     *
+     * @return the fault switch, in front of this backend
+     */
     public final FaultyBackend faults() {
         return new FaultyBackend(this);
     }

@@ -52,25 +52,46 @@ public final class FaultyBackend extends DecoratorBackend {
         return new FaultyBackend(switches, boundDelegate, queue.scheduler());
     }
 
-    /** Fails every READ with {@code errno}. */
+    /**
+     * Fails every READ with {@code errno}.
+     *
+     * @param errno the positive errno, such as {@code Errno.EIO}
+     * @return this backend, for chaining
+     */
     public FaultyBackend failReads(int errno) {
         check(errno);
         return set(r -> r.with(errno, r.writeErrno));
     }
 
-    /** Fails every WRITE, DISCARD, WRITE_ZEROES and FLUSH with {@code errno}. */
+    /**
+     * Fails every WRITE, DISCARD, WRITE_ZEROES and FLUSH with {@code errno}.
+     *
+     * @param errno the positive errno, such as {@code Errno.EIO}
+     * @return this backend, for chaining
+     */
     public FaultyBackend failWrites(int errno) {
         check(errno);
         return set(r -> r.with(r.readErrno, errno));
     }
 
-    /** Fails every request with {@code errno}. */
+    /**
+     * Fails every request with {@code errno}.
+     *
+     * @param errno the positive errno, such as {@code Errno.EIO}
+     * @return this backend, for chaining
+     */
     public FaultyBackend failAll(int errno) {
         check(errno);
         return set(r -> r.with(errno, errno));
     }
 
-    /** Fails every {@code n}-th request (of any kind, counted from now) with {@code errno}. */
+    /**
+     * Fails every {@code n}-th request (of any kind, counted from now) with {@code errno}.
+     *
+     * @param n the period, positive: 1 fails every request
+     * @param errno the positive errno, such as {@code Errno.EIO}
+     * @return this backend, for chaining
+     */
     public FaultyBackend failEvery(int n, int errno) {
         check(errno);
         if (n < 1) {
@@ -80,7 +101,14 @@ public final class FaultyBackend extends DecoratorBackend {
                 r.rangeErrno, r.delay));
     }
 
-    /** Fails every request but FLUSH that touches {@code [offset, offset + length)} with {@code errno}. */
+    /**
+     * Fails every request but FLUSH that touches {@code [offset, offset + length)} with {@code errno}.
+     *
+     * @param offset the byte offset on the device
+     * @param length the length in bytes
+     * @param errno the positive errno, such as {@code Errno.EIO}
+     * @return this backend, for chaining
+     */
     public FaultyBackend failRange(long offset, long length, int errno) {
         check(errno);
         if (offset < 0 || length <= 0) {
@@ -90,7 +118,12 @@ public final class FaultyBackend extends DecoratorBackend {
                 offset + length, errno, r.delay));
     }
 
-    /** Answers every request {@code delay} later than the backend would (Duration.ZERO: no delay). */
+    /**
+     * Answers every request {@code delay} later than the backend would (Duration.ZERO: no delay).
+     *
+     * @param delay the added delay, or {@code Duration.ZERO}
+     * @return this backend, for chaining
+     */
     public FaultyBackend delay(Duration delay) {
         if (delay == null || delay.isNegative()) {
             throw new IllegalArgumentException("the delay must not be negative; was " + delay);
@@ -99,17 +132,21 @@ public final class FaultyBackend extends DecoratorBackend {
                 r.rangeEnd, r.rangeErrno, delay));
     }
 
-    /** Switches every fault and delay off. */
+    /**
+     * Switches every fault and delay off.
+     *
+     * @return this backend, for chaining
+     */
     public FaultyBackend heal() {
         return set(r -> Rules.NONE);
     }
 
-    /** Requests failed by a fault so far. */
+    /** {@return requests failed by a fault so far} */
     public long injected() {
         return switches.injected.get();
     }
 
-    /** Requests seen so far, failed or not. */
+    /** {@return requests seen so far, failed or not} */
     public long requests() {
         return switches.requests.get();
     }

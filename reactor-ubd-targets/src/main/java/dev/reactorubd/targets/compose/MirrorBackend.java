@@ -107,17 +107,24 @@ public final class MirrorBackend extends ComposableBackend {
      * Replica state changes, as they happen. Hot: a subscriber sees the changes made after it subscribed and nothing
      * before (no replay; {@link #states()} gives the current ones); a subscriber without demand misses events. Signalled
      * on the thread that made the change (often a queue's event loop): do not block in it.
+     *
+     * @return replica state changes, as they happen
      */
     public Flux<HealthEvent> health() {
         return s.sink.asFlux();
     }
 
-    /** The state of replica {@code replica}. */
+    /**
+     * The state of replica {@code replica}.
+     *
+     * @param replica the replica index, from 0
+     * @return the state of replica {@code replica}
+     */
     public ReplicaState state(int replica) {
         return Shared.stateOf(s.states.get(s.check(replica)));
     }
 
-    /** Every replica's state, in replica order. */
+    /** {@return every replica's state, in replica order} */
     public List<ReplicaState> states() {
         List<ReplicaState> out = new ArrayList<>(s.n);
         for (int r = 0; r < s.n; r++) {
@@ -126,22 +133,27 @@ public final class MirrorBackend extends ComposableBackend {
         return out;
     }
 
-    /** Regions of replica {@code replica} recorded as written without it and not yet copied back. */
+    /**
+     * Regions of replica {@code replica} recorded as written without it and not yet copied back.
+     *
+     * @param replica the replica index, from 0
+     * @return regions of replica {@code replica} recorded as written without it and not yet copied back
+     */
     public long dirtyRegions(int replica) {
         return s.dirty[s.check(replica)].count();
     }
 
-    /** Regions copied by resyncs since the mirror was made. */
+    /** {@return regions copied by resyncs since the mirror was made} */
     public long copiedRegions() {
         return s.copied.get();
     }
 
-    /** The granularity of the dirty map and of the resync copy, in bytes. */
+    /** {@return the granularity of the dirty map and of the resync copy, in bytes} */
     public int regionBytes() {
         return s.region;
     }
 
-    /** The replicas (a queue's view: its bound replicas), in order. */
+    /** {@return the replicas (a queue's view: its bound replicas), in order} */
     public List<BlockBackend> replicas() {
         return List.of(parts);
     }
@@ -152,6 +164,8 @@ public final class MirrorBackend extends ComposableBackend {
      * then FAILED again). For a replica already RESYNCING it waits for that copy; for one IN_SYNC it completes at once.
      * Cancelling the Mono does not stop the copy.
      *
+     * @param replica the replica index, from 0
+     * @return a Mono that completes when the replica is IN_SYNC again, or fails with EIO when the copy fails
      * @throws IllegalArgumentException for an index that is not a replica's
      */
     public Mono<Void> reinstate(int replica) {

@@ -51,7 +51,7 @@ public final class RateLimitBackend extends DecoratorBackend {
         return new RateLimitBackend(budget, boundDelegate, queue.scheduler());
     }
 
-    /** Requests that had to wait for the budget so far. */
+    /** {@return requests that had to wait for the budget so far} */
     public long delayed() {
         return budget.delayed.sum();
     }

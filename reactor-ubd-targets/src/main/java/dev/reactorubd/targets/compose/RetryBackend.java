@@ -59,12 +59,17 @@ public final class RetryBackend extends DecoratorBackend {
         return new RetryBackend(this, boundDelegate, queue.scheduler());
     }
 
-    /** Whether a request that failed with {@code errno} may succeed when tried again. */
+    /**
+     * Whether a request that failed with {@code errno} may succeed when tried again.
+     *
+     * @param errno the positive errno, such as {@code Errno.EIO}
+     * @return whether a request that failed with {@code errno} may succeed when tried again
+     */
     public static boolean retryable(int errno) {
         return errno != Errno.EINVAL && errno != Errno.EROFS && errno != Errno.EOPNOTSUPP && errno != Errno.ENOSPC;
     }
 
-    /** Tries after the first, so far (by this backend and its bound views). */
+    /** {@return the retries so far: tries after the first (by this backend and its bound views)} */
     public long retries() {
         return retries.sum();
     }

@@ -152,7 +152,7 @@ abstract class SplitBackend extends ComposableBackend {
         return Mono.defer(() -> closed.compareAndSet(false, true) ? Support.closeAll(parts) : Mono.empty());
     }
 
-    /** The parts, in order (the bound ones for a queue's view). */
+    /** {@return the parts, in order (the bound ones for a queue's view)} */
     public final List<BlockBackend> parts() {
         return List.of(parts);
     }

@@ -56,7 +56,7 @@ public final class StripeBackend extends SplitBackend {
         return new StripeBackend(chunk, bound, layout, size, closed);
     }
 
-    /** The chunk size in bytes. */
+    /** {@return the chunk size in bytes} */
     public int chunkBytes() {
         return chunk;
     }

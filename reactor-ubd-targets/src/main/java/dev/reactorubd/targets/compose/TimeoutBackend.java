@@ -62,12 +62,12 @@ public final class TimeoutBackend extends DecoratorBackend {
         return new TimeoutBackend(this, boundDelegate, queue.scheduler());
     }
 
-    /** Requests failed with ETIMEDOUT so far (by this backend and its bound views). */
+    /** {@return requests failed with ETIMEDOUT so far (by this backend and its bound views)} */
     public long timedOut() {
         return timedOut.sum();
     }
 
-    /** The time limit. */
+    /** {@return the time limit} */
     public Duration limit() {
         return timeout;
     }

@@ -90,8 +90,21 @@ public final class FileBackend implements BlockBackend {
     private volatile MultiThreadIoEventLoopGroup ownLoop;
     private final Mono<Bound> own;
 
-    /** How a file is opened. */
+    /**
+     * How a file is opened.
+     *
+     * @param direct open with O_DIRECT, bypassing the page cache
+     * @param readOnly open read-only
+     * @param createSize create a missing file, or extend a shorter one, to this many bytes (sparse); 0 for neither
+     * @param allocator where read data and (with O_DIRECT, aligned) write data live
+     */
     public record Options(boolean direct, boolean readOnly, long createSize, ByteBufAllocator allocator) {
+        /**
+         * Checks the values.
+         *
+         * @throws IllegalArgumentException when {@code createSize} is negative
+         * @throws NullPointerException when {@code allocator} is null
+         */
         public Options {
             Objects.requireNonNull(allocator, "allocator");
             if (createSize < 0) {
@@ -99,17 +112,27 @@ public final class FileBackend implements BlockBackend {
             }
         }
 
-        /** Buffered, read-write, no file created, Netty's pooled allocator. */
+        /** {@return buffered, read-write, no file created, Netty's pooled allocator} */
         public static Options defaults() {
             return new Options(false, false, 0, PooledByteBufAllocator.DEFAULT);
         }
 
-        /** O_DIRECT: bypass the page cache. */
+        /**
+         * O_DIRECT: bypass the page cache. WRITE data then arrives in 4096-aligned buffers of an aligned allocator.
+         *
+         * @param direct whether to open with O_DIRECT
+         * @return a copy of these options with that changed
+         */
         public Options direct(boolean direct) {
             return new Options(direct, readOnly, createSize, allocator);
         }
 
-        /** Open read-only. */
+        /**
+         * Open read-only; serve the file with a read-only device spec.
+         *
+         * @param readOnly whether to open read-only
+         * @return a copy of these options with that changed
+         */
         public Options readOnly(boolean readOnly) {
             return new Options(direct, readOnly, createSize, allocator);
         }
@@ -117,12 +140,20 @@ public final class FileBackend implements BlockBackend {
         /**
          * Create the file when it is missing, and make it at least this long (sparse) when it is shorter; 0 (the
          * default) creates nothing and uses the file as it is. Ignored for block devices.
+         *
+         * @param bytes the size in bytes
+         * @return a copy of these options with that changed
          */
         public Options createSize(long bytes) {
             return new Options(direct, readOnly, bytes, allocator);
         }
 
-        /** Where read data and (with O_DIRECT, aligned) write data live. */
+        /**
+         * Where read data and (with O_DIRECT, aligned) write data live.
+         *
+         * @param allocator an allocator of direct buffers
+         * @return a copy of these options with that changed
+         */
         public Options allocator(ByteBufAllocator allocator) {
             return new Options(direct, readOnly, createSize, allocator);
         }
@@ -146,7 +177,12 @@ public final class FileBackend implements BlockBackend {
         }).cache();
     }
 
-    /** Opens a file or block device with the default options (buffered, read-write). */
+    /**
+     * Opens a file or block device with the default options (buffered, read-write).
+     *
+     * @param path a regular file or a block device
+     * @return the backend, opened; close it after the devices it serves
+     */
     public static FileBackend open(Path path) {
         return open(path, Options.defaults());
     }
@@ -154,6 +190,9 @@ public final class FileBackend implements BlockBackend {
     /**
      * Opens a file or block device. Blocks while it opens (and creates) the file: call it off event loops.
      *
+     * @param path a regular file or a block device
+     * @param options how to open it
+     * @return the backend, opened; close it after the devices it serves
      * @throws UbdException when the file cannot be used, saying why and what to do
      */
     public static FileBackend open(Path path, Options options) {
@@ -227,22 +266,22 @@ public final class FileBackend implements BlockBackend {
         };
     }
 
-    /** The file or block device. */
+    /** {@return the file or block device} */
     public Path path() {
         return path;
     }
 
-    /** Whether the store is a block device (else a regular file). */
+    /** {@return whether the store is a block device (else a regular file)} */
     public boolean isBlockDevice() {
         return blockDevice;
     }
 
-    /** Whether IO bypasses the page cache. */
+    /** {@return whether IO bypasses the page cache} */
     public boolean isDirect() {
         return direct;
     }
 
-    /** Whether the file was opened read-only. */
+    /** {@return whether the file was opened read-only} */
     public boolean isReadOnly() {
         return readOnly;
     }

@@ -127,12 +127,23 @@ public final class NbdBackend implements BlockBackend {
         this.capabilities = Set.copyOf(caps);
     }
 
-    /** {@link #connect(NbdUri, NbdOptions)} with a parsed URI. */
+    /**
+     * {@link #connect(NbdUri, NbdOptions)} with a parsed URI.
+     *
+     * @param uri the NBD URI: {@code nbd://host[:port]/export} or {@code nbd+unix:///export?socket=PATH}
+     * @param options the connection options
+     * @return {@link #connect(NbdUri, NbdOptions)} with a parsed URI
+     */
     public static Mono<NbdBackend> connect(String uri, NbdOptions options) {
         return Mono.defer(() -> connect(NbdUri.parse(uri), options));
     }
 
-    /** {@link #connect(NbdUri, NbdOptions)} with {@link NbdOptions#defaults()}. */
+    /**
+     * {@link #connect(NbdUri, NbdOptions)} with {@link NbdOptions#defaults()}.
+     *
+     * @param uri the NBD URI: {@code nbd://host[:port]/export} or {@code nbd+unix:///export?socket=PATH}
+     * @return {@link #connect(NbdUri, NbdOptions)} with {@link NbdOptions#defaults()}
+     */
     public static Mono<NbdBackend> connect(String uri) {
         return connect(uri, NbdOptions.defaults());
     }
@@ -143,6 +154,10 @@ public final class NbdBackend implements BlockBackend {
      * failure ({@link NbdException}: refused, timed out, unknown export, not an NBD server...) is signalled as it is
      * (wrap the Mono in {@code retryWhen} to insist). A host name is resolved once, here, off the event loops, within
      * the connect timeout; reconnects go to the address found then.
+     *
+     * @param uri the NBD URI: {@code nbd://host[:port]/export} or {@code nbd+unix:///export?socket=PATH}
+     * @param options the connection options
+     * @return a Mono of the backend, connected and past its handshake; close it when done
      */
     public static Mono<NbdBackend> connect(NbdUri uri, NbdOptions options) {
         return Mono.defer(() -> {
@@ -181,11 +196,12 @@ public final class NbdBackend implements BlockBackend {
 
     // ------------------------------------------------------------------------------------------------ what it is
 
-    /** The export's URI. */
+    /** {@return the export's URI} */
     public NbdUri uri() {
         return uri;
     }
 
+    /** {@return the options it was connected with} */
     public NbdOptions options() {
         return options;
     }
@@ -196,37 +212,47 @@ public final class NbdBackend implements BlockBackend {
         return info.size();
     }
 
-    /** Whether the server marked the export read-only (NBD_FLAG_READ_ONLY): make the device read-only too. */
+    /** {@return whether the server marked the export read-only (NBD_FLAG_READ_ONLY): make the device read-only too} */
     public boolean readOnly() {
         return info.has(TF_READ_ONLY);
     }
 
-    /** The export's transmission flags ({@code NBD_FLAG_*} bits) from the first handshake. */
+    /** {@return the export's transmission flags ({@code NBD_FLAG_*} bits) from the first handshake} */
     public int transmissionFlags() {
         return info.flags();
     }
 
-    /** The server's minimum block size (1 when it stated none): a device's logical block should be at least this. */
+    /**
+     * {@return the server's minimum block size (1 when it stated none): a device's logical block should be at least
+     * this}
+     */
     public int minimumBlockSize() {
         return info.minBlock();
     }
 
-    /** The server's preferred block size (4096 when it stated none). */
+    /** {@return the server's preferred block size (4096 when it stated none)} */
     public int preferredBlockSize() {
         return info.prefBlock();
     }
 
-    /** The largest READ or WRITE sent as one NBD request; longer ones are split. The server's maximum, at most 32 MiB. */
+    /**
+     * The largest READ or WRITE sent as one NBD request; longer ones are split. The server's maximum, at most 32 MiB.
+     *
+     * @return the largest READ or WRITE sent as one NBD request; longer ones are split
+     */
     public int maximumPayload() {
         return info.maxPayload();
     }
 
-    /** Whether queues get connections of their own: the server allows it (CAN_MULTI_CONN) and the options ask it. */
+    /**
+     * {@return whether queues get connections of their own: the server allows it (CAN_MULTI_CONN) and the options ask
+     * it}
+     */
     public boolean multiConn() {
         return options.multiConn() && info.has(TF_CAN_MULTI_CONN);
     }
 
-    /** Connections currently up and past their handshake: the backend's own and those of bound queues. */
+    /** {@return connections currently up and past their handshake: the backend's own and those of bound queues} */
     public int connectionCount() {
         int n = 0;
         for (NbdConnection c : connections) {

@@ -16,27 +16,46 @@ public class NbdException extends UbdException {
     /** {@code NBD_REP_ERR_UNKNOWN}: the server has no export of that name. */
     public static final int REP_ERR_UNKNOWN = NbdProtocol.REP_ERR_UNKNOWN;
 
+    /** The server's {@code NBD_REP_ERR_*} reply type, or 0. */
     private final int replyType;
 
+    /**
+     * An error with a message.
+     *
+     * @param message what failed and what to do about it
+     */
     public NbdException(String message) {
         this(message, 0, null);
     }
 
+    /**
+     * An error with a message, caused by another error.
+     *
+     * @param message what failed and what to do about it
+     * @param cause the error that caused it
+     */
     public NbdException(String message, Throwable cause) {
         this(message, 0, cause);
     }
 
+    /**
+     * An error with a message, caused by another error.
+     *
+     * @param message what failed and what to do about it
+     * @param replyType the server's {@code NBD_REP_ERR_*} reply type, or 0
+     * @param cause the error that caused it
+     */
     public NbdException(String message, int replyType, Throwable cause) {
         super(message, 0, cause);
         this.replyType = replyType;
     }
 
-    /** The server's {@code NBD_REP_ERR_*} reply type, or 0. */
+    /** {@return the server's {@code NBD_REP_ERR_*} reply type, or 0} */
     public int replyType() {
         return replyType;
     }
 
-    /** Whether the server said it has no such export ({@code NBD_REP_ERR_UNKNOWN}). */
+    /** {@return whether the server said it has no such export ({@code NBD_REP_ERR_UNKNOWN})} */
     public boolean isUnknownExport() {
         return replyType == NbdProtocol.REP_ERR_UNKNOWN;
     }

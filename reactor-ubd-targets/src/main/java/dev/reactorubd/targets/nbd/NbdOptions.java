@@ -65,16 +65,27 @@ public final class NbdOptions {
         this.eventLoopGroup = b.eventLoopGroup;
     }
 
-    /** The defaults: 10 s connect, 30 s per request, 5 reconnect attempts, backoff 100 ms to 5 s, multi-conn. */
+    /**
+     * {@return the defaults: 10 s connect, 30 s per request, 5 reconnect attempts, backoff 100 ms to 5 s, multi-conn}
+     */
     public static NbdOptions defaults() {
         return DEFAULTS;
     }
 
+    /**
+     * A builder starting from the defaults.
+     *
+     * @return a new builder
+     */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** A builder holding these options, to change some. */
+    /**
+     * A builder holding these options, to change some.
+     *
+     * @return this builder
+     */
     public Builder toBuilder() {
         Builder b = new Builder();
         b.connectTimeout = connectTimeout;
@@ -87,32 +98,37 @@ public final class NbdOptions {
         return b;
     }
 
+    /** {@return the bound on one connection attempt, connect and handshake (default 10 s)} */
     public Duration connectTimeout() {
         return connectTimeout;
     }
 
+    /** {@return the bound on one request, from submission to reply, reconnection waits included (default 30 s)} */
     public Duration requestTimeout() {
         return requestTimeout;
     }
 
-    /** Reconnect attempts per cycle; 0 turns retry off. */
+    /** {@return reconnect attempts per cycle; 0 turns retry off} */
     public int reconnectAttempts() {
         return reconnectAttempts;
     }
 
+    /** {@return the wait before the second reconnect attempt of a cycle (default 100 ms)} */
     public Duration backoffInitial() {
         return backoffInitial;
     }
 
+    /** {@return the longest wait between reconnect attempts (default 5 s)} */
     public Duration backoffMax() {
         return backoffMax;
     }
 
+    /** {@return whether queues get connections of their own when the server allows it (default true)} */
     public boolean multiConn() {
         return multiConn;
     }
 
-    /** The caller's event loop group, or {@code null} when the backend starts its own. */
+    /** {@return the caller's event loop group, or {@code null} when the backend starts its own} */
     public EventLoopGroup eventLoopGroup() {
         return eventLoopGroup;
     }
@@ -156,17 +172,35 @@ public final class NbdOptions {
             return d;
         }
 
+        /**
+         * Bounds one connection attempt: connect plus the whole handshake (default 10 s).
+         *
+         * @param timeout a positive duration
+         * @return this builder
+         */
         public Builder connectTimeout(Duration timeout) {
             this.connectTimeout = positive(timeout, "connectTimeout");
             return this;
         }
 
+        /**
+         * Bounds one request, from its submission to its reply, reconnection waits included (default 30 s); a request
+         * that runs out fails with ETIMEDOUT.
+         *
+         * @param timeout a positive duration
+         * @return this builder
+         */
         public Builder requestTimeout(Duration timeout) {
             this.requestTimeout = positive(timeout, "requestTimeout");
             return this;
         }
 
-        /** Reconnect attempts per cycle, 0 to 1000; 0 turns retry off (see the class comment). */
+        /**
+         * Reconnect attempts per cycle, 0 to 1000; 0 turns retry off (see the class comment).
+         *
+         * @param attempts the attempts after a lost connection before waiting requests fail with EIO
+         * @return this builder
+         */
         public Builder reconnectAttempts(int attempts) {
             if (attempts < 0 || attempts > 1000) {
                 throw new IllegalArgumentException("reconnectAttempts must be from 0 to 1000; was " + attempts);
@@ -175,12 +209,22 @@ public final class NbdOptions {
             return this;
         }
 
-        /** Retry off: requests fail with EIO as soon as the connection is lost, and fail fast while it is down. */
+        /**
+         * Retry off: requests fail with EIO as soon as the connection is lost, and fail fast while it is down.
+         *
+         * @return this builder
+         */
         public Builder noRetry() {
             return reconnectAttempts(0);
         }
 
-        /** The wait before the second attempt of a cycle, doubling for each next one up to {@code max}. */
+        /**
+         * The wait before the second attempt of a cycle, doubling for each next one up to {@code max}.
+         *
+         * @param initial the first wait, positive
+         * @param max the longest wait, at least {@code initial}
+         * @return this builder
+         */
         public Builder backoff(Duration initial, Duration max) {
             positive(initial, "backoff initial");
             positive(max, "backoff max");
@@ -192,7 +236,12 @@ public final class NbdOptions {
             return this;
         }
 
-        /** Whether queues get their own connections when the server allows it (default true). */
+        /**
+         * Whether queues get their own connections when the server allows it (default true).
+         *
+         * @param multiConn whether to use one connection per queue when the server allows it
+         * @return this builder
+         */
         public Builder multiConn(boolean multiConn) {
             this.multiConn = multiConn;
             return this;
@@ -201,12 +250,16 @@ public final class NbdOptions {
         /**
          * The loops for the backend's own connection: an io_uring or NIO {@code MultiThreadIoEventLoopGroup}, which
          * the caller shuts down after closing the backend. Default: the backend's own single loop.
+         *
+         * @param group the io_uring event loops
+         * @return this builder
          */
         public Builder eventLoopGroup(EventLoopGroup group) {
             this.eventLoopGroup = group;
             return this;
         }
 
+        /** {@return the options, immutable} */
         public NbdOptions build() {
             return new NbdOptions(this);
         }

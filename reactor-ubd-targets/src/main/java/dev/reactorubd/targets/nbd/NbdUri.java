@@ -30,6 +30,12 @@ public record NbdUri(String host, int port, String socketPath, String exportName
     private static final String FORMS = "write nbd://HOST[:PORT]/EXPORT (e.g. nbd://127.0.0.1:10809/disk) or "
             + "nbd+unix:///EXPORT?socket=/path/to/socket";
 
+    /**
+     * Checks the components.
+     *
+     * @throws IllegalArgumentException when the URI names both or neither of a host and a socket, a bad port, an empty
+     *         socket path, or an export name over 4096 bytes
+     */
     public NbdUri {
         Objects.requireNonNull(exportName, "exportName");
         if ((host == null) == (socketPath == null)) {
@@ -46,12 +52,25 @@ public record NbdUri(String host, int port, String socketPath, String exportName
         }
     }
 
-    /** A TCP export. */
+    /**
+     * A TCP export.
+     *
+     * @param host the host name or address
+     * @param port the TCP port, usually {@link #DEFAULT_PORT}
+     * @param exportName the export's name; {@code ""} for the server's default export
+     * @return the URI
+     */
     public static NbdUri tcp(String host, int port, String exportName) {
         return new NbdUri(host, port, null, exportName);
     }
 
-    /** An export on a Unix socket. */
+    /**
+     * An export on a Unix socket.
+     *
+     * @param socketPath the socket's path
+     * @param exportName the export's name; {@code ""} for the server's default export
+     * @return the URI
+     */
     public static NbdUri unix(String socketPath, String exportName) {
         return new NbdUri(null, 0, socketPath, exportName);
     }
@@ -59,6 +78,8 @@ public record NbdUri(String host, int port, String socketPath, String exportName
     /**
      * Parses an NBD URI (see the class comment).
      *
+     * @param uri the NBD URI: {@code nbd://host[:port]/export} or {@code nbd+unix:///export?socket=PATH}
+     * @return the URI
      * @throws IllegalArgumentException when {@code uri} is not one; the message says what a right one looks like
      */
     public static NbdUri parse(String uri) {
@@ -138,7 +159,7 @@ public record NbdUri(String host, int port, String socketPath, String exportName
         return path.substring(1);
     }
 
-    /** Whether the export is reached through a Unix socket. */
+    /** {@return whether the export is reached through a Unix socket} */
     public boolean isUnix() {
         return socketPath != null;
     }
