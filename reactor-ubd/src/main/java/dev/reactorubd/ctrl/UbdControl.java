@@ -293,6 +293,9 @@ public final class UbdControl implements AutoCloseable {
     /**
      * Stops a device and deletes it without waiting for its holders (DEL_DEV_ASYNC, Linux 6.9+): the block device
      * goes away at once, its holders see IO errors, and the id is freed when the last of them lets go.
+     *
+     * @param devId the device id
+     * @return a Mono that completes once the device is stopped and its deletion queued
      */
     public Mono<Void> removeDeviceAsync(int devId) {
         return stopDevice(devId).then(deleteDeviceAsync(devId));

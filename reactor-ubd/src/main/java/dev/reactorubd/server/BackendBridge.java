@@ -38,7 +38,13 @@ public final class BackendBridge {
 
     private BackendBridge() {}
 
-    /** {@link #attachAll(List, BlockBackend, Duration)} with the {@link #DEFAULT_REQUEST_TIMEOUT}. */
+    /**
+     * {@link #attachAll(List, BlockBackend, Duration)} with the {@link #DEFAULT_REQUEST_TIMEOUT}.
+     *
+     * @param queues the device's queues, not yet subscribed to
+     * @param backend the backend that answers the requests
+     * @return a Flux of one Disposable per queue, which detaches the backend from it
+     */
     public static Flux<Disposable> attachAll(List<UbdQueue> queues, BlockBackend backend) {
         return attachAll(queues, backend, DEFAULT_REQUEST_TIMEOUT);
     }
@@ -49,6 +55,8 @@ public final class BackendBridge {
      *
      * @param queues the device's queues, not yet subscribed to
      * @param backend the backend that answers the requests
+     * @param requestTimeout how long a request may wait for its answer (see {@link #attach(UbdQueue, BlockBackend,
+     *                       Duration)})
      * @return a Flux of one Disposable per queue, which detaches the backend from it
      */
     public static Flux<Disposable> attachAll(List<UbdQueue> queues, BlockBackend backend, Duration requestTimeout) {

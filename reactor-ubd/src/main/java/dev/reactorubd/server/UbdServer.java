@@ -164,6 +164,9 @@ public final class UbdServer implements AutoCloseable {
          * is then dropped, a read's buffer released); default {@link BackendBridge#DEFAULT_REQUEST_TIMEOUT} (30 s),
          * {@link Duration#ZERO} to wait forever. It is what keeps a backend whose Mono never completes from hanging a
          * reader, and the device's close.
+         *
+         * @param timeout the bound on each request's answer, or zero for none
+         * @return this builder
          */
         public Builder requestTimeout(Duration timeout) {
             if (timeout == null || timeout.isNegative()) {

@@ -118,7 +118,15 @@ public final class VirtualDevice implements AutoCloseable {
         return serve(backend, queues, depth, BackendBridge.DEFAULT_REQUEST_TIMEOUT);
     }
 
-    /** Like {@link #serve(BlockBackend, int, int)}, failing requests the backend leaves unanswered for that long. */
+    /**
+     * Like {@link #serve(BlockBackend, int, int)}, failing requests the backend leaves unanswered for that long.
+     *
+     * @param backend the backend under test
+     * @param queues how many queues
+     * @param depth tags per queue
+     * @param requestTimeout how long a request may wait for the backend's answer (ETIMEDOUT after it)
+     * @return the device, serving
+     */
     public static VirtualDevice serve(BlockBackend backend, int queues, int depth, java.time.Duration requestTimeout) {
         VirtualDevice d = create(queues, depth, backend.allocator());
         try {
