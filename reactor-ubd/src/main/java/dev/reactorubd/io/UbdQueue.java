@@ -1,6 +1,8 @@
 package dev.reactorubd.io;
 
 import dev.reactorubd.UbdException;
+import dev.reactorubd.metrics.QueueMetrics;
+import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -8,6 +10,7 @@ import io.netty.util.concurrent.EventExecutor;
 import java.util.Objects;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
+import reactor.core.Scannable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
@@ -31,6 +34,11 @@ import reactor.core.scheduler.Scheduler;
  * for demand when the subscriber cancels, and requests arriving after that, fail with EIO, so nothing waits
  * forever; a request the subscriber received is its to answer (a device cannot stop while one is unanswered). The
  * Flux has one subscriber; a second one is refused.
+ *
+ * <h2>Metrics</h2>
+ * Each request is reported to the queue's {@link QueueMetrics} (from {@link UbdMetrics#forQueue}) as it is
+ * committed, with its latency from the fetch completion to the commit; with {@link UbdMetrics#NONE} (the default)
+ * no timestamp is taken. {@link #inFlight()} and {@link #waitingForDemand()} may be sampled from any thread.
  */
 public final class UbdQueue {
     private final int deviceId;
@@ -45,14 +53,28 @@ public final class UbdQueue {
     private final Flux<IoRequest> requests;
     private final AtomicLong completed = new AtomicLong();
     private final AtomicLong failed = new AtomicLong();
+    private final QueueMetrics metrics;
+    private final boolean timed;
     private QueueTransport transport;
     private int aborted;
+    // Written on the loop only; read (racily, as a gauge) from any thread.
+    private int inFlightCount;
 
     /**
      * @param allocator where the data of WRITE requests is put (the backend's allocator), and where READ data that
      *                  is not in one direct buffer is gathered
      */
     public UbdQueue(int deviceId, int id, int depth, EventExecutor loop, ByteBufAllocator allocator) {
+        this(deviceId, id, depth, loop, allocator, UbdMetrics.NONE);
+    }
+
+    /**
+     * @param allocator where the data of WRITE requests is put (the backend's allocator), and where READ data that
+     *                  is not in one direct buffer is gathered
+     * @param metrics   where the queue reports its requests ({@link UbdMetrics#NONE}: nowhere)
+     */
+    public UbdQueue(int deviceId, int id, int depth, EventExecutor loop, ByteBufAllocator allocator,
+                    UbdMetrics metrics) {
         if (depth < 1 || depth > 4096) {
             throw new IllegalArgumentException("depth must be from 1 to 4096; was " + depth);
         }
@@ -64,6 +86,9 @@ public final class UbdQueue {
         this.allocator = Objects.requireNonNull(allocator, "allocator");
         this.inFlight = new IoRequest[depth];
         this.requests = sink.asFlux().doOnDiscard(IoRequest.class, UbdQueue::failDiscarded);
+        this.metrics = Objects.requireNonNull(Objects.requireNonNull(metrics, "metrics").forQueue(this),
+                "UbdMetrics.forQueue returned null");
+        this.timed = this.metrics.enabled();
     }
 
     private static void failDiscarded(IoRequest r) {
@@ -131,12 +156,32 @@ public final class UbdQueue {
         return failed.get();
     }
 
+    /** Requests the queue holds now, from their fetch to their commit (a sample; any thread). */
+    public int inFlight() {
+        return inFlightCount;
+    }
+
+    /** Requests waiting for the subscriber's demand now (a sample; any thread). */
+    public int waitingForDemand() {
+        Integer n = Scannable.from(sink).scan(Scannable.Attr.BUFFERED);
+        return n == null ? 0 : n;
+    }
+
+    /** The queue's metrics recorder. */
+    public QueueMetrics metrics() {
+        return metrics;
+    }
+
     // ---------------------------------------------------------------- transport callbacks (on the loop)
 
     /** The kernel put a request in {@code tag}'s descriptor. */
     public void onFetched(int tag, int opFlags, long offset, int length) {
         IoRequest r = new IoRequest(this, tag, opFlags, offset, length);
+        if (timed) {
+            r.fetchedNanos = System.nanoTime();
+        }
         inFlight[tag] = r;
+        inFlightCount++;
         switch (r.op()) {
             case OTHER -> finish(tag, -Errno.EOPNOTSUPP);
             case WRITE -> {
@@ -191,6 +236,7 @@ public final class UbdQueue {
         IoRequest r = inFlight[tag];
         inFlight[tag] = null;
         if (r != null) {
+            inFlightCount--;
             releaseBuffers(r);
         }
         if (++aborted == depth) {
@@ -209,6 +255,7 @@ public final class UbdQueue {
             }
         }
         aborted = depth;
+        inFlightCount = 0;
         sink.tryEmitError(error);
         terminated.tryEmitError(error);
     }
@@ -294,7 +341,16 @@ public final class UbdQueue {
         IoRequest r = inFlight[tag];
         inFlight[tag] = null;
         if (r != null) {
+            inFlightCount--;
             releaseBuffers(r);
+            if (timed) {
+                long latency = System.nanoTime() - r.fetchedNanos;
+                if (result < 0) {
+                    metrics.failed(r.op(), -result, latency);
+                } else {
+                    metrics.completed(r.op(), r.length(), latency);
+                }
+            }
         }
         if (result < 0) {
             failed.incrementAndGet();

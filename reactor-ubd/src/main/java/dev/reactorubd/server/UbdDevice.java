@@ -14,6 +14,8 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Schedulers;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.util.retry.Retry;
 
 /**
@@ -32,6 +34,7 @@ import reactor.util.retry.Retry;
  * <p>Unmount any filesystem on the device before closing it: the kernel waits for every opener of the block device.
  */
 public final class UbdDevice implements Disposable {
+    private static final Logger log = LoggerFactory.getLogger(UbdDevice.class);
     private final UbdControl control;
     private final DeviceInfo info;
     private final List<UbdQueue> queues;
@@ -126,7 +129,11 @@ public final class UbdDevice implements Disposable {
                 // Before the caller hears of it: a closed device is no longer among the server's devices.
                 .doOnTerminate(onClosed)
                 .doOnCancel(onClosed)
-                .doOnSuccess(v -> closed.tryEmitEmpty())
+                .doOnTerminate(() -> queues.forEach(q -> q.metrics().close()))
+                .doOnSuccess(v -> {
+                    log.info("closed {}", info.blockDevicePath());
+                    closed.tryEmitEmpty();
+                })
                 .doOnError(closed::tryEmitError);
     }
 

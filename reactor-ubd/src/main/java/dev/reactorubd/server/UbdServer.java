@@ -10,6 +10,8 @@ import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.io.KernelQueueTransport;
 import dev.reactorubd.io.KernelQueueTransport.DataCopy;
 import dev.reactorubd.io.UbdQueue;
+import dev.reactorubd.metrics.MicrometerMetrics;
+import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.uring.Errno;
 import dev.reactorubd.uring.Libc;
@@ -29,6 +31,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.util.retry.Retry;
 
 /**
@@ -48,10 +52,16 @@ import reactor.util.retry.Retry;
  * server creates and owns (daemon threads named {@code ubd-loop-N}, one per CPU). Each queue stays on one loop;
  * several queues may share one. Nothing here blocks a caller: every call returns a Mono.
  *
+ * <h2>Metrics and logs</h2>
+ * With {@link Builder#meterRegistry} every queue records Micrometer meters (see {@link MicrometerMetrics}); without
+ * it nothing of Micrometer is loaded. Lifecycle events (device served, closed) are logged through SLF4J at INFO;
+ * nothing per request is logged above DEBUG.
+ *
  * <h2>Privileges</h2>
  * Needs {@code /dev/ublk-control} (module {@code ublk_drv}, Linux 6.5+) and CAP_SYS_ADMIN.
  */
 public final class UbdServer implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(UbdServer.class);
     private static final AtomicInteger SERVERS = new AtomicInteger();
     private static final Duration CHAR_DEVICE_WAIT = Duration.ofSeconds(5);
 
@@ -59,9 +69,12 @@ public final class UbdServer implements AutoCloseable {
     private final IoEventLoopGroup group;
     private final boolean ownsGroup;
     private final DataCopy dataCopy;
+    private final UbdMetrics metrics;
     private final Set<UbdDevice> devices = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
-    private UbdServer(UbdControl control, IoEventLoopGroup group, boolean ownsGroup, DataCopy dataCopy) {
+    private UbdServer(UbdControl control, IoEventLoopGroup group, boolean ownsGroup, DataCopy dataCopy,
+                      UbdMetrics metrics) {
+        this.metrics = metrics;
         this.control = control;
         this.group = group;
         this.ownsGroup = ownsGroup;
@@ -92,8 +105,24 @@ public final class UbdServer implements AutoCloseable {
         private IoEventLoopGroup group;
         private IoUringIoHandlerConfig ringConfig;
         private DataCopy dataCopy = DataCopy.SYSCALL;
+        private UbdMetrics metrics = UbdMetrics.NONE;
 
         private Builder() {}
+
+        /**
+         * Records Micrometer meters of every queue into {@code registry} (see {@link MicrometerMetrics} for the
+         * meters and tags); needs {@code io.micrometer:micrometer-core} on the class path. Default: no metrics.
+         */
+        public Builder meterRegistry(io.micrometer.core.instrument.MeterRegistry registry) {
+            this.metrics = MicrometerMetrics.of(registry);
+            return this;
+        }
+
+        /** Where queues report their requests (any {@link UbdMetrics}); default {@link UbdMetrics#NONE}. */
+        public Builder metrics(UbdMetrics metrics) {
+            this.metrics = Objects.requireNonNull(metrics, "metrics");
+            return this;
+        }
 
         /** The control handle to use (the server closes it); default: {@link UbdControl#open()}. */
         public Builder control(UbdControl control) {
@@ -129,13 +158,16 @@ public final class UbdServer implements AutoCloseable {
          */
         public UbdServer build() {
             UbdControl c = control != null ? control : UbdControl.open();
+            if (metrics != UbdMetrics.NONE) {
+                log.info("queue metrics on: {}", metrics.getClass().getSimpleName());
+            }
             if (group != null) {
-                return new UbdServer(c, group, false, dataCopy);
+                return new UbdServer(c, group, false, dataCopy, metrics);
             }
             IoEventLoopGroup own = new MultiThreadIoEventLoopGroup(Runtime.getRuntime().availableProcessors(),
                     new DefaultThreadFactory("ubd-loop-" + SERVERS.incrementAndGet(), true),
                     ringConfig != null ? IoUringIoHandler.newFactory(ringConfig) : IoUringIoHandler.newFactory());
-            return new UbdServer(c, own, true, dataCopy);
+            return new UbdServer(c, own, true, dataCopy, metrics);
         }
     }
 
@@ -152,7 +184,9 @@ public final class UbdServer implements AutoCloseable {
     public Mono<UbdDevice> serve(DeviceSpec spec, BlockBackend backend) {
         Objects.requireNonNull(backend, "backend");
         DeviceSpec full = withCapabilities(spec, backend.capabilities());
-        return open(full, backend.allocator()).flatMap(device -> serveAndGo(device, backend, device.start()));
+        return open(full, backend.allocator()).flatMap(device -> serveAndGo(device, backend, device.start()))
+                .doOnNext(d -> log.info("serving {} ({} queues x {} tags, {} bytes) from {}", d.blockDevicePath(),
+                        d.info().queues(), d.info().depth(), spec.capacityBytes(), backend.getClass().getSimpleName()));
     }
 
     /** Binds the backend to each queue and wires them, then sends {@code go}; closes the device if that fails. */
@@ -262,7 +296,7 @@ public final class UbdServer implements AutoCloseable {
                 for (int q = 0; q < info.queues(); q++) {
                     areas.add(MappedRegion.mapReadOnly(fd, UblkIo.descAreaOffset(q, page),
                             UblkIo.descAreaLength(info.depth(), page)));
-                    queues.add(new UbdQueue(info.id(), q, info.depth(), group.next(), allocator));
+                    queues.add(new UbdQueue(info.id(), q, info.depth(), group.next(), allocator, metrics));
                 }
             } catch (RuntimeException e) {
                 areas.forEach(MappedRegion::close);
