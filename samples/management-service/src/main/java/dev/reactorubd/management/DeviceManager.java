@@ -145,7 +145,8 @@ public class DeviceManager {
             }
             long wantedSize = size;
             return server()
-                    .flatMap(srv -> TargetSpec.open(spec, wantedSize)
+                    // Opening a file is a system call: off the HTTP event loop.
+                    .flatMap(srv -> TargetSpec.open(spec, wantedSize).subscribeOn(Schedulers.boundedElastic())
                             .onErrorMap(e -> !(e instanceof ApiException), e -> new ApiException(HttpStatus.BAD_REQUEST,
                                     "Target cannot be opened", "target '" + spec.text() + "' cannot be opened: "
                                     + e.getMessage(), e))
