@@ -21,6 +21,8 @@ final class ServiceClient implements AutoCloseable {
 
     /** Starts the application with the given extra properties ("name=value"). */
     ServiceClient(String... properties) {
+        // The test class path also has slf4j-simple (the library's tests): Spring Boot leaves logging to SLF4J.
+        System.setProperty("org.springframework.boot.logging.LoggingSystem", "none");
         String[] all = new String[properties.length + 1];
         all[0] = "server.port=0";
         System.arraycopy(properties, 0, all, 1, properties.length);
