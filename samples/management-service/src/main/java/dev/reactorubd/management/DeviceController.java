@@ -21,6 +21,7 @@ import reactor.core.publisher.Mono;
  * <ul>
  *   <li>{@code POST /api/devices} with a {@link CreateDeviceRequest}: 201 and the {@link DeviceView}, Location
  *       {@code /api/devices/N};</li>
+ *   <li>{@code GET /api/server}: whether queues share the HTTP server's event loops;</li>
  *   <li>{@code GET /api/devices}: every device; {@code GET /api/devices/N}: one (404 if unknown);</li>
  *   <li>{@code DELETE /api/devices/N}: 204 once stopped and deleted;</li>
  *   <li>{@code GET /api/stats} ({@code text/event-stream}): a {@link StatsFrame} of every device each second;
@@ -44,6 +45,19 @@ public class DeviceController {
         return body.defaultIfEmpty(new CreateDeviceRequest(null, null, null, null, null))
                 .flatMap(devices::create)
                 .map(v -> ResponseEntity.created(URI.create("/api/devices/" + v.id())).body(v));
+    }
+
+    /**
+     * How the service runs: whether device queues share the HTTP server's event loops, the thread this request was
+     * handled on, and whether every live device's queues are on the shared loops.
+     */
+    public record ServerView(boolean sharedEventLoops, String requestThread, boolean queuesOnSharedLoops) {
+    }
+
+    @GetMapping("/server")
+    public ServerView server() {
+        return new ServerView(devices.sharesEventLoops(), Thread.currentThread().getName(),
+                devices.queuesOnSharedLoops());
     }
 
     @GetMapping("/devices")

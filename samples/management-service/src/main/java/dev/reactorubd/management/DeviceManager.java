@@ -7,7 +7,6 @@ import dev.reactorubd.UbdModuleNotLoadedException;
 import dev.reactorubd.UbdPermissionException;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.io.UbdQueue;
-import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
 import dev.reactorubd.targets.spec.TargetSpec;
@@ -122,10 +121,6 @@ public class DeviceManager {
             }
             TargetSpec spec = parse(request.target());
             long size = request.size() == null || request.size().isBlank() ? 0 : parseSize(request.size());
-            if (spec.size() < 0 && size == 0 && spec instanceof TargetSpec.Composite) {
-                // A composition of files or NBD exports: the backend says.
-                size = 0;
-            }
             int queues = request.queues() == null ? 1 : request.queues();
             int depth = request.depth() == null ? 128 : request.depth();
             if (queues < 1 || queues > 64) {
@@ -239,6 +234,19 @@ public class DeviceManager {
         return new ApiException(HttpStatus.INTERNAL_SERVER_ERROR, "Device error", String.valueOf(e.getMessage()), e);
     }
 
+    /**
+     * Whether every live device's queues run on the shared event loops (false without them): each queue's loop is
+     * one of the shared group's executors.
+     */
+    public boolean queuesOnSharedLoops() {
+        if (sharedLoops == null) {
+            return false;
+        }
+        java.util.Set<Object> loops = new java.util.HashSet<>();
+        sharedLoops.iterator().forEachRemaining(loops::add);
+        return liveDevices().stream().flatMap(d -> d.queues().stream()).allMatch(q -> loops.contains(q.loop()));
+    }
+
     /** Every device, by id. */
     public List<DeviceView> list() {
         return devices.values().stream().filter(m -> m.device != null).map(DeviceManager::view)
@@ -312,10 +320,5 @@ public class DeviceManager {
         if (sharedLoops != null) {
             sharedLoops.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS);
         }
-    }
-
-    /** For the unused-warning of BlockBackend imports in javadoc. */
-    static long unknownSize() {
-        return BlockBackend.UNKNOWN_SIZE;
     }
 }
