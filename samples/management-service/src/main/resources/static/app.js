@@ -114,7 +114,8 @@ function draw(canvas, series, colors) {
     g.fillText(String(Math.round(max * (2 - i) / 2 * 100) / 100), 2, y + 3);
   }
   series.forEach((s, k) => {
-    g.strokeStyle = colors[k]; g.lineWidth = 2; g.beginPath();
+    // The second series dashed, so that equal series (a 50/50 mix) both show.
+    g.strokeStyle = colors[k]; g.lineWidth = 2; g.setLineDash(k === 1 ? [6, 4] : []); g.beginPath();
     let started = false;
     s.forEach((v, i) => {
       if (v === null) { started = false; return; }

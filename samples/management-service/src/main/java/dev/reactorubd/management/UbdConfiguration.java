@@ -8,9 +8,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnProperty;
-import org.springframework.boot.reactor.netty.NettyServerCustomizer;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.http.client.ReactorResourceFactory;
 
 /**
  * Event loops shared by HTTP and devices, where {@code ubd.share-event-loops=true}: one Netty io_uring
@@ -34,10 +34,15 @@ public class UbdConfiguration {
         return group;
     }
 
-    /** Runs the HTTP server on the shared loops. */
+    /**
+     * Runs the HTTP server on the shared loops: Spring Boot's Netty server takes its loops from this factory when it
+     * starts (a server customizer's {@code runOn} would be overridden then). The factory does not own the loops.
+     */
     @Bean
-    public NettyServerCustomizer ubdSharedLoopsForHttp(IoEventLoopGroup ubdSharedLoops) {
-        return server -> server.runOn(ubdSharedLoops);
+    public ReactorResourceFactory reactorResourceFactory(IoEventLoopGroup ubdSharedLoops) {
+        ReactorResourceFactory factory = new ReactorResourceFactory();
+        factory.setUseGlobalResources(false);
+        factory.setLoopResources(useNative -> ubdSharedLoops);
+        return factory;
     }
-
 }

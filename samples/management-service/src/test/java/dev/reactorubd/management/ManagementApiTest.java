@@ -75,6 +75,13 @@ class ManagementApiTest {
     }
 
     @Test
+    void ownLoopsByDefault() {
+        String server = service.get("/api/server").body();
+        assertEquals("false", ServiceClient.field(server, "sharedEventLoops"), server);
+        assertTrue(ServiceClient.field(server, "requestThread").startsWith("reactor-http"), server);
+    }
+
+    @Test
     void pageAndScriptsAreServedLocally() {
         ServiceClient.Response page = service.get("/");
         assertEquals(200, page.status());

@@ -86,6 +86,11 @@ class ManagementServiceDeviceTest {
         assertEquals("/dev/ublkb" + dev, path);
         assertTrue(Files.exists(Path.of(path)), path + " exists");
         assertEquals("LIVE", ServiceClient.field(service.get("/api/devices/" + dev).body(), "state"));
+        String server = service.get("/api/server").body();
+        assertEquals("true", ServiceClient.field(server, "sharedEventLoops"), server);
+        assertTrue(ServiceClient.field(server, "requestThread").startsWith("ubd-shared"), "HTTP on the shared loops: "
+                + server);
+        assertEquals("true", ServiceClient.field(server, "queuesOnSharedLoops"), server);
         assertTrue(service.get("/api/devices").body().contains("\"target\":\"memory:67108864\""));
 
         // The kernel's partition scan reads at start: settle, then count from there.

@@ -23,10 +23,13 @@ final class ServiceClient implements AutoCloseable {
     ServiceClient(String... properties) {
         // The test class path also has slf4j-simple (the library's tests): Spring Boot leaves logging to SLF4J.
         System.setProperty("org.springframework.boot.logging.LoggingSystem", "none");
-        String[] all = new String[properties.length + 1];
-        all[0] = "server.port=0";
-        System.arraycopy(properties, 0, all, 1, properties.length);
-        context = new SpringApplicationBuilder(ManagementApplication.class).properties(all).run();
+        // As command-line arguments: they win over application.properties (builder properties would not).
+        String[] args = new String[properties.length + 1];
+        args[0] = "--server.port=0";
+        for (int i = 0; i < properties.length; i++) {
+            args[i + 1] = "--" + properties[i];
+        }
+        context = new SpringApplicationBuilder(ManagementApplication.class).run(args);
         base = "http://127.0.0.1:" + context.getEnvironment().getProperty("local.server.port");
     }
 
@@ -66,7 +69,7 @@ final class ServiceClient implements AutoCloseable {
 
     /** The first JSON number or string field {@code name} of a body (enough for these flat answers). */
     static String field(String json, String name) {
-        Matcher m = Pattern.compile("\"" + Pattern.quote(name) + "\"\\s*:\\s*(\"((?:[^\"\\\\]|\\\\.)*)\"|[-0-9.eE]+)")
+        Matcher m = Pattern.compile("\"" + Pattern.quote(name) + "\"\\s*:\\s*(\"((?:[^\"\\\\]|\\\\.)*)\"|[-0-9.eE]+|true|false|null)")
                 .matcher(json);
         if (!m.find()) {
             throw new AssertionError("no field " + name + " in " + json);
