@@ -287,7 +287,7 @@ public sealed interface TargetSpec {
             }
             if (parts.size() < 2) {
                 throw new InvalidTargetSpecException("'" + s + "' has " + parts.size() + " part(s): " + kind
-                        + " needs at least two, e.g. " + kind + "(memory:64M,memory:64M)");
+                        + " needs at least two; write e.g. " + kind + "(memory:64M,memory:64M)");
             }
             return new Composite(kind, chunk, parts);
         }
