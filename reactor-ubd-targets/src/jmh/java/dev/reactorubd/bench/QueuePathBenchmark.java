@@ -1,8 +1,12 @@
 package dev.reactorubd.bench;
 
+import dev.reactorubd.metrics.MicrometerMetrics;
+import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.targets.NullBackend;
 import dev.reactorubd.testkit.VirtualDevice;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import java.time.Duration;
@@ -27,6 +31,8 @@ import reactor.core.publisher.Flux;
  * The library's own per-request cost, without a kernel: requests go through the real queue ({@code UbdQueue}),
  * bridge and backend on a queue event loop, driven by the test kit's virtual device. {@code batch} requests are in
  * flight together (up to the depth), as under a deep fio job; scores are requests per second.
+ * {@code metrics=on} records the queue's Micrometer meters (counters, a timer with a percentile histogram, gauges)
+ * into a Prometheus registry, as the management service does; {@code off} is the library's default, no metrics.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.Throughput)
@@ -44,12 +50,17 @@ public class QueuePathBenchmark {
     @Param({"4096", "131072"})
     public int size;
 
+    @Param({"off", "on"})
+    public String metrics;
+
     private VirtualDevice dev;
     private ByteBuf data;
 
     @Setup(Level.Trial)
     public void setUp() {
-        dev = VirtualDevice.serve("null".equals(target) ? new NullBackend() : new MemoryBackend(1L << 30), 1, 128);
+        UbdMetrics m = "on".equals(metrics)
+                ? MicrometerMetrics.of(new PrometheusMeterRegistry(PrometheusConfig.DEFAULT)) : UbdMetrics.NONE;
+        dev = VirtualDevice.serve("null".equals(target) ? new NullBackend() : new MemoryBackend(1L << 30), 1, 128, m);
         data = Unpooled.directBuffer(size).writeZero(size);
     }
 

@@ -35,6 +35,8 @@ public final class IoRequest {
     private volatile int answered;
     ByteBuf data;
     ByteBuf outgoing;
+    /** When the fetch completed ({@link System#nanoTime()}), taken only when the queue records metrics. */
+    long fetchedNanos;
 
     IoRequest(UbdQueue queue, int tag, int opFlags, long offset, int length) {
         this.queue = queue;

@@ -1,6 +1,8 @@
 package dev.reactorubd.io;
 
 import dev.reactorubd.UbdException;
+import dev.reactorubd.metrics.QueueMetrics;
+import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -11,6 +13,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import reactor.core.Scannable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
@@ -34,6 +37,11 @@ import reactor.core.scheduler.Scheduler;
  * for demand when the subscriber cancels, and requests arriving after that, fail with EIO, so nothing waits
  * forever; a request the subscriber received is its to answer (a device cannot stop while one is unanswered). The
  * Flux has one subscriber; a second one is refused.
+ *
+ * <h2>Metrics</h2>
+ * Each request is reported to the queue's {@link QueueMetrics} (from {@link UbdMetrics#forQueue}) as it is
+ * committed, with its latency from the fetch completion to the commit; with {@link UbdMetrics#NONE} (the default)
+ * no timestamp is taken. {@link #inFlight()} and {@link #waitingForDemand()} may be sampled from any thread.
  */
 public final class UbdQueue {
     private static final Logger LOG = LoggerFactory.getLogger(UbdQueue.class);
@@ -50,6 +58,8 @@ public final class UbdQueue {
     private final Flux<IoRequest> requests;
     private final AtomicLong completed = new AtomicLong();
     private final AtomicLong failed = new AtomicLong();
+    private final QueueMetrics metrics;
+    private final boolean timed;
     // Written on the loop only (one writer), read from any thread: plain volatile fields suffice.
     private volatile long bytes;
     private volatile int inFlightCount;
@@ -69,6 +79,16 @@ public final class UbdQueue {
      *                  is not in one direct buffer is gathered
      */
     public UbdQueue(int deviceId, int id, int depth, EventExecutor loop, ByteBufAllocator allocator) {
+        this(deviceId, id, depth, loop, allocator, UbdMetrics.NONE);
+    }
+
+    /**
+     * @param allocator where the data of WRITE requests is put (the backend's allocator), and where READ data that
+     *                  is not in one direct buffer is gathered
+     * @param metrics   where the queue reports its requests ({@link UbdMetrics#NONE}: nowhere)
+     */
+    public UbdQueue(int deviceId, int id, int depth, EventExecutor loop, ByteBufAllocator allocator,
+                    UbdMetrics metrics) {
         if (depth < 1 || depth > 4096) {
             throw new IllegalArgumentException("depth must be from 1 to 4096; was " + depth);
         }
@@ -80,6 +100,9 @@ public final class UbdQueue {
         this.allocator = Objects.requireNonNull(allocator, "allocator");
         this.inFlight = new IoRequest[depth];
         this.requests = sink.asFlux().doOnDiscard(IoRequest.class, UbdQueue::failDiscarded);
+        this.metrics = Objects.requireNonNull(Objects.requireNonNull(metrics, "metrics").forQueue(this),
+                "UbdMetrics.forQueue returned null");
+        this.timed = this.metrics.enabled();
     }
 
     private static void failDiscarded(IoRequest r) {
@@ -184,6 +207,25 @@ public final class UbdQueue {
         return inFlightCount;
     }
 
+    /**
+     * Requests waiting for the subscriber's demand now.
+     *
+     * @return a sample, readable from any thread
+     */
+    public int waitingForDemand() {
+        Integer n = Scannable.from(sink).scan(Scannable.Attr.BUFFERED);
+        return n == null ? 0 : n;
+    }
+
+    /**
+     * The queue's metrics recorder.
+     *
+     * @return the recorder ({@link UbdMetrics#NONE}'s when metrics are off)
+     */
+    public QueueMetrics metrics() {
+        return metrics;
+    }
+
     // ---------------------------------------------------------------- transport callbacks (on the loop)
 
     /**
@@ -196,6 +238,9 @@ public final class UbdQueue {
      */
     public void onFetched(int tag, int opFlags, long offset, int length) {
         IoRequest r = new IoRequest(this, tag, opFlags, offset, length);
+        if (timed) {
+            r.fetchedNanos = System.nanoTime();
+        }
         inFlight[tag] = r;
         inFlightCount++;
         switch (r.op()) {
@@ -289,8 +334,8 @@ public final class UbdQueue {
                 releaseBuffers(r);
             }
         }
-        inFlightCount = 0;
         aborted = depth;
+        inFlightCount = 0;
         sink.tryEmitError(error);
         terminated.tryEmitError(error);
     }
@@ -385,6 +430,14 @@ public final class UbdQueue {
         if (r != null) {
             inFlightCount--;
             releaseBuffers(r);
+            if (timed) {
+                long latency = System.nanoTime() - r.fetchedNanos;
+                if (result < 0) {
+                    metrics.failed(r.op(), -result, latency);
+                } else {
+                    metrics.completed(r.op(), r.length(), latency);
+                }
+            }
         }
         if (result < 0) {
             failed.incrementAndGet();

@@ -16,6 +16,8 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Schedulers;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.util.retry.Retry;
 
 /**
@@ -147,6 +149,7 @@ public final class UbdDevice implements Disposable {
                 // Before the caller hears of it: a closed device is no longer among the server's devices.
                 .doOnTerminate(onClosed)
                 .doOnCancel(onClosed)
+                .doOnTerminate(() -> queues.forEach(q -> q.metrics().close()))
                 .doOnSuccess(v -> {
                     LOG.info("device {} stopped and deleted after {} requests ({} failed)", info.id(),
                             queues.stream().mapToLong(UbdQueue::completedCount).sum()

@@ -10,6 +10,8 @@ import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.io.KernelQueueTransport;
 import dev.reactorubd.io.KernelQueueTransport.DataCopy;
 import dev.reactorubd.io.UbdQueue;
+import dev.reactorubd.metrics.MicrometerMetrics;
+import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.uring.Errno;
 import dev.reactorubd.uring.Libc;
@@ -31,6 +33,8 @@ import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.util.retry.Retry;
 
 /**
@@ -50,6 +54,11 @@ import reactor.util.retry.Retry;
  * server creates and owns (daemon threads named {@code ubd-loop-N}, one per CPU). Each queue stays on one loop;
  * several queues may share one. Nothing here blocks a caller: every call returns a Mono.
  *
+ * <h2>Metrics and logs</h2>
+ * With {@link Builder#meterRegistry} every queue records Micrometer meters (see {@link MicrometerMetrics}); without
+ * it nothing of Micrometer is loaded. Lifecycle events (device served, closed) are logged through SLF4J at INFO;
+ * nothing per request is logged above DEBUG.
+ *
  * <h2>Privileges</h2>
  * Needs {@code /dev/ublk-control} (module {@code ublk_drv}, Linux 6.5+) and CAP_SYS_ADMIN.
  */
@@ -63,11 +72,13 @@ public final class UbdServer implements AutoCloseable {
     private final boolean ownsGroup;
     private final DataCopy dataCopy;
     private final Duration requestTimeout;
+    private final UbdMetrics metrics;
     private final Set<UbdDevice> devices = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     private UbdServer(UbdControl control, IoEventLoopGroup group, boolean ownsGroup, DataCopy dataCopy,
-                      Duration requestTimeout) {
+                      Duration requestTimeout, UbdMetrics metrics) {
         this.requestTimeout = requestTimeout;
+        this.metrics = metrics;
         this.control = control;
         this.group = group;
         this.ownsGroup = ownsGroup;
@@ -111,8 +122,32 @@ public final class UbdServer implements AutoCloseable {
         private IoUringIoHandlerConfig ringConfig;
         private DataCopy dataCopy = DataCopy.SYSCALL;
         private Duration requestTimeout = BackendBridge.DEFAULT_REQUEST_TIMEOUT;
+        private UbdMetrics metrics = UbdMetrics.NONE;
 
         private Builder() {}
+
+        /**
+         * Records Micrometer meters of every queue into {@code registry} (see {@link MicrometerMetrics} for the
+         * meters and tags); needs {@code io.micrometer:micrometer-core} on the class path. Default: no metrics.
+         *
+         * @param registry where the meters go
+         * @return this builder
+         */
+        public Builder meterRegistry(io.micrometer.core.instrument.MeterRegistry registry) {
+            this.metrics = MicrometerMetrics.of(registry);
+            return this;
+        }
+
+        /**
+         * Where queues report their requests (any {@link UbdMetrics}); default {@link UbdMetrics#NONE}.
+         *
+         * @param metrics the recorder factory
+         * @return this builder
+         */
+        public Builder metrics(UbdMetrics metrics) {
+            this.metrics = Objects.requireNonNull(metrics, "metrics");
+            return this;
+        }
 
         /**
          * The control handle to use (the server closes it); default: {@link UbdControl#open()}.
@@ -184,13 +219,16 @@ public final class UbdServer implements AutoCloseable {
          */
         public UbdServer build() {
             UbdControl c = control != null ? control : UbdControl.open();
+            if (metrics != UbdMetrics.NONE) {
+                LOG.info("queue metrics on: {}", metrics.getClass().getSimpleName());
+            }
             if (group != null) {
-                return new UbdServer(c, group, false, dataCopy, requestTimeout);
+                return new UbdServer(c, group, false, dataCopy, requestTimeout, metrics);
             }
             IoEventLoopGroup own = new MultiThreadIoEventLoopGroup(Runtime.getRuntime().availableProcessors(),
                     new DefaultThreadFactory("ubd-loop-" + SERVERS.incrementAndGet(), true),
                     ringConfig != null ? IoUringIoHandler.newFactory(ringConfig) : IoUringIoHandler.newFactory());
-            return new UbdServer(c, own, true, dataCopy, requestTimeout);
+            return new UbdServer(c, own, true, dataCopy, requestTimeout, metrics);
         }
     }
 
@@ -212,7 +250,8 @@ public final class UbdServer implements AutoCloseable {
     public Mono<UbdDevice> serve(DeviceSpec spec, BlockBackend backend) {
         Objects.requireNonNull(backend, "backend");
         DeviceSpec full = withCapabilities(spec, backend.capabilities());
-        return open(full, backend.allocator()).flatMap(device -> serveAndGo(device, backend, device.start(), requestTimeout));
+        return open(full, backend.allocator()).flatMap(device -> serveAndGo(device, backend, device.start(),
+                requestTimeout));
     }
 
     /** Binds the backend to each queue and wires them, then sends {@code go}; closes the device if that fails. */
@@ -329,7 +368,7 @@ public final class UbdServer implements AutoCloseable {
                 for (int q = 0; q < info.queues(); q++) {
                     areas.add(MappedRegion.mapReadOnly(fd, UblkIo.descAreaOffset(q, page),
                             UblkIo.descAreaLength(info.depth(), page)));
-                    queues.add(new UbdQueue(info.id(), q, info.depth(), group.next(), allocator));
+                    queues.add(new UbdQueue(info.id(), q, info.depth(), group.next(), allocator, metrics));
                 }
             } catch (RuntimeException e) {
                 areas.forEach(MappedRegion::close);

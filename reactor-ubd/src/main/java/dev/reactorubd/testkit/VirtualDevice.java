@@ -4,6 +4,8 @@ import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.IoOp;
 import dev.reactorubd.io.QueueTransport;
 import dev.reactorubd.io.UbdQueue;
+import dev.reactorubd.metrics.MicrometerMetrics;
+import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.server.BackendBridge;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.sys.UblkIo;
@@ -47,6 +49,10 @@ import reactor.core.publisher.MonoSink;
  * <p>Results: {@link #read} signals the data (the caller releases it); the others complete empty. A request the
  * queue failed signals {@link UbdIoException} with its errno; a READ answered with no bytes fails with EIO, as the
  * kernel does.
+ *
+ * <p>Metrics: {@link #serve(BlockBackend, int, int, io.micrometer.core.instrument.MeterRegistry)} records the queues'
+ * Micrometer meters as a server does (device tag -1); any {@link UbdMetrics} can be given to {@link #create(int, int,
+ * ByteBufAllocator, UbdMetrics)}. {@link #close()} removes the meters.
  */
 public final class VirtualDevice implements AutoCloseable {
     private static final AtomicInteger DEVICES = new AtomicInteger();
@@ -56,7 +62,7 @@ public final class VirtualDevice implements AutoCloseable {
     private final List<Disposable> bridges = new ArrayList<>();
     private final ByteBufAllocator allocator;
 
-    private VirtualDevice(int queueCount, int depth, ByteBufAllocator allocator) {
+    private VirtualDevice(int queueCount, int depth, ByteBufAllocator allocator, UbdMetrics metrics) {
         if (queueCount < 1 || queueCount > 64) {
             throw new IllegalArgumentException("queues must be from 1 to 64; was " + queueCount);
         }
@@ -68,7 +74,7 @@ public final class VirtualDevice implements AutoCloseable {
                 IoUring.isAvailable() ? IoUringIoHandler.newFactory() : LocalIoHandler.newFactory());
         for (int q = 0; q < queueCount; q++) {
             EventLoop loop = (EventLoop) group.next();
-            UbdQueue queue = new UbdQueue(-1, q, depth, loop, allocator);
+            UbdQueue queue = new UbdQueue(-1, q, depth, loop, allocator, metrics);
             VirtualTransport t = new VirtualTransport(queue);
             queues.add(queue);
             transports.add(t);
@@ -96,7 +102,12 @@ public final class VirtualDevice implements AutoCloseable {
      * @return a device whose queues are left to the caller to consume
      */
     public static VirtualDevice create(int queues, int depth, ByteBufAllocator allocator) {
-        VirtualDevice d = new VirtualDevice(queues, depth, allocator);
+        return create(queues, depth, allocator, UbdMetrics.NONE);
+    }
+
+    /** As {@link #create(int, int, ByteBufAllocator)}, with the queues reporting to {@code metrics}. */
+    public static VirtualDevice create(int queues, int depth, ByteBufAllocator allocator, UbdMetrics metrics) {
+        VirtualDevice d = new VirtualDevice(queues, depth, allocator, Objects.requireNonNull(metrics, "metrics"));
         for (int q = 0; q < queues; q++) {
             d.queues.get(q).start(d.transports.get(q));
         }
@@ -115,7 +126,7 @@ public final class VirtualDevice implements AutoCloseable {
      *         bound to each queue ({@link BlockBackend#bind}) as the server does
      */
     public static VirtualDevice serve(BlockBackend backend, int queues, int depth) {
-        return serve(backend, queues, depth, BackendBridge.DEFAULT_REQUEST_TIMEOUT);
+        return serve(backend, queues, depth, BackendBridge.DEFAULT_REQUEST_TIMEOUT, UbdMetrics.NONE);
     }
 
     /**
@@ -128,7 +139,37 @@ public final class VirtualDevice implements AutoCloseable {
      * @return the device, serving
      */
     public static VirtualDevice serve(BlockBackend backend, int queues, int depth, java.time.Duration requestTimeout) {
-        VirtualDevice d = create(queues, depth, backend.allocator());
+        return serve(backend, queues, depth, requestTimeout, UbdMetrics.NONE);
+    }
+
+    /**
+     * As {@link #serve(BlockBackend, int, int)}, recording each queue's Micrometer meters into {@code registry} (see
+     * {@link MicrometerMetrics}); needs micrometer-core on the class path.
+     *
+     * @param backend the backend under test
+     * @param queues how many queues
+     * @param depth tags per queue
+     * @param registry where the meters go
+     * @return the device, serving
+     */
+    public static VirtualDevice serve(BlockBackend backend, int queues, int depth,
+                                      io.micrometer.core.instrument.MeterRegistry registry) {
+        return serve(backend, queues, depth, BackendBridge.DEFAULT_REQUEST_TIMEOUT, MicrometerMetrics.of(registry));
+    }
+
+    /**
+     * As {@link #serve(BlockBackend, int, int)}, with the queues reporting to {@code metrics} and a request timeout.
+     *
+     * @param backend the backend under test
+     * @param queues how many queues
+     * @param depth tags per queue
+     * @param requestTimeout how long a request may wait for the backend's answer (ETIMEDOUT after it)
+     * @param metrics where the queues report their requests
+     * @return the device, serving
+     */
+    public static VirtualDevice serve(BlockBackend backend, int queues, int depth, java.time.Duration requestTimeout,
+                                      UbdMetrics metrics) {
+        VirtualDevice d = create(queues, depth, backend.allocator(), metrics);
         try {
             d.bridges.addAll(BackendBridge.attachAll(d.queues, backend, requestTimeout).collectList()
                     .block(java.time.Duration.ofSeconds(30)));
@@ -299,6 +340,7 @@ public final class VirtualDevice implements AutoCloseable {
             stop().block(java.time.Duration.ofSeconds(10));
         } finally {
             bridges.forEach(Disposable::dispose);
+            queues.forEach(q -> q.metrics().close());
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
         }
     }
@@ -322,8 +364,12 @@ public final class VirtualDevice implements AutoCloseable {
             this.sink = sink;
         }
 
+        private boolean released;
+
+        /** Gives back the retained slice of the caller's data, once (a failed request passes here twice). */
         void release() {
-            if (writeData != null && writeData.refCnt() > 0) {
+            if (!released && writeData != null && writeData.refCnt() > 0) {
+                released = true;
                 writeData.release();
             }
         }

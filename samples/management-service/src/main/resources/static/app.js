@@ -1,0 +1,179 @@
+// The management page: devices from /api/devices, live numbers and charts from the /api/stats event stream,
+// a form to create a device and a button to delete one; API errors (RFC 9457 problem bodies) are shown as they come.
+"use strict";
+
+const HISTORY = 60;                      // seconds of chart history
+const history = new Map();               // device id -> {t: [], r: [], w: [], p50: [], p99: []}
+const cards = new Map();                 // device id -> card element
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function showError(problem) {
+  const box = document.getElementById("error");
+  box.replaceChildren(el("b", {}, (problem.status ? problem.status + " " : "") + (problem.title || "Error")),
+      document.createTextNode(problem.detail || ""));
+  box.hidden = false;
+}
+
+function clearError() {
+  document.getElementById("error").hidden = true;
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: { "Accept": "application/json, application/problem+json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (e) { json = null; }
+  if (!res.ok) {
+    throw (json && (json.detail || json.title)) ? json
+        : { status: res.status, title: res.statusText, detail: text || "no detail" };
+  }
+  return json;
+}
+
+async function refresh() {
+  try {
+    const list = await api("GET", "/api/devices");
+    const ids = new Set(list.map(d => d.id));
+    for (const [id, card] of cards) {
+      if (!ids.has(id)) { card.remove(); cards.delete(id); history.delete(id); }
+    }
+    for (const d of list) card(d);
+    document.getElementById("empty").hidden = list.length > 0;
+  } catch (p) {
+    showError(p);
+  }
+}
+
+function chart(label, legend) {
+  const canvas = el("canvas", { width: 360, height: 120 });
+  return { canvas, box: el("div", { class: "chart" }, el("span", { class: "legend" }, label, " ", ...legend), canvas) };
+}
+
+function card(d) {
+  let c = cards.get(d.id);
+  if (!c) {
+    const iops = chart("IOPS", [el("span", { class: "r" }, "read"), el("span", { class: "w" }, "write")]);
+    const lat = chart("latency ms", [el("span", { class: "p50" }, "p50"), el("span", { class: "p99" }, "p99")]);
+    iops.canvas.className = "iops-chart";
+    lat.canvas.className = "latency-chart";
+    const del = el("button", { class: "delete" }, "Delete");
+    del.addEventListener("click", async () => {
+      clearError();
+      del.disabled = true;
+      try { await api("DELETE", "/api/devices/" + d.id); await refresh(); }
+      catch (p) { showError(p); del.disabled = false; }
+    });
+    c = el("div", { class: "device", id: "device-" + d.id, "data-id": d.id },
+        el("header", {}, el("h3", {}, ""), del),
+        el("div", { class: "numbers" }, "waiting for statistics…"),
+        el("div", { class: "charts" }, iops.box, lat.box));
+    c.iops = iops.canvas;
+    c.latency = lat.canvas;
+    cards.set(d.id, c);
+    document.getElementById("devices").append(c);
+  }
+  c.querySelector("h3").textContent = `${d.path} — ${d.target}, ${fmtBytes(d.sizeBytes)}, ${d.queueCount} queue(s) × ${d.depth}, ${d.state}`;
+  return c;
+}
+
+function fmtBytes(n) {
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return (Math.round(n * 10) / 10) + " " + u[i];
+}
+
+function fmt(n, digits) {
+  return n === null || n === undefined ? "–" : Number(n).toFixed(digits);
+}
+
+function draw(canvas, series, colors) {
+  const g = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height, pad = 24;
+  g.clearRect(0, 0, w, h);
+  let max = 0;
+  for (const s of series) for (const v of s) if (v !== null && v > max) max = v;
+  max = max > 0 ? max * 1.15 : 1;
+  g.strokeStyle = "#e3e6eb"; g.fillStyle = "#777"; g.font = "10px sans-serif"; g.lineWidth = 1;
+  for (let i = 0; i <= 2; i++) {
+    const y = pad / 2 + (h - pad) * i / 2;
+    g.beginPath(); g.moveTo(pad + 16, y); g.lineTo(w - 4, y); g.stroke();
+    g.fillText(String(Math.round(max * (2 - i) / 2 * 100) / 100), 2, y + 3);
+  }
+  series.forEach((s, k) => {
+    // The second series dashed, so that equal series (a 50/50 mix) both show.
+    g.strokeStyle = colors[k]; g.lineWidth = 2; g.setLineDash(k === 1 ? [6, 4] : []); g.beginPath();
+    let started = false;
+    s.forEach((v, i) => {
+      if (v === null) { started = false; return; }
+      const x = pad + 16 + (w - pad - 20) * (i + HISTORY - s.length) / (HISTORY - 1);
+      const y = pad / 2 + (h - pad) * (1 - v / max);
+      if (started) g.lineTo(x, y); else { g.moveTo(x, y); started = true; }
+    });
+    g.stroke();
+  });
+}
+
+function onFrame(frame) {
+  const seen = new Set();
+  for (const s of frame.devices) {
+    seen.add(s.id);
+    const c = cards.get(s.id);
+    if (!c) { refresh(); continue; }
+    let h = history.get(s.id);
+    if (!h) { h = { r: [], w: [], p50: [], p99: [] }; history.set(s.id, h); }
+    h.r.push(s.readIops); h.w.push(s.writeIops); h.p50.push(s.p50Millis); h.p99.push(s.p99Millis);
+    for (const k of Object.keys(h)) if (h[k].length > HISTORY) h[k].shift();
+    c.dataset.samples = String((Number(c.dataset.samples) || 0) + 1);
+    c.dataset.reads = String(s.reads);
+    c.dataset.writes = String(s.writes);
+    c.querySelector(".numbers").textContent =
+        `read ${fmt(s.readIops, 0)} IOPS ${fmt(s.readMBps, 1)} MB/s · write ${fmt(s.writeIops, 0)} IOPS ${fmt(s.writeMBps, 1)} MB/s`
+        + ` · in flight ${s.inFlight} · p50 ${fmt(s.p50Millis, 3)} ms · p99 ${fmt(s.p99Millis, 3)} ms`
+        + ` · totals: ${s.reads} reads, ${s.writes} writes, ${s.errors} errors`;
+    draw(c.iops, [h.r, h.w], ["#2f6fdb", "#d9480f"]);
+    draw(c.latency, [h.p50, h.p99], ["#2b8a3e", "#862e9c"]);
+  }
+  for (const id of cards.keys()) if (!seen.has(id)) { refresh(); break; }
+}
+
+function connect() {
+  const state = document.getElementById("stream-state");
+  const es = new EventSource("/api/stats");
+  es.addEventListener("stats", e => {
+    state.textContent = "live"; state.className = "state live";
+    onFrame(JSON.parse(e.data));
+  });
+  es.onerror = () => { state.textContent = "reconnecting…"; state.className = "state"; };
+}
+
+document.getElementById("create-form").addEventListener("submit", async e => {
+  e.preventDefault();
+  clearError();
+  const body = { target: document.getElementById("target").value.trim() };
+  const size = document.getElementById("size").value.trim();
+  const queues = document.getElementById("queues").value.trim();
+  if (size) body.size = size;
+  if (queues) body.queues = Number(queues);
+  const button = document.getElementById("create");
+  button.disabled = true;
+  try { await api("POST", "/api/devices", body); await refresh(); }
+  catch (p) { showError(p); }
+  finally { button.disabled = false; }
+});
+
+refresh();
+connect();

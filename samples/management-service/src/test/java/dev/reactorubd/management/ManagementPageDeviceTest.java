@@ -1,0 +1,164 @@
+package dev.reactorubd.management;
+
+import dev.reactorubd.ctrl.UbdControl;
+import dev.reactorubd.testing.BlockingCallRecorder;
+import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Vm;
+import java.io.File;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.openqa.selenium.By;
+import org.openqa.selenium.JavascriptExecutor;
+import org.openqa.selenium.OutputType;
+import org.openqa.selenium.PageLoadStrategy;
+import org.openqa.selenium.TimeoutException;
+import org.openqa.selenium.WebDriver;
+import org.openqa.selenium.WebElement;
+import org.openqa.selenium.chrome.ChromeDriver;
+import org.openqa.selenium.chrome.ChromeDriverService;
+import org.openqa.selenium.chrome.ChromeOptions;
+import org.openqa.selenium.support.ui.WebDriverWait;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The management page in a real headless browser (Debian's chromium through chromedriver), against the service
+ * serving real devices: a device created through the form, listed with charts that update while fio runs, an error
+ * shown for a bad spec, the device deleted through the page. Saves a screenshot to
+ * {@code target/vm-reports/management-page.png} (shared with the host by scripts/test-all).
+ */
+@DeviceTest
+class ManagementPageDeviceTest {
+    private static final Duration WAIT = Duration.ofSeconds(120);
+    private static ServiceClient service;
+    private static WebDriver browser;
+    private static Path profile;
+
+    @BeforeAll
+    static void start() throws Exception {
+        try (UbdControl control = UbdControl.open()) {
+            control.listDevices().concatMap(d -> control.removeDevice(d.id())).then().block(WAIT);
+        }
+        service = new ServiceClient("ubd.share-event-loops=true", "ubd.event-loops=2");
+        profile = Files.createTempDirectory("chromium-profile");
+        ChromeOptions options = new ChromeOptions();
+        options.setBinary("/usr/bin/chromium");
+        // The emulated VM renders slowly: don't wait for the load event in get(); the test waits for what it needs.
+        options.setPageLoadStrategy(PageLoadStrategy.EAGER);
+        options.addArguments("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--user-data-dir=" + profile, "--window-size=1200,860");
+        System.setProperty("webdriver.chrome.driver", "/usr/bin/chromedriver");
+        ChromeDriverService driverService = new ChromeDriverService.Builder()
+                .usingDriverExecutable(new File("/usr/bin/chromedriver")).usingAnyFreePort()
+                .withTimeout(WAIT).build();
+        browser = new ChromeDriver(driverService, options);
+        browser.manage().timeouts().pageLoadTimeout(WAIT).scriptTimeout(WAIT);
+    }
+
+    @AfterAll
+    static void stop() {
+        try {
+            if (browser != null) {
+                browser.quit();
+            }
+        } finally {
+            if (service != null) {
+                service.close();
+            }
+        }
+        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
+    }
+
+    private static WebDriverWait waiting() {
+        return (WebDriverWait) new WebDriverWait(browser, WAIT, Duration.ofMillis(500))
+                .ignoring(TimeoutException.class);
+    }
+
+    private static String js(String script, Object... args) {
+        return String.valueOf(((JavascriptExecutor) browser).executeScript(script, args));
+    }
+
+    @Test
+    void createWatchFailAndDeleteThroughThePage() throws Exception {
+        try {
+            browser.get(service.base + "/");
+        } catch (TimeoutException e) {
+            // The renderer was slow to answer (software-emulated CPU); the waits below are bounded anyway.
+            System.out.println("page load: " + e.getMessage().lines().findFirst().orElse(""));
+        }
+        waiting().until(b -> b.findElement(By.id("stream-state")).getText().equals("live"));
+
+        WebElement target = browser.findElement(By.id("target"));
+        target.clear();
+        target.sendKeys("memory:32M");
+        WebElement queues = browser.findElement(By.id("queues"));
+        queues.clear();
+        queues.sendKeys("2");
+        browser.findElement(By.id("create")).click();
+        WebElement card = waiting().until(b -> b.findElements(By.cssSelector(".device")).stream().findFirst()
+                .orElse(null));
+        String id = card.getAttribute("data-id");
+        String path = "/dev/ublkb" + id;
+        assertTrue(card.findElement(By.tagName("h3")).getText().startsWith(path + " — memory:33554432"),
+                card.getText());
+        assertTrue(Files.exists(Path.of(path)), path + " exists");
+
+        // fio for a while: the numbers and the IOPS chart follow it.
+        String chartBefore = js("return arguments[0].toDataURL()", card.findElement(By.cssSelector("canvas.iops-chart")));
+        CompletableFuture<Vm.Result> fio = CompletableFuture.supplyAsync(() -> Vm.sh(300, "fio --name=page"
+                + " --filename=" + path + " --rw=randrw --bs=4k --direct=1 --ioengine=io_uring --iodepth=8"
+                + " --time_based --runtime=40 --size=32M"));
+        waiting().until(b -> Long.parseLong(card.getAttribute("data-writes")) > 0
+                && card.findElement(By.cssSelector(".numbers")).getText().matches(".*write [1-9][0-9]* IOPS.*"));
+        int samples = Integer.parseInt(card.getAttribute("data-samples"));
+        waiting().until(b -> Integer.parseInt(card.getAttribute("data-samples")) >= samples + 4);
+        String chartAfter = js("return arguments[0].toDataURL()", card.findElement(By.cssSelector("canvas.iops-chart")));
+        assertNotEquals(chartBefore, chartAfter, "the IOPS chart was redrawn with data");
+
+        // A bad spec: the problem's detail is shown.
+        target.clear();
+        target.sendKeys("bogus:1");
+        browser.findElement(By.id("create")).click();
+        WebElement error = waiting().until(b -> {
+            WebElement e = b.findElement(By.id("error"));
+            return e.isDisplayed() ? e : null;
+        });
+        assertTrue(error.getText().contains("400 Bad target spec"), error.getText());
+        assertTrue(error.getText().contains("'bogus:1' is not a target spec: write one of null:SIZE"),
+                error.getText());
+        assertEquals(1, browser.findElements(By.cssSelector(".device")).size(), "no device from a bad spec");
+
+        Path shot = reports().resolve("management-page.png");
+        Files.createDirectories(shot.getParent());
+        Files.copy(((ChromeDriver) browser).getScreenshotAs(OutputType.FILE).toPath(), shot,
+                StandardCopyOption.REPLACE_EXISTING);
+        System.out.println("screenshot: " + shot);
+        Vm.Result fioResult = fio.get(300, TimeUnit.SECONDS);
+        assertEquals(0, fioResult.exitCode(), fioResult.output());
+
+        card.findElement(By.cssSelector("button.delete")).click();
+        waiting().until(b -> b.findElements(By.cssSelector(".device")).isEmpty());
+        assertTrue(browser.findElement(By.id("empty")).isDisplayed());
+        assertFalse(Files.exists(Path.of(path)), path + " is gone");
+        assertFalse(Vm.deviceExists(Integer.parseInt(id)), "device " + id + " deleted");
+    }
+
+    /** target/vm-reports of the checkout (shared read-write with the host by scripts/test-all). */
+    private static Path reports() throws Exception {
+        Path classes = Path.of(ManagementPageDeviceTest.class.getProtectionDomain().getCodeSource().getLocation()
+                .toURI());
+        return classes.getParent().getParent().getParent().getParent().resolve("target/vm-reports");
+    }
+}
