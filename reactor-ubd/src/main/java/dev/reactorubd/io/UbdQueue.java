@@ -41,7 +41,7 @@ import reactor.core.scheduler.Scheduler;
  * <h2>Metrics</h2>
  * Each request is reported to the queue's {@link QueueMetrics} (from {@link UbdMetrics#forQueue}) as it is
  * committed, with its latency from the fetch completion to the commit; with {@link UbdMetrics#NONE} (the default)
- * no timestamp is taken. {@link #inFlight()} and {@link #waitingForDemand()} may be sampled from any thread.
+ * no timestamp is taken. {@link #inFlightCount()} and {@link #waitingForDemand()} may be sampled from any thread.
  */
 public final class UbdQueue {
     private static final Logger LOG = LoggerFactory.getLogger(UbdQueue.class);
@@ -83,6 +83,12 @@ public final class UbdQueue {
     }
 
     /**
+     * A queue that reports its requests to {@code metrics}.
+     *
+     * @param deviceId  the device's id
+     * @param id        the queue's id
+     * @param depth     tags (requests in flight at most), from 1 to 4096
+     * @param loop      the event loop the queue runs on
      * @param allocator where the data of WRITE requests is put (the backend's allocator), and where READ data that
      *                  is not in one direct buffer is gathered
      * @param metrics   where the queue reports its requests ({@link UbdMetrics#NONE}: nowhere)

@@ -38,12 +38,17 @@ import java.util.concurrent.TimeUnit;
  * sampled by the registry from its own threads.
  */
 public final class MicrometerMetrics implements UbdMetrics {
-    /** Meter names. */
+    /** Counter of requests answered, tagged device, queue and op. */
     public static final String REQUESTS = "ubd.requests";
+    /** Counter of bytes moved by successful requests (base unit bytes), tagged device, queue and op. */
     public static final String DATA = "ubd.data";
+    /** Timer from a request's fetch to its commit, with a percentile histogram, tagged device, queue and op. */
     public static final String LATENCY = "ubd.latency";
+    /** Counter of failed requests, tagged device, queue, op and errno. */
     public static final String ERRORS = "ubd.errors";
+    /** Gauge of requests in flight, tagged device and queue. */
     public static final String IN_FLIGHT = "ubd.inflight";
+    /** Gauge of requests waiting for the subscriber's demand, tagged device and queue. */
     public static final String WAITING = "ubd.waiting";
 
     private final MeterRegistry registry;
@@ -52,12 +57,21 @@ public final class MicrometerMetrics implements UbdMetrics {
         this.registry = Objects.requireNonNull(registry, "registry");
     }
 
-    /** Metrics recorded into {@code registry}. */
+    /**
+     * Metrics recorded into {@code registry}.
+     *
+     * @param registry where the meters go
+     * @return the metrics, to hand to {@code UbdServer.builder().metrics(...)}
+     */
     public static MicrometerMetrics of(MeterRegistry registry) {
         return new MicrometerMetrics(registry);
     }
 
-    /** The registry recorded into. */
+    /**
+     * The registry recorded into.
+     *
+     * @return the registry
+     */
     public MeterRegistry registry() {
         return registry;
     }
@@ -84,7 +98,7 @@ public final class MicrometerMetrics implements UbdMetrics {
             this.registry = registry;
             this.tags = Tags.of("device", Integer.toString(queue.deviceId()), "queue", Integer.toString(queue.id()));
             synchronized (meters) {
-                meters.add(Gauge.builder(IN_FLIGHT, queue, UbdQueue::inFlight).tags(tags)
+                meters.add(Gauge.builder(IN_FLIGHT, queue, UbdQueue::inFlightCount).tags(tags)
                         .description("requests the queue holds, from fetch to commit").register(registry));
                 meters.add(Gauge.builder(WAITING, queue, UbdQueue::waitingForDemand).tags(tags)
                         .description("requests waiting for the subscriber's demand").register(registry));

@@ -30,15 +30,31 @@ public interface QueueMetrics {
         }
     };
 
-    /** Whether this recorder wants requests timed and reported; the queue skips both when not. */
+    /**
+     * Whether this recorder wants requests timed and reported; the queue skips both when not.
+     *
+     * @return true unless this recorder drops everything
+     */
     default boolean enabled() {
         return true;
     }
 
-    /** A request answered with success: {@code bytes} is its length (0 for FLUSH). */
+    /**
+     * A request answered with success; called on the queue's loop.
+     *
+     * @param op           the operation
+     * @param bytes        its length (0 for FLUSH)
+     * @param latencyNanos from its fetch to its commit
+     */
     void completed(IoOp op, int bytes, long latencyNanos);
 
-    /** A request failed with {@code errno} (positive: EIO, ENOSPC...). */
+    /**
+     * A request failed; called on the queue's loop.
+     *
+     * @param op           the operation
+     * @param errno        the positive errno it failed with (EIO, ENOSPC...)
+     * @param latencyNanos from its fetch to its commit
+     */
     void failed(IoOp op, int errno, long latencyNanos);
 
     /** The queue ended (its device was closed): release or unregister whatever this recorder holds. Idempotent. */

@@ -17,8 +17,11 @@ public interface UbdMetrics {
     UbdMetrics NONE = queue -> QueueMetrics.NONE;
 
     /**
-     * The recorder of one queue (called as the queue is created; the queue's {@link UbdQueue#inFlight()} and
+     * The recorder of one queue (called as the queue is created; the queue's {@link UbdQueue#inFlightCount()} and
      * {@link UbdQueue#waitingForDemand()} may be sampled from then on, from any thread).
+     *
+     * @param queue the queue being created
+     * @return its recorder
      */
     QueueMetrics forQueue(UbdQueue queue);
 }

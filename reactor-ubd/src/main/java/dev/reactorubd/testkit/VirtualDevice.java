@@ -105,7 +105,15 @@ public final class VirtualDevice implements AutoCloseable {
         return create(queues, depth, allocator, UbdMetrics.NONE);
     }
 
-    /** As {@link #create(int, int, ByteBufAllocator)}, with the queues reporting to {@code metrics}. */
+    /**
+     * As {@link #create(int, int, ByteBufAllocator)}, with the queues reporting to {@code metrics}.
+     *
+     * @param queues how many queues
+     * @param depth the tags per queue
+     * @param allocator where WRITE data is read into
+     * @param metrics where the queues report their requests
+     * @return a device whose queues are left to the caller to consume
+     */
     public static VirtualDevice create(int queues, int depth, ByteBufAllocator allocator, UbdMetrics metrics) {
         VirtualDevice d = new VirtualDevice(queues, depth, allocator, Objects.requireNonNull(metrics, "metrics"));
         for (int q = 0; q < queues; q++) {

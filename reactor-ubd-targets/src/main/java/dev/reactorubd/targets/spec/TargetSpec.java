@@ -39,6 +39,11 @@ public sealed interface TargetSpec {
     final class InvalidTargetSpecException extends IllegalArgumentException {
         private static final long serialVersionUID = 1L;
 
+        /**
+         * A bad spec.
+         *
+         * @param message what is wrong and what to write instead
+         */
         public InvalidTargetSpecException(String message) {
             super(message);
         }
@@ -48,13 +53,26 @@ public sealed interface TargetSpec {
     String SYNTAX = "null:SIZE, memory:SIZE, file:PATH[?direct][?ro], nbd://host[:port]/export, "
             + "nbd+unix:///export?socket=PATH, mirror(SPEC,SPEC...), stripe[:CHUNK](SPEC,SPEC...) or concat(SPEC,SPEC...)";
 
-    /** The spec as it would be written. */
+    /**
+     * The spec as it would be written.
+     *
+     * @return the text, which parses back to an equal spec
+     */
     String text();
 
-    /** The device size this spec implies, or {@link BlockBackend#UNKNOWN_SIZE} (the backend knows, once open). */
+    /**
+     * The device size this spec implies.
+     *
+     * @return bytes, or {@link BlockBackend#UNKNOWN_SIZE} (the backend knows, once open)
+     */
     long size();
 
-    /** A null or memory target of a given size. */
+    /**
+     * A null or memory target of a given size.
+     *
+     * @param kind  {@code null} or {@code memory}
+     * @param bytes the size
+     */
     record Sized(String kind, long bytes) implements TargetSpec {
         @Override
         public String text() {
@@ -67,7 +85,13 @@ public sealed interface TargetSpec {
         }
     }
 
-    /** A file or block device. */
+    /**
+     * A file or block device.
+     *
+     * @param path     the file or device
+     * @param direct   O_DIRECT
+     * @param readOnly opened read-only
+     */
     record File(Path path, boolean direct, boolean readOnly) implements TargetSpec {
         @Override
         public String text() {
@@ -80,7 +104,11 @@ public sealed interface TargetSpec {
         }
     }
 
-    /** An NBD export. */
+    /**
+     * An NBD export.
+     *
+     * @param uri its NBD URI
+     */
     record Nbd(String uri) implements TargetSpec {
         @Override
         public String text() {
@@ -93,8 +121,15 @@ public sealed interface TargetSpec {
         }
     }
 
-    /** mirror, stripe or concat of parts. */
+    /**
+     * mirror, stripe or concat of parts.
+     *
+     * @param kind  {@code mirror}, {@code stripe} or {@code concat}
+     * @param chunk the stripe's chunk in bytes (unused otherwise)
+     * @param parts the parts, in order
+     */
     record Composite(String kind, int chunk, List<TargetSpec> parts) implements TargetSpec {
+        /** Copies the parts. */
         public Composite {
             parts = List.copyOf(parts);
         }
@@ -135,15 +170,27 @@ public sealed interface TargetSpec {
     /**
      * An opened target: the backend to serve and every backend opened for it (files, NBD clients), which the caller
      * closes after the device with {@link #close()}.
+     *
+     * @param spec    the spec opened
+     * @param backend the backend to serve
+     * @param owned   every backend opened for it, to close after the device
      */
     record Opened(TargetSpec spec, BlockBackend backend, List<BlockBackend> owned) {
-        /** The device size: the spec's, else the backend's ({@link BlockBackend#UNKNOWN_SIZE} if neither knows). */
+        /**
+         * The device size: the spec's, else the backend's.
+         *
+         * @return bytes, or {@link BlockBackend#UNKNOWN_SIZE} if neither knows
+         */
         public long size() {
             long s = spec.size();
             return s > 0 ? s : backend.size();
         }
 
-        /** Closes what was opened, in order; errors are dropped (each close is bounded by its backend). */
+        /**
+         * Closes what was opened, in order; errors are dropped (each close is bounded by its backend).
+         *
+         * @return a Mono that completes when every backend is closed
+         */
         public Mono<Void> close() {
             return Flux.fromIterable(owned).concatMap(b -> b.close().onErrorResume(e -> Mono.empty())).then();
         }
@@ -151,6 +198,9 @@ public sealed interface TargetSpec {
 
     /**
      * Parses a spec; syntax only (no file is opened).
+     *
+     * @param spec the text
+     * @return the spec
      *
      * @throws InvalidTargetSpecException naming what is wrong and what to write instead
      */
@@ -161,7 +211,13 @@ public sealed interface TargetSpec {
         return Parser.parse(spec.trim());
     }
 
-    /** Parses {@code 64M}-style sizes: bytes, or a number with K, M, G or T (powers of 1024). */
+    /**
+     * Parses {@code 64M}-style sizes: bytes, or a number with K, M, G or T (powers of 1024).
+     *
+     * @param s the text
+     * @return the size in bytes, positive
+     * @throws InvalidTargetSpecException when it is not a size
+     */
     static long parseSize(String s) {
         String t = s.trim().toUpperCase(Locale.ROOT);
         long unit = 1;
@@ -190,6 +246,11 @@ public sealed interface TargetSpec {
      * Opens the target: files are opened (created with {@code createSize} bytes where missing and
      * {@code createSize > 0}), NBD servers connected (with {@code nbd}'s options), compositions built.
      * On error, what was already opened is closed before the error is signalled.
+     *
+     * @param spec       the spec
+     * @param createSize bytes to create missing files with (0: create none)
+     * @param nbd        options of the NBD clients
+     * @return the opened target
      */
     static Mono<Opened> open(TargetSpec spec, long createSize, NbdOptions nbd) {
         Objects.requireNonNull(spec, "spec");
@@ -201,7 +262,13 @@ public sealed interface TargetSpec {
                         .then(Mono.error(e)));
     }
 
-    /** {@link #open(TargetSpec, long, NbdOptions)} with default NBD options (5 reconnects, 30 s per request). */
+    /**
+     * {@link #open(TargetSpec, long, NbdOptions)} with default NBD options (5 reconnects, 30 s per request).
+     *
+     * @param spec       the spec
+     * @param createSize bytes to create missing files with (0: create none)
+     * @return the opened target
+     */
     static Mono<Opened> open(TargetSpec spec, long createSize) {
         return open(spec, createSize, NbdOptions.builder().requestTimeout(Duration.ofSeconds(30)).build());
     }
