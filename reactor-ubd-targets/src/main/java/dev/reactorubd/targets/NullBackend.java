@@ -16,9 +16,12 @@ import reactor.core.publisher.Mono;
  */
 public final class NullBackend implements BlockBackend {
     private static final int ZEROS = 1 << 20;
-    private final ByteBuf zeros = Unpooled.unreleasableBuffer(Unpooled.directBuffer(ZEROS, ZEROS).writeZero(ZEROS));
+    /** One zeroed buffer for every instance: allocated once, never released (nor reported as leaked). */
+    private static final ByteBuf ZERO_BUFFER =
+            Unpooled.unreleasableBuffer(Unpooled.directBuffer(ZEROS, ZEROS).writeZero(ZEROS));
+    private final ByteBuf zeros = ZERO_BUFFER;
 
-    /** A null backend; its zero buffer is shared by all its reads, so one instance can serve many devices. */
+    /** A null backend; the zero buffer is shared by all reads of all instances, so one can serve many devices. */
     public NullBackend() {
     }
 

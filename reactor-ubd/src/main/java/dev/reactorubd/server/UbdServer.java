@@ -268,10 +268,15 @@ public final class UbdServer implements AutoCloseable {
 
     /** Retries every 100 ms, within the control timeout, while the error is a {@code type}. */
     private Retry whileFailingWith(Class<? extends Throwable> type) {
-        return Retry.fixedDelay(control.timeout().toMillis() / 100, Duration.ofMillis(100))
+        return whileFailingWith(type, control.timeout());
+    }
+
+    /** Retries every 100 ms, for at most {@code bound}, while the error is a {@code type}. */
+    private static Retry whileFailingWith(Class<? extends Throwable> type, Duration bound) {
+        return Retry.fixedDelay(bound.toMillis() / 100, Duration.ofMillis(100))
                 .filter(type::isInstance)
                 .onRetryExhaustedThrow((spec, signal) -> signal.failure() instanceof NotYet n
-                        ? new UbdDeviceBusyException(n.getMessage() + " after " + control.timeout(), Errno.EBUSY)
+                        ? new UbdDeviceBusyException(n.getMessage() + " after " + bound, Errno.EBUSY)
                         : signal.failure());
     }
 
@@ -294,7 +299,7 @@ public final class UbdServer implements AutoCloseable {
 
     /**
      * Takes over a device whose server died, as ublk's user recovery allows (the device must have been added with
-     * {@link dev.reactorubd.sys.UblkFeature#USER_RECOVERY}): waits, within the control timeout, for the kernel to
+     * {@link dev.reactorubd.sys.UblkFeature#USER_RECOVERY}): waits, within three control timeouts, for the kernel to
      * quiesce it; sends START_USER_RECOVERY (retried while the dead server's char device is still being released);
      * opens the queues and serves them from {@code backend}; and sends END_USER_RECOVERY, which the kernel holds until
      * every tag is fetched. IO that waited meanwhile is then served (with
@@ -306,8 +311,10 @@ public final class UbdServer implements AutoCloseable {
      */
     public Mono<UbdDevice> recover(int devId, BlockBackend backend) {
         Objects.requireNonNull(backend, "backend");
+        // The kernel quiesces a device some time after its server died (its monitor notices, in-flight requests are
+        // requeued): allow three control timeouts for that, since an emulated or loaded machine takes its time.
         return awaitRecoverable(devId)
-                .retryWhen(whileFailingWith(NotYet.class))
+                .retryWhen(whileFailingWith(NotYet.class, control.timeout().multipliedBy(3)))
                 .flatMap(info -> control.startUserRecovery(devId)
                         .retryWhen(whileFailingWith(UbdDeviceBusyException.class))
                         .thenReturn(info))

@@ -306,8 +306,14 @@ public final class VirtualDevice implements AutoCloseable {
 
     private Mono<Done> submit(int q, IoOp op, int flags, long offset, int length, ByteBuf data) {
         return Mono.create((MonoSink<Done> sink) -> transports.get(q).submit(
-                new VirtualRequest(op.code() | flags, offset, length, data == null ? null : data.retainedSlice(),
-                        sink)));
+                        new VirtualRequest(op.code() | flags, offset, length, data == null ? null : data.retainedSlice(),
+                                sink)))
+                // A READ whose caller went away meanwhile (a timeout, a cancelled merge) still owns its data.
+                .doOnDiscard(Done.class, d -> {
+                    if (d.data != null) {
+                        d.data.release();
+                    }
+                });
     }
 
     /**

@@ -37,12 +37,12 @@ class ControlPlaneDeviceTest {
     void open() {
         control = UbdControl.open();
         // Start from a machine without devices, so that counts below mean something.
-        control.listDevices().concatMap(d -> control.removeDevice(d.id())).then().block(WAIT);
+        dev.reactorubd.testing.Devices.removeLeftovers(control);
     }
 
     @AfterEach
     void close() {
-        control.listDevices().concatMap(d -> control.removeDevice(d.id())).then().block(WAIT);
+        dev.reactorubd.testing.Devices.removeLeftovers(control);
         control.close();
         assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on the control ring");
     }

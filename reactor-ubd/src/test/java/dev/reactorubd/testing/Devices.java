@@ -1,6 +1,7 @@
 package dev.reactorubd.testing;
 
 import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
@@ -27,8 +28,37 @@ public final class Devices {
     /** A server on its own loops, after removing any device a previous test class left behind. */
     public static UbdServer startServer() {
         UbdServer server = UbdServer.create();
-        server.control().listDevices().concatMap(d -> server.control().removeDevice(d.id())).then().block(WAIT);
+        removeLeftovers(server.control());
         return server;
+    }
+
+    /**
+     * Removes every ublk device, held or not (a test that failed may have left one behind with a writer still
+     * attached): stops each and deletes it asynchronously, then waits, bounded, until the kernel has freed every id.
+     */
+    public static void removeLeftovers(UbdControl control) {
+        control.listDevices().concatMap(d -> control.removeDeviceAsync(d.id())).then().block(WAIT);
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        Path ids = Path.of("/sys/class/ublk-char");
+        while (true) {
+            try (var s = Files.list(ids)) {
+                List<Path> left = s.toList();
+                if (left.isEmpty()) {
+                    return;
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new AssertionError("devices still held " + WAIT + " after their removal: " + left);
+                }
+            } catch (java.io.IOException e) {
+                return; // no ublk class: nothing left
+            }
+            try {
+                Thread.sleep(100);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new AssertionError(e);
+            }
+        }
     }
 
     /** After each test: no blocking call on a ubd thread, and every device of {@code server} closed. */

@@ -6,8 +6,8 @@ import dev.reactorubd.targets.NullBackend;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.compose.ComposableBackend;
 import dev.reactorubd.targets.file.FileBackend;
-import dev.reactorubd.targets.nbd.NbdBackend;
 import dev.reactorubd.targets.nbd.NbdOptions;
+import dev.reactorubd.targets.spec.TargetSpec;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -183,35 +183,27 @@ final class TargetOptions {
         };
     }
 
-    /** Opens one target spec. */
-    Mono<BlockBackend> openSpec(String spec) {
-        int colon = spec.indexOf(':');
-        String kind = colon < 0 ? spec : spec.substring(0, colon);
-        String rest = colon < 0 ? "" : spec.substring(colon + 1);
-        return switch (kind) {
-            case "null" -> Mono.just(new NullBackend());
-            case "memory" -> Mono.fromCallable(() -> new MemoryBackend(UbdCommand.parseSize(rest)));
-            case "file" -> Mono.fromCallable(() -> {
-                String[] pathAndFlags = rest.split("\\?", 2);
-                String flags = pathAndFlags.length > 1 ? "&" + pathAndFlags[1].replace('?', '&') + "&" : "";
-                return track(FileBackend.open(Path.of(pathAndFlags[0]), FileBackend.Options.defaults()
-                        .direct(flags.contains("&direct&")).readOnly(readOnly || flags.contains("&ro&"))
-                        .createSize(size)));
-            });
-            case "nbd", "nbd+unix" -> nbd(spec);
-            default -> Mono.error(usage("'" + spec + "' is not a target spec: use null:SIZE, memory:SIZE, file:PATH, "
-                    + "file:PATH?direct, nbd://host:port/export or nbd+unix:///export?socket=PATH"));
-        };
-    }
-
-    private Mono<BlockBackend> nbd(String spec) {
-        NbdOptions.Builder o = NbdOptions.builder().requestTimeout(requestTimeout);
-        if (reconnects <= 0) {
-            o.noRetry();
-        } else {
-            o.reconnectAttempts(reconnects);
+    /** Opens one target spec, with the shared grammar and opener of {@link TargetSpec}. */
+    Mono<BlockBackend> openSpec(String text) {
+        TargetSpec spec;
+        try {
+            spec = TargetSpec.parse(text);
+        } catch (TargetSpec.InvalidTargetSpecException e) {
+            return Mono.error(usage(e.getMessage()));
         }
-        return NbdBackend.connect(spec, o.build()).map(this::track);
+        if (readOnly && spec instanceof TargetSpec.File f) {
+            spec = new TargetSpec.File(f.path(), f.direct(), true);
+        }
+        NbdOptions.Builder nbd = NbdOptions.builder().requestTimeout(requestTimeout);
+        if (reconnects <= 0) {
+            nbd.noRetry();
+        } else {
+            nbd.reconnectAttempts(reconnects);
+        }
+        return TargetSpec.open(spec, size, nbd.build()).map(o -> {
+            o.owned().forEach(this::track);
+            return o.backend();
+        });
     }
 
     private Mono<BlockBackend> compose(List<BlockBackend> backends) {

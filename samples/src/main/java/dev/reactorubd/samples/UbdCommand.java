@@ -17,6 +17,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.AutoComplete;
+import dev.reactorubd.targets.spec.TargetSpec;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -97,22 +98,10 @@ public final class UbdCommand implements Callable<Integer> {
 
     /** Parses 4096, 512K, 64M, 2G (powers of 1024). */
     static long parseSize(String s) {
-        String t = s.trim().toUpperCase(Locale.ROOT);
-        long unit = 1;
-        char last = t.isEmpty() ? ' ' : t.charAt(t.length() - 1);
-        switch (last) {
-            case 'K' -> unit = 1L << 10;
-            case 'M' -> unit = 1L << 20;
-            case 'G' -> unit = 1L << 30;
-            case 'T' -> unit = 1L << 40;
-            default -> { }
-        }
-        String digits = unit == 1 ? t : t.substring(0, t.length() - 1);
         try {
-            return Math.multiplyExact(Long.parseLong(digits), unit);
-        } catch (NumberFormatException | ArithmeticException e) {
-            throw new CommandLine.TypeConversionException("'" + s + "' is not a size: use bytes or a number with "
-                    + "K, M, G or T, such as 64M");
+            return TargetSpec.parseSize(s);
+        } catch (TargetSpec.InvalidTargetSpecException e) {
+            throw new CommandLine.TypeConversionException(e.getMessage());
         }
     }
 

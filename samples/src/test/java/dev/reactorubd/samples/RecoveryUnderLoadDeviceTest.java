@@ -39,7 +39,7 @@ class RecoveryUnderLoadDeviceTest {
     @AfterEach
     void cleanUp() {
         processes.forEach(Process::destroyForcibly);
-        Vm.sh(60, "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . && java -jar samples/target/ubd.jar remove --all; true");
+        Vm.sh(60, "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . && java -jar samples/target/ubd.jar remove --all --async; true");
         assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
     }
 

@@ -250,7 +250,7 @@ class ServeCommandDeviceTest {
                 reader.destroyForcibly();
             }
             Files.deleteIfExists(s.log());
-            Vm.sh(60, "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . && java -jar samples/target/ubd.jar remove --all; true");
+            Vm.sh(60, "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . && java -jar samples/target/ubd.jar remove --all --async; true");
         }
     }
 }

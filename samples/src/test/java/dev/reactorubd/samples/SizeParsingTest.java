@@ -19,7 +19,7 @@ class SizeParsingTest {
     void badSizesSayWhatToWrite() {
         CommandLine.TypeConversionException e = assertThrows(CommandLine.TypeConversionException.class,
                 () -> UbdCommand.parseSize("64MB"));
-        assertEquals("'64MB' is not a size: use bytes or a number with K, M, G or T, such as 64M", e.getMessage());
+        assertEquals("'64MB' is not a size: write bytes or a number with K, M, G or T, such as 64M", e.getMessage());
         assertThrows(CommandLine.TypeConversionException.class, () -> UbdCommand.parseSize("99999999999T"));
     }
 }

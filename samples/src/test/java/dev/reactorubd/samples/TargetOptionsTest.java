@@ -45,7 +45,7 @@ class TargetOptionsTest {
     void aBadSpecSaysWhatSpecsLookLike() {
         Run r = run("serve", "--target", "mirror", "--replica", "memory:8M", "--replica", "floppy:/a");
         assertEquals(2, r.status(), r.err());
-        assertTrue(r.err().contains("'floppy:/a' is not a target spec: use null:SIZE"), r.err());
+        assertTrue(r.err().contains("'floppy:/a' is not a target spec: write one of null:SIZE"), r.err());
     }
 
     @Test

@@ -421,7 +421,8 @@ public final class FileBackend implements BlockBackend {
             if (bad != null) {
                 return bad.then(Mono.empty());
             }
-            return Mono.<ByteBuf>create(sink -> {
+            return Mono.<ByteBuf>create(sink -> onLoop(sink, () -> {
+                        // Allocated on the loop, so that a loop that is gone leaves nothing to release.
                         ByteBuf buf = (direct ? aligned : alloc).directBuffer(length, length);
                         if (!Buffers.isContiguousDirect(buf)) {
                             buf.release();
@@ -429,8 +430,8 @@ public final class FileBackend implements BlockBackend {
                                     + "address"));
                             return;
                         }
-                        onLoop(sink, new Transfer(io, false, offset, buf, length, 0, sink).starter());
-                    })
+                        new Transfer(io, false, offset, buf, length, 0, sink).start();
+                    }))
                     // A read whose subscriber went away meanwhile still owns its buffer: release it.
                     .doOnDiscard(ByteBuf.class, ReferenceCounted::release);
         }
@@ -445,7 +446,7 @@ public final class FileBackend implements BlockBackend {
             if (bad != null) {
                 return bad;
             }
-            return Mono.create(sink -> {
+            return Mono.create(sink -> onLoop(sink, () -> {
                 ByteBuf buf;
                 if (direct ? aligned.isAligned(data) : Buffers.isContiguousDirect(data)) {
                     buf = data.retainedSlice();
@@ -453,9 +454,8 @@ public final class FileBackend implements BlockBackend {
                     // Composed backends may hand over heap, composite or unaligned data: copy it once.
                     buf = allocator.directBuffer(length, length).writeBytes(data, data.readerIndex(), length);
                 }
-                onLoop(sink, new Transfer(io, true, offset, buf, length, fua ? IoUringAbi.RWF_DSYNC : 0, sink)
-                        .starter());
-            });
+                new Transfer(io, true, offset, buf, length, fua ? IoUringAbi.RWF_DSYNC : 0, sink).start();
+            }));
         }
 
         @Override
@@ -577,8 +577,8 @@ public final class FileBackend implements BlockBackend {
             this.sink = sink;
         }
 
-        Runnable starter() {
-            return this::next;
+        void start() {
+            next();
         }
 
         private void next() {

@@ -258,7 +258,8 @@ public sealed interface TargetSpec {
         List<BlockBackend> owned = new ArrayList<>();
         return Parser.open(spec, createSize, nbd, owned)
                 .map(b -> new Opened(spec, b, List.copyOf(owned)))
-                .onErrorResume(e -> new Opened(spec, new NullBackend(), List.copyOf(owned)).close()
+                .onErrorResume(e -> Flux.fromIterable(List.copyOf(owned))
+                        .concatMap(b -> b.close().onErrorResume(x -> Mono.empty()))
                         .then(Mono.error(e)));
     }
 

@@ -158,7 +158,7 @@ class FileBackendTest {
             ByteBuf odd = Unpooled.directBuffer(8193).writeByte(0).writeBytes(data).skipBytes(1);
             try {
                 StepVerifier.create(store.write(4096, odd, false)).verifyComplete();
-                StepVerifier.create(store.read(4096, 8192, Unpooled.directBuffer(1).alloc()))
+                StepVerifier.create(store.read(4096, 8192, io.netty.buffer.PooledByteBufAllocator.DEFAULT))
                         .assertNext(r -> {
                             assertArrayEquals(data, ByteBufUtil.getBytes(r));
                             r.release();

@@ -48,7 +48,7 @@ class ManagementPageDeviceTest {
     @BeforeAll
     static void start() throws Exception {
         try (UbdControl control = UbdControl.open()) {
-            control.listDevices().concatMap(d -> control.removeDevice(d.id())).then().block(WAIT);
+            dev.reactorubd.testing.Devices.removeLeftovers(control);
         }
         service = new ServiceClient("ubd.share-event-loops=true", "ubd.event-loops=2");
         profile = Files.createTempDirectory("chromium-profile");

@@ -39,7 +39,7 @@ class ManagementServiceDeviceTest {
     @BeforeAll
     static void start() {
         try (UbdControl control = UbdControl.open()) {
-            control.listDevices().concatMap(d -> control.removeDevice(d.id())).then().block(WAIT);
+            dev.reactorubd.testing.Devices.removeLeftovers(control);
         }
         service = new ServiceClient("ubd.share-event-loops=true", "ubd.event-loops=2");
     }
