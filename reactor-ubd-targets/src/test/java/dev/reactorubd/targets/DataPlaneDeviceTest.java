@@ -6,6 +6,7 @@ import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
 import dev.reactorubd.testing.BlockingCallRecorder;
+import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
@@ -25,10 +26,9 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import reactor.core.publisher.Mono;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -42,21 +42,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class DataPlaneDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(90);
     private static final long MIB = 1 << 20;
-    private static UbdServer server;
-
-    @BeforeAll
-    static void startServer() {
-        server = Devices.startServer();
-    }
-
-    @AfterAll
-    static void stopServer() {
-        server.close();
-    }
+    @RegisterExtension
+    static final DeviceServer SERVER = new DeviceServer();
 
     @AfterEach
     void noBlockingCallOnAnEventLoop() {
-        Devices.assertClean(server);
         assertEquals(List.of(), BlockingCallRecorder.callsOn("app-loop"), "blocking calls on the caller's loops");
     }
 
@@ -65,7 +55,7 @@ class DataPlaneDeviceTest {
     }
 
     private static UbdDevice serve(DeviceSpec spec, BlockBackend backend) {
-        return Devices.serve(server, spec, backend);
+        return Devices.serve(SERVER.get(), spec, backend);
     }
 
     private static void closeAndCheckGone(UbdDevice dev) {
@@ -256,7 +246,7 @@ class DataPlaneDeviceTest {
     @Test
     void deviceOpenedButNeverStartedClosesPromptly() {
         long t0 = System.nanoTime();
-        UbdDevice dev = server.open(spec(16 * MIB, 2), io.netty.buffer.PooledByteBufAllocator.DEFAULT).block(WAIT);
+        UbdDevice dev = SERVER.get().open(spec(16 * MIB, 2), io.netty.buffer.PooledByteBufAllocator.DEFAULT).block(WAIT);
         assertTrue(Vm.deviceExists(dev.id()));
         dev.queues().forEach(q -> q.requests().subscribe());
         closeAndCheckGone(dev);

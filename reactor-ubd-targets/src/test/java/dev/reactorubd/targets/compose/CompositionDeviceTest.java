@@ -3,9 +3,9 @@ package dev.reactorubd.targets.compose;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
-import dev.reactorubd.server.UbdServer;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.targets.file.FileBackend;
+import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
@@ -13,10 +13,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import reactor.core.Disposable;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -27,25 +25,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class CompositionDeviceTest {
     private static final Duration WAIT = Devices.WAIT;
     private static final long MIB = 1 << 20;
-    private static UbdServer server;
-
-    @BeforeAll
-    static void startServer() {
-        server = Devices.startServer();
-    }
-
-    @AfterAll
-    static void stopServer() {
-        server.close();
-    }
-
-    @AfterEach
-    void noBlockingCallOnAnEventLoop() {
-        Devices.assertClean(server);
-    }
+    @RegisterExtension
+    static final DeviceServer SERVER = new DeviceServer();
 
     private static UbdDevice serve(BlockBackend backend) {
-        return Devices.serve(server, DeviceSpec.builder().capacityBytes(backend.size()).queues(2).depth(64).build(),
+        return Devices.serve(SERVER.get(), DeviceSpec.builder().capacityBytes(backend.size()).queues(2).depth(64).build(),
                 backend);
     }
 

@@ -2,10 +2,9 @@ package dev.reactorubd.targets.compose;
 
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.UbdDevice;
-import dev.reactorubd.server.UbdServer;
 import dev.reactorubd.targets.MemoryBackend;
+import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
-import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
 import dev.reactorubd.uring.Errno;
 import java.nio.charset.StandardCharsets;
@@ -15,10 +14,8 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -34,22 +31,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class MirrorDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(120);
     private static final long SIZE = 64L << 20;
-    private static UbdServer server;
-
-    @BeforeAll
-    static void startServer() {
-        server = Devices.startServer();
-    }
-
-    @AfterAll
-    static void stopServer() {
-        server.close();
-    }
-
-    @AfterEach
-    void noBlockingCallOnAnEventLoop() {
-        Devices.assertClean(server);
-    }
+    @RegisterExtension
+    static final DeviceServer SERVER = new DeviceServer();
 
     private static Process fio(String path, String name, int seed) throws java.io.IOException {
         return new ProcessBuilder("fio", "--name=" + name, "--filename=" + path, "--rw=randwrite", "--bs=4k",
@@ -73,7 +56,7 @@ class MirrorDeviceTest {
         MirrorBackend mirror = Backends.mirror(a, b);
         List<HealthEvent> events = new CopyOnWriteArrayList<>();
         mirror.health().subscribe(events::add);
-        UbdDevice dev = server.serve(DeviceSpec.builder().capacityBytes(SIZE).queues(2).depth(64).build(), mirror)
+        UbdDevice dev = SERVER.get().serve(DeviceSpec.builder().capacityBytes(SIZE).queues(2).depth(64).build(), mirror)
                 .block(WAIT);
         try {
             Process first = fio(dev.blockDevicePath(), "mirror-fail", 1);

@@ -3,16 +3,16 @@ package dev.reactorubd.targets.file;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
-import dev.reactorubd.server.UbdServer;
+import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
 import java.nio.file.Path;
 import java.time.Duration;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -27,29 +27,23 @@ class FileDeviceTest {
     private static final Duration WAIT = Devices.WAIT;
     private static final long MIB = 1 << 20;
     private static final String STORE = "/mnt/ubd-store";
-    private static UbdServer server;
+    @RegisterExtension
+    static final DeviceServer SERVER = new DeviceServer();
 
     @BeforeAll
     static void startServerAndStore() {
         Vm.sh(120, "set -e; mkdir -p /run/ubd-store " + STORE + "; truncate -s 400M /run/ubd-store/ext4.img;"
                 + " mkfs.ext4 -q -F /run/ubd-store/ext4.img; mount -o loop /run/ubd-store/ext4.img " + STORE)
                 .requireSuccess();
-        server = Devices.startServer();
     }
 
     @AfterAll
-    static void stopServer() {
-        server.close();
+    static void stopStore() {
         Vm.sh(60, "umount " + STORE + " 2>/dev/null; true");
     }
 
-    @AfterEach
-    void noBlockingCallOnAnEventLoop() {
-        Devices.assertClean(server);
-    }
-
     private static UbdDevice serve(BlockBackend backend, int queues) {
-        return Devices.serve(server, DeviceSpec.builder().capacityBytes(backend.size()).queues(queues).depth(64)
+        return Devices.serve(SERVER.get(), DeviceSpec.builder().capacityBytes(backend.size()).queues(queues).depth(64)
                 .build(), backend);
     }
 

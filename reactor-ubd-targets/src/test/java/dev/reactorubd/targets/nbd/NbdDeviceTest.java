@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.UbdDevice;
-import dev.reactorubd.server.UbdServer;
+import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
 import java.nio.charset.StandardCharsets;
@@ -16,10 +16,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -37,22 +36,13 @@ class NbdDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(90);
     private static final long MIB = 1 << 20;
     private static final long SIZE = 32 * MIB;
-    private static UbdServer server;
+    @RegisterExtension
+    static final DeviceServer SERVER = new DeviceServer();
 
     @TempDir
     Path dir;
     private final List<NbdBackend> backends = new ArrayList<>();
     private final List<NbdServers.Server> servers = new ArrayList<>();
-
-    @BeforeAll
-    static void startServer() {
-        server = Devices.startServer();
-    }
-
-    @AfterAll
-    static void stopServer() {
-        server.close();
-    }
 
     @AfterEach
     void cleanUpAndCheck() {
@@ -60,7 +50,6 @@ class NbdDeviceTest {
             b.close().block(WAIT);
         }
         servers.forEach(NbdServers.Server::kill);
-        Devices.assertClean(server);
     }
 
     private NbdServers.Server started(NbdServers.Server s) {
@@ -78,7 +67,7 @@ class NbdDeviceTest {
     private static UbdDevice serve(NbdBackend nbd) {
         DeviceSpec spec = DeviceSpec.builder().capacityBytes(nbd.size()).queues(2).depth(64)
                 .logicalBlockSize(Math.max(512, nbd.minimumBlockSize())).readOnly(nbd.readOnly()).build();
-        return Devices.serve(server, spec, nbd);
+        return Devices.serve(SERVER.get(), spec, nbd);
     }
 
     private void fioVerifies(NbdBackend nbd, String name) {
