@@ -324,7 +324,9 @@ class DataPlaneDeviceTest {
         UbdDevice dev = serve(spec(16 * MIB, 1), backend);
         try {
             List<Integer> failed = new ArrayList<>();
-            ByteBuffer buf = ByteBuffer.allocateDirect(8192).alignedSlice(4096).limit(4096);
+            // Exactly 4096 bytes at an aligned address: an aligned slice of 8 KiB is 8 KiB long when the allocation
+            // happens to be aligned already, and clear() would then write 8 KiB.
+            ByteBuffer buf = ByteBuffer.allocateDirect(8192).alignedSlice(4096).slice(0, 4096);
             try (FileChannel ch = FileChannel.open(Path.of(dev.blockDevicePath()), StandardOpenOption.WRITE,
                     StandardOpenOption.READ, com.sun.nio.file.ExtendedOpenOption.DIRECT)) {
                 for (int i = 1; i <= 100; i++) {
