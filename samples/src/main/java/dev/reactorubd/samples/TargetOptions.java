@@ -1,11 +1,8 @@
 package dev.reactorubd.samples;
 
 import dev.reactorubd.server.BlockBackend;
-import dev.reactorubd.targets.MemoryBackend;
-import dev.reactorubd.targets.NullBackend;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.compose.ComposableBackend;
-import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.targets.nbd.NbdOptions;
 import dev.reactorubd.targets.spec.TargetSpec;
 import java.nio.file.Path;
@@ -156,14 +153,13 @@ final class TargetOptions {
                 if (size <= 0) {
                     yield Mono.error(usage("--target " + describe() + " needs --size, e.g. --size 64M"));
                 }
-                yield Mono.just(target == Target.NULL ? new NullBackend() : new MemoryBackend(size));
+                yield open(new TargetSpec.Sized(target.name().toLowerCase(Locale.ROOT), size));
             }
             case FILE -> {
                 if (file == null) {
                     yield Mono.error(usage("--target file needs --file PATH"));
                 }
-                yield Mono.fromCallable(() -> track(FileBackend.open(file, FileBackend.Options.defaults()
-                        .direct(direct).readOnly(readOnly).createSize(size))));
+                yield open(new TargetSpec.File(file, direct, readOnly));
             }
             case NBD -> {
                 if (uri == null) {
@@ -194,6 +190,11 @@ final class TargetOptions {
         if (readOnly && spec instanceof TargetSpec.File f) {
             spec = new TargetSpec.File(f.path(), f.direct(), true);
         }
+        return open(spec);
+    }
+
+    /** Opens a spec through the shared opener, keeping what it opened to close after the device. */
+    private Mono<BlockBackend> open(TargetSpec spec) {
         NbdOptions.Builder nbd = NbdOptions.builder().requestTimeout(requestTimeout);
         if (reconnects <= 0) {
             nbd.noRetry();
