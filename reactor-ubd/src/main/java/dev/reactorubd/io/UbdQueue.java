@@ -358,60 +358,49 @@ public final class UbdQueue {
             scheduler.schedule(() -> onAnswer(r, readData, errno, why));
         } catch (RejectedExecutionException e) {
             // The loop is gone, and the queue with it: nobody waits for this answer any more.
-            if (readData != null) {
-                readData.release();
-            }
+            Buffers.releaseOnce(readData);
         }
     }
 
     private void onAnswer(IoRequest r, ByteBuf readData, int errno, Object why) {
         if (inFlight[r.tag()] != r) {
             // The queue ended meanwhile; nobody waits for this answer.
-            if (readData != null) {
-                readData.release();
-            }
+            Buffers.releaseOnce(readData);
             return;
         }
         if (errno != 0) {
-            if (readData != null) {
-                readData.release();
-            }
+            Buffers.releaseOnce(readData);
             finish(r.tag(), -errno, why);
             return;
         }
         if (r.op() != IoOp.READ) {
-            if (readData != null) {
-                readData.release();
-            }
+            Buffers.releaseOnce(readData);
             finish(r.tag(), r.op().returnsBytes() ? r.length() : 0);
             return;
         }
-        if (readData == null || readData.readableBytes() != r.length()) {
+        if (readData == null || readData.refCnt() == 0 || readData.readableBytes() != r.length()) {
+            // A buffer released before it was handed over may already hold someone else's data: never copy it.
             String wrong = readData == null ? "the read was answered without data"
+                    : readData.refCnt() == 0 ? "the read was answered with a buffer already released"
                     : "the read was answered with " + readData.readableBytes() + " bytes";
-            if (readData != null) {
-                readData.release();
-            }
+            Buffers.releaseOnce(readData);
             finish(r.tag(), -Errno.EIO, wrong);
             return;
         }
         ByteBuf out = readData;
         if (!Buffers.isContiguousDirect(readData)) {
+            ByteBuf gathered = null;
             try {
-                out = allocator.directBuffer(r.length(), r.length());
-                out.writeBytes(readData, readData.readerIndex(), r.length());
+                gathered = allocator.directBuffer(r.length(), r.length());
+                gathered.writeBytes(readData, readData.readerIndex(), r.length());
             } catch (RuntimeException | OutOfMemoryError e) {
-                if (out != readData) {
-                    out.release();
-                }
-                readData.release();
+                Buffers.releaseOnce(gathered);
                 finish(r.tag(), -Errno.ENOMEM, "no buffer to gather the read's data: " + e);
                 return;
             } finally {
-                if (out != readData) {
-                    readData.release();
-                }
+                readData.release(); // gathered, or given up: either way the backend's buffer is done with
             }
+            out = gathered;
         }
         r.outgoing = out;
         transport.copyOut(r.tag(), out, r.length());
@@ -476,14 +465,11 @@ public final class UbdQueue {
     }
 
     private static void releaseBuffers(IoRequest r) {
-        if (r.data != null) {
-            r.data.release();
-            r.data = null;
-        }
-        if (r.outgoing != null) {
-            r.outgoing.release();
-            r.outgoing = null;
-        }
+        // Once each, even if the backend released the write data it was lent: see Buffers.releaseOnce.
+        Buffers.releaseOnce(r.data);
+        r.data = null;
+        Buffers.releaseOnce(r.outgoing);
+        r.outgoing = null;
     }
 
     @Override

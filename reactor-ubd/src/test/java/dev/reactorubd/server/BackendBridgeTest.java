@@ -155,6 +155,48 @@ class BackendBridgeTest {
     }
 
     @Test
+    void aBufferReleasedTwiceFailsThatRequestAloneAndLeaksNothing() {
+        UnpooledByteBufAllocator alloc = new UnpooledByteBufAllocator(true);
+        BlockBackend careless = new BlockBackend() {
+            @Override
+            public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+                ByteBuf b = allocator.directBuffer(length).writeZero(length);
+                if (offset == 0) {
+                    b.release(); // released before it is handed over: the bridge must not copy from it
+                }
+                return Mono.just(b);
+            }
+
+            @Override
+            public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+                if (offset == 0) {
+                    data.release(); // the queue owns the data and releases it after the answer: a second release
+                }
+                return Mono.empty();
+            }
+
+            @Override
+            public ByteBufAllocator allocator() {
+                return alloc;
+            }
+        };
+        try (VirtualDevice dev = VirtualDevice.serve(careless, 1, 8)) {
+            expectErrno(dev.read(0, 0, 4096), Errno.EIO);
+            ByteBuf data = alloc.directBuffer(4096).writeZero(4096);
+            // Whatever this write's answer, the double release must not escape, and the device goes on serving.
+            dev.write(0, 0, data).onErrorResume(e -> Mono.empty()).block(WAIT);
+            data.release(); // the test kit's caller keeps its buffer
+            StepVerifier.create(dev.read(0, 4096, 4096).doOnNext(ByteBuf::release)).expectNextCount(1)
+                    .verifyComplete();
+            ByteBuf more = alloc.directBuffer(4096).writeZero(4096);
+            StepVerifier.create(dev.write(0, 4096, more)).verifyComplete();
+            more.release();
+            assertEquals(0, dev.queue(0).inFlightCount());
+        }
+        assertEquals(0, alloc.metric().usedDirectMemory(), "no request buffer leaked");
+    }
+
+    @Test
     void memoryFollowsInFlightIoNotDepth() {
         Misbehaving backend = new Misbehaving();
         try (VirtualDevice dev = VirtualDevice.serve(backend, 2, 128)) {
