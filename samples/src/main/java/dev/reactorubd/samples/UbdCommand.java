@@ -160,8 +160,15 @@ public final class UbdCommand implements Callable<Integer> {
         int id;
 
         @Option(names = "--recoverable", description = "add the device with USER_RECOVERY and "
-                + "USER_RECOVERY_REISSUE, so that `ubd recover` can take it over if this process dies")
+                + "USER_RECOVERY_REISSUE, so that `ubd recover` can take it over if this process dies "
+                + "(the same as --recovery REISSUE)")
         boolean recoverable;
+
+        @Option(names = "--recovery", description = "make the device recoverable, choosing what its IO does while "
+                + "no server runs: REISSUE (waits; requests in flight at the crash are issued again), REQUEUE "
+                + "(waits; in-flight requests are requeued), FAIL_IO (fails at once with EIO; Linux 6.13+, an "
+                + "older kernel refuses it with exit status 3)")
+        RecoveryMode recovery;
 
         @Option(names = "--copy", defaultValue = "SYSCALL", description = "how data moves: SYSCALL (pread/pwrite "
                 + "on the queue's loop, default) or IO_URING (io_uring READ/WRITE)")
@@ -183,8 +190,9 @@ public final class UbdCommand implements Callable<Integer> {
                 DeviceSpec.Builder b = DeviceSpec.builder().capacityBytes(size).queues(queues).depth(depth)
                         .logicalBlockSize(blockSize).physicalBlockSize(Math.max(blockSize, 4096)).deviceId(id)
                         .readOnly(target.readOnly);
-                if (recoverable) {
-                    b.feature(UblkFeature.USER_RECOVERY).feature(UblkFeature.USER_RECOVERY_REISSUE);
+                RecoveryMode mode = recovery != null ? recovery : recoverable ? RecoveryMode.REISSUE : null;
+                if (mode != null) {
+                    mode.features().forEach(b::feature);
                 }
                 DeviceSpec spec = b.build();
                 UbdServer server = UbdServer.builder().dataCopy(copy)

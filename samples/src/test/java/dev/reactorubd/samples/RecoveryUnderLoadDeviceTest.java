@@ -172,4 +172,55 @@ class RecoveryUnderLoadDeviceTest {
         assertFalse(Vm.deviceExists(id));
         Vm.sh(30, "rm -rf " + dir);
     }
+
+    /**
+     * FAIL_IO is probed, not assumed: where the kernel lacks it (before 6.13), {@code serve --recovery FAIL_IO} exits 3
+     * naming the feature and the version that added it; where it has it, IO fails with EIO while no server runs instead
+     * of waiting, and a recovering server then serves the data the first one left in the file.
+     */
+    @Test
+    void failIoRecoveryIsProbedRefusedWithoutTheFeatureAndFailsIoWhileNoServerRunsWithIt() throws Exception {
+        Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-recovery-failio");
+        String file = dir.resolve("store.img").toString();
+        boolean kernelHasIt;
+        try (UbdServer probe = UbdServer.create()) {
+            kernelHasIt = probe.control().features().block(Devices.WAIT)
+                    .contains(dev.reactorubd.sys.UblkFeature.USER_RECOVERY_FAIL_IO);
+        }
+        System.out.println("FAIL_IO recovery on Linux " + System.getProperty("os.version") + ": "
+                + (kernelHasIt ? "supported" : "not supported"));
+        Path log = dir.resolve("serve.log");
+        if (!kernelHasIt) {
+            Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
+            Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString(), "serve", "--target", "file",
+                    "--file", file, "--size", "16M", "--recovery", "FAIL_IO").redirectErrorStream(true)
+                    .redirectOutput(log.toFile()).start();
+            processes.add(p);
+            assertTrue(p.waitFor(120, TimeUnit.SECONDS), "ubd serve gave up");
+            String out = Files.readString(log);
+            assertEquals(3, p.exitValue(), out);
+            assertTrue(out.contains("ubd: this kernel does not support USER_RECOVERY_FAIL_IO (added in Linux 6.13)"), out);
+            assertFalse(out.contains("\tat "), "one line, no stack trace: " + out);
+            Vm.sh(30, "rm -rf " + dir);
+            return;
+        }
+        int id = start(log, "serve", "--target", "file", "--file", file, "--size", "16M", "--recovery", "FAIL_IO");
+        String dev = "/dev/ublkb" + id;
+        Vm.sh(60, "head -c 1048576 /dev/urandom > " + dir + "/data; dd if=" + dir + "/data of=" + dev
+                + " bs=64k oflag=direct conv=fsync status=none").requireSuccess();
+        kill(processes.get(processes.size() - 1));
+        // No server: a reader fails at once (bounded well below the 120 s a waiting reader would take) with EIO.
+        long t0 = System.nanoTime();
+        Vm.Result read = Vm.sh(60, "dd if=" + dev + " of=/dev/null bs=4k count=1 iflag=direct 2>&1");
+        assertTrue(read.exitCode() != 0 && read.output().contains("Input/output error"), read.output());
+        assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(30), "failed at once rather than waited");
+        try (UbdServer server = UbdServer.create()) {
+            UbdDevice recovered = server.recover(id, FileBackend.open(Path.of(file))).block(Devices.WAIT);
+            Vm.sh(60, "cmp -n 1048576 " + dev + " " + dir + "/data").requireSuccess();
+            recovered.close().block(Devices.WAIT);
+        }
+        assertFalse(Vm.deviceExists(id));
+        Vm.sh(30, "rm -rf " + dir);
+    }
 }

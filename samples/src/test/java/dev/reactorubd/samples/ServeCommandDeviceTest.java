@@ -155,6 +155,42 @@ class ServeCommandDeviceTest {
     }
 
     @Test
+    void aDeviceLeftDeadByAKilledServerIsListedAsDeadAndRemoved() throws Exception {
+        Served s = serve("--target", "memory", "--size", "32M", "--queues", "2", "--depth", "16");
+        try {
+            s.process().destroyForcibly(); // SIGKILL: the device is not recoverable, so the kernel stops it
+            assertTrue(s.process().waitFor(60, TimeUnit.SECONDS));
+            // The kernel stops a non-recoverable device once its server's file is released; that runs in a worker.
+            String state = "";
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (System.nanoTime() < end) {
+                Cli json = ubd("list", "--json");
+                assertEquals(0, json.status(), json.err());
+                for (JsonNode d : new ObjectMapper().readTree(json.out()).get("devices")) {
+                    if (d.get("id").asInt() == s.id()) {
+                        state = d.get("state").asText();
+                    }
+                }
+                if ("DEAD".equals(state)) {
+                    break;
+                }
+                Thread.sleep(500);
+            }
+            assertEquals("DEAD", state, "a killed server's device is listed as DEAD");
+            Cli table = ubd("list");
+            assertTrue(table.out().lines().anyMatch(l -> l.startsWith(s.id() + " ") && l.contains("DEAD")), table.out());
+            Cli removed = ubd("remove", Integer.toString(s.id()));
+            assertEquals(0, removed.status(), removed.out() + removed.err());
+            assertFalse(Vm.deviceExists(s.id()), "device " + s.id() + " removed");
+            assertFalse(Files.exists(Path.of(s.device())), s.device() + " is gone");
+        } finally {
+            s.process().destroyForcibly();
+            Files.deleteIfExists(s.log());
+            Vm.sh(60, "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . && java -jar samples/target/ubd.jar remove --all --async; true");
+        }
+    }
+
+    @Test
     void serveAMirrorOfAFileAndMemoryThenTheFileHoldsTheData() throws Exception {
         Path img = Path.of("/var/tmp/ubd-cli-mirror.img");
         Files.deleteIfExists(img);

@@ -19,7 +19,7 @@ import java.util.concurrent.TimeUnit;
  * Real NBD servers as child processes, for tests: Debian's nbd-server and qemu-nbd (qemu-utils) on 127.0.0.1. A
  * missing binary fails the test with the command that installs it.
  */
-final class NbdServers {
+public final class NbdServers {
     static final String NBD_SERVER = "/usr/bin/nbd-server";
     static final String QEMU_NBD = "/usr/bin/qemu-nbd";
     static final String INSTALL = "apt-get install nbd-server qemu-utils";
@@ -33,7 +33,7 @@ final class NbdServers {
     }
 
     /** A port that was free a moment ago on 127.0.0.1. */
-    static int freePort() throws IOException {
+    public static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket()) {
             s.setReuseAddress(true);
             s.bind(new InetSocketAddress("127.0.0.1", 0));
@@ -42,7 +42,7 @@ final class NbdServers {
     }
 
     /** A running server; {@link #close()} kills it (SIGKILL) and waits for it, bounded. */
-    static final class Server implements AutoCloseable {
+    public static final class Server implements AutoCloseable {
         final Process process;
         final List<String> command;
         final Path log;
@@ -87,7 +87,7 @@ final class NbdServers {
         }
 
         /** Kills the server and its children (nbd-server forks one per client) at once. */
-        void kill() {
+        public void kill() {
             List<ProcessHandle> all = new ArrayList<>(handle.descendants().toList());
             all.add(handle);
             all.add(process.toHandle());
@@ -144,7 +144,7 @@ final class NbdServers {
      * fork") nbd-server 3.24 serves a single connection and exits, so it could serve neither reconnects nor several
      * connections. The daemon's pid comes from {@code -p PIDFILE}, and {@link Server#kill()} kills it with the processes it forked for its clients.
      */
-    static Server nbdServer(Path dir, Path file, int port, String exportName) throws IOException {
+    public static Server nbdServer(Path dir, Path file, int port, String exportName) throws IOException {
         require(NBD_SERVER);
         Path config = dir.resolve("nbd-server-" + port + ".conf");
         Path pidFile = dir.resolve("nbd-server-" + port + ".pid");
@@ -256,7 +256,7 @@ final class NbdServers {
     }
 
     /** A file of {@code bytes} zeros (sparse). */
-    static Path exportFile(Path dir, String name, long bytes) throws IOException {
+    public static Path exportFile(Path dir, String name, long bytes) throws IOException {
         Path f = dir.resolve(name);
         try (var raf = new java.io.RandomAccessFile(f.toFile(), "rw")) {
             raf.setLength(bytes);

@@ -1,0 +1,202 @@
+package dev.reactorubd.targets;
+
+import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.server.UbdDevice;
+import dev.reactorubd.io.UbdQueue;
+import dev.reactorubd.targets.compose.Backends;
+import dev.reactorubd.targets.file.FileBackend;
+import dev.reactorubd.targets.nbd.NbdBackend;
+import dev.reactorubd.targets.nbd.NbdOptions;
+import dev.reactorubd.targets.nbd.NbdServers;
+import dev.reactorubd.testing.DeviceServer;
+import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Devices;
+import dev.reactorubd.testing.Vm;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import reactor.core.publisher.Mono;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Stopping and deleting a device while fio drives it, on every kind of target: close() returns within its bound, every
+ * request the backend was given was answered (each Mono it returned terminated) and none is left in flight, fio ends
+ * with errors rather than hangs, and the device and its block device are gone.
+ *
+ * <p>Bounds assumed (the VM emulates its CPU): close() within 30 s, fio ends within 60 s of it.
+ */
+@DeviceTest
+class StopUnderLoadDeviceTest {
+    private static final Duration WAIT = Duration.ofSeconds(90);
+    private static final long MIB = 1 << 20;
+    private static final long SIZE = 64 * MIB;
+    @RegisterExtension
+    static final DeviceServer SERVER = new DeviceServer();
+
+    @TempDir
+    Path dir;
+    private final List<BlockBackend> toClose = new ArrayList<>();
+    private NbdServers.Server nbdServer;
+
+    @AfterEach
+    void cleanUp() {
+        toClose.forEach(b -> b.close().block(WAIT));
+        if (nbdServer != null) {
+            nbdServer.kill();
+        }
+    }
+
+    private BlockBackend target(String kind) throws Exception {
+        BlockBackend b = switch (kind) {
+            case "memory" -> new MemoryBackend(SIZE);
+            case "file" -> FileBackend.open(NbdServers.exportFile(dir, "file.img", SIZE));
+            case "nbd" -> {
+                int port = NbdServers.freePort();
+                nbdServer = NbdServers.nbdServer(dir, NbdServers.exportFile(dir, "nbd.img", SIZE), port, "disk");
+                yield NbdBackend.connect("nbd://127.0.0.1:" + port + "/disk", NbdOptions.defaults()).block(WAIT);
+            }
+            case "mirror" -> Backends.mirror(FileBackend.open(NbdServers.exportFile(dir, "mirror.img", SIZE)),
+                    new MemoryBackend(SIZE));
+            default -> throw new IllegalArgumentException(kind);
+        };
+        toClose.add(b);
+        return b;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"memory", "file", "nbd", "mirror"})
+    void closingUnderFioIsBoundedAnswersEveryRequestAndRemovesTheDevice(String kind) throws Exception {
+        Counting counting = new Counting(target(kind));
+        DeviceSpec spec = DeviceSpec.builder().capacityBytes(SIZE).queues(2).depth(64).build();
+        UbdDevice dev = Devices.serve(SERVER.get(), spec, counting);
+        Process fio = new ProcessBuilder("fio", "--name=busy", "--filename=" + dev.blockDevicePath(),
+                "--rw=randrw", "--bsrange=4k-64k", "--iodepth=32", "--ioengine=io_uring", "--direct=1",
+                "--size=" + SIZE / 2, "--offset_increment=" + SIZE / 2, "--numjobs=2", "--cpus_allowed=0,1",
+                "--cpus_allowed_policy=split", "--time_based", "--runtime=300").redirectErrorStream(true).start();
+        try {
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+            while (counting.finished.get() < 1000 && fio.isAlive() && System.nanoTime() < end) {
+                Thread.sleep(50);
+            }
+            assertTrue(fio.isAlive(), "fio runs");
+            assertTrue(counting.finished.get() >= 1000, "fio's IO reached the backend: " + counting);
+            long t0 = System.nanoTime();
+            dev.close().block(WAIT);
+            long closeMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+            System.out.println("stop under load, " + kind + ": close() took " + closeMs + " ms; backend " + counting
+                    + "; queues completed " + dev.queues().stream().mapToLong(UbdQueue::completedCount).sum()
+                    + ", failed " + dev.queues().stream().mapToLong(UbdQueue::failedCount).sum());
+            assertTrue(closeMs < 30_000, "close() took " + closeMs + " ms");
+            assertEquals(counting.started.get(), counting.finished.get(), "every request given to the backend was answered");
+            for (UbdQueue q : dev.queues()) {
+                assertEquals(0, q.inFlightCount(), q + " has nothing in flight");
+                assertEquals(0, q.waitingForDemand(), q + " has nothing waiting");
+            }
+            assertTrue(fio.waitFor(60, TimeUnit.SECONDS), "fio ended rather than hung");
+            String out = new String(fio.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertNotEquals(0, fio.exitValue(), out);
+            assertFalse(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " is gone");
+            assertFalse(Vm.deviceExists(dev.id()), "device " + dev.id() + " is deleted");
+        } finally {
+            fio.destroyForcibly();
+            fio.waitFor(30, TimeUnit.SECONDS);
+        }
+    }
+
+    /** Passes every request on, counting those started and those whose Mono terminated (value, empty, error or cancel). */
+    static final class Counting implements BlockBackend {
+        final BlockBackend delegate;
+        final AtomicLong started;
+        final AtomicLong finished;
+
+        Counting(BlockBackend delegate) {
+            this(delegate, new AtomicLong(), new AtomicLong());
+        }
+
+        private Counting(BlockBackend delegate, AtomicLong started, AtomicLong finished) {
+            this.delegate = delegate;
+            this.started = started;
+            this.finished = finished;
+        }
+
+        private <T> Mono<T> counted(Mono<T> m) {
+            return Mono.defer(() -> {
+                started.incrementAndGet();
+                return m;
+            }).doFinally(s -> finished.incrementAndGet());
+        }
+
+        @Override
+        public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+            return counted(Mono.defer(() -> delegate.read(offset, length, allocator)));
+        }
+
+        @Override
+        public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+            return counted(Mono.defer(() -> delegate.write(offset, data, fua)));
+        }
+
+        @Override
+        public Mono<Void> flush() {
+            return counted(Mono.defer(delegate::flush));
+        }
+
+        @Override
+        public Mono<Void> discard(long offset, long length) {
+            return counted(Mono.defer(() -> delegate.discard(offset, length)));
+        }
+
+        @Override
+        public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
+            return counted(Mono.defer(() -> delegate.writeZeroes(offset, length, noUnmap)));
+        }
+
+        @Override
+        public Set<Capability> capabilities() {
+            return delegate.capabilities();
+        }
+
+        @Override
+        public ByteBufAllocator allocator() {
+            return delegate.allocator();
+        }
+
+        @Override
+        public long size() {
+            return delegate.size();
+        }
+
+        @Override
+        public Mono<BlockBackend> bind(UbdQueue queue) {
+            return delegate.bind(queue).map(d -> new Counting(d, started, finished));
+        }
+
+        @Override
+        public Mono<Void> close() {
+            return delegate.close();
+        }
+
+        @Override
+        public String toString() {
+            return "started " + started.get() + ", finished " + finished.get();
+        }
+    }
+}
