@@ -21,11 +21,10 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * <p>Installed by {@link LeakCheckListener} when the JUnit platform starts, before any test has touched a Netty buffer
  * (the buffer classes take their detector once, when they are first used); checked after every test class by
  * {@link LeakCheckExtension} (Jupiter) and {@link LeakCheckHook} (jqwik), which fail the class that leaked. The
- * level is paranoid (every buffer tracked, every access recorded) unless {@code io.netty.leakDetection.level} says
- * otherwise; the surefire configuration sets it to paranoid too.
+ * surefire configuration sets the level to paranoid ({@code -Dio.netty.leakDetection.level=paranoid}: every buffer
+ * tracked, every access recorded).
  */
 public final class LeakDetection {
-    private static final String LEVEL_PROPERTY = "io.netty.leakDetection.level";
     private static final LeakDetection GLOBAL = new LeakDetection();
     private static boolean installed;
 
@@ -36,17 +35,15 @@ public final class LeakDetection {
     }
 
     /**
-     * Installs the recording factory (once per JVM) and sets the level to paranoid unless the system property sets
-     * one.
+     * Installs the recording factory, once per JVM. The level is Netty's, from {@code io.netty.leakDetection.level}:
+     * the surefire configuration sets paranoid; the device tests in the VM keep Netty's default (sampled), where
+     * tracking every buffer would slow the emulated CPU down.
      *
      * @return the JVM's leak record
      */
     public static synchronized LeakDetection install() {
         if (!installed) {
             installed = true;
-            if (System.getProperty(LEVEL_PROPERTY) == null) {
-                ResourceLeakDetector.setLevel(ResourceLeakDetector.Level.PARANOID);
-            }
             ResourceLeakDetectorFactory.setResourceLeakDetectorFactory(GLOBAL.factory());
         }
         return GLOBAL;
