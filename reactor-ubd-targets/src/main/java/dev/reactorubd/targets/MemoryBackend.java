@@ -48,7 +48,7 @@ public final class MemoryBackend implements BlockBackend {
     }
 
     private Mono<Void> checkRange(long offset, long length) {
-        if (offset < 0 || length < 0 || offset + length > capacity) {
+        if (offset < 0 || length < 0 || offset > capacity - length) { // no offset + length: it overflows
             return Mono.error(new UbdIoException(Errno.EINVAL, "range " + offset + "+" + length
                     + " is beyond the capacity " + capacity));
         }

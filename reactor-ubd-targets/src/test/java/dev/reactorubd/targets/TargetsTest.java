@@ -70,6 +70,33 @@ class TargetsTest {
         }
     }
 
+    /** Found by VirtualDeviceProperties: offset + length overflowed, and a write at Long.MAX_VALUE "succeeded". */
+    @Test
+    void rangesWhoseEndOverflowsAreRefusedWithEinval(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        java.nio.file.Path img = dir.resolve("disk.img");
+        java.nio.file.Files.write(img, new byte[8192]);
+        dev.reactorubd.targets.file.FileBackend file = dev.reactorubd.targets.file.FileBackend.open(img);
+        MemoryBackend mem = new MemoryBackend(8192);
+        try {
+            for (dev.reactorubd.server.BlockBackend b : java.util.List.of(mem, file,
+                    dev.reactorubd.targets.compose.Backends.concat(new MemoryBackend(4096), new MemoryBackend(4096)))) {
+                for (long offset : new long[] {Long.MAX_VALUE, Long.MAX_VALUE - 511}) {
+                    StepVerifier.create(b.write(offset, Unpooled.wrappedBuffer(new byte[512]), false))
+                            .expectErrorSatisfies(e -> assertEquals(dev.reactorubd.uring.Errno.EINVAL,
+                                    ((dev.reactorubd.UbdIoException) e).errno(), b + ": " + e))
+                            .verify(WAIT);
+                    StepVerifier.create(b.read(offset, 512, io.netty.buffer.PooledByteBufAllocator.DEFAULT))
+                            .expectError(dev.reactorubd.UbdIoException.class).verify(WAIT);
+                    StepVerifier.create(b.discard(offset, 512)).expectError(dev.reactorubd.UbdIoException.class)
+                            .verify(WAIT);
+                }
+            }
+        } finally {
+            file.close().block(WAIT);
+        }
+    }
+
     @Test
     void manyConcurrentWritesThenReadsAgree() {
         MemoryBackend mem = new MemoryBackend(4 << 20);

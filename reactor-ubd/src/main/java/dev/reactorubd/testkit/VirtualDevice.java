@@ -297,16 +297,26 @@ public final class VirtualDevice implements AutoCloseable {
      * @param flags the request flags ({@code UblkIo.F_*})
      * @param offset the byte offset on the device
      * @param length the length in bytes
-     * @return the committed result: bytes, or 0
+     * @return the committed result: bytes, or 0 (the data a READ returned is released here)
      */
     public Mono<Integer> submitRaw(int q, int opCode, int flags, long offset, int length) {
-        return Mono.create((MonoSink<Done> sink) -> transports.get(q).submit(
-                new VirtualRequest(opCode | flags, offset, length, null, sink))).map(d -> d.result);
+        return submit(q, opCode | flags, offset, length, null).map(d -> {
+            // Only the count is handed on: the data of a READ, which this method's caller never sees, ends here.
+            if (d.data != null) {
+                d.data.release();
+            }
+            return d.result;
+        });
     }
 
     private Mono<Done> submit(int q, IoOp op, int flags, long offset, int length, ByteBuf data) {
+        return submit(q, op.code() | flags, offset, length, data);
+    }
+
+    /** Submits a request, per subscription; a WRITE's {@code data} (or null) is retained for it. */
+    private Mono<Done> submit(int q, int opFlags, long offset, int length, ByteBuf data) {
         return Mono.create((MonoSink<Done> sink) -> transports.get(q).submit(
-                        new VirtualRequest(op.code() | flags, offset, length, data == null ? null : data.retainedSlice(),
+                        new VirtualRequest(opFlags, offset, length, data == null ? null : data.retainedSlice(),
                                 sink)))
                 // A READ whose caller went away meanwhile (a timeout, a cancelled merge) still owns its data.
                 .doOnDiscard(Done.class, d -> {

@@ -20,6 +20,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * NoClassDefFoundError; and the Micrometer implementation class is never loaded.
  */
 class NoMicrometerTest {
+    /**
+     * Every isolated loader, kept for the life of the JVM: when a loader that loaded Netty's io_uring library is
+     * collected, the library's unload hook also unregisters the native methods of the test class path's own copy, and
+     * every later io_uring loop fails with UnsatisfiedLinkError (seen once the leak check forced a collection after
+     * each test class).
+     */
+    private static final List<ClassLoader> KEPT = new java.util.concurrent.CopyOnWriteArrayList<>();
+
     /** A class loader that says which classes it loaded itself. */
     static final class Isolated extends URLClassLoader {
         Isolated(URL[] urls) {
@@ -47,6 +55,7 @@ class NoMicrometerTest {
         // Not closed: the device's loop threads finish shutting down after the probe returns, and load classes then.
         @SuppressWarnings("resource")
         Isolated loader = new Isolated(urls.toArray(URL[]::new));
+        KEPT.add(loader);
         {
             assertThrows(ClassNotFoundException.class,
                     () -> loader.loadClass("io.micrometer.core.instrument.MeterRegistry"));

@@ -102,7 +102,10 @@ final class TargetOptions {
      * opening it (other than a usage error) is wrapped in a {@link TargetUnavailable}.
      */
     Mono<BlockBackend> open() {
-        return openTarget().map(this::decorate)
+        // Deferred, so that an option refused while the target is put together is an error signal like the others.
+        return Mono.defer(this::openTarget).map(this::decorate)
+                // An argument a target or decorator refused is the command line's fault: say so, without the type.
+                .onErrorMap(IllegalArgumentException.class, e -> new UbdCommand.UsageError(e.getMessage()))
                 .onErrorMap(e -> !(e instanceof UbdCommand.UsageError), TargetUnavailable::new);
     }
 
@@ -136,7 +139,8 @@ final class TargetOptions {
             c = c.timeout(timeout);
         }
         if (retry > 0) {
-            c = c.retry(retry + 1, Duration.ofMillis(100)); // tries in all: the first and the retries
+            // Tries in all: the first and the retries (--retry 2147483647 is as many as an int holds).
+            c = c.retry((int) Math.min(retry + 1L, Integer.MAX_VALUE), Duration.ofMillis(100));
         }
         if (cache > 0) {
             c = c.cache(cache);
@@ -211,7 +215,12 @@ final class TargetOptions {
         BlockBackend[] parts = backends.toArray(BlockBackend[]::new);
         return Mono.fromCallable(() -> switch (target) {
             case MIRROR -> Backends.mirror(parts);
-            case STRIPE -> Backends.stripe(Math.toIntExact(chunk), parts);
+            case STRIPE -> {
+                if (chunk > Integer.MAX_VALUE) {
+                    throw usage("--chunk " + chunk + " is too large: a stripe chunk is at most 1G");
+                }
+                yield Backends.stripe((int) chunk, parts);
+            }
             case CONCAT -> Backends.concat(parts);
             default -> throw new IllegalStateException(target + " is not a composition");
         });

@@ -110,22 +110,31 @@ public final class UbdCommand implements Callable<Integer> {
         String t = s.trim().toLowerCase(Locale.ROOT);
         try {
             if (t.endsWith("ms")) {
-                return Duration.ofMillis(Long.parseLong(t.substring(0, t.length() - 2)));
+                return positive(s, Duration.ofMillis(Long.parseLong(t.substring(0, t.length() - 2))));
             }
             long n = Long.parseLong(t.substring(0, Math.max(0, t.length() - 1)));
-            return switch (t.isEmpty() ? ' ' : t.charAt(t.length() - 1)) {
+            return positive(s, switch (t.isEmpty() ? ' ' : t.charAt(t.length() - 1)) {
                 case 's' -> Duration.ofSeconds(n);
                 case 'm' -> Duration.ofMinutes(n);
                 case 'h' -> Duration.ofHours(n);
                 default -> throw new NumberFormatException(t);
-            };
-        } catch (NumberFormatException e) {
+            });
+        } catch (NumberFormatException | ArithmeticException e) {
             throw new CommandLine.TypeConversionException("'" + s + "' is not a duration: use a number with ms, s, m "
                     + "or h, such as 500ms or 30s");
         }
     }
 
-    /** A command line that cannot work, with what to write instead; exit status 2. */
+    /** Every duration option is a bound or a timeout: zero or less is refused as it is parsed. */
+    private static Duration positive(String s, Duration d) {
+        if (d.isNegative() || d.isZero()) {
+            throw new CommandLine.TypeConversionException("'" + s + "' is not a positive duration: use one such as "
+                    + "500ms or 30s");
+        }
+        return d;
+    }
+
+        /** A command line that cannot work, with what to write instead; exit status 2. */
     static final class UsageError extends RuntimeException {
         private static final long serialVersionUID = 1L;
 

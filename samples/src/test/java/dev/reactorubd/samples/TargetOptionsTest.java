@@ -63,5 +63,9 @@ class TargetOptionsTest {
         CommandLine.TypeConversionException e = assertThrows(CommandLine.TypeConversionException.class,
                 () -> UbdCommand.parseDuration("soon"));
         assertTrue(e.getMessage().contains("is not a duration"), e.getMessage());
+        // Found by UbdCommandProperties: zero, negative and overflowing durations got past the parser.
+        for (String bad : new String[] {"0s", "0ms", "-1s", "-5m", "9999999999999999h"}) {
+            assertThrows(CommandLine.TypeConversionException.class, () -> UbdCommand.parseDuration(bad), bad);
+        }
     }
 }

@@ -91,6 +91,24 @@ class UbdCommandTest {
         assertOneErrorLine(badSpec);
     }
 
+    /** Found by UbdCommandProperties: these printed an exception's type, and one exited with 1 as if at run time. */
+    @Test
+    void argumentsATargetRefusesAreUsageErrorsInPlainWords() {
+        String[][] lines = {
+                {"serve", "--target", "nbd", "--uri", "nbd://"},
+                {"serve", "--target", "nbd", "--uri", "nbd://127.0.0.1:1/x", "--request-timeout", "0ms"},
+                {"serve", "--target", "memory", "--size", "8M", "--timeout", "-1s"},
+                {"serve", "--target", "stripe", "--part", "memory:1M", "--part", "memory:1M", "--chunk", "1T"},
+                {"serve", "--target", "stripe", "--part", "memory:1M", "--part", "memory:1M", "--chunk", "511"},
+                {"serve", "--target", "memory", "--size", "8M", "--cache", "1"}};
+        for (String[] line : lines) {
+            Run r = run(line);
+            assertEquals(ExitCodes.USAGE, r.status(), String.join(" ", line) + ": " + r.err());
+            assertOneErrorLine(r);
+            assertFalse(r.err().matches("(?s)ubd: \\w+(Exception|Error).*"), r.err());
+        }
+    }
+
     @Test
     void withoutUblkTheKernelCommandsExitWith3AndSayHowToLoadIt() {
         assumeFalse(Files.exists(Path.of("/dev/ublk-control")), "this machine has ublk");

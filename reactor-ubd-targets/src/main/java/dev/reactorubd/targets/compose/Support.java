@@ -38,7 +38,8 @@ final class Support {
 
     /** An EINVAL error when {@code [offset, offset + length)} is not inside {@code [0, size)}; else null. */
     static <T> Mono<T> outOfRange(long size, long offset, long length, Object who) {
-        if (offset < 0 || length < 0 || (size != BlockBackend.UNKNOWN_SIZE && offset + length > size)) {
+        // Not offset + length > size: near Long.MAX_VALUE the sum overflows to a negative that passes.
+        if (offset < 0 || length < 0 || (size != BlockBackend.UNKNOWN_SIZE && offset > size - length)) {
             return Mono.error(new UbdIoException(Errno.EINVAL, "range " + offset + "+" + length + " is beyond the size "
                     + size + " of " + who));
         }

@@ -368,7 +368,7 @@ public final class FileBackend implements BlockBackend {
     }
 
     private static Mono<Void> checkRange(long offset, long length, long size) {
-        if (offset < 0 || length < 0 || offset + length > size) {
+        if (offset < 0 || length < 0 || offset > size - length) { // no offset + length: it overflows
             return Mono.error(new UbdIoException(Errno.EINVAL, "range " + offset + "+" + length
                     + " is beyond the store's " + size + " bytes"));
         }

@@ -4,6 +4,7 @@ import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
 import dev.reactorubd.uring.Errno;
+import io.netty.buffer.ByteBuf;
 import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.AfterEach;
@@ -65,7 +66,7 @@ class FaultyBackendTest {
             StepVerifier.create(dev.write(0, 60 * KIB, buf(bytes(1, 8 * KIB)))).expectErrorMatches(errno(Errno.EROFS))
                     .verify(WAIT);
             StepVerifier.create(dev.write(0, 68 * KIB, buf(bytes(1, 8 * KIB)))).verifyComplete();
-            StepVerifier.create(dev.read(0, 56 * KIB, 8 * KIB)).expectNextCount(1).verifyComplete();
+            StepVerifier.create(dev.read(0, 56 * KIB, 8 * KIB)).consumeNextWith(ByteBuf::release).verifyComplete();
         }
     }
 

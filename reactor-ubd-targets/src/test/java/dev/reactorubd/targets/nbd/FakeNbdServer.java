@@ -22,7 +22,20 @@ final class FakeNbdServer implements AutoCloseable {
         /** Reads requests and never answers. */
         SILENT,
         /** Answers every request with {@link #error}. */
-        FAIL
+        FAIL,
+        /** Hands every request to {@link #replier}, which writes whatever it likes (a hostile server). */
+        SCRIPTED
+    }
+
+    /** Writes the reply to one request in {@link Mode#SCRIPTED}; throwing ends the connection. */
+    @FunctionalInterface
+    interface Replier {
+        /**
+         * @param s the connection (to close it abruptly)
+         * @param out where the reply goes; flushed after the call
+         * @param type the request's command; its cookie, offset and length follow
+         */
+        void reply(Socket s, DataOutputStream out, int type, long cookie, long offset, int length) throws IOException;
     }
 
     private final ServerSocket server;
@@ -39,6 +52,7 @@ final class FakeNbdServer implements AutoCloseable {
     volatile int maxBlock;
     /** When positive, replies go out in pieces of this many bytes, each flushed on its own, 1 ms apart. */
     volatile int dribble;
+    volatile Replier replier;
 
     FakeNbdServer(int size) throws IOException {
         this.disk = new byte[size];
@@ -125,6 +139,11 @@ final class FakeNbdServer implements AutoCloseable {
                 requests.incrementAndGet();
                 Mode m = mode;
                 if (m == Mode.SILENT) {
+                    continue;
+                }
+                if (m == Mode.SCRIPTED) {
+                    replier.reply(s, out, type, cookie, offset, length);
+                    out.flush();
                     continue;
                 }
                 java.io.ByteArrayOutputStream reply = new java.io.ByteArrayOutputStream();

@@ -1,0 +1,284 @@
+package dev.reactorubd.targets.nbd;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import dev.reactorubd.UbdIoException;
+import dev.reactorubd.uring.Errno;
+import dev.reactorubd.testing.BlockingCallRecorder;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.net.Socket;
+import java.time.Duration;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import net.jqwik.api.Arbitraries;
+import net.jqwik.api.Arbitrary;
+import net.jqwik.api.Combinators;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.Provide;
+import net.jqwik.api.Tuple;
+import net.jqwik.api.lifecycle.AfterContainer;
+import net.jqwik.api.lifecycle.AfterProperty;
+import net.jqwik.api.lifecycle.BeforeContainer;
+import net.jqwik.api.statistics.Statistics;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * A server that completes the handshake and then answers with hostile data: wrong magic, unknown cookies, replies
+ * twice, error codes of any value, payload after an error, truncated headers and payloads, oversized payloads, random
+ * bytes, a reply cut off and never finished, no reply at all, or the connection dropped. Whatever it sends, every
+ * request of {@link NbdBackend} ends within the request timeout (plus slack), either with the right data (a READ gets
+ * exactly the bytes the server meant for it) or with a {@link UbdIoException} carrying an errno ({@link NbdException}
+ * is one); the backend closes cleanly afterwards; and no buffer leaks (the leak check fails the class otherwise).
+ */
+class NbdReplyProperties {
+    private static final int SIZE = 1 << 20;
+    private static final Duration REQUEST_TIMEOUT = Duration.ofMillis(300);
+    private static final Duration ENDS_WITHIN = REQUEST_TIMEOUT.plusSeconds(3);
+    private static MultiThreadIoEventLoopGroup group;
+
+    /** What the server does with one request. */
+    enum Reply {
+        GOOD, DRIBBLED, BAD_MAGIC, STRUCTURED_MAGIC, UNKNOWN_COOKIE, TWICE, ERROR, ERROR_THEN_PAYLOAD,
+        HEADER_CUT_AND_CLOSED, PAYLOAD_CUT_AND_CLOSED, OVERSIZED, RANDOM_BYTES, HEADER_CUT_AND_STALLED,
+        PAYLOAD_CUT_AND_STALLED, SILENT, CLOSED;
+
+        boolean benign() {
+            return this == GOOD || this == DRIBBLED || this == ERROR;
+        }
+    }
+
+    /** One reply's script: the behaviour, and a number for its sizes and values (an error code, a cut, bytes). */
+    record Script(Reply reply, int n) {
+    }
+
+    /** One request of the client. */
+    record Request(int type, long offset, int length) {
+        @Override
+        public String toString() {
+            return (type == NbdProtocol.CMD_READ ? "READ" : type == NbdProtocol.CMD_WRITE ? "WRITE" : "FLUSH")
+                    + " @" + offset + "+" + length;
+        }
+    }
+
+    @BeforeContainer
+    static void loops() {
+        group = new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory("ubd-nbd-props", true),
+                NioIoHandler.newFactory());
+    }
+
+    @AfterContainer
+    static void shutDown() {
+        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+    }
+
+    @AfterProperty
+    void noBlockingCallOnAnEventLoop() {
+        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
+    }
+
+    @Property(tries = 100)
+    void everyRequestEndsWithItsDataOrATypedErrorWithinTheTimeout(
+            @ForAll("scripts") List<Script> scripts, @ForAll("requests") List<Request> requests) throws Exception {
+        try (FakeNbdServer server = new FakeNbdServer(SIZE)) {
+            server.replier = hostile(scripts);
+            server.mode = FakeNbdServer.Mode.SCRIPTED;
+            NbdBackend nbd = NbdBackend.connect(server.uri(), NbdOptions.builder().noRetry().multiConn(false)
+                    .requestTimeout(REQUEST_TIMEOUT).connectTimeout(Duration.ofSeconds(5)).eventLoopGroup(group)
+                    .build()).block(Duration.ofSeconds(10));
+            try {
+                long t0 = System.nanoTime();
+                List<String> outcomes = Flux.fromIterable(requests).flatMap(r -> outcome(nbd, r))
+                        .collectList().block(ENDS_WITHIN.plusSeconds(2));
+                long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+                assertTrue(ms < ENDS_WITHIN.toMillis(), "all ended within the timeout: " + ms + " ms");
+                assertEquals(requests.size(), outcomes.size());
+                outcomes.forEach(o -> Statistics.collect(o));
+                if (scripts.stream().allMatch(s -> s.reply().benign())) {
+                    assertTrue(outcomes.stream().noneMatch(o -> o.endsWith("ETIMEDOUT") || o.endsWith("Exception")),
+                            "a well-behaved server's replies all arrive: " + outcomes);
+                }
+            } finally {
+                nbd.close().block(Duration.ofSeconds(10));
+            }
+        }
+    }
+
+    /** "ok", or "failed: ERRNO": what one request ended with; anything else fails the property. */
+    private static Mono<String> outcome(NbdBackend nbd, Request r) {
+        Mono<String> call = switch (r.type()) {
+            case NbdProtocol.CMD_READ -> nbd.read(r.offset(), r.length(), PooledByteBufAllocator.DEFAULT).map(b -> {
+                try {
+                    assertArrayEquals(pattern(r.offset(), r.length()), ByteBufUtil.getBytes(b),
+                            r + ": a READ that succeeds has the bytes the server meant for it");
+                    return "ok";
+                } finally {
+                    b.release();
+                }
+            });
+            case NbdProtocol.CMD_WRITE -> nbd.write(r.offset(), Unpooled.wrappedBuffer(new byte[r.length()]), false)
+                    .thenReturn("ok");
+            default -> nbd.flush().thenReturn("ok");
+        };
+        return call.onErrorResume(e -> {
+            if (e instanceof UbdIoException u && u.errno() > 0) {
+                return Mono.just("failed: " + Errno.name(u.errno()));
+            }
+            if (e instanceof NbdException n) {
+                return Mono.just("failed: " + n.getClass().getSimpleName());
+            }
+            return Mono.error(new AssertionError(r + " failed with an untyped error", e));
+        }).timeout(ENDS_WITHIN, Mono.fromRunnable(() -> fail(r + " did not end within " + ENDS_WITHIN)));
+    }
+
+    /** The bytes the server sends for a READ at {@code offset}. */
+    private static byte[] pattern(long offset, int length) {
+        byte[] b = new byte[length];
+        for (int i = 0; i < length; i++) {
+            long at = offset + i;
+            b[i] = (byte) (at * 31 + (at >>> 8));
+        }
+        return b;
+    }
+
+    /** A server following {@code scripts} request by request (then answering well), on one connection. */
+    private static FakeNbdServer.Replier hostile(List<Script> scripts) {
+        AtomicInteger next = new AtomicInteger();
+        boolean[] mute = {false};
+        return (Socket s, DataOutputStream out, int type, long cookie, long offset, int length) -> {
+            if (mute[0]) {
+                return; // stalled mid-reply: whatever comes next would be taken as the rest of it
+            }
+            int i = next.getAndIncrement();
+            Script script = i < scripts.size() ? scripts.get(i) : new Script(Reply.GOOD, 0);
+            Random rnd = new Random(script.n());
+            boolean read = type == NbdProtocol.CMD_READ;
+            byte[] payload = read ? pattern(offset, length) : new byte[0];
+            byte[] header = header(NbdProtocol.SIMPLE_REPLY_MAGIC, 0, cookie);
+            switch (script.reply()) {
+                case GOOD -> {
+                    out.write(header);
+                    out.write(payload);
+                }
+                case DRIBBLED -> {
+                    byte[] all = concat(header, payload);
+                    int piece = 1 + Math.floorMod(script.n(), 7);
+                    for (int at = 0; at < all.length; at += piece) {
+                        out.write(all, at, Math.min(piece, all.length - at));
+                        out.flush();
+                    }
+                }
+                case BAD_MAGIC -> out.write(header(rnd.nextInt() | 1, 0, cookie)); // never the simple reply's
+                case STRUCTURED_MAGIC -> out.write(header(NbdProtocol.STRUCTURED_REPLY_MAGIC, 0, cookie));
+                case UNKNOWN_COOKIE -> {
+                    out.write(header(NbdProtocol.SIMPLE_REPLY_MAGIC, 0, cookie ^ (1L << 62)));
+                    out.write(payload);
+                }
+                case TWICE -> {
+                    out.write(header);
+                    out.write(payload);
+                    out.write(header);
+                    out.write(payload);
+                }
+                case ERROR -> out.write(header(NbdProtocol.SIMPLE_REPLY_MAGIC, script.n() == 0 ? 5 : script.n(),
+                        cookie));
+                case ERROR_THEN_PAYLOAD -> {
+                    out.write(header(NbdProtocol.SIMPLE_REPLY_MAGIC, errnoOrEio(script.n()), cookie));
+                    byte[] junk = new byte[16 + Math.floorMod(script.n(), 100)];
+                    rnd.nextBytes(junk);
+                    junk[0] = (byte) 0x80; // not the simple reply's magic
+                    out.write(junk);
+                }
+                case HEADER_CUT_AND_CLOSED -> {
+                    out.write(header, 0, Math.floorMod(script.n(), header.length));
+                    out.flush();
+                    s.shutdownOutput();
+                    throw new IOException("closed mid-header");
+                }
+                case PAYLOAD_CUT_AND_CLOSED -> {
+                    out.write(header);
+                    out.write(payload, 0, payload.length == 0 ? 0 : Math.floorMod(script.n(), payload.length));
+                    out.flush();
+                    s.shutdownOutput();
+                    throw new IOException("closed mid-payload");
+                }
+                case OVERSIZED -> {
+                    out.write(header);
+                    out.write(payload);
+                    byte[] extra = new byte[1 + Math.floorMod(script.n(), 70_000)];
+                    rnd.nextBytes(extra);
+                    extra[0] = (byte) 0x80; // not the simple reply's magic
+                    out.write(extra);
+                }
+                case RANDOM_BYTES -> {
+                    byte[] junk = new byte[1 + Math.floorMod(script.n(), 4096)];
+                    rnd.nextBytes(junk);
+                    junk[0] = (byte) 0x80;
+                    out.write(junk);
+                }
+                case HEADER_CUT_AND_STALLED -> {
+                    out.write(header, 0, Math.floorMod(script.n(), header.length));
+                    mute[0] = true;
+                }
+                case PAYLOAD_CUT_AND_STALLED -> {
+                    out.write(header);
+                    out.write(payload, 0, payload.length == 0 ? 0 : Math.floorMod(script.n(), payload.length));
+                    mute[0] = true;
+                }
+                case SILENT -> { }
+                case CLOSED -> {
+                    s.close();
+                    throw new IOException("closed");
+                }
+            }
+        };
+    }
+
+    private static int errnoOrEio(int n) {
+        return n == 0 ? 5 : n;
+    }
+
+    private static byte[] header(int magic, int error, long cookie) {
+        return java.nio.ByteBuffer.allocate(16).putInt(magic).putInt(error).putLong(cookie).array();
+    }
+
+    private static byte[] concat(byte[] a, byte[] b) {
+        byte[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
+    }
+
+    @Provide
+    Arbitrary<List<Script>> scripts() {
+        Arbitrary<Reply> replies = Arbitraries.frequencyOf(
+                Tuple.of(6, Arbitraries.of(Reply.GOOD, Reply.DRIBBLED, Reply.ERROR)),
+                Tuple.of(4, Arbitraries.of(Reply.class)));
+        Arbitrary<Integer> numbers = Arbitraries.oneOf(Arbitraries.integers(), Arbitraries.integers().between(0, 64),
+                Arbitraries.of(1, 5, 12, 22, 28, 75, 95, 108, Integer.MIN_VALUE, -1, Integer.MAX_VALUE));
+        return Combinators.combine(replies, numbers).as(Script::new).list().ofMinSize(1).ofMaxSize(8);
+    }
+
+    @Provide
+    Arbitrary<List<Request>> requests() {
+        Arbitrary<Integer> types = Arbitraries.frequency(Tuple.of(5, NbdProtocol.CMD_READ),
+                Tuple.of(3, NbdProtocol.CMD_WRITE), Tuple.of(1, NbdProtocol.CMD_FLUSH));
+        Arbitrary<Long> offsets = Arbitraries.longs().between(0, (SIZE - 70_000) / 512).map(s -> s * 512);
+        Arbitrary<Integer> lengths = Arbitraries.frequencyOf(
+                Tuple.of(4, Arbitraries.integers().between(1, 128).map(s -> s * 512)),
+                Tuple.of(1, Arbitraries.integers().between(1, 70_000)));
+        return Combinators.combine(types, offsets, lengths).as(Request::new).list().ofMinSize(1).ofMaxSize(6);
+    }
+}
