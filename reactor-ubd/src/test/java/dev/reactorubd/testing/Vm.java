@@ -1,16 +1,64 @@
 package dev.reactorubd.testing;
 
+import dev.reactorubd.ctrl.UbdControl;
+import dev.reactorubd.sys.UblkFeature;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.EnumSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
 
-/** Helpers for device tests: shell commands, and counts of this process's fds and mappings. */
+/**
+ * Helpers for device tests: shell commands, counts of this process's fds and mappings, and the running kernel's
+ * ublk features (tests of a newer feature are skipped, with the reason printed, on a kernel without it).
+ */
 public final class Vm {
+    private static volatile Set<UblkFeature> features;
+
     private Vm() {}
+
+    /** The running kernel's release, as {@code uname -r} prints it. */
+    public static String kernelRelease() {
+        try {
+            return Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip();
+        } catch (IOException e) {
+            return System.getProperty("os.version");
+        }
+    }
+
+    /** The ublk features the running kernel reports (GET_FEATURES), asked once per JVM. */
+    public static Set<UblkFeature> features() {
+        Set<UblkFeature> f = features;
+        if (f == null) {
+            try (UbdControl c = UbdControl.open()) {
+                f = EnumSet.copyOf(c.features().block(Duration.ofSeconds(60)));
+            }
+            features = f = Set.copyOf(f);
+        }
+        return f;
+    }
+
+    /**
+     * Skips the calling test (or class, from {@code @BeforeAll}) when the running kernel lacks {@code feature}: a
+     * JUnit assumption whose message names the feature, the release that added it and this kernel's release. The
+     * reason is also printed on stdout, so that it shows in the run's log and not only in the report.
+     */
+    public static void assumeFeature(UblkFeature feature) {
+        boolean has = features().contains(feature);
+        String reason = "needs ublk feature " + feature + " (added in Linux " + feature.since() + "); kernel "
+                + kernelRelease() + " does not report it";
+        if (!has) {
+            System.out.println("SKIPPED: " + reason);
+            System.out.flush();
+        }
+        Assumptions.assumeTrue(has, reason);
+    }
 
     /** The result of a command. */
     public record Result(int exitCode, String output) {
