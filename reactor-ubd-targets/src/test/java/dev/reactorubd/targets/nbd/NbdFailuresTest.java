@@ -142,6 +142,11 @@ class NbdFailuresTest extends NbdHostTest {
             byte[] onDisk = java.nio.file.Files.readAllBytes(file);
             assertArrayEquals(pattern(65536, 115), java.util.Arrays.copyOfRange(onDisk, (2 << 20) + 15 * 65536,
                     (2 << 20) + 16 * 65536), "the written data is in the server's file");
+            // The backend's own connection reconnects on its own schedule, not in the path of these requests.
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            while (nbd.connectionCount() < 3 && System.nanoTime() < end) {
+                Thread.sleep(20);
+            }
             assertEquals(3, nbd.connectionCount(), "every connection is back");
         }
     }
