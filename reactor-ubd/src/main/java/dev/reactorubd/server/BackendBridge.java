@@ -145,7 +145,12 @@ public final class BackendBridge {
      * does not answer in time.
      */
     private static final class QueueSubscriber extends BaseSubscriber<IoRequest> {
-        private final BlockBackend backend;
+        /**
+         * Dropped when the subscription ends: Reactor's unicast sink keeps its subscriber after it terminated, so the
+         * queue (and a closed device's handle, through it) would otherwise keep the backend, and all its data,
+         * reachable for as long as the application keeps the handle.
+         */
+        private volatile BlockBackend backend;
         private final UbdQueue queue;
         private final long timeoutNanos;
         /** The answer each tag waits for; written from whichever thread emits or answers, swept on the loop. */
@@ -180,7 +185,12 @@ public final class BackendBridge {
                 a.started = System.nanoTime();
                 waiting.set(r.tag(), a);
             }
-            serve(backend, r, a);
+            BlockBackend b = backend;
+            if (b == null) {
+                a.onError(new UbdIoException(Errno.EIO, "the backend was detached from " + queue));
+                return;
+            }
+            serve(b, r, a);
         }
 
         void answered(Answer a) {
@@ -209,6 +219,7 @@ public final class BackendBridge {
             if (f != null) {
                 f.cancel(false);
             }
+            backend = null;
         }
     }
 

@@ -188,6 +188,7 @@ public final class UbdDevice implements Disposable {
             return Mono.empty();
         }
         bridges.forEach(Disposable::dispose);
+        bridges.clear(); // a closed device's handle keeps nothing of its backend
         return Flux.fromIterable(transports).flatMap(KernelQueueTransport::shutdown).then(
                 Mono.fromRunnable(() -> Libc.close(charFd)).subscribeOn(Schedulers.boundedElastic()).then());
     }

@@ -212,6 +212,24 @@ class BackendBridgeTest {
     }
 
     @Test
+    void aQueueThatEndedKeepsNothingOfItsBackend() throws Exception {
+        // A closed device's handle keeps its queues; its backend (a RAM disk's data, say) must not stay reachable
+        // through them: Reactor's unicast sink keeps its subscriber after the end, so the bridge lets go instead.
+        Misbehaving backend = new Misbehaving();
+        java.lang.ref.WeakReference<BlockBackend> ref = new java.lang.ref.WeakReference<>(backend);
+        VirtualDevice dev = VirtualDevice.serve(backend, 2, 8);
+        backend = null;
+        dev.read(1, 65536, 4096).doOnNext(ByteBuf::release).then().block(WAIT);
+        dev.close();
+        for (int i = 0; i < 100 && ref.get() != null; i++) {
+            System.gc();
+            Thread.sleep(10);
+        }
+        assertNull(ref.get(), "the backend is still reachable from the ended queues");
+        assertEquals(2, dev.queues().size(), "the handle still holds its queues");
+    }
+
+    @Test
     void capabilitiesCompleteTheSpec() {
         DeviceSpec spec = DeviceSpec.builder().capacityBytes(1 << 30).physicalBlockSize(4096).build();
         DeviceSpec full = UbdServer.withCapabilities(spec, EnumSet.allOf(BlockBackend.Capability.class));

@@ -75,12 +75,30 @@ public final class Vm {
         try {
             Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
             p.getOutputStream().close();
+            // Read while it runs: a command that writes more than a pipe holds (64 KiB) would otherwise block on
+            // its output forever, and look hung.
+            java.util.concurrent.CompletableFuture<String> out = java.util.concurrent.CompletableFuture.supplyAsync(
+                    () -> {
+                        try {
+                            return new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                        } catch (IOException e) {
+                            throw new java.io.UncheckedIOException(e);
+                        }
+                    }, r -> {
+                        Thread t = new Thread(r, "vm-output"); // ends with the command's output
+                        t.setDaemon(true);
+                        t.start();
+                    });
             if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+                // The shell's children too (fio...), or they would keep devices open and busy.
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
                 p.destroyForcibly();
-                throw new AssertionError("command timed out after " + timeoutSeconds + " s: " + List.of(command));
+                throw new AssertionError("command timed out after " + timeoutSeconds + " s: " + List.of(command)
+                        + "; its output so far:\n" + out.getNow("(none)"));
             }
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            return new Result(p.exitValue(), out);
+            return new Result(p.exitValue(), out.get(30, TimeUnit.SECONDS));
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+            throw new AssertionError("cannot read the output of " + List.of(command), e);
         } catch (IOException e) {
             throw new AssertionError("cannot run " + List.of(command), e);
         } catch (InterruptedException e) {
