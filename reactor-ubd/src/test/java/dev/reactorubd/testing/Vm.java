@@ -139,6 +139,18 @@ public final class Vm {
         }
     }
 
+    /**
+     * Removes every ublk device on the machine with the CLI ({@code ubd remove --all --async}, which does not wait
+     * for a held device's last opener) and waits, up to 60 s, until they are all gone: a test class that left a device
+     * behind must not make the next class's "no device left" check fail.
+     */
+    public static void removeEveryDevice() {
+        sh(120, "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . || exit 0;"
+                + " java -jar samples/target/ubd.jar remove --all --async;"
+                + " for i in $(seq 1 120); do ls /sys/class/ublk-char/ 2>/dev/null | grep -q . || exit 0; sleep 0.5; done;"
+                + " echo still there: $(ls /sys/class/ublk-char/)");
+    }
+
     /** Whether a ublk device id exists, by its char device in sysfs. */
     public static boolean deviceExists(int id) {
         return Files.exists(Path.of("/sys/class/ublk-char/ublkc" + id));

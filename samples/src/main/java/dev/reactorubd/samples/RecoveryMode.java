@@ -13,7 +13,7 @@ public enum RecoveryMode {
     REISSUE(List.of(UblkFeature.USER_RECOVERY, UblkFeature.USER_RECOVERY_REISSUE)),
     /** USER_RECOVERY alone: IO waits for the new server; requests in flight at the crash are requeued. */
     REQUEUE(List.of(UblkFeature.USER_RECOVERY)),
-    /** USER_RECOVERY with FAIL_IO (Linux 6.13+): IO fails at once with EIO until a new server recovers the device. */
+    /** USER_RECOVERY with FAIL_IO (Linux 6.13+): IO fails at once with an I/O error (EREMOTEIO on Linux 6.18) until a new server recovers the device. */
     FAIL_IO(List.of(UblkFeature.USER_RECOVERY, UblkFeature.USER_RECOVERY_FAIL_IO));
 
     private final List<UblkFeature> features;

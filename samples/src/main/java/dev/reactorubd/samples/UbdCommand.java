@@ -175,8 +175,8 @@ public final class UbdCommand implements Callable<Integer> {
 
         @Option(names = "--recovery", description = "make the device recoverable, choosing what its IO does while "
                 + "no server runs: REISSUE (waits; requests in flight at the crash are issued again), REQUEUE "
-                + "(waits; in-flight requests are requeued), FAIL_IO (fails at once with EIO; Linux 6.13+, an "
-                + "older kernel refuses it with exit status 3)")
+                + "(waits; in-flight requests are requeued), FAIL_IO (fails at once with an I/O error, EREMOTEIO "
+                + "on 6.18; Linux 6.13+, an older kernel refuses it with exit status 3)")
         RecoveryMode recovery;
 
         @Option(names = "--copy", defaultValue = "SYSCALL", description = "how data moves: SYSCALL (pread/pwrite "

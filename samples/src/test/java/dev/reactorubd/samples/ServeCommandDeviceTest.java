@@ -186,7 +186,7 @@ class ServeCommandDeviceTest {
         } finally {
             s.process().destroyForcibly();
             Files.deleteIfExists(s.log());
-            Vm.sh(60, "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . && java -jar samples/target/ubd.jar remove --all --async; true");
+            Vm.removeEveryDevice();
         }
     }
 
@@ -286,7 +286,7 @@ class ServeCommandDeviceTest {
                 reader.destroyForcibly();
             }
             Files.deleteIfExists(s.log());
-            Vm.sh(60, "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . && java -jar samples/target/ubd.jar remove --all --async; true");
+            Vm.removeEveryDevice();
         }
     }
 }
