@@ -2,6 +2,7 @@ package dev.reactorubd.ctrl;
 
 import dev.reactorubd.UbdClosedException;
 import dev.reactorubd.UbdDeviceBusyException;
+import dev.reactorubd.UbdDeviceStateException;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdModuleNotLoadedException;
 import dev.reactorubd.UbdNoSuchDeviceException;
@@ -302,6 +303,100 @@ public final class UbdControl implements AutoCloseable {
     }
 
     /**
+     * Changes the size of a started device (UPDATE_SIZE, Linux 6.16+): the kernel sets the new capacity and tells
+     * the block layer and udev (a RESIZE uevent), so {@code /dev/ublkbN} grows or shrinks at once while it serves.
+     * The server's backend must be able to serve the new size: {@code UbdDevice.resize} checks that, this command
+     * cannot.
+     *
+     * <p>The kernel checks nothing itself (on 6.18 it does not look at the device's flags, and it oopses when the
+     * device has no disk, before START_DEV or after STOP_DEV), so this method asks first, with GET_FEATURES,
+     * GET_DEV_INFO and GET_PARAMS, and refuses without sending UPDATE_SIZE:
+     * <ul>
+     *   <li>{@link UbdUnsupportedException} when the kernel has no UPDATE_SIZE or the device was added without
+     *   {@link UblkFeature#UPDATE_SIZE};</li>
+     *   <li>{@link UbdDeviceStateException} when the device is not LIVE, QUIESCED or FAIL_IO (not started, or
+     *   stopped);</li>
+     *   <li>{@link UbdException} with errno EINVAL when the size is not a positive multiple of the device's logical
+     *   block size.</li>
+     * </ul>
+     * A device stopped between these checks and the command is not covered: do not race a resize with a stop.
+     *
+     * @param devId the device id
+     * @param newSizeBytes the new size in bytes, a positive multiple of the logical block size
+     * @return a Mono that completes once the kernel has the new size
+     */
+    public Mono<Void> updateSize(int devId, long newSizeBytes) {
+        return featureMask().onErrorReturn(UbdUnsupportedException.class, 0L)
+                .zipWith(deviceInfo(devId))
+                .flatMap(t -> getParams(devId).flatMap(params -> {
+                    UbdException refusal = checkUpdateSize(t.getT1(), t.getT2(), params.logicalBlockSize(),
+                            newSizeBytes);
+                    return refusal != null ? Mono.<Void>error(refusal)
+                            : command(UblkCtrlCmd.UPDATE_SIZE, devId, newSizeBytes >>> 9, 0, null, (res, buf) -> null);
+                }));
+    }
+
+    /**
+     * Why UPDATE_SIZE must not be sent, or null when it may: the checks of {@link #updateSize}, without the kernel.
+     *
+     * @param kernelMask the kernel's GET_FEATURES mask (0 when it has none)
+     * @param info the device's info (GET_DEV_INFO)
+     * @param logicalBlockSize the device's logical block size (GET_PARAMS)
+     * @param newSizeBytes the size asked for
+     * @return the refusal, or null
+     */
+    static UbdException checkUpdateSize(long kernelMask, DeviceInfo info, int logicalBlockSize, long newSizeBytes) {
+        if ((kernelMask & UblkFeature.UPDATE_SIZE.mask()) == 0) {
+            return new UbdUnsupportedException("this kernel cannot resize ublk devices: it does not report "
+                    + "UPDATE_SIZE (added in Linux " + UblkFeature.UPDATE_SIZE.since() + "); run a newer kernel");
+        }
+        if (!info.has(UblkFeature.UPDATE_SIZE)) {
+            return new UbdUnsupportedException("device " + info.id() + " was added without UPDATE_SIZE, so it "
+                    + "cannot be resized: add it with DeviceSpec feature UPDATE_SIZE (UbdServer.serve does so "
+                    + "whenever the kernel has it)");
+        }
+        switch (info.state()) {
+            case LIVE, QUIESCED, FAIL_IO -> { }
+            default -> {
+                return new UbdDeviceStateException("device " + info.id() + " is " + info.state() + ": only a "
+                        + "started device (LIVE, QUIESCED or FAIL_IO) can be resized; start it first");
+            }
+        }
+        if (newSizeBytes <= 0 || newSizeBytes % logicalBlockSize != 0) {
+            return new UbdException("size " + newSizeBytes + " is not a positive multiple of device " + info.id()
+                    + "'s logical block size (" + logicalBlockSize + " bytes): round it to one, such as "
+                    + Math.max(logicalBlockSize, newSizeBytes / logicalBlockSize * logicalBlockSize), Errno.EINVAL);
+        }
+        return null;
+    }
+
+    /**
+     * Quiesces a live device (QUIESCE_DEV, Linux 6.16+; the device needs {@link UblkFeature#QUIESCE}): the kernel
+     * stops sending it new requests (they wait, or fail with FAIL_IO recovery), waits at most {@code wait} for an idle
+     * tag on every queue, and completes the fetches of idle tags with {@code -ENODEV}. The device stays LIVE until its
+     * server closes and unmaps {@code /dev/ublkcN}; then it is QUIESCED (or FAIL_IO) and another server can take it
+     * over with user recovery. Requests the server still holds are answered as usual, but on 6.18 each answer parks
+     * a new fetch that only another QUIESCE_DEV (or STOP_DEV) completes: {@code UbdDevice.quiesce} does all of that.
+     *
+     * @param devId the device id
+     * @param wait how long the kernel may wait for idle tags, positive (at most about 49 days)
+     * @return a Mono that completes once done; {@link UbdUnsupportedException} when the device has no QUIESCE,
+     *         {@link UbdTimeoutException} when the kernel's wait ran out (the device keeps refusing new requests
+     *         until it is recovered or stopped)
+     */
+    public Mono<Void> quiesceDevice(int devId, Duration wait) {
+        if (wait == null || wait.isNegative() || wait.isZero() || wait.toMillis() >= 0xFFFF_FFFFL) {
+            return Mono.error(new IllegalArgumentException("wait must be positive and below 2^32 ms; was " + wait));
+        }
+        return deviceInfo(devId).flatMap(info -> info.has(UblkFeature.QUIESCE)
+                ? command(UblkCtrlCmd.QUIESCE_DEV, devId, wait.toMillis(), 0, null, (res, buf) -> null,
+                timeout.plus(wait))
+                : Mono.error(new UbdUnsupportedException("device " + devId + " was added without QUIESCE, so it "
+                + "cannot be quiesced: add it with DeviceSpec features USER_RECOVERY and QUIESCE (Linux "
+                + UblkFeature.QUIESCE.since() + "+)")));
+    }
+
+    /**
      * Begins recovering a device whose server died (START_USER_RECOVERY); needs {@link UblkFeature#USER_RECOVERY}.
      * Answers {@link UbdDeviceBusyException} until the old server's char device is closed.
      *
@@ -368,6 +463,11 @@ public final class UbdControl implements AutoCloseable {
 
     private <T> Mono<T> command(int cmdOp, int devId, long data, long bufLen, Consumer<MemorySegment> fill,
                                 BiFunction<Integer, MemorySegment, T> onSuccess) {
+        return command(cmdOp, devId, data, bufLen, fill, onSuccess, timeout);
+    }
+
+    private <T> Mono<T> command(int cmdOp, int devId, long data, long bufLen, Consumer<MemorySegment> fill,
+                                BiFunction<Integer, MemorySegment, T> onSuccess, Duration bound) {
         String what = UblkCtrlCmd.name(cmdOp) + (devId >= 0 ? " of device " + devId : "");
         return Mono.defer(() -> {
                     if (closed.get()) {
@@ -400,8 +500,8 @@ public final class UbdControl implements AutoCloseable {
                         }
                     });
                 })
-                .timeout(timeout, Mono.defer(() -> Mono.error(new UbdTimeoutException(what + " did not complete within "
-                        + timeout + "; it was cancelled. If a device was left behind, inspect it with deviceInfo "
+                .timeout(bound, Mono.defer(() -> Mono.error(new UbdTimeoutException(what + " did not complete within "
+                        + bound + "; it was cancelled. If a device was left behind, inspect it with deviceInfo "
                         + "and remove it with removeDevice", Errno.ETIMEDOUT))));
     }
 
@@ -421,6 +521,11 @@ public final class UbdControl implements AutoCloseable {
                 return new UbdPermissionException(what + " was refused: " + errno + ". Only the device's owner "
                         + "(or CAP_SYS_ADMIN) may do this", res);
             case Errno.EBUSY:
+                if (nr == UblkCtrlCmd.NR_QUIESCE_DEV) {
+                    return new UbdTimeoutException(what + " timed out: " + errno + ". A queue had no idle tag "
+                            + "within the wait given (its requests are still with the backend); the device stays "
+                            + "LIVE and takes no new requests: quiesce again, or stop it", res);
+                }
                 return new UbdDeviceBusyException(what + " was refused: " + errno + ". The device is in use: "
                         + "a server still has it open, it is started, or a filesystem on it is mounted; stop or "
                         + "close what holds it and try again", res);

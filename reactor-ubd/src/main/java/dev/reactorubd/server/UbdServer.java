@@ -12,6 +12,7 @@ import dev.reactorubd.io.KernelQueueTransport.DataCopy;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.metrics.MicrometerMetrics;
 import dev.reactorubd.metrics.UbdMetrics;
+import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.uring.Errno;
 import dev.reactorubd.uring.Libc;
@@ -257,6 +258,7 @@ public final class UbdServer implements AutoCloseable {
     /** Binds the backend to each queue and wires them, then sends {@code go}; closes the device if that fails. */
     private static Mono<UbdDevice> serveAndGo(UbdDevice device, BlockBackend backend, Mono<Void> go,
                                               Duration requestTimeout) {
+        device.servedBy(backend);
         return BackendBridge.attachAll(device.queues(), backend, requestTimeout)
                 .doOnNext(device::addBridge)
                 .then(go)
@@ -282,7 +284,9 @@ public final class UbdServer implements AutoCloseable {
 
     /**
      * Adds a device and opens its queues (every tag fetched) without starting it: subscribe to each queue's
-     * {@link UbdQueue#requests()}, then call {@link UbdDevice#start()}.
+     * {@link UbdQueue#requests()}, then call {@link UbdDevice#start()}. When the kernel offers
+     * {@link UblkFeature#UPDATE_SIZE} the device is added with it (whatever the spec says), so that
+     * {@link UbdDevice#resize} works.
      *
      * @param spec what to create
      * @param allocator where WRITE data is read into
@@ -291,6 +295,25 @@ public final class UbdServer implements AutoCloseable {
     public Mono<UbdDevice> open(DeviceSpec spec, ByteBufAllocator allocator) {
         Objects.requireNonNull(spec, "spec");
         Objects.requireNonNull(allocator, "allocator");
+        return withKernelOffers(spec).flatMap(full -> addAndOpen(full, allocator));
+    }
+
+    /**
+     * The spec plus {@link UblkFeature#UPDATE_SIZE} when the kernel offers it (GET_FEATURES), so that every device
+     * served can be resized: the flag only allows the UPDATE_SIZE command, it changes nothing else. A kernel without
+     * GET_FEATURES leaves the spec as it is (addDevice then says what is missing).
+     */
+    private Mono<DeviceSpec> withKernelOffers(DeviceSpec spec) {
+        if (spec.features().contains(UblkFeature.UPDATE_SIZE)) {
+            return Mono.just(spec);
+        }
+        return control.featureMask()
+                .map(mask -> (mask & UblkFeature.UPDATE_SIZE.mask()) != 0
+                        ? spec.toBuilder().feature(UblkFeature.UPDATE_SIZE).build() : spec)
+                .onErrorReturn(UbdUnsupportedException.class, spec);
+    }
+
+    private Mono<UbdDevice> addAndOpen(DeviceSpec spec, ByteBufAllocator allocator) {
         return control.addDevice(spec).flatMap(info -> control.setParams(info.id(), spec)
                 .then(openQueues(info, allocator))
                 .onErrorResume(e -> control.deleteDevice(info.id()).onErrorResume(x -> Mono.empty())
