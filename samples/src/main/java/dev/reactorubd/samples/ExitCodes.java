@@ -2,6 +2,7 @@ package dev.reactorubd.samples;
 
 import dev.reactorubd.InvalidDeviceSpecException;
 import dev.reactorubd.UbdDeviceBusyException;
+import dev.reactorubd.UbdDeviceStateException;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdModuleNotLoadedException;
 import dev.reactorubd.UbdNoSuchDeviceException;
@@ -31,7 +32,10 @@ final class ExitCodes {
     static final int NO_UBLK = 3;
     /** The kernel refused for lack of privilege: run as root (CAP_SYS_ADMIN). */
     static final int PERMISSION = 4;
-    /** The kernel refused for the device: no device has that id, or it is busy (in use, mounted, served). */
+    /**
+     * The kernel refused for the device: no device has that id, it is busy (in use, mounted, served), or it is not in
+     * a state that allows the verb (such as a resize of a device that is not started).
+     */
     static final int DEVICE = 5;
 
     private ExitCodes() {
@@ -46,7 +50,8 @@ final class ExitCodes {
                 + "cannot be opened as given (missing file, unreachable NBD server); the message says what to write");
         m.put("3", "no ublk: load the driver (modprobe ublk_drv, Linux 6.5+), or the kernel lacks a feature asked for");
         m.put("4", "permission denied: run as root (CAP_SYS_ADMIN)");
-        m.put("5", "device refused: no device has that id, or it is busy (mounted, open, served by another process)");
+        m.put("5", "device refused: no device has that id, it is busy (mounted, open, served by another process), or "
+                + "its state does not allow the verb (resize of a device not started)");
         return m;
     }
 
@@ -64,7 +69,8 @@ final class ExitCodes {
         if (e instanceof UbdPermissionException) {
             return PERMISSION;
         }
-        if (e instanceof UbdNoSuchDeviceException || e instanceof UbdDeviceBusyException) {
+        if (e instanceof UbdNoSuchDeviceException || e instanceof UbdDeviceBusyException
+                || e instanceof UbdDeviceStateException) {
             return DEVICE;
         }
         if (error instanceof TargetOptions.TargetUnavailable) {

@@ -42,7 +42,7 @@ import reactor.core.publisher.Mono;
 @Command(name = "ubd", mixinStandardHelpOptions = true, version = "ubd 0.1.0", scope = CommandLine.ScopeType.INHERIT,
         description = "Serve Linux block devices (/dev/ublkbN) from reactor-ubd targets.",
         subcommands = {UbdCommand.Serve.class, UbdCommand.Recover.class, UbdCommand.ListDevices.class, UbdCommand.Remove.class,
-                UbdCommand.Features.class, UbdCommand.Completion.class})
+                UbdCommand.Resize.class, UbdCommand.Features.class, UbdCommand.Completion.class})
 public final class UbdCommand implements Callable<Integer> {
 
     /** Not instantiated but by picocli. */
@@ -93,7 +93,7 @@ public final class UbdCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        throw new UsageError("give a verb: serve, recover, list, remove, features or completion (see 'ubd --help')");
+        throw new UsageError("give a verb: serve, recover, list, remove, resize, features or completion (see 'ubd --help')");
     }
 
     /** Parses 4096, 512K, 64M, 2G (powers of 1024). */
@@ -379,6 +379,37 @@ public final class UbdCommand implements Callable<Integer> {
                     spec.commandLine().getOut().println("removed device " + id);
                     spec.commandLine().getOut().flush();
                 }
+            }
+            return ExitCodes.OK;
+        }
+    }
+
+    @Command(name = "resize", description = "Change the size of a started device while it serves (UPDATE_SIZE, "
+            + "Linux 6.16+; `ubd serve` adds devices with it whenever the kernel has it). The new size must be a "
+            + "multiple of the device's logical block size, and within what its target stores: the serving process "
+            + "refuses requests beyond its target's end (serve a larger file with a smaller --size to grow later).",
+            footer = {"", "Examples:",
+                    "  ubd resize 3 2G",
+                    "  ubd resize 3 $((3 * 1024 * 1024 * 1024))",
+                    "", "A device that is not started, or was added without UPDATE_SIZE, is refused before the kernel "
+                    + "sees the command (6.18 would oops on a device without a disk)."})
+    static final class Resize implements Callable<Integer> {
+        @Parameters(index = "0", description = "the device id", paramLabel = "ID")
+        int id;
+
+        @Parameters(index = "1", description = "the new size: bytes, or with K, M, G, T (powers of 1024)",
+                paramLabel = "SIZE", converter = TargetOptions.SizeConverter.class)
+        long size;
+
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            try (UbdControl control = UbdControl.open()) {
+                control.updateSize(id, size).block(Duration.ofMinutes(1));
+                spec.commandLine().getOut().println("resized device " + id + " to " + size + " bytes");
+                spec.commandLine().getOut().flush();
             }
             return ExitCodes.OK;
         }

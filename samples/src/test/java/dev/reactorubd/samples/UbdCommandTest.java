@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.reactorubd.InvalidDeviceSpecException;
 import dev.reactorubd.UbdDeviceBusyException;
+import dev.reactorubd.UbdDeviceStateException;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdModuleNotLoadedException;
 import dev.reactorubd.UbdNoSuchDeviceException;
@@ -91,6 +92,18 @@ class UbdCommandTest {
         assertOneErrorLine(badSpec);
     }
 
+    @Test
+    void resizeNeedsAnIdAndASizeItCanParse() {
+        for (String[] line : new String[][] {{"resize"}, {"resize", "3"}, {"resize", "three", "1G"},
+                {"resize", "3", "lots"}, {"resize", "3", "1G", "2G"}}) {
+            Run r = run(line);
+            assertEquals(ExitCodes.USAGE, r.status(), String.join(" ", line) + ": " + r.err());
+            assertOneErrorLine(r);
+        }
+        Run help = run("resize", "--help");
+        assertTrue(help.out().contains("UPDATE_SIZE") && help.out().contains("ubd resize 3 2G"), help.out());
+    }
+
     /** Found by UbdCommandProperties: these printed an exception's type, and one exited with 1 as if at run time. */
     @Test
     void argumentsATargetRefusesAreUsageErrorsInPlainWords() {
@@ -133,6 +146,7 @@ class UbdCommandTest {
         assertEquals(4, ExitCodes.of(new TargetOptions.TargetUnavailable(new UbdPermissionException("x"))));
         assertEquals(5, ExitCodes.of(new UbdNoSuchDeviceException("x")));
         assertEquals(5, ExitCodes.of(new UbdDeviceBusyException("x")));
+        assertEquals(5, ExitCodes.of(new UbdDeviceStateException("device 3 is DEAD")));
         assertEquals(1, ExitCodes.of(new UbdTimeoutException("x")));
         assertEquals(1, ExitCodes.of(new IllegalStateException("a bug")));
         assertEquals("IllegalStateException: a bug", ExitCodes.message(new IllegalStateException("a bug")));
@@ -142,7 +156,7 @@ class UbdCommandTest {
 
     @Test
     void everyVerbsHelpHasExamplesAndTheExitStatuses() {
-        for (String verb : List.of("serve", "recover", "list", "remove", "features", "completion")) {
+        for (String verb : List.of("serve", "recover", "list", "remove", "resize", "features", "completion")) {
             Run r = run(verb, "--help");
             assertEquals(0, r.status(), verb);
             assertTrue(r.out().contains("Examples:"), verb + ": " + r.out());

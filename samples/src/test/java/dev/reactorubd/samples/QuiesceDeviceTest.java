@@ -1,0 +1,185 @@
+package dev.reactorubd.samples;
+
+import dev.reactorubd.UbdUnsupportedException;
+import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.server.UbdDevice;
+import dev.reactorubd.server.UbdServer;
+import dev.reactorubd.sys.UblkDevState;
+import dev.reactorubd.sys.UblkFeature;
+import dev.reactorubd.targets.MemoryBackend;
+import dev.reactorubd.targets.file.FileBackend;
+import dev.reactorubd.testing.BlockingCallRecorder;
+import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Devices;
+import dev.reactorubd.testing.Vm;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Live upgrade with QUIESCE_DEV (Linux 6.16+): a device under fio with crc32c verify is quiesced and released by its
+ * server, then taken over, once by {@link UbdServer#recover} in this JVM and once by {@code ubd recover} in a new
+ * process; fio sees no error and its verify pass finds every block intact. A device added without the feature is
+ * refused with a typed error and keeps serving.
+ */
+@DeviceTest
+class QuiesceDeviceTest {
+    private static final Pattern SERVING = Pattern.compile("serving (/dev/ublkb(\\d+))");
+    private static final long MIB = 1 << 20;
+    private final List<Process> processes = new ArrayList<>();
+    private UbdServer server;
+
+    @BeforeEach
+    void needsQuiesce() {
+        Vm.assumeFeature(UblkFeature.QUIESCE);
+        server = Devices.startServer();
+    }
+
+    @AfterEach
+    void cleanUp() {
+        processes.forEach(Process::destroyForcibly);
+        if (server != null) {
+            server.close();
+        }
+        Vm.removeEveryDevice();
+        assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
+    }
+
+    private static long writesCompleted(int id) throws IOException {
+        String[] f = Files.readString(Path.of("/sys/block/ublkb" + id + "/stat")).trim().split("\\s+");
+        return Long.parseLong(f[4]);
+    }
+
+    /** Waits (bounded) until {@code n} more writes completed, so that the hand-over lands mid-run. */
+    private static void awaitProgress(int id, Process fio, long n) throws Exception {
+        long target = writesCompleted(id) + n;
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (writesCompleted(id) < target) {
+            assertTrue(fio.isAlive(), "fio is still running");
+            assertTrue(System.nanoTime() < deadline, "fio made progress");
+            Thread.sleep(50);
+        }
+    }
+
+    /** Quiesces {@code dev} and checks that the kernel holds it for a new server, and this one let go. */
+    private void handOver(UbdDevice dev) {
+        long t0 = System.nanoTime();
+        dev.quiesce().block(Devices.WAIT);
+        System.out.println("quiesce: device " + dev.id() + " handed over in "
+                + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0) + " ms");
+        assertEquals(UblkDevState.QUIESCED, server.control().deviceInfo(dev.id()).block(Devices.WAIT).state());
+        assertTrue(dev.isDisposed(), "the handle is let go");
+        assertFalse(server.devices().contains(dev), "no longer this server's device");
+        dev.close().block(Devices.WAIT); // does nothing now: the device is the next server's
+        assertTrue(Vm.deviceExists(dev.id()), "close() after the hand-over did not delete the device");
+    }
+
+    @Test
+    void quiescedUnderFioThenTakenOverHereAndByANewProcessLosesNothing() throws Exception {
+        Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-quiesce");
+        Path img = dir.resolve("store.img");
+        Vm.run(30, "truncate", "-s", "64M", img.toString()).requireSuccess();
+        FileBackend store = FileBackend.open(img);
+        try {
+            DeviceSpec spec = DeviceSpec.builder().capacityBytes(64 * MIB).queues(2).depth(32)
+                    .feature(UblkFeature.USER_RECOVERY).feature(UblkFeature.QUIESCE).build();
+            UbdDevice first = Devices.serve(server, spec, store);
+            int id = first.id();
+            Path fioOut = dir.resolve("fio.out");
+            Process fio = new ProcessBuilder("fio", "--name=quiesce", "--filename=/dev/ublkb" + id,
+                    "--rw=randwrite", "--bsrange=4k-64k", "--iodepth=32", "--ioengine=io_uring", "--direct=1",
+                    "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--group_reporting", "--numjobs=2",
+                    "--size=24M", "--offset_increment=24M", "--cpus_allowed=0,1", "--cpus_allowed_policy=split")
+                    .redirectErrorStream(true).redirectOutput(fioOut.toFile()).start();
+            processes.add(fio);
+
+            awaitProgress(id, fio, 300);
+            handOver(first);
+            UbdDevice second = server.recover(id, store).block(Devices.WAIT);
+            assertEquals(id, second.id());
+            System.out.println("quiesce: taken over in this JVM at " + writesCompleted(id) + " writes");
+
+            awaitProgress(id, fio, 300);
+            handOver(second);
+            Path log = dir.resolve("recover.log");
+            Process next = startUbd(log, "recover", "--id", String.valueOf(id), "--target", "file", "--file",
+                    img.toString());
+            System.out.println("quiesce: taken over by process " + next.pid() + " at " + writesCompleted(id)
+                    + " writes");
+
+            assertTrue(fio.waitFor(600, TimeUnit.SECONDS), "fio finished");
+            String out = Files.readString(fioOut, StandardCharsets.UTF_8);
+            assertEquals(0, fio.exitValue(), out);
+            assertTrue(out.contains("err= 0"), out);
+            assertFalse(out.contains("verify:") && out.contains("bad"), out);
+            out.lines().filter(l -> l.contains("IOPS=")).forEach(l -> System.out.println("fio quiesce:" + l));
+
+            next.destroy(); // SIGTERM: the new server stops and deletes the device
+            assertTrue(next.waitFor(120, TimeUnit.SECONDS), "the new server stopped");
+            assertEquals(0, next.exitValue(), Files.readString(log));
+            assertFalse(Vm.deviceExists(id), "device " + id + " deleted by its last server");
+        } finally {
+            store.close().block(Devices.WAIT);
+            Vm.run(30, "rm", "-rf", dir.toString());
+        }
+    }
+
+    /** Starts {@code ubd ARGS...} and waits (bounded) for its "serving /dev/ublkbN" line. */
+    private Process startUbd(Path log, String... args) throws IOException, InterruptedException {
+        Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString()));
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        processes.add(p);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
+        while (p.isAlive() && System.nanoTime() < deadline) {
+            Matcher m = SERVING.matcher(Files.readString(log));
+            if (m.find()) {
+                return p;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError("no 'serving' line from " + List.of(args) + ":\n" + Files.readString(log));
+    }
+
+    @Test
+    void aDeviceWithoutQuiesceIsRefusedWithATypedErrorAndKeepsServing() {
+        MemoryBackend memory = new MemoryBackend(16 * MIB);
+        for (DeviceSpec spec : List.of(DeviceSpec.builder().capacityBytes(16 * MIB).build(),
+                DeviceSpec.builder().capacityBytes(16 * MIB).feature(UblkFeature.USER_RECOVERY).build())) {
+            UbdDevice dev = Devices.serve(server, spec, memory);
+            try {
+                UbdUnsupportedException e = assertThrows(UbdUnsupportedException.class,
+                        () -> dev.quiesce().block(Devices.WAIT));
+                assertTrue(e.getMessage().contains("QUIESCE") && e.getMessage().contains("still served"),
+                        e.getMessage());
+                assertThrows(UbdUnsupportedException.class,
+                        () -> server.control().quiesceDevice(dev.id(), Devices.WAIT).block(Devices.WAIT));
+                assertEquals(UblkDevState.LIVE, server.control().deviceInfo(dev.id()).block(Devices.WAIT).state());
+                assertFalse(dev.isDisposed());
+                Vm.sh(60, "dd if=/dev/urandom of=/tmp/q bs=4k count=16 status=none && dd if=/tmp/q of="
+                        + dev.blockDevicePath() + " bs=4k seek=10 oflag=direct status=none && dd if="
+                        + dev.blockDevicePath() + " of=/tmp/q.back bs=4k skip=10 count=16 iflag=direct status=none"
+                        + " && cmp /tmp/q /tmp/q.back").requireSuccess();
+            } finally {
+                Devices.closeAndCheckGone(dev);
+            }
+        }
+        memory.close().block(Devices.WAIT);
+    }
+}
