@@ -219,7 +219,9 @@ public final class UbdDevice implements Disposable {
         Mono<Void> allEnded = Flux.fromIterable(queues)
                 .flatMap(q -> q.onTerminated().onErrorResume(e -> Mono.empty()))
                 .then();
+        java.util.concurrent.atomic.AtomicInteger rounds = new java.util.concurrent.atomic.AtomicInteger();
         return control.quiesceDevice(info.id(), bound)
+                .doOnSubscribe(s -> rounds.incrementAndGet())
                 .then(allEnded.timeout(QUIESCE_ROUND))
                 .retryWhen(Retry.fixedDelay(Math.max(1, bound.toMillis() / QUIESCE_ROUND.toMillis()),
                                 Duration.ofMillis(1))
@@ -234,8 +236,8 @@ public final class UbdDevice implements Disposable {
                     handedOver = true;
                     queues.forEach(q -> q.metrics().close());
                     onClosed.run();
-                    LOG.info("device {} quiesced and released after {} requests: take it over with "
-                            + "UbdServer.recover or `ubd recover --id {}`", info.id(),
+                    LOG.info("device {} quiesced ({} QUIESCE_DEV) and released after {} requests: take it over "
+                            + "with UbdServer.recover or `ubd recover --id {}`", info.id(), rounds.get(),
                             queues.stream().mapToLong(q -> q.completedCount() + q.failedCount()).sum(), info.id());
                     closed.tryEmitEmpty();
                 })
