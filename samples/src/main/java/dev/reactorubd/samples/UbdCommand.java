@@ -151,7 +151,9 @@ public final class UbdCommand implements Callable<Integer> {
                     "  ubd serve --target nbd --uri nbd://10.0.0.5:10809/vol1",
                     "  ubd serve --target mirror --replica file:/a.img --replica nbd+unix:///vol?socket=/run/nbd.sock",
                     "  ubd serve --target stripe --chunk 64K --part memory:1G --part memory:1G --part memory:1G",
-                    "  ubd serve --target concat --part file:/a.img --part file:/b.img"})
+                    "  ubd serve --target concat --part file:/a.img --part file:/b.img",
+                    "  ubd serve --target file --file /var/lib/disk.img --recovery REQUEUE --handover   # then:",
+                    "  kill $PID; ubd recover --id 3 --target file --file /var/lib/disk.img --handover"})
     static final class Serve implements Callable<Integer> {
         @CommandLine.Mixin
         TargetOptions target = new TargetOptions();
@@ -179,6 +181,12 @@ public final class UbdCommand implements Callable<Integer> {
                 + "on 6.18; Linux 6.13+, an older kernel refuses it with exit status 3)")
         RecoveryMode recovery;
 
+        @Option(names = "--handover", description = "on SIGINT or SIGTERM, quiesce the device and leave it for "
+                + "`ubd recover` to take over (a live upgrade: IO waits meanwhile, none is lost) instead of stopping "
+                + "and deleting it; needs --recovery or --recoverable, and QUIESCE (Linux 6.16+; an older kernel "
+                + "refuses it with exit status 3)")
+        boolean handover;
+
         @Option(names = "--copy", defaultValue = "SYSCALL", description = "how data moves: SYSCALL (pread/pwrite "
                 + "on the queue's loop, default) or IO_URING (io_uring READ/WRITE)")
         DataCopy copy;
@@ -203,6 +211,13 @@ public final class UbdCommand implements Callable<Integer> {
                 if (mode != null) {
                     mode.features().forEach(b::feature);
                 }
+                if (handover) {
+                    if (mode == null) {
+                        throw new UsageError("--handover needs --recovery MODE or --recoverable: only a recoverable "
+                                + "device can be taken over");
+                    }
+                    b.feature(UblkFeature.QUIESCE);
+                }
                 DeviceSpec spec = b.build();
                 UbdServer server = UbdServer.builder().dataCopy(copy)
                         .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer)).build();
@@ -213,7 +228,8 @@ public final class UbdCommand implements Callable<Integer> {
                     server.close();
                     throw e;
                 }
-                return serveUntilSignalled(server, device, target.describe(), size, StatusLine.wanted(status));
+                return serveUntilSignalled(server, device, target.describe(), size, StatusLine.wanted(status),
+                        handover);
             } finally {
                 target.closeAll();
             }
@@ -235,10 +251,10 @@ public final class UbdCommand implements Callable<Integer> {
 
     /**
      * Prints the device line, waits for SIGINT or SIGTERM (with the live status line if {@code status}), then stops
-     * and deletes the device.
+     * and deletes the device, or with {@code handover} quiesces it and leaves it for {@code ubd recover}.
      */
-    static int serveUntilSignalled(UbdServer server, UbdDevice device, String target, long size, boolean status)
-            throws InterruptedException {
+    static int serveUntilSignalled(UbdServer server, UbdDevice device, String target, long size, boolean status,
+                                   boolean handover) throws InterruptedException {
         CountDownLatch signalled = new CountDownLatch(1);
         // Handle SIGINT and SIGTERM ourselves, so that a clean stop exits with 0 rather than 128+signal.
         for (String name : List.of("INT", "TERM")) {
@@ -246,7 +262,8 @@ public final class UbdCommand implements Callable<Integer> {
         }
         DeviceInfo info = device.info();
         System.out.println("serving " + device.blockDevicePath() + ": " + target + ", " + size + " bytes, "
-                + info.queues() + " queue(s) x " + info.depth() + " tags (SIGINT or SIGTERM to stop)");
+                + info.queues() + " queue(s) x " + info.depth() + " tags (SIGINT or SIGTERM to "
+                + (handover ? "hand it over" : "stop") + ")");
         System.out.flush();
         StatusLine line = status ? StatusLine.start(device.queues(), System.out) : null;
         try {
@@ -254,6 +271,21 @@ public final class UbdCommand implements Callable<Integer> {
         } finally {
             if (line != null) {
                 line.close();
+            }
+        }
+        if (handover) {
+            try {
+                device.quiesce().block(Duration.ofMinutes(2));
+                System.out.println("handed over " + device.blockDevicePath() + ": device " + device.id() + " waits "
+                        + "for `ubd recover --id " + device.id() + "`");
+                return 0;
+            } catch (RuntimeException e) {
+                System.err.println("ubd: handing " + device.blockDevicePath() + " over failed: "
+                        + ExitCodes.message(e) + "; stopping it instead");
+                device.close().onErrorResume(x -> Mono.empty()).block(Duration.ofMinutes(2));
+                return ExitCodes.FAILURE;
+            } finally {
+                server.close();
             }
         }
         try {
@@ -285,6 +317,11 @@ public final class UbdCommand implements Callable<Integer> {
                 + "refreshed every second (default: when stdout is a terminal)")
         Boolean status;
 
+        @Option(names = "--handover", description = "on SIGINT or SIGTERM, quiesce the device and leave it for the "
+                + "next `ubd recover` instead of stopping and deleting it (the device must have been served with "
+                + "--handover)")
+        boolean handover;
+
         @Override
         public Integer call() throws InterruptedException {
             UbdServer server = UbdServer.create();
@@ -295,7 +332,12 @@ public final class UbdCommand implements Callable<Integer> {
                 }
                 BlockBackend backend = target.open().block(Duration.ofMinutes(2));
                 UbdDevice device = server.recover(id, backend).block(Duration.ofMinutes(2));
-                return serveUntilSignalled(server, device, target.describe(), size, StatusLine.wanted(status));
+                if (handover && !device.info().has(UblkFeature.QUIESCE)) {
+                    System.err.println("ubd: device " + id + " was not served with --handover (no QUIESCE): it will "
+                            + "be stopped and deleted on SIGINT or SIGTERM");
+                }
+                return serveUntilSignalled(server, device, target.describe(), size, StatusLine.wanted(status),
+                        handover && device.info().has(UblkFeature.QUIESCE));
             } catch (RuntimeException e) {
                 server.close();
                 throw e;

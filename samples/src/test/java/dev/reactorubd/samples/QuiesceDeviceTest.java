@@ -32,8 +32,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Live upgrade with QUIESCE_DEV (Linux 6.16+): a device under fio with crc32c verify is quiesced and released by its
- * server, then taken over, once by {@link UbdServer#recover} in this JVM and once by {@code ubd recover} in a new
- * process; fio sees no error and its verify pass finds every block intact. A device added without the feature is
+ * server, then taken over: by {@link UbdServer#recover} in this JVM, by {@code ubd recover --handover} in a new
+ * process, and back here when that process gets SIGTERM and hands it over; fio sees no error and its verify pass
+ * finds every block intact. A device added without the feature is
  * refused with a typed error and keeps serving.
  */
 @DeviceTest
@@ -117,8 +118,19 @@ class QuiesceDeviceTest {
             handOver(second);
             Path log = dir.resolve("recover.log");
             Process next = startUbd(log, "recover", "--id", String.valueOf(id), "--target", "file", "--file",
-                    img.toString());
+                    img.toString(), "--handover");
             System.out.println("quiesce: taken over by process " + next.pid() + " at " + writesCompleted(id)
+                    + " writes");
+
+            awaitProgress(id, fio, 200);
+            next.destroy(); // SIGTERM: with --handover the process quiesces the device and leaves it
+            assertTrue(next.waitFor(120, TimeUnit.SECONDS), "the other server handed over and exited");
+            String nextLog = Files.readString(log);
+            assertEquals(0, next.exitValue(), nextLog);
+            assertTrue(nextLog.contains("handed over /dev/ublkb" + id), nextLog);
+            assertEquals(UblkDevState.QUIESCED, server.control().deviceInfo(id).block(Devices.WAIT).state());
+            UbdDevice last = server.recover(id, store).block(Devices.WAIT);
+            System.out.println("quiesce: taken back from `ubd recover --handover` at " + writesCompleted(id)
                     + " writes");
 
             assertTrue(fio.waitFor(600, TimeUnit.SECONDS), "fio finished");
@@ -127,11 +139,7 @@ class QuiesceDeviceTest {
             assertTrue(out.contains("err= 0"), out);
             assertFalse(out.contains("verify:") && out.contains("bad"), out);
             out.lines().filter(l -> l.contains("IOPS=")).forEach(l -> System.out.println("fio quiesce:" + l));
-
-            next.destroy(); // SIGTERM: the new server stops and deletes the device
-            assertTrue(next.waitFor(120, TimeUnit.SECONDS), "the new server stopped");
-            assertEquals(0, next.exitValue(), Files.readString(log));
-            assertFalse(Vm.deviceExists(id), "device " + id + " deleted by its last server");
+            Devices.closeAndCheckGone(last);
         } finally {
             store.close().block(Devices.WAIT);
             Vm.run(30, "rm", "-rf", dir.toString());

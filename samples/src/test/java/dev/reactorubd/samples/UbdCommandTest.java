@@ -93,13 +93,17 @@ class UbdCommandTest {
     }
 
     @Test
-    void resizeNeedsAnIdAndASizeItCanParse() {
+    void resizeNeedsAnIdAndASizeItCanParseAndHandoverARecoverableDevice() {
         for (String[] line : new String[][] {{"resize"}, {"resize", "3"}, {"resize", "three", "1G"},
                 {"resize", "3", "lots"}, {"resize", "3", "1G", "2G"}}) {
             Run r = run(line);
             assertEquals(ExitCodes.USAGE, r.status(), String.join(" ", line) + ": " + r.err());
             assertOneErrorLine(r);
         }
+        Run handover = run("serve", "--target", "memory", "--size", "8M", "--handover");
+        assertEquals(ExitCodes.USAGE, handover.status(), handover.err());
+        assertOneErrorLine(handover);
+        assertTrue(handover.err().contains("--handover needs --recovery"), handover.err());
         Run help = run("resize", "--help");
         assertTrue(help.out().contains("UPDATE_SIZE") && help.out().contains("ubd resize 3 2G"), help.out());
     }
