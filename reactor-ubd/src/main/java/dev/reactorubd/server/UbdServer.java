@@ -288,8 +288,9 @@ public final class UbdServer implements AutoCloseable {
         return BackendBridge.attachAll(device.queues(), backend, requestTimeout)
                 .doOnNext(device::addBridge)
                 .then(go)
-                .doOnSuccess(v -> LOG.info("device {} is live at {}: {} queue(s) x {} tags, served by {}", device.id(),
-                        device.blockDevicePath(), device.info().queues(), device.info().depth(), backend))
+                .doOnSuccess(v -> LOG.info("device {} is live at {}: {} queue(s) x {} tags, served by {}{}",
+                        device.id(), device.blockDevicePath(), device.info().queues(), device.info().depth(), backend,
+                        device.info().has(UblkFeature.AUTO_BUF_REG) ? ", zero copy (AUTO_BUF_REG)" : ""))
                 .thenReturn(device)
                 .onErrorResume(e -> device.close().onErrorResume(x -> Mono.empty()).then(Mono.error(e)));
     }
