@@ -35,7 +35,7 @@ public final class DeviceSpec {
             UblkFeature.USER_COPY, UblkFeature.USER_RECOVERY, UblkFeature.USER_RECOVERY_REISSUE,
             UblkFeature.USER_RECOVERY_FAIL_IO, UblkFeature.URING_CMD_COMP_IN_TASK, UblkFeature.CMD_IOCTL_ENCODE,
             UblkFeature.UPDATE_SIZE, UblkFeature.QUIESCE, UblkFeature.SAFE_STOP_DEV,
-            UblkFeature.NO_AUTO_PART_SCAN));
+            UblkFeature.NO_AUTO_PART_SCAN, UblkFeature.AUTO_BUF_REG));
 
     private final int deviceId;
     private final int queues;
@@ -415,8 +415,9 @@ public final class DeviceSpec {
                 case UNPRIVILEGED_DEV -> "the kernel refuses USER_COPY, which this library needs, on unprivileged "
                         + "devices; run the server with CAP_SYS_ADMIN";
                 case NEED_GET_DATA -> "it only matters without USER_COPY; this library always copies with USER_COPY";
-                case SUPPORT_ZERO_COPY, AUTO_BUF_REG, BUF_REG_OFF_DAEMON, SHMEM_ZC ->
-                        "this library moves data with USER_COPY and does not do zero copy yet";
+                case SUPPORT_ZERO_COPY, BUF_REG_OFF_DAEMON, SHMEM_ZC ->
+                        "this library's zero copy is AUTO_BUF_REG (Linux 6.16), which UbdServer requests itself for a "
+                        + "backend with the ZERO_COPY capability; other data moves with USER_COPY";
                 case ZONED -> "zoned devices are not supported by this library yet";
                 case PER_IO_DAEMON, BATCH_IO -> "this library serves each queue from one event loop with "
                         + "per-tag commands";

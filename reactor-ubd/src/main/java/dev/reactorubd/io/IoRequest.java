@@ -18,6 +18,12 @@ import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
  * A READ answered without data or with the wrong length fails with EIO; a second answer throws
  * {@link IllegalStateException} and releases the buffer it was given.
  *
+ * <h2>Zero copy</h2>
+ * On a device with zero copy, a READ or WRITE may come with {@link #registeredBuffer()}: the kernel registered the
+ * request's own pages in the buffer table of the queue loop's io_uring, and a backend serving in place moves the data
+ * with {@code READ_FIXED}/{@code WRITE_FIXED} on that ring, then answers with {@link #complete()} (a WRITE then has no
+ * {@link #data()}).
+ *
  * <h2>WRITE data</h2>
  * {@link #data()} holds the bytes to write, read from the kernel into a buffer of the queue's allocator (the
  * backend's) before the request was emitted. The queue releases it once the request is answered: a backend that
@@ -35,6 +41,8 @@ public final class IoRequest {
     private volatile int answered;
     ByteBuf data;
     ByteBuf outgoing;
+    /** The slot of the loop ring's buffer table with this request's pages, or -1; set before it is emitted. */
+    int bufferIndex = -1;
     /** When the fetch completed ({@link System#nanoTime()}), taken only when the queue records metrics. */
     long fetchedNanos;
 
@@ -97,12 +105,26 @@ public final class IoRequest {
         return data;
     }
 
+    /**
+     * Where this request's pages are registered, for a backend that serves it in place: a slot of the buffer table of
+     * the queue loop's io_uring, valid for {@code READ_FIXED} (a READ: the data goes there) or {@code WRITE_FIXED} (a
+     * WRITE: the data is there) on that ring only, from offset 0 to {@link #length()}, until the request is answered.
+     *
+     * @return the slot, or -1 when the request's data is copied as usual ({@link #data()}, {@link #complete(ByteBuf)})
+     */
+    public int registeredBuffer() {
+        return bufferIndex;
+    }
+
     /** {@return whether this request was answered} */
     public boolean isAnswered() {
         return answered != 0;
     }
 
-    /** Answers a request that carries no data back: WRITE, FLUSH, DISCARD, WRITE_ZEROES. A READ fails with EIO. */
+    /**
+     * Answers a request that carries no data back: WRITE, FLUSH, DISCARD, WRITE_ZEROES, and a READ served in place
+     * into its {@link #registeredBuffer()}. Any other READ fails with EIO.
+     */
     public void complete() {
         answer(null, 0, null);
     }

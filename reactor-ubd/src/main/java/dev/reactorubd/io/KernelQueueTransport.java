@@ -2,11 +2,13 @@ package dev.reactorubd.io;
 
 import dev.reactorubd.UbdClosedException;
 import dev.reactorubd.UbdException;
+import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.uring.Errno;
 import dev.reactorubd.uring.IoUringAbi;
 import dev.reactorubd.uring.Libc;
 import dev.reactorubd.uring.MappedRegion;
+import dev.reactorubd.uring.RingBufferTable;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.IoEvent;
 import io.netty.channel.IoEventLoop;
@@ -16,6 +18,8 @@ import io.netty.channel.uring.IoUringIoHandle;
 import io.netty.channel.uring.IoUringIoOps;
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.RejectedExecutionException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Mono;
 
 /**
@@ -33,6 +37,14 @@ import reactor.core.publisher.Mono;
  * test VM (fio, 4k random reads at depth 32, null target), the system calls served about 1.9 times the IOPS of the
  * io_uring copies; see {@code scripts/bench}.
  *
+ * <h2>Zero copy</h2>
+ * On a device added with {@link dev.reactorubd.sys.UblkFeature#AUTO_BUF_REG} (Linux 6.16), each FETCH and
+ * COMMIT_AND_FETCH also names, in the SQE's {@code addr}, a slot of the loop ring's buffer table ({@link
+ * RingBufferTable}: slot {@code base + tag}) where the kernel registers the next request's pages; the queue then hands
+ * READ and WRITE requests to a backend that serves them in place with {@code READ_FIXED}/{@code WRITE_FIXED} on the
+ * same ring. Every command asks for the kernel's fallback: a request whose pages could not be registered arrives
+ * flagged {@link UblkIo#F_NEED_REG_BUF} and moves with USER_COPY, as do all requests of a queue that got no slots.
+ *
  * <p>Completions carry {@code kind << 12 | tag} as user data.
  */
 public final class KernelQueueTransport implements QueueTransport, IoUringIoHandle {
@@ -40,22 +52,29 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
     private static final int KIND_COPY_IN = 1;
     private static final int KIND_COPY_OUT = 2;
     private static final int TAG_MASK = 0xFFF;
+    private static final Logger LOG = LoggerFactory.getLogger(KernelQueueTransport.class);
 
     private final UbdQueue queue;
     private final int fd;
     private final MappedRegion descriptorArea;
     private final MemorySegment descriptors;
     private final DataCopy copy;
+    /** Whether the device has AUTO_BUF_REG: every command then carries a {@code ublk_auto_buf_reg}. */
+    private final boolean autoBufReg;
+    /** This queue's slots in the loop ring's buffer table; null without AUTO_BUF_REG or when none could be had. */
+    private RingBufferTable.Reservation slots;
     private volatile IoRegistration registration;
     /** Set on the loop by {@link #close()}; completions after it are ignored (the descriptors are unmapped). */
     private boolean closed;
 
-    private KernelQueueTransport(UbdQueue queue, int fd, MappedRegion descriptorArea, DataCopy copy) {
+    private KernelQueueTransport(UbdQueue queue, int fd, MappedRegion descriptorArea, DataCopy copy,
+                                 boolean autoBufReg) {
         this.queue = queue;
         this.fd = fd;
         this.descriptorArea = descriptorArea;
         this.descriptors = descriptorArea.segment();
         this.copy = copy;
+        this.autoBufReg = autoBufReg;
     }
 
     /**
@@ -70,12 +89,28 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
      */
     public static Mono<KernelQueueTransport> register(UbdQueue queue, int fd, MappedRegion descriptorArea,
                                                       DataCopy copy) {
+        return register(queue, fd, descriptorArea, copy, false);
+    }
+
+    /**
+     * Registers a transport for {@code queue} of a device that may have zero copy.
+     *
+     * @param queue the queue, whose loop must be a Netty io_uring event loop
+     * @param fd          the open {@code /dev/ublkcN}
+     * @param descriptorArea the queue's descriptor area, mapped read-only; the transport unmaps it on close
+     * @param copy           how data moves when it is copied
+     * @param autoBufReg     whether the device was added with AUTO_BUF_REG (see the class comment)
+     * @return a {@code Mono} of the transport once registered with the loop, or an error if the loop is not an io_uring
+     *         loop
+     */
+    public static Mono<KernelQueueTransport> register(UbdQueue queue, int fd, MappedRegion descriptorArea,
+                                                      DataCopy copy, boolean autoBufReg) {
         if (!(queue.loop() instanceof IoEventLoop loop) || !loop.isCompatible(KernelQueueTransport.class)) {
             return Mono.error(new IllegalArgumentException("queue " + queue.id() + " runs on " + queue.loop()
                     + ", which is not a Netty io_uring event loop: create the group with IoUringIoHandler.newFactory()"));
         }
         KernelQueueTransport t = new KernelQueueTransport(queue, fd, descriptorArea,
-                java.util.Objects.requireNonNull(copy));
+                java.util.Objects.requireNonNull(copy), autoBufReg);
         return Mono.create(sink -> loop.register(t).addListener(f -> {
             if (f.isSuccess()) {
                 t.registration = (IoRegistration) f.getNow();
@@ -89,6 +124,15 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
 
     @Override
     public void fetchAll() {
+        if (autoBufReg && slots == null) {
+            try {
+                slots = RingBufferTable.reserve(registration, queue.depth());
+                LOG.debug("device {} queue {}: zero copy through {}", queue.deviceId(), queue.id(), slots);
+            } catch (UbdUnsupportedException e) {
+                LOG.warn("device {} queue {}: no zero copy, requests move with USER_COPY: {}", queue.deviceId(),
+                        queue.id(), e.getMessage());
+            }
+        }
         for (int tag = 0; tag < queue.depth(); tag++) {
             command(UblkIo.FETCH_REQ, tag, 0);
         }
@@ -137,8 +181,18 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
 
     private void command(int cmdOp, int tag, int result) {
         submit(new IoUringIoOps((byte) IoUringAbi.OP_URING_CMD, (byte) 0, (short) 0, fd,
-                Integer.toUnsignedLong(cmdOp), 0L, 0, 0, data(KIND_CMD, tag), (short) 0, (short) 0, 0,
+                Integer.toUnsignedLong(cmdOp), bufferSlot(tag), 0, 0, data(KIND_CMD, tag), (short) 0, (short) 0, 0,
                 UblkIo.packCmd(queue.id(), tag, result)));
+    }
+
+    /** The SQE's {@code addr} of a command: 0, or with AUTO_BUF_REG the slot for the tag's next request. */
+    private long bufferSlot(int tag) {
+        if (!autoBufReg) {
+            return 0L;
+        }
+        // Without slots, an index no table has: registration fails and the kernel falls back to USER_COPY.
+        return UblkIo.autoBufReg(slots != null ? slots.base() + tag : UblkIo.AUTO_BUF_REG_NO_INDEX,
+                UblkIo.AUTO_BUF_REG_FALLBACK);
     }
 
     /** The user data of a submission: small enough for Netty's fast path, which keeps it in 16 bits. */
@@ -167,9 +221,10 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         switch (data >>> 12) {
             case KIND_CMD -> {
                 if (res == UblkIo.RES_OK) {
-                    queue.onFetched(tag, UblkIo.descOpFlags(descriptors, tag),
-                            UblkIo.descStartSector(descriptors, tag) << 9,
-                            (int) (UblkIo.descNrSectors(descriptors, tag) << 9));
+                    int opFlags = UblkIo.descOpFlags(descriptors, tag);
+                    queue.onFetched(tag, opFlags, UblkIo.descStartSector(descriptors, tag) << 9,
+                            (int) (UblkIo.descNrSectors(descriptors, tag) << 9),
+                            slots != null && (opFlags & UblkIo.F_NEED_REG_BUF) == 0 ? slots.base() + tag : -1);
                 } else if (res == UblkIo.RES_ABORT) {
                     queue.onAborted(tag);
                 } else {
@@ -215,6 +270,9 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         IoRegistration r = registration;
         if (r != null) {
             r.cancel();
+        }
+        if (slots != null && queue.loop().inEventLoop()) {
+            slots.release(); // off the loop, the loop is gone, and its ring with the table
         }
         descriptorArea.close();
     }

@@ -62,8 +62,11 @@ public final class UbdQueue {
     private final boolean timed;
     // Written on the loop only (one writer), read from any thread: plain volatile fields suffice.
     private volatile long bytes;
+    private volatile long zeroCopied;
     private volatile int inFlightCount;
     private QueueTransport transport;
+    /** Whether READ and WRITE requests whose pages the kernel registered are served in place; see serveInPlace. */
+    private volatile boolean inPlace;
     private int aborted;
     private long lastFailureLog;
     private int unloggedFailures;
@@ -205,6 +208,16 @@ public final class UbdQueue {
     }
 
     /**
+     * READ and WRITE requests handed to the subscriber in place so far: with their pages registered by the kernel
+     * ({@link IoRequest#registeredBuffer()}), moved with no copy.
+     *
+     * @return the count, readable from any thread (updated on the queue's loop)
+     */
+    public long zeroCopyCount() {
+        return zeroCopied;
+    }
+
+    /**
      * Requests the kernel handed to this queue that are not answered yet (at most {@link #depth()}).
      *
      * @return the count at the time of the call, readable from any thread
@@ -221,6 +234,18 @@ public final class UbdQueue {
     public int waitingForDemand() {
         Integer n = Scannable.from(sink).scan(Scannable.Attr.BUFFERED);
         return n == null ? 0 : n;
+    }
+
+    /**
+     * Whether requests whose pages the kernel registered in the loop ring's buffer table (zero copy, see {@link
+     * IoRequest#registeredBuffer()}) reach the subscriber as they are, to be served in place; otherwise (the default)
+     * their data is copied as for any request. The server sets it, before the device starts, when the backend that
+     * serves this queue serves requests in place.
+     *
+     * @param inPlace whether to hand registered requests over in place
+     */
+    public void serveInPlace(boolean inPlace) {
+        this.inPlace = inPlace;
     }
 
     /**
@@ -243,12 +268,33 @@ public final class UbdQueue {
      * @param length the length in bytes
      */
     public void onFetched(int tag, int opFlags, long offset, int length) {
+        onFetched(tag, opFlags, offset, length, -1);
+    }
+
+    /**
+     * The kernel put a request in {@code tag}'s descriptor, and perhaps registered its pages in the loop ring's buffer
+     * table. A READ or WRITE whose pages are registered skips the copy when the queue {@link #serveInPlace serves in
+     * place}.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     * @param opFlags the descriptor's {@code op_flags}
+     * @param offset the byte offset on the device
+     * @param length the length in bytes
+     * @param bufferIndex the slot of the loop ring's buffer table holding the request's pages, or -1 for none
+     */
+    public void onFetched(int tag, int opFlags, long offset, int length, int bufferIndex) {
         IoRequest r = new IoRequest(this, tag, opFlags, offset, length);
         if (timed) {
             r.fetchedNanos = System.nanoTime();
         }
         inFlight[tag] = r;
         inFlightCount++;
+        if (bufferIndex >= 0 && inPlace && length > 0 && (r.op() == IoOp.READ || r.op() == IoOp.WRITE)) {
+            r.bufferIndex = bufferIndex; // served in place: no buffer, no copy
+            zeroCopied++;
+            emit(r);
+            return;
+        }
         switch (r.op()) {
             case OTHER -> finish(tag, -Errno.EOPNOTSUPP, "operation " + UblkIo.op(opFlags) + " is not served");
             case WRITE -> {
@@ -373,7 +419,8 @@ public final class UbdQueue {
             finish(r.tag(), -errno, why);
             return;
         }
-        if (r.op() != IoOp.READ) {
+        if (r.op() != IoOp.READ || (r.bufferIndex >= 0 && readData == null)) {
+            // Not a READ, or a READ its backend served in place: nothing to copy.
             Buffers.releaseOnce(readData);
             finish(r.tag(), r.op().returnsBytes() ? r.length() : 0);
             return;

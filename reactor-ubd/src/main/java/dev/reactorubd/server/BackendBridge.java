@@ -83,6 +83,8 @@ public final class BackendBridge {
         if (requestTimeout.isNegative()) {
             throw new IllegalArgumentException("requestTimeout must not be negative; was " + requestTimeout);
         }
+        // Requests with registered pages reach a zero-copy backend as they are; any other backend gets copies.
+        queue.serveInPlace(backend instanceof ZeroCopyBackend);
         QueueSubscriber s = new QueueSubscriber(backend, queue, requestTimeout);
         queue.requests().subscribe(s);
         return s;
@@ -125,8 +127,13 @@ public final class BackendBridge {
 
     private static Mono<?> call(BlockBackend backend, IoRequest r) {
         return switch (r.op()) {
-            case READ -> backend.read(r.offset(), r.length(), r.queue().allocator());
-            case WRITE -> backend.write(r.offset(), r.data(), r.fua());
+            // A registered buffer is only ever handed to a ZeroCopyBackend: see attach.
+            case READ -> r.registeredBuffer() >= 0
+                    ? ((ZeroCopyBackend) backend).readInto(r.offset(), r.length(), r.registeredBuffer())
+                    : backend.read(r.offset(), r.length(), r.queue().allocator());
+            case WRITE -> r.registeredBuffer() >= 0
+                    ? ((ZeroCopyBackend) backend).writeFrom(r.offset(), r.length(), r.registeredBuffer(), r.fua())
+                    : backend.write(r.offset(), r.data(), r.fua());
             case FLUSH -> backend.flush();
             case DISCARD -> backend.discard(r.offset(), r.length());
             case WRITE_ZEROES -> backend.writeZeroes(r.offset(), r.length(), r.noUnmap());
@@ -286,7 +293,7 @@ public final class BackendBridge {
         @Override
         public void onComplete() {
             if (DONE.compareAndSet(this, 0, 1)) {
-                if (r.op() == IoOp.READ) {
+                if (r.op() == IoOp.READ && r.registeredBuffer() < 0) {
                     r.fail(new UbdIoException(Errno.EIO, "the backend's read of " + r + " completed without data"));
                 } else {
                     r.complete();

@@ -44,7 +44,12 @@ public interface BlockBackend {
         /** {@link #discard} frees ranges. */
         DISCARD,
         /** {@link #writeZeroes} zeroes ranges. */
-        WRITE_ZEROES
+        WRITE_ZEROES,
+        /**
+         * The backends {@link #bind} returns serve requests in place ({@link ZeroCopyBackend}): devices are then added
+         * with the kernel's zero copy where it has it (AUTO_BUF_REG, Linux 6.16).
+         */
+        ZERO_COPY
     }
 
     /**

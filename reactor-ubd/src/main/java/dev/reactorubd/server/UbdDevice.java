@@ -326,10 +326,11 @@ public final class UbdDevice implements Disposable {
                 .doOnCancel(onClosed)
                 .doOnTerminate(() -> queues.forEach(q -> q.metrics().close()))
                 .doOnSuccess(v -> {
-                    LOG.info("device {} stopped and deleted after {} requests ({} failed)", info.id(),
+                    LOG.info("device {} stopped and deleted after {} requests ({} failed, {} zero-copy)", info.id(),
                             queues.stream().mapToLong(UbdQueue::completedCount).sum()
                                     + queues.stream().mapToLong(UbdQueue::failedCount).sum(),
-                            queues.stream().mapToLong(UbdQueue::failedCount).sum());
+                            queues.stream().mapToLong(UbdQueue::failedCount).sum(),
+                            queues.stream().mapToLong(UbdQueue::zeroCopyCount).sum());
                     closed.tryEmitEmpty();
                 })
                 .doOnError(closed::tryEmitError);

@@ -72,12 +72,14 @@ public final class UbdServer implements AutoCloseable {
     private final IoEventLoopGroup group;
     private final boolean ownsGroup;
     private final DataCopy dataCopy;
+    private final boolean zeroCopy;
     private final Duration requestTimeout;
     private final UbdMetrics metrics;
     private final Set<UbdDevice> devices = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     private UbdServer(UbdControl control, IoEventLoopGroup group, boolean ownsGroup, DataCopy dataCopy,
-                      Duration requestTimeout, UbdMetrics metrics) {
+                      boolean zeroCopy, Duration requestTimeout, UbdMetrics metrics) {
+        this.zeroCopy = zeroCopy;
         this.requestTimeout = requestTimeout;
         this.metrics = metrics;
         this.control = control;
@@ -122,6 +124,7 @@ public final class UbdServer implements AutoCloseable {
         private IoEventLoopGroup group;
         private IoUringIoHandlerConfig ringConfig;
         private DataCopy dataCopy = DataCopy.SYSCALL;
+        private boolean zeroCopy = true;
         private Duration requestTimeout = BackendBridge.DEFAULT_REQUEST_TIMEOUT;
         private UbdMetrics metrics = UbdMetrics.NONE;
 
@@ -196,6 +199,20 @@ public final class UbdServer implements AutoCloseable {
         }
 
         /**
+         * Whether a backend with the {@link BlockBackend.Capability#ZERO_COPY} capability (the file target) gets
+         * devices with the kernel's zero copy where the kernel has it ({@code UBLK_F_AUTO_BUF_REG}, Linux 6.16): its
+         * READ and WRITE requests then move between the file and the request's own pages with no copy through
+         * userspace. Default: on. Other backends, and kernels without it, move data with USER_COPY either way.
+         *
+         * @param zeroCopy whether to use zero copy where it can be had
+         * @return this builder
+         */
+        public Builder zeroCopy(boolean zeroCopy) {
+            this.zeroCopy = zeroCopy;
+            return this;
+        }
+
+        /**
          * How long a backend may take to answer a request before the request fails with ETIMEDOUT (its late answer
          * is then dropped, a read's buffer released); default {@link BackendBridge#DEFAULT_REQUEST_TIMEOUT} (30 s),
          * {@link Duration#ZERO} to wait forever. It is what keeps a backend whose Mono never completes from hanging a
@@ -224,12 +241,12 @@ public final class UbdServer implements AutoCloseable {
                 LOG.info("queue metrics on: {}", metrics.getClass().getSimpleName());
             }
             if (group != null) {
-                return new UbdServer(c, group, false, dataCopy, requestTimeout, metrics);
+                return new UbdServer(c, group, false, dataCopy, zeroCopy, requestTimeout, metrics);
             }
             IoEventLoopGroup own = new MultiThreadIoEventLoopGroup(Runtime.getRuntime().availableProcessors(),
                     new DefaultThreadFactory("ubd-loop-" + SERVERS.incrementAndGet(), true),
                     ringConfig != null ? IoUringIoHandler.newFactory(ringConfig) : IoUringIoHandler.newFactory());
-            return new UbdServer(c, own, true, dataCopy, requestTimeout, metrics);
+            return new UbdServer(c, own, true, dataCopy, zeroCopy, requestTimeout, metrics);
         }
     }
 
@@ -251,8 +268,18 @@ public final class UbdServer implements AutoCloseable {
     public Mono<UbdDevice> serve(DeviceSpec spec, BlockBackend backend) {
         Objects.requireNonNull(backend, "backend");
         DeviceSpec full = withCapabilities(spec, backend.capabilities());
-        return open(full, backend.allocator()).flatMap(device -> serveAndGo(device, backend, device.start(),
-                requestTimeout));
+        return withZeroCopy(full, backend).flatMap(s -> open(s, backend.allocator()))
+                .flatMap(device -> serveAndGo(device, backend, device.start(), requestTimeout));
+    }
+
+    /** The spec with AUTO_BUF_REG when the backend serves in place, zero copy is on and the kernel has it. */
+    private Mono<DeviceSpec> withZeroCopy(DeviceSpec spec, BlockBackend backend) {
+        if (!zeroCopy || !backend.capabilities().contains(BlockBackend.Capability.ZERO_COPY)
+                || spec.features().contains(UblkFeature.AUTO_BUF_REG)) {
+            return Mono.just(spec);
+        }
+        return control.features().map(kernel -> kernel.contains(UblkFeature.AUTO_BUF_REG)
+                ? spec.toBuilder().feature(UblkFeature.AUTO_BUF_REG).build() : spec);
     }
 
     /** Binds the backend to each queue and wires them, then sends {@code go}; closes the device if that fails. */
@@ -262,8 +289,9 @@ public final class UbdServer implements AutoCloseable {
         return BackendBridge.attachAll(device.queues(), backend, requestTimeout)
                 .doOnNext(device::addBridge)
                 .then(go)
-                .doOnSuccess(v -> LOG.info("device {} is live at {}: {} queue(s) x {} tags, served by {}", device.id(),
-                        device.blockDevicePath(), device.info().queues(), device.info().depth(), backend))
+                .doOnSuccess(v -> LOG.info("device {} is live at {}: {} queue(s) x {} tags, served by {}{}",
+                        device.id(), device.blockDevicePath(), device.info().queues(), device.info().depth(), backend,
+                        device.info().has(UblkFeature.AUTO_BUF_REG) ? ", zero copy (AUTO_BUF_REG)" : ""))
                 .thenReturn(device)
                 .onErrorResume(e -> device.close().onErrorResume(x -> Mono.empty()).then(Mono.error(e)));
     }
@@ -406,7 +434,8 @@ public final class UbdServer implements AutoCloseable {
                 return Mono.error(e);
             }
             return Flux.range(0, queues.size())
-                    .concatMap(q -> KernelQueueTransport.register(queues.get(q), fd, areas.get(q), dataCopy))
+                    .concatMap(q -> KernelQueueTransport.register(queues.get(q), fd, areas.get(q), dataCopy,
+                            info.has(UblkFeature.AUTO_BUF_REG)))
                     .collectList()
                     .map(transports -> {
                         for (int q = 0; q < queues.size(); q++) {

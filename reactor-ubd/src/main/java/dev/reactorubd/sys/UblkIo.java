@@ -217,6 +217,26 @@ public final class UblkIo {
         return (qId & 0xFFFFL) | (tag & 0xFFFFL) << 16 | (result & 0xFFFF_FFFFL) << 32;
     }
 
+    /** {@code UBLK_AUTO_BUF_REG_FALLBACK}: when the kernel cannot register a request's buffer, it hands the request
+     * over anyway with {@link #F_NEED_REG_BUF} set, instead of failing it with EIO. */
+    public static final int AUTO_BUF_REG_FALLBACK = 1;
+    /** A buffer index no ring's table has ({@code IORING_MAX_REG_BUFFERS} is 16384): registration into it always fails,
+     * so with {@link #AUTO_BUF_REG_FALLBACK} every request falls back to USER_COPY. */
+    public static final int AUTO_BUF_REG_NO_INDEX = 0xFFFF;
+
+    /**
+     * Packs a {@code struct ublk_auto_buf_reg} (Linux 6.16, {@link UblkFeature#AUTO_BUF_REG}): on a FETCH or
+     * COMMIT_AND_FETCH it travels in the SQE's own {@code addr} field (byte 16), not in {@code ublksrv_io_cmd}, and
+     * names the slot of the issuing ring's buffer table where the kernel registers the next request's pages.
+     *
+     * @param index the buffer table slot, from 0 to 65535
+     * @param flags {@link #AUTO_BUF_REG_FALLBACK} or 0
+     * @return the value of the SQE's {@code addr}: index in bits 0-15, flags in bits 16-23, the rest 0
+     */
+    public static long autoBufReg(int index, int flags) {
+        return (index & 0xFFFFL) | (flags & 0xFFL) << 16;
+    }
+
     /**
      * Reads {@code q_id} of a {@code ublksrv_io_cmd}.
      *

@@ -40,6 +40,23 @@ public final class IoUringAbi {
      * {@code addr3} bytes at byte {@code addr}.
      */
     public static final int BLOCK_URING_CMD_DISCARD = 0x1200;
+    /** {@code IORING_OP_READ_FIXED}: a read into a registered (fixed) buffer, named by the SQE's {@code buf_index}. */
+    public static final int OP_READ_FIXED = 4;
+    /** {@code IORING_OP_WRITE_FIXED}: a write from a registered (fixed) buffer, named by the SQE's {@code buf_index}. */
+    public static final int OP_WRITE_FIXED = 5;
+
+    // io_uring_register opcodes and their arguments
+    /** {@code IORING_REGISTER_BUFFERS2}: registers a buffer table described by a {@code struct io_uring_rsrc_register}. */
+    public static final int REGISTER_BUFFERS2 = 15;
+    /** {@code IORING_REGISTER_BUFFERS_UPDATE}: replaces table slots, described by a {@code struct io_uring_rsrc_update2}. */
+    public static final int REGISTER_BUFFERS_UPDATE = 16;
+    /** {@code IORING_RSRC_REGISTER_SPARSE}: a table of empty slots, to be filled later (by ublk, for one). */
+    public static final int RSRC_REGISTER_SPARSE = 1;
+    /** Size of {@code struct io_uring_rsrc_register} and of {@code struct io_uring_rsrc_update2}. */
+    public static final int RSRC_STRUCT_SIZE = 32;
+    /** {@code IORING_MAX_REG_BUFFERS}: the most slots a ring's buffer table may have. */
+    public static final int MAX_REG_BUFFERS = 1 << 14;
+
     /** {@code BLKGETSIZE64} ({@code _IOR(0x12, 114, size_t)}): a block device's size in bytes. */
     public static final long BLKGETSIZE64 = 0x80081272L;
 

@@ -43,6 +43,8 @@ public final class Libc {
     public static final long SYS_IO_URING_SETUP = 425;
     /** The x86_64 system call number of {@code io_uring_enter}. */
     public static final long SYS_IO_URING_ENTER = 426;
+    /** {@code __NR_io_uring_register} on x86_64. */
+    public static final long SYS_IO_URING_REGISTER = 427;
 
     private static final long MAP_FAILED = -1L;
     private static final int SC_PAGESIZE = 30;
@@ -252,6 +254,20 @@ public final class Libc {
      */
     public static int ioUringEnter(int fd, int toSubmit, int minComplete, int flags) {
         return (int) syscall(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags, 0, 0);
+    }
+
+    /**
+     * {@code io_uring_register(fd, opcode, arg, nrArgs)}: 0 or a count on success, or {@code -errno}. A ring set up
+     * with {@code IORING_SETUP_SINGLE_ISSUER} (Netty's are) takes it only from the thread that submits to it.
+     *
+     * @param fd the ring's file descriptor
+     * @param opcode the {@code IORING_REGISTER_*} opcode
+     * @param arg the address of the opcode's argument
+     * @param nrArgs the opcode's count or argument size
+     * @return the result, or {@code -errno}
+     */
+    public static int ioUringRegister(int fd, int opcode, long arg, int nrArgs) {
+        return (int) syscall(SYS_IO_URING_REGISTER, fd, opcode, arg, nrArgs, 0, 0);
     }
 
     private static long syscall(long nr, long a, long b, long c, long d, long e, long f) {

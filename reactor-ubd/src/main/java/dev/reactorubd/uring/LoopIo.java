@@ -106,6 +106,26 @@ public final class LoopIo implements IoUringIoHandle {
      * @param done receives the result on the loop, once
      */
     public void submit(int opcode, int fd, long off, long addr, int len, int opFlags, long addr3, Completion done) {
+        submit(opcode, fd, off, addr, len, opFlags, 0, addr3, done);
+    }
+
+    /**
+     * Submits one operation that names a registered buffer ({@code READ_FIXED}, {@code WRITE_FIXED}); on the loop only.
+     * As {@link #submit(int, int, long, long, int, int, long, Completion)}, with {@code bufIndex} at byte 40.
+     *
+     * @param opcode the io_uring opcode ({@code IoUringAbi.OP_*})
+     * @param fd the file descriptor
+     * @param off the SQE's {@code off}: a file offset
+     * @param addr the SQE's {@code addr}: an address inside the registered buffer (its offset, for a buffer the kernel
+     *             registered)
+     * @param len the SQE's {@code len}: a byte count
+     * @param opFlags the SQE's {@code rw_flags}
+     * @param bufIndex the slot of the ring's buffer table
+     * @param addr3 the SQE's {@code addr3}, or 0
+     * @param done receives the result on the loop, once
+     */
+    public void submit(int opcode, int fd, long off, long addr, int len, int opFlags, int bufIndex, long addr3,
+                       Completion done) {
         if (closed) {
             done.complete(-Errno.ESHUTDOWN);
             return;
@@ -117,7 +137,7 @@ public final class LoopIo implements IoUringIoHandle {
         int slot = take(done);
         IoRegistration r = registration;
         long id = (r == null || !r.isValid()) ? 0 : r.submit(new IoUringIoOps((byte) opcode, (byte) 0, (short) 0, fd,
-                off, addr, len, opFlags, slot, (short) 0, (short) 0, 0, addr3));
+                off, addr, len, opFlags, slot, (short) bufIndex, (short) 0, 0, addr3));
         if (id == 0) {
             release(slot);
             done.complete(-Errno.ESHUTDOWN);

@@ -191,6 +191,11 @@ public final class UbdCommand implements Callable<Integer> {
                 + "on the queue's loop, default) or IO_URING (io_uring READ/WRITE)")
         DataCopy copy;
 
+        @Option(names = "--zero-copy", defaultValue = "true", negatable = true, description = "serve READ and WRITE "
+                + "in place where the target can (a buffered file) and the kernel has AUTO_BUF_REG (Linux 6.16+); "
+                + "else data is copied (default ${DEFAULT-VALUE})")
+        boolean zeroCopy;
+
         @Option(names = "--single-issuer", defaultValue = "true", negatable = true, description = "set up the queue "
                 + "rings with SINGLE_ISSUER and DEFER_TASKRUN, as Netty does by default (default ${DEFAULT-VALUE})")
         boolean singleIssuer;
@@ -219,7 +224,7 @@ public final class UbdCommand implements Callable<Integer> {
                     b.feature(UblkFeature.QUIESCE);
                 }
                 DeviceSpec spec = b.build();
-                UbdServer server = UbdServer.builder().dataCopy(copy)
+                UbdServer server = UbdServer.builder().dataCopy(copy).zeroCopy(zeroCopy)
                         .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer)).build();
                 UbdDevice device;
                 try {

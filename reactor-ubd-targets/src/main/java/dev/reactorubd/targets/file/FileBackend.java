@@ -5,6 +5,7 @@ import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.Buffers;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.server.ZeroCopyBackend;
 import dev.reactorubd.uring.Errno;
 import dev.reactorubd.uring.IoUringAbi;
 import dev.reactorubd.uring.Libc;
@@ -51,6 +52,13 @@ import reactor.core.scheduler.Schedulers;
  * (ZERO_RANGE when the range must stay allocated, else PUNCH_HOLE), falling back to writing zeros where the file system
  * refuses. There is no thread pool and no blocking call on the loop. A caller that did not bind (a request issued
  * straight on this object, a background copy) is served on one io_uring loop of this backend's own, made on first use.
+ *
+ * <h2>Zero copy</h2>
+ * A buffered file advertises {@link Capability#ZERO_COPY}: on kernels with ublk's AUTO_BUF_REG (Linux 6.16), {@link
+ * dev.reactorubd.server.UbdServer} adds its devices with it, and each queue's READ and WRITE requests move between the
+ * page cache and the request's own pages with {@code READ_FIXED}/{@code WRITE_FIXED} on the queue's ring, through no
+ * buffer of ours. Elsewhere, and for requests the kernel could not register, data is copied as usual. An O_DIRECT
+ * file keeps copying: ublk guarantees request pages only a 4-byte alignment, which O_DIRECT would refuse.
  *
  * <h2>Modes</h2>
  * Buffered by default (through the page cache; FLUSH makes it durable). {@link Options#direct(boolean) O_DIRECT}
@@ -294,8 +302,12 @@ public final class FileBackend implements BlockBackend {
 
     @Override
     public Set<Capability> capabilities() {
-        return readOnly ? EnumSet.noneOf(Capability.class)
+        EnumSet<Capability> caps = readOnly ? EnumSet.noneOf(Capability.class)
                 : EnumSet.of(Capability.FLUSH, Capability.FUA, Capability.DISCARD, Capability.WRITE_ZEROES);
+        if (!direct) {
+            caps.add(Capability.ZERO_COPY); // see the class comment: O_DIRECT would refuse ublk's alignment
+        }
+        return caps;
     }
 
     /** The application's allocator; with O_DIRECT, a view of it that aligns buffers to 4096 bytes. */
@@ -394,8 +406,11 @@ public final class FileBackend implements BlockBackend {
         return z;
     }
 
-    /** This backend bound to one io_uring loop: every operation is submitted there. */
-    private final class Bound implements BlockBackend {
+    /**
+     * This backend bound to one io_uring loop: every operation is submitted there, including those from a request's
+     * registered pages (zero copy), which live in that loop's ring.
+     */
+    private final class Bound implements ZeroCopyBackend {
         private final LoopIo io;
 
         Bound(LoopIo io) {
@@ -430,7 +445,7 @@ public final class FileBackend implements BlockBackend {
                                     + "address"));
                             return;
                         }
-                        new Transfer(io, false, offset, buf, length, 0, sink).start();
+                        new Transfer(io, false, offset, buf, length, 0, -1, sink).start();
                     }))
                     // A read whose subscriber went away meanwhile still owns its buffer: release it.
                     .doOnDiscard(ByteBuf.class, ReferenceCounted::release);
@@ -454,8 +469,31 @@ public final class FileBackend implements BlockBackend {
                     // Composed backends may hand over heap, composite or unaligned data: copy it once.
                     buf = allocator.directBuffer(length, length).writeBytes(data, data.readerIndex(), length);
                 }
-                new Transfer(io, true, offset, buf, length, fua ? IoUringAbi.RWF_DSYNC : 0, sink).start();
+                new Transfer(io, true, offset, buf, length, fua ? IoUringAbi.RWF_DSYNC : 0, -1, sink).start();
             }));
+        }
+
+        @Override
+        public Mono<Void> readInto(long offset, int length, int bufferIndex) {
+            Mono<Void> bad = checkRange(offset, length, size);
+            if (bad != null) {
+                return bad;
+            }
+            return Mono.create(sink -> onLoop(sink,
+                    () -> new Transfer(io, false, offset, null, length, 0, bufferIndex, sink).start()));
+        }
+
+        @Override
+        public Mono<Void> writeFrom(long offset, int length, int bufferIndex, boolean fua) {
+            if (readOnly) {
+                return Mono.error(new UbdIoException(Errno.EROFS, path + " is open read-only"));
+            }
+            Mono<Void> bad = checkRange(offset, length, size);
+            if (bad != null) {
+                return bad;
+            }
+            return Mono.create(sink -> onLoop(sink, () -> new Transfer(io, true, offset, null, length,
+                    fua ? IoUringAbi.RWF_DSYNC : 0, bufferIndex, sink).start()));
         }
 
         @Override
@@ -553,7 +591,8 @@ public final class FileBackend implements BlockBackend {
 
     /**
      * One READ or WRITE, resubmitted until every byte is moved. Owns {@code buf}: a read's buffer goes to the
-     * subscriber on success, every other buffer is released when the transfer ends.
+     * subscriber on success, every other buffer is released when the transfer ends. With a {@code bufIndex} there is
+     * no buffer: the data moves from or to that slot of the ring's buffer table (a request's registered pages).
      */
     private final class Transfer implements LoopIo.Completion {
         private final LoopIo io;
@@ -563,17 +602,21 @@ public final class FileBackend implements BlockBackend {
         private final long address;
         private final int length;
         private final int rwFlags;
+        private final int bufIndex;
         private final MonoSink<?> sink;
         private int done;
 
-        Transfer(LoopIo io, boolean write, long offset, ByteBuf buf, int length, int rwFlags, MonoSink<?> sink) {
+        Transfer(LoopIo io, boolean write, long offset, ByteBuf buf, int length, int rwFlags, int bufIndex,
+                 MonoSink<?> sink) {
             this.io = io;
             this.write = write;
             this.offset = offset;
             this.buf = buf;
-            this.address = Buffers.address(buf, buf.readerIndex());
+            // A buffer the kernel registered is addressed from 0.
+            this.address = buf != null ? Buffers.address(buf, buf.readerIndex()) : 0;
             this.length = length;
             this.rwFlags = rwFlags;
+            this.bufIndex = bufIndex;
             this.sink = sink;
         }
 
@@ -582,8 +625,19 @@ public final class FileBackend implements BlockBackend {
         }
 
         private void next() {
-            io.submit(write ? IoUringAbi.OP_WRITE : IoUringAbi.OP_READ, fd, offset + done, address + done,
-                    length - done, rwFlags, 0, this);
+            if (bufIndex >= 0) {
+                io.submit(write ? IoUringAbi.OP_WRITE_FIXED : IoUringAbi.OP_READ_FIXED, fd, offset + done,
+                        address + done, length - done, rwFlags, bufIndex, 0, this);
+            } else {
+                io.submit(write ? IoUringAbi.OP_WRITE : IoUringAbi.OP_READ, fd, offset + done, address + done,
+                        length - done, rwFlags, 0, this);
+            }
+        }
+
+        private void release() {
+            if (buf != null) {
+                buf.release();
+            }
         }
 
         @Override
@@ -591,14 +645,18 @@ public final class FileBackend implements BlockBackend {
             if (res == -Errno.EINTR) {
                 next();
             } else if (res < 0) {
-                buf.release();
+                release();
                 sink.error(failure(write ? "writing " + length + " bytes at " + offset
                         : "reading " + length + " bytes at " + offset, res));
             } else if (res == 0) {
                 if (write) {
-                    buf.release();
+                    release();
                     sink.error(new UbdIoException(Errno.EIO, "writing at " + (offset + done) + " on " + path
                             + " moved no byte"));
+                } else if (buf == null) {
+                    // A request's registered pages cannot be zeroed from here: say so rather than leave stale data.
+                    sink.error(new UbdIoException(Errno.EIO, "reading at " + (offset + done) + " on " + path
+                            + " found the end of the file: it shrank since it was opened"));
                 } else {
                     // End of file (the file shrank since it was opened): the rest reads as zeros.
                     buf.setZero(done, length - done);
@@ -616,8 +674,8 @@ public final class FileBackend implements BlockBackend {
 
         @SuppressWarnings("unchecked")
         private void succeed() {
-            if (write) {
-                buf.release();
+            if (write || buf == null) {
+                release();
                 sink.success();
             } else {
                 ((MonoSink<ByteBuf>) sink).success(buf.writerIndex(length));

@@ -1,0 +1,47 @@
+package dev.reactorubd.server;
+
+import dev.reactorubd.io.IoRequest;
+import reactor.core.publisher.Mono;
+
+/**
+ * A backend that serves READ and WRITE requests in place: it moves the data between its storage and the request's own
+ * pages, which the kernel registered in the buffer table of the queue loop's io_uring (ublk's zero copy,
+ * {@code UBLK_F_AUTO_BUF_REG}, Linux 6.16), with {@code IORING_OP_READ_FIXED} / {@code IORING_OP_WRITE_FIXED} (or a
+ * socket operation from a fixed buffer) submitted on that same ring. No byte passes through a buffer of the
+ * application's.
+ *
+ * <h2>When it is used</h2>
+ * A backend whose {@link #capabilities()} hold {@link BlockBackend.Capability#ZERO_COPY} asks for it: the server then
+ * adds devices with AUTO_BUF_REG where the kernel offers it, and each queue whose bound backend ({@link #bind}) is a
+ * {@code ZeroCopyBackend} hands it requests with a {@link IoRequest#registeredBuffer()}. Requests the kernel could not
+ * register (it falls back), and every request where the kernel or the event loop offers no zero copy, reach
+ * {@link #read} and {@link #write} with copied data as usual: a zero-copy backend serves both ways.
+ *
+ * <h2>Contract</h2>
+ * As for {@link BlockBackend}: called on the queue's event loop, return at once. The buffer index is valid only for
+ * operations on that loop's ring, and only until the Mono terminates (the request is then answered, and the kernel
+ * drops the registration with its next command for the tag). Move exactly {@code length} bytes, from offset 0 of the
+ * registered buffer; a Mono that errors fails the request alone.
+ */
+public interface ZeroCopyBackend extends BlockBackend {
+    /**
+     * Reads {@code length} bytes at {@code offset} of the store into the registered buffer of a READ request.
+     *
+     * @param offset the byte offset on the device
+     * @param length the bytes to read: the request's length
+     * @param bufferIndex the slot of the loop ring's buffer table holding the request's pages
+     * @return a Mono that completes once every byte is in the request's pages
+     */
+    Mono<Void> readInto(long offset, int length, int bufferIndex);
+
+    /**
+     * Writes {@code length} bytes from the registered buffer of a WRITE request at {@code offset} of the store.
+     *
+     * @param offset the byte offset on the device
+     * @param length the bytes to write: the request's length
+     * @param bufferIndex the slot of the loop ring's buffer table holding the request's pages
+     * @param fua force unit access: the data must be durable when the Mono completes
+     * @return a Mono that completes once every byte is written
+     */
+    Mono<Void> writeFrom(long offset, int length, int bufferIndex, boolean fua);
+}

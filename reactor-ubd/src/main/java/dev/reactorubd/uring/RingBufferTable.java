@@ -1,0 +1,190 @@
+package dev.reactorubd.uring;
+
+import dev.reactorubd.UbdUnsupportedException;
+import io.netty.channel.IoRegistration;
+import io.netty.channel.uring.IoUringIoHandler;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.reflect.Field;
+import java.lang.reflect.Method;
+import java.util.BitSet;
+import java.util.Map;
+import java.util.WeakHashMap;
+
+/**
+ * The registered-buffer table of a Netty io_uring event loop's ring, shared by every queue that runs on that loop: how
+ * ublk's zero copy ({@code UBLK_F_AUTO_BUF_REG}, Linux 6.16) reaches a ring that Netty owns.
+ *
+ * <p>With AUTO_BUF_REG the kernel registers each request's pages in the buffer table of the ring that fetched the
+ * request, at the slot the FETCH named, so that {@code READ_FIXED}/{@code WRITE_FIXED} on that same ring move the data
+ * between a file and the request with no copy through userspace. Netty sets up no buffer table, and offers no way to
+ * register one; so the first queue that asks registers a sparse table of {@value #SLOTS} slots on the loop's ring
+ * (through the ring's fd, which Netty keeps private and which is read here by reflection, in this one place), and each
+ * queue then reserves {@code depth} consecutive slots of it, one per tag. docs/zero-copy.md weighs this against the
+ * other ways.
+ *
+ * <h2>Threading</h2>
+ * {@link #reserve} and {@link Reservation#release()} run on the loop: Netty's rings are
+ * {@code IORING_SETUP_SINGLE_ISSUER}, whose kernel takes {@code io_uring_register} only from the submitting thread.
+ *
+ * <h2>Errors</h2>
+ * {@link #reserve} throws {@link UbdUnsupportedException} saying why there is no table (Netty's internals changed, the
+ * application registered a table of its own on that ring, the table is full); the caller then moves data with
+ * USER_COPY, which always works.
+ */
+public final class RingBufferTable {
+    /** Slots of each loop's table: the most a ring may have ({@code IORING_MAX_REG_BUFFERS}), 8 bytes each in the kernel. */
+    public static final int SLOTS = IoUringAbi.MAX_REG_BUFFERS;
+
+    /** One table per loop, keyed by the loop's io handler; weak so that a loop that is gone takes its entry along. */
+    private static final Map<IoUringIoHandler, RingBufferTable> TABLES = new WeakHashMap<>();
+
+    private final int ringFd;
+    /** Why there is no table on this ring, or null when there is one. */
+    private final String unusable;
+    private final BitSet used = new BitSet(SLOTS);
+
+    private RingBufferTable(int ringFd, String unusable) {
+        this.ringFd = ringFd;
+        this.unusable = unusable;
+    }
+
+    /** Consecutive slots of a loop's table, one per tag of a queue. */
+    public final class Reservation {
+        private final int base;
+        private final int count;
+        private boolean released;
+
+        private Reservation(int base, int count) {
+            this.base = base;
+            this.count = count;
+        }
+
+        /** {@return the first slot; tag {@code t} uses slot {@code base() + t}} */
+        public int base() {
+            return base;
+        }
+
+        /** {@return how many slots} */
+        public int count() {
+            return count;
+        }
+
+        /**
+         * Empties the slots (a buffer the kernel left registered in one is dropped from the table; the kernel keeps it
+         * alive while an operation still uses it) and gives them back. On the loop, once no request uses them; again
+         * is a no-op.
+         */
+        public void release() {
+            if (released) {
+                return;
+            }
+            released = true;
+            clear(base, count);
+            synchronized (TABLES) {
+                used.clear(base, base + count);
+            }
+        }
+
+        @Override
+        public String toString() {
+            return "slots " + base + ".." + (base + count - 1) + " of ring fd " + ringFd;
+        }
+    }
+
+    /**
+     * Reserves {@code count} consecutive slots in the buffer table of the ring {@code registration} belongs to,
+     * registering the table on first use. On that ring's loop.
+     *
+     * @param registration a registration with a Netty io_uring event loop, whose ring the slots belong to
+     * @param count the slots, one per tag
+     * @return the reservation
+     * @throws UbdUnsupportedException when that ring has no table for us, or no room left in it, saying why
+     */
+    public static Reservation reserve(IoRegistration registration, int count) {
+        if (!(registration.attachment() instanceof IoUringIoHandler handler)) {
+            throw new UbdUnsupportedException("zero copy needs a Netty io_uring event loop; this registration's is "
+                    + registration.attachment());
+        }
+        RingBufferTable table;
+        synchronized (TABLES) {
+            table = TABLES.computeIfAbsent(handler, RingBufferTable::register);
+        }
+        if (table.unusable != null) {
+            throw new UbdUnsupportedException(table.unusable);
+        }
+        synchronized (TABLES) {
+            int base = table.findRun(count);
+            if (base < 0) {
+                throw new UbdUnsupportedException("the buffer table of ring fd " + table.ringFd + " has no " + count
+                        + " free consecutive slots left (" + SLOTS + " in all, shared by the queues of one event "
+                        + "loop): spread zero-copy queues over more loops");
+            }
+            table.used.set(base, base + count);
+            return table.new Reservation(base, count);
+        }
+    }
+
+    private int findRun(int count) {
+        int from = 0;
+        while (from + count <= SLOTS) {
+            int start = used.nextClearBit(from);
+            if (start + count > SLOTS) {
+                return -1;
+            }
+            int end = used.nextSetBit(start);
+            if (end < 0 || end - start >= count) {
+                return start;
+            }
+            from = end;
+        }
+        return -1;
+    }
+
+    /** Registers a sparse table on the handler's ring; a table that says why when that cannot be done. */
+    private static RingBufferTable register(IoUringIoHandler handler) {
+        int fd;
+        try {
+            fd = ringFd(handler);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            return new RingBufferTable(-1, "cannot reach the fd of Netty's io_uring ring (" + e + "); this library "
+                    + "reads IoUringIoHandler.ringBuffer.fd() by reflection, which needs Netty 4.2 on the class path "
+                    + "(or --add-opens io.netty.transport.classes.io_uring/io.netty.channel.uring=ALL-UNNAMED)");
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment reg = arena.allocate(IoUringAbi.RSRC_STRUCT_SIZE, 8); // struct io_uring_rsrc_register
+            reg.set(ValueLayout.JAVA_INT, 0, SLOTS);                         // nr
+            reg.set(ValueLayout.JAVA_INT, 4, IoUringAbi.RSRC_REGISTER_SPARSE); // flags
+            int r = Libc.ioUringRegister(fd, IoUringAbi.REGISTER_BUFFERS2, reg.address(), IoUringAbi.RSRC_STRUCT_SIZE);
+            if (r < 0) {
+                return new RingBufferTable(fd, "cannot register a buffer table on Netty's io_uring ring (fd " + fd
+                        + "): " + Errno.describe(r) + (r == -Errno.EBUSY ? "; the application registered one of its "
+                        + "own on this event loop: give the device's queues loops of their own" : ""));
+            }
+        }
+        return new RingBufferTable(fd, null);
+    }
+
+    private static int ringFd(IoUringIoHandler handler) throws ReflectiveOperationException {
+        Field f = IoUringIoHandler.class.getDeclaredField("ringBuffer");
+        f.setAccessible(true);
+        Object ring = f.get(handler);
+        Method m = ring.getClass().getDeclaredMethod("fd");
+        m.setAccessible(true);
+        return (Integer) m.invoke(ring);
+    }
+
+    /** Empties slots with a buffer update of empty iovecs. Best effort: a ring that is gone has no table either. */
+    private void clear(int base, int count) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment iovecs = arena.allocate(16L * count, 8); // zeroed struct iovec[count]: empty slots
+            MemorySegment upd = arena.allocate(IoUringAbi.RSRC_STRUCT_SIZE, 8); // struct io_uring_rsrc_update2
+            upd.set(ValueLayout.JAVA_INT, 0, base);                 // offset
+            upd.set(ValueLayout.JAVA_LONG, 8, iovecs.address());    // data
+            upd.set(ValueLayout.JAVA_INT, 24, count);               // nr
+            Libc.ioUringRegister(ringFd, IoUringAbi.REGISTER_BUFFERS_UPDATE, upd.address(),
+                    IoUringAbi.RSRC_STRUCT_SIZE);
+        }
+    }
+}
