@@ -268,18 +268,9 @@ public final class UbdServer implements AutoCloseable {
     public Mono<UbdDevice> serve(DeviceSpec spec, BlockBackend backend) {
         Objects.requireNonNull(backend, "backend");
         DeviceSpec full = withCapabilities(spec, backend.capabilities());
-        return withZeroCopy(full, backend).flatMap(s -> open(s, backend.allocator()))
+        boolean inPlace = zeroCopy && backend.capabilities().contains(BlockBackend.Capability.ZERO_COPY);
+        return withKernelOffers(full, inPlace).flatMap(s -> addAndOpen(s, backend.allocator()))
                 .flatMap(device -> serveAndGo(device, backend, device.start(), requestTimeout));
-    }
-
-    /** The spec with AUTO_BUF_REG when the backend serves in place, zero copy is on and the kernel has it. */
-    private Mono<DeviceSpec> withZeroCopy(DeviceSpec spec, BlockBackend backend) {
-        if (!zeroCopy || !backend.capabilities().contains(BlockBackend.Capability.ZERO_COPY)
-                || spec.features().contains(UblkFeature.AUTO_BUF_REG)) {
-            return Mono.just(spec);
-        }
-        return control.features().map(kernel -> kernel.contains(UblkFeature.AUTO_BUF_REG)
-                ? spec.toBuilder().feature(UblkFeature.AUTO_BUF_REG).build() : spec);
     }
 
     /** Binds the backend to each queue and wires them, then sends {@code go}; closes the device if that fails. */
@@ -323,21 +314,28 @@ public final class UbdServer implements AutoCloseable {
     public Mono<UbdDevice> open(DeviceSpec spec, ByteBufAllocator allocator) {
         Objects.requireNonNull(spec, "spec");
         Objects.requireNonNull(allocator, "allocator");
-        return withKernelOffers(spec).flatMap(full -> addAndOpen(full, allocator));
+        return withKernelOffers(spec, false).flatMap(full -> addAndOpen(full, allocator));
     }
 
     /**
      * The spec plus {@link UblkFeature#UPDATE_SIZE} when the kernel offers it (GET_FEATURES), so that every device
-     * served can be resized: the flag only allows the UPDATE_SIZE command, it changes nothing else. A kernel without
-     * GET_FEATURES leaves the spec as it is (addDevice then says what is missing).
+     * served can be resized: the flag only allows the UPDATE_SIZE command, it changes nothing else; and plus
+     * {@link UblkFeature#AUTO_BUF_REG} when {@code zeroCopy} (the backend serves in place) and the kernel offers it. One
+     * GET_FEATURES for both. A kernel without GET_FEATURES leaves the spec as it is (addDevice then says what is
+     * missing).
      */
-    private Mono<DeviceSpec> withKernelOffers(DeviceSpec spec) {
-        if (spec.features().contains(UblkFeature.UPDATE_SIZE)) {
-            return Mono.just(spec);
-        }
+    private Mono<DeviceSpec> withKernelOffers(DeviceSpec spec, boolean zeroCopy) {
         return control.featureMask()
-                .map(mask -> (mask & UblkFeature.UPDATE_SIZE.mask()) != 0
-                        ? spec.toBuilder().feature(UblkFeature.UPDATE_SIZE).build() : spec)
+                .map(mask -> {
+                    DeviceSpec.Builder b = spec.toBuilder();
+                    if ((mask & UblkFeature.UPDATE_SIZE.mask()) != 0) {
+                        b.feature(UblkFeature.UPDATE_SIZE);
+                    }
+                    if (zeroCopy && (mask & UblkFeature.AUTO_BUF_REG.mask()) != 0) {
+                        b.feature(UblkFeature.AUTO_BUF_REG); // see docs/zero-copy.md
+                    }
+                    return b.build();
+                })
                 .onErrorReturn(UbdUnsupportedException.class, spec);
     }
 
