@@ -2,10 +2,12 @@
 // class path) adds, uses and removes devices in a loop for SECONDS, and reports whether that left anything behind.
 //   java --enable-native-access=ALL-UNNAMED -cp samples/target/ubd.jar scripts/SoakChurn.java SECONDS RESULT_FILE
 // Each cycle serves a 16 MiB two-queue memory device, writes 64 KiB with O_DIRECT from this JVM, reads it back and
-// compares, closes the device and checks its id is gone. After a warm-up of 20 cycles, and at the end, it counts its
-// fds, mappings and threads (the kernel's io_uring workers and Reactor's elastic workers aside: both come and go with
+// compares, closes the device and checks it is gone (its id may already serve another process's device). After a
+// warm-up of 20 cycles, and at the end, it counts its fds, mappings and threads (the kernel's io_uring workers and Reactor's elastic workers aside: both come and go with
 // the work by design). RESULT_FILE gets one line: "cycles failures fds0 fds1 maps0 maps1 threads0 threads1".
 import com.sun.nio.file.ExtendedOpenOption;
+import dev.reactorubd.UbdNoSuchDeviceException;
+import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
@@ -62,7 +64,14 @@ public class SoakChurn {
                     }
                     dev.close().block(WAIT);
                     if (Files.exists(Path.of("/sys/class/ublk-char/ublkc" + dev.id()))) {
-                        throw new IllegalStateException("device " + dev.id() + " still exists after close");
+                        // The id may already be another process's: the soak adds devices from other processes too,
+                        // and the kernel hands out the lowest free id. Ours survived only if this process serves it.
+                        DeviceInfo now = server.control().deviceInfo(dev.id())
+                                .onErrorResume(UbdNoSuchDeviceException.class, x -> reactor.core.publisher.Mono.empty())
+                                .block(WAIT);
+                        if (now != null && now.serverPid() == ProcessHandle.current().pid()) {
+                            throw new IllegalStateException("device " + dev.id() + " still exists after close: " + now);
+                        }
                     }
                 } catch (RuntimeException | java.io.IOException e) {
                     failures++;
