@@ -3,8 +3,8 @@
 //   java --enable-native-access=ALL-UNNAMED -cp samples/target/ubd.jar scripts/SoakChurn.java SECONDS RESULT_FILE
 // Each cycle serves a 16 MiB two-queue memory device, writes 64 KiB with O_DIRECT from this JVM, reads it back and
 // compares, closes the device and checks it is gone (its id may already serve another process's device). After a
-// warm-up of 20 cycles, and at the end, it counts its fds, mappings and threads (the kernel's io_uring workers and Reactor's elastic workers aside: both come and go with
-// the work by design). RESULT_FILE gets one line: "cycles failures fds0 fds1 maps0 maps1 threads0 threads1".
+// warm-up of 20 cycles, and at the end, it counts its fds, mappings and threads (the kernel's io_uring workers and
+// Reactor's elastic workers aside: both come and go with the work by design). RESULT_FILE gets one line: "cycles failures fds0 fds1 maps0 maps1 threads0 threads1".
 import com.sun.nio.file.ExtendedOpenOption;
 import dev.reactorubd.UbdNoSuchDeviceException;
 import dev.reactorubd.ctrl.DeviceInfo;
