@@ -191,14 +191,23 @@ public final class UbdCommand implements Callable<Integer> {
                 + "on the queue's loop, default) or IO_URING (io_uring READ/WRITE)")
         DataCopy copy;
 
-        @Option(names = "--zero-copy", defaultValue = "true", negatable = true, description = "serve READ and WRITE "
-                + "in place where the target can (a buffered file) and the kernel has AUTO_BUF_REG (Linux 6.16+); "
-                + "else data is copied (default ${DEFAULT-VALUE})")
-        boolean zeroCopy;
+        // Boolean, null when not given: picocli's negatable options with a default of true left --no-X true.
+        @Option(names = "--zero-copy", negatable = true, description = "serve READ and WRITE in place where the "
+                + "target can (a buffered file) and the kernel has AUTO_BUF_REG (Linux 6.16+); else data is copied "
+                + "(default: on)")
+        Boolean zeroCopy;
 
-        @Option(names = "--single-issuer", defaultValue = "true", negatable = true, description = "set up the queue "
-                + "rings with SINGLE_ISSUER and DEFER_TASKRUN, as Netty does by default (default ${DEFAULT-VALUE})")
-        boolean singleIssuer;
+        @Option(names = "--single-issuer", negatable = true, description = "set up the queue rings with "
+                + "SINGLE_ISSUER and DEFER_TASKRUN, as Netty does by default (default: on)")
+        Boolean singleIssuer;
+
+        boolean zeroCopy() {
+            return zeroCopy == null || zeroCopy;
+        }
+
+        boolean singleIssuer() {
+            return singleIssuer == null || singleIssuer;
+        }
 
         @Option(names = "--status", negatable = true, description = "show a live line (IOPS, MB/s, in flight) "
                 + "refreshed every second (default: when stdout is a terminal)")
@@ -224,8 +233,8 @@ public final class UbdCommand implements Callable<Integer> {
                     b.feature(UblkFeature.QUIESCE);
                 }
                 DeviceSpec spec = b.build();
-                UbdServer server = UbdServer.builder().dataCopy(copy).zeroCopy(zeroCopy)
-                        .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer)).build();
+                UbdServer server = UbdServer.builder().dataCopy(copy).zeroCopy(zeroCopy())
+                        .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer())).build();
                 UbdDevice device;
                 try {
                     device = server.serve(spec, backend).block(Duration.ofMinutes(2));

@@ -48,6 +48,24 @@ class UbdCommandTest {
         return new Run(status, out.toString(), err.toString());
     }
 
+    private static UbdCommand.Serve serve(String... args) {
+        CommandLine cmd = UbdCommand.commandLine();
+        cmd.parseArgs(args);
+        return (UbdCommand.Serve) cmd.getSubcommands().get("serve").getCommand();
+    }
+
+    @Test
+    void zeroCopyAndSingleIssuerAreOnByDefaultAndTheirNoFormsTurnThemOff() {
+        UbdCommand.Serve defaults = serve("serve", "--target", "null", "--size", "1M");
+        assertTrue(defaults.zeroCopy() && defaults.singleIssuer());
+        UbdCommand.Serve on = serve("serve", "--target", "null", "--size", "1M", "--zero-copy", "--single-issuer");
+        assertTrue(on.zeroCopy() && on.singleIssuer());
+        UbdCommand.Serve off = serve("serve", "--target", "null", "--size", "1M", "--no-zero-copy",
+                "--no-single-issuer");
+        assertFalse(off.zeroCopy(), "--no-zero-copy");
+        assertFalse(off.singleIssuer(), "--no-single-issuer");
+    }
+
     private static void assertOneErrorLine(Run r) {
         List<String> lines = r.err().lines().toList();
         assertEquals(1, lines.size(), r.err());
