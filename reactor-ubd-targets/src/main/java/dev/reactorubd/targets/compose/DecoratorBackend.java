@@ -67,9 +67,19 @@ abstract class DecoratorBackend extends ComposableBackend {
         return delegate.writeZeroes(offset, length, noUnmap);
     }
 
+    /**
+     * The delegate's capabilities, but {@link Capability#ZERO_COPY}: a decorator sees every request's data (to cache,
+     * retry, limit or fault it), so its requests are copied, and the kernel need not register their pages.
+     */
     @Override
     public Set<Capability> capabilities() {
-        return delegate.capabilities();
+        Set<Capability> c = delegate.capabilities();
+        if (!c.contains(Capability.ZERO_COPY)) {
+            return c;
+        }
+        java.util.EnumSet<Capability> without = java.util.EnumSet.copyOf(c);
+        without.remove(Capability.ZERO_COPY);
+        return without;
     }
 
     @Override

@@ -4,6 +4,7 @@ import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.testing.BlockingCallRecorder;
+import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.testkit.VirtualDevice;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
@@ -27,6 +28,7 @@ import reactor.test.StepVerifier;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -229,12 +231,30 @@ class FileBackendTest {
     }
 
     @Test
-    void readOnlyRefusesWritesAndAdvertisesNothing() throws IOException {
+    void aBufferedFileServesInPlaceAndADecoratorAroundItDoesNot() throws IOException {
+        Files.write(file, random(65536, 12));
+        FileBackend store = open(FileBackend.Options.defaults());
+        assertTrue(store.capabilities().contains(BlockBackend.Capability.ZERO_COPY), store.capabilities().toString());
+        java.util.Set<BlockBackend.Capability> decorated = dev.reactorubd.targets.compose.Backends.from(store)
+                .retry(2, java.time.Duration.ZERO).capabilities();
+        assertFalse(decorated.contains(BlockBackend.Capability.ZERO_COPY), decorated.toString());
+        assertTrue(decorated.contains(BlockBackend.Capability.FLUSH), "everything else passes: " + decorated);
+        try (VirtualDevice dev = VirtualDevice.serve(store, 1, 4)) {
+            // The test kit registers no pages: requests are copied, and served as ever.
+            assertArrayEquals(fileBytes(0, 4096), read(dev, 0, 0, 4096));
+        }
+        store.close().block();
+    }
+
+    @Test
+    void readOnlyRefusesWritesAndAdvertisesNoWriteCapability() throws IOException {
         Files.write(file, random(65536, 11));
         FileBackend store = open(FileBackend.Options.defaults().readOnly(true));
         try (VirtualDevice dev = VirtualDevice.serve(store, 1, 4)) {
             assertEquals(65536, store.size());
-            assertEquals(java.util.Set.of(), store.capabilities());
+            // Reads may still go in place (zero copy), but nothing that writes: no cache to flush, no FUA, no
+            // discard, no zeroing.
+            assertEquals(java.util.Set.of(BlockBackend.Capability.ZERO_COPY), store.capabilities());
             expectErrno(dev.write(0, 0, Unpooled.wrappedBuffer(new byte[4096])), Errno.EROFS);
             expectErrno(dev.discard(0, 0, 4096), Errno.EROFS);
             assertArrayEquals(fileBytes(4096, 4096), read(dev, 0, 4096, 4096));
