@@ -97,4 +97,35 @@ public final class Devices {
         r.output().lines().filter(l -> l.contains("IOPS=")).forEach(l -> System.out.println("fio " + name + ":" + l));
         return r;
     }
+
+    /**
+     * Writes completed on {@code /dev/ublkbN} so far, from its sysfs stat.
+     *
+     * @param id the device id N
+     * @return the count
+     * @throws java.io.IOException when the stat cannot be read
+     */
+    public static long writesCompleted(int id) throws java.io.IOException {
+        String[] f = Files.readString(Path.of("/sys/block/ublkb" + id + "/stat")).trim().split("\\s+");
+        return Long.parseLong(f[4]);
+    }
+
+    /**
+     * Waits, for at most 120 s, until {@code n} more writes completed on {@code /dev/ublkbN} while {@code fio} runs:
+     * so that what a test does next (a kill, a hand-over) lands mid-run.
+     *
+     * @param id the device id N
+     * @param fio the fio process writing to it
+     * @param n the writes to wait for
+     * @throws Exception when interrupted or the stat cannot be read
+     */
+    public static void awaitProgress(int id, Process fio, long n) throws Exception {
+        long target = writesCompleted(id) + n;
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(120);
+        while (writesCompleted(id) < target) {
+            assertTrue(fio.isAlive(), "fio is still running");
+            assertTrue(System.nanoTime() < deadline, "fio made progress");
+            Thread.sleep(50);
+        }
+    }
 }

@@ -60,21 +60,7 @@ class QuiesceDeviceTest {
         assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
     }
 
-    private static long writesCompleted(int id) throws IOException {
-        String[] f = Files.readString(Path.of("/sys/block/ublkb" + id + "/stat")).trim().split("\\s+");
-        return Long.parseLong(f[4]);
-    }
 
-    /** Waits (bounded) until {@code n} more writes completed, so that the hand-over lands mid-run. */
-    private static void awaitProgress(int id, Process fio, long n) throws Exception {
-        long target = writesCompleted(id) + n;
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-        while (writesCompleted(id) < target) {
-            assertTrue(fio.isAlive(), "fio is still running");
-            assertTrue(System.nanoTime() < deadline, "fio made progress");
-            Thread.sleep(50);
-        }
-    }
 
     /** Quiesces {@code dev} and checks that the kernel holds it for a new server, and this one let go. */
     private void handOver(UbdDevice dev) {
@@ -108,21 +94,21 @@ class QuiesceDeviceTest {
                     .redirectErrorStream(true).redirectOutput(fioOut.toFile()).start();
             processes.add(fio);
 
-            awaitProgress(id, fio, 300);
+            Devices.awaitProgress(id, fio, 300);
             handOver(first);
             UbdDevice second = server.recover(id, store).block(Devices.WAIT);
             assertEquals(id, second.id());
-            System.out.println("quiesce: taken over in this JVM at " + writesCompleted(id) + " writes");
+            System.out.println("quiesce: taken over in this JVM at " + Devices.writesCompleted(id) + " writes");
 
-            awaitProgress(id, fio, 300);
+            Devices.awaitProgress(id, fio, 300);
             handOver(second);
             Path log = dir.resolve("recover.log");
             Process next = startUbd(log, "recover", "--id", String.valueOf(id), "--target", "file", "--file",
                     img.toString(), "--handover");
-            System.out.println("quiesce: taken over by process " + next.pid() + " at " + writesCompleted(id)
+            System.out.println("quiesce: taken over by process " + next.pid() + " at " + Devices.writesCompleted(id)
                     + " writes");
 
-            awaitProgress(id, fio, 200);
+            Devices.awaitProgress(id, fio, 200);
             next.destroy(); // SIGTERM: with --handover the process quiesces the device and leaves it
             assertTrue(next.waitFor(120, TimeUnit.SECONDS), "the other server handed over and exited");
             String nextLog = Files.readString(log);
@@ -130,7 +116,7 @@ class QuiesceDeviceTest {
             assertTrue(nextLog.contains("handed over /dev/ublkb" + id), nextLog);
             assertEquals(UblkDevState.QUIESCED, server.control().deviceInfo(id).block(Devices.WAIT).state());
             UbdDevice last = server.recover(id, store).block(Devices.WAIT);
-            System.out.println("quiesce: taken back from `ubd recover --handover` at " + writesCompleted(id)
+            System.out.println("quiesce: taken back from `ubd recover --handover` at " + Devices.writesCompleted(id)
                     + " writes");
 
             assertTrue(fio.waitFor(600, TimeUnit.SECONDS), "fio finished");

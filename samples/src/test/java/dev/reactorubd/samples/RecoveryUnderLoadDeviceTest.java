@@ -62,22 +62,7 @@ class RecoveryUnderLoadDeviceTest {
         throw new AssertionError("no 'serving' line from " + List.of(args) + ":\n" + Files.readString(log));
     }
 
-    /** Writes completed on a block device so far (from its sysfs stat). */
-    private static long writesCompleted(int id) throws IOException {
-        String[] f = Files.readString(Path.of("/sys/block/ublkb" + id + "/stat")).trim().split("\\s+");
-        return Long.parseLong(f[4]);
-    }
 
-    /** Waits (bounded) until {@code n} more writes completed, so that the kill lands mid-run. */
-    private static void awaitProgress(int id, Process fio, long n) throws Exception {
-        long target = writesCompleted(id) + n;
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-        while (writesCompleted(id) < target) {
-            assertTrue(fio.isAlive(), "fio is still running");
-            assertTrue(System.nanoTime() < deadline, "fio made progress");
-            Thread.sleep(50);
-        }
-    }
 
     private static void kill(Process p) throws InterruptedException {
         p.destroyForcibly(); // SIGKILL: no cleanup at all, requests in flight stay in flight
@@ -103,7 +88,7 @@ class RecoveryUnderLoadDeviceTest {
         FileBackend store = null;
         try {
             for (int kill = 1; kill <= 3; kill++) {
-                awaitProgress(id, fio, 300);
+                Devices.awaitProgress(id, fio, 300);
                 kill(processes.get(processes.size() - (kill == 1 ? 2 : 1)));
                 if (kill < 3) {
                     int again = start(dir.resolve("recover" + kill + ".log"), "recover", "--id", String.valueOf(id),
@@ -115,7 +100,7 @@ class RecoveryUnderLoadDeviceTest {
                     UbdDevice recovered = inProcess.recover(id, store).block(Devices.WAIT);
                     assertEquals(id, recovered.id());
                 }
-                System.out.println("recovery: kill " + kill + " survived at " + writesCompleted(id) + " writes");
+                System.out.println("recovery: kill " + kill + " survived at " + Devices.writesCompleted(id) + " writes");
             }
             assertTrue(fio.waitFor(600, TimeUnit.SECONDS), "fio finished");
             String out = Files.readString(fioOut, StandardCharsets.UTF_8);
