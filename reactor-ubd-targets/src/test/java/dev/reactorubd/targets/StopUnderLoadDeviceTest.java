@@ -71,7 +71,8 @@ class StopUnderLoadDeviceTest {
             case "nbd" -> {
                 int port = NbdServers.freePort();
                 nbdServer = NbdServers.nbdServer(dir, NbdServers.exportFile(dir, "nbd.img", SIZE), port, "disk");
-                yield NbdBackend.connect("nbd://127.0.0.1:" + port + "/disk", NbdOptions.defaults()).block(WAIT);
+                yield NbdBackend.connect("nbd://127.0.0.1:" + port + "/disk",
+                        NbdOptions.builder().connectTimeout(NbdServers.VM_CONNECT_TIMEOUT).build()).block(WAIT);
             }
             case "mirror" -> Backends.mirror(FileBackend.open(NbdServers.exportFile(dir, "mirror.img", SIZE)),
                     new MemoryBackend(SIZE));

@@ -89,7 +89,8 @@ class NbdDeviceTest {
         Path file = NbdServers.exportFile(dir, "nbd-server.img", SIZE);
         int port = NbdServers.freePort();
         started(NbdServers.nbdServer(dir, file, port, "disk"));
-        fioVerifies(connect("nbd://127.0.0.1:" + port + "/disk", NbdOptions.defaults()), "nbd-server");
+        fioVerifies(connect("nbd://127.0.0.1:" + port + "/disk",
+                NbdOptions.builder().connectTimeout(NbdServers.VM_CONNECT_TIMEOUT).build()), "nbd-server");
     }
 
     @Test
@@ -130,7 +131,7 @@ class NbdDeviceTest {
         int port = NbdServers.freePort();
         NbdServers.Server nbdServer = started(NbdServers.nbdServer(dir, file, port, "disk"));
         NbdBackend nbd = connect("nbd://127.0.0.1:" + port + "/disk", NbdOptions.builder().noRetry()
-                .requestTimeout(Duration.ofSeconds(20)).build());
+                .connectTimeout(NbdServers.VM_CONNECT_TIMEOUT).requestTimeout(Duration.ofSeconds(20)).build());
         UbdDevice dev = serve(nbd);
         Path out = dir.resolve("fio-killed.out");
         Process fio = fioInBackground(List.of("--name=killed", "--rw=randrw", "--bsrange=4k-64k", "--iodepth=32",

@@ -21,6 +21,11 @@ import java.util.concurrent.TimeUnit;
  */
 public final class NbdServers {
     static final String NBD_SERVER = "/usr/bin/nbd-server";
+    /**
+     * How long device tests in the emulated VM give a connection to nbd-server, which forks a child for each: twice in
+     * four full runs its greeting did not come within the library's default of 10 s (qemu-nbd's always did).
+     */
+    public static final Duration VM_CONNECT_TIMEOUT = Duration.ofSeconds(30);
     static final String QEMU_NBD = "/usr/bin/qemu-nbd";
     static final String INSTALL = "apt-get install nbd-server qemu-utils";
 
