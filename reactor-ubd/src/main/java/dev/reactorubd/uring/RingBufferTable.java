@@ -107,14 +107,11 @@ public final class RingBufferTable {
             throw new UbdUnsupportedException("zero copy needs a Netty io_uring event loop; this registration's is "
                     + registration.attachment());
         }
-        RingBufferTable table;
         synchronized (TABLES) {
-            table = TABLES.computeIfAbsent(handler, RingBufferTable::register);
-        }
-        if (table.unusable != null) {
-            throw new UbdUnsupportedException(table.unusable);
-        }
-        synchronized (TABLES) {
+            RingBufferTable table = TABLES.computeIfAbsent(handler, RingBufferTable::register);
+            if (table.unusable != null) {
+                throw new UbdUnsupportedException(table.unusable);
+            }
             int base = table.findRun(count);
             if (base < 0) {
                 throw new UbdUnsupportedException("the buffer table of ring fd " + table.ringFd + " has no " + count
