@@ -1,13 +1,15 @@
 package dev.reactorubd.targets;
 
 import dev.reactorubd.UbdIoException;
+import dev.reactorubd.io.Buffers;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.util.EnumSet;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import reactor.core.publisher.Mono;
 
 /**
@@ -22,29 +24,41 @@ public final class MemoryBackend implements BlockBackend {
     /** The unit of allocation. */
     public static final int PAGE = 4096;
 
+    /** Pages per chunk of the page table: a chunk's array is made on the first write into its 4 MiB. */
+    private static final int CHUNK_PAGES = 1024;
+    private static final byte[] ZERO_PAGE = new byte[PAGE];
+
     private final long capacity;
-    private final ConcurrentHashMap<Long, byte[]> pages = new ConcurrentHashMap<>();
+    /**
+     * The page table, two levels so that an idle device costs one small array (256 entries per GiB) and pages cost
+     * nothing until written: chunks of CHUNK_PAGES page slots, made on first write. Lock-free lookups, with no boxed
+     * key or map node per access (the former map allocated on every request).
+     */
+    private final AtomicReferenceArray<AtomicReferenceArray<byte[]>> chunks;
+    private final AtomicLong allocated = new AtomicLong();
 
     /**
      * A RAM disk of {@code capacityBytes}, all zeros; pages are allocated on first write and freed by discard.
      *
-     * @param capacityBytes the size in bytes, positive
+     * @param capacityBytes the size in bytes, positive, at most 2^43 (8 TiB)
      */
     public MemoryBackend(long capacityBytes) {
-        if (capacityBytes <= 0) {
-            throw new IllegalArgumentException("capacity must be positive; was " + capacityBytes);
+        if (capacityBytes <= 0 || capacityBytes > 1L << 43) {
+            throw new IllegalArgumentException("capacity must be from 1 byte to 8 TiB; was " + capacityBytes);
         }
         this.capacity = capacityBytes;
+        long pageCount = (capacityBytes + PAGE - 1) / PAGE;
+        this.chunks = new AtomicReferenceArray<>((int) ((pageCount + CHUNK_PAGES - 1) / CHUNK_PAGES));
     }
 
     /** {@return pages currently allocated} */
     public long allocatedPages() {
-        return pages.size();
+        return allocated.get();
     }
 
     /** {@return bytes of page memory currently allocated} */
     public long allocatedBytes() {
-        return (long) pages.size() * PAGE;
+        return allocated.get() * PAGE;
     }
 
     private Mono<Void> checkRange(long offset, long length) {
@@ -55,6 +69,36 @@ public final class MemoryBackend implements BlockBackend {
         return null;
     }
 
+    private byte[] page(long index) {
+        AtomicReferenceArray<byte[]> chunk = chunks.get((int) (index / CHUNK_PAGES));
+        return chunk == null ? null : chunk.get((int) (index % CHUNK_PAGES));
+    }
+
+    private byte[] pageForWrite(long index) {
+        int c = (int) (index / CHUNK_PAGES);
+        AtomicReferenceArray<byte[]> chunk = chunks.get(c);
+        if (chunk == null) {
+            chunks.compareAndSet(c, null, new AtomicReferenceArray<>(CHUNK_PAGES));
+            chunk = chunks.get(c);
+        }
+        int i = (int) (index % CHUNK_PAGES);
+        byte[] page = chunk.get(i);
+        if (page == null) {
+            if (chunk.compareAndSet(i, null, new byte[PAGE])) {
+                allocated.incrementAndGet();
+            }
+            page = chunk.get(i);
+        }
+        return page;
+    }
+
+    private void freePage(long index) {
+        AtomicReferenceArray<byte[]> chunk = chunks.get((int) (index / CHUNK_PAGES));
+        if (chunk != null && chunk.getAndSet((int) (index % CHUNK_PAGES), null) != null) {
+            allocated.decrementAndGet();
+        }
+    }
+
     @Override
     public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
         Mono<Void> bad = checkRange(offset, length);
@@ -62,17 +106,22 @@ public final class MemoryBackend implements BlockBackend {
             return bad.then(Mono.empty());
         }
         ByteBuf out = allocator.directBuffer(length, length);
-        forEachPage(offset, length, (index, in, n) -> {
-            byte[] page = pages.get(index);
+        int at = 0;
+        for (long pos = offset, end = offset + length; pos < end; ) {
+            int in = (int) (pos % PAGE);
+            int n = (int) Math.min(PAGE - in, end - pos);
+            byte[] page = page(pos / PAGE);
             if (page == null) {
-                out.writeZero(n);
+                Buffers.copy(ZERO_PAGE, 0, out, at, n);
             } else {
                 synchronized (page) {
-                    out.writeBytes(page, in, n);
+                    Buffers.copy(page, in, out, at, n);
                 }
             }
-        });
-        return Mono.just(out);
+            at += n;
+            pos += n;
+        }
+        return Mono.just(out.writerIndex(length));
     }
 
     @Override
@@ -82,14 +131,17 @@ public final class MemoryBackend implements BlockBackend {
         if (bad != null) {
             return bad;
         }
-        int[] from = {data.readerIndex()};
-        forEachPage(offset, length, (index, in, n) -> {
-            byte[] page = pages.computeIfAbsent(index, i -> new byte[PAGE]);
+        int from = data.readerIndex();
+        for (long pos = offset, end = offset + length; pos < end; ) {
+            int in = (int) (pos % PAGE);
+            int n = (int) Math.min(PAGE - in, end - pos);
+            byte[] page = pageForWrite(pos / PAGE);
             synchronized (page) {
-                data.getBytes(from[0], page, in, n);
+                Buffers.copy(data, from, page, in, n);
             }
-            from[0] += n;
-        });
+            from += n;
+            pos += n;
+        }
         return Mono.empty();
     }
 
@@ -107,34 +159,19 @@ public final class MemoryBackend implements BlockBackend {
 
     /** Zeroes a range; whole pages are freed when {@code free}. Holes already read as zeros. */
     private void zero(long offset, long length, boolean free) {
-        forEachPage(offset, length, (index, in, n) -> {
+        for (long pos = offset, end = offset + length; pos < end; ) {
+            int in = (int) (pos % PAGE);
+            int n = (int) Math.min(PAGE - in, end - pos);
             if (n == PAGE && free) {
-                pages.remove(index);
+                freePage(pos / PAGE);
             } else {
-                byte[] page = pages.get(index);
+                byte[] page = page(pos / PAGE);
                 if (page != null) {
                     synchronized (page) {
                         java.util.Arrays.fill(page, in, in + n, (byte) 0);
                     }
                 }
             }
-        });
-    }
-
-    /** What to do with one page's part of a range: page index, offset in the page, byte count. */
-    @FunctionalInterface
-    private interface PagePart {
-        void accept(long index, int in, int n);
-    }
-
-    /** Splits {@code [offset, offset + length)} into page parts, in order. */
-    private static void forEachPage(long offset, long length, PagePart part) {
-        long pos = offset;
-        long end = offset + length;
-        while (pos < end) {
-            int in = (int) (pos % PAGE);
-            int n = (int) Math.min(PAGE - in, end - pos);
-            part.accept(pos / PAGE, in, n);
             pos += n;
         }
     }
@@ -152,6 +189,6 @@ public final class MemoryBackend implements BlockBackend {
 
     @Override
     public String toString() {
-        return "memory(" + capacity + " bytes, " + pages.size() + " pages)";
+        return "memory(" + capacity + " bytes, " + allocated.get() + " pages)";
     }
 }

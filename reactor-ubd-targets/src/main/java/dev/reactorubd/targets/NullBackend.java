@@ -3,6 +3,7 @@ package dev.reactorubd.targets;
 import dev.reactorubd.server.BlockBackend;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import java.util.EnumSet;
 import java.util.Set;
@@ -17,16 +18,36 @@ import reactor.core.publisher.Mono;
 public final class NullBackend implements BlockBackend {
     private static final int ZEROS = 1 << 20;
     /** One zeroed buffer for every instance: allocated once, never released (nor reported as leaked). */
-    private static final ByteBuf ZERO_BUFFER =
-            Unpooled.unreleasableBuffer(Unpooled.directBuffer(ZEROS, ZEROS).writeZero(ZEROS));
+    // From the pooled allocator: on JDK 25, where Netty does without sun.misc.Unsafe, its pooled direct buffers
+    // still know their native address and Unpooled's do not, and the queue's copy would then have to ask NIO for
+    // it, which allocates on every read.
+    private static final ByteBuf ZERO_BUFFER = Unpooled.unreleasableBuffer(
+            PooledByteBufAllocator.DEFAULT.directBuffer(ZEROS, ZEROS).writeZero(ZEROS));
     private final ByteBuf zeros = ZERO_BUFFER;
 
     /** A null backend; the zero buffer is shared by all reads of all instances, so one can serve many devices. */
     public NullBackend() {
     }
 
+    /**
+     * One ready answer per read length in sectors, made on first use: a read then allocates nothing. The slices are
+     * unreleasable, so the queue's release after the copy leaves them whole for the next read.
+     */
+    @SuppressWarnings("unchecked")
+    private static final Mono<ByteBuf>[] ZERO_READS = new Mono[ZEROS / 512 + 1];
+    private static final int SECTOR = 512;
+
     @Override
     public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+        if (length <= ZEROS && length % SECTOR == 0) {
+            Mono<ByteBuf> ready = ZERO_READS[length / SECTOR];
+            if (ready == null) {
+                // A race makes two equal Monos, one of which is kept: harmless.
+                ready = Mono.just(Unpooled.unreleasableBuffer(zeros.slice(0, length)));
+                ZERO_READS[length / SECTOR] = ready;
+            }
+            return ready;
+        }
         if (length <= ZEROS) {
             return Mono.just(zeros.retainedSlice(0, length));
         }

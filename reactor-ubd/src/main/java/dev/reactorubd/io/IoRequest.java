@@ -28,14 +28,21 @@ import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
  * {@link #data()} holds the bytes to write, read from the kernel into a buffer of the queue's allocator (the
  * backend's) before the request was emitted. The queue releases it once the request is answered: a backend that
  * keeps it longer (a write-back cache, an RPC in flight) calls {@code retain()} on it.
+ *
+ * <h2>Identity</h2>
+ * A subscriber of {@link UbdQueue#requests()} gets a new object per request, and may keep it. The server's own
+ * subscriber ({@code BackendBridge}), which answers each request exactly once and keeps none, lets the queue reuse one
+ * object per tag instead ({@link UbdQueue#recycleRequests}), so that a request costs no allocation.
  */
 public final class IoRequest {
     private final UbdQueue queue;
     private final int tag;
-    private final IoOp op;
-    private final int opFlags;
-    private final long offset;
-    private final int length;
+    // Not final: a recycled request (see Identity) is reset for its tag's next request, on the queue's loop; the
+    // volatile write of answered in reset publishes them to the thread that answers.
+    private IoOp op;
+    private int opFlags;
+    private long offset;
+    private int length;
     private static final AtomicIntegerFieldUpdater<IoRequest> ANSWERED =
             AtomicIntegerFieldUpdater.newUpdater(IoRequest.class, "answered");
     private volatile int answered;
@@ -53,6 +60,19 @@ public final class IoRequest {
         this.opFlags = opFlags;
         this.offset = offset;
         this.length = length;
+    }
+
+    /** Makes this object its tag's next request (recycling; see Identity). On the queue's loop. */
+    void reset(int opFlags, long offset, int length) {
+        this.op = IoOp.of(UblkIo.op(opFlags));
+        this.opFlags = opFlags;
+        this.offset = offset;
+        this.length = length;
+        this.data = null;
+        this.outgoing = null;
+        this.bufferIndex = -1;
+        this.fetchedNanos = 0;
+        this.answered = 0;
     }
 
     /** {@return the queue this request came from} */

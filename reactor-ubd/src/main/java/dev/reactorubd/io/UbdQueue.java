@@ -18,6 +18,7 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Scheduler;
+import reactor.util.concurrent.Queues;
 
 /**
  * One queue of a ublk device, as a {@link Flux} of {@link IoRequest}s.
@@ -53,7 +54,8 @@ public final class UbdQueue {
     private final LoopScheduler scheduler;
     private final ByteBufAllocator allocator;
     private final IoRequest[] inFlight;
-    private final Sinks.Many<IoRequest> sink = Sinks.many().unicast().onBackpressureBuffer();
+    private final IoRequest[] recycled;
+    private final Sinks.Many<IoRequest> sink;
     private final Sinks.Empty<Void> terminated = Sinks.empty();
     private final Flux<IoRequest> requests;
     private final AtomicLong completed = new AtomicLong();
@@ -67,6 +69,8 @@ public final class UbdQueue {
     private QueueTransport transport;
     /** Whether READ and WRITE requests whose pages the kernel registered are served in place; see serveInPlace. */
     private volatile boolean inPlace;
+    /** Whether each tag reuses one IoRequest object; see recycleRequests. */
+    private volatile boolean recycle;
     private int aborted;
     private long lastFailureLog;
     private int unloggedFailures;
@@ -108,6 +112,10 @@ public final class UbdQueue {
         this.scheduler = new LoopScheduler(loop);
         this.allocator = Objects.requireNonNull(allocator, "allocator");
         this.inFlight = new IoRequest[depth];
+        this.recycled = new IoRequest[depth];
+        // At most depth requests ever wait (one per tag), all emitted on the loop: an array queue of that size
+        // takes them without allocating, where the default linked queue allocates as it grows.
+        this.sink = Sinks.many().unicast().onBackpressureBuffer(Queues.<IoRequest>get(depth).get());
         this.requests = sink.asFlux().doOnDiscard(IoRequest.class, UbdQueue::failDiscarded);
         this.metrics = Objects.requireNonNull(Objects.requireNonNull(metrics, "metrics").forQueue(this),
                 "UbdMetrics.forQueue returned null");
@@ -249,6 +257,18 @@ public final class UbdQueue {
     }
 
     /**
+     * Whether each tag reuses one {@link IoRequest} object for all its requests, so that a request allocates
+     * nothing; otherwise (the default) every request is a new object. Only for a subscriber that answers each
+     * request exactly once and keeps no reference to it once answered, as the server's own does: a recycled object
+     * answered twice would answer its tag's next request. Set before the device starts.
+     *
+     * @param recycle whether to reuse one request object per tag
+     */
+    public void recycleRequests(boolean recycle) {
+        this.recycle = recycle;
+    }
+
+    /**
      * The queue's metrics recorder.
      *
      * @return the recorder ({@link UbdMetrics#NONE}'s when metrics are off)
@@ -283,7 +303,7 @@ public final class UbdQueue {
      * @param bufferIndex the slot of the loop ring's buffer table holding the request's pages, or -1 for none
      */
     public void onFetched(int tag, int opFlags, long offset, int length, int bufferIndex) {
-        IoRequest r = new IoRequest(this, tag, opFlags, offset, length);
+        IoRequest r = request(tag, opFlags, offset, length);
         if (timed) {
             r.fetchedNanos = System.nanoTime();
         }
@@ -321,6 +341,19 @@ public final class UbdQueue {
         }
     }
 
+    private IoRequest request(int tag, int opFlags, long offset, int length) {
+        if (!recycle) {
+            return new IoRequest(this, tag, opFlags, offset, length);
+        }
+        IoRequest r = recycled[tag];
+        if (r == null) {
+            r = recycled[tag] = new IoRequest(this, tag, opFlags, offset, length);
+        } else {
+            r.reset(opFlags, offset, length);
+        }
+        return r;
+    }
+
     /**
      * The data of the WRITE in {@code tag} was copied in: {@code res} bytes, or {@code -errno}.
      *
@@ -351,8 +384,11 @@ public final class UbdQueue {
         if (r == null) {
             return;
         }
-        finish(tag, res == r.length() ? res : (res < 0 ? res : -Errno.EIO),
-                "copying the read's data to the kernel moved " + res);
+        if (res == r.length()) {
+            finish(tag, res);
+        } else {
+            finish(tag, res < 0 ? res : -Errno.EIO, "copying the read's data to the kernel moved " + res);
+        }
     }
 
     /**

@@ -17,6 +17,7 @@ import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
 import org.reactivestreams.Subscription;
 import reactor.core.CoreSubscriber;
 import reactor.core.Disposable;
+import reactor.core.Fuseable;
 import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -27,7 +28,10 @@ import reactor.core.publisher.SignalType;
  * from its Mono. The same code serves kernel queues and the test kit's virtual device.
  *
  * <p>It is on every request's path, so it stays lean: one subscriber to the queue that asks for depth requests and
- * one more per answer, and one small subscriber per backend Mono, instead of a general-purpose operator chain.
+ * one more per answer, and one small subscriber per backend Mono, instead of a general-purpose operator chain. A Mono
+ * whose outcome is known when it is made ({@code Mono.just}, {@code Mono.empty}, {@code Mono.error}: Reactor's
+ * {@link Fuseable.ScalarCallable}) is read at once, with no subscriber, and the queue reuses one request object per
+ * tag ({@link UbdQueue#recycleRequests}): a backend that answers so serves requests without allocating.
  */
 public final class BackendBridge {
     /**
@@ -85,6 +89,8 @@ public final class BackendBridge {
         }
         // Requests with registered pages reach a zero-copy backend as they are; any other backend gets copies.
         queue.serveInPlace(backend instanceof ZeroCopyBackend);
+        // This bridge answers each request once (Answer's DONE flag) and keeps none once answered.
+        queue.recycleRequests(true);
         QueueSubscriber s = new QueueSubscriber(backend, queue, requestTimeout);
         queue.requests().subscribe(s);
         return s;
@@ -187,17 +193,58 @@ public final class BackendBridge {
 
         @Override
         protected void hookOnNext(IoRequest r) {
+            BlockBackend b = backend;
+            if (b != null) {
+                Mono<?> call;
+                try {
+                    call = call(b, r);
+                } catch (Throwable e) {
+                    answerError(r, e);
+                    request(1);
+                    return;
+                }
+                if (call instanceof Fuseable.ScalarCallable<?> known) {
+                    answerNow(r, known);
+                    request(1);
+                    return;
+                }
+                Answer a = new Answer(r, requestOne, timeoutNanos > 0 ? this : null);
+                if (timeoutNanos > 0) {
+                    a.started = System.nanoTime();
+                    waiting.set(r.tag(), a);
+                }
+                call.subscribe(a);
+                return;
+            }
             Answer a = new Answer(r, requestOne, timeoutNanos > 0 ? this : null);
             if (timeoutNanos > 0) {
                 a.started = System.nanoTime();
                 waiting.set(r.tag(), a);
             }
-            BlockBackend b = backend;
-            if (b == null) {
-                a.onError(new UbdIoException(Errno.EIO, "the backend was detached from " + queue));
+            a.onError(new UbdIoException(Errno.EIO, "the backend was detached from " + queue));
+        }
+
+        /** Answers from a Mono that already holds its outcome, as Answer would from its signals. */
+        private static void answerNow(IoRequest r, Fuseable.ScalarCallable<?> known) {
+            Object value;
+            try {
+                value = known.call();
+            } catch (Throwable e) {
+                answerError(r, e);
                 return;
             }
-            serve(b, r, a);
+            if (value != null) {
+                if (r.op() == IoOp.READ && value instanceof ByteBuf data) {
+                    r.complete(data);
+                } else {
+                    ReferenceCountUtil.release(value);
+                    r.complete();
+                }
+            } else if (r.op() == IoOp.READ && r.registeredBuffer() < 0) {
+                r.fail(new UbdIoException(Errno.EIO, "the backend's read of " + r + " completed without data"));
+            } else {
+                r.complete();
+            }
         }
 
         void answered(Answer a) {

@@ -1,6 +1,7 @@
 package dev.reactorubd.testkit;
 
 import dev.reactorubd.UbdIoException;
+import dev.reactorubd.io.Buffers;
 import dev.reactorubd.io.IoOp;
 import dev.reactorubd.io.QueueTransport;
 import dev.reactorubd.io.UbdQueue;
@@ -19,6 +20,7 @@ import io.netty.channel.local.LocalIoHandler;
 import io.netty.channel.uring.IoUring;
 import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.util.concurrent.DefaultThreadFactory;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
@@ -327,6 +329,34 @@ public final class VirtualDevice implements AutoCloseable {
     }
 
     /**
+     * Keeps every free tag of queue {@code q} busy with {@code op} requests of {@code length} bytes, as the kernel
+     * does under a deep fio job, until {@code count} of them were answered. The offsets step through the first
+     * {@code span} bytes of the device. Unlike {@link #read} and {@link #write}, the test kit allocates nothing per
+     * request here: WRITE data comes from one buffer, READ data is copied into one buffer and dropped, and results
+     * come back in batches on later turns of the loop, as completions do. A profiler then sees the library's own
+     * per-request cost (the JMH benchmark uses it). One load at a time per queue; requests from {@link #read} and
+     * friends may run beside it.
+     *
+     * @param q the queue index, from 0
+     * @param op READ, WRITE or FLUSH
+     * @param length the length of each request in bytes (0 for FLUSH)
+     * @param span the offsets wrap at this many bytes (a multiple of {@code length}; at least {@code length})
+     * @param count how many requests to answer
+     * @return a Mono of the number of requests that failed, signalled once {@code count} were answered
+     */
+    public Mono<Long> load(int q, IoOp op, int length, long span, long count) {
+        if (op != IoOp.READ && op != IoOp.WRITE && op != IoOp.FLUSH) {
+            throw new IllegalArgumentException("load takes READ, WRITE or FLUSH; was " + op);
+        }
+        if (count < 1 || length < 0 || (op != IoOp.FLUSH && (length == 0 || span < length))) {
+            throw new IllegalArgumentException("bad load: " + op + " length " + length + " span " + span
+                    + " count " + count);
+        }
+        VirtualTransport t = transports.get(q);
+        return Mono.create(sink -> t.queue.loop().execute(() -> t.startLoad(op, length, span, count, sink)));
+    }
+
+    /**
      * Requests of queue {@code q} waiting for a free tag.
      *
      * @param q the queue index, from 0
@@ -372,6 +402,66 @@ public final class VirtualDevice implements AutoCloseable {
     private record Done(int result, ByteBuf data) {
     }
 
+    /** All of memory, for copies between native addresses, as the kernel's own copy is. */
+    private static final MemorySegment MEMORY = MemorySegment.NULL.reinterpret(Long.MAX_VALUE);
+
+    /**
+     * Copies as the kernel does, between native addresses: ByteBuf.setBytes between direct buffers goes through NIO
+     * views, which allocate, and would blur what the library itself allocates.
+     */
+    private static void copy(ByteBuf src, int srcIndex, ByteBuf dst, int dstIndex, int length) {
+        if (Buffers.isContiguousDirect(src) && Buffers.isContiguousDirect(dst)) {
+            MemorySegment.copy(MEMORY, Buffers.address(src, srcIndex), MEMORY, Buffers.address(dst, dstIndex), length);
+        } else {
+            dst.setBytes(dstIndex, src, srcIndex, length);
+        }
+    }
+
+    private static final int FETCHED = 0;
+    private static final int COPIED_IN = 1;
+    private static final int COPIED_OUT = 2;
+    /** Marks a tag that serves the load. */
+    private static final VirtualRequest LOADED = new VirtualRequest(0, 0, 0, null, null);
+
+    /** A running {@link #load}: on its queue's loop only. */
+    private static final class Load {
+        final int opFlags;
+        final int length;
+        final long slots;
+        final long count;
+        final MonoSink<Long> sink;
+        final ByteBuf data;
+        long issued;
+        long answered;
+        long failed;
+        int inFlight;
+
+        Load(int opFlags, int length, long slots, long count, MonoSink<Long> sink, ByteBuf data) {
+            this.opFlags = opFlags;
+            this.length = length;
+            this.slots = Math.max(1, slots);
+            this.count = count;
+            this.sink = sink;
+            this.data = data;
+        }
+
+        void finish() {
+            release();
+            sink.success(failed);
+        }
+
+        void release() {
+            if (data != null && data.refCnt() > 0) {
+                data.release();
+            }
+        }
+
+        void stopped() {
+            sink.error(new UbdIoException(Errno.EIO, "the device stopped after " + answered + " of " + count
+                    + " load requests"));
+        }
+    }
+
     private static final class VirtualRequest {
         final int opFlags;
         final long offset;
@@ -409,11 +499,85 @@ public final class VirtualDevice implements AutoCloseable {
         volatile int waitingCount;
         volatile int inFlightCount;
         boolean stopping;
+        // The load (see load()): the tags it holds are marked with LOADED in slots.
+        Load load;
+        /** Completions not delivered yet, as a CQ ring: a kind and a tag (or result) per entry, delivered by drain. */
+        final long[] pending;
+        int pendingHead;
+        int pendingCount;
+        final Runnable drain = this::drain;
 
         VirtualTransport(UbdQueue queue) {
             this.queue = queue;
             this.slots = new VirtualRequest[queue.depth()];
             this.fetched = new boolean[queue.depth()];
+            this.pending = new long[queue.depth() * 2];
+        }
+
+        void startLoad(IoOp op, int length, long span, long count, MonoSink<Long> sink) {
+            if (load != null || stopping) {
+                sink.error(new IllegalStateException(stopping ? "the device is stopped"
+                        : "queue " + queue.id() + " already runs a load"));
+                return;
+            }
+            load = new Load(op.code(), length, span / Math.max(1, length), count, sink,
+                    op == IoOp.FLUSH ? null : allocator.directBuffer(length, length).writeZero(length));
+            dispatch();
+        }
+
+        /** Issues the load's next request in a free, fetched tag. */
+        private void issueLoad(int tag) {
+            Load l = load;
+            slots[tag] = LOADED;
+            fetched[tag] = false;
+            inFlightCount++;
+            l.inFlight++;
+            long offset = (l.issued++ % l.slots) * l.length;
+            queue.onFetched(tag, l.opFlags, offset, l.length);
+        }
+
+        /** Delivers a completion on a later turn of the loop, as a CQE is. */
+        private void defer(int kind, int tag, int res) {
+            if (pendingCount == pending.length) {
+                drain(); // cannot happen (a tag has one completion pending at most), but never lose one
+            }
+            pending[(pendingHead + pendingCount++) % pending.length] = (long) kind << 56 | (long) tag << 32
+                    | (res & 0xFFFF_FFFFL);
+            if (pendingCount == 1) {
+                queue.loop().execute(drain);
+            }
+        }
+
+        private void drain() {
+            int n = pendingCount;
+            for (int i = 0; i < n && pendingCount > 0; i++) {
+                long e = pending[pendingHead];
+                pendingHead = (pendingHead + 1) % pending.length;
+                pendingCount--;
+                int tag = (int) (e >>> 32) & 0xFF_FFFF;
+                int res = (int) e;
+                switch ((int) (e >>> 56)) {
+                    case COPIED_IN -> queue.onCopiedIn(tag, res);
+                    case COPIED_OUT -> queue.onCopiedOut(tag, res);
+                    default -> refetch(tag);
+                }
+            }
+            if (pendingCount > 0) {
+                queue.loop().execute(drain);
+            }
+        }
+
+        private void refetch(int tag) {
+            if (stopping) {
+                queue.onAborted(tag);
+                return;
+            }
+            fetched[tag] = true;
+            if (!waiting.isEmpty()) {
+                dispatch();
+            } else if (load != null && load.issued < load.count) {
+                issueLoad(tag);
+            }
         }
 
         void submit(VirtualRequest r) {
@@ -438,6 +602,11 @@ public final class VirtualDevice implements AutoCloseable {
                 }
             }
             waitingCount = waiting.size();
+            for (int tag = 0; tag < slots.length && load != null && load.issued < load.count; tag++) {
+                if (fetched[tag] && slots[tag] == null) {
+                    issueLoad(tag);
+                }
+            }
         }
 
         @Override
@@ -449,6 +618,11 @@ public final class VirtualDevice implements AutoCloseable {
         @Override
         public void copyIn(int tag, ByteBuf dst, int length) {
             VirtualRequest r = slots[tag];
+            if (r == LOADED) {
+                copy(load.data, 0, dst, dst.writerIndex(), length);
+                defer(COPIED_IN, tag, length);
+                return;
+            }
             int res;
             if (r == null || r.writeData == null || r.writeData.readableBytes() < length) {
                 res = -Errno.EFAULT;
@@ -464,6 +638,11 @@ public final class VirtualDevice implements AutoCloseable {
         @Override
         public void copyOut(int tag, ByteBuf src, int length) {
             VirtualRequest r = slots[tag];
+            if (r == LOADED) {
+                copy(src, src.readerIndex(), load.data, 0, length);
+                defer(COPIED_OUT, tag, length);
+                return;
+            }
             int res;
             if (r == null) {
                 res = -Errno.EFAULT;
@@ -482,6 +661,23 @@ public final class VirtualDevice implements AutoCloseable {
         public void commitAndFetch(int tag, int result) {
             VirtualRequest r = slots[tag];
             slots[tag] = null;
+            if (r == LOADED) {
+                inFlightCount--;
+                Load l = load;
+                l.inFlight--;
+                if (result < 0 || (l.opFlags == UblkIo.OP_READ && result == 0)) {
+                    l.failed++;
+                }
+                if (++l.answered == l.count) {
+                    load = null;
+                    l.finish();
+                } else if (stopping && l.inFlight == 0) {
+                    load = null;
+                    l.release();
+                }
+                defer(FETCHED, tag, 0);
+                return;
+            }
             if (r != null) {
                 inFlightCount--;
                 complete(r, result);
@@ -523,6 +719,14 @@ public final class VirtualDevice implements AutoCloseable {
                 return;
             }
             stopping = true;
+            if (load != null) {
+                // Its requests in flight still finish (their copies need its buffer); then it is dropped.
+                load.stopped();
+                if (load.inFlight == 0) {
+                    load.release();
+                    load = null;
+                }
+            }
             VirtualRequest r;
             while ((r = waiting.poll()) != null) {
                 fail(r, Errno.EIO, "the device stopped");
