@@ -18,6 +18,7 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Scheduler;
+import reactor.util.concurrent.Queues;
 
 /**
  * One queue of a ublk device, as a {@link Flux} of {@link IoRequest}s.
@@ -46,6 +47,8 @@ import reactor.core.scheduler.Scheduler;
 public final class UbdQueue {
     private static final Logger LOG = LoggerFactory.getLogger(UbdQueue.class);
     private static final long FAILURE_LOG_INTERVAL_NANOS = 1_000_000_000L;
+    /** Slots per link of the queue of requests waiting for demand. */
+    private static final int WAITING_LINK = 16;
     private final int deviceId;
     private final int id;
     private final int depth;
@@ -53,7 +56,12 @@ public final class UbdQueue {
     private final LoopScheduler scheduler;
     private final ByteBufAllocator allocator;
     private final IoRequest[] inFlight;
-    private final Sinks.Many<IoRequest> sink = Sinks.many().unicast().onBackpressureBuffer();
+    /**
+     * Requests waiting for demand: at most depth, and mostly none. Reactor's default unbounded queue starts with a
+     * 257-slot array (over 1 KiB per queue, idle or not); links of 16 grow with the requests that wait and go with them.
+     */
+    private final Sinks.Many<IoRequest> sink =
+            Sinks.many().unicast().onBackpressureBuffer(Queues.<IoRequest>unbounded(WAITING_LINK).get());
     private final Sinks.Empty<Void> terminated = Sinks.empty();
     private final Flux<IoRequest> requests;
     private final AtomicLong completed = new AtomicLong();
