@@ -131,6 +131,8 @@ public final class DeviceMemory {
         String nmt = dcmd("vmNativeMemory", "summary");
         String histo = dcmd("gcClassHistogram");
         f.put("nmt_committed", parseNmt(nmt).getOrDefault("Total", -1L) * 1024);
+        Matcher live = Pattern.compile("(?m)^Total\\s+\\d+\\s+(\\d+)").matcher(histo);
+        f.put("heap_live_histogram", live.find() ? Long.parseLong(live.group(1)) : -1L);
         String tag = devices == 0 ? "after" : Integer.toString(devices);
         Files.writeString(out.resolve("nmt-" + tag + ".txt"), nmt);
         Files.writeString(out.resolve("histo-" + tag + ".txt"), histo);
@@ -273,7 +275,7 @@ public final class DeviceMemory {
                         r[2].isEmpty() ? "?" : r[2], r[1]));
     }
 
-    /** smaps: "start-end" -> {name, size KiB, rss KiB}. */
+    /** smaps: start address -> {name, size KiB, rss KiB}. */
     private static Map<String, String[]> parseSmaps(String text) {
         Map<String, String[]> m = new LinkedHashMap<>();
         String key = null;
@@ -282,7 +284,7 @@ public final class DeviceMemory {
         for (String line : text.split("\n")) {
             if (line.matches("^[0-9a-f]+-[0-9a-f]+ .*")) {
                 String[] f = line.trim().split("\\s+", 6);
-                key = f[0];
+                key = f[0].substring(0, f[0].indexOf('-')); // by start: a mapping that grew is the same one
                 name = f.length > 5 ? f[5] : "";
                 size = "";
             } else if (key != null && line.startsWith("Size:")) {
