@@ -16,7 +16,9 @@ import io.netty.channel.IoRegistration;
 import io.netty.channel.uring.IoUringIoEvent;
 import io.netty.channel.uring.IoUringIoHandle;
 import io.netty.channel.uring.IoUringIoOps;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.concurrent.RejectedExecutionException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -64,6 +66,10 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
     /** This queue's slots in the loop ring's buffer table; null without AUTO_BUF_REG or when none could be had. */
     private RingBufferTable.Reservation slots;
     private volatile IoRegistration registration;
+    /** Pieces a composite READ answer is written from at most with one pwritev; beyond, it is gathered. */
+    private static final int MAX_IOV = 64;
+    /** The iovecs of copyOutVectored, made on first use (on the loop). */
+    private MemorySegment iov;
     /** Set on the loop by {@link #close()}; completions after it are ignored (the descriptors are unmapped). */
     private boolean closed;
 
@@ -167,6 +173,38 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         } else {
             submitCopy((byte) IoUringAbi.OP_WRITE, KIND_COPY_OUT, tag, address, length, offset);
         }
+    }
+
+    /**
+     * A composite READ answer is written from its pieces with one {@code pwritev}, where {@code pwrite} would need
+     * them gathered into one buffer first: CopyPathBenchmark measured 1.3 to 1.8 times the copies per second for 4
+     * and 16 pieces at 4k and 512k (about even at 64k with 16). Only with {@link DataCopy#SYSCALL}, whose call
+     * returns before the iovecs are reused; pieces that are not direct, or more than {@link #MAX_IOV}, are gathered.
+     */
+    @Override
+    public boolean copyOutVectored(int tag, ByteBuf src, int length) {
+        if (copy != DataCopy.SYSCALL || src.nioBufferCount() > MAX_IOV || !src.isDirect()) {
+            return false;
+        }
+        java.nio.ByteBuffer[] parts = src.nioBuffers(src.readerIndex(), length);
+        if (parts.length > MAX_IOV) {
+            return false;
+        }
+        for (java.nio.ByteBuffer b : parts) {
+            if (!b.isDirect()) {
+                return false;
+            }
+        }
+        if (iov == null) {
+            iov = Arena.ofAuto().allocate(16L * MAX_IOV, 8);
+        }
+        for (int i = 0; i < parts.length; i++) {
+            iov.set(ValueLayout.JAVA_LONG, 16L * i, MemorySegment.ofBuffer(parts[i]).address());
+            iov.set(ValueLayout.JAVA_LONG, 16L * i + 8, parts[i].remaining());
+        }
+        queue.onCopiedOut(tag, (int) Libc.pwritev(fd, iov.address(), parts.length,
+                UblkIo.userCopyOffset(queue.id(), tag, 0)));
+        return true;
     }
 
     private void submitCopy(byte opcode, int kind, int tag, long address, int length, long offset) {

@@ -35,6 +35,21 @@ public interface QueueTransport {
     void copyOut(int tag, ByteBuf src, int length);
 
     /**
+     * Copies a READ's data that is in several pieces (a composite buffer, as a striping backend answers) straight from
+     * its pieces, if this transport can: then it calls {@link UbdQueue#onCopiedOut} as {@link #copyOut} does, and
+     * {@code src} stays valid until then. Otherwise it returns false at once, and the queue gathers the pieces into one
+     * buffer for {@link #copyOut}. None can by default.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     * @param src a buffer whose readable bytes are not at one native address
+     * @param length the length in bytes
+     * @return whether the copy was taken on
+     */
+    default boolean copyOutVectored(int tag, ByteBuf src, int length) {
+        return false;
+    }
+
+    /**
      * Commits {@code result} (bytes, 0, or {@code -errno}) for {@code tag} and fetches its next request.
      *
      * @param tag the request tag, from 0 to depth - 1

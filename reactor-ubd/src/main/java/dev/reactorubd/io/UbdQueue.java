@@ -471,6 +471,10 @@ public final class UbdQueue {
             return;
         }
         ByteBuf out = readData;
+        if (!Buffers.isContiguousDirect(readData) && transport.copyOutVectored(r.tag(), readData, r.length())) {
+            r.outgoing = readData; // released once the copy is done, as a gathered buffer is
+            return;
+        }
         if (!Buffers.isContiguousDirect(readData)) {
             ByteBuf gathered = null;
             try {

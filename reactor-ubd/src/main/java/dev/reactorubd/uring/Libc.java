@@ -70,6 +70,8 @@ public final class Libc {
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO);
     private static final MethodHandle PWRITE = downcall("pwrite",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO);
+    private static final MethodHandle PWRITEV = downcall("pwritev",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
     private static final MethodHandle IOCTL_PTR = downcall("ioctl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), CAPTURE_ERRNO,
             Linker.Option.firstVariadicArg(2));
@@ -206,6 +208,26 @@ public final class Libc {
         try {
             MemorySegment state = CALL_STATE_BUFFER.get();
             long r = (long) PWRITE.invokeExact(state, fd, buf, count, offset);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * {@code pwritev(fd, iov, iovcnt, offset)}: bytes written, or {@code -errno}. {@code iov} is the address of
+     * {@code iovcnt} {@code struct iovec}s (base address, then length, 8 bytes each).
+     *
+     * @param fd the file descriptor
+     * @param iov the address of the iovec array
+     * @param iovcnt how many iovecs
+     * @param offset the offset in the file
+     * @return bytes written, or {@code -errno}
+     */
+    public static long pwritev(int fd, long iov, int iovcnt, long offset) {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            long r = (long) PWRITEV.invokeExact(state, fd, iov, iovcnt, offset);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
