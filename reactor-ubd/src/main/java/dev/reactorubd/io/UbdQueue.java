@@ -471,9 +471,13 @@ public final class UbdQueue {
             return;
         }
         ByteBuf out = readData;
-        if (!Buffers.isContiguousDirect(readData) && transport.copyOutVectored(r.tag(), readData, r.length())) {
-            r.outgoing = readData; // released once the copy is done, as a gathered buffer is
-            return;
+        if (!Buffers.isContiguousDirect(readData)) {
+            // Held by the request before the copy, which may finish it (and release its buffers) before returning.
+            r.outgoing = readData;
+            if (transport.copyOutVectored(r.tag(), readData, r.length())) {
+                return;
+            }
+            r.outgoing = null;
         }
         if (!Buffers.isContiguousDirect(readData)) {
             ByteBuf gathered = null;
