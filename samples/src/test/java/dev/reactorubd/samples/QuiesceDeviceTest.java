@@ -12,15 +12,12 @@ import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
-import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -39,7 +36,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @DeviceTest
 class QuiesceDeviceTest {
-    private static final Pattern SERVING = Pattern.compile("serving (/dev/ublkb(\\d+))");
     private static final long MIB = 1 << 20;
     private final List<Process> processes = new ArrayList<>();
     private UbdServer server;
@@ -103,8 +99,9 @@ class QuiesceDeviceTest {
             Devices.awaitProgress(id, fio, 300);
             handOver(second);
             Path log = dir.resolve("recover.log");
-            Process next = startUbd(log, "recover", "--id", String.valueOf(id), "--target", "file", "--file",
-                    img.toString(), "--handover");
+            Process next = UbdProcesses.start(processes,
+                    log, "recover", "--id", String.valueOf(id), "--target", "file", "--file",
+                    img.toString(), "--handover").process();
             System.out.println("quiesce: taken over by process " + next.pid() + " at " + Devices.writesCompleted(id)
                     + " writes");
 
@@ -130,25 +127,6 @@ class QuiesceDeviceTest {
             store.close().block(Devices.WAIT);
             Vm.run(30, "rm", "-rf", dir.toString());
         }
-    }
-
-    /** Starts {@code ubd ARGS...} and waits (bounded) for its "serving /dev/ublkbN" line. */
-    private Process startUbd(Path log, String... args) throws IOException, InterruptedException {
-        Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString()));
-        cmd.addAll(List.of(args));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        processes.add(p);
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
-        while (p.isAlive() && System.nanoTime() < deadline) {
-            Matcher m = SERVING.matcher(Files.readString(log));
-            if (m.find()) {
-                return p;
-            }
-            Thread.sleep(100);
-        }
-        throw new AssertionError("no 'serving' line from " + List.of(args) + ":\n" + Files.readString(log));
     }
 
     @Test

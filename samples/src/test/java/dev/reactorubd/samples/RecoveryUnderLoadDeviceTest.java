@@ -8,15 +8,12 @@ import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
-import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -32,7 +29,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @DeviceTest
 class RecoveryUnderLoadDeviceTest {
-    private static final Pattern DEVICE = Pattern.compile("serving (/dev/ublkb(\\d+))");
     private static final long MIB = 1 << 20;
     private final List<Process> processes = new ArrayList<>();
 
@@ -42,27 +38,6 @@ class RecoveryUnderLoadDeviceTest {
         Vm.removeEveryDevice();
         assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
     }
-
-    /** Starts {@code ubd ARGS...} and waits (bounded) for its "serving /dev/ublkbN" line; returns the id. */
-    private int start(Path log, String... args) throws IOException, InterruptedException {
-        Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString()));
-        cmd.addAll(List.of(args));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        processes.add(p);
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
-        while (p.isAlive() && System.nanoTime() < deadline) {
-            Matcher m = DEVICE.matcher(Files.readString(log));
-            if (m.find()) {
-                return Integer.parseInt(m.group(2));
-            }
-            Thread.sleep(100);
-        }
-        throw new AssertionError("no 'serving' line from " + List.of(args) + ":\n" + Files.readString(log));
-    }
-
-
 
     private static void kill(Process p) throws InterruptedException {
         p.destroyForcibly(); // SIGKILL: no cleanup at all, requests in flight stay in flight
@@ -74,8 +49,9 @@ class RecoveryUnderLoadDeviceTest {
         Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-recovery");
         Path img = dir.resolve("store.img");
         String file = img.toString();
-        int id = start(dir.resolve("serve.log"), "serve", "--target", "file", "--file", file, "--size", "64M",
-                "--queues", "2", "--depth", "32", "--recoverable");
+        int id = UbdProcesses.start(processes,
+                dir.resolve("serve.log"), "serve", "--target", "file", "--file", file, "--size", "64M",
+                "--queues", "2", "--depth", "32", "--recoverable").id();
         String dev = "/dev/ublkb" + id;
         Path fioOut = dir.resolve("fio.out");
         Process fio = new ProcessBuilder("fio", "--name=recovery", "--filename=" + dev, "--rw=randwrite",
@@ -91,8 +67,9 @@ class RecoveryUnderLoadDeviceTest {
                 Devices.awaitProgress(id, fio, 300);
                 kill(processes.get(processes.size() - (kill == 1 ? 2 : 1)));
                 if (kill < 3) {
-                    int again = start(dir.resolve("recover" + kill + ".log"), "recover", "--id", String.valueOf(id),
-                            "--target", "file", "--file", file);
+                    int again = UbdProcesses.start(processes,
+                            dir.resolve("recover" + kill + ".log"), "recover", "--id", String.valueOf(id),
+                            "--target", "file", "--file", file).id();
                     assertEquals(id, again, "the same device is served again");
                 } else {
                     inProcess = UbdServer.create();
@@ -125,8 +102,9 @@ class RecoveryUnderLoadDeviceTest {
         Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-recovery-idle");
         String file = dir.resolve("store.img").toString();
         Process first;
-        int id = start(dir.resolve("serve.log"), "serve", "--target", "file", "--file", file, "--size", "16M",
-                "--recoverable");
+        int id = UbdProcesses.start(processes,
+                dir.resolve("serve.log"), "serve", "--target", "file", "--file", file, "--size", "16M",
+                "--recoverable").id();
         first = processes.get(processes.size() - 1);
         String dev = "/dev/ublkb" + id;
         Vm.sh(60, "head -c 1048576 /dev/urandom > " + dir + "/data; dd if=" + dir + "/data of=" + dev
@@ -134,7 +112,9 @@ class RecoveryUnderLoadDeviceTest {
         kill(first);
         // Durability: the FLUSH (conv=fsync) completed before the kill, so the data is in the file itself.
         Vm.sh(60, "cmp -n 1048576 " + file + " " + dir + "/data").requireSuccess();
-        start(dir.resolve("recover.log"), "recover", "--id", String.valueOf(id), "--target", "file", "--file", file);
+        UbdProcesses.start(processes,
+                dir.resolve("recover.log"), "recover", "--id", String.valueOf(id), "--target", "file", "--file",
+                file);
         Vm.sh(60, "cmp -n 1048576 " + dev + " " + dir + "/data").requireSuccess();
         Process server = processes.get(processes.size() - 1);
         server.destroy();
@@ -146,7 +126,8 @@ class RecoveryUnderLoadDeviceTest {
     @Test
     void recoveringADeviceThatWasNotMadeRecoverableSaysSo() throws Exception {
         Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-recovery-no");
-        int id = start(dir.resolve("serve.log"), "serve", "--target", "memory", "--size", "16M");
+        int id = UbdProcesses.start(processes, dir.resolve("serve.log"), "serve", "--target", "memory", "--size",
+                "16M").id();
         kill(processes.get(processes.size() - 1));
         try (UbdServer server = UbdServer.create()) {
             UbdUnsupportedException e = assertThrows(UbdUnsupportedException.class,
@@ -190,7 +171,8 @@ class RecoveryUnderLoadDeviceTest {
             Vm.sh(30, "rm -rf " + dir);
             return;
         }
-        int id = start(log, "serve", "--target", "file", "--file", file, "--size", "16M", "--recovery", "FAIL_IO");
+        int id = UbdProcesses.start(processes,
+                log, "serve", "--target", "file", "--file", file, "--size", "16M", "--recovery", "FAIL_IO").id();
         String dev = "/dev/ublkb" + id;
         Vm.sh(60, "head -c 1048576 /dev/urandom > " + dir + "/data; dd if=" + dir + "/data of=" + dev
                 + " bs=64k oflag=direct conv=fsync status=none").requireSuccess();

@@ -1,0 +1,44 @@
+package dev.reactorubd.samples;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/** Device tests' `ubd` processes: the packaged jar started as a user would, and its "serving" line awaited. */
+final class UbdProcesses {
+    private static final Pattern SERVING = Pattern.compile("serving (/dev/ublkb(\\d+))");
+
+    private UbdProcesses() {}
+
+    /** A started `ubd` and the id of the device it serves. */
+    record Started(Process process, int id) {
+    }
+
+    /**
+     * Starts {@code ubd ARGS...} (C1 only and SerialGC: quick to start under emulation) with its output in {@code log},
+     * adds it to {@code processes} (for the test's clean-up) and waits, at most 180 s, for its "serving /dev/ublkbN"
+     * line.
+     */
+    static Started start(List<Process> processes, Path log, String... args) throws IOException, InterruptedException {
+        Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString()));
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        processes.add(p);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
+        while (p.isAlive() && System.nanoTime() < deadline) {
+            Matcher m = SERVING.matcher(Files.readString(log));
+            if (m.find()) {
+                return new Started(p, Integer.parseInt(m.group(2)));
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError("no 'serving' line from " + List.of(args) + ":\n" + Files.readString(log));
+    }
+}
