@@ -171,7 +171,9 @@ class ScaleDeviceTest {
         ByteBuffer[] buffers = new ByteBuffer[WORKERS];
         for (int w = 0; w < WORKERS; w++) {
             // One aligned 4 KiB buffer per worker for O_DIRECT, allocated before the first snapshot.
-            buffers[w] = ByteBuffer.allocateDirect(8192).alignedSlice(4096).limit(4096);
+            // Exactly 4096 bytes: an aligned slice keeps 8192 when the allocation happens to be aligned, and clear()
+            // in writeAndReadBack would then move 8192.
+            buffers[w] = ByteBuffer.allocateDirect(8192).alignedSlice(4096).slice(0, 4096);
         }
         ExecutorService pool = Executors.newFixedThreadPool(WORKERS, named());
         try {
