@@ -29,13 +29,13 @@ public final class NullBackend implements BlockBackend {
     public NullBackend() {
     }
 
+    private static final int SECTOR = 512;
     /**
      * One ready answer per read length in sectors, made on first use: a read then allocates nothing. The slices are
      * unreleasable, so the queue's release after the copy leaves them whole for the next read.
      */
     @SuppressWarnings("unchecked")
-    private static final Mono<ByteBuf>[] ZERO_READS = new Mono[ZEROS / 512 + 1];
-    private static final int SECTOR = 512;
+    private static final Mono<ByteBuf>[] ZERO_READS = new Mono[ZEROS / SECTOR + 1];
 
     @Override
     public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {

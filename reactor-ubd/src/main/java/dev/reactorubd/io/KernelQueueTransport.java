@@ -187,9 +187,6 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
             return false;
         }
         java.nio.ByteBuffer[] parts = src.nioBuffers(src.readerIndex(), length);
-        if (parts.length > MAX_IOV) {
-            return false;
-        }
         for (java.nio.ByteBuffer b : parts) {
             if (!b.isDirect()) {
                 return false;

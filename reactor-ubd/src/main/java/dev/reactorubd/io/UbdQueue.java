@@ -478,8 +478,6 @@ public final class UbdQueue {
                 return;
             }
             r.outgoing = null;
-        }
-        if (!Buffers.isContiguousDirect(readData)) {
             ByteBuf gathered = null;
             try {
                 gathered = allocator.directBuffer(r.length(), r.length());

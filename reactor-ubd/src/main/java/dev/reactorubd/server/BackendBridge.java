@@ -117,18 +117,63 @@ public final class BackendBridge {
      * @param done run once the request is answered
      */
     public static void serve(BlockBackend backend, IoRequest r, Runnable done) {
-        serve(backend, r, new Answer(r, done, null));
+        Mono<?> pending = callOrAnswer(backend, r);
+        if (pending == null) {
+            done.run();
+        } else {
+            pending.subscribe(new Answer(r, done, null));
+        }
     }
 
-    private static void serve(BlockBackend backend, IoRequest r, Answer answer) {
+    /**
+     * Calls the backend for {@code r}. Answers {@code r} at once, and returns null, when the call throws or returns a
+     * Mono whose outcome is known when it is made ({@code Mono.just}, {@code Mono.empty}, {@code Mono.error}:
+     * Reactor's {@link Fuseable.ScalarCallable}), so that such answers need no subscriber; otherwise returns the Mono
+     * to subscribe an {@link Answer} to.
+     */
+    private static Mono<?> callOrAnswer(BlockBackend backend, IoRequest r) {
         Mono<?> call;
         try {
             call = call(backend, r);
         } catch (Throwable e) {
-            answer.onError(e);
-            return;
+            answerError(r, e);
+            return null;
         }
-        call.subscribe(answer);
+        if (!(call instanceof Fuseable.ScalarCallable<?> known)) {
+            return call;
+        }
+        Object value;
+        try {
+            value = known.call();
+        } catch (Throwable e) {
+            answerError(r, e);
+            return null;
+        }
+        if (value != null) {
+            answerValue(r, value);
+        } else {
+            answerEmpty(r);
+        }
+        return null;
+    }
+
+    /** Answers with the value a backend's Mono signalled: a READ's data, or a value the other operations drop. */
+    private static void answerValue(IoRequest r, Object value) {
+        if (r.op() == IoOp.READ && value instanceof ByteBuf data) {
+            r.complete(data);
+        } else {
+            ReferenceCountUtil.release(value);
+            r.complete();
+        }
+    }
+
+    /** Answers for a backend's Mono that completed empty: fine, except for a READ that was not served in place. */
+    private static void answerEmpty(IoRequest r) {
+        if (r.op() == IoOp.READ && r.registeredBuffer() < 0) {
+            r.fail(new UbdIoException(Errno.EIO, "the backend's read of " + r + " completed without data"));
+        } else {
+            r.complete();
+        }
     }
 
     private static Mono<?> call(BlockBackend backend, IoRequest r) {
@@ -194,26 +239,15 @@ public final class BackendBridge {
         @Override
         protected void hookOnNext(IoRequest r) {
             BlockBackend b = backend;
-            if (b != null) {
-                Mono<?> call;
-                try {
-                    call = call(b, r);
-                } catch (Throwable e) {
-                    answerError(r, e);
-                    request(1);
-                    return;
-                }
-                if (call instanceof Fuseable.ScalarCallable<?> known) {
-                    answerNow(r, known);
-                    request(1);
-                    return;
-                }
-                Answer a = new Answer(r, requestOne, timeoutNanos > 0 ? this : null);
-                if (timeoutNanos > 0) {
-                    a.started = System.nanoTime();
-                    waiting.set(r.tag(), a);
-                }
-                call.subscribe(a);
+            Mono<?> pending;
+            if (b == null) {
+                answerError(r, new UbdIoException(Errno.EIO, "the backend was detached from " + queue));
+                pending = null;
+            } else {
+                pending = callOrAnswer(b, r);
+            }
+            if (pending == null) {
+                request(1);
                 return;
             }
             Answer a = new Answer(r, requestOne, timeoutNanos > 0 ? this : null);
@@ -221,30 +255,7 @@ public final class BackendBridge {
                 a.started = System.nanoTime();
                 waiting.set(r.tag(), a);
             }
-            a.onError(new UbdIoException(Errno.EIO, "the backend was detached from " + queue));
-        }
-
-        /** Answers from a Mono that already holds its outcome, as Answer would from its signals. */
-        private static void answerNow(IoRequest r, Fuseable.ScalarCallable<?> known) {
-            Object value;
-            try {
-                value = known.call();
-            } catch (Throwable e) {
-                answerError(r, e);
-                return;
-            }
-            if (value != null) {
-                if (r.op() == IoOp.READ && value instanceof ByteBuf data) {
-                    r.complete(data);
-                } else {
-                    ReferenceCountUtil.release(value);
-                    r.complete();
-                }
-            } else if (r.op() == IoOp.READ && r.registeredBuffer() < 0) {
-                r.fail(new UbdIoException(Errno.EIO, "the backend's read of " + r + " completed without data"));
-            } else {
-                r.complete();
-            }
+            pending.subscribe(a);
         }
 
         void answered(Answer a) {
@@ -320,12 +331,7 @@ public final class BackendBridge {
                 ReferenceCountUtil.release(value);
                 return;
             }
-            if (r.op() == IoOp.READ && value instanceof ByteBuf data) {
-                r.complete(data);
-            } else {
-                ReferenceCountUtil.release(value);
-                r.complete();
-            }
+            answerValue(r, value);
             answered();
         }
 
@@ -340,11 +346,7 @@ public final class BackendBridge {
         @Override
         public void onComplete() {
             if (DONE.compareAndSet(this, 0, 1)) {
-                if (r.op() == IoOp.READ && r.registeredBuffer() < 0) {
-                    r.fail(new UbdIoException(Errno.EIO, "the backend's read of " + r + " completed without data"));
-                } else {
-                    r.complete();
-                }
+                answerEmpty(r);
                 answered();
             }
         }

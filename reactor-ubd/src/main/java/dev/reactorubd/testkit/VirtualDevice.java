@@ -637,24 +637,13 @@ public final class VirtualDevice implements AutoCloseable {
 
         @Override
         public void copyOut(int tag, ByteBuf src, int length) {
-            VirtualRequest r = slots[tag];
-            if (r == LOADED) {
-                copy(src, src.readerIndex(), load.data, 0, length);
-                defer(COPIED_OUT, tag, length);
-                return;
-            }
-            int res;
-            if (r == null) {
-                res = -Errno.EFAULT;
+            int result = takeReadData(tag, src, length);
+            // Like a CQE: delivered on a later turn of the loop (the load's in a batch).
+            if (slots[tag] == LOADED) {
+                defer(COPIED_OUT, tag, result);
             } else {
-                if (r.readData != null) {
-                    r.readData.release();
-                }
-                r.readData = allocator.heapBuffer(length, length).writeBytes(src, src.readerIndex(), length);
-                res = length;
+                queue.loop().execute(() -> queue.onCopiedOut(tag, result));
             }
-            int result = res;
-            queue.loop().execute(() -> queue.onCopiedOut(tag, result));
         }
 
         /**
@@ -663,22 +652,25 @@ public final class VirtualDevice implements AutoCloseable {
          */
         @Override
         public boolean copyOutVectored(int tag, ByteBuf src, int length) {
+            queue.onCopiedOut(tag, takeReadData(tag, src, length));
+            return true;
+        }
+
+        /** Copies a READ's data out of {@code src} for the caller, as the kernel would: bytes copied, or -EFAULT. */
+        private int takeReadData(int tag, ByteBuf src, int length) {
             VirtualRequest r = slots[tag];
             if (r == LOADED) {
                 copy(src, src.readerIndex(), load.data, 0, length);
-                queue.onCopiedOut(tag, length);
-                return true;
+                return length;
             }
             if (r == null) {
-                queue.onCopiedOut(tag, -Errno.EFAULT);
-                return true;
+                return -Errno.EFAULT;
             }
             if (r.readData != null) {
                 r.readData.release();
             }
             r.readData = allocator.heapBuffer(length, length).writeBytes(src, src.readerIndex(), length);
-            queue.onCopiedOut(tag, length);
-            return true;
+            return length;
         }
 
         @Override
