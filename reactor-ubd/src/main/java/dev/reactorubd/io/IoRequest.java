@@ -136,6 +136,21 @@ public final class IoRequest {
         return bufferIndex;
     }
 
+    /**
+     * For a request served in place, what enqueues its COMMIT_AND_FETCH on the loop's ring linked behind the one
+     * operation that moves its data, so that both reach the kernel in one {@code io_uring_enter} and the commit runs
+     * as soon as the data moved, with no turn of the loop in between: submit that operation with {@code
+     * IOSQE_IO_LINK}, then run this at once, on the loop, in the same call ({@code LoopIo.submitLinked} does both).
+     * The commit carries {@link #length()}; the kernel cancels it if the operation fails or moves fewer bytes, and the
+     * request is then committed with its answer as usual. Answer the request as usual either way. Run it only for an
+     * operation that moves every byte of the request, at most once, and never when the operation was not submitted.
+     *
+     * @return the runnable, or null when the request is not served in place or its queue cannot link commits
+     */
+    public Runnable linkedCommit() {
+        return queue.linkedCommit(this);
+    }
+
     /** {@return whether this request was answered} */
     public boolean isAnswered() {
         return answered != 0;

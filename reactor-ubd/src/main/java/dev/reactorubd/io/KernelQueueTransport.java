@@ -209,6 +209,12 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
                 (short) 0, (short) 0, 0, 0L));
     }
 
+    /** With zero copy on, a commit may follow the backend's READ_FIXED or WRITE_FIXED on this same ring, linked. */
+    @Override
+    public boolean canLinkCommit() {
+        return slots != null;
+    }
+
     @Override
     public void commitAndFetch(int tag, int result) {
         command(UblkIo.COMMIT_AND_FETCH_REQ, tag, result);
@@ -262,6 +268,9 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
                             slots != null && (opFlags & UblkIo.F_NEED_REG_BUF) == 0 ? slots.base() + tag : -1);
                 } else if (res == UblkIo.RES_ABORT) {
                     queue.onAborted(tag);
+                } else if (res == -Errno.ECANCELED && queue.onLinkedCommitCancelled(tag)) {
+                    // A linked commit whose operation fell short: the queue commits the answer itself.
+                    return;
                 } else {
                     queue.onTransportError(UbdQueue.fetchFailed(queue.deviceId(), queue.id(), tag, res));
                 }

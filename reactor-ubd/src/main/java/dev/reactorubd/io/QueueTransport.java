@@ -50,6 +50,17 @@ public interface QueueTransport {
     }
 
     /**
+     * Whether a request's commit may be linked behind the operation that serves it in place ({@link
+     * IoRequest#linkedCommit()}): only where requests come with registered pages on a ring this transport submits
+     * to, and a linked commit that is cancelled reaches {@link UbdQueue#onLinkedCommitCancelled}. None can by default.
+     *
+     * @return whether {@link #commitAndFetch} may be enqueued linked behind a backend's operation
+     */
+    default boolean canLinkCommit() {
+        return false;
+    }
+
+    /**
      * Commits {@code result} (bytes, 0, or {@code -errno}) for {@code tag} and fetches its next request.
      *
      * @param tag the request tag, from 0 to depth - 1

@@ -65,12 +65,24 @@ public final class UbdQueue {
     // Written on the loop only (one writer), read from any thread: plain volatile fields suffice.
     private volatile long bytes;
     private volatile long zeroCopied;
+    private volatile long linkedCommits;
     private volatile int inFlightCount;
     private QueueTransport transport;
     /** Whether READ and WRITE requests whose pages the kernel registered are served in place; see serveInPlace. */
     private volatile boolean inPlace;
     /** Whether each tag reuses one IoRequest object; see recycleRequests. */
     private volatile boolean recycle;
+    /**
+     * Per tag, where its linked commit stands (see {@link #linkedCommit}): {@link #LINK_NONE} and the others. Made
+     * on the first link, on the loop.
+     */
+    private byte[] link;
+    /** The result of a request answered while its linked commit was pending: committed if that commit is cancelled. */
+    private int[] heldResult;
+    /** A tag's next request that arrived before its previous one was answered (its linked commit went through). */
+    private Object[] earlyFetch;
+    /** What each tag's {@link #linkedCommit} runs; made once per tag. */
+    private Runnable[] linkers;
     private int aborted;
     private long lastFailureLog;
     private int unloggedFailures;
@@ -226,6 +238,16 @@ public final class UbdQueue {
     }
 
     /**
+     * Requests served in place whose commit the kernel ran linked behind the backend's operation ({@link
+     * IoRequest#linkedCommit()}): links enqueued, less those cancelled because the operation fell short.
+     *
+     * @return the count, readable from any thread (updated on the queue's loop)
+     */
+    public long linkedCommitCount() {
+        return linkedCommits;
+    }
+
+    /**
      * Requests the kernel handed to this queue that are not answered yet (at most {@link #depth()}).
      *
      * @return the count at the time of the call, readable from any thread
@@ -277,6 +299,92 @@ public final class UbdQueue {
         return metrics;
     }
 
+    // ---------------------------------------------------------------- linked commits (on the loop)
+
+    /** No linked commit. */
+    private static final byte LINK_NONE = 0;
+    /** The commit is linked behind the backend's operation; neither the answer nor the commit's fate is known. */
+    private static final byte LINK_PENDING = 1;
+    /** The request was answered (its result held) while its linked commit was pending. */
+    private static final byte LINK_ANSWERED = 2;
+    /** The linked commit went through and the tag's next request arrived before the answer (stashed meanwhile). */
+    private static final byte LINK_FETCHED_EARLY = 3;
+
+    /** A request of a tag that arrived before the tag's previous request was answered. */
+    private record Fetch(int opFlags, long offset, int length, int bufferIndex) { }
+
+    /**
+     * What enqueues {@code r}'s COMMIT_AND_FETCH linked behind the one operation that moves its data, or null when
+     * that cannot be offered (the request is not served in place, or the transport cannot link). See {@link
+     * IoRequest#linkedCommit()}.
+     */
+    Runnable linkedCommit(IoRequest r) {
+        if (r.bufferIndex < 0 || transport == null || !transport.canLinkCommit()) {
+            return null;
+        }
+        if (linkers == null) {
+            link = new byte[depth];
+            heldResult = new int[depth];
+            earlyFetch = new Object[depth];
+            linkers = new Runnable[depth];
+        }
+        Runnable l = linkers[r.tag()];
+        if (l == null) {
+            int tag = r.tag();
+            l = linkers[tag] = () -> enqueueLinkedCommit(tag);
+        }
+        return l;
+    }
+
+    /** On the loop, right after the backend enqueued its operation with IOSQE_IO_LINK. */
+    private void enqueueLinkedCommit(int tag) {
+        IoRequest r = inFlight[tag];
+        if (r == null || r.isAnswered() || link[tag] != LINK_NONE || !loop.inEventLoop()) {
+            return; // nothing to commit here: the link ends with a no-op (LoopIo.submitLinked)
+        }
+        link[tag] = LINK_PENDING;
+        linkedCommits++;
+        // A READ or WRITE served in place answers its length; if the operation falls short, this is cancelled.
+        transport.commitAndFetch(tag, r.length());
+    }
+
+    /**
+     * The linked commit of {@code tag} was cancelled (the operation it followed failed or fell short, and the
+     * backend goes on or fails the request): the answer is committed the usual way.
+     *
+     * @param tag the request tag
+     * @return whether {@code tag} had a linked commit pending; otherwise the cancellation is not this queue's doing
+     */
+    public boolean onLinkedCommitCancelled(int tag) {
+        if (link == null || (link[tag] != LINK_PENDING && link[tag] != LINK_ANSWERED)) {
+            return false;
+        }
+        boolean answered = link[tag] == LINK_ANSWERED;
+        link[tag] = LINK_NONE;
+        linkedCommits--;
+        if (answered) {
+            transport.commitAndFetch(tag, heldResult[tag]);
+        }
+        return true;
+    }
+
+    /**
+     * Whether the request just fetched for {@code tag} follows a linked commit, and so cannot be taken yet: its
+     * previous request is still waiting for its answer (stashed until then). Clears the tag's link otherwise.
+     */
+    private boolean fetchedWhileLinked(int tag, int opFlags, long offset, int length, int bufferIndex) {
+        if (link == null || link[tag] == LINK_NONE) {
+            return false;
+        }
+        if (link[tag] == LINK_PENDING) {
+            link[tag] = LINK_FETCHED_EARLY;
+            earlyFetch[tag] = new Fetch(opFlags, offset, length, bufferIndex);
+            return true;
+        }
+        link[tag] = LINK_NONE; // answered, and committed by the link
+        return false;
+    }
+
     // ---------------------------------------------------------------- transport callbacks (on the loop)
 
     /**
@@ -303,6 +411,9 @@ public final class UbdQueue {
      * @param bufferIndex the slot of the loop ring's buffer table holding the request's pages, or -1 for none
      */
     public void onFetched(int tag, int opFlags, long offset, int length, int bufferIndex) {
+        if (fetchedWhileLinked(tag, opFlags, offset, length, bufferIndex)) {
+            return;
+        }
         IoRequest r = request(tag, opFlags, offset, length);
         if (timed) {
             r.fetchedNanos = System.nanoTime();
@@ -397,6 +508,9 @@ public final class UbdQueue {
      * @param tag the request tag, from 0 to depth - 1
      */
     public void onAborted(int tag) {
+        if (link != null) {
+            link[tag] = LINK_NONE;
+        }
         IoRequest r = inFlight[tag];
         inFlight[tag] = null;
         if (r != null) {
@@ -529,6 +643,20 @@ public final class UbdQueue {
         } else {
             completed.incrementAndGet();
             bytes += result; // READ and WRITE answer their byte count, the others 0
+        }
+        if (link != null && link[tag] != LINK_NONE) {
+            if (link[tag] == LINK_PENDING) {
+                // The commit is on its way behind the backend's operation; should it be cancelled, this result goes.
+                link[tag] = LINK_ANSWERED;
+                heldResult[tag] = result;
+            } else if (link[tag] == LINK_FETCHED_EARLY) {
+                // The link committed it, and the tag's next request is waiting: take it now.
+                link[tag] = LINK_NONE;
+                Fetch f = (Fetch) earlyFetch[tag];
+                earlyFetch[tag] = null;
+                onFetched(tag, f.opFlags(), f.offset(), f.length(), f.bufferIndex());
+            }
+            return;
         }
         transport.commitAndFetch(tag, result);
     }

@@ -180,10 +180,12 @@ public final class BackendBridge {
         return switch (r.op()) {
             // A registered buffer is only ever handed to a ZeroCopyBackend: see attach.
             case READ -> r.registeredBuffer() >= 0
-                    ? ((ZeroCopyBackend) backend).readInto(r.offset(), r.length(), r.registeredBuffer())
+                    ? ((ZeroCopyBackend) backend).readInto(r.offset(), r.length(), r.registeredBuffer(),
+                    r.linkedCommit())
                     : backend.read(r.offset(), r.length(), r.queue().allocator());
             case WRITE -> r.registeredBuffer() >= 0
-                    ? ((ZeroCopyBackend) backend).writeFrom(r.offset(), r.length(), r.registeredBuffer(), r.fua())
+                    ? ((ZeroCopyBackend) backend).writeFrom(r.offset(), r.length(), r.registeredBuffer(), r.fua(),
+                    r.linkedCommit())
                     : backend.write(r.offset(), r.data(), r.fua());
             case FLUSH -> backend.flush();
             case DISCARD -> backend.discard(r.offset(), r.length());

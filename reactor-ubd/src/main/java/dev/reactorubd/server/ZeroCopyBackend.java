@@ -44,4 +44,36 @@ public interface ZeroCopyBackend extends BlockBackend {
      * @return a Mono that completes once every byte is written
      */
     Mono<Void> writeFrom(long offset, int length, int bufferIndex, boolean fua);
+
+    /**
+     * {@link #readInto(long, int, int)}, with the request's commit offered for linking: a backend that reads all
+     * {@code length} bytes with one io_uring operation on the loop's ring may submit it linked to the commit ({@code
+     * LoopIo.submitLinked(..., linkedCommit)}), which then runs in the kernel as soon as the read is done, in the same
+     * {@code io_uring_enter} (see {@link IoRequest#linkedCommit()}). The Mono is answered as usual either way. By
+     * default the link is not used.
+     *
+     * @param offset the byte offset on the device
+     * @param length the bytes to read: the request's length
+     * @param bufferIndex the slot of the loop ring's buffer table holding the request's pages
+     * @param linkedCommit what enqueues the request's commit right behind the backend's operation, or null
+     * @return a Mono that completes once every byte is in the request's pages
+     */
+    default Mono<Void> readInto(long offset, int length, int bufferIndex, Runnable linkedCommit) {
+        return readInto(offset, length, bufferIndex);
+    }
+
+    /**
+     * {@link #writeFrom(long, int, int, boolean)}, with the request's commit offered for linking, as for {@link
+     * #readInto(long, int, int, Runnable)}.
+     *
+     * @param offset the byte offset on the device
+     * @param length the bytes to write: the request's length
+     * @param bufferIndex the slot of the loop ring's buffer table holding the request's pages
+     * @param fua force unit access: the data must be durable when the Mono completes
+     * @param linkedCommit what enqueues the request's commit right behind the backend's operation, or null
+     * @return a Mono that completes once every byte is written
+     */
+    default Mono<Void> writeFrom(long offset, int length, int bufferIndex, boolean fua, Runnable linkedCommit) {
+        return writeFrom(offset, length, bufferIndex, fua);
+    }
 }

@@ -27,6 +27,11 @@ public final class IoUringAbi {
 
     /** {@code fsync_flags}: fdatasync rather than fsync. */
     public static final int FSYNC_DATASYNC = 1;
+    /**
+     * {@code IOSQE_IO_LINK}, an SQE flag: the next SQE of the same submission starts only once this one succeeded (for
+     * a read or write: moved every byte it was asked to), and completes with {@code -ECANCELED} otherwise.
+     */
+    public static final int IOSQE_IO_LINK = 1 << 2;
     /** {@code rw_flags} of a WRITE: the write is durable when it completes (per-write O_DSYNC). */
     public static final int RWF_DSYNC = 2;
     /** fallocate modes (the SQE's {@code len}). */

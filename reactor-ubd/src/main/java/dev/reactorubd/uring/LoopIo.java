@@ -40,8 +40,13 @@ public final class LoopIo implements IoUringIoHandle {
         void complete(int res);
     }
 
+    /** Receives the result of the no-op that ends a chain nobody followed: nothing to do. */
+    private static final Completion IGNORED = res -> { };
+
     private final IoEventLoop loop;
     private volatile IoRegistration registration;
+    /** How full the loop's submission queue is, for linked pairs; null where it cannot be read (no links then). */
+    private SubmissionRoom room;
     private Completion[] slots = new Completion[64];
     private int[] free = new int[64];
     private int freeCount;
@@ -69,6 +74,7 @@ public final class LoopIo implements IoUringIoHandle {
         return Mono.create(sink -> io.register(l).addListener(f -> {
             if (f.isSuccess()) {
                 l.registration = (IoRegistration) f.getNow();
+                l.room = SubmissionRoom.of(l.registration);
                 sink.success(l);
             } else {
                 sink.error(new UbdException("cannot register with the io_uring loop " + loop + ": " + f.cause(), 0,
@@ -142,6 +148,58 @@ public final class LoopIo implements IoUringIoHandle {
             release(slot);
             done.complete(-Errno.ESHUTDOWN);
         }
+    }
+
+    /**
+     * Submits one operation that names a registered buffer, as {@link #submit(int, int, long, long, int, int, int,
+     * long, Completion)} does, and links to it the one SQE that {@code next} enqueues on this loop's ring right after
+     * ({@code IOSQE_IO_LINK}): the kernel starts that SQE only once this operation succeeded in full (a read or write
+     * that moved fewer bytes than {@code len} counts as failed), and otherwise completes it with {@code -ECANCELED}
+     * without running it. Both reach the kernel in the same {@code io_uring_enter}, so a request's commit can follow
+     * the IO that serves it with no turn of the loop in between. On the loop only.
+     *
+     * <p>Returns false, having submitted nothing, when the pair cannot be linked here: off the loop, once closed, with
+     * {@value #MAX_IN_FLIGHT} operations in flight, where Netty's queue fill cannot be read, or when its queue has
+     * no room for two (a flush between them would split the pair). Submit unlinked then. Should {@code next} enqueue
+     * nothing (or throw), a no-op SQE ends the chain, so that no unrelated SQE is linked to this operation.
+     *
+     * @param opcode the io_uring opcode ({@code IoUringAbi.OP_*})
+     * @param fd the file descriptor
+     * @param off the SQE's {@code off}: a file offset
+     * @param addr the SQE's {@code addr}
+     * @param len the SQE's {@code len}: a byte count
+     * @param opFlags the SQE's {@code rw_flags}
+     * @param bufIndex the slot of the ring's buffer table
+     * @param done receives this operation's result on the loop, once
+     * @param next enqueues exactly one SQE on this loop's ring (through any registration with it)
+     * @return whether both were enqueued, linked
+     */
+    public boolean submitLinked(int opcode, int fd, long off, long addr, int len, int opFlags, int bufIndex,
+                                Completion done, Runnable next) {
+        SubmissionRoom q = room;
+        IoRegistration r = registration;
+        if (q == null || closed || inFlight >= MAX_IN_FLIGHT - 1 || r == null || !r.isValid()
+                || !loop.inEventLoop() || q.free() < 2) {
+            return false;
+        }
+        int slot = take(done);
+        if (r.submit(new IoUringIoOps((byte) opcode, (byte) IoUringAbi.IOSQE_IO_LINK, (short) 0, fd, off, addr, len,
+                opFlags, slot, (short) bufIndex, (short) 0, 0, 0L)) == 0) {
+            release(slot);
+            return false;
+        }
+        int linked = q.tail();
+        try {
+            next.run();
+        } finally {
+            if (q.tail() == linked) {
+                // Nothing followed: end the chain here rather than link whatever is submitted next.
+                int nop = take(IGNORED);
+                r.submit(new IoUringIoOps((byte) IoUringAbi.OP_NOP, (byte) 0, (short) 0, -1, 0L, 0L, 0, 0, nop,
+                        (short) 0, (short) 0, 0, 0L));
+            }
+        }
+        return true;
     }
 
     private int take(Completion done) {

@@ -475,16 +475,26 @@ public final class FileBackend implements BlockBackend {
 
         @Override
         public Mono<Void> readInto(long offset, int length, int bufferIndex) {
+            return readInto(offset, length, bufferIndex, null);
+        }
+
+        @Override
+        public Mono<Void> readInto(long offset, int length, int bufferIndex, Runnable linkedCommit) {
             Mono<Void> bad = checkRange(offset, length, size);
             if (bad != null) {
                 return bad;
             }
-            return Mono.create(sink -> onLoop(sink,
-                    () -> new Transfer(io, false, offset, null, length, 0, bufferIndex, sink).start()));
+            return Mono.create(sink -> onLoop(sink, () -> new Transfer(io, false, offset, null, length, 0,
+                    bufferIndex, sink).start(linkedCommit)));
         }
 
         @Override
         public Mono<Void> writeFrom(long offset, int length, int bufferIndex, boolean fua) {
+            return writeFrom(offset, length, bufferIndex, fua, null);
+        }
+
+        @Override
+        public Mono<Void> writeFrom(long offset, int length, int bufferIndex, boolean fua, Runnable linkedCommit) {
             if (readOnly) {
                 return Mono.error(new UbdIoException(Errno.EROFS, path + " is open read-only"));
             }
@@ -493,7 +503,7 @@ public final class FileBackend implements BlockBackend {
                 return bad;
             }
             return Mono.create(sink -> onLoop(sink, () -> new Transfer(io, true, offset, null, length,
-                    fua ? IoUringAbi.RWF_DSYNC : 0, bufferIndex, sink).start()));
+                    fua ? IoUringAbi.RWF_DSYNC : 0, bufferIndex, sink).start(linkedCommit)));
         }
 
         @Override
@@ -622,6 +632,18 @@ public final class FileBackend implements BlockBackend {
 
         void start() {
             next();
+        }
+
+        /**
+         * Starts with the request's commit linked behind the first operation, where the loop can link them: when that
+         * operation moves every byte, the kernel commits the request at once. If it falls short the commit is
+         * cancelled, the rest is moved as usual and the request is committed with this transfer's outcome.
+         */
+        void start(Runnable linkedCommit) {
+            if (linkedCommit == null || bufIndex < 0 || !io.submitLinked(write ? IoUringAbi.OP_WRITE_FIXED
+                    : IoUringAbi.OP_READ_FIXED, fd, offset, 0L, length, rwFlags, bufIndex, this, linkedCommit)) {
+                next();
+            }
         }
 
         private void next() {

@@ -72,7 +72,9 @@ class ZeroCopyDeviceTest {
                 Devices.fioVerify(dev, "zero-copy", 48 * MIB);
                 long inPlace = zeroCopied(dev);
                 long all = served(dev);
-                System.out.println("zero copy: " + inPlace + " of " + all + " requests served in place");
+                long linked = dev.queue(0).linkedCommitCount() + dev.queue(1).linkedCommitCount();
+                System.out.println("zero copy: " + inPlace + " of " + all + " requests served in place, " + linked
+                        + " committed by a link");
                 assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount(), "no request failed");
                 assertTrue(dev.queue(0).zeroCopyCount() > 0 && dev.queue(1).zeroCopyCount() > 0,
                         "both queues served in place: " + dev.queue(0).zeroCopyCount() + ", "
@@ -80,10 +82,47 @@ class ZeroCopyDeviceTest {
                 // fio's reads and writes all went in place; the rest (at most a FLUSH or a partition-scan read that
                 // found its pages unregistered) is small.
                 assertTrue(inPlace >= all * 9 / 10, inPlace + " of " + all + " in place");
+                // Each went with its commit linked behind its READ_FIXED / WRITE_FIXED (a full queue aside).
+                assertTrue(linked >= inPlace * 9 / 10, linked + " of " + inPlace + " committed by a link");
                 // What the device holds is what the file holds: the data went to the file, not to a buffer of ours.
                 String deviceSum = Vm.sh(120, "sha256sum < " + dev.blockDevicePath()).requireSuccess().output();
                 String fileSum = Vm.sh(120, "sha256sum < " + file.path()).requireSuccess().output();
                 assertEquals(fileSum, deviceSum, "device and file hold the same bytes");
+            } finally {
+                Devices.closeAndCheckGone(dev);
+            }
+        } finally {
+            file.close().block(WAIT);
+            Vm.sh(30, "rm -f " + file.path());
+        }
+    }
+
+    @Test
+    void readsPastTheEndOfAShrunkenFileFailAndTheDeviceGoesOn() {
+        // A read that falls short breaks the link: the kernel cancels the commit behind it, and the request must then
+        // be committed with its failure, once, and the tag serve again. Shrinking the file under the device makes
+        // reads fall short (half a block) or find nothing (0 bytes).
+        FileBackend file = file("shrunk", 64 * MIB);
+        try {
+            UbdDevice dev = serve(SERVER.get(), file);
+            try {
+                String b = dev.blockDevicePath();
+                Vm.sh(60, "dd if=/dev/urandom of=" + b + " bs=1M count=8 oflag=direct status=none").requireSuccess();
+                Vm.sh(30, "truncate -s " + (32 * MIB + 2048) + " " + file.path()).requireSuccess();
+                for (long at : new long[] {32 * MIB, 48 * MIB}) {
+                    Vm.Result r = Vm.sh(30, "dd if=" + b + " of=/dev/null bs=4096 count=1 skip=" + at / 4096
+                            + " iflag=direct status=none");
+                    assertTrue(r.exitCode() != 0 && r.output().contains("Input/output error"),
+                            "reading at " + at + " past the end fails with EIO: " + r.output());
+                }
+                // Every tag goes on: many more reads than tags, over both queues, and each one back intact.
+                Vm.sh(120, "set -e; for i in $(seq 1 4); do dd if=" + b + " of=/dev/null bs=64k count=128"
+                        + " iflag=direct status=none; done; dd if=" + b + " of=/run/ubd-zc/dev8 bs=1M count=8"
+                        + " iflag=direct status=none; head -c 8M " + file.path() + " > /run/ubd-zc/file8;"
+                        + " cmp /run/ubd-zc/dev8 /run/ubd-zc/file8; rm -f /run/ubd-zc/dev8 /run/ubd-zc/file8")
+                        .requireSuccess();
+                long failed = dev.queue(0).failedCount() + dev.queue(1).failedCount();
+                assertTrue(failed >= 2, "the two reads past the end failed: " + failed);
             } finally {
                 Devices.closeAndCheckGone(dev);
             }

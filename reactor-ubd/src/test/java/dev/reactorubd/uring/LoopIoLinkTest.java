@@ -1,0 +1,150 @@
+package dev.reactorubd.uring;
+
+import io.netty.channel.IoEventLoop;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.uring.IoUring;
+import io.netty.channel.uring.IoUringIoHandler;
+import io.netty.channel.uring.IoUringIoHandlerConfig;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * {@link LoopIo#submitLinked} on real Netty io_uring rings of this machine's kernel: the linked SQE runs only after an
+ * operation that moved every byte, is cancelled after one that fell short, a chain nobody followed is ended, and a
+ * pair is never split by a full queue.
+ */
+class LoopIoLinkTest {
+    private static final Duration WAIT = Duration.ofSeconds(10);
+    /** A small queue, so that filling it takes few SQEs. */
+    private static final int RING = 16;
+    private MultiThreadIoEventLoopGroup loops;
+    private LoopIo io;
+    private Arena arena;
+    private int fd = -1;
+
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        assumeTrue(IoUring.isAvailable(), "io_uring is not available here: " + IoUring.unavailabilityCause());
+        assertNull(SubmissionRoom.unavailable());
+        loops = new MultiThreadIoEventLoopGroup(1,
+                IoUringIoHandler.newFactory(new IoUringIoHandlerConfig().setRingSize(RING)));
+        io = LoopIo.register(loops.next()).block(WAIT);
+        Path file = dir.resolve("data");
+        Files.write(file, new byte[8192]);
+        fd = Libc.open(file.toString(), 0);
+        assertTrue(fd >= 0);
+        arena = Arena.ofShared();
+    }
+
+    @AfterEach
+    void tearDown() {
+        if (loops != null) {
+            loops.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+        }
+        if (fd >= 0) {
+            Libc.close(fd);
+        }
+        if (arena != null) {
+            arena.close();
+        }
+    }
+
+    private IoEventLoop loop() {
+        return io.loop();
+    }
+
+    /** Results, in the order they arrived. */
+    private final List<String> results = new CopyOnWriteArrayList<>();
+
+    private LoopIo.Completion record(String name, CompletableFuture<Integer> done) {
+        return res -> {
+            results.add(name + "=" + res);
+            done.complete(res);
+        };
+    }
+
+    /** Reads {@code len} bytes at {@code off} and links a no-op behind it; returns both results. */
+    private int[] readThenLinkedNop(long off, int len) throws Exception {
+        MemorySegment buf = arena.allocate(len, 4096);
+        CompletableFuture<Integer> read = new CompletableFuture<>();
+        CompletableFuture<Integer> nop = new CompletableFuture<>();
+        boolean linked = loop().submit(() -> io.submitLinked(IoUringAbi.OP_READ, fd, off, buf.address(), len, 0, 0,
+                record("read", read), () -> io.submit(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, record("nop", nop))))
+                .get(10, TimeUnit.SECONDS);
+        assertTrue(linked);
+        return new int[] {read.get(10, TimeUnit.SECONDS), nop.get(10, TimeUnit.SECONDS)};
+    }
+
+    @Test
+    void theLinkedOperationRunsAfterOneThatMovedEveryByte() throws Exception {
+        int[] res = readThenLinkedNop(0, 4096);
+        assertEquals(4096, res[0]);
+        assertEquals(0, res[1]);
+        assertEquals(List.of("read=4096", "nop=0"), results);
+    }
+
+    @Test
+    void theLinkedOperationIsCancelledAfterOneThatFellShort() throws Exception {
+        int[] res = readThenLinkedNop(6144, 4096); // 2048 bytes before the end of the file
+        assertEquals(2048, res[0]);
+        assertEquals(-Errno.ECANCELED, res[1]);
+    }
+
+    @Test
+    void aChainNobodyFollowedIsEndedSoTheNextOperationRunsAlone() throws Exception {
+        CompletableFuture<Integer> failed = new CompletableFuture<>();
+        CompletableFuture<Integer> later = new CompletableFuture<>();
+        loop().submit(() -> {
+            // The head fails (no such fd); its follower enqueues nothing. An operation submitted next, in the same
+            // turn, must not be taken into the chain (it would be cancelled).
+            assertTrue(io.submitLinked(IoUringAbi.OP_READ, 1 << 20, 0, 0, 0, 0, 0, record("bad", failed), () -> { }));
+            io.submit(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, record("later", later));
+        }).get(10, TimeUnit.SECONDS);
+        assertEquals(-Errno.EBADF, failed.get(10, TimeUnit.SECONDS));
+        assertEquals(0, later.get(10, TimeUnit.SECONDS));
+    }
+
+    @Test
+    void aQueueWithoutRoomForBothIsNotLinked() throws Exception {
+        CompletableFuture<Integer> sink = new CompletableFuture<>();
+        boolean[] outcome = loop().submit(() -> {
+            // Fill the queue within one task, so that Netty has submitted none of it yet.
+            for (int i = 0; i < RING - 1; i++) {
+                io.submit(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, res -> { });
+            }
+            boolean full = io.submitLinked(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, res -> { },
+                    () -> { throw new AssertionError("not linked: nothing may follow"); });
+            return new boolean[] {full};
+        }).get(10, TimeUnit.SECONDS);
+        assertFalse(outcome[0], "one free slot cannot hold a pair");
+        int[] res = readThenLinkedNop(0, 512); // and once Netty flushed, pairs link again
+        assertEquals(512, res[0]);
+        assertEquals(0, res[1]);
+        sink.complete(0);
+    }
+
+    @Test
+    void offTheLoopNothingIsLinked() {
+        assertFalse(io.submitLinked(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, res -> { }, () -> { }));
+    }
+}
