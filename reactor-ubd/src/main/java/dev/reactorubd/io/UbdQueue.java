@@ -69,7 +69,8 @@ public final class UbdQueue {
     private volatile int inFlightCount;
     private QueueTransport transport;
     /** Whether READ and WRITE requests whose pages the kernel registered are served in place; see serveInPlace. */
-    private volatile boolean inPlace;
+    private volatile boolean readsInPlace;
+    private volatile boolean writesInPlace;
     /** Whether each tag reuses one IoRequest object; see recycleRequests. */
     private volatile boolean recycle;
     /**
@@ -275,7 +276,20 @@ public final class UbdQueue {
      * @param inPlace whether to hand registered requests over in place
      */
     public void serveInPlace(boolean inPlace) {
-        this.inPlace = inPlace;
+        serveInPlace(inPlace, inPlace);
+    }
+
+    /**
+     * As {@link #serveInPlace(boolean)}, for READ and WRITE apart: a backend may serve one in place and have the
+     * other's data copied (a network backend sends a WRITE's pages straight to its socket, while a READ's reply
+     * arrives in a buffer of its own).
+     *
+     * @param reads whether READ requests with registered pages are handed over in place
+     * @param writes whether WRITE requests with registered pages are handed over in place
+     */
+    public void serveInPlace(boolean reads, boolean writes) {
+        this.readsInPlace = reads;
+        this.writesInPlace = writes;
     }
 
     /**
@@ -420,7 +434,8 @@ public final class UbdQueue {
         }
         inFlight[tag] = r;
         inFlightCount++;
-        if (bufferIndex >= 0 && inPlace && length > 0 && (r.op() == IoOp.READ || r.op() == IoOp.WRITE)) {
+        if (bufferIndex >= 0 && length > 0
+                && ((r.op() == IoOp.READ && readsInPlace) || (r.op() == IoOp.WRITE && writesInPlace))) {
             r.bufferIndex = bufferIndex; // served in place: no buffer, no copy
             zeroCopied++;
             emit(r);

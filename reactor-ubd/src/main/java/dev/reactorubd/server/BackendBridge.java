@@ -88,7 +88,11 @@ public final class BackendBridge {
             throw new IllegalArgumentException("requestTimeout must not be negative; was " + requestTimeout);
         }
         // Requests with registered pages reach a zero-copy backend as they are; any other backend gets copies.
-        queue.serveInPlace(backend instanceof ZeroCopyBackend);
+        if (backend instanceof ZeroCopyBackend z) {
+            queue.serveInPlace(z.servesInPlace(IoOp.READ), z.servesInPlace(IoOp.WRITE));
+        } else {
+            queue.serveInPlace(false);
+        }
         // This bridge answers each request once (Answer's DONE flag) and keeps none once answered.
         queue.recycleRequests(true);
         QueueSubscriber s = new QueueSubscriber(backend, queue, requestTimeout);

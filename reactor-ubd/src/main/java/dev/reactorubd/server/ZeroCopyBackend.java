@@ -1,5 +1,6 @@
 package dev.reactorubd.server;
 
+import dev.reactorubd.io.IoOp;
 import dev.reactorubd.io.IoRequest;
 import reactor.core.publisher.Mono;
 
@@ -24,6 +25,19 @@ import reactor.core.publisher.Mono;
  * registered buffer; a Mono that errors fails the request alone.
  */
 public interface ZeroCopyBackend extends BlockBackend {
+    /**
+     * Whether requests of {@code op} (READ or WRITE) with registered pages are handed to this backend in place ({@link
+     * #readInto}, {@link #writeFrom}); the others reach {@link #read} and {@link #write} with copied data. Asked once,
+     * when the backend is attached to a queue. Both by default; a network backend may take only WRITEs in place (it
+     * sends their pages to its socket) while its READ replies arrive in buffers of its own.
+     *
+     * @param op {@link IoOp#READ} or {@link IoOp#WRITE}
+     * @return whether they are served in place
+     */
+    default boolean servesInPlace(IoOp op) {
+        return true;
+    }
+
     /**
      * Reads {@code length} bytes at {@code offset} of the store into the registered buffer of a READ request.
      *

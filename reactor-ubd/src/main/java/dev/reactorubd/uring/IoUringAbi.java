@@ -20,6 +20,12 @@ public final class IoUringAbi {
     public static final int OP_FSYNC = 3;
     /** {@code IORING_OP_FALLOCATE}. */
     public static final int OP_FALLOCATE = 17;
+    /** {@code IORING_OP_SEND}: {@code send(2)} on a socket, with the SQE's {@code msg_flags}. */
+    public static final int OP_SEND = 26;
+    /** {@code MSG_WAITALL} for {@link #OP_SEND}: io_uring retries a short send until every byte is sent or it fails. */
+    public static final int MSG_WAITALL = 0x100;
+    /** {@code MSG_NOSIGNAL}: a send to a socket whose peer is gone fails with EPIPE instead of raising SIGPIPE. */
+    public static final int MSG_NOSIGNAL = 0x4000;
     /** {@code IORING_OP_READ}. */
     public static final int OP_READ = 22;
     /** {@code IORING_OP_WRITE}. */

@@ -151,6 +151,55 @@ public final class LoopIo implements IoUringIoHandle {
     }
 
     /**
+     * How many SQEs may be enqueued, on the loop, before Netty must flush its submission queue: a chain of linked
+     * operations ({@link #submit(int, int, long, long, int, int, int, boolean, Completion)}) must be no longer, or a
+     * flush would split it. 0 when that cannot be told (see {@link SubmissionRoom}): do not link then.
+     *
+     * @return the free SQEs, or 0
+     */
+    public int room() {
+        SubmissionRoom q = room;
+        return q == null || closed ? 0 : Math.max(0, Math.min(q.free(), MAX_IN_FLIGHT - inFlight));
+    }
+
+    /**
+     * Submits one operation, perhaps linked to the next one enqueued on this loop's ring ({@code IOSQE_IO_LINK}: that
+     * one starts only once this one succeeded in full, and is cancelled with {@code -ECANCELED} otherwise); on the
+     * loop only. Enqueue a chain in one go, no longer than {@link #room()}, and end it with an operation that is not
+     * linked: an open chain would take in whatever the loop submits next.
+     *
+     * @param opcode the io_uring opcode ({@code IoUringAbi.OP_*})
+     * @param fd the file descriptor
+     * @param off the SQE's {@code off}
+     * @param addr the SQE's {@code addr}
+     * @param len the SQE's {@code len}
+     * @param opFlags the SQE's {@code rw_flags} or {@code msg_flags}
+     * @param bufIndex the slot of the ring's buffer table, for READ_FIXED and WRITE_FIXED; else 0
+     * @param linkNext whether the next SQE enqueued is linked to this one
+     * @param done receives the result on the loop, once
+     */
+    public void submit(int opcode, int fd, long off, long addr, int len, int opFlags, int bufIndex, boolean linkNext,
+                       Completion done) {
+        if (closed) {
+            done.complete(-Errno.ESHUTDOWN);
+            return;
+        }
+        if (inFlight >= MAX_IN_FLIGHT) {
+            done.complete(-Errno.EAGAIN);
+            return;
+        }
+        int slot = take(done);
+        IoRegistration r = registration;
+        long id = (r == null || !r.isValid()) ? 0 : r.submit(new IoUringIoOps((byte) opcode,
+                (byte) (linkNext ? IoUringAbi.IOSQE_IO_LINK : 0), (short) 0, fd, off, addr, len, opFlags, slot,
+                (short) bufIndex, (short) 0, 0, 0L));
+        if (id == 0) {
+            release(slot);
+            done.complete(-Errno.ESHUTDOWN);
+        }
+    }
+
+    /**
      * Submits one operation that names a registered buffer, as {@link #submit(int, int, long, long, int, int, int,
      * long, Completion)} does, and links to it the one SQE that {@code next} enqueues on this loop's ring right after
      * ({@code IOSQE_IO_LINK}): the kernel starts that SQE only once this operation succeeded in full (a read or write

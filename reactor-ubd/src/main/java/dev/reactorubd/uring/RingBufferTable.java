@@ -72,6 +72,40 @@ public final class RingBufferTable {
         }
 
         /**
+         * Registers the application's own memory in one of the slots (as {@code IORING_REGISTER_BUFFERS_UPDATE}
+         * does), for {@code READ_FIXED} / {@code WRITE_FIXED} from that loop, addressed by its native address; the
+         * memory must stay valid until the slot is emptied (by {@link #release()}, or by a ublk request taking the
+         * slot). ublk fills the slots itself; this is for buffers of the application's and for tests. On the loop (its
+         * ring takes registrations from its own thread only).
+         *
+         * @param index the slot, from 0 to {@link #count()} - 1 of this reservation
+         * @param memory the memory to register: native, at most 1 GiB
+         * @throws IllegalArgumentException for a slot outside the reservation
+         * @throws dev.reactorubd.UbdException when the kernel refuses (its errno)
+         */
+        public void register(int index, MemorySegment memory) {
+            if (index < 0 || index >= count || released) {
+                throw new IllegalArgumentException("slot " + index + " is not one of " + this
+                        + (released ? " (released)" : ""));
+            }
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment iovec = arena.allocate(16, 8);
+                iovec.set(ValueLayout.JAVA_LONG, 0, memory.address());
+                iovec.set(ValueLayout.JAVA_LONG, 8, memory.byteSize());
+                MemorySegment upd = arena.allocate(IoUringAbi.RSRC_STRUCT_SIZE, 8); // struct io_uring_rsrc_update2
+                upd.set(ValueLayout.JAVA_INT, 0, base + index);
+                upd.set(ValueLayout.JAVA_LONG, 8, iovec.address());
+                upd.set(ValueLayout.JAVA_INT, 24, 1);
+                int r = Libc.ioUringRegister(ringFd, IoUringAbi.REGISTER_BUFFERS_UPDATE, upd.address(),
+                        IoUringAbi.RSRC_STRUCT_SIZE);
+                if (r < 0) {
+                    throw new dev.reactorubd.UbdException("cannot register " + memory.byteSize() + " bytes in slot "
+                            + (base + index) + " of ring fd " + ringFd + ": " + Errno.describe(r), -r);
+                }
+            }
+        }
+
+        /**
          * Empties the slots (a buffer the kernel left registered in one is dropped from the table; the kernel keeps it
          * alive while an operation still uses it) and gives them back. On the loop, once no request uses them; again
          * is a no-op.

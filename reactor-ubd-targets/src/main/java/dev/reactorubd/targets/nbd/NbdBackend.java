@@ -3,15 +3,19 @@ package dev.reactorubd.targets.nbd;
 import static dev.reactorubd.targets.nbd.NbdProtocol.*;
 
 import dev.reactorubd.UbdIoException;
+import dev.reactorubd.io.IoOp;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.server.ZeroCopyBackend;
 import dev.reactorubd.uring.Errno;
+import dev.reactorubd.uring.LoopIo;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.IoEventLoop;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.uring.IoUring;
@@ -123,6 +127,11 @@ public final class NbdBackend implements BlockBackend {
             if (info.has(TF_SEND_WRITE_ZEROES)) {
                 caps.add(Capability.WRITE_ZEROES);
             }
+        }
+        if (!info.has(TF_READ_ONLY) && options.multiConn() && info.has(TF_CAN_MULTI_CONN)) {
+            // Each queue gets its own connection on its loop, which on an io_uring loop sends WRITEs from the
+            // request's own pages: see QueueBackend.
+            caps.add(Capability.ZERO_COPY);
         }
         this.capabilities = Set.copyOf(caps);
     }
@@ -538,12 +547,18 @@ public final class NbdBackend implements BlockBackend {
                     queue.id(), queue.loop(), uri);
             return Mono.just(this);
         }
-        return Mono.defer(() -> {
+        // On an io_uring loop the connection writes through a registration of its own with the loop, so that a
+        // WRITE can send the ublk request's registered pages (zero copy); elsewhere through its channel.
+        Mono<Optional<LoopIo>> io = loop instanceof IoEventLoop l && l.isCompatible(LoopIo.class)
+                ? LoopIo.register(loop).map(Optional::of)
+                : Mono.just(Optional.empty());
+        return io.flatMap(ring -> Mono.defer(() -> {
             if (closing.get()) {
+                ring.ifPresent(LoopIo::closeOnLoop);
                 return Mono.error(new NbdException("the nbd backend for " + uri + " is closed"));
             }
             NbdConnection c = new NbdConnection(uri + " (queue " + queue.id() + ")", uri, options, loop, resolved,
-                    info.size());
+                    info.size(), ring.orElse(null));
             connections.add(c);
             if (closing.get()) {
                 c.close().subscribe();
@@ -552,15 +567,52 @@ public final class NbdBackend implements BlockBackend {
                 queue.onTerminated().subscribe(null, e -> closeQueueConnection(c), () -> closeQueueConnection(c));
                 return new QueueBackend(c, queue.id());
             }).doOnError(e -> connections.remove(c));
-        });
+        }));
     }
 
     private void closeQueueConnection(NbdConnection c) {
         c.close().subscribe(null, e -> connections.remove(c), () -> connections.remove(c));
     }
 
-    /** The backend of one queue: the same export, through the queue's own connection, called on the queue's loop. */
-    private final class QueueBackend implements BlockBackend {
+    /**
+     * A WRITE whose payload is a ublk request's registered pages, sent from them: through a connection that {@link
+     * NbdConnection#canSendRegistered() can}, on the loop whose ring holds them.
+     */
+    Mono<Void> writeRegistered(NbdConnection c, long offset, int length, int bufferIndex, boolean fua) {
+        if (readOnly()) {
+            return Mono.error(readOnlyError("write"));
+        }
+        UbdIoException bad = badRange(offset, length);
+        if (bad != null) {
+            return Mono.error(bad);
+        }
+        if (length == 0) {
+            return Mono.empty();
+        }
+        boolean nativeFua = fua && info.has(TF_SEND_FUA);
+        int flags = nativeFua ? CMD_FLAG_FUA : 0;
+        int max = info.maxPayload();
+        Mono<Void> w = Mono.create(sink -> {
+            long deadline = deadline();
+            if (length <= max) {
+                c.submit(new NbdCommand(CMD_WRITE, flags, offset, length, null, bufferIndex, 0, deadline,
+                        new SinkCompletion(sink)));
+                return;
+            }
+            Parts parts = new Parts((length + max - 1) / max, false, new SinkCompletion(sink));
+            for (int i = 0, at = 0; at < length; i++, at += max) {
+                c.submit(new NbdCommand(CMD_WRITE, flags, offset + at, Math.min(max, length - at), null, bufferIndex,
+                        at, deadline, parts.part(i)));
+            }
+        });
+        return fua && !nativeFua && info.has(TF_SEND_FLUSH) ? w.then(flush(c)) : w;
+    }
+
+    /**
+     * The backend of one queue: the same export, through the queue's own connection, called on the queue's loop. On an
+     * io_uring loop it takes WRITEs in place (zero copy): their pages go from the request to the socket.
+     */
+    private final class QueueBackend implements ZeroCopyBackend {
         private final NbdConnection c;
         private final int queueId;
 
@@ -577,6 +629,25 @@ public final class NbdBackend implements BlockBackend {
         @Override
         public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
             return NbdBackend.this.write(c, offset, data, fua);
+        }
+
+        @Override
+        public boolean servesInPlace(IoOp op) {
+            return op == IoOp.WRITE && c.canSendRegistered();
+        }
+
+        @Override
+        public Mono<Void> readInto(long offset, int length, int bufferIndex) {
+            // Not asked for (servesInPlace): a READ's reply arrives in a buffer of the channel's.
+            return Mono.error(new UbdIoException(Errno.EOPNOTSUPP, this + " does not read in place"));
+        }
+
+        @Override
+        public Mono<Void> writeFrom(long offset, int length, int bufferIndex, boolean fua) {
+            if (!c.canSendRegistered()) {
+                return Mono.error(new UbdIoException(Errno.EOPNOTSUPP, this + " does not write in place"));
+            }
+            return NbdBackend.this.writeRegistered(c, offset, length, bufferIndex, fua);
         }
 
         @Override

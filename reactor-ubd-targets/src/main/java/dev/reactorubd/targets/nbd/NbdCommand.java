@@ -22,6 +22,13 @@ final class NbdCommand {
     final int length;
     /** A WRITE's payload: this command's own reference, released when it is answered. */
     ByteBuf data;
+    /**
+     * For a WRITE whose payload is a ublk request's registered pages (zero copy): their slot in the loop ring's buffer
+     * table, else -1; {@link #data} is null then.
+     */
+    final int bufferIndex;
+    /** Where this command's payload starts in the registered buffer (a long write is sent in parts). */
+    final int bufferOffset;
     /** {@link System#nanoTime()} by which it must be answered. */
     final long deadline;
     final Completion completion;
@@ -35,11 +42,18 @@ final class NbdCommand {
     int sends;
 
     NbdCommand(int type, int flags, long offset, int length, ByteBuf data, long deadline, Completion completion) {
+        this(type, flags, offset, length, data, -1, 0, deadline, completion);
+    }
+
+    NbdCommand(int type, int flags, long offset, int length, ByteBuf data, int bufferIndex, int bufferOffset,
+               long deadline, Completion completion) {
         this.type = type;
         this.flags = flags;
         this.offset = offset;
         this.length = length;
         this.data = data;
+        this.bufferIndex = bufferIndex;
+        this.bufferOffset = bufferOffset;
         this.deadline = deadline;
         this.completion = completion;
     }

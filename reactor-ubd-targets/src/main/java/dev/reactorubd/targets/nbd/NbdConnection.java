@@ -4,6 +4,7 @@ import static dev.reactorubd.targets.nbd.NbdProtocol.*;
 
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.uring.Errno;
+import dev.reactorubd.uring.LoopIo;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
@@ -19,6 +20,7 @@ import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.nio.NioDomainSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.channel.unix.DomainSocketAddress;
+import io.netty.channel.unix.UnixChannel;
 import io.netty.channel.uring.IoUringDomainSocketChannel;
 import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.channel.uring.IoUringSocketChannel;
@@ -71,6 +73,13 @@ final class NbdConnection {
     private Throwable lastError;
     private ScheduledFuture<?> reconnectTimer;
     private Attempt attemptUnderWay;
+    /**
+     * The loop registration sessions write through ({@link RingWriter}), or null: they write through their channel.
+     * Closed with the connection.
+     */
+    private final LoopIo ring;
+    /** The writer of the latest session, which closes {@link #ring} once its last write is back. */
+    private RingWriter lastWriter;
 
     /**
      * @param expectedSize the export's size as first seen (checked on every handshake), or -1 to take the first
@@ -78,6 +87,17 @@ final class NbdConnection {
      */
     NbdConnection(String label, NbdUri uri, NbdOptions options, EventLoop loop, InetSocketAddress resolved,
                   long expectedSize) {
+        this(label, uri, options, loop, resolved, expectedSize, null);
+    }
+
+    /**
+     * @param io a registration with {@code loop}, an io_uring loop, that sessions write through instead of their
+     *           channel, so that a WRITE can send a ublk request's registered pages ({@link #canSendRegistered()});
+     *           closed with this connection. Null: sessions write through their channel.
+     */
+    NbdConnection(String label, NbdUri uri, NbdOptions options, EventLoop loop, InetSocketAddress resolved,
+                  long expectedSize, LoopIo io) {
+        this.ring = io;
         this.label = label;
         this.uri = uri;
         this.options = options;
@@ -108,6 +128,14 @@ final class NbdConnection {
 
     EventLoop loop() {
         return loop;
+    }
+
+    /**
+     * Whether WRITE commands may carry a registered buffer ({@link NbdCommand#bufferIndex}) of the loop's ring: its
+     * sessions write through io_uring operations of their own.
+     */
+    boolean canSendRegistered() {
+        return ring != null;
     }
 
     /** Whether a channel is up and past its handshake. */
@@ -420,6 +448,18 @@ final class NbdConnection {
         ByteBuf h = ch.alloc().directBuffer(REQUEST_HEADER, REQUEST_HEADER);
         h.writeInt(REQUEST_MAGIC).writeShort(c.flags).writeShort(c.type).writeLong(c.cookie).writeLong(c.offset)
                 .writeInt(c.length);
+        RingWriter w = s.writer;
+        if (w != null) {
+            w.write(h, null);
+            if (c.type == CMD_WRITE) {
+                if (c.bufferIndex >= 0) {
+                    w.writeRegistered(c.bufferIndex, c.bufferOffset, c.length);
+                } else {
+                    w.write(c.data.retainedDuplicate(), null);
+                }
+            }
+            return;
+        }
         ch.write(h, ch.voidPromise());
         if (c.type == CMD_WRITE) {
             // The queue's own buffer goes to the socket; this command keeps its reference for a resend.
@@ -560,6 +600,7 @@ final class NbdConnection {
         Session s = session;
         session = null;
         if (s == null || s.gone) {
+            closeIo();
             closed.tryEmitEmpty();
             return;
         }
@@ -568,12 +609,19 @@ final class NbdConnection {
         s.inFlight.clear();
         failAll(unanswered, e);
         Channel ch = s.channel;
-        ch.closeFuture().addListener(f -> closed.tryEmitEmpty());
+        ch.closeFuture().addListener(f -> {
+            closeIo(); // after the DISC, which the session's writer may still be sending
+            closed.tryEmitEmpty();
+        });
         if (ch.isActive()) {
             ByteBuf h = ch.alloc().directBuffer(REQUEST_HEADER, REQUEST_HEADER);
             h.writeInt(REQUEST_MAGIC).writeShort(0).writeShort(CMD_DISC).writeLong(nextCookie++).writeLong(0)
                     .writeInt(0);
-            ch.writeAndFlush(h).addListener(ChannelFutureListener.CLOSE);
+            if (s.writer != null) {
+                s.writer.write(h, ch::close);
+            } else {
+                ch.writeAndFlush(h).addListener(ChannelFutureListener.CLOSE);
+            }
             // A socket that cannot take 28 bytes is not waited for long.
             loop.schedule(() -> {
                 ch.close();
@@ -581,6 +629,18 @@ final class NbdConnection {
             log.info("disconnected from {}", label);
         } else {
             ch.close();
+        }
+    }
+
+    /** Closes {@link #ring} once the latest session's writer has its last write back (at once if there is none). */
+    private void closeIo() {
+        if (ring == null) {
+            return;
+        }
+        if (lastWriter != null) {
+            lastWriter.closeWithIo();
+        } else {
+            ring.close();
         }
     }
 
@@ -607,10 +667,18 @@ final class NbdConnection {
         private boolean flushScheduled;
         private String closeReason;
         boolean gone;
+        /** Writes this session's requests when the connection has a loop registration, else null (the channel does). */
+        final RingWriter writer;
 
         Session(Channel channel, ExportInfo info) {
             this.channel = channel;
             this.info = info;
+            if (ring != null && channel instanceof UnixChannel u) {
+                writer = new RingWriter(ring, u.fd().intValue(), reason -> sessionLost(this, reason));
+                lastWriter = writer;
+            } else {
+                writer = null;
+            }
         }
 
         /** One flush for every request sent in this loop turn. */
@@ -626,9 +694,12 @@ final class NbdConnection {
             channel.flush();
         }
 
-        /** Stops decoding, releases what the decoder holds, and closes the channel. */
+        /** Stops decoding, releases what the decoder holds, stops writing, and closes the channel. */
         void dispose(String reason) {
             stopDecoding(reason);
+            if (writer != null) {
+                writer.close();
+            }
             channel.close();
         }
 

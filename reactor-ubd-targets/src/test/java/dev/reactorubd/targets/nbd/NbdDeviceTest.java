@@ -6,9 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.UbdDevice;
+import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
+import dev.reactorubd.testing.Vm;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -79,8 +81,26 @@ class NbdDeviceTest {
             Devices.fioVerify(dev, name, SIZE);
             assertTrue(dev.queue(0).completedCount() > 0 && dev.queue(1).completedCount() > 0, "both queues served");
             assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount());
+            assertZeroCopyWrites(nbd, dev);
         } finally {
             Devices.closeAndCheckGone(dev);
+        }
+    }
+
+    /**
+     * With multi-conn on a kernel with AUTO_BUF_REG (6.16+), each queue's connection sends WRITEs straight from the
+     * request's pages: both queues served some in place. Elsewhere (6.12, or one shared connection) none is.
+     */
+    private static void assertZeroCopyWrites(NbdBackend nbd, UbdDevice dev) {
+        long q0 = dev.queue(0).zeroCopyCount();
+        long q1 = dev.queue(1).zeroCopyCount();
+        System.out.println(nbd + ": " + (q0 + q1) + " of " + (dev.queue(0).completedCount()
+                + dev.queue(1).completedCount()) + " requests served in place");
+        if (nbd.multiConn() && Vm.features().contains(UblkFeature.AUTO_BUF_REG)) {
+            assertTrue(dev.info().has(UblkFeature.AUTO_BUF_REG), "added with AUTO_BUF_REG: " + dev.info());
+            assertTrue(q0 > 0 && q1 > 0, "both queues sent WRITEs from the request's pages: " + q0 + ", " + q1);
+        } else {
+            assertEquals(0, q0 + q1, "nothing in place without multi-conn or AUTO_BUF_REG");
         }
     }
 
@@ -178,6 +198,8 @@ class NbdDeviceTest {
             assertTrue(output.contains("err= 0"), output);
             assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount(), "no request failed");
             assertEquals(3, nbd.connectionCount(), "every connection came back");
+            // Writes in flight when the server died were sent again from the same pages over the new connection.
+            assertZeroCopyWrites(nbd, dev);
         } finally {
             fio.destroyForcibly();
             Devices.closeAndCheckGone(dev);
