@@ -177,6 +177,7 @@ final class NbdConnection {
                 if (error != null) {
                     state = State.CLOSED;
                     failAll(waiting, error);
+                    closeIo();
                     closed.tryEmitEmpty();
                     sink.error(error);
                     return;
@@ -186,6 +187,7 @@ final class NbdConnection {
                             + expectedSize + "; the export changed size";
                     s.dispose(msg);
                     state = State.CLOSED;
+                    closeIo();
                     closed.tryEmitEmpty();
                     sink.error(new NbdException(msg));
                     return;
@@ -449,6 +451,14 @@ final class NbdConnection {
         h.writeInt(REQUEST_MAGIC).writeShort(c.flags).writeShort(c.type).writeLong(c.cookie).writeLong(c.offset)
                 .writeInt(c.length);
         RingWriter w = s.writer;
+        if (w == null && c.bufferIndex >= 0) {
+            // Only a session with a writer can name registered pages (see canSendRegistered): not expected here.
+            h.release();
+            s.inFlight.remove(c.cookie);
+            fail(c, new UbdIoException(Errno.EIO, "nbd " + c + " on " + label + ": this connection cannot send a "
+                    + "request's registered pages"));
+            return;
+        }
         if (w != null) {
             w.write(h, null);
             if (c.type == CMD_WRITE) {
