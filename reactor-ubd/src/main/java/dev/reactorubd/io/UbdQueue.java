@@ -18,7 +18,6 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Scheduler;
-import reactor.util.concurrent.Queues;
 
 /**
  * One queue of a ublk device, as a {@link Flux} of {@link IoRequest}s.
@@ -54,7 +53,8 @@ public final class UbdQueue {
     private final LoopScheduler scheduler;
     private final ByteBufAllocator allocator;
     private final IoRequest[] inFlight;
-    private final IoRequest[] recycled;
+    /** The request object of each tag, when recycled; made with the first request, so an idle queue holds none. */
+    private IoRequest[] recycled;
     private final Sinks.Many<IoRequest> sink;
     private final Sinks.Empty<Void> terminated = Sinks.empty();
     private final Flux<IoRequest> requests;
@@ -125,10 +125,9 @@ public final class UbdQueue {
         this.scheduler = new LoopScheduler(loop);
         this.allocator = Objects.requireNonNull(allocator, "allocator");
         this.inFlight = new IoRequest[depth];
-        this.recycled = new IoRequest[depth];
         // At most depth requests ever wait (one per tag), all emitted on the loop: an array queue of that size
         // takes them without allocating, where the default linked queue allocates as it grows.
-        this.sink = Sinks.many().unicast().onBackpressureBuffer(Queues.<IoRequest>get(depth).get());
+        this.sink = Sinks.many().unicast().onBackpressureBuffer(new RequestQueue(depth));
         this.requests = sink.asFlux().doOnDiscard(IoRequest.class, UbdQueue::failDiscarded);
         this.metrics = Objects.requireNonNull(Objects.requireNonNull(metrics, "metrics").forQueue(this),
                 "UbdMetrics.forQueue returned null");
@@ -470,6 +469,9 @@ public final class UbdQueue {
     private IoRequest request(int tag, int opFlags, long offset, int length) {
         if (!recycle) {
             return new IoRequest(this, tag, opFlags, offset, length);
+        }
+        if (recycled == null) {
+            recycled = new IoRequest[depth];
         }
         IoRequest r = recycled[tag];
         if (r == null) {
