@@ -10,6 +10,7 @@ import io.netty.util.ReferenceCountUtil;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
@@ -21,7 +22,6 @@ import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.SignalType;
-import reactor.core.scheduler.Schedulers;
 
 /**
  * Wires a queue's requests to a {@link BlockBackend}: at most depth requests in the backend at once, each answered
@@ -74,7 +74,7 @@ public final class BackendBridge {
      * requests in the backend at once, one more asked for each one answered.
      *
      * <p>A request the backend has not answered within {@code requestTimeout} fails with ETIMEDOUT (checked a few
-     * times per timeout period, off the queue's loop, so it fails between 1 and 1.25 times the timeout); the backend's
+     * times per timeout period on the queue's loop, so it fails between 1 and 1.25 times the timeout); the backend's
      * Mono stays subscribed, and what it signals later is dropped, a read's buffer released. {@link Duration#ZERO}
      * waits forever.
      *
@@ -220,7 +220,7 @@ public final class BackendBridge {
         /** The answer each tag waits for; written from whichever thread emits or answers, swept on the loop. */
         private final AtomicReferenceArray<Answer> waiting;
         private final Runnable requestOne = () -> request(1);
-        private volatile Disposable sweeper;
+        private volatile ScheduledFuture<?> sweeper;
 
         QueueSubscriber(BlockBackend backend, UbdQueue queue, Duration timeout) {
             this.backend = backend;
@@ -232,21 +232,11 @@ public final class BackendBridge {
         @Override
         protected void hookOnSubscribe(Subscription subscription) {
             if (timeoutNanos > 0) {
-                // The timer is Reactor's, not the loop's: a Netty io_uring loop with a scheduled task arms a kernel
-                // timeout with every wait for completions, a cost per loop turn for a sweep that runs every few
-                // seconds. The sweep itself runs on the loop, as a plain task, like everything the backend sees.
                 long period = Math.max(1, TimeUnit.NANOSECONDS.toMillis(timeoutNanos) / 4);
-                Runnable sweepOnLoop = this::sweep;
                 try {
-                    sweeper = Schedulers.parallel().schedulePeriodically(() -> {
-                        try {
-                            queue.loop().execute(sweepOnLoop);
-                        } catch (RejectedExecutionException e) {
-                            // The loop is shutting down: so is the queue, and nothing waits long.
-                        }
-                    }, period, period, TimeUnit.MILLISECONDS);
+                    sweeper = queue.loop().scheduleAtFixedRate(this::sweep, period, period, TimeUnit.MILLISECONDS);
                 } catch (RejectedExecutionException e) {
-                    // Reactor's schedulers are shut down: the application is ending, and the queue with it.
+                    // The loop is shutting down: so is the queue, and nothing waits long.
                 }
             }
             subscription.request(queue.depth());
@@ -296,9 +286,9 @@ public final class BackendBridge {
 
         @Override
         protected void hookFinally(SignalType type) {
-            Disposable f = sweeper;
+            ScheduledFuture<?> f = sweeper;
             if (f != null) {
-                f.dispose();
+                f.cancel(false);
             }
             backend = null;
         }
