@@ -132,6 +132,12 @@ public final class LoopIo implements IoUringIoHandle {
      */
     public void submit(int opcode, int fd, long off, long addr, int len, int opFlags, int bufIndex, long addr3,
                        Completion done) {
+        enqueue(opcode, 0, fd, off, addr, len, opFlags, bufIndex, addr3, done);
+    }
+
+    /** Enqueues one SQE with {@code sqeFlags}; {@code done} hears of a refusal at once. */
+    private void enqueue(int opcode, int sqeFlags, int fd, long off, long addr, int len, int opFlags, int bufIndex,
+                         long addr3, Completion done) {
         if (closed) {
             done.complete(-Errno.ESHUTDOWN);
             return;
@@ -142,8 +148,8 @@ public final class LoopIo implements IoUringIoHandle {
         }
         int slot = take(done);
         IoRegistration r = registration;
-        long id = (r == null || !r.isValid()) ? 0 : r.submit(new IoUringIoOps((byte) opcode, (byte) 0, (short) 0, fd,
-                off, addr, len, opFlags, slot, (short) bufIndex, (short) 0, 0, addr3));
+        long id = (r == null || !r.isValid()) ? 0 : r.submit(new IoUringIoOps((byte) opcode, (byte) sqeFlags,
+                (short) 0, fd, off, addr, len, opFlags, slot, (short) bufIndex, (short) 0, 0, addr3));
         if (id == 0) {
             release(slot);
             done.complete(-Errno.ESHUTDOWN);
@@ -180,23 +186,7 @@ public final class LoopIo implements IoUringIoHandle {
      */
     public void submit(int opcode, int fd, long off, long addr, int len, int opFlags, int bufIndex, boolean linkNext,
                        Completion done) {
-        if (closed) {
-            done.complete(-Errno.ESHUTDOWN);
-            return;
-        }
-        if (inFlight >= MAX_IN_FLIGHT) {
-            done.complete(-Errno.EAGAIN);
-            return;
-        }
-        int slot = take(done);
-        IoRegistration r = registration;
-        long id = (r == null || !r.isValid()) ? 0 : r.submit(new IoUringIoOps((byte) opcode,
-                (byte) (linkNext ? IoUringAbi.IOSQE_IO_LINK : 0), (short) 0, fd, off, addr, len, opFlags, slot,
-                (short) bufIndex, (short) 0, 0, 0L));
-        if (id == 0) {
-            release(slot);
-            done.complete(-Errno.ESHUTDOWN);
-        }
+        enqueue(opcode, linkNext ? IoUringAbi.IOSQE_IO_LINK : 0, fd, off, addr, len, opFlags, bufIndex, 0L, done);
     }
 
     /**

@@ -353,10 +353,21 @@ public final class NbdBackend implements BlockBackend {
     }
 
     Mono<Void> write(NbdConnection c, long offset, ByteBuf data, boolean fua) {
+        int from = data.readerIndex();
+        return write(c, offset, data.readableBytes(), fua, (flags, at, n, deadline, done) ->
+                new NbdCommand(CMD_WRITE, flags, offset + at, n, data.retainedSlice(from + at, n), deadline, done));
+    }
+
+    /** Makes the command of one part of a WRITE: bytes {@code at} to {@code at + n} of it. */
+    private interface WritePart {
+        NbdCommand make(int flags, int at, int n, long deadline, NbdCommand.Completion done);
+    }
+
+    /** A WRITE of {@code length} bytes, in parts of at most the export's payload size; FUA as the export allows. */
+    private Mono<Void> write(NbdConnection c, long offset, int length, boolean fua, WritePart part) {
         if (readOnly()) {
             return Mono.error(readOnlyError("write"));
         }
-        int length = data.readableBytes();
         UbdIoException bad = badRange(offset, length);
         if (bad != null) {
             return Mono.error(bad);
@@ -369,17 +380,13 @@ public final class NbdBackend implements BlockBackend {
         int max = info.maxPayload();
         Mono<Void> w = Mono.create(sink -> {
             long deadline = deadline();
-            int from = data.readerIndex();
             if (length <= max) {
-                c.submit(new NbdCommand(CMD_WRITE, flags, offset, length, data.retainedSlice(from, length), deadline,
-                        new SinkCompletion(sink)));
+                c.submit(part.make(flags, 0, length, deadline, new SinkCompletion(sink)));
                 return;
             }
             Parts parts = new Parts((length + max - 1) / max, false, new SinkCompletion(sink));
             for (int i = 0, at = 0; at < length; i++, at += max) {
-                int n = Math.min(max, length - at);
-                c.submit(new NbdCommand(CMD_WRITE, flags, offset + at, n, data.retainedSlice(from + at, n), deadline,
-                        parts.part(i)));
+                c.submit(part.make(flags, at, Math.min(max, length - at), deadline, parts.part(i)));
             }
         });
         return fua && !nativeFua && info.has(TF_SEND_FLUSH) ? w.then(flush(c)) : w;
@@ -579,33 +586,8 @@ public final class NbdBackend implements BlockBackend {
      * NbdConnection#canSendRegistered() can}, on the loop whose ring holds them.
      */
     Mono<Void> writeRegistered(NbdConnection c, long offset, int length, int bufferIndex, boolean fua) {
-        if (readOnly()) {
-            return Mono.error(readOnlyError("write"));
-        }
-        UbdIoException bad = badRange(offset, length);
-        if (bad != null) {
-            return Mono.error(bad);
-        }
-        if (length == 0) {
-            return Mono.empty();
-        }
-        boolean nativeFua = fua && info.has(TF_SEND_FUA);
-        int flags = nativeFua ? CMD_FLAG_FUA : 0;
-        int max = info.maxPayload();
-        Mono<Void> w = Mono.create(sink -> {
-            long deadline = deadline();
-            if (length <= max) {
-                c.submit(new NbdCommand(CMD_WRITE, flags, offset, length, null, bufferIndex, 0, deadline,
-                        new SinkCompletion(sink)));
-                return;
-            }
-            Parts parts = new Parts((length + max - 1) / max, false, new SinkCompletion(sink));
-            for (int i = 0, at = 0; at < length; i++, at += max) {
-                c.submit(new NbdCommand(CMD_WRITE, flags, offset + at, Math.min(max, length - at), null, bufferIndex,
-                        at, deadline, parts.part(i)));
-            }
-        });
-        return fua && !nativeFua && info.has(TF_SEND_FLUSH) ? w.then(flush(c)) : w;
+        return write(c, offset, length, fua, (flags, at, n, deadline, done) ->
+                new NbdCommand(CMD_WRITE, flags, offset + at, n, null, bufferIndex, at, deadline, done));
     }
 
     /**
