@@ -126,21 +126,22 @@ class LoopIoLinkTest {
 
     @Test
     void aQueueWithoutRoomForBothIsNotLinked() throws Exception {
-        CompletableFuture<Integer> sink = new CompletableFuture<>();
+        java.util.concurrent.CountDownLatch filled = new java.util.concurrent.CountDownLatch(RING - 1);
         boolean[] outcome = loop().submit(() -> {
             // Fill the queue within one task, so that Netty has submitted none of it yet.
             for (int i = 0; i < RING - 1; i++) {
-                io.submit(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, res -> { });
+                io.submit(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, res -> filled.countDown());
             }
             boolean full = io.submitLinked(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, res -> { },
                     () -> { throw new AssertionError("not linked: nothing may follow"); });
             return new boolean[] {full};
         }).get(10, TimeUnit.SECONDS);
         assertFalse(outcome[0], "one free slot cannot hold a pair");
-        int[] res = readThenLinkedNop(0, 512); // and once Netty flushed, pairs link again
+        // Once Netty has submitted them (their completions are back), pairs link again.
+        assertTrue(filled.await(10, TimeUnit.SECONDS));
+        int[] res = readThenLinkedNop(0, 512);
         assertEquals(512, res[0]);
         assertEquals(0, res[1]);
-        sink.complete(0);
     }
 
     @Test
