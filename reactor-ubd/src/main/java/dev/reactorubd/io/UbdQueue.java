@@ -81,7 +81,7 @@ public final class UbdQueue {
     /** The result of a request answered while its linked commit was pending: committed if that commit is cancelled. */
     private int[] heldResult;
     /** A tag's next request that arrived before its previous one was answered (its linked commit went through). */
-    private Object[] earlyFetch;
+    private Fetch[] earlyFetch;
     /** What each tag's {@link #linkedCommit} runs; made once per tag. */
     private Runnable[] linkers;
     private int aborted;
@@ -338,7 +338,7 @@ public final class UbdQueue {
         if (linkers == null) {
             link = new byte[depth];
             heldResult = new int[depth];
-            earlyFetch = new Object[depth];
+            earlyFetch = new Fetch[depth];
             linkers = new Runnable[depth];
         }
         Runnable l = linkers[r.tag()];
@@ -669,7 +669,7 @@ public final class UbdQueue {
             } else if (link[tag] == LINK_FETCHED_EARLY) {
                 // The link committed it, and the tag's next request is waiting: take it now.
                 link[tag] = LINK_NONE;
-                Fetch f = (Fetch) earlyFetch[tag];
+                Fetch f = earlyFetch[tag];
                 earlyFetch[tag] = null;
                 onFetched(tag, f.opFlags(), f.offset(), f.length(), f.bufferIndex());
             }

@@ -215,12 +215,11 @@ public final class LoopIo implements IoUringIoHandle {
      */
     public boolean submitLinked(int opcode, int fd, long off, long addr, int len, int opFlags, int bufIndex,
                                 Completion done, Runnable next) {
-        SubmissionRoom q = room;
         IoRegistration r = registration;
-        if (q == null || closed || inFlight >= MAX_IN_FLIGHT - 1 || r == null || !r.isValid()
-                || !loop.inEventLoop() || q.free() < 2) {
+        if (!loop.inEventLoop() || room() < 2 || r == null || !r.isValid()) {
             return false;
         }
+        SubmissionRoom q = room;
         int slot = take(done);
         if (r.submit(new IoUringIoOps((byte) opcode, (byte) IoUringAbi.IOSQE_IO_LINK, (short) 0, fd, off, addr, len,
                 opFlags, slot, (short) bufIndex, (short) 0, 0, 0L)) == 0) {
@@ -233,9 +232,7 @@ public final class LoopIo implements IoUringIoHandle {
         } finally {
             if (q.tail() == linked) {
                 // Nothing followed: end the chain here rather than link whatever is submitted next.
-                int nop = take(IGNORED);
-                r.submit(new IoUringIoOps((byte) IoUringAbi.OP_NOP, (byte) 0, (short) 0, -1, 0L, 0L, 0, 0, nop,
-                        (short) 0, (short) 0, 0, 0L));
+                enqueue(IoUringAbi.OP_NOP, 0, -1, 0L, 0L, 0, 0, 0, 0L, IGNORED);
             }
         }
         return true;

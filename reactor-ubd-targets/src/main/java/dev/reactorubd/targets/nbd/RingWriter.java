@@ -92,11 +92,7 @@ final class RingWriter {
      * @param afterSent run once every byte of it was sent, or null
      */
     void write(ByteBuf buf, Runnable afterSent) {
-        if (closed) {
-            buf.release();
-            return;
-        }
-        if (!buf.isReadable()) {
+        if (closed || !buf.isReadable()) {
             buf.release();
             return;
         }
