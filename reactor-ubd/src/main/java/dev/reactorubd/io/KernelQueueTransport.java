@@ -133,6 +133,7 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         if (autoBufReg && slots == null) {
             try {
                 slots = RingBufferTable.reserve(registration, queue.depth());
+                slots.guard(queue::onBufferIdle);
                 LOG.debug("device {} queue {}: zero copy through {}", queue.deviceId(), queue.id(), slots);
             } catch (UbdUnsupportedException e) {
                 LOG.warn("device {} queue {}: no zero copy, requests move with USER_COPY: {}", queue.deviceId(),
@@ -213,6 +214,18 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
     @Override
     public boolean canLinkCommit() {
         return slots != null;
+    }
+
+    @Override
+    public void holdBuffer(int tag) {
+        if (slots != null) {
+            slots.hold(tag);
+        }
+    }
+
+    @Override
+    public boolean retireBuffer(int tag) {
+        return slots == null || slots.retire(tag);
     }
 
     @Override

@@ -61,6 +61,28 @@ public interface QueueTransport {
     }
 
     /**
+     * A request served in place now holds its tag's registered pages: operations naming them may go. Nothing to do
+     * where requests come without registered pages (the default).
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     */
+    default void holdBuffer(int tag) {
+    }
+
+    /**
+     * The request of {@code tag} served in place was answered: no operation may name its registered pages any more.
+     * Returns whether none still does (in the kernel, or waiting to be submitted), so that it may be committed now;
+     * otherwise the transport calls {@link UbdQueue#onBufferIdle} once the last one is back, and the commit waits for
+     * that, since committing gives the slot to the tag's next request. True by default.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     * @return whether the request may be committed now
+     */
+    default boolean retireBuffer(int tag) {
+        return true;
+    }
+
+    /**
      * Commits {@code result} (bytes, 0, or {@code -errno}) for {@code tag} and fetches its next request.
      *
      * @param tag the request tag, from 0 to depth - 1

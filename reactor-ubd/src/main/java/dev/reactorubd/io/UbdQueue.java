@@ -8,6 +8,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.util.concurrent.EventExecutor;
 import dev.reactorubd.sys.UblkIo;
+import java.util.Arrays;
 import java.util.Objects;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
@@ -84,6 +85,12 @@ public final class UbdQueue {
     private Fetch[] earlyFetch;
     /** What each tag's {@link #linkedCommit} runs; made once per tag. */
     private Runnable[] linkers;
+    /**
+     * Per tag, the result of a request answered while operations naming its registered pages were still in flight,
+     * held until they are back ({@link #onBufferIdle}), else {@link #NO_WAIT}. Made on the first such answer.
+     */
+    private int[] bufferWait;
+    private static final int NO_WAIT = Integer.MIN_VALUE;
     private int aborted;
     private long lastFailureLog;
     private int unloggedFailures;
@@ -376,7 +383,7 @@ public final class UbdQueue {
         link[tag] = LINK_NONE;
         linkedCommits--;
         if (answered) {
-            transport.commitAndFetch(tag, heldResult[tag]);
+            commitOnceIdle(tag, heldResult[tag]);
         }
         return true;
     }
@@ -436,6 +443,7 @@ public final class UbdQueue {
         if (bufferIndex >= 0 && length > 0
                 && ((r.op() == IoOp.READ && readsInPlace) || (r.op() == IoOp.WRITE && writesInPlace))) {
             r.bufferIndex = bufferIndex; // served in place: no buffer, no copy
+            transport.holdBuffer(tag);
             zeroCopied++;
             emit(r);
             return;
@@ -642,6 +650,9 @@ public final class UbdQueue {
     private void finish(int tag, int result, Object why) {
         IoRequest r = inFlight[tag];
         inFlight[tag] = null;
+        // Served in place: nothing may name the request's pages from now on, and until what still does is back from
+        // the kernel, the commit (which hands the slot to the tag's next request) waits; see onBufferIdle.
+        boolean slotBusy = r != null && r.bufferIndex >= 0 && !transport.retireBuffer(tag);
         if (r != null) {
             inFlightCount--;
             releaseBuffers(r);
@@ -662,6 +673,7 @@ public final class UbdQueue {
             bytes += result; // READ and WRITE answer their byte count, the others 0
         }
         if (link != null && link[tag] != LINK_NONE) {
+            // A pending link commits behind the very operation still in flight: the kernel orders it, nothing waits.
             if (link[tag] == LINK_PENDING) {
                 // The commit is on its way behind the backend's operation; should it be cancelled, this result goes.
                 link[tag] = LINK_ANSWERED;
@@ -675,6 +687,42 @@ public final class UbdQueue {
             }
             return;
         }
+        if (slotBusy) {
+            holdCommit(tag, result);
+            return;
+        }
+        transport.commitAndFetch(tag, result);
+    }
+
+    /** Commits at once, or once no operation names the tag's registered pages any more (see finish). */
+    private void commitOnceIdle(int tag, int result) {
+        if (transport.retireBuffer(tag)) {
+            transport.commitAndFetch(tag, result);
+        } else {
+            holdCommit(tag, result);
+        }
+    }
+
+    private void holdCommit(int tag, int result) {
+        if (bufferWait == null) {
+            bufferWait = new int[depth];
+            Arrays.fill(bufferWait, NO_WAIT);
+        }
+        bufferWait[tag] = result;
+    }
+
+    /**
+     * The last operation naming the registered pages of {@code tag}'s answered request is back: its held commit goes.
+     * On the loop.
+     *
+     * @param tag the request tag, from 0 to depth - 1
+     */
+    public void onBufferIdle(int tag) {
+        if (bufferWait == null || bufferWait[tag] == NO_WAIT) {
+            return;
+        }
+        int result = bufferWait[tag];
+        bufferWait[tag] = NO_WAIT;
         transport.commitAndFetch(tag, result);
     }
 

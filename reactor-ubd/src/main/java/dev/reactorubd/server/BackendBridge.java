@@ -7,6 +7,7 @@ import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.uring.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.util.ReferenceCountUtil;
+import io.netty.util.ReferenceCounted;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.RejectedExecutionException;
@@ -14,6 +15,7 @@ import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
+import java.util.concurrent.atomic.AtomicReferenceFieldUpdater;
 import org.reactivestreams.Subscription;
 import reactor.core.CoreSubscriber;
 import reactor.core.Disposable;
@@ -21,6 +23,8 @@ import reactor.core.Fuseable;
 import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Operators;
+import reactor.util.context.Context;
 import reactor.core.publisher.SignalType;
 
 /**
@@ -74,9 +78,10 @@ public final class BackendBridge {
      * requests in the backend at once, one more asked for each one answered.
      *
      * <p>A request the backend has not answered within {@code requestTimeout} fails with ETIMEDOUT (checked a few
-     * times per timeout period on the queue's loop, so it fails between 1 and 1.25 times the timeout); the backend's
-     * Mono stays subscribed, and what it signals later is dropped, a read's buffer released. {@link Duration#ZERO}
-     * waits forever.
+     * times per timeout period on the queue's loop, so it fails between 1 and 1.25 times the timeout), and the
+     * backend's Mono is cancelled: a backend stops serving a cancelled request (see {@link BlockBackend}), and what it
+     * signals anyway is dropped, a read's buffer released. A request served in place is committed only once no
+     * operation naming its registered pages is left in flight. {@link Duration#ZERO} waits forever.
      *
      * @param queue the queue, not yet subscribed to
      * @param backend the backend that answers the requests, called on the queue's loop
@@ -298,8 +303,27 @@ public final class BackendBridge {
     private static final class Answer implements CoreSubscriber<Object> {
         private static final AtomicIntegerFieldUpdater<Answer> DONE =
                 AtomicIntegerFieldUpdater.newUpdater(Answer.class, "done");
+        private static final AtomicReferenceFieldUpdater<Answer, Subscription> SUBSCRIPTION =
+                AtomicReferenceFieldUpdater.newUpdater(Answer.class, Subscription.class, "subscription");
+        /** Released once: a backend's own discard hook (the file target's) may have released it already. */
+        private static final Context RELEASE_DISCARDED = Operators.enableOnDiscard(Context.empty(), o -> {
+            if (o instanceof ReferenceCounted rc && rc.refCnt() > 0) {
+                rc.release();
+            }
+        });
+        /** Stands for a subscription cancelled before it arrived. */
+        private static final Subscription CANCELLED = new Subscription() {
+            @Override
+            public void request(long n) {
+            }
+
+            @Override
+            public void cancel() {
+            }
+        };
         final IoRequest r;
         private final Runnable onAnswered;
+        private volatile Subscription subscription;
         private final QueueSubscriber watcher;
         long started;
         private volatile int done;
@@ -310,12 +334,25 @@ public final class BackendBridge {
             this.watcher = watcher;
         }
 
-        /** Answers for the backend: ETIMEDOUT. What the backend signals later is dropped (see onNext). */
+        /**
+         * Answers for the backend: ETIMEDOUT, and cancels the backend's Mono, so that nothing of the request reaches
+         * the store any more (no retry, no re-send after a reconnect, no rest of a transfer). What the backend
+         * signals anyway is dropped (see onNext).
+         */
         void timeOut(BlockBackend backend, Duration timeout) {
             if (DONE.compareAndSet(this, 0, 1)) {
+                // Cancelled first: a backend that hears of it before the answer stops before the tag is reused.
+                cancelUpstream();
                 answerError(r, new UbdIoException(Errno.ETIMEDOUT, backend + " did not answer " + r + " within "
                         + timeout));
                 answered();
+            }
+        }
+
+        private void cancelUpstream() {
+            Subscription s = SUBSCRIPTION.getAndSet(this, CANCELLED);
+            if (s != null && s != CANCELLED) {
+                s.cancel();
             }
         }
 
@@ -326,8 +363,21 @@ public final class BackendBridge {
             onAnswered.run();
         }
 
+        /**
+         * Buffers the backend's chain drops (Reactor's discard hook) are released: among them a read's buffer that
+         * its backend signalled after the request was cancelled, which would otherwise leak.
+         */
+        @Override
+        public Context currentContext() {
+            return RELEASE_DISCARDED;
+        }
+
         @Override
         public void onSubscribe(Subscription s) {
+            if (!SUBSCRIPTION.compareAndSet(this, null, s)) {
+                s.cancel(); // timed out before the backend's Mono even subscribed
+                return;
+            }
             s.request(Long.MAX_VALUE);
         }
 

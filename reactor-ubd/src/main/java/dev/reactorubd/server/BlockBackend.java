@@ -21,8 +21,16 @@ import reactor.core.publisher.Mono;
  * <h2>Buffers</h2>
  * {@link #read} returns a buffer with exactly {@code length} readable bytes, which the library releases after
  * copying it to the kernel (an empty Mono or a wrong length fails the read with EIO). {@link #write}'s data is
- * valid until its Mono terminates; {@code retain()} it to keep it longer. WRITE data is read into buffers of
+ * valid until its Mono terminates or is cancelled; {@code retain()} it to keep it longer. WRITE data is read into buffers of
  * {@link #allocator()}, so a backend decides where its data lives; nothing is allocated per tag or per device.
+ *
+ * <h2>Cancellation</h2>
+ * A request the backend does not answer within the server's request timeout is answered for it (ETIMEDOUT) and its
+ * Mono is cancelled; the tag then serves the kernel's next request. A cancelled request is over for the backend: it
+ * starts nothing more of it (no retry, no re-send after a reconnect, no rest of a short transfer), and {@link
+ * #write}'s data is valid only until the cancellation ({@code retain()} it to finish an operation already under
+ * way). An operation already on its way to the store may still land; a backend makes sure it cannot land after a
+ * later write of the same range (it waits for it first, or resets the connection it was sent on) and says so.
  *
  * <h2>Queues</h2>
  * A simple backend serves every queue as it is. A backend that issues its own IO on the queue's event loop (the file

@@ -48,6 +48,12 @@ public final class LoopIo implements IoUringIoHandle {
     /** How full the loop's submission queue is, for linked pairs; null where it cannot be read (no links then). */
     private SubmissionRoom room;
     private Completion[] slots = new Completion[64];
+    /** Per operation: the buffer-table slot a READ_FIXED / WRITE_FIXED names, plus one (0: none). */
+    private int[] fixed = new int[64];
+    /** Per operation: the SQE's user data, for a cancellation. */
+    private long[] ids = new long[64];
+    /** The loop ring's buffer table, once one is registered: it guards the slots of answered requests. */
+    private RingBufferTable table;
     private int[] free = new int[64];
     private int freeCount;
     private int next;
@@ -146,14 +152,69 @@ public final class LoopIo implements IoUringIoHandle {
             done.complete(-Errno.EAGAIN);
             return;
         }
+        if (!admit(opcode, bufIndex)) {
+            done.complete(-Errno.EFAULT);
+            return;
+        }
         int slot = take(done);
+        markFixed(slot, opcode, bufIndex);
         IoRegistration r = registration;
         long id = (r == null || !r.isValid()) ? 0 : r.submit(new IoUringIoOps((byte) opcode, (byte) sqeFlags,
                 (short) 0, fd, off, addr, len, opFlags, slot, (short) bufIndex, (short) 0, 0, addr3));
         if (id == 0) {
             release(slot);
             done.complete(-Errno.ESHUTDOWN);
+        } else {
+            ids[slot] = id;
         }
+    }
+
+    private static boolean isFixed(int opcode) {
+        return opcode == IoUringAbi.OP_READ_FIXED || opcode == IoUringAbi.OP_WRITE_FIXED;
+    }
+
+    /**
+     * Whether an operation naming {@code bufIndex} may go: not when that slot of the ring's table belonged to a request
+     * that has been answered (its pages are gone, or are already the tag's next request's). The answer is EFAULT, as
+     * the kernel's for an empty slot, without reaching the kernel.
+     */
+    private boolean admit(int opcode, int bufIndex) {
+        if (!isFixed(opcode)) {
+            return true;
+        }
+        if (table == null) {
+            IoRegistration r = registration;
+            table = r == null ? null : RingBufferTable.of(r);
+        }
+        return table == null || table.begin(bufIndex);
+    }
+
+    private void markFixed(int slot, int opcode, int bufIndex) {
+        fixed[slot] = isFixed(opcode) && table != null ? bufIndex + 1 : 0;
+    }
+
+    /**
+     * Asks the kernel to cancel the operations in flight whose callback is {@code done} ({@code IORING_OP_ASYNC_CANCEL}
+     * by their user data): each then completes as usual, with {@code -ECANCELED} if it had not finished. On the loop.
+     *
+     * @param done the callback given to {@code submit}
+     * @return how many cancellations were submitted
+     */
+    public int cancel(Completion done) {
+        IoRegistration r = registration;
+        if (closed || r == null || !r.isValid()) {
+            return 0;
+        }
+        int n = 0;
+        for (int slot = 0; slot < next; slot++) {
+            if (slots[slot] == done) {
+                // The cancellation's own completion carries data no operation has, and is dropped by handle.
+                r.submit(new IoUringIoOps((byte) IoUringAbi.OP_ASYNC_CANCEL, (byte) 0, (short) 0, -1, 0L, ids[slot],
+                        0, 0, (short) 0xFFFF, (short) 0, (short) 0, 0, 0L));
+                n++;
+            }
+        }
+        return n;
     }
 
     /**
@@ -220,12 +281,18 @@ public final class LoopIo implements IoUringIoHandle {
             return false;
         }
         SubmissionRoom q = room;
+        if (!admit(opcode, bufIndex)) {
+            return false; // the plain submission that follows is refused as well, with its EFAULT
+        }
         int slot = take(done);
-        if (r.submit(new IoUringIoOps((byte) opcode, (byte) IoUringAbi.IOSQE_IO_LINK, (short) 0, fd, off, addr, len,
-                opFlags, slot, (short) bufIndex, (short) 0, 0, 0L)) == 0) {
+        markFixed(slot, opcode, bufIndex);
+        long id = r.submit(new IoUringIoOps((byte) opcode, (byte) IoUringAbi.IOSQE_IO_LINK, (short) 0, fd, off, addr,
+                len, opFlags, slot, (short) bufIndex, (short) 0, 0, 0L));
+        if (id == 0) {
             release(slot);
             return false;
         }
+        ids[slot] = id;
         int linked = q.tail();
         try {
             next.run();
@@ -246,6 +313,8 @@ public final class LoopIo implements IoUringIoHandle {
             slot = next++;
             if (slot == slots.length) {
                 slots = Arrays.copyOf(slots, slots.length * 2);
+                fixed = Arrays.copyOf(fixed, fixed.length * 2);
+                ids = Arrays.copyOf(ids, ids.length * 2);
                 free = Arrays.copyOf(free, free.length * 2);
             }
         }
@@ -254,9 +323,15 @@ public final class LoopIo implements IoUringIoHandle {
         return slot;
     }
 
+    /** Frees an operation's slot; a registered-buffer slot it named is told it is done with (see admit). */
     private Completion release(int slot) {
         Completion c = slots[slot];
         slots[slot] = null;
+        int b = fixed[slot];
+        if (b != 0) {
+            fixed[slot] = 0;
+            table.end(b - 1);
+        }
         free[freeCount++] = slot;
         inFlight--;
         return c;
@@ -269,7 +344,14 @@ public final class LoopIo implements IoUringIoHandle {
         if (slot >= next || slots[slot] == null) {
             return; // a cancellation's own completion, or one after close
         }
-        release(slot).complete(e.res());
+        Completion c = slots[slot];
+        int b = fixed[slot];
+        fixed[slot] = 0; // told after the callback, which may submit the rest of a transfer naming the same slot
+        release(slot);
+        c.complete(e.res());
+        if (b != 0) {
+            table.end(b - 1);
+        }
     }
 
     /**
@@ -285,6 +367,12 @@ public final class LoopIo implements IoUringIoHandle {
         IoRegistration r = registration;
         if (r != null) {
             r.cancel();
+        }
+        // Their callbacks will not run: the slots they named are no longer waited for.
+        for (int slot = 0; slot < next; slot++) {
+            if (slots[slot] != null) {
+                release(slot);
+            }
         }
     }
 

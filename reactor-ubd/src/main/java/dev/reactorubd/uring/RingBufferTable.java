@@ -8,9 +8,11 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
+import java.util.Arrays;
 import java.util.BitSet;
 import java.util.Map;
 import java.util.WeakHashMap;
+import java.util.function.IntConsumer;
 
 /**
  * The registered-buffer table of a Netty io_uring event loop's ring, shared by every queue that runs on that loop: how
@@ -44,10 +46,49 @@ public final class RingBufferTable {
     /** Why there is no table on this ring, or null when there is one. */
     private final String unusable;
     private final BitSet used = new BitSet(SLOTS);
+    /**
+     * The reservation of each slot whose uses are guarded ({@link Reservation#guard}), else null; on the loop. Made
+     * with the first guard, so a table nobody guards costs nothing.
+     */
+    private Reservation[] guarded;
 
     private RingBufferTable(int ringFd, String unusable) {
         this.ringFd = ringFd;
         this.unusable = unusable;
+    }
+
+    /**
+     * The table of the ring {@code registration} belongs to, or null when none was registered there (yet).
+     *
+     * @param registration a registration with a Netty io_uring event loop
+     * @return the loop's table, or null
+     */
+    static RingBufferTable of(IoRegistration registration) {
+        if (!(registration.attachment() instanceof IoUringIoHandler handler)) {
+            return null;
+        }
+        synchronized (TABLES) {
+            RingBufferTable t = TABLES.get(handler);
+            return t == null || t.unusable != null ? null : t;
+        }
+    }
+
+    /**
+     * An operation naming {@code slot} is about to be submitted, on the loop. Refused (false) when the slot is guarded
+     * and no request holds it: its request was answered, and the slot may already hold the pages of the tag's next
+     * request, which the operation must never touch. Otherwise counted until {@link #end}.
+     */
+    boolean begin(int slot) {
+        Reservation r = guarded == null || slot < 0 || slot >= SLOTS ? null : guarded[slot];
+        return r == null || r.begin(slot - r.base);
+    }
+
+    /** An operation that {@link #begin} let through is back from the kernel (or will never be), on the loop. */
+    void end(int slot) {
+        Reservation r = guarded == null || slot < 0 || slot >= SLOTS ? null : guarded[slot];
+        if (r != null) {
+            r.end(slot - r.base);
+        }
     }
 
     /** Consecutive slots of a loop's table, one per tag of a queue. */
@@ -55,6 +96,11 @@ public final class RingBufferTable {
         private final int base;
         private final int count;
         private boolean released;
+        /** Per slot while guarded: whether a request holds it, operations in flight naming it, a waiter for idle. */
+        private boolean[] held;
+        private int[] uses;
+        private boolean[] waiting;
+        private IntConsumer whenIdle;
 
         private Reservation(int base, int count) {
             this.base = base;
@@ -106,6 +152,86 @@ public final class RingBufferTable {
         }
 
         /**
+         * Guards the slots from here on: an operation ({@link LoopIo}'s {@code READ_FIXED} / {@code WRITE_FIXED})
+         * naming a slot is let through only while a request {@link #hold holds} it, and those in flight are counted,
+         * so that a request is committed (and its slot given to the tag's next request) only once nothing that names
+         * it is still in the kernel or in the loop's submission queue. On the loop.
+         *
+         * @param whenIdle told, on the loop, the index of a slot that {@link #retire} found busy, once its last
+         *                 operation is back
+         */
+        public void guard(IntConsumer whenIdle) {
+            if (held != null) {
+                throw new IllegalStateException(this + " is already guarded");
+            }
+            held = new boolean[count];
+            uses = new int[count];
+            waiting = new boolean[count];
+            this.whenIdle = whenIdle;
+            if (guarded == null) {
+                guarded = new Reservation[SLOTS];
+            }
+            Arrays.fill(guarded, base, base + count, this);
+        }
+
+        /**
+         * A request now holds slot {@code index} (the kernel registered its pages there): operations naming it are
+         * let through. On the loop.
+         *
+         * @param index the slot, from 0 to {@link #count()} - 1
+         */
+        public void hold(int index) {
+            if (held != null) {
+                held[index] = true;
+                waiting[index] = false;
+            }
+        }
+
+        /**
+         * The request holding slot {@code index} was answered: no operation naming the slot is let through any more.
+         * Returns whether none is in flight either, so that the request may be committed now; otherwise {@code
+         * whenIdle} hears of the slot once the last one is back. On the loop.
+         *
+         * @param index the slot, from 0 to {@link #count()} - 1
+         * @return whether no operation naming the slot is in flight
+         */
+        public boolean retire(int index) {
+            if (held == null) {
+                return true;
+            }
+            held[index] = false;
+            if (uses[index] == 0) {
+                return true;
+            }
+            waiting[index] = true;
+            return false;
+        }
+
+        /**
+         * {@return operations naming slot {@code index} in flight now (0 when the slots are not guarded); on the loop}
+         *
+         * @param index the slot, from 0 to {@link #count()} - 1
+         */
+        public int uses(int index) {
+            return uses == null ? 0 : uses[index];
+        }
+
+        private boolean begin(int index) {
+            if (!held[index]) {
+                return false;
+            }
+            uses[index]++;
+            return true;
+        }
+
+        private void end(int index) {
+            if (uses[index] > 0 && --uses[index] == 0 && waiting[index]) {
+                waiting[index] = false;
+                whenIdle.accept(index);
+            }
+        }
+
+        /**
          * Empties the slots (a buffer the kernel left registered in one is dropped from the table; the kernel keeps it
          * alive while an operation still uses it) and gives them back. On the loop, once no request uses them; again
          * is a no-op.
@@ -115,6 +241,9 @@ public final class RingBufferTable {
                 return;
             }
             released = true;
+            if (held != null && guarded != null) {
+                Arrays.fill(guarded, base, base + count, null);
+            }
             clear(base, count);
             synchronized (TABLES) {
                 used.clear(base, base + count);

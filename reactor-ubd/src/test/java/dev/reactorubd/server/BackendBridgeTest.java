@@ -134,6 +134,43 @@ class BackendBridgeTest {
         }
     }
 
+    /**
+     * A request answered by the timeout is over for its backend: the backend's Mono is cancelled, so that a retry, a
+     * re-send after a reconnect or the rest of a transfer never reaches the store once the tag serves another request.
+     * (Before, the Mono stayed subscribed and a retry went on writing after the answer.)
+     */
+    @Test
+    void aTimedOutRequestCancelsTheBackendsMonoSoNothingOfItRunsAfterTheAnswer() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger attempts = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.CountDownLatch cancelled = new java.util.concurrent.CountDownLatch(1);
+        BlockBackend retrying = new BlockBackend() {
+            @Override
+            public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+                return Mono.just(allocator.directBuffer(length).writeZero(length));
+            }
+
+            @Override
+            public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+                // Each attempt fails after 100 ms and is tried again, as a retry decorator would.
+                return Mono.defer(() -> {
+                    attempts.incrementAndGet();
+                    return Mono.<Void>error(new UbdIoException(Errno.EIO, "try again"))
+                            .delaySubscription(Duration.ofMillis(100));
+                }).retry().doOnCancel(cancelled::countDown);
+            }
+        };
+        try (VirtualDevice dev = VirtualDevice.serve(retrying, 1, 4, Duration.ofMillis(300))) {
+            StepVerifier.create(dev.write(0, 4096, Unpooled.wrappedBuffer(new byte[4096])))
+                    .expectErrorSatisfies(e -> assertEquals(Errno.ETIMEDOUT, ((UbdIoException) e).errno()))
+                    .verify(WAIT);
+            assertTrue(cancelled.await(5, java.util.concurrent.TimeUnit.SECONDS),
+                    "the backend's Mono was cancelled with the answer");
+            int atAnswer = attempts.get();
+            Thread.sleep(500);
+            assertEquals(atAnswer, attempts.get(), "no attempt after the request was answered");
+        }
+    }
+
     @Test
     void eachKindOfMisbehaviourFailsThatRequestAlone() {
         Misbehaving backend = new Misbehaving();
