@@ -31,6 +31,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.MonoSink;
@@ -96,6 +97,8 @@ public final class FileBackend implements BlockBackend {
     private volatile boolean fallocateZeroes = true;
     private volatile ByteBuf zeros;
     private volatile MultiThreadIoEventLoopGroup ownLoop;
+    /** Writes given up while in the kernel, which later overlapping writes wait for. */
+    private final GivenUpWrites givenUp = new GivenUpWrites();
     private final Mono<Bound> own;
 
     /**
@@ -469,7 +472,8 @@ public final class FileBackend implements BlockBackend {
                     // Composed backends may hand over heap, composite or unaligned data: copy it once.
                     buf = allocator.directBuffer(length, length).writeBytes(data, data.readerIndex(), length);
                 }
-                new Transfer(io, true, offset, buf, length, fua ? IoUringAbi.RWF_DSYNC : 0, -1, sink).start();
+                Transfer t = new Transfer(io, true, offset, buf, length, fua ? IoUringAbi.RWF_DSYNC : 0, -1, sink);
+                givenUp.whenClear(offset, length, () -> onLoop(sink, t::start));
             }));
         }
 
@@ -502,8 +506,11 @@ public final class FileBackend implements BlockBackend {
             if (bad != null) {
                 return bad;
             }
-            return Mono.create(sink -> onLoop(sink, () -> new Transfer(io, true, offset, null, length,
-                    fua ? IoUringAbi.RWF_DSYNC : 0, bufferIndex, sink).start(linkedCommit)));
+            return Mono.create(sink -> onLoop(sink, () -> {
+                Transfer t = new Transfer(io, true, offset, null, length, fua ? IoUringAbi.RWF_DSYNC : 0, bufferIndex,
+                        sink);
+                givenUp.whenClear(offset, length, () -> onLoop(sink, () -> t.start(linkedCommit)));
+            }));
         }
 
         @Override
@@ -604,7 +611,7 @@ public final class FileBackend implements BlockBackend {
      * subscriber on success, every other buffer is released when the transfer ends. With a {@code bufIndex} there is
      * no buffer: the data moves from or to that slot of the ring's buffer table (a request's registered pages).
      */
-    private final class Transfer implements LoopIo.Completion {
+    private final class Transfer implements LoopIo.Completion, Disposable {
         private final LoopIo io;
         private final boolean write;
         private final long offset;
@@ -615,6 +622,12 @@ public final class FileBackend implements BlockBackend {
         private final int bufIndex;
         private final MonoSink<?> sink;
         private int done;
+        /** Whether the caller gave it up; read and written on the loop. */
+        private boolean cancelled;
+        /** Whether an operation of it is in the kernel; on the loop. */
+        private boolean inKernel;
+        /** Its key in {@link #givenUp} while it is a given-up write in the kernel, else null. */
+        private Object givenUpKey;
 
         Transfer(LoopIo io, boolean write, long offset, ByteBuf buf, int length, int rwFlags, int bufIndex,
                  MonoSink<?> sink) {
@@ -628,9 +641,41 @@ public final class FileBackend implements BlockBackend {
             this.rwFlags = rwFlags;
             this.bufIndex = bufIndex;
             this.sink = sink;
+            sink.onCancel(this);
+        }
+
+        /**
+         * The caller gave the transfer up: nothing more of it is started. A write whose operation is still in the kernel
+         * may land yet; later overlapping writes wait for it (see {@link GivenUpWrites}). From any thread.
+         */
+        @Override
+        public void dispose() {
+            if (io.loop().inEventLoop()) {
+                giveUp();
+            } else {
+                try {
+                    io.loop().execute(this::giveUp);
+                } catch (RejectedExecutionException e) {
+                    // The loop is gone, and its operations with it.
+                }
+            }
+        }
+
+        private void giveUp() {
+            if (cancelled) {
+                return;
+            }
+            cancelled = true;
+            if (write && inKernel) {
+                givenUpKey = givenUp.add(offset, length);
+            }
         }
 
         void start() {
+            if (cancelled) {
+                release();
+                return;
+            }
             next();
         }
 
@@ -640,6 +685,11 @@ public final class FileBackend implements BlockBackend {
          * cancelled, the rest is moved as usual and the request is committed with this transfer's outcome.
          */
         void start(Runnable linkedCommit) {
+            if (cancelled) {
+                release();
+                return;
+            }
+            inKernel = true;
             if (linkedCommit == null || bufIndex < 0 || !io.submitLinked(write ? IoUringAbi.OP_WRITE_FIXED
                     : IoUringAbi.OP_READ_FIXED, fd, offset, 0L, length, rwFlags, bufIndex, this, linkedCommit)) {
                 next();
@@ -647,6 +697,7 @@ public final class FileBackend implements BlockBackend {
         }
 
         private void next() {
+            inKernel = true;
             if (bufIndex >= 0) {
                 io.submit(write ? IoUringAbi.OP_WRITE_FIXED : IoUringAbi.OP_READ_FIXED, fd, offset + done,
                         address + done, length - done, rwFlags, bufIndex, 0, this);
@@ -664,6 +715,17 @@ public final class FileBackend implements BlockBackend {
 
         @Override
         public void complete(int res) {
+            inKernel = false;
+            if (cancelled) {
+                // Given up: no rest of it is moved, and writes that waited for it may go now.
+                release();
+                if (givenUpKey != null) {
+                    Object key = givenUpKey;
+                    givenUpKey = null;
+                    givenUp.remove(key);
+                }
+                return;
+            }
             if (res == -Errno.EINTR) {
                 next();
             } else if (res < 0) {

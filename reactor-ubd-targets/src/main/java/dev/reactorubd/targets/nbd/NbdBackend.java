@@ -84,6 +84,19 @@ import reactor.core.scheduler.Schedulers;
  * See {@link NbdOptions} for the request timeout (ETIMEDOUT) and the reconnect policy. In short: a lost connection
  * never hangs IO; requests wait for a reconnect under a bounded policy or fail with EIO, and service resumes when the
  * server is back. A reconnect re-runs the handshake and refuses an export whose size changed.
+ *
+ * <h2>Given-up requests</h2>
+ * A request whose Mono is cancelled (the server's request timeout, a {@code timeout} decorator) is never sent again:
+ * dropped if it waits for a connection, not re-sent after a reconnect. A READ or FLUSH already on the wire stays
+ * there and its reply is dropped; a WRITE, TRIM or WRITE_ZEROES on the wire resets its connection at once (the others
+ * in flight are sent again on the next one), so that it cannot land after a later write of the same range.
+ *
+ * <h2>Durability</h2>
+ * Writes the server acknowledged sit in its volatile cache until a FLUSH completes. When a connection is lost with
+ * acknowledged writes not yet flushed, a server that restarted may have dropped them, and re-sending what was in
+ * flight cannot bring them back: the export's next FLUSH (on any of its connections) then fails with EIO, once, so
+ * that the file system above learns that data it was told is written may be gone. FUA writes are durable when
+ * acknowledged and do not count; an export without NBD_FLAG_SEND_FLUSH has no volatile cache to lose.
  */
 public final class NbdBackend implements BlockBackend {
     private static final Logger log = LoggerFactory.getLogger(NbdBackend.class);
@@ -101,10 +114,14 @@ public final class NbdBackend implements BlockBackend {
     private final Set<Capability> capabilities;
     private final Set<NbdConnection> connections = ConcurrentHashMap.newKeySet();
     private final AtomicBoolean closing = new AtomicBoolean();
+    /** Shared by every connection: see {@link NbdConnection#NbdConnection} and the class comment's Durability. */
+    private final UnflushedWrites unflushed;
     private final Sinks.Empty<Void> closed = Sinks.empty();
 
     private NbdBackend(NbdUri uri, NbdOptions options, EventLoopGroup group, boolean ownGroup,
-                       InetSocketAddress resolved, NbdConnection main, ExportInfo info) {
+                       InetSocketAddress resolved, NbdConnection main, ExportInfo info,
+                       UnflushedWrites unflushed) {
+        this.unflushed = unflushed;
         this.uri = uri;
         this.options = options;
         this.group = group;
@@ -177,8 +194,11 @@ public final class NbdBackend implements BlockBackend {
                             .timeout(options.connectTimeout(), Mono.error(() -> new NbdException("resolving the host of "
                                     + uri + " took longer than " + options.connectTimeout() + "; check DNS")));
             return address.flatMap(a -> {
-                NbdConnection c = new NbdConnection(uri.toString(), uri, options, group.next(), a.orElse(null), -1);
-                return c.open().map(i -> new NbdBackend(uri, options, group, own, a.orElse(null), c, i));
+                UnflushedWrites unflushed = new UnflushedWrites();
+                NbdConnection c = new NbdConnection(uri.toString(), uri, options, group.next(), a.orElse(null), -1,
+                        unflushed);
+                return c.open().map(i -> new NbdBackend(uri, options, group, own, a.orElse(null), c, i,
+                        unflushed));
             }).onErrorResume(e -> (own ? shutdown(group) : Mono.<Void>empty()).then(Mono.error(e)));
         });
     }
@@ -341,10 +361,10 @@ public final class NbdBackend implements BlockBackend {
         return Mono.create(sink -> {
             long deadline = deadline();
             if (length <= max) {
-                c.submit(new NbdCommand(CMD_READ, 0, offset, length, null, deadline, new SinkCompletion(sink)));
+                c.submit(new NbdCommand(CMD_READ, 0, offset, length, null, deadline, new SinkCompletion(sink, c)));
                 return;
             }
-            Parts parts = new Parts((length + max - 1) / max, true, new SinkCompletion(sink));
+            Parts parts = new Parts((length + max - 1) / max, true, new SinkCompletion(sink, c));
             for (int i = 0, at = 0; at < length; i++, at += max) {
                 c.submit(new NbdCommand(CMD_READ, 0, offset + at, Math.min(max, length - at), null, deadline,
                         parts.part(i)));
@@ -381,10 +401,10 @@ public final class NbdBackend implements BlockBackend {
         Mono<Void> w = Mono.create(sink -> {
             long deadline = deadline();
             if (length <= max) {
-                c.submit(part.make(flags, 0, length, deadline, new SinkCompletion(sink)));
+                c.submit(part.make(flags, 0, length, deadline, new SinkCompletion(sink, c)));
                 return;
             }
-            Parts parts = new Parts((length + max - 1) / max, false, new SinkCompletion(sink));
+            Parts parts = new Parts((length + max - 1) / max, false, new SinkCompletion(sink, c));
             for (int i = 0, at = 0; at < length; i++, at += max) {
                 c.submit(part.make(flags, at, Math.min(max, length - at), deadline, parts.part(i)));
             }
@@ -397,7 +417,7 @@ public final class NbdBackend implements BlockBackend {
             return Mono.empty();
         }
         return Mono.create(sink -> c.submit(new NbdCommand(CMD_FLUSH, 0, 0, 0, null, deadline(),
-                new SinkCompletion(sink))));
+                new SinkCompletion(sink, c))));
     }
 
     Mono<Void> discard(NbdConnection c, long offset, long length) {
@@ -431,10 +451,10 @@ public final class NbdBackend implements BlockBackend {
         return Mono.create(sink -> {
             long deadline = deadline();
             if (length <= RANGE_CHUNK) {
-                c.submit(new NbdCommand(type, flags, offset, (int) length, null, deadline, new SinkCompletion(sink)));
+                c.submit(new NbdCommand(type, flags, offset, (int) length, null, deadline, new SinkCompletion(sink, c)));
                 return;
             }
-            Parts parts = new Parts((int) ((length + RANGE_CHUNK - 1) / RANGE_CHUNK), false, new SinkCompletion(sink));
+            Parts parts = new Parts((int) ((length + RANGE_CHUNK - 1) / RANGE_CHUNK), false, new SinkCompletion(sink, c));
             int i = 0;
             for (long at = 0; at < length; at += RANGE_CHUNK, i++) {
                 c.submit(new NbdCommand(type, flags, offset + at, (int) Math.min(RANGE_CHUNK, length - at), null,
@@ -443,14 +463,25 @@ public final class NbdBackend implements BlockBackend {
         });
     }
 
-    /** Answers a Mono from a command: its READ data, its completion, or its error. */
+    /**
+     * Answers a Mono from a command: its READ data, its completion, or its error. A cancelled Mono gives its commands
+     * up: the connection drops them (see {@link NbdConnection#abandon()}).
+     */
     private static final class SinkCompletion implements NbdCommand.Completion {
         private final MonoSink<?> sink;
         private volatile boolean cancelled;
 
-        SinkCompletion(MonoSink<?> sink) {
+        SinkCompletion(MonoSink<?> sink, NbdConnection c) {
             this.sink = sink;
-            sink.onCancel(() -> cancelled = true);
+            sink.onCancel(() -> {
+                cancelled = true;
+                c.abandon();
+            });
+        }
+
+        @Override
+        public boolean isCancelled() {
+            return cancelled;
         }
 
         @Override
@@ -489,6 +520,11 @@ public final class NbdBackend implements BlockBackend {
                 @Override
                 public void succeeded(ByteBuf readData) {
                     partDone(index, readData, null);
+                }
+
+                @Override
+                public boolean isCancelled() {
+                    return whole.isCancelled();
                 }
 
                 @Override
@@ -565,7 +601,7 @@ public final class NbdBackend implements BlockBackend {
                 return Mono.error(new NbdException("the nbd backend for " + uri + " is closed"));
             }
             NbdConnection c = new NbdConnection(uri + " (queue " + queue.id() + ")", uri, options, loop, resolved,
-                    info.size(), ring.orElse(null));
+                    info.size(), ring.orElse(null), unflushed);
             connections.add(c);
             if (closing.get()) {
                 c.close().subscribe();

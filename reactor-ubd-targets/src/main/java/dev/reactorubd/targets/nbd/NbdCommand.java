@@ -14,6 +14,26 @@ final class NbdCommand {
         void succeeded(ByteBuf readData);
 
         void failed(Throwable error);
+
+        /**
+         * Whether the caller gave the command up (its Mono was cancelled, say by the server's request timeout): it is
+         * then never sent again, and a WRITE of it still in flight resets its connection. Read on the loop.
+         *
+         * @return whether the command was given up
+         */
+        default boolean isCancelled() {
+            return false;
+        }
+    }
+
+    /** {@return whether the command changes the export: a WRITE, TRIM or WRITE_ZEROES} */
+    boolean modifies() {
+        return type == NbdProtocol.CMD_WRITE || type == NbdProtocol.CMD_TRIM || type == NbdProtocol.CMD_WRITE_ZEROES;
+    }
+
+    /** {@return whether its caller gave it up} */
+    boolean abandoned() {
+        return completion.isCancelled();
     }
 
     final int type;
@@ -40,6 +60,8 @@ final class NbdCommand {
     boolean finished;
     /** How many times it was sent (more than once after reconnects). */
     int sends;
+    /** For a FLUSH: the connection's acknowledged writes when it was sent, which its success makes durable. */
+    long covers;
 
     NbdCommand(int type, int flags, long offset, int length, ByteBuf data, long deadline, Completion completion) {
         this(type, flags, offset, length, data, -1, 0, deadline, completion);

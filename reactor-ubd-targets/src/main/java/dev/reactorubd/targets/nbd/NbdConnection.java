@@ -36,6 +36,7 @@ import java.util.List;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.Iterator;
 import java.util.function.BiConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -80,24 +81,30 @@ final class NbdConnection {
     private final LoopIo ring;
     /** The writer of the latest session, which closes {@link #ring} once its last write is back. */
     private RingWriter lastWriter;
+    private final UnflushedWrites unflushed;
+    /** The number of the latest write (not FUA) acknowledged on this connection ({@link UnflushedWrites}), or 0. */
+    private long latestAck;
 
     /**
      * @param expectedSize the export's size as first seen (checked on every handshake), or -1 to take the first
      *                     handshake's
      */
     NbdConnection(String label, NbdUri uri, NbdOptions options, EventLoop loop, InetSocketAddress resolved,
-                  long expectedSize) {
-        this(label, uri, options, loop, resolved, expectedSize, null);
+                  long expectedSize, UnflushedWrites unflushed) {
+        this(label, uri, options, loop, resolved, expectedSize, null, unflushed);
     }
 
     /**
      * @param io a registration with {@code loop}, an io_uring loop, that sessions write through instead of their
      *           channel, so that a WRITE can send a ublk request's registered pages ({@link #canSendRegistered()});
      *           closed with this connection. Null: sessions write through their channel.
+     * @param unflushed shared by the connections of one export: which acknowledged writes a FLUSH made durable, and
+     *                  whether a connection was lost with some that were not (the next FLUSH then fails)
      */
     NbdConnection(String label, NbdUri uri, NbdOptions options, EventLoop loop, InetSocketAddress resolved,
-                  long expectedSize, LoopIo io) {
+                  long expectedSize, LoopIo io, UnflushedWrites unflushed) {
         this.ring = io;
+        this.unflushed = unflushed;
         this.label = label;
         this.uri = uri;
         this.options = options;
@@ -364,9 +371,14 @@ final class NbdConnection {
         log.info("reconnected to {} after {} attempt(s); sending {} waiting request(s)", label, attempt, resend);
         NbdCommand c;
         while (state == State.READY && (c = waiting.poll()) != null) {
-            if (!c.finished) {
-                send(c);
+            if (c.finished) {
+                continue;
             }
+            if (c.abandoned()) {
+                finish(c); // its caller gave it up: it must not reach the export now
+                continue;
+            }
+            send(c);
         }
     }
 
@@ -393,6 +405,10 @@ final class NbdConnection {
     }
 
     private void doSubmit(NbdCommand c) {
+        if (c.abandoned()) {
+            finish(c);
+            return;
+        }
         if (state == State.CLOSED) {
             fail(c, new UbdIoException(Errno.EIO, label + " is closed"));
             return;
@@ -441,6 +457,17 @@ final class NbdConnection {
     }
 
     private void send(NbdCommand c) {
+        if (c.type == CMD_FLUSH) {
+            String lost = unflushed.takeLoss();
+            if (lost != null) {
+                // Writes the server acknowledged were never flushed before a connection was lost: a restarted server
+                // may have dropped them. This FLUSH cannot vouch for them, so it fails once, and the file system above
+                // learns of it.
+                fail(c, new UbdIoException(Errno.EIO, lost));
+                return;
+            }
+            c.covers = unflushed.flushCovers();
+        }
         Session s = session;
         Channel ch = s.channel;
         c.cookie = nextCookie++;
@@ -502,6 +529,11 @@ final class NbdConnection {
             }
             return;
         }
+        if (c.modifies() && (c.flags & CMD_FLAG_FUA) == 0 && info.has(TF_SEND_FLUSH)) {
+            latestAck = unflushed.acknowledged();
+        } else if (c.type == CMD_FLUSH) {
+            unflushed.flushed(c.covers);
+        }
         finish(c);
         try {
             c.completion.succeeded(readData);
@@ -549,9 +581,15 @@ final class NbdConnection {
             return;
         }
         s.dispose(reason);
+        noteUnflushedLoss(reason);
         List<NbdCommand> unanswered = new ArrayList<>(s.inFlight.values());
         s.inFlight.clear();
-        unanswered.removeIf(c -> c.finished);
+        unanswered.removeIf(c -> {
+            if (!c.finished && c.abandoned()) {
+                finish(c); // given up by its caller: never sent again
+            }
+            return c.finished;
+        });
         unanswered.sort(Comparator.comparingLong(c -> c.cookie));
         unanswered.forEach(c -> c.session = null);
         if (session != s) {
@@ -579,6 +617,52 @@ final class NbdConnection {
         log.warn("lost connection to {} ({}); {} request(s) wait for a reconnect (up to {} attempt(s), each within {})",
                 label, reason, waiting.size(), options.reconnectAttempts(), options.connectTimeout());
         startCycle(options.reconnectAttempts());
+    }
+
+    /**
+     * A session is gone: writes it acknowledged since its last completed FLUSH were in the server's volatile cache, and
+     * a server that restarted has lost them. Recorded for the next FLUSH of the export (see {@link #send}).
+     */
+    private void noteUnflushedLoss(String reason) {
+        if (unflushed.lost(latestAck, label + ": a connection was lost (" + reason + ") while writes the server had "
+                + "acknowledged were not yet flushed; a server that restarted lost them, so this FLUSH fails (check "
+                + "the data written since the last successful flush)")) {
+            log.warn("{}: the connection was lost with acknowledged writes not yet flushed; the next FLUSH fails with "
+                    + "EIO", label);
+        }
+    }
+
+    /** Drops, on the loop, the commands whose callers gave them up ({@link NbdCommand#abandoned()}); from any thread. */
+    void abandon() {
+        run(this::reapAbandoned, () -> { });
+    }
+
+    /**
+     * Commands given up while waiting are dropped. A WRITE, TRIM or WRITE_ZEROES given up while on the wire may still
+     * land; the server may run it after a later write of the same range (sent on this connection, or on another queue's),
+     * so the connection is reset first: its other requests are sent again on the next one. A READ or FLUSH given up
+     * stays in flight, and its reply is dropped.
+     */
+    private void reapAbandoned() {
+        for (Iterator<NbdCommand> it = waiting.iterator(); it.hasNext(); ) {
+            NbdCommand c = it.next();
+            if (!c.finished && c.abandoned()) {
+                it.remove();
+                finish(c);
+            }
+        }
+        Session s = session;
+        if (s == null || s.gone) {
+            return;
+        }
+        for (NbdCommand c : s.inFlight.values()) {
+            if (!c.finished && c.abandoned() && c.modifies()) {
+                log.warn("{}: {} was given up by its caller (timed out) while on the wire; resetting the connection "
+                        + "so that it cannot land after a later write", label, c);
+                sessionLost(s, "a write on the wire was given up by its caller");
+                return;
+            }
+        }
     }
 
     // ------------------------------------------------------------------------------------------------ closing

@@ -197,8 +197,9 @@ final class RingWriter {
     }
 
     /**
-     * Sends nothing more: pieces not sent yet are dropped, and those in flight are released when the kernel gives
-     * them back. Idempotent.
+     * Sends nothing more: pieces not sent yet are dropped, and those in flight are cancelled (a send to a server that
+     * stopped reading would otherwise wait for ever, holding the request pages it names, whose request cannot be
+     * committed before it is back) and released when the kernel gives them back. Idempotent.
      */
     void close() {
         if (closed) {
@@ -208,6 +209,9 @@ final class RingWriter {
         Piece p;
         while ((p = pending.poll()) != null) {
             p.release();
+        }
+        for (Piece inFlight : chain) {
+            io.cancel(inFlight);
         }
     }
 
