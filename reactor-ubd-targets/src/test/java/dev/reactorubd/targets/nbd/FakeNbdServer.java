@@ -43,6 +43,8 @@ final class FakeNbdServer implements AutoCloseable {
     private final byte[] disk;
     final AtomicInteger connections = new AtomicInteger();
     final AtomicInteger requests = new AtomicInteger();
+    /** The WRITE requests among {@link #requests}. */
+    final AtomicInteger writes = new AtomicInteger();
     volatile Mode mode = Mode.SERVE;
     volatile boolean supportGo = true;
     volatile long size;
@@ -137,6 +139,9 @@ final class FakeNbdServer implements AutoCloseable {
                     return;
                 }
                 requests.incrementAndGet();
+                if (type == NbdProtocol.CMD_WRITE) {
+                    writes.incrementAndGet();
+                }
                 Mode m = mode;
                 if (m == Mode.SILENT) {
                     continue;

@@ -80,14 +80,25 @@ class GivenUpWriteDeviceTest {
                         .logicalBlockSize(LEN).build(), nbd);
                 try {
                     assertTrue(dev.info().has(UblkFeature.AUTO_BUF_REG), "zero copy: " + dev.info());
+                    // The kernel's own reads after the start (partition scan) are done: the tag is idle.
+                    long[] last = {-1};
+                    long[] quietSince = {System.nanoTime()};
+                    await(() -> {
+                        long now = dev.queue(0).completedCount() + dev.queue(0).failedCount();
+                        if (now != last[0] || dev.queue(0).inFlightCount() != 0) {
+                            last[0] = now;
+                            quietSince[0] = System.nanoTime();
+                        }
+                        return System.nanoTime() - quietSince[0] > TimeUnit.SECONDS.toNanos(2);
+                    }, "the device is idle");
                     // The export takes the old write and never answers it: the request timeout answers it.
                     export.mode = FakeNbdServer.Mode.SILENT;
-                    int seen = export.requests.get();
+                    int seen = export.writes.get();
                     assertNotEquals(0, exit(dd(dev, oldFile, 0)), "the old write failed: timed out");
-                    assertEquals(seen + 1, export.requests.get(), "the old write reached the export once");
+                    assertEquals(seen + 1, export.writes.get(), "the old write reached the export once");
                     // The tag's next request, in the same slot, while the export still does not answer.
                     Process next = dd(dev, newFile, 1 << 20);
-                    await(() -> export.requests.get() >= seen + 2, "the next write reached the export");
+                    await(() -> export.writes.get() >= seen + 2, "the next write reached the export");
                     // The export answers again, and the connection is lost and comes back under the next write.
                     export.mode = FakeNbdServer.Mode.SERVE;
                     export.dropAll();
