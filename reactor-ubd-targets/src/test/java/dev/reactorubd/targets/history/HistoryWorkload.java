@@ -54,6 +54,26 @@ final class HistoryWorkload {
     private final AtomicLong failedWrites = new AtomicLong();
     private final AtomicLong failedFlushes = new AtomicLong();
     private final AtomicInteger issued = new AtomicInteger();
+    private volatile Journal journal;
+
+    /** Hears of every write and flush as it happens: how a child process tells its parent, which may kill it. */
+    interface Journal {
+        void issued(History.Write w, long offset, int length);
+
+        void answered(History.Write w);
+
+        void flushed(long issued);
+    }
+
+    HistoryWorkload journal(Journal j) {
+        this.journal = j;
+        return this;
+    }
+
+    /** Operations issued so far. */
+    int issuedCount() {
+        return issued.get();
+    }
 
     HistoryWorkload(VirtualDevice dev, long deviceBytes, long seed) {
         this.dev = dev;
@@ -125,14 +145,18 @@ final class HistoryWorkload {
         return Mono.defer(() -> {
             ByteBuf data = PooledByteBufAllocator.DEFAULT.directBuffer(length, length);
             History.Write w = history.issueWrite(offset, length);
+            Journal j = journal;
+            if (j != null) {
+                j.issued(w, offset, length);
+            }
             ByteBuffer nio = data.nioBuffer(0, length);
             History.stamp(nio, w.id, offset / History.SECTOR, length / History.SECTOR);
             data.writerIndex(length);
             writes.incrementAndGet();
             return dev.write(op.queue, offset, data)
-                    .doOnSuccess(v -> history.answer(w, true))
+                    .doOnSuccess(v -> answered(w, true))
                     .onErrorResume(e -> {
-                        history.answer(w, false);
+                        answered(w, false);
                         failedWrites.incrementAndGet();
                         return Mono.empty();
                     })
@@ -149,11 +173,25 @@ final class HistoryWorkload {
         return Mono.defer(() -> {
             long at = history.tick();
             flushes.incrementAndGet();
-            return dev.flush(op.queue).doOnSuccess(v -> history.flushed(at)).onErrorResume(e -> {
+            return dev.flush(op.queue).doOnSuccess(v -> {
+                history.flushed(at);
+                Journal j = journal;
+                if (j != null) {
+                    j.flushed(at);
+                }
+            }).onErrorResume(e -> {
                 failedFlushes.incrementAndGet();
                 return Mono.empty();
             });
         });
+    }
+
+    private void answered(History.Write w, boolean ok) {
+        history.answer(w, ok);
+        Journal j = journal;
+        if (j != null) {
+            j.answered(w);
+        }
     }
 
     private Mono<Void> read(int index, Op op) {

@@ -191,7 +191,7 @@ public final class NbdServers {
      * qemu-nbd serving {@code file} (raw) as {@code exportName} on 127.0.0.1:{@code port}, or on the Unix socket
      * {@code socket} when it is not null, to up to {@code shared} clients at once.
      */
-    static Server qemuNbd(Path dir, Path file, int port, Path socket, String exportName, int shared,
+    public static Server qemuNbd(Path dir, Path file, int port, Path socket, String exportName, int shared,
                           String... extra) throws IOException {
         require(QEMU_NBD);
         List<String> cmd = new ArrayList<>(List.of(QEMU_NBD, "-f", "raw", "-x", exportName, "--shared=" + shared,
@@ -251,7 +251,7 @@ public final class NbdServers {
         throw new AssertionError(s.command + " did not listen on " + socket + " within 15 s:\n" + s.output());
     }
 
-    static void sleep(long ms) {
+    public static void sleep(long ms) {
         try {
             Thread.sleep(ms);
         } catch (InterruptedException e) {
