@@ -309,7 +309,7 @@ final class MirrorAssembly {
             throw new MirrorAssemblyException("replica " + source + " (" + replicas[source] + ") of a new mirror "
                     + "could not be read: " + found.get(source) + "; fix it or give another");
         }
-        Superblock base = new Superblock(UUID.randomUUID(), 0, 0, region, false, dataOffset, dataSize, bitmapBytes,
+        Superblock base = new Superblock(randomId(), 0, 0, region, false, dataOffset, dataSize, bitmapBytes,
                 roles);
         long regions = (dataSize + region - 1) / region;
         return new Plan(base, true, starts, new DirtyMap(regions), source, report);
@@ -357,6 +357,17 @@ final class MirrorAssembly {
                                 p.bitmap().count());
                     }
                 });
+    }
+
+    /**
+     * A random (version 4) UUID from ThreadLocalRandom: {@code UUID.randomUUID()} may block on the system's entropy, and
+     * this runs on a replica's event loop. An id needs to be unique among a site's mirrors, not unguessable.
+     */
+    static UUID randomId() {
+        java.util.concurrent.ThreadLocalRandom r = java.util.concurrent.ThreadLocalRandom.current();
+        long msb = (r.nextLong() & ~0xF000L) | 0x4000L;
+        long lsb = (r.nextLong() & ~(0xC000000000000000L)) | 0x8000000000000000L;
+        return new UUID(msb, lsb);
     }
 
     static long roundUp(long x, long unit) {

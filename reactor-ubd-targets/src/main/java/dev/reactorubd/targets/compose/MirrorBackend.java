@@ -691,6 +691,9 @@ public final class MirrorBackend extends ComposableBackend {
             }
             pending.add(new HealthEvent(r, from, to, reason));
             if (journal != null) {
+                if (to == ReplicaState.IN_SYNC) {
+                    journal.rewriteBitmap();
+                }
                 journal.requestSuperblock();
             }
             return true;
@@ -836,9 +839,9 @@ public final class MirrorBackend extends ComposableBackend {
         }
 
         @Override
-        public void metadataFailed(int r, String reason) {
-            // Its metadata may be torn: a full copy when it comes back.
-            s.partFailed(r, true, 0, -1, reason);
+        public void metadataFailed(int r, boolean full, String reason) {
+            // A torn superblock or bitmap page is harmless (two copies; the others' bitmaps), a lost cache is not.
+            s.partFailed(r, full, 0, -1, reason);
         }
 
         @Override

@@ -59,8 +59,11 @@ final class MirrorJournal {
         /** Replica {@code r}'s role for its superblock. */
         byte role(int r);
 
-        /** Marks replica {@code r} FAILED after a metadata write failed on it. */
-        void metadataFailed(int r, String reason);
+        /**
+         * Marks replica {@code r} FAILED after a metadata write (or a flush, {@code full}: what it cached may be lost)
+         * failed on it.
+         */
+        void metadataFailed(int r, boolean full, String reason);
 
         /** The region's write generation, or -1 while a write of it is in flight (see {@link Generations}). */
         long generation(long region);
@@ -169,6 +172,15 @@ final class MirrorJournal {
         waiters.add(w);
         kick();
         return w.done.asMono();
+    }
+
+    /**
+     * A replica is back in sync: the next round writes the whole bitmap to every replica, so that the pages it missed
+     * while it was out are on it too.
+     */
+    void rewriteBitmap() {
+        fullBitmapRequested = true;
+        kick();
     }
 
     /** A state changed: the next round writes every non-FAILED replica's superblock. */
@@ -378,7 +390,7 @@ final class MirrorJournal {
         return Flux.range(0, replicas.length)
                 .filter(r -> host.writable(r) && Support.hasFlush(replicas[r]))
                 .flatMap(r -> Support.<Void>call(() -> replicas[r].flush()).onErrorResume(e -> {
-                    host.metadataFailed(r, "flush before clearing the bitmap failed: " + Support.describe(e));
+                    host.metadataFailed(r, true, "flush before clearing the bitmap failed: " + Support.describe(e));
                     return Mono.empty();
                 }))
                 .then();
@@ -436,7 +448,7 @@ final class MirrorJournal {
                     return Support.<Void>call(() -> op.apply(r))
                             .doOnSuccess(v -> ok.incrementAndGet())
                             .onErrorResume(e -> {
-                                host.metadataFailed(r, what + " write failed: " + Support.describe(e));
+                                host.metadataFailed(r, false, what + " write failed: " + Support.describe(e));
                                 return Mono.empty();
                             });
                 })
