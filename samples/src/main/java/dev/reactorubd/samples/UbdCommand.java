@@ -150,6 +150,8 @@ public final class UbdCommand implements Callable<Integer> {
                     "  ubd serve --target file --file /var/lib/disk.img --size 10G --direct",
                     "  ubd serve --target nbd --uri nbd://10.0.0.5:10809/vol1",
                     "  ubd serve --target mirror --replica file:/a.img --replica nbd+unix:///vol?socket=/run/nbd.sock",
+                    "  ubd serve --target mirror --replica file:/a.img --replica file:/b.img --assume-current 1"
+                            + "   # every replica stale: b.img wins",
                     "  ubd serve --target stripe --chunk 64K --part memory:1G --part memory:1G --part memory:1G",
                     "  ubd serve --target concat --part file:/a.img --part file:/b.img",
                     "  ubd serve --target file --file /var/lib/disk.img --recovery REQUEUE --handover   # then:",

@@ -197,6 +197,21 @@ public final class MirrorBackend extends ComposableBackend {
         return s.region;
     }
 
+    /**
+     * The device size of a new persistent mirror over replicas of {@code smallestReplica} bytes: what is left after the
+     * superblocks and the bitmap, on a 1 MiB boundary, rounded down to 4 KiB.
+     *
+     * @param smallestReplica the smallest replica's size
+     * @param regionBytes     the bitmap's region
+     * @return the device size, or 0 when the replicas are too small
+     */
+    public static long newMirrorSize(long smallestReplica, int regionBytes) {
+        long regions = (smallestReplica + regionBytes - 1) / regionBytes;
+        long bitmap = MirrorAssembly.roundUp((regions + 7) / 8, Superblock.BYTES);
+        long offset = MirrorAssembly.roundUp(Superblock.BITMAP_OFFSET + bitmap, MirrorAssembly.DATA_ALIGN);
+        return Math.max(0, (smallestReplica - offset) / 4096 * 4096);
+    }
+
     /** {@return the persistent mirror's id (the same in every replica's superblock), or null for an in-memory mirror} */
     public java.util.UUID mirrorId() {
         return s.mirrorId;
