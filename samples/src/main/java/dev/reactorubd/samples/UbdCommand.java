@@ -254,7 +254,9 @@ public final class UbdCommand implements Callable<Integer> {
 
     /** The device's capacity: --size, else the backend's size rounded down to 4 KiB. */
     static long capacity(TargetOptions target, BlockBackend backend) {
-        long size = target.size > 0 ? target.size : backend.size() / 4096 * 4096;
+        // A mirror's --size only creates missing replica files: the device is what is left after its metadata.
+        long size = target.size > 0 && target.target != TargetOptions.Target.MIRROR ? target.size
+                : backend.size() / 4096 * 4096;
         if (size <= 0) {
             throw new UsageError(target.describe() + " does not know its size: give --size");
         }
