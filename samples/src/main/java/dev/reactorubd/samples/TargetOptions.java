@@ -3,6 +3,7 @@ package dev.reactorubd.samples;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.compose.ComposableBackend;
+import dev.reactorubd.targets.compose.MirrorOptions;
 import dev.reactorubd.targets.nbd.NbdOptions;
 import dev.reactorubd.targets.spec.TargetSpec;
 import java.nio.file.Path;
@@ -48,6 +49,11 @@ final class TargetOptions {
 
     @Option(names = "--replica", description = "mirror: a replica, as a target spec (repeat it)")
     List<String> replicas = new ArrayList<>();
+
+    @Option(names = "--assume-current", paramLabel = "N", defaultValue = "-1", description = "mirror: when no replica "
+            + "is known current (every one stale), replica N's data wins and the others get a full copy of it; refused "
+            + "while another replica is current")
+    int assumeCurrent;
 
     @Option(names = "--part", description = "stripe, concat: a part, as a target spec (repeat it)")
     List<String> parts = new ArrayList<>();
@@ -205,16 +211,28 @@ final class TargetOptions {
         } else {
             nbd.reconnectAttempts(reconnects);
         }
-        return TargetSpec.open(spec, size, nbd.build()).map(o -> {
+        return TargetSpec.open(spec, size, nbd.build(), mirrorOptions()).map(o -> {
             o.owned().forEach(this::track);
             return o.backend();
         });
     }
 
+    /** The options of every mirror opened: the replica assumed current, if any. */
+    private MirrorOptions mirrorOptions() {
+        if (assumeCurrent < -1) {
+            throw usage("--assume-current " + assumeCurrent + " names no replica: give 0 for the first --replica, 1 "
+                    + "for the second...");
+        }
+        return MirrorOptions.defaults().assumeCurrent(assumeCurrent);
+    }
+
     private Mono<BlockBackend> compose(List<BlockBackend> backends) {
         BlockBackend[] parts = backends.toArray(BlockBackend[]::new);
+        if (target == Target.MIRROR) {
+            // Assembled from the replicas' superblocks; closed (cleanly) before its replicas.
+            return Mono.defer(() -> Backends.assembleMirror(mirrorOptions(), parts)).map(this::track);
+        }
         return Mono.fromCallable(() -> switch (target) {
-            case MIRROR -> Backends.mirror(parts);
             case STRIPE -> {
                 if (chunk > Integer.MAX_VALUE) {
                     throw usage("--chunk " + chunk + " is too large: a stripe chunk is at most 1G");
@@ -235,7 +253,8 @@ final class TargetOptions {
 
     /** Closes every backend opened, bounded. */
     void closeAll() {
-        Flux.fromIterable(List.copyOf(opened)).concatMap(b -> b.close().onErrorResume(e -> Mono.empty()))
+        // The last opened first: a mirror before its replicas.
+        Flux.fromIterable(List.copyOf(opened).reversed()).concatMap(b -> b.close().onErrorResume(e -> Mono.empty()))
                 .then().block(Duration.ofMinutes(1));
     }
 

@@ -150,6 +150,8 @@ public final class UbdCommand implements Callable<Integer> {
                     "  ubd serve --target file --file /var/lib/disk.img --size 10G --direct",
                     "  ubd serve --target nbd --uri nbd://10.0.0.5:10809/vol1",
                     "  ubd serve --target mirror --replica file:/a.img --replica nbd+unix:///vol?socket=/run/nbd.sock",
+                    "  ubd serve --target mirror --replica file:/a.img --replica file:/b.img --assume-current 1"
+                            + "   # every replica stale: b.img wins",
                     "  ubd serve --target stripe --chunk 64K --part memory:1G --part memory:1G --part memory:1G",
                     "  ubd serve --target concat --part file:/a.img --part file:/b.img",
                     "  ubd serve --target file --file /var/lib/disk.img --recovery REQUEUE --handover   # then:",
@@ -252,7 +254,9 @@ public final class UbdCommand implements Callable<Integer> {
 
     /** The device's capacity: --size, else the backend's size rounded down to 4 KiB. */
     static long capacity(TargetOptions target, BlockBackend backend) {
-        long size = target.size > 0 ? target.size : backend.size() / 4096 * 4096;
+        // A mirror's --size only creates missing replica files: the device is what is left after its metadata.
+        long size = target.size > 0 && target.target != TargetOptions.Target.MIRROR ? target.size
+                : backend.size() / 4096 * 4096;
         if (size <= 0) {
             throw new UsageError(target.describe() + " does not know its size: give --size");
         }

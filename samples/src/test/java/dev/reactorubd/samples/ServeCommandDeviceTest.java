@@ -205,8 +205,8 @@ class ServeCommandDeviceTest {
             String out = Files.readString(s.log());
             assertEquals(0, s.process().exitValue(), out);
             assertTrue(out.contains("serving " + s.device() + ": mirror of [file:" + img), out);
-            // The file replica holds what was written, at the same offset, after the server is gone.
-            Vm.sh(60, "cmp -n 1048576 -i 1048576:0 " + img + " /var/tmp/ubd-cli-data").requireSuccess();
+            // The file replica holds what was written, after the mirror's 1 MiB of metadata, after the server is gone.
+            Vm.sh(60, "cmp -n 1048576 -i 2097152:0 " + img + " /var/tmp/ubd-cli-data").requireSuccess();
         } finally {
             s.process().destroyForcibly();
             Files.deleteIfExists(s.log());

@@ -1,6 +1,7 @@
 package dev.reactorubd.targets.compose;
 
 import dev.reactorubd.server.BlockBackend;
+import reactor.core.publisher.Mono;
 
 /**
  * Backends made of backends: the entry points of the composition operators.
@@ -22,8 +23,9 @@ public final class Backends {
     }
 
     /**
-     * RAID-1 over {@code replicas} (at least one, at most 64, each of known size), with 64 KiB dirty regions. See
-     * {@link MirrorBackend}.
+     * RAID-1 over {@code replicas} (at least one, at most 64, each of known size), with 64 KiB dirty regions, whose
+     * health and dirty regions live in memory only: every replica is IN_SYNC when it is made. For replicas that outlive
+     * the process use {@link #assembleMirror}, which records them on the replicas. See {@link MirrorBackend}.
      *
      * @param replicas the replicas, each at least as large as the mirror
      * @return the mirror, which owns the replicas
@@ -41,6 +43,23 @@ public final class Backends {
      */
     public static MirrorBackend mirror(int regionBytes, BlockBackend... replicas) {
         return new MirrorBackend(regionBytes, replicas);
+    }
+
+    /**
+     * A persistent RAID-1 over {@code replicas}: each replica carries the mirror's superblock and write-intent bitmap
+     * in its first {@link MirrorBackend#dataOffset()} bytes, so that the mirror reassembles from its replicas alone and
+     * knows which are current after a crash or restart (docs/mirror.md). Replicas that are all blank make a new mirror
+     * (replica 0, or {@link MirrorOptions#assumeCurrent} 's, is copied to the others); a blank replica among current ones
+     * gets a full copy; a stale one gets the regions of the bitmap.
+     *
+     * @param options  the region size for a new mirror, the replica assumed current, the bitmap's clear delay
+     * @param replicas the replicas, in slot order, each of known size
+     * @return a Mono of the mirror (which then owns the replicas) once every superblock is written; an error ({@link
+     *         MirrorAssemblyException} saying what to do) when the replicas do not make a mirror, in which case the
+     *         caller still owns, and closes, the replicas
+     */
+    public static Mono<MirrorBackend> assembleMirror(MirrorOptions options, BlockBackend... replicas) {
+        return MirrorBackend.assemble(options, replicas);
     }
 
     /**

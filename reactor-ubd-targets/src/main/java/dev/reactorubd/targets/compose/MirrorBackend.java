@@ -94,6 +94,50 @@ public final class MirrorBackend extends ComposableBackend {
         this.copyAllocator = checked[0].allocator();
     }
 
+    private MirrorBackend(MirrorAssembly.Plan plan, MirrorOptions options, BlockBackend[] replicas) {
+        this.s = new Shared(this, plan, options, replicas);
+        this.parts = replicas;
+        this.loop = null;
+        this.copyAllocator = replicas[0].allocator();
+    }
+
+    /**
+     * Assembles a persistent mirror from its replicas' superblocks (see {@link Backends#assembleMirror}): reads them,
+     * decides which replicas are current, writes every superblock with a new event count and the bitmap, and starts
+     * the resync of every replica that is not current. Runs on the threads the replicas complete on; blocks nothing.
+     *
+     * @param options  the region size (for a new mirror), the replica assumed current, the bitmap's clear delay
+     * @param replicas the replicas, in slot order
+     * @return a Mono of the mirror, once its metadata is written; {@link MirrorAssemblyException} when it refuses (the
+     *         replicas are then left untouched and open: the caller closes them)
+     */
+    static Mono<MirrorBackend> assemble(MirrorOptions options, BlockBackend... replicas) {
+        return Mono.defer(() -> {
+            BlockBackend[] checked = Support.checkParts("mirror", replicas, 1);
+            if (checked.length > Superblock.MAX_SLOTS) {
+                throw new IllegalArgumentException("a mirror has at most 64 replicas; was " + checked.length);
+            }
+            for (int i = 0; i < checked.length; i++) {
+                if (checked[i].size() <= 0) {
+                    throw new IllegalArgumentException("a mirror needs every replica's size; replica " + i + " ("
+                            + checked[i] + ") reports an unknown size");
+                }
+            }
+            return MirrorAssembly.plan(checked, options).flatMap(plan -> {
+                MirrorBackend m = new MirrorBackend(plan, options, checked);
+                StringBuilder report = new StringBuilder();
+                for (int i = 0; i < checked.length; i++) {
+                    report.append(i == 0 ? "" : "; ").append(i).append(" (").append(checked[i]).append("): ")
+                            .append(plan.report().get(i));
+                }
+                log.info("mirror {} {} ({} bytes of data at offset {}, events {}): {}", plan.base().mirrorId(),
+                        plan.created() ? "created" : "assembled", plan.base().dataSize(), plan.base().dataOffset(),
+                        plan.base().events(), report);
+                return m.s.journal.start().then(Mono.fromRunnable(m.s::startResyncs)).thenReturn(m);
+            });
+        });
+    }
+
     private MirrorBackend(Shared s, BlockBackend[] bound, UbdQueue queue) {
         this.s = s;
         this.parts = bound;
@@ -153,6 +197,51 @@ public final class MirrorBackend extends ComposableBackend {
         return s.region;
     }
 
+    /**
+     * The device size of a new persistent mirror over replicas of {@code smallestReplica} bytes: what is left after the
+     * superblocks and the bitmap, on a 1 MiB boundary, rounded down to 4 KiB.
+     *
+     * @param smallestReplica the smallest replica's size
+     * @param regionBytes     the bitmap's region
+     * @return the device size, or 0 when the replicas are too small
+     */
+    public static long newMirrorSize(long smallestReplica, int regionBytes) {
+        long regions = (smallestReplica + regionBytes - 1) / regionBytes;
+        long bitmap = MirrorAssembly.roundUp((regions + 7) / 8, Superblock.BYTES);
+        long offset = MirrorAssembly.roundUp(Superblock.BITMAP_OFFSET + bitmap, MirrorAssembly.DATA_ALIGN);
+        return Math.max(0, (smallestReplica - offset) / 4096 * 4096);
+    }
+
+    /** {@return the persistent mirror's id (the same in every replica's superblock), or null for an in-memory mirror} */
+    public java.util.UUID mirrorId() {
+        return s.mirrorId;
+    }
+
+    /** {@return the event counter of the last superblock round started (0 for an in-memory mirror)} */
+    public long events() {
+        return s.journal == null ? 0 : s.journal.events();
+    }
+
+    /** {@return regions whose bit is set in the write-intent bitmap (0 for an in-memory mirror)} */
+    public long bitmapRegions() {
+        return s.journal == null ? 0 : s.journal.dirtyBits();
+    }
+
+    /** {@return bitmap pages written since the mirror was opened (each to every replica not FAILED)} */
+    public long bitmapPageWrites() {
+        return s.journal == null ? 0 : s.journal.bitmapWrites();
+    }
+
+    /** {@return where the device's byte 0 is on each replica: 0 for an in-memory mirror, after the metadata else} */
+    public long dataOffset() {
+        return s.dataOffset;
+    }
+
+    /** {@return whether some replica is not IN_SYNC: the mirror then has less redundancy than it was built with} */
+    public boolean isDegraded() {
+        return !s.allInSync();
+    }
+
     /** {@return the replicas (a queue's view: its bound replicas), in order} */
     public List<BlockBackend> replicas() {
         return List.of(parts);
@@ -187,7 +276,7 @@ public final class MirrorBackend extends ComposableBackend {
             return Mono.error(Support.ioError(Errno.EIO, "no in-sync replica could read " + offset + "+" + length
                     + (last != null ? " (last error: " + Support.describe(last) + ")" : "")));
         }
-        return Support.<ByteBuf>call(() -> parts[r].read(offset, length, allocator))
+        return Support.<ByteBuf>call(() -> parts[r].read(s.dataOffset + offset, length, allocator))
                 .switchIfEmpty(Mono.error(() -> Support.ioError(Errno.EIO, "the read answered no data")))
                 .<ByteBuf>handle((buf, sink) -> {
                     if (buf.readableBytes() == length) {
@@ -210,7 +299,7 @@ public final class MirrorBackend extends ComposableBackend {
         int length = data.readableBytes();
         Mono<Void> bad = Support.outOfRange(s.size, offset, length, this);
         // Each replica reads the data through its own indices.
-        return bad != null ? bad : update(offset, length, false, r -> parts[r].write(offset, data.duplicate(), fua),
+        return bad != null ? bad : update(offset, length, false, r -> parts[r].write(s.dataOffset + offset, data.duplicate(), fua),
                 "write");
     }
 
@@ -222,14 +311,14 @@ public final class MirrorBackend extends ComposableBackend {
     @Override
     public Mono<Void> discard(long offset, long length) {
         Mono<Void> bad = check(offset, length, Capability.DISCARD);
-        return bad != null ? bad : update(offset, length, false, r -> parts[r].discard(offset, length), "discard");
+        return bad != null ? bad : update(offset, length, false, r -> parts[r].discard(s.dataOffset + offset, length), "discard");
     }
 
     @Override
     public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
         Mono<Void> bad = check(offset, length, Capability.WRITE_ZEROES);
         return bad != null ? bad : update(offset, length, false,
-                r -> parts[r].writeZeroes(offset, length, noUnmap), "write-zeroes");
+                r -> parts[r].writeZeroes(s.dataOffset + offset, length, noUnmap), "write-zeroes");
     }
 
     private Mono<Void> check(long offset, long length, Capability c) {
@@ -287,24 +376,40 @@ public final class MirrorBackend extends ComposableBackend {
                 finish.run();
                 return Mono.error(Support.ioError(Errno.EIO, "every replica has failed; the " + what + " reached none"));
             }
+            boolean lostOne = false;
+            for (boolean k : skipped) {
+                lostOne |= k;
+            }
+            java.util.concurrent.atomic.AtomicBoolean failedOne = new java.util.concurrent.atomic.AtomicBoolean(
+                    lostOne);
             AtomicInteger ok = new AtomicInteger();
             Mono<?>[] calls = new Mono<?>[count];
             for (int i = 0; i < count; i++) {
                 int r = targets[i];
                 boolean counts = inSync[r];
-                calls[i] = Support.<Void>call(() -> op.apply(r))
+                // Deferred: a replica may start its IO when called, and it must not before the bitmap is on disk.
+                calls[i] = Mono.defer(() -> Support.<Void>call(() -> op.apply(r)))
                         .doOnSuccess(v -> {
                             if (counts) {
                                 ok.incrementAndGet();
                             }
                         })
                         .onErrorResume(e -> {
+                            failedOne.set(true);
                             s.partFailed(r, isFlush, first, last, what + (track ? " of " + offset + "+" + length : "")
                                     + " failed: " + Support.describe(e));
                             return Mono.empty();
                         });
             }
-            return Join.all(calls)
+            MirrorJournal journal = s.journal;
+            // The region's bit must be durable before its data goes to any replica (null: it already is).
+            Mono<Void> gate = track && journal != null ? journal.markDirty(first, last) : null;
+            Mono<Void> sent = Join.all(calls).then();
+            if (journal != null) {
+                // A write that missed a replica is acknowledged only once the superblocks say that replica is out.
+                sent = sent.then(Mono.defer(() -> failedOne.get() ? journal.superblockBarrier() : Mono.<Void>empty()));
+            }
+            return (gate == null ? sent : gate.then(sent))
                     .then(Mono.defer(() -> ok.get() > 0 ? Mono.<Void>empty() : Mono.error(Support.ioError(Errno.EIO,
                             "no in-sync replica took the " + what))))
                     .doFinally(sig -> finish.run());
@@ -313,8 +418,9 @@ public final class MirrorBackend extends ComposableBackend {
 
     /** Copies one region from {@code src} to {@code dst} with this view's replicas; a source's failure is marked. */
     private Mono<Void> copy(int src, int dst, long region) {
-        long off = region * s.region;
-        int len = (int) Math.min(s.region, s.size - off);
+        long at = region * s.region;
+        int len = (int) Math.min(s.region, s.size - at);
+        long off = s.dataOffset + at;
         return Support.<ByteBuf>call(() -> parts[src].read(off, len, copyAllocator))
                 .switchIfEmpty(Mono.error(() -> Support.ioError(Errno.EIO, "the read answered no data")))
                 .onErrorMap(SourceFailure::new)
@@ -409,6 +515,17 @@ public final class MirrorBackend extends ComposableBackend {
         final Sinks.Many<HealthEvent> sink = Sinks.many().multicast().directBestEffort();
         final List<MirrorBackend> views = new CopyOnWriteArrayList<>();
         volatile boolean closed;
+        /** Where the data starts on each replica: 0 for an in-memory mirror, after the metadata for a persistent one. */
+        final long dataOffset;
+        /** The superblocks and the write-intent bitmap of a persistent mirror; null for an in-memory one. */
+        final MirrorJournal journal;
+        /** Per replica: its resync copies everything (its superblock says so, so that a crash restarts it in full). */
+        final AtomicIntegerArray fullSync;
+        /** Per replica: resyncing after a crash only (its data is current): its superblock keeps it active. */
+        final AtomicIntegerArray crashResync;
+        /** The persistent mirror's id, or null. */
+        final java.util.UUID mirrorId;
+        final MirrorAssembly.Start[] starts;
 
         Shared(MirrorBackend unbound, int regionBytes, BlockBackend[] replicas) {
             if (regionBytes < 512 || regionBytes % 512 != 0) {
@@ -440,6 +557,86 @@ public final class MirrorBackend extends ComposableBackend {
             this.skippers = new AtomicIntegerArray(n);
             this.fullResync = new AtomicIntegerArray(n);
             this.resyncs = new AtomicReferenceArray<>(n);
+            this.dataOffset = 0;
+            this.journal = null;
+            this.fullSync = new AtomicIntegerArray(n);
+            this.crashResync = new AtomicIntegerArray(n);
+            this.mirrorId = null;
+            this.starts = null;
+        }
+
+        /** A persistent mirror as {@code plan} says: replicas that are not current start FAILED, then resync. */
+        Shared(MirrorBackend unbound, MirrorAssembly.Plan plan, MirrorOptions options, BlockBackend[] replicas) {
+            Superblock base = plan.base();
+            this.unbound = unbound;
+            this.replicas = replicas;
+            this.n = replicas.length;
+            this.region = base.regionBytes();
+            this.size = base.dataSize();
+            this.dataOffset = base.dataOffset();
+            this.capabilities = Support.combined(replicas);
+            this.states = new AtomicLongArray(n);
+            this.dirty = new DirtyMap[n];
+            long regions = (size + region - 1) / region;
+            this.skippers = new AtomicIntegerArray(n);
+            this.fullResync = new AtomicIntegerArray(n);
+            this.resyncs = new AtomicReferenceArray<>(n);
+            this.fullSync = new AtomicIntegerArray(n);
+            this.crashResync = new AtomicIntegerArray(n);
+            this.mirrorId = base.mirrorId();
+            this.starts = plan.starts();
+            for (int i = 0; i < n; i++) {
+                dirty[i] = new DirtyMap(regions);
+                MirrorAssembly.Start st = plan.starts()[i];
+                states.set(i, (st == MirrorAssembly.Start.CURRENT ? ReplicaState.IN_SYNC : ReplicaState.FAILED)
+                        .ordinal());
+                switch (st) {
+                    case CURRENT -> { }
+                    case CRASH_RESYNC -> {
+                        crashResync.set(i, 1);
+                        copy(plan.bitmap(), dirty[i]);
+                    }
+                    case BITMAP_RESYNC -> copy(plan.bitmap(), dirty[i]);
+                    case FULL_SYNC -> {
+                        fullSync.set(i, 1);
+                        dirty[i].markAll();
+                    }
+                    case FAILED -> fullResync.set(i, 1);
+                }
+            }
+            this.journal = new MirrorJournal(new JournalHost(this), replicas, base, base.events(), plan.bitmap(),
+                    options.clearDelay());
+        }
+
+        private static void copy(DirtyMap from, DirtyMap to) {
+            for (long b = from.next(0); b >= 0; b = from.next(b + 1)) {
+                to.mark(b, b);
+            }
+        }
+
+        /** Starts the resync of every replica the plan did not find current (and could read). */
+        void startResyncs() {
+            for (int i = 0; i < n; i++) {
+                MirrorAssembly.Start st = starts[i];
+                if (st != MirrorAssembly.Start.CURRENT && st != MirrorAssembly.Start.FAILED) {
+                    reinstate(i, "assembled " + switch (st) {
+                        case CRASH_RESYNC -> "after an unclean shutdown";
+                        case BITMAP_RESYNC -> "stale";
+                        default -> "blank or untrusted: full sync";
+                    }).subscribe(v -> { }, e -> { });
+                }
+            }
+        }
+
+        /** The role replica {@code r} has in the superblocks, from its state and flags. */
+        byte role(int r) {
+            return switch (state(r)) {
+                case IN_SYNC -> Superblock.ROLE_ACTIVE;
+                case RESYNCING -> fullSync.get(r) != 0 ? Superblock.ROLE_FULL
+                        : crashResync.get(r) != 0 ? Superblock.ROLE_ACTIVE : Superblock.ROLE_RESYNCING;
+                case FAILED -> fullSync.get(r) != 0 || fullResync.get(r) != 0 ? Superblock.ROLE_FULL
+                        : Superblock.ROLE_FAILED;
+            };
         }
 
         static ReplicaState stateOf(long packed) {
@@ -497,7 +694,23 @@ public final class MirrorBackend extends ComposableBackend {
             } else {
                 log.info("mirror replica {} ({}): {} -> {}: {}", r, replicas[r], from, to, reason);
             }
+            if (to == ReplicaState.IN_SYNC) {
+                fullSync.set(r, 0);
+            }
+            if (from == ReplicaState.RESYNCING && to == ReplicaState.FAILED && crashResync.get(r) != 0) {
+                // Its data is current but for the regions it had not got yet: they are in the bitmap.
+                crashResync.set(r, 0);
+            }
+            if (to == ReplicaState.IN_SYNC) {
+                crashResync.set(r, 0);
+            }
             pending.add(new HealthEvent(r, from, to, reason));
+            if (journal != null) {
+                if (to == ReplicaState.IN_SYNC) {
+                    journal.rewriteBitmap();
+                }
+                journal.requestSuperblock();
+            }
             return true;
         }
 
@@ -535,6 +748,10 @@ public final class MirrorBackend extends ComposableBackend {
         }
 
         Mono<Void> reinstate(int r) {
+            return reinstate(r, "reinstated");
+        }
+
+        Mono<Void> reinstate(int r, String why) {
             Mono<Void> result;
             synchronized (lock) {
                 if (closed) {
@@ -547,12 +764,13 @@ public final class MirrorBackend extends ComposableBackend {
                     result = resyncs.get(r).done.asMono();
                 } else {
                     if (fullResync.getAndSet(r, 0) != 0) {
+                        fullSync.set(r, 1);
                         dirty[r].markAll();
                     }
                     Resync rs = new Resync(this, r);
                     resyncs.set(r, rs);
                     transitionLocked(r, ReplicaState.FAILED, ReplicaState.RESYNCING,
-                            "reinstated; " + dirty[r].count() + " dirty regions to copy");
+                            why + "; " + dirty[r].count() + " dirty regions to copy");
                     rs.schedule(0);
                     result = rs.done.asMono();
                 }
@@ -586,7 +804,69 @@ public final class MirrorBackend extends ComposableBackend {
                     }
                 }
             }
-            return Support.closeAll(replicas);
+            if (journal == null) {
+                return Support.closeAll(replicas);
+            }
+            // Clear what can be cleared and mark the superblocks clean, then close; the replicas are closed even when
+            // that fails (the next open then finds an unclean mirror and resyncs the bitmap's regions).
+            return journal.close()
+                    .doOnError(e -> log.warn("mirror {}: closing its metadata failed: {}", mirrorId,
+                            Support.describe(e)))
+                    .onErrorResume(e -> Mono.empty())
+                    .then(Mono.fromRunnable(() -> log.info("mirror {} closed at events {}{}", mirrorId,
+                            journal.events(), allInSync() ? ", clean" : ", degraded: " + statesText())))
+                    .then(Support.closeAll(replicas));
+        }
+
+        boolean allInSync() {
+            for (int r = 0; r < n; r++) {
+                if (state(r) != ReplicaState.IN_SYNC) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        String statesText() {
+            StringBuilder b = new StringBuilder();
+            for (int r = 0; r < n; r++) {
+                b.append(r == 0 ? "" : ", ").append(r).append(' ').append(state(r));
+            }
+            return b.toString();
+        }
+    }
+
+    /** The journal's view of the mirror. */
+    private record JournalHost(Shared s) implements MirrorJournal.Host {
+        @Override
+        public boolean writable(int r) {
+            return s.state(r) != ReplicaState.FAILED;
+        }
+
+        @Override
+        public boolean allInSync() {
+            return s.allInSync();
+        }
+
+        @Override
+        public byte role(int r) {
+            return s.role(r);
+        }
+
+        @Override
+        public void metadataFailed(int r, boolean full, String reason) {
+            // A torn superblock or bitmap page is harmless (two copies; the others' bitmaps), a lost cache is not.
+            s.partFailed(r, full, 0, -1, reason);
+        }
+
+        @Override
+        public long generation(long region) {
+            return s.writes.snapshot(region);
+        }
+
+        @Override
+        public boolean unchanged(long region, long generation) {
+            return s.writes.unchanged(region, generation);
         }
     }
 

@@ -4,6 +4,8 @@ import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.targets.NullBackend;
 import dev.reactorubd.targets.compose.Backends;
+import dev.reactorubd.targets.compose.MirrorBackend;
+import dev.reactorubd.targets.compose.MirrorOptions;
 import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.targets.nbd.NbdBackend;
 import dev.reactorubd.targets.nbd.NbdOptions;
@@ -25,7 +27,7 @@ import reactor.core.publisher.Mono;
  * memory:SIZE                     a sparse RAM disk
  * file:PATH[?direct][?ro]         a file or block device (O_DIRECT, read-only); also file:PATH?direct&amp;ro
  * nbd://host[:port]/export        an NBD export over TCP; nbd+unix:///export?socket=PATH over a Unix socket
- * mirror(SPEC,SPEC,...)           RAID-1 of the parts
+ * mirror(SPEC,SPEC,...)           RAID-1 of the parts, with its metadata on them (docs/mirror.md): 1 MiB+ smaller
  * stripe[:CHUNK](SPEC,SPEC,...)   RAID-0 in CHUNK-byte chunks (default 64K)
  * concat(SPEC,SPEC,...)           the parts one after the other
  * </pre>
@@ -160,7 +162,8 @@ public sealed interface TargetSpec {
                 min = Math.min(min, s);
             }
             return switch (kind) {
-                case "mirror" -> min;
+                // A new mirror over replicas of this size: the metadata takes the first MiB or more.
+                case "mirror" -> MirrorBackend.newMirrorSize(min, MirrorBackend.DEFAULT_REGION_BYTES);
                 case "stripe" -> min / chunk * chunk * parts.size();
                 default -> total;
             };
@@ -187,12 +190,14 @@ public sealed interface TargetSpec {
         }
 
         /**
-         * Closes what was opened, in order; errors are dropped (each close is bounded by its backend).
+         * Closes what was opened, the last opened first (a mirror before its replicas: it marks its superblocks clean);
+         * errors are dropped (each close is bounded by its backend).
          *
          * @return a Mono that completes when every backend is closed
          */
         public Mono<Void> close() {
-            return Flux.fromIterable(owned).concatMap(b -> b.close().onErrorResume(e -> Mono.empty())).then();
+            return Flux.fromIterable(owned.reversed()).concatMap(b -> b.close().onErrorResume(e -> Mono.empty()))
+                    .then();
         }
     }
 
@@ -253,10 +258,26 @@ public sealed interface TargetSpec {
      * @return the opened target
      */
     static Mono<Opened> open(TargetSpec spec, long createSize, NbdOptions nbd) {
+        return open(spec, createSize, nbd, MirrorOptions.defaults());
+    }
+
+    /**
+     * {@link #open(TargetSpec, long, NbdOptions)} with the options of every mirror in the spec (a replica assumed
+     * current, say). A mirror is assembled from its replicas' superblocks and is among {@link Opened#owned()}, before
+     * its replicas are closed; a mirror that refuses fails with {@code MirrorAssemblyException}.
+     *
+     * @param spec       the spec
+     * @param createSize bytes to create missing files with (0: create none)
+     * @param nbd        options of the NBD clients
+     * @param mirror     options of the mirrors
+     * @return the opened target
+     */
+    static Mono<Opened> open(TargetSpec spec, long createSize, NbdOptions nbd, MirrorOptions mirror) {
         Objects.requireNonNull(spec, "spec");
         Objects.requireNonNull(nbd, "nbd");
+        Objects.requireNonNull(mirror, "mirror");
         List<BlockBackend> owned = new ArrayList<>();
-        return Parser.open(spec, createSize, nbd, owned)
+        return Parser.open(spec, createSize, nbd, mirror, owned)
                 .map(b -> new Opened(spec, b, List.copyOf(owned)))
                 .onErrorResume(e -> Flux.fromIterable(List.copyOf(owned))
                         .concatMap(b -> b.close().onErrorResume(x -> Mono.empty()))
@@ -386,7 +407,8 @@ public sealed interface TargetSpec {
             return out;
         }
 
-        static Mono<BlockBackend> open(TargetSpec spec, long createSize, NbdOptions nbd, List<BlockBackend> owned) {
+        static Mono<BlockBackend> open(TargetSpec spec, long createSize, NbdOptions nbd, MirrorOptions mirror,
+                List<BlockBackend> owned) {
             return switch (spec) {
                 case Sized s when s.kind().equals("null") -> Mono.just(new NullBackend());
                 case Sized s -> Mono.fromCallable(() -> new MemoryBackend(s.bytes()));
@@ -394,14 +416,16 @@ public sealed interface TargetSpec {
                         .defaults().direct(f.direct()).readOnly(f.readOnly()).createSize(Math.max(0, createSize)))));
                 case Nbd n -> NbdBackend.connect(n.uri(), nbd).map(b -> track(owned, b));
                 case Composite c -> Flux.fromIterable(c.parts())
-                        .concatMap(p -> open(p, createSize, nbd, owned))
+                        .concatMap(p -> open(p, createSize, nbd, mirror, owned))
                         .collectList()
-                        .map(parts -> {
+                        .flatMap(parts -> {
                             BlockBackend[] a = parts.toArray(BlockBackend[]::new);
                             return switch (c.kind()) {
-                                case "mirror" -> (BlockBackend) Backends.mirror(a);
-                                case "stripe" -> Backends.stripe(c.chunk(), a);
-                                default -> Backends.concat(a);
+                                // Assembled from its replicas' superblocks (docs/mirror.md).
+                                // Tracked, so that it is closed (cleanly, before its replicas) after the device.
+                                case "mirror" -> Backends.assembleMirror(mirror, a).map(m -> track(owned, m));
+                                case "stripe" -> Mono.fromCallable(() -> (BlockBackend) Backends.stripe(c.chunk(), a));
+                                default -> Mono.fromCallable(() -> (BlockBackend) Backends.concat(a));
                             };
                         });
             };
