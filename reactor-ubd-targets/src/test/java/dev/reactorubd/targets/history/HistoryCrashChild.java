@@ -1,6 +1,9 @@
 package dev.reactorubd.targets.history;
 
+import dev.reactorubd.targets.compose.Backends;
+import dev.reactorubd.targets.compose.FaultyBackend;
 import dev.reactorubd.targets.file.FileBackend;
+import dev.reactorubd.uring.Errno;
 import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.testkit.VirtualDevice;
 import java.io.PrintStream;
@@ -12,9 +15,12 @@ import java.time.Duration;
  * reads and flushes on it, telling its parent every write's issue and answer and every completed flush on standard
  * output (a line each, printed after the fact it states), until it is killed.
  *
- * <p>Arguments: the directory of the files, their size, the seed.
+ * <p>Arguments: the directory of the files, their size, the seed. Its first line is the device's size.
  */
 public final class HistoryCrashChild {
+    /** The operation at which replica b starts failing its writes. */
+    static final int FAIL_REPLICA_AT = 1500;
+
     private HistoryCrashChild() {
     }
 
@@ -29,10 +35,13 @@ public final class HistoryCrashChild {
         long seed = Long.parseLong(args[2]);
         PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false);
         FileBackend.Options o = FileBackend.Options.defaults().createSize(size);
-        var mirror = HistoryCrashTest.mirror(FileBackend.open(dir.resolve("a.img"), o),
-                FileBackend.open(dir.resolve("b.img"), o));
+        // Replica b stops taking writes part of the way: the mirror goes on with a alone, b is stale from then on.
+        FaultyBackend b = Backends.from(FileBackend.open(dir.resolve("b.img"), o)).faults();
+        var mirror = HistoryCrashTest.mirror(FileBackend.open(dir.resolve("a.img"), o), b);
+        long deviceSize = mirror.size();
+        out.println("SIZE " + deviceSize);
         try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 32, Duration.ofSeconds(30), UbdMetrics.NONE)) {
-            HistoryWorkload w = new HistoryWorkload(dev, size, seed).journal(new HistoryWorkload.Journal() {
+            HistoryWorkload w = new HistoryWorkload(dev, deviceSize, seed).journal(new HistoryWorkload.Journal() {
                 @Override
                 public void issued(History.Write w, long offset, int length) {
                     line("I " + w.id + " " + offset + " " + length + " " + w.issued);
@@ -55,6 +64,7 @@ public final class HistoryCrashChild {
                     }
                 }
             });
+            w.fault(FAIL_REPLICA_AT, () -> b.failWrites(Errno.EIO));
             out.println("READY");
             out.flush();
             w.run(1_000_000, 32, 4, Duration.ofHours(1));
