@@ -8,7 +8,9 @@ package dev.reactorubd;
  */
 public class UbdMemoryLockException extends UbdPermissionException {
     private static final long serialVersionUID = 1L;
+    /** The soft RLIMIT_MEMLOCK in bytes when the lock was refused, -1 for unlimited. */
     private final long softLimit;
+    /** The hard RLIMIT_MEMLOCK in bytes when the lock was refused, -1 for unlimited. */
     private final long hardLimit;
 
     /**
