@@ -139,7 +139,11 @@ class MemoryPressureDeviceTest {
         }
         double seconds = (System.nanoTime() - started) / 1e9;
         String out = Files.readString(writerLog);
-        assertEquals(0, w.exitValue(), "the writer failed: " + out);
+        if (w.exitValue() != 0) {
+            throw new AssertionError("the writer failed with status " + w.exitValue() + " after " + (long) seconds
+                    + " s: " + out + "\n" + Vm.sh(30, "grep . " + CGROUP + "/memory.events " + CGROUP
+                    + "/memory.stat; df -h " + DATA + "; dmesg | tail -n +" + (dmesgBefore + 1) + " | tail -80").output());
+        }
         Matcher m = FILES_WRITTEN.matcher(out);
         assertTrue(m.find(), out);
         long mib = Long.parseLong(m.group(1)) * FILE_MIB;
