@@ -23,6 +23,7 @@ import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.channel.uring.IoUringIoHandlerConfig;
 import io.netty.util.concurrent.DefaultThreadFactory;
+import io.netty.util.concurrent.EventExecutor;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -53,6 +54,13 @@ import reactor.util.retry.Retry;
  * server creates and owns (daemon threads named {@code ubd-loop-N}, one per CPU). Each queue stays on one loop;
  * several queues may share one. Nothing here blocks a caller: every call returns a Mono.
  *
+ * <h2>Memory pressure</h2>
+ * Every event loop thread that gets a queue is put in IO_FLUSHER state first (see {@link IoFlusher}; once per thread,
+ * on that thread, before the queue's first command), so that the kernel never makes a queue thread wait for the
+ * writeback it is there to serve; without CAP_SYS_RESOURCE a WARN says so once and devices are served anyway.
+ * {@link Builder#lockMemory(boolean)} also locks the process's memory ({@code mlockall}). docs/memory-pressure.md has
+ * the JVM settings that go with it.
+ *
  * <h2>Metrics and logs</h2>
  * With {@link Builder#meterRegistry} every queue records Micrometer meters (see {@link MicrometerMetrics}); without
  * it nothing of Micrometer is loaded. Lifecycle events (device served, closed) are logged through SLF4J at INFO;
@@ -73,10 +81,18 @@ public final class UbdServer implements AutoCloseable {
     private final boolean zeroCopy;
     private final Duration requestTimeout;
     private final UbdMetrics metrics;
+    private final boolean ioFlusher;
+    /**
+     * Per loop, its task that puts the loop's thread in IO_FLUSHER state, run once and cached: a device opened while
+     * another device's task is still queued waits for that one instead of registering its queues before it.
+     */
+    private final java.util.concurrent.ConcurrentMap<EventExecutor, Mono<Boolean>> flusherLoops =
+            new java.util.concurrent.ConcurrentHashMap<>();
     private final Set<UbdDevice> devices = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     private UbdServer(UbdControl control, IoEventLoopGroup group, boolean ownsGroup, DataCopy dataCopy,
-                      boolean zeroCopy, Duration requestTimeout, UbdMetrics metrics) {
+                      boolean zeroCopy, Duration requestTimeout, UbdMetrics metrics, boolean ioFlusher) {
+        this.ioFlusher = ioFlusher;
         this.zeroCopy = zeroCopy;
         this.requestTimeout = requestTimeout;
         this.metrics = metrics;
@@ -125,8 +141,38 @@ public final class UbdServer implements AutoCloseable {
         private boolean zeroCopy = true;
         private Duration requestTimeout = BackendBridge.DEFAULT_REQUEST_TIMEOUT;
         private UbdMetrics metrics = UbdMetrics.NONE;
+        private boolean ioFlusher = true;
+        private boolean lockMemory;
 
         private Builder() {}
+
+        /**
+         * Whether every event loop thread that gets a queue is put in IO_FLUSHER state ({@link IoFlusher}) before its
+         * first queue is registered. Default: on, as ublksrv does. Turn it off only for caller-supplied loops whose
+         * other work must not run that way (an IO flusher's allocations never start IO to reclaim memory).
+         *
+         * @param ioFlusher whether queue threads become IO flushers
+         * @return this builder
+         */
+        public Builder ioFlusher(boolean ioFlusher) {
+            this.ioFlusher = ioFlusher;
+            return this;
+        }
+
+        /**
+         * Whether {@link #build()} locks the whole process's memory, now and from then on ({@code mlockall(MCL_CURRENT
+         * | MCL_FUTURE)}), so that no page of the server is reclaimed while the machine is short of memory and has to
+         * be read back, perhaps from a device this process serves. Default: off. It locks everything the JVM maps, so
+         * run the JVM with a fixed, pre-touched heap ({@code -Xms} equal to {@code -Xmx}, {@code -XX:+AlwaysPreTouch})
+         * and bounded direct memory and code cache: see docs/memory-pressure.md. The lock lasts as long as the process.
+         *
+         * @param lockMemory whether to lock the process's memory
+         * @return this builder
+         */
+        public Builder lockMemory(boolean lockMemory) {
+            this.lockMemory = lockMemory;
+            return this;
+        }
 
         /**
          * Records Micrometer meters of every queue into {@code registry} (see {@link MicrometerMetrics} for the
@@ -228,23 +274,29 @@ public final class UbdServer implements AutoCloseable {
         }
 
         /**
-         * Opens the control device (unless given) and creates the loops (unless given).
+         * Locks the process's memory (with {@link #lockMemory(boolean)}; this blocks while every mapped page is
+         * faulted in), opens the control device (unless given) and creates the loops (unless given).
          *
          * @return a server; close it to close its own loops and control handle
          * @throws UbdModuleNotLoadedException when ublk_drv is not loaded
+         * @throws dev.reactorubd.UbdMemoryLockException when memory is to be locked and the kernel refuses (the
+         *         message names RLIMIT_MEMLOCK and how to raise it); nothing else is then opened
          */
         public UbdServer build() {
+            if (lockMemory) {
+                MemoryLock.lockAll(); // first: a refusal then leaves nothing open
+            }
             UbdControl c = control != null ? control : UbdControl.open();
             if (metrics != UbdMetrics.NONE) {
                 LOG.info("queue metrics on: {}", metrics.getClass().getSimpleName());
             }
             if (group != null) {
-                return new UbdServer(c, group, false, dataCopy, zeroCopy, requestTimeout, metrics);
+                return new UbdServer(c, group, false, dataCopy, zeroCopy, requestTimeout, metrics, ioFlusher);
             }
             IoEventLoopGroup own = new MultiThreadIoEventLoopGroup(Runtime.getRuntime().availableProcessors(),
                     new DefaultThreadFactory("ubd-loop-" + SERVERS.incrementAndGet(), true),
                     ringConfig != null ? IoUringIoHandler.newFactory(ringConfig) : IoUringIoHandler.newFactory());
-            return new UbdServer(c, own, true, dataCopy, zeroCopy, requestTimeout, metrics);
+            return new UbdServer(c, own, true, dataCopy, zeroCopy, requestTimeout, metrics, ioFlusher);
         }
     }
 
@@ -429,7 +481,7 @@ public final class UbdServer implements AutoCloseable {
                 Libc.close(fd);
                 return Mono.error(e);
             }
-            return Flux.range(0, queues.size())
+            return ioFlushers(queues).thenMany(Flux.range(0, queues.size()))
                     .concatMap(q -> KernelQueueTransport.register(queues.get(q), fd, areas.get(q), dataCopy,
                             info.has(UblkFeature.AUTO_BUF_REG)))
                     .collectList()
@@ -449,6 +501,20 @@ public final class UbdServer implements AutoCloseable {
                         return Mono.error(e);
                     });
         });
+    }
+
+    /**
+     * Puts the thread of every loop among {@code queues}' that has not had it from this server in IO_FLUSHER state,
+     * on that thread, before any queue there is registered: io-wq workers the kernel creates for the thread afterwards
+     * inherit the state, and the queue's first fetch already runs as an IO flusher. A refusal is logged (once, by
+     * {@link IoFlusher}) and the queues are served anyway.
+     */
+    private Mono<Void> ioFlushers(List<UbdQueue> queues) {
+        if (!ioFlusher) {
+            return Mono.empty();
+        }
+        return Flux.fromIterable(queues).map(UbdQueue::loop).distinct()
+                .concatMap(loop -> flusherLoops.computeIfAbsent(loop, l -> IoFlusher.enable(l).cache())).then();
     }
 
     /** Opens /dev/ublkcN, waiting briefly for devtmpfs to create the node after ADD_DEV. */

@@ -46,6 +46,21 @@ public final class Libc {
     /** {@code __NR_io_uring_register} on x86_64. */
     public static final long SYS_IO_URING_REGISTER = 427;
 
+    /** {@code PR_SET_IO_FLUSHER} (Linux 5.6+): {@code prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0)} marks the calling thread. */
+    public static final int PR_SET_IO_FLUSHER = 57;
+    /** {@code PR_GET_IO_FLUSHER} (Linux 5.6+): 1 when the calling thread is an IO flusher, else 0. */
+    public static final int PR_GET_IO_FLUSHER = 58;
+
+    /** {@code MCL_CURRENT}: {@code mlockall} locks every page mapped now. */
+    public static final int MCL_CURRENT = 1;
+    /** {@code MCL_FUTURE}: {@code mlockall} locks every page mapped from now on. */
+    public static final int MCL_FUTURE = 2;
+
+    /** {@code RLIMIT_MEMLOCK}: the most bytes a process without CAP_IPC_LOCK may lock. */
+    public static final int RLIMIT_MEMLOCK = 8;
+    /** {@code RLIM_INFINITY} as a Java long (the C value is {@code ~0UL}). */
+    public static final long RLIM_INFINITY = -1L;
+
     private static final long MAP_FAILED = -1L;
     private static final int SC_PAGESIZE = 30;
 
@@ -79,6 +94,13 @@ public final class Libc {
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG),
             CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
+    private static final MethodHandle PRCTL = downcall("prctl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(1));
+    private static final MethodHandle MLOCKALL = downcall("mlockall",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle GETRLIMIT = downcall("getrlimit",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
     private static final MethodHandle SYSCONF = downcall("sysconf",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT));
     private static final MethodHandle STRERROR = downcall("strerror",
@@ -290,6 +312,69 @@ public final class Libc {
      */
     public static int ioUringRegister(int fd, int opcode, long arg, int nrArgs) {
         return (int) syscall(SYS_IO_URING_REGISTER, fd, opcode, arg, nrArgs, 0, 0);
+    }
+
+    /**
+     * {@code prctl(option, arg2, arg3, arg4, arg5)} for the calling thread: the call's non-negative result, or
+     * {@code -errno}.
+     *
+     * @param option the {@code PR_*} option, such as {@link #PR_SET_IO_FLUSHER}
+     * @param arg2 the option's first argument (0 when it has none)
+     * @param arg3 the second (0 when it has none: the kernel refuses others with EINVAL for many options)
+     * @param arg4 the third
+     * @param arg5 the fourth
+     * @return the result, or {@code -errno}
+     */
+    public static int prctl(int option, long arg2, long arg3, long arg4, long arg5) {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int r = (int) PRCTL.invokeExact(state, option, arg2, arg3, arg4, arg5);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * {@code mlockall(flags)} for the whole process: 0, or {@code -errno} (EPERM: RLIMIT_MEMLOCK is 0 and no
+     * CAP_IPC_LOCK; ENOMEM: the process maps more than RLIMIT_MEMLOCK allows). With {@link #MCL_CURRENT} it faults in
+     * every mapped page before it returns, which takes as long as reading them.
+     *
+     * @param flags {@link #MCL_CURRENT} and/or {@link #MCL_FUTURE}
+     * @return 0, or {@code -errno}
+     */
+    public static int mlockall(int flags) {
+        try {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int r = (int) MLOCKALL.invokeExact(state, flags);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * {@code getrlimit(resource)}: the soft and hard limit ({@link #RLIM_INFINITY} for none) written to
+     * {@code limits[0]} and {@code limits[1]}; 0, or {@code -errno}.
+     *
+     * @param resource the {@code RLIMIT_*} resource, such as {@link #RLIMIT_MEMLOCK}
+     * @param limits an array of at least two, which receives the soft and hard limit
+     * @return 0, or {@code -errno}
+     */
+    public static int getrlimit(int resource, long[] limits) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            MemorySegment out = arena.allocate(JAVA_LONG, 2);
+            int r = (int) GETRLIMIT.invokeExact(state, resource, out);
+            if (r < 0) {
+                return -errno(state);
+            }
+            limits[0] = out.getAtIndex(JAVA_LONG, 0);
+            limits[1] = out.getAtIndex(JAVA_LONG, 1);
+            return 0;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
     }
 
     private static long syscall(long nr, long a, long b, long c, long d, long e, long f) {

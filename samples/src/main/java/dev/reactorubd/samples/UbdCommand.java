@@ -215,6 +215,9 @@ public final class UbdCommand implements Callable<Integer> {
                 + "refreshed every second (default: when stdout is a terminal)")
         Boolean status;
 
+        @Option(names = "--lock-memory", description = LOCK_MEMORY_HELP)
+        boolean lockMemory;
+
         @Override
         public Integer call() throws InterruptedException {
             BlockBackend backend = target.open().block(Duration.ofMinutes(2));
@@ -235,7 +238,7 @@ public final class UbdCommand implements Callable<Integer> {
                     b.feature(UblkFeature.QUIESCE);
                 }
                 DeviceSpec spec = b.build();
-                UbdServer server = UbdServer.builder().dataCopy(copy).zeroCopy(zeroCopy())
+                UbdServer server = UbdServer.builder().dataCopy(copy).zeroCopy(zeroCopy()).lockMemory(lockMemory)
                         .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer())).build();
                 UbdDevice device;
                 try {
@@ -251,6 +254,12 @@ public final class UbdCommand implements Callable<Integer> {
             }
         }
     }
+
+    /** The help of {@code --lock-memory}, the same on {@code serve} and {@code recover}. */
+    static final String LOCK_MEMORY_HELP = "lock the whole process's memory (mlockall), so that none of the server "
+            + "is reclaimed or swapped out under memory pressure; needs CAP_IPC_LOCK (root) or RLIMIT_MEMLOCK "
+            + "unlimited (ulimit -l unlimited), else exit status 4. Run the JVM with a fixed, pre-touched heap: "
+            + "java -Xms256m -Xmx256m -XX:+AlwaysPreTouch -XX:MaxDirectMemorySize=256m ... (docs/memory-pressure.md)";
 
     /** The device's capacity: --size, else the backend's size rounded down to 4 KiB. */
     static long capacity(TargetOptions target, BlockBackend backend) {
@@ -340,9 +349,12 @@ public final class UbdCommand implements Callable<Integer> {
                 + "--handover)")
         boolean handover;
 
+        @Option(names = "--lock-memory", description = LOCK_MEMORY_HELP)
+        boolean lockMemory;
+
         @Override
         public Integer call() throws InterruptedException {
-            UbdServer server = UbdServer.create();
+            UbdServer server = UbdServer.builder().lockMemory(lockMemory).build();
             try {
                 long size = server.control().getParams(id).block(Duration.ofMinutes(1)).capacityBytes();
                 if (target.size <= 0) {

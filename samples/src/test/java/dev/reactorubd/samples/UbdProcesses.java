@@ -25,9 +25,17 @@ final class UbdProcesses {
      * line.
      */
     static Started start(List<Process> processes, Path log, String... args) throws IOException, InterruptedException {
+        return start(processes, log, List.of(), args);
+    }
+
+    /** {@link #start(List, Path, String...)} with more JVM options ({@code jvmOptions}, before {@code -jar}). */
+    static Started start(List<Process> processes, Path log, List<String> jvmOptions, String... args)
+            throws IOException, InterruptedException {
         Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString()));
+                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"));
+        cmd.addAll(jvmOptions);
+        cmd.addAll(List.of("-jar", jar.toString()));
         cmd.addAll(List.of(args));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         processes.add(p);
