@@ -49,7 +49,7 @@ class MemoryPressureDeviceTest {
     /** How long the writer keeps dirtying pages (it finishes the file it is writing, and at least one round). */
     private static final Duration WRITING = Duration.ofMinutes(2);
     /** The writer's cgroup limit: far below the {@code FILES * FILE_MIB} (512 MiB) of one round. */
-    private static final String MEMORY_MAX = "32M";
+    private static final String MEMORY_MAX = "64M";
     private static final int FILES = 8;
     private static final int FILE_MIB = 64;
     private static final Duration WAIT = Duration.ofSeconds(120);
