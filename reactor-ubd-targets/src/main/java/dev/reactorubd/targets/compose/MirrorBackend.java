@@ -25,6 +25,7 @@ import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.SignalType;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
@@ -409,10 +410,16 @@ public final class MirrorBackend extends ComposableBackend {
                 // A write that missed a replica is acknowledged only once the superblocks say that replica is out.
                 sent = sent.then(Mono.defer(() -> failedOne.get() ? journal.superblockBarrier() : Mono.<Void>empty()));
             }
+            int sent0 = count;
             return (gate == null ? sent : gate.then(sent))
                     .then(Mono.defer(() -> ok.get() > 0 ? Mono.<Void>empty() : Mono.error(Support.ioError(Errno.EIO,
                             "no in-sync replica took the " + what))))
-                    .doFinally(sig -> finish.run());
+                    .doFinally(sig -> {
+                        finish.run();
+                        if (sig == SignalType.CANCEL && track && sent0 > 1) {
+                            s.givenUp(targets, sent0, first, last, what + " of " + offset + "+" + length);
+                        }
+                    });
         });
     }
 
@@ -735,6 +742,34 @@ public final class MirrorBackend extends ComposableBackend {
                 }
             }
             drain();
+        }
+
+        /**
+         * A modifying request sent to {@code count} replicas was given up (cancelled: the server's request timeout)
+         * before all of them answered: some may have it and some not, and reads taking replicas in turn would see
+         * either. The first in-sync one stays; every other one is failed with the regions marked and reinstated at
+         * once, so that those regions are copied from it and reads go to it meanwhile.
+         */
+        void givenUp(int[] targets, int count, long first, long last, String what) {
+            int keep = -1;
+            for (int i = 0; i < count && keep < 0; i++) {
+                if (state(targets[i]) == ReplicaState.IN_SYNC) {
+                    keep = targets[i];
+                }
+            }
+            if (keep < 0) {
+                return; // none was in sync: the resyncing ones copy these regions anyway once they are marked
+            }
+            for (int i = 0; i < count; i++) {
+                int r = targets[i];
+                if (r != keep && state(r) != ReplicaState.FAILED) {
+                    partFailed(r, false, first, last, what + " was given up (timed out) before every replica "
+                            + "answered; its regions are copied again from replica " + keep);
+                    reinstate(r, "regions of a given-up write to copy from replica " + keep)
+                            .subscribe(null, e -> log.warn("mirror replica {}: resync after a given-up write failed: {}",
+                                    r, Support.describe(e)));
+                }
+            }
         }
 
         /** A modifying request failed on replica {@code r}: record what it missed, then fail it. */

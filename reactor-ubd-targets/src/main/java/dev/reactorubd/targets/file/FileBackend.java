@@ -448,7 +448,9 @@ public final class FileBackend implements BlockBackend {
                                     + "address"));
                             return;
                         }
-                        new Transfer(io, false, offset, buf, length, 0, -1, sink).start();
+                        Transfer t = new Transfer(io, false, offset, buf, length, 0, -1, sink);
+                        // A given-up write may still land: a read waits for it, so that it reads one content.
+                        givenUp.whenClear(offset, length, () -> onLoop(sink, t::start));
                     }))
                     // A read whose subscriber went away meanwhile still owns its buffer: release it.
                     .doOnDiscard(ByteBuf.class, ReferenceCounted::release);
@@ -488,8 +490,10 @@ public final class FileBackend implements BlockBackend {
             if (bad != null) {
                 return bad;
             }
-            return Mono.create(sink -> onLoop(sink, () -> new Transfer(io, false, offset, null, length, 0,
-                    bufferIndex, sink).start(linkedCommit)));
+            return Mono.create(sink -> onLoop(sink, () -> {
+                Transfer t = new Transfer(io, false, offset, null, length, 0, bufferIndex, sink);
+                givenUp.whenClear(offset, length, () -> onLoop(sink, () -> t.start(linkedCommit)));
+            }));
         }
 
         @Override

@@ -1,5 +1,6 @@
 package dev.reactorubd.targets.compose;
 
+import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
@@ -93,6 +94,37 @@ class MirrorBackendTest {
             // Writes at 0..160 KiB (regions 0..2) and at region 3 were made without replica 1.
             assertEquals(4, mirror.dirtyRegions(1));
             assertEquals(0, mirror.dirtyRegions(0));
+        }
+    }
+
+    /**
+     * A write the server gives up on (its request timeout) while one replica has it and the other does not yet: the
+     * replicas differ there, and reads taking them in turn used to return the new data and the old in turn. Now the
+     * one that lagged is failed, its regions copied again from the other, and every read meanwhile gives one answer.
+     */
+    @Test
+    void aWriteGivenUpBeforeEveryReplicaAnsweredLeavesOneContentNotTwo() {
+        MemoryBackend a = new MemoryBackend(4 * MIB);
+        FaultyBackend b = Backends.from(new MemoryBackend(4 * MIB)).faults();
+        MirrorBackend mirror = Backends.mirror(a, b);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 1, 16, Duration.ofMillis(300),
+                UbdMetrics.NONE)) {
+            dev.write(0, 0, buf(bytes(1, 8 * KIB))).block(WAIT);
+            b.delay(Duration.ofSeconds(2)); // replica 1 answers after the request timeout
+            StepVerifier.create(dev.write(0, 0, buf(bytes(2, 8 * KIB))))
+                    .expectErrorMatches(errno(Errno.ETIMEDOUT)).verify(WAIT);
+            b.heal();
+            assertArrayEquals(bytes(2, 8 * KIB), direct(a, 0, 8 * KIB), "replica 0 took the given-up write");
+            byte[] first = read(dev, 0, 0, 8 * KIB);
+            for (int i = 0; i < 5; i++) {
+                assertArrayEquals(first, read(dev, 0, 0, 8 * KIB), "read " + i + " gives what the first gave");
+            }
+            long end = System.nanoTime() + WAIT.toNanos();
+            while (mirror.state(1) != ReplicaState.IN_SYNC && System.nanoTime() < end) {
+                Thread.onSpinWait();
+            }
+            assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), mirror.states(), "resynced");
+            assertArrayEquals(direct(a, 0, 8 * KIB), direct(b, 0, 8 * KIB), "the replicas agree again");
         }
     }
 

@@ -50,7 +50,11 @@ final class FakeNbdServer implements AutoCloseable {
     volatile long size;
     volatile int flags = NbdProtocol.TF_HAS_FLAGS | NbdProtocol.TF_SEND_FLUSH;
     volatile int error = 28; // ENOSPC
-    volatile String exportName = "fake";
+    /**
+     * Unique per server: a client reconnecting to a port that another test's server took over after this one closed
+     * (test JVMs run side by side on one machine) must fail its handshake there, not reach that server's export.
+     */
+    volatile String exportName = "fake-" + Long.toHexString(System.nanoTime());
     volatile int maxBlock;
     /** When positive, replies go out in pieces of this many bytes, each flushed on its own, 1 ms apart. */
     volatile int dribble;

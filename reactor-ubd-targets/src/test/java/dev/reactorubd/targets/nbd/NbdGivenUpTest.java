@@ -80,6 +80,7 @@ class NbdGivenUpTest extends NbdHostTest {
         FakeNbdServer server = closing(new FakeNbdServer(SIZE));
         NbdBackend nbd = connect(server.uri(), NbdOptions.builder().reconnectAttempts(100)
                 .backoff(Duration.ofMillis(300), Duration.ofMillis(300)).requestTimeout(Duration.ofSeconds(60)).build());
+        String name = server.exportName;
         server.supportGo = false;
         server.exportName = "elsewhere"; // reconnects fail their handshake until the name is back
         server.dropAll();
@@ -88,7 +89,7 @@ class NbdGivenUpTest extends NbdHostTest {
         waiting.dispose();
         int before = server.requests.get();
         server.supportGo = true;
-        server.exportName = "fake";
+        server.exportName = name;
         await(() -> nbd.connectionCount() == 1, "it reconnected");
         ByteBuf b = nbd.read(0, LEN, PooledByteBufAllocator.DEFAULT).block(WAIT);
         b.release();
