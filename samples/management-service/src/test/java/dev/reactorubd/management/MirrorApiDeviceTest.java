@@ -107,7 +107,8 @@ class MirrorApiDeviceTest {
                 + "reinstated"), conflict.body());
 
         // Fill replica 0's tmpfs, then write where it has nothing allocated yet: ENOSPC there, replica 0 FAILED.
-        Vm.sh(60, "dd if=/dev/zero of=" + SMALL + "/filler bs=64k 2>/dev/null; sync; df -k " + SMALL);
+        Vm.sh(60, "dd if=/dev/zero of=" + SMALL + "/filler bs=64k 2>/dev/null; dd if=/dev/zero of=" + SMALL
+                + "/filler2 bs=4k 2>/dev/null; sync; df -k " + SMALL);
         String path = dev.path();
         Vm.sh(60, "set -e; head -c 262144 /dev/urandom > /run/ubd-mgmt-data; dd if=/run/ubd-mgmt-data of=" + path
                 + " bs=64k seek=40 oflag=direct conv=notrunc status=none").requireSuccess();
@@ -124,7 +125,7 @@ class MirrorApiDeviceTest {
         Vm.sh(60, "dd if=" + path + " bs=64k skip=40 count=4 iflag=direct status=none | cmp - /run/ubd-mgmt-data")
                 .requireSuccess();
 
-        Vm.sh(60, "rm -f " + SMALL + "/filler").requireSuccess();
+        Vm.sh(60, "rm -f " + SMALL + "/filler " + SMALL + "/filler2").requireSuccess();
         ServiceClient.Response accepted = service.post("/api/devices/" + id + "/mirror/replicas/0/reinstate", null);
         assertEquals(202, accepted.status(), accepted.body());
         MirrorView started = JSON.readValue(accepted.body(), MirrorView.class);
