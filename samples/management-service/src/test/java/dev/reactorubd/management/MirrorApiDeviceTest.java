@@ -33,7 +33,8 @@ class MirrorApiDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(120);
     private static final String SMALL = "/run/ubd-mgmt-small";
     private static final String BIG = "/run/ubd-mgmt-big";
-    private static final String SPEC = "mirror(file:" + SMALL + "/r0.img,file:" + BIG + "/r1.img)";
+    /** The mirror: replica 0 on the small tmpfs. */
+    static final String SPEC = "mirror(file:" + SMALL + "/r0.img,file:" + BIG + "/r1.img)";
     private static final JsonMapper JSON = new JsonMapper();
     private static ServiceClient service;
 
@@ -42,9 +43,34 @@ class MirrorApiDeviceTest {
         try (UbdControl control = UbdControl.open()) {
             dev.reactorubd.testing.Devices.removeLeftovers(control);
         }
+        createReplicas();
+        service = new ServiceClient();
+    }
+
+    /** Two blank 8 MiB replica files, replica 0's on a 12 MiB tmpfs. */
+    static void createReplicas() {
         Vm.sh(60, "set -e; mkdir -p " + SMALL + " " + BIG + "; mount -t tmpfs -o size=12M tmpfs " + SMALL
                 + "; truncate -s 8M " + SMALL + "/r0.img " + BIG + "/r1.img").requireSuccess();
-        service = new ServiceClient();
+    }
+
+    static void removeReplicas() {
+        Vm.sh(60, "umount " + SMALL + "; rm -rf " + SMALL + " " + BIG + " /run/ubd-mgmt-data");
+    }
+
+    /**
+     * Fills replica 0's tmpfs, then writes 256 KiB of random bytes (also in {@code /run/ubd-mgmt-data}) to the device
+     * at 2.5 MiB, where replica 0 has nothing allocated yet: ENOSPC there, and the mirror marks replica 0 FAILED.
+     */
+    static void failReplica0(String devicePath) {
+        Vm.sh(60, "dd if=/dev/zero of=" + SMALL + "/filler bs=64k 2>/dev/null; dd if=/dev/zero of=" + SMALL
+                + "/filler2 bs=4k 2>/dev/null; sync; df -k " + SMALL);
+        Vm.sh(60, "set -e; head -c 262144 /dev/urandom > /run/ubd-mgmt-data; dd if=/run/ubd-mgmt-data of="
+                + devicePath + " bs=64k seek=40 oflag=direct conv=notrunc status=none").requireSuccess();
+    }
+
+    /** Empties replica 0's tmpfs of everything but the replica: writes to it succeed again. */
+    static void repairReplica0() {
+        repairReplica0();
     }
 
     @AfterAll
@@ -52,13 +78,18 @@ class MirrorApiDeviceTest {
         if (service != null) {
             service.close();
         }
-        Vm.sh(60, "umount " + SMALL + "; rm -rf " + SMALL + " " + BIG);
+        removeReplicas();
     }
 
     @AfterEach
     void noBlockingCallOnAnEventLoop() {
         assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
         assertEquals(List.of(), BlockingCallRecorder.callsOn("reactor-http"), "blocking calls on HTTP threads");
+    }
+
+    /** The status of {@code /actuator/health} as a whole (its components have theirs). */
+    static String topStatus(String healthBody) {
+        return String.valueOf(JSON.readValue(healthBody, java.util.Map.class).get("status"));
     }
 
     private static DeviceView device(int id) {
@@ -106,26 +137,22 @@ class MirrorApiDeviceTest {
         assertTrue(ServiceClient.field(conflict.body(), "detail").contains("is IN_SYNC: only a FAILED replica can be "
                 + "reinstated"), conflict.body());
 
-        // Fill replica 0's tmpfs, then write where it has nothing allocated yet: ENOSPC there, replica 0 FAILED.
-        Vm.sh(60, "dd if=/dev/zero of=" + SMALL + "/filler bs=64k 2>/dev/null; dd if=/dev/zero of=" + SMALL
-                + "/filler2 bs=4k 2>/dev/null; sync; df -k " + SMALL);
         String path = dev.path();
-        Vm.sh(60, "set -e; head -c 262144 /dev/urandom > /run/ubd-mgmt-data; dd if=/run/ubd-mgmt-data of=" + path
-                + " bs=64k seek=40 oflag=direct conv=notrunc status=none").requireSuccess();
+        failReplica0(path);
         m = awaitMirror(id, x -> x.replicas().get(0).state() == ReplicaState.FAILED, "replica 0 FAILED");
         assertTrue(m.degraded());
         assertEquals(ReplicaState.IN_SYNC, m.replicas().get(1).state());
         assertTrue(m.replicas().get(0).dirtyRegions() >= 1, "what it missed is recorded: " + m);
         health = service.get("/actuator/health");
         assertEquals(503, health.status(), health.body());
-        assertEquals("DEGRADED", ServiceClient.field(health.body(), "status"), health.body());
+        assertEquals("DEGRADED", topStatus(health.body()), health.body());
         assertTrue(health.body().contains("\"states\":[\"FAILED\",\"IN_SYNC\"]"), health.body());
         assertEquals(200, service.get("/actuator/health/liveness").status(), "a degraded mirror restarts nothing");
         // The device still serves what was written, from replica 1.
         Vm.sh(60, "dd if=" + path + " bs=64k skip=40 count=4 iflag=direct status=none | cmp - /run/ubd-mgmt-data")
                 .requireSuccess();
 
-        Vm.sh(60, "rm -f " + SMALL + "/filler " + SMALL + "/filler2").requireSuccess();
+        repairReplica0();
         ServiceClient.Response accepted = service.post("/api/devices/" + id + "/mirror/replicas/0/reinstate", null);
         assertEquals(202, accepted.status(), accepted.body());
         MirrorView started = JSON.readValue(accepted.body(), MirrorView.class);
@@ -135,13 +162,12 @@ class MirrorApiDeviceTest {
         assertEquals(0, m.replicas().get(0).dirtyRegions());
         health = service.get("/actuator/health");
         assertEquals(200, health.status(), health.body());
-        assertEquals("UP", ServiceClient.field(health.body(), "status"), health.body());
+        assertEquals("UP", topStatus(health.body()), health.body());
         // Both replicas hold the same data (the superblocks differ: each names its slot).
         long dataOffset = 1 << 20;
         Vm.sh(60, "cmp -i " + dataOffset + " " + SMALL + "/r0.img " + BIG + "/r1.img").requireSuccess();
 
         ServiceClient.Response deleted = service.delete("/api/devices/" + id);
         assertEquals(204, deleted.status(), deleted.body());
-        Vm.sh(30, "rm -f /run/ubd-mgmt-data");
     }
 }
