@@ -186,7 +186,7 @@ class ManagementPageDeviceTest {
             assertTrue(browser.findElement(By.id("error")).getAttribute("hidden") != null, "no error shown");
             ServiceClient.Response health = service.get("/actuator/health");
             assertEquals(200, health.status(), health.body());
-            assertEquals("UP", MirrorApiDeviceTest.topStatus(health.body()), health.body());
+            assertEquals("UP", ServiceClient.healthStatus(health.body()), health.body());
         } finally {
             service.delete("/api/devices/" + ServiceClient.field(service.get("/api/devices").body(), "id"));
             waiting().until(b -> b.findElements(By.cssSelector(".device")).isEmpty());

@@ -87,11 +87,6 @@ class MirrorApiDeviceTest {
         assertEquals(List.of(), BlockingCallRecorder.callsOn("reactor-http"), "blocking calls on HTTP threads");
     }
 
-    /** The status of {@code /actuator/health} as a whole (its components have theirs). */
-    static String topStatus(String healthBody) {
-        return String.valueOf(JSON.readValue(healthBody, java.util.Map.class).get("status"));
-    }
-
     private static DeviceView device(int id) {
         ServiceClient.Response r = service.get("/api/devices/" + id);
         assertEquals(200, r.status(), r.body());
@@ -145,7 +140,7 @@ class MirrorApiDeviceTest {
         assertTrue(m.replicas().get(0).dirtyRegions() >= 1, "what it missed is recorded: " + m);
         health = service.get("/actuator/health");
         assertEquals(503, health.status(), health.body());
-        assertEquals("DEGRADED", topStatus(health.body()), health.body());
+        assertEquals("DEGRADED", ServiceClient.healthStatus(health.body()), health.body());
         assertTrue(health.body().contains("\"states\":[\"FAILED\",\"IN_SYNC\"]"), health.body());
         assertEquals(200, service.get("/actuator/health/liveness").status(), "a degraded mirror restarts nothing");
         // The device still serves what was written, from replica 1.
@@ -162,7 +157,7 @@ class MirrorApiDeviceTest {
         assertEquals(0, m.replicas().get(0).dirtyRegions());
         health = service.get("/actuator/health");
         assertEquals(200, health.status(), health.body());
-        assertEquals("UP", topStatus(health.body()), health.body());
+        assertEquals("UP", ServiceClient.healthStatus(health.body()), health.body());
         // Both replicas hold the same data (the superblocks differ: each names its slot).
         long dataOffset = 1 << 20;
         Vm.sh(60, "cmp -i " + dataOffset + " " + SMALL + "/r0.img " + BIG + "/r1.img").requireSuccess();
