@@ -1,10 +1,13 @@
 // The management page: devices from /api/devices, live numbers and charts from the /api/stats event stream,
-// a form to create a device and a button to delete one; API errors (RFC 9457 problem bodies) are shown as they come.
+// a form to create a device and a button to delete one; each mirror's replicas with their states and resync progress
+// (refreshed every 2 s) and a button to reinstate a FAILED replica; API errors (RFC 9457 problem bodies) are shown as
+// they come.
 "use strict";
 
 const HISTORY = 60;                      // seconds of chart history
 const history = new Map();               // device id -> {t: [], r: [], w: [], p50: [], p99: []}
 const cards = new Map();                 // device id -> card element
+const MIRROR_REFRESH_MS = 2000;          // how often the mirrors' states are read again
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -79,6 +82,7 @@ function card(d) {
     c = el("div", { class: "device", id: "device-" + d.id, "data-id": d.id },
         el("header", {}, el("h3", {}, ""), del),
         el("div", { class: "numbers" }, "waiting for statistics…"),
+        el("div", { class: "mirrors" }),
         el("div", { class: "charts" }, iops.box, lat.box));
     c.iops = iops.canvas;
     c.latency = lat.canvas;
@@ -86,7 +90,37 @@ function card(d) {
     document.getElementById("devices").append(c);
   }
   c.querySelector("h3").textContent = `${d.path} — ${d.target}, ${fmtBytes(d.sizeBytes)}, ${d.queueCount} queue(s) × ${d.depth}, ${d.state}`;
+  c.querySelector(".mirrors").replaceChildren(...(d.mirrors || []).map(m => mirror(d, m)));
   return c;
+}
+
+// One mirror of a device: a line on its health and a row per replica; a FAILED replica has a Reinstate button.
+function mirror(d, m) {
+  const query = d.mirrors.length > 1 ? "?mirror=" + m.index : "";
+  const rows = m.replicas.map(r => {
+    const cell = el("td", { class: "action" });
+    if (r.state === "FAILED") {
+      const b = el("button", { class: "reinstate" }, "Reinstate");
+      b.addEventListener("click", async () => {
+        clearError();
+        b.disabled = true;
+        try { await api("POST", `/api/devices/${d.id}/mirror/replicas/${r.slot}/reinstate${query}`); await refresh(); }
+        catch (p) { showError(p); b.disabled = false; }
+      });
+      cell.append(b);
+    }
+    const progress = r.resyncPercent === null ? "–" : fmt(r.resyncPercent, 1) + " %";
+    return el("tr", { class: "replica " + r.state.toLowerCase(), "data-slot": r.slot, "data-state": r.state },
+        el("td", {}, String(r.slot)), el("td", {}, r.target), el("td", { class: "replica-state" }, r.state),
+        el("td", {}, String(r.dirtyRegions)), el("td", {}, progress), cell);
+  });
+  const summary = `mirror ${m.index}${m.mirrorId ? " " + m.mirrorId : ""}: `
+      + (m.degraded ? "DEGRADED" : "every replica in sync")
+      + ` · events ${m.events} · ${m.copiedRegions} region(s) copied by resyncs · ${m.regions} regions of ${fmtBytes(m.regionBytes)}`;
+  return el("div", { class: "mirror" + (m.degraded ? " degraded" : ""), "data-index": m.index },
+      el("div", { class: "mirror-summary" }, summary),
+      el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "slot"), el("th", {}, "replica"), el("th", {}, "state"),
+          el("th", {}, "dirty regions"), el("th", {}, "in sync"), el("th", {}, ""))), el("tbody", {}, ...rows)));
 }
 
 function fmtBytes(n) {
@@ -177,3 +211,7 @@ document.getElementById("create-form").addEventListener("submit", async e => {
 
 refresh();
 connect();
+// The statistics stream says nothing of mirrors: read the devices again while any has one.
+setInterval(() => {
+  for (const c of cards.values()) if (c.querySelector(".mirror")) { refresh(); return; }
+}, MIRROR_REFRESH_MS);

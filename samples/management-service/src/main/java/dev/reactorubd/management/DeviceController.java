@@ -12,6 +12,7 @@ import org.springframework.web.bind.annotation.PathVariable;
 import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.RequestBody;
 import org.springframework.web.bind.annotation.RequestMapping;
+import org.springframework.web.bind.annotation.RequestParam;
 import org.springframework.web.bind.annotation.RestController;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -24,6 +25,10 @@ import reactor.core.publisher.Mono;
  *   <li>{@code GET /api/server}: whether queues share the HTTP server's event loops;</li>
  *   <li>{@code GET /api/devices}: every device; {@code GET /api/devices/N}: one (404 if unknown);</li>
  *   <li>{@code DELETE /api/devices/N}: 204 once stopped and deleted;</li>
+ *   <li>{@code POST /api/devices/N/mirror/replicas/I/reinstate[?mirror=K]}: 202 and the {@link MirrorView} once the
+ *       reinstate of FAILED replica I has started (its resync then runs in the background, shown by
+ *       {@code GET /api/devices/N}); 409 when the replica is not FAILED, 404 for no such mirror or replica;
+ *       {@code mirror} is needed only for a target with several mirrors;</li>
  *   <li>{@code GET /api/stats} ({@code text/event-stream}): a {@link StatsFrame} of every device each second;
  *       {@code GET /api/devices/N/stats}: that device's {@link DeviceStats} each second, ending when it is deleted.</li>
  * </ul>
@@ -73,6 +78,13 @@ public class DeviceController {
     @DeleteMapping("/devices/{id}")
     public Mono<ResponseEntity<Void>> delete(@PathVariable("id") int id) {
         return devices.delete(id).then(Mono.fromSupplier(() -> ResponseEntity.noContent().<Void>build()));
+    }
+
+    @PostMapping("/devices/{id}/mirror/replicas/{replica}/reinstate")
+    public ResponseEntity<MirrorView> reinstate(@PathVariable("id") int id, @PathVariable("replica") int replica,
+                                                @RequestParam(name = "mirror", required = false) Integer mirror) {
+        return ResponseEntity.accepted().location(URI.create("/api/devices/" + id))
+                .body(devices.reinstate(id, mirror, replica));
     }
 
     @GetMapping(path = "/stats", produces = MediaType.TEXT_EVENT_STREAM_VALUE)

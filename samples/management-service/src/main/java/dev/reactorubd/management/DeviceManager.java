@@ -300,7 +300,43 @@ public class DeviceManager {
                 .map(DeviceManager::queueView).toList();
         return new DeviceView(d == null ? -1 : d.id(), m.state, d == null ? null : d.blockDevicePath(),
                 m.spec.text(), m.capacity, queues.size(),
-                d == null ? 0 : d.info().depth(), m.created, queues);
+                d == null ? 0 : d.info().depth(), m.created, queues, Mirrors.views(m.target));
+    }
+
+    /**
+     * Starts the reinstate of a FAILED replica of a live device's mirror ({@link Mirrors#reinstate}); returns the
+     * mirror's view, the replica RESYNCING in it. Does not wait for the resync: {@link #get} shows its progress.
+     *
+     * @param id      the device
+     * @param mirror  which mirror of its target (null: the only one)
+     * @param replica the replica's slot
+     * @throws ApiException 404 for an unknown device, mirror or replica; 400 when the target has several mirrors and
+     *                      none is named; 409 when the device is not LIVE or the replica is not FAILED
+     */
+    public MirrorView reinstate(int id, Integer mirror, int replica) {
+        Managed m = live(id);
+        synchronized (m) {
+            if (!"LIVE".equals(m.state)) {
+                throw new ApiException(HttpStatus.CONFLICT, "Device busy", "device " + id + " is " + m.state
+                        + ": its mirror cannot be changed now");
+            }
+            return Mirrors.reinstate(id, Mirrors.select(id, m.target, mirror), replica);
+        }
+    }
+
+    /** The mirrors of every live device that has any, by device id (for the health endpoint). */
+    java.util.SortedMap<Integer, List<MirrorView>> mirrors() {
+        java.util.SortedMap<Integer, List<MirrorView>> out = new java.util.TreeMap<>();
+        for (Managed m : devices.values()) {
+            UbdDevice d = m.device;
+            if (d != null && "LIVE".equals(m.state)) {
+                List<MirrorView> views = Mirrors.views(m.target);
+                if (!views.isEmpty()) {
+                    out.put(d.id(), views);
+                }
+            }
+        }
+        return out;
     }
 
     private static DeviceView.QueueView queueView(UbdQueue q) {

@@ -7,6 +7,9 @@ import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.springframework.boot.health.actuate.endpoint.HttpCodeStatusMapper;
+import org.springframework.boot.health.actuate.endpoint.StatusAggregator;
+import org.springframework.boot.health.contributor.Status;
 import org.springframework.core.ParameterizedTypeReference;
 import org.springframework.http.codec.ServerSentEvent;
 import org.springframework.web.reactive.function.client.WebClient;
@@ -72,6 +75,31 @@ class ManagementApiTest {
         // Nothing is left behind, and the next request tries again.
         assertEquals("[]", service.get("/api/devices").body());
         assertProblem(service.post("/api/devices", "{\"target\":\"null:1G\"}"), 503, "modprobe ublk_drv");
+    }
+
+    @Test
+    void mirrorRequestsOnAnUnknownDeviceAreNotFound() {
+        assertProblem(service.post("/api/devices/7/mirror/replicas/1/reinstate", null), 404, "serves no device 7");
+        assertProblem(service.post("/api/devices/7/mirror/replicas/one/reinstate", null), 400, "");
+    }
+
+    @Test
+    void healthIsUpWithoutMirrorsAndADegradedMirrorIsA503() {
+        ServiceClient.Response health = service.get("/actuator/health");
+        assertEquals(200, health.status(), health.body());
+        assertEquals("UP", ServiceClient.healthStatus(health.body()), health.body());
+        assertTrue(health.body().contains("\"mirrors\":{\"status\":\"UP\""), health.body());
+        assertEquals(200, service.get("/actuator/health/liveness").status(), "the liveness probe");
+        assertEquals(200, service.get("/actuator/health/readiness").status(), "the readiness probe");
+        // What the endpoint does with the mirrors' statuses: DEGRADED between DOWN and UP, answered with 503.
+        HttpCodeStatusMapper codes = service.context.getBean(HttpCodeStatusMapper.class);
+        assertEquals(503, codes.getStatusCode(MirrorHealthIndicator.DEGRADED));
+        assertEquals(503, codes.getStatusCode(Status.DOWN));
+        assertEquals(503, codes.getStatusCode(Status.OUT_OF_SERVICE));
+        assertEquals(200, codes.getStatusCode(Status.UP));
+        StatusAggregator order = service.context.getBean(StatusAggregator.class);
+        assertEquals(MirrorHealthIndicator.DEGRADED, order.getAggregateStatus(Status.UP, MirrorHealthIndicator.DEGRADED));
+        assertEquals(Status.DOWN, order.getAggregateStatus(Status.DOWN, MirrorHealthIndicator.DEGRADED));
     }
 
     @Test

@@ -155,6 +155,45 @@ class ManagementPageDeviceTest {
         assertFalse(Vm.deviceExists(Integer.parseInt(id)), "device " + id + " deleted");
     }
 
+    @Test
+    void aFailedMirrorReplicaIsShownAndReinstatedThroughThePage() throws Exception {
+        MirrorApiDeviceTest.createReplicas();
+        try {
+            ServiceClient.Response created = service.post("/api/devices", "{\"target\":\""
+                    + MirrorApiDeviceTest.SPEC + "\"}");
+            assertEquals(201, created.status(), created.body());
+            String id = ServiceClient.field(created.body(), "id");
+            String path = ServiceClient.field(created.body(), "path");
+            try {
+                browser.get(service.base + "/");
+            } catch (TimeoutException e) {
+                System.out.println("page load: " + e.getMessage().lines().findFirst().orElse(""));
+            }
+            WebElement card = waiting().until(b -> b.findElement(By.id("device-" + id)));
+            // The new mirror's first copy ends; both rows say IN_SYNC and no row has a button.
+            waiting().until(b -> card.findElements(By.cssSelector("tr.replica[data-state=IN_SYNC]")).size() == 2);
+            assertTrue(card.findElement(By.cssSelector(".mirror-summary")).getText().contains("every replica in sync"));
+            assertTrue(card.findElements(By.cssSelector("button.reinstate")).isEmpty(), "no Reinstate while in sync");
+
+            MirrorApiDeviceTest.failReplica0(path);
+            WebElement button = waiting().until(b -> card.findElement(
+                    By.cssSelector("tr.replica[data-slot='0'][data-state=FAILED] button.reinstate")));
+            assertTrue(card.findElement(By.cssSelector(".mirror-summary")).getText().contains("DEGRADED"));
+            MirrorApiDeviceTest.repairReplica0();
+            button.click();
+            waiting().until(b -> card.findElements(By.cssSelector("tr.replica[data-state=IN_SYNC]")).size() == 2);
+            assertTrue(card.findElements(By.cssSelector("button.reinstate")).isEmpty(), "no Reinstate once in sync");
+            assertTrue(browser.findElement(By.id("error")).getAttribute("hidden") != null, "no error shown");
+            ServiceClient.Response health = service.get("/actuator/health");
+            assertEquals(200, health.status(), health.body());
+            assertEquals("UP", ServiceClient.healthStatus(health.body()), health.body());
+        } finally {
+            service.delete("/api/devices/" + ServiceClient.field(service.get("/api/devices").body(), "id"));
+            waiting().until(b -> b.findElements(By.cssSelector(".device")).isEmpty());
+            MirrorApiDeviceTest.removeReplicas();
+        }
+    }
+
     /** target/vm-reports of the checkout (shared read-write with the host by scripts/test-all). */
     private static Path reports() throws Exception {
         Path classes = Path.of(ManagementPageDeviceTest.class.getProtectionDomain().getCodeSource().getLocation()

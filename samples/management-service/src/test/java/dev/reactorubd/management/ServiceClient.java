@@ -77,6 +77,11 @@ final class ServiceClient implements AutoCloseable {
         return m.group(2) != null ? m.group(2) : m.group(1);
     }
 
+    /** The status of an {@code /actuator/health} body as a whole (its components have theirs). */
+    static String healthStatus(String body) {
+        return String.valueOf(new tools.jackson.databind.json.JsonMapper().readValue(body, Map.class).get("status"));
+    }
+
     /** The sum of a Prometheus sample over the series whose labels include every one of {@code labels}. */
     static double prometheus(String scrape, String metric, Map<String, String> labels) {
         double sum = 0;
