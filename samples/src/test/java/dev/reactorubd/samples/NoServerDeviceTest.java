@@ -233,8 +233,9 @@ class NoServerDeviceTest {
 
     /**
      * The kernel's generic_06: a server whose backend holds every tag (writes never answered, the library's own
-     * request timeout an hour) is killed with SIGKILL; fio's writes fail within seconds of the kill, not after any IO
-     * timeout, and the device goes away.
+     * request timeout an hour) is killed with SIGKILL; fio's writes fail within seconds of the kill, not after the
+     * block layer's request timeout (on Linux 6.18; 6.12 waits for that timeout, so there the bound is 60 s), and the
+     * device goes DEAD and is removed.
      */
     @Test
     void everyTagHeldWhenTheServerDiesFailsTheIoWithinSeconds() throws Exception {
@@ -270,13 +271,29 @@ class NoServerDeviceTest {
         String out = Files.readString(fioOut);
         System.out.println("held tags: fio ended " + ns / 1_000_000 + " ms after the kill");
         assertNotEquals(0, fio.exitValue(), out);
-        assertTrue(ns < FAIL_WITHIN_NANOS, "the held IO failed within seconds, not " + ns / 1_000_000 + " ms: " + out);
+        // No feature bit tells whether the kernel aborts a dead server's requests when its char device is released:
+        // 6.18 does (fio ends ~0.1 s after the kill here); 6.12 does not, and fails them only when the block layer's
+        // 30 s request timeout fires (~28.5 s seen here). There, the bound is that timeout with a margin.
+        boolean abortsOnRelease = kernelAtLeast(6, 18);
+        long bound = abortsOnRelease ? FAIL_WITHIN_NANOS : TimeUnit.SECONDS.toNanos(60);
+        System.out.println("held tags on " + Vm.kernelRelease() + ": bound " + TimeUnit.NANOSECONDS.toSeconds(bound)
+                + " s (" + (abortsOnRelease ? "aborted on release" : "failed by the 30 s request timeout") + ")");
+        assertTrue(ns < bound, "the held IO failed within " + TimeUnit.NANOSECONDS.toSeconds(bound) + " s, not "
+                + ns / 1_000_000 + " ms: " + out);
         try (UbdControl control = UbdControl.open()) {
             awaitState(control, id, UblkDevState.DEAD, 60);
             control.removeDevice(id).block(Devices.WAIT);
         }
         assertFalse(Vm.deviceExists(id));
         Vm.sh(30, "rm -rf " + dir);
+    }
+
+    /** Whether the running kernel's release is at least {@code major.minor}. */
+    private static boolean kernelAtLeast(int major, int minor) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("^(\\d+)\\.(\\d+)").matcher(Vm.kernelRelease());
+        assertTrue(m.find(), Vm.kernelRelease());
+        int ma = Integer.parseInt(m.group(1));
+        return ma > major || ma == major && Integer.parseInt(m.group(2)) >= minor;
     }
 
     /**
