@@ -205,6 +205,63 @@ class DataPlaneDeviceTest {
         }
     }
 
+    /**
+     * IO order (the kernel's ublk selftests generic_01/02): one writer's sequential writes, on one queue, reach the
+     * backend in the order of their offsets. fio writes 8 MiB sequentially (4k, O_DIRECT, depth 16) and a backend in
+     * front of memory records each WRITE's offset and length as it arrives: they must tile the range in order.
+     */
+    @Test
+    void sequentialWritesOfOneWriterReachTheBackendInOrder() {
+        long size = 16 * MIB;
+        MemoryBackend memory = new MemoryBackend(size);
+        List<long[]> arrivals = java.util.Collections.synchronizedList(new ArrayList<>());
+        BlockBackend recording = new BlockBackend() {
+            @Override
+            public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
+                return memory.read(offset, length, allocator);
+            }
+
+            @Override
+            public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
+                arrivals.add(new long[] {offset, data.readableBytes()});
+                return memory.write(offset, data, fua);
+            }
+
+            @Override
+            public long size() {
+                return size;
+            }
+        };
+        UbdDevice dev = serve(spec(size, 1), recording);
+        try {
+            Vm.Result r = Vm.sh(300, "fio --name=seq --filename=" + dev.blockDevicePath() + " --rw=write --bs=4k"
+                    + " --iodepth=16 --ioengine=io_uring --direct=1 --size=8M");
+            assertEquals(0, r.exitCode(), r.output());
+            assertTrue(r.output().contains("err= 0"), r.output());
+        } finally {
+            closeAndCheckGone(dev);
+        }
+        List<long[]> writes;
+        synchronized (arrivals) {
+            writes = List.copyOf(arrivals);
+        }
+        long next = 0;
+        long bytes = 0;
+        List<String> outOfOrder = new ArrayList<>();
+        for (int i = 0; i < writes.size(); i++) {
+            long[] w = writes.get(i);
+            if (w[0] != next && outOfOrder.size() < 10) {
+                outOfOrder.add("#" + i + " at " + w[0] + " (expected " + next + ")");
+            }
+            next = w[0] + w[1];
+            bytes += w[1];
+        }
+        System.out.println("sequential order: " + writes.size() + " writes, " + bytes + " bytes, out of order: "
+                + outOfOrder);
+        assertEquals(8 * MIB, bytes, "every byte written once");
+        assertEquals(List.of(), outOfOrder, "writes out of order among " + writes.size());
+    }
+
     @Test
     void ddReadsANullDevice() {
         UbdDevice dev = serve(spec(64 * MIB, 1), new NullBackend());

@@ -122,6 +122,73 @@ class StopUnderLoadDeviceTest {
         }
     }
 
+    /**
+     * The same on memory, file, NBD and mirror devices at once: fio drives all four, then all four are closed
+     * concurrently. Each close() completes within its bound (60 s here: four at once on an emulated CPU) with every
+     * backend request answered, every fio ends with errors rather than hangs, and no device is left.
+     */
+    @org.junit.jupiter.api.Test
+    void closingFourKindsAtOnceUnderFioIsBoundedAndLeavesNoDevice() throws Exception {
+        List<String> kinds = List.of("memory", "file", "nbd", "mirror");
+        DeviceSpec spec = DeviceSpec.builder().capacityBytes(SIZE).queues(2).depth(32).build();
+        List<Counting> backends = new ArrayList<>();
+        List<UbdDevice> devs = new ArrayList<>();
+        List<Process> fios = new ArrayList<>();
+        try {
+            for (String kind : kinds) {
+                Counting c = new Counting(target(kind));
+                backends.add(c);
+                devs.add(Devices.serve(SERVER.get(), spec, c));
+            }
+            for (UbdDevice dev : devs) {
+                fios.add(new ProcessBuilder("fio", "--name=busy", "--filename=" + dev.blockDevicePath(),
+                        "--rw=randrw", "--bsrange=4k-64k", "--iodepth=16", "--ioengine=io_uring", "--direct=1",
+                        "--size=" + SIZE, "--time_based", "--runtime=300").redirectErrorStream(true).start());
+            }
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+            while (backends.stream().anyMatch(c -> c.finished.get() < 200) && System.nanoTime() < end) {
+                Thread.sleep(50);
+            }
+            for (int i = 0; i < kinds.size(); i++) {
+                assertTrue(fios.get(i).isAlive(), kinds.get(i) + ": fio runs");
+                assertTrue(backends.get(i).finished.get() >= 200, kinds.get(i) + ": fio's IO reached the backend: "
+                        + backends.get(i));
+            }
+            long t0 = System.nanoTime();
+            List<Long> closeMs = java.util.Collections.synchronizedList(new ArrayList<>());
+            reactor.core.publisher.Flux.fromIterable(devs)
+                    .flatMap(d -> d.close().doOnSuccess(v -> closeMs.add(
+                            TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0))))
+                    .then().block(WAIT);
+            System.out.println("stop four at once: close() times " + closeMs + " ms; backends " + backends);
+            assertEquals(kinds.size(), closeMs.size(), "every close completed");
+            closeMs.forEach(ms -> assertTrue(ms < 60_000, "close() took " + ms + " ms"));
+            for (int i = 0; i < kinds.size(); i++) {
+                Counting c = backends.get(i);
+                assertEquals(c.started.get(), c.finished.get(), kinds.get(i) + ": every request was answered");
+                Process fio = fios.get(i);
+                assertTrue(fio.waitFor(60, TimeUnit.SECONDS), kinds.get(i) + ": fio ended rather than hung");
+                assertNotEquals(0, fio.exitValue(), new String(fio.getInputStream().readAllBytes(),
+                        StandardCharsets.UTF_8));
+                UbdDevice dev = devs.get(i);
+                assertFalse(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " is gone");
+                assertFalse(Vm.deviceExists(dev.id()), "device " + dev.id() + " is deleted");
+            }
+            assertEquals("", Vm.sh(10, "ls /sys/class/ublk-char/ 2>/dev/null || true").output().trim(),
+                    "no device left");
+        } finally {
+            for (Process fio : fios) {
+                fio.destroyForcibly();
+                fio.waitFor(30, TimeUnit.SECONDS);
+            }
+            for (UbdDevice dev : devs) {
+                if (!dev.isDisposed()) {
+                    dev.close().onErrorResume(e -> Mono.empty()).block(WAIT);
+                }
+            }
+        }
+    }
+
     /** Passes every request on, counting those started and those whose Mono terminated (value, empty, error or cancel). */
     static final class Counting implements BlockBackend {
         final BlockBackend delegate;

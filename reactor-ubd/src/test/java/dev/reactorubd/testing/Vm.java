@@ -146,7 +146,8 @@ public final class Vm {
      */
     public static void removeEveryDevice() {
         sh(120, "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . || exit 0;"
-                + " java -jar samples/target/ubd.jar remove --all --async;"
+                + " '" + Path.of(System.getProperty("java.home"), "bin", "java") + "' -jar samples/target/ubd.jar"
+                + " remove --all --async;"
                 + " for i in $(seq 1 120); do ls /sys/class/ublk-char/ 2>/dev/null | grep -q . || exit 0; sleep 0.5; done;"
                 + " echo still there: $(ls /sys/class/ublk-char/)");
     }

@@ -77,6 +77,30 @@ class ServeCommandDeviceTest {
         throw new AssertionError("no line with the device path: " + Files.readString(log));
     }
 
+    /**
+     * {@code ubd features} names every bit of the kernel's GET_FEATURES answer: the names it prints, mapped back to
+     * their bits, make up exactly the raw mask, so a bit the library does not know (printed as nothing at all) fails.
+     */
+    @Test
+    void featuresNamesEveryBitTheKernelReports() throws Exception {
+        long mask;
+        try (dev.reactorubd.ctrl.UbdControl control = dev.reactorubd.ctrl.UbdControl.open()) {
+            mask = control.featureMask().block(WAIT);
+        }
+        Cli f = ubd("features");
+        assertEquals(0, f.status(), f.out() + f.err());
+        String line = f.out().strip();
+        assertTrue(line.startsWith("[") && line.endsWith("]"), line);
+        assertFalse(line.toLowerCase(java.util.Locale.ROOT).contains("unknown"), line);
+        long named = 0;
+        for (String name : line.substring(1, line.length() - 1).split(",\\s*")) {
+            named |= dev.reactorubd.sys.UblkFeature.valueOf(name).mask();
+        }
+        System.out.println("ubd features on " + Vm.kernelRelease() + ": 0x" + Long.toHexString(mask) + " " + line);
+        assertEquals("0x" + Long.toHexString(mask), "0x" + Long.toHexString(named),
+                "GET_FEATURES bits without a name: 0x" + Long.toHexString(mask & ~named));
+    }
+
     @Test
     void serveMemoryTargetUntilSigterm() throws Exception {
         Served s = serve("--target", "memory", "--size", "32M", "--queues", "2", "--depth", "16");

@@ -37,6 +37,24 @@ final class UbdProcesses {
         cmd.addAll(jvmOptions);
         cmd.addAll(List.of("-jar", jar.toString()));
         cmd.addAll(List.of(args));
+        return awaitServing(processes, log, cmd, args);
+    }
+
+    /**
+     * Starts {@code java -cp TEST_CLASSPATH mainClass ARGS...} (a server of the tests' own, such as {@link
+     * SilentServer}) as {@link #start} does, and waits for its "serving /dev/ublkbN" line.
+     */
+    static Started startMain(List<Process> processes, Path log, Class<?> mainClass, String... args)
+            throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "--enable-native-access=ALL-UNNAMED", "-cp",
+                System.getProperty("java.class.path"), mainClass.getName()));
+        cmd.addAll(List.of(args));
+        return awaitServing(processes, log, cmd, args);
+    }
+
+    private static Started awaitServing(List<Process> processes, Path log, List<String> cmd, String... args)
+            throws IOException, InterruptedException {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         processes.add(p);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
