@@ -41,7 +41,7 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <h2>Limits</h2>
  * Targets open at once under this policy instance ({@link #maxTargets()}: one per device), total bytes of memory
- * targets open under it ({@link #maxMemoryBytes()}), parts of one composition and of the whole spec
+ * targets open under it ({@link #maxMemoryBytes()}), parts of one composition and of all of a spec's compositions together
  * ({@link #maxParts()}), nesting of compositions ({@link #maxDepth()}) and the length of the spec
  * ({@link #maxSpecLength()}, checked before anything else; the parser is linear in the length and its recursion is
  * bounded by the depth, at most {@value #DEPTH_CEILING}).
@@ -163,7 +163,7 @@ public final class TargetPolicy {
         return maxMemoryBytes;
     }
 
-    /** {@return the most parts of one composition, and of leaf targets in one spec} */
+    /** {@return the most parts of one composition, and of all the compositions of one spec together} */
     public int maxParts() {
         return maxParts;
     }
@@ -425,7 +425,7 @@ public final class TargetPolicy {
         }
 
         /**
-         * The most parts of one composition, and of leaf targets in one spec (default 8).
+         * The most parts of one composition, and of all the compositions of one spec together (default 8).
          *
          * @param n at least 2
          * @return this builder

@@ -507,10 +507,11 @@ public sealed interface TargetSpec {
         static void checkShape(String t, TargetPolicy policy) {
             int[] parts = new int[policy.maxDepth() + 1];
             int depth = 0;
-            int leaves = 1;
+            int total = 0;
             for (int i = 0; i < t.length(); i++) {
                 char c = t.charAt(i);
                 if (c == '(') {
+                    total++;
                     if (++depth > policy.maxDepth()) {
                         throw new TargetPolicyException(TargetPolicyException.Rule.NESTING_DEPTH, "the target spec "
                                 + "nests compositions deeper than this policy's " + policy.maxDepth()
@@ -520,8 +521,8 @@ public sealed interface TargetSpec {
                 } else if (c == ')' && depth > 0) {
                     depth--;
                 } else if (c == ',' && depth > 0) {
-                    leaves++;
-                    if (++parts[depth] > policy.maxParts() || leaves > policy.maxParts()) {
+                    total++;
+                    if (++parts[depth] > policy.maxParts() || total > policy.maxParts()) {
                         throw new TargetPolicyException(TargetPolicyException.Rule.PARTS, "the target spec has more "
                                 + "than this policy's " + policy.maxParts() + " parts in "
                                 + (parts[depth] > policy.maxParts() ? "one composition" : "all")
@@ -732,17 +733,12 @@ public sealed interface TargetSpec {
 
         private static long check(TargetSpec spec, TargetPolicy policy, int depth, long[] leaves) {
             return switch (spec) {
-                case Sized z -> {
-                    countLeaf(policy, leaves);
-                    yield z.kind().equals("memory") ? z.bytes() : 0;
-                }
+                case Sized z -> z.kind().equals("memory") ? z.bytes() : 0;
                 case File f -> {
-                    countLeaf(policy, leaves);
                     PolicyFiles.checkName(f, policy);
                     yield 0;
                 }
                 case Nbd n -> {
-                    countLeaf(policy, leaves);
                     checkNbd(n, policy);
                     yield 0;
                 }
@@ -757,6 +753,11 @@ public sealed interface TargetSpec {
                                 + "than this policy's " + policy.maxParts() + " parts in one composition: write one "
                                 + "with fewer");
                     }
+                    leaves[0] += c.parts().size();
+                    if (leaves[0] > policy.maxParts()) {
+                        throw new TargetPolicyException(TargetPolicyException.Rule.PARTS, "the target spec has more "
+                                + "than this policy's " + policy.maxParts() + " parts in all: write one with fewer");
+                    }
                     long total = 0;
                     for (TargetSpec p : c.parts()) {
                         long m = check(p, policy, depth + 1, leaves);
@@ -765,13 +766,6 @@ public sealed interface TargetSpec {
                     yield total;
                 }
             };
-        }
-
-        private static void countLeaf(TargetPolicy policy, long[] leaves) {
-            if (++leaves[0] > policy.maxParts()) {
-                throw new TargetPolicyException(TargetPolicyException.Rule.PARTS, "the target spec has more than this "
-                        + "policy's " + policy.maxParts() + " parts in all: write one with fewer");
-            }
         }
 
         private static void checkNbd(Nbd n, TargetPolicy policy) {
