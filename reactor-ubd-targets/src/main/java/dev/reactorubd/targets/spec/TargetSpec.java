@@ -425,13 +425,21 @@ public sealed interface TargetSpec {
         return Mono.defer(() -> {
             TargetPolicy.Lease lease = policy.lease(memory);
             List<BlockBackend> owned = new ArrayList<>();
+            java.util.concurrent.atomic.AtomicBoolean delivered = new java.util.concurrent.atomic.AtomicBoolean();
             return Parser.open(spec, policy, options, owned)
                     .map(b -> new Opened(spec, b, List.copyOf(owned), lease))
+                    .doOnNext(o -> delivered.set(true))
                     .onErrorResume(e -> Flux.fromIterable(List.copyOf(owned))
                             .concatMap(b -> b.close().onErrorResume(x -> Mono.empty()))
                             .then(Mono.<Opened>error(e))
                             .doFinally(s -> lease.release()))
-                    .doOnCancel(lease::release);
+                    // Cancelled before the target was delivered: nothing holds it (what was opened is the leak of the
+                    // canceller, as before); once delivered, the Opened's close() gives the count back.
+                    .doOnCancel(() -> {
+                        if (!delivered.get()) {
+                            lease.release();
+                        }
+                    });
         });
     }
 
