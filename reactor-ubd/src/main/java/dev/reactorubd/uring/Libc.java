@@ -31,6 +31,56 @@ public final class Libc {
     public static final int O_DIRECT = 0x4000;
     /** {@code O_CLOEXEC}, as in the C headers. */
     public static final int O_CLOEXEC = 0x80000;
+    /** {@code O_CREAT}, as in the C headers (x86_64). */
+    public static final int O_CREAT = 0x40;
+    /** {@code O_EXCL}, as in the C headers: with O_CREAT, fail with EEXIST if the name exists (even as a symlink). */
+    public static final int O_EXCL = 0x80;
+    /** {@code O_NOCTTY}, as in the C headers. */
+    public static final int O_NOCTTY = 0x100;
+    /** {@code O_DIRECTORY}, as in the C headers (x86_64): fail with ENOTDIR unless the path is a directory. */
+    public static final int O_DIRECTORY = 0x10000;
+    /**
+     * {@code O_NOFOLLOW}, as in the C headers (x86_64): fail with ELOOP if the last component is a symlink (with
+     * {@link #O_PATH}, open the symlink itself instead).
+     */
+    public static final int O_NOFOLLOW = 0x20000;
+    /**
+     * {@code O_PATH}, as in the C headers (x86_64): a descriptor that names the file without opening it (no read,
+     * no write, no device driver's open, never blocks on a FIFO); {@link #fstat} works on it.
+     */
+    public static final int O_PATH = 0x200000;
+    /** {@code AT_FDCWD}: {@link #openat} relative to the working directory. */
+    public static final int AT_FDCWD = -100;
+
+    /** {@code S_IFMT}: the file-type bits of {@code st_mode}. */
+    public static final int S_IFMT = 0170000;
+    /** {@code S_IFREG}: a regular file. */
+    public static final int S_IFREG = 0100000;
+    /** {@code S_IFBLK}: a block device. */
+    public static final int S_IFBLK = 0060000;
+    /** {@code S_IFCHR}: a character device. */
+    public static final int S_IFCHR = 0020000;
+    /** {@code S_IFDIR}: a directory. */
+    public static final int S_IFDIR = 0040000;
+    /** {@code S_IFIFO}: a FIFO. */
+    public static final int S_IFIFO = 0010000;
+    /** {@code S_IFLNK}: a symbolic link. */
+    public static final int S_IFLNK = 0120000;
+    /** {@code S_IFSOCK}: a socket. */
+    public static final int S_IFSOCK = 0140000;
+
+    /** Index in {@link #fstat}'s array: {@code st_dev}. */
+    public static final int STAT_DEV = 0;
+    /** Index in {@link #fstat}'s array: {@code st_ino}. */
+    public static final int STAT_INO = 1;
+    /** Index in {@link #fstat}'s array: {@code st_mode} (type and permission bits). */
+    public static final int STAT_MODE = 2;
+    /** Index in {@link #fstat}'s array: {@code st_size} in bytes. */
+    public static final int STAT_SIZE = 3;
+    /** Index in {@link #fstat}'s array: {@code st_rdev} (the device a device file names). */
+    public static final int STAT_RDEV = 4;
+    /** How many values {@link #fstat} writes. */
+    public static final int STAT_VALUES = 5;
 
     /** {@code PROT_READ}, as in the C headers. */
     public static final int PROT_READ = 1;
@@ -45,6 +95,12 @@ public final class Libc {
     public static final long SYS_IO_URING_ENTER = 426;
     /** {@code __NR_io_uring_register} on x86_64. */
     public static final long SYS_IO_URING_REGISTER = 427;
+    /** {@code __NR_fstat} on x86_64 (glibc before 2.33 exports no {@code fstat} symbol, so it is called by number). */
+    public static final long SYS_FSTAT = 5;
+    /** {@code __NR_ftruncate} on x86_64. */
+    public static final long SYS_FTRUNCATE = 77;
+    /** {@code sizeof(struct stat)} on x86_64. */
+    private static final long STAT_BYTES = 144;
 
     /** {@code PR_SET_IO_FLUSHER} (Linux 5.6+): {@code prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0)} marks the calling thread. */
     public static final int PR_SET_IO_FLUSHER = 57;
@@ -74,6 +130,9 @@ public final class Libc {
     private static final MethodHandle OPEN = downcall("open",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), CAPTURE_ERRNO,
             Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle OPENAT = downcall("openat",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(3));
     private static final MethodHandle CLOSE = downcall("close",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
     private static final MethodHandle MMAP = downcall("mmap",
@@ -143,6 +202,64 @@ public final class Libc {
         } catch (Throwable t) {
             throw rethrow(t);
         }
+    }
+
+    /**
+     * {@code openat(dirfd, path, flags, mode)}: a file descriptor, or {@code -errno}. A relative {@code path} is
+     * resolved from the directory {@code dirfd} names (an {@link #O_PATH} descriptor will do), or from the working
+     * directory with {@link #AT_FDCWD}; {@code mode} is used only with {@link #O_CREAT}.
+     *
+     * @param dirfd the directory's descriptor, or {@link #AT_FDCWD}
+     * @param path the file's path, relative to {@code dirfd} (or absolute, which ignores it)
+     * @param flags the {@code O_*} flags
+     * @param mode the permission bits of a file {@link #O_CREAT} creates (before the umask)
+     * @return a file descriptor, or {@code -errno}
+     */
+    public static int openat(int dirfd, String path, int flags, int mode) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = CALL_STATE_BUFFER.get();
+            int fd = (int) OPENAT.invokeExact(state, dirfd, arena.allocateFrom(path), flags, mode);
+            return fd < 0 ? -errno(state) : fd;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * {@code fstat(fd, &st)}: 0, or {@code -errno}; on success {@code out} holds {@code st_dev}, {@code st_ino},
+     * {@code st_mode}, {@code st_size} and {@code st_rdev} at {@link #STAT_DEV}, {@link #STAT_INO}, {@link #STAT_MODE},
+     * {@link #STAT_SIZE} and {@link #STAT_RDEV} (x86_64's {@code struct stat}: offsets 0, 8, 24 (a u32), 48 and 40).
+     * Works on an {@link #O_PATH} descriptor, and so describes what a descriptor names without opening it.
+     *
+     * @param fd the file descriptor
+     * @param out an array of at least {@link #STAT_VALUES}, which receives the values
+     * @return 0, or {@code -errno}
+     */
+    public static int fstat(int fd, long[] out) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment st = arena.allocate(STAT_BYTES, 8);
+            int r = (int) syscall(SYS_FSTAT, fd, st.address(), 0, 0, 0, 0);
+            if (r < 0) {
+                return r;
+            }
+            out[STAT_DEV] = st.get(JAVA_LONG, 0);
+            out[STAT_INO] = st.get(JAVA_LONG, 8);
+            out[STAT_MODE] = Integer.toUnsignedLong(st.get(JAVA_INT, 24));
+            out[STAT_RDEV] = st.get(JAVA_LONG, 40);
+            out[STAT_SIZE] = st.get(JAVA_LONG, 48);
+            return 0;
+        }
+    }
+
+    /**
+     * {@code ftruncate(fd, length)}: 0, or {@code -errno}. Sets a regular file's length (a longer file is sparse).
+     *
+     * @param fd a descriptor opened for writing
+     * @param length the new length in bytes
+     * @return 0, or {@code -errno}
+     */
+    public static int ftruncate(int fd, long length) {
+        return (int) syscall(SYS_FTRUNCATE, fd, length, 0, 0, 0, 0);
     }
 
     /**

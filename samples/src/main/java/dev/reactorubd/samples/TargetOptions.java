@@ -5,6 +5,7 @@ import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.compose.ComposableBackend;
 import dev.reactorubd.targets.compose.MirrorOptions;
 import dev.reactorubd.targets.nbd.NbdOptions;
+import dev.reactorubd.targets.spec.TargetPolicy;
 import dev.reactorubd.targets.spec.TargetSpec;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -23,6 +24,10 @@ import reactor.core.publisher.Mono;
  * <p>Parts of a composition ({@code --replica}, {@code --part}) are written as target specs: {@code null:SIZE},
  * {@code memory:SIZE}, {@code file:PATH} (with {@code ?direct} and/or {@code ?ro}, e.g. {@code file:/a.img?direct}),
  * {@code nbd://host[:port]/export} or {@code nbd+unix:///export?socket=PATH}.
+ *
+ * <p>Every target is opened under {@link TargetPolicy#permissive()} (root's own tool: any path, any NBD server), with
+ * one exception to what it allowed before: a file is created only with {@code --create SIZE} and extended only with
+ * {@code --grow}; {@code --size} alone is the device's size and changes no file.
  */
 final class TargetOptions {
     enum Target { NULL, MEMORY, FILE, NBD, MIRROR, STRIPE, CONCAT }
@@ -32,8 +37,18 @@ final class TargetOptions {
     Target target;
 
     @Option(names = "--size", converter = SizeConverter.class, description = "capacity, e.g. 64M: required for null "
-            + "and memory; for the others the backend's size (a file is created with it if missing)")
+            + "and memory; for the others the device's size, within the target's (it never creates or extends a file: "
+            + "see --create and --grow)")
     long size;
+
+    @Option(names = "--create", paramLabel = "SIZE", converter = SizeConverter.class, description = "file targets "
+            + "and file parts: create each missing file with SIZE bytes (sparse, mode 0600, never through a symbolic "
+            + "link); an existing file is used as it is. Not on recover")
+    long create;
+
+    @Option(names = "--grow", description = "file targets and file parts: extend each file shorter than --size to "
+            + "--size bytes (sparse)")
+    boolean grow;
 
     @Option(names = "--file", description = "file: the file or block device that stores the data")
     Path file;
@@ -158,6 +173,9 @@ final class TargetOptions {
     }
 
     private Mono<BlockBackend> openTarget() {
+        if (grow && size <= 0) {
+            return Mono.error(usage("--grow extends a shorter file to --size: give --size too, e.g. --size 10G --grow"));
+        }
         return switch (target) {
             case NULL, MEMORY -> {
                 if (size <= 0) {
@@ -193,7 +211,7 @@ final class TargetOptions {
     Mono<BlockBackend> openSpec(String text) {
         TargetSpec spec;
         try {
-            spec = TargetSpec.parse(text);
+            spec = TargetSpec.parse(text, TargetPolicy.permissive());
         } catch (TargetSpec.InvalidTargetSpecException e) {
             return Mono.error(usage(e.getMessage()));
         }
@@ -211,7 +229,9 @@ final class TargetOptions {
         } else {
             nbd.reconnectAttempts(reconnects);
         }
-        return TargetSpec.open(spec, size, nbd.build(), mirrorOptions()).map(o -> {
+        TargetSpec.OpenOptions options = TargetSpec.OpenOptions.defaults().nbd(nbd.build()).mirror(mirrorOptions())
+                .create(create).grow(grow ? size : 0);
+        return TargetSpec.open(spec, TargetPolicy.permissive(), options).map(o -> {
             o.owned().forEach(this::track);
             return o.backend();
         });

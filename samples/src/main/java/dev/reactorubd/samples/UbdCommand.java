@@ -32,7 +32,7 @@ import reactor.core.publisher.Mono;
  * <pre>
  * java -jar samples/target/ubd.jar serve --target memory --size 64M [--queues N] [--depth D]
  * java -jar samples/target/ubd.jar list [-v] [--json]
- * java -jar samples/target/ubd.jar remove 3 | --all
+ * java -jar samples/target/ubd.jar remove 3 | --all [--force]
  * java -jar samples/target/ubd.jar features
  * source &lt;(java -jar samples/target/ubd.jar completion)
  * </pre>
@@ -147,7 +147,7 @@ public final class UbdCommand implements Callable<Integer> {
             + "stop and delete it. Prints the block device path once it is live.",
             footer = {"", "Examples:",
                     "  ubd serve --target memory --size 1G --queues 2",
-                    "  ubd serve --target file --file /var/lib/disk.img --size 10G --direct",
+                    "  ubd serve --target file --file /var/lib/disk.img --create 10G --direct   # creates it if missing",
                     "  ubd serve --target nbd --uri nbd://10.0.0.5:10809/vol1",
                     "  ubd serve --target mirror --replica file:/a.img --replica nbd+unix:///vol?socket=/run/nbd.sock",
                     "  ubd serve --target mirror --replica file:/a.img --replica file:/b.img --assume-current 1"
@@ -271,7 +271,8 @@ public final class UbdCommand implements Callable<Integer> {
         }
         if (backend.size() > 0 && size > backend.size()) {
             throw new UsageError("--size " + size + " is larger than " + target.describe() + " (" + backend.size()
-                    + " bytes)");
+                    + " bytes)" + (target.target == TargetOptions.Target.FILE ? ": give a smaller --size, or add --grow "
+                    + "to extend the file" : ""));
         }
         return size;
     }
@@ -354,6 +355,10 @@ public final class UbdCommand implements Callable<Integer> {
 
         @Override
         public Integer call() throws InterruptedException {
+            if (target.create > 0) {
+                throw new UsageError("recover never creates a file: it takes over a device whose data exists; drop "
+                        + "--create (and check that --file names the target the device was served from)");
+            }
             UbdServer server = UbdServer.builder().lockMemory(lockMemory).build();
             try {
                 long size = server.control().getParams(id).block(Duration.ofMinutes(1)).capacityBytes();
@@ -420,7 +425,7 @@ public final class UbdCommand implements Callable<Integer> {
             footer = {"", "Examples:",
                     "  ubd remove 3",
                     "  ubd remove 3 4 7",
-                    "  ubd remove --all",
+                    "  ubd remove --all           # devices whose server died; --all --force: live ones too",
                     "  ubd list --json | jq -r '.devices[] | select(.server_pid <= 0) | .id' | xargs -r ubd remove"})
     static final class Remove implements Callable<Integer> {
         @Parameters(description = "device ids", paramLabel = "ID")
@@ -429,8 +434,12 @@ public final class UbdCommand implements Callable<Integer> {
         @Spec
         CommandSpec spec;
 
-        @Option(names = "--all", description = "every ublk device on this machine")
+        @Option(names = "--all", description = "every ublk device on this machine whose server is not running "
+                + "(with --force: every one, live servers' too)")
         boolean all;
+
+        @Option(names = "--force", description = "with --all: also remove devices whose server is alive")
+        boolean force;
 
         @Option(names = "--async", description = "do not wait for the device's holders (mounts, open files): the "
                 + "block device goes away at once and the id is freed when the last holder lets go")
@@ -442,10 +451,22 @@ public final class UbdCommand implements Callable<Integer> {
                 throw new UsageError(all ? "give device ids or --all, not both" : "give the ids of the devices to "
                         + "remove, or --all (ubd list shows them)");
             }
+            if (force && !all) {
+                throw new UsageError("--force goes with --all: named devices are removed whatever serves them");
+            }
             try (UbdControl control = UbdControl.open()) {
-                List<Integer> targets = all
-                        ? control.listDevices().map(DeviceInfo::id).collectList().block(Duration.ofMinutes(1))
-                        : ids;
+                List<Integer> targets = ids;
+                if (all) {
+                    targets = new java.util.ArrayList<>();
+                    for (DeviceInfo d : control.listDevices().collectList().block(Duration.ofMinutes(1))) {
+                        if (!force && serverAlive(d)) {
+                            spec.commandLine().getOut().println("left device " + d.id() + ": its server (pid "
+                                    + d.serverPid() + ") is running; stop it, or give --all --force");
+                        } else {
+                            targets.add(d.id());
+                        }
+                    }
+                }
                 for (int id : targets) {
                     (async ? control.removeDeviceAsync(id) : control.removeDevice(id)).block(Duration.ofMinutes(1));
                     spec.commandLine().getOut().println("removed device " + id);
@@ -454,6 +475,17 @@ public final class UbdCommand implements Callable<Integer> {
             }
             return ExitCodes.OK;
         }
+    }
+
+    /**
+     * Whether the process that started a device still runs (so that {@code remove --all} leaves it). A pid reused by
+     * another process counts as alive: the device is then left, never removed by mistake.
+     *
+     * @param d the device
+     * @return true when its server's pid names a live process
+     */
+    static boolean serverAlive(DeviceInfo d) {
+        return d.serverPid() > 0 && ProcessHandle.of(d.serverPid()).map(ProcessHandle::isAlive).orElse(false);
     }
 
     @Command(name = "resize", description = "Change the size of a started device while it serves (UPDATE_SIZE, "

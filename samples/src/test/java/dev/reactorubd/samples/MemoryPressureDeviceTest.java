@@ -98,7 +98,7 @@ class MemoryPressureDeviceTest {
                 .requireSuccess();
 
         UbdProcesses.Started server = UbdProcesses.start(processes, DIR.resolve("serve.log"), LOCKED_JVM, "serve",
-                "--target", "file", "--file", BACK + "/disk.img", "--size", "1G", "--queues", "2", "--lock-memory");
+                "--target", "file", "--file", BACK + "/disk.img", "--create", "1G", "--queues", "2", "--lock-memory");
         long pid = server.process().pid();
         String dev = "/dev/ublkb" + server.id();
         long locked = vmLckKiB(pid);

@@ -50,7 +50,7 @@ class RecoveryUnderLoadDeviceTest {
         Path img = dir.resolve("store.img");
         String file = img.toString();
         int id = UbdProcesses.start(processes,
-                dir.resolve("serve.log"), "serve", "--target", "file", "--file", file, "--size", "64M",
+                dir.resolve("serve.log"), "serve", "--target", "file", "--file", file, "--create", "64M",
                 "--queues", "2", "--depth", "32", "--recoverable").id();
         String dev = "/dev/ublkb" + id;
         Path fioOut = dir.resolve("fio.out");
@@ -103,7 +103,7 @@ class RecoveryUnderLoadDeviceTest {
         String file = dir.resolve("store.img").toString();
         Process first;
         int id = UbdProcesses.start(processes,
-                dir.resolve("serve.log"), "serve", "--target", "file", "--file", file, "--size", "16M",
+                dir.resolve("serve.log"), "serve", "--target", "file", "--file", file, "--create", "16M",
                 "--recoverable").id();
         first = processes.get(processes.size() - 1);
         String dev = "/dev/ublkb" + id;
@@ -160,7 +160,7 @@ class RecoveryUnderLoadDeviceTest {
             Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
             Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                     "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString(), "serve", "--target", "file",
-                    "--file", file, "--size", "16M", "--recovery", "FAIL_IO").redirectErrorStream(true)
+                    "--file", file, "--create", "16M", "--recovery", "FAIL_IO").redirectErrorStream(true)
                     .redirectOutput(log.toFile()).start();
             processes.add(p);
             assertTrue(p.waitFor(120, TimeUnit.SECONDS), "ubd serve gave up");
@@ -172,7 +172,7 @@ class RecoveryUnderLoadDeviceTest {
             return;
         }
         int id = UbdProcesses.start(processes,
-                log, "serve", "--target", "file", "--file", file, "--size", "16M", "--recovery", "FAIL_IO").id();
+                log, "serve", "--target", "file", "--file", file, "--create", "16M", "--recovery", "FAIL_IO").id();
         String dev = "/dev/ublkb" + id;
         Vm.sh(60, "head -c 1048576 /dev/urandom > " + dir + "/data; dd if=" + dir + "/data of=" + dev
                 + " bs=64k oflag=direct conv=fsync status=none").requireSuccess();

@@ -218,7 +218,7 @@ class ServeCommandDeviceTest {
     void serveAMirrorOfAFileAndMemoryThenTheFileHoldsTheData() throws Exception {
         Path img = Path.of("/var/tmp/ubd-cli-mirror.img");
         Files.deleteIfExists(img);
-        Served s = serve("--target", "mirror", "--replica", "file:" + img, "--replica", "memory:16M", "--size", "16M",
+        Served s = serve("--target", "mirror", "--replica", "file:" + img, "--replica", "memory:16M", "--create", "16M",
                 "--queues", "2", "--cache", "4M", "--retry", "2");
         try {
             Vm.sh(60, "head -c 1048576 /dev/urandom > /var/tmp/ubd-cli-data; dd if=/var/tmp/ubd-cli-data of="

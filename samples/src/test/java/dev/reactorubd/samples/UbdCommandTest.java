@@ -66,6 +66,17 @@ class UbdCommandTest {
         assertFalse(off.singleIssuer(), "--no-single-issuer");
     }
 
+    @Test
+    void removeAllLeavesDevicesWhoseServerIsAlive() throws Exception {
+        assertTrue(UbdCommand.serverAlive(info(1, UblkDevState.LIVE, (int) ProcessHandle.current().pid())),
+                "this JVM serves it");
+        assertFalse(UbdCommand.serverAlive(info(2, UblkDevState.DEAD, -1)), "no server recorded");
+        assertFalse(UbdCommand.serverAlive(info(3, UblkDevState.DEAD, 0)));
+        Process gone = new ProcessBuilder("true").start();
+        gone.waitFor();
+        assertFalse(UbdCommand.serverAlive(info(4, UblkDevState.LIVE, (int) gone.pid())), "its server exited");
+    }
+
     private static void assertOneErrorLine(Run r) {
         List<String> lines = r.err().lines().toList();
         assertEquals(1, lines.size(), r.err());
@@ -100,6 +111,9 @@ class UbdCommandTest {
         assertOneErrorLine(noIds);
         assertTrue(noIds.err().contains("give the ids of the devices to remove, or --all"), noIds.err());
         assertEquals(ExitCodes.USAGE, run("remove", "--all", "3").status());
+        Run forceIds = run("remove", "--force", "3");
+        assertEquals(ExitCodes.USAGE, forceIds.status());
+        assertTrue(forceIds.err().contains("--force goes with --all"), forceIds.err());
 
         Run badNumber = run("remove", "three");
         assertEquals(ExitCodes.USAGE, badNumber.status());

@@ -17,10 +17,6 @@ import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.util.ReferenceCounted;
 import io.netty.util.concurrent.DefaultThreadFactory;
-import java.io.IOException;
-import java.io.RandomAccessFile;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.EnumSet;
 import java.util.Objects;
@@ -201,6 +197,14 @@ public final class FileBackend implements BlockBackend {
     /**
      * Opens a file or block device. Blocks while it opens (and creates) the file: call it off event loops.
      *
+     * <p>The path is the application's own: it is followed through symbolic links. What it names is checked before
+     * it is opened for IO: it is first opened with {@code O_PATH} (which opens no device and never blocks on a FIFO),
+     * checked with {@code fstat} to be a regular file or a block device, and only then opened for reading and writing
+     * through that descriptor, so that nothing else (a character device, a FIFO, a file swapped in meanwhile) is ever
+     * opened. With {@link Options#createSize(long)} a missing file is created and a shorter regular file extended on
+     * its descriptor after that check. A caller that takes paths from others applies a policy first: {@code
+     * dev.reactorubd.targets.spec.TargetPolicy}, through {@code TargetSpec.open}.
+     *
      * @param path a regular file or a block device
      * @param options how to open it
      * @return the backend, opened; close it after the devices it serves
@@ -209,60 +213,118 @@ public final class FileBackend implements BlockBackend {
     public static FileBackend open(Path path, Options options) {
         Objects.requireNonNull(path, "path");
         Objects.requireNonNull(options, "options");
-        boolean blockDevice = isBlockDevice(path);
-        if (!blockDevice && options.createSize() > 0 && !options.readOnly()) {
-            grow(path, options.createSize());
+        int pathFd = Libc.openat(Libc.AT_FDCWD, path.toString(), Libc.O_PATH | Libc.O_CLOEXEC, 0);
+        if (pathFd == -Errno.ENOENT && options.createSize() > 0 && !options.readOnly()) {
+            // Created here, so a regular file: the descriptor is checked and reopened like any other.
+            pathFd = Libc.openat(Libc.AT_FDCWD, path.toString(), Libc.O_CREAT | Libc.O_RDWR | Libc.O_CLOEXEC
+                    | Libc.O_NOCTTY, 0644);
         }
-        if (!Files.exists(path)) {
+        if (pathFd == -Errno.ENOENT) {
             throw new UbdException(path + " does not exist: create it, or give a size to create it with", Errno.ENOENT);
         }
-        if (!blockDevice && !Files.isRegularFile(path)) {
-            throw new UbdException(path + " is neither a regular file nor a block device", Errno.EINVAL);
+        if (pathFd < 0) {
+            throw new UbdException(openError(path, options, -pathFd), -pathFd);
         }
-        int flags = (options.readOnly() ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC
-                | (options.direct() ? Libc.O_DIRECT : 0);
-        int fd = Libc.open(path.toString(), flags);
-        if (fd < 0) {
-            throw new UbdException(openError(path, options, -fd), -fd);
-        }
-        long size;
-        try {
-            size = blockDevice ? Libc.ioctlReadLong(fd, IoUringAbi.BLKGETSIZE64) : Files.size(path);
-        } catch (IOException e) {
-            Libc.close(fd);
-            throw new UbdException("cannot read the size of " + path + ": " + e.getMessage(), Errno.EIO, e);
-        }
-        if (size <= 0) {
-            Libc.close(fd);
-            throw new UbdException(size == 0 ? path + " is empty: give the file a size first (truncate -s 1G "
-                    + path + ", or a create size)" : "cannot read the size of block device " + path + ": "
-                    + Errno.describe((int) size), size == 0 ? Errno.EINVAL : (int) -size);
-        }
-        FileBackend b = new FileBackend(path, fd, size, blockDevice, options);
-        LOG.info("opened {}", b);
-        return b;
+        return open(path, pathFd, options, true, false);
     }
 
-    private static boolean isBlockDevice(Path path) {
+    /**
+     * Opens the file that a descriptor names (typically an {@code O_PATH} one, from {@code openat} with
+     * {@code O_NOFOLLOW} below a directory a policy allows), taking ownership of {@code pathFd}: it is closed before
+     * this returns or throws. The descriptor is checked with {@code fstat} before anything is opened for IO (a regular
+     * file, or a block device where {@code blockDevices} allows it), the file is then opened for IO through {@code
+     * /proc/self/fd/N} (the same inode, whatever its path names by now), and that descriptor is checked again to be the
+     * same file. With {@link Options#createSize(long)} a shorter regular file is extended on the descriptor (never a
+     * read-only one). The size comes from the descriptor. Blocks while it opens: call it off event loops.
+     *
+     * @param path the file's name, for messages and {@link #path()}
+     * @param pathFd a descriptor of the file (any open mode, {@code O_PATH} included), closed by this call
+     * @param options how to open it
+     * @param blockDevices whether a block device is accepted (else only a regular file)
+     * @param exclusive open a block device with {@code O_EXCL}, which fails with EBUSY while it is mounted or held
+     * @return the backend, opened; close it after the devices it serves
+     * @throws UbdException when the file cannot be used (not a regular file, no permission, no /proc), saying why
+     */
+    public static FileBackend open(Path path, int pathFd, Options options, boolean blockDevices, boolean exclusive) {
+        Objects.requireNonNull(path, "path");
+        Objects.requireNonNull(options, "options");
+        int fd = -1;
         try {
-            int mode = (Integer) Files.getAttribute(path, "unix:mode");
-            return (mode & 0170000) == 0060000;
-        } catch (NoSuchFileException e) {
-            return false;
-        } catch (IOException | UnsupportedOperationException e) {
-            return false;
-        }
-    }
-
-    private static void grow(Path path, long bytes) {
-        try (RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw")) {
-            if (f.length() < bytes) {
-                f.setLength(bytes);
+            long[] named = new long[Libc.STAT_VALUES];
+            int r = Libc.fstat(pathFd, named);
+            if (r < 0) {
+                throw new UbdException("cannot stat " + path + ": " + Errno.describe(-r), -r);
             }
-        } catch (IOException e) {
-            throw new UbdException("cannot create " + path + " with " + bytes + " bytes: " + e.getMessage(),
-                    Errno.EIO, e);
+            int type = (int) named[Libc.STAT_MODE] & Libc.S_IFMT;
+            boolean blockDevice = type == Libc.S_IFBLK;
+            if (type != Libc.S_IFREG && !(blockDevice && blockDevices)) {
+                throw new UbdException(path + " is " + describeType(type) + ", neither a regular file nor a block "
+                        + "device" + (blockDevices ? "" : " this caller accepts") + ": serve a regular file"
+                        + (blockDevices ? " or a block device" : ""), Errno.EINVAL);
+            }
+            int flags = (options.readOnly() ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC | Libc.O_NOCTTY
+                    | (options.direct() ? Libc.O_DIRECT : 0) | (blockDevice && exclusive ? Libc.O_EXCL : 0);
+            fd = Libc.open("/proc/self/fd/" + pathFd, flags);
+            if (fd == -Errno.ENOENT) {
+                throw new UbdException("cannot open " + path + " through /proc/self/fd: mount /proc", Errno.ENOENT);
+            }
+            if (fd < 0) {
+                throw new UbdException(openError(path, options, -fd), -fd);
+            }
+            long[] opened = new long[Libc.STAT_VALUES];
+            r = Libc.fstat(fd, opened);
+            if (r < 0 || opened[Libc.STAT_DEV] != named[Libc.STAT_DEV] || opened[Libc.STAT_INO] != named[Libc.STAT_INO]) {
+                throw new UbdException("cannot open " + path + ": the file changed while it was opened; try again",
+                        Errno.EAGAIN);
+            }
+            long size;
+            if (blockDevice) {
+                size = Libc.ioctlReadLong(fd, IoUringAbi.BLKGETSIZE64);
+            } else {
+                size = opened[Libc.STAT_SIZE];
+                if (options.createSize() > size && !options.readOnly()) {
+                    r = Libc.ftruncate(fd, options.createSize());
+                    if (r < 0) {
+                        throw new UbdException("cannot make " + path + " " + options.createSize() + " bytes long: "
+                                + Errno.describe(-r), -r);
+                    }
+                    size = options.createSize();
+                }
+            }
+            if (size <= 0) {
+                throw new UbdException(size == 0 ? path + " is empty: give the file a size first (truncate -s 1G "
+                        + path + ", or a create size)" : "cannot read the size of block device " + path + ": "
+                        + Errno.describe((int) size), size == 0 ? Errno.EINVAL : (int) -size);
+            }
+            FileBackend b = new FileBackend(path, fd, size, blockDevice, options);
+            fd = -1;
+            LOG.info("opened {}", b);
+            return b;
+        } finally {
+            Libc.close(pathFd);
+            if (fd >= 0) {
+                Libc.close(fd);
+            }
         }
+    }
+
+    /**
+     * What a file type is, for messages.
+     *
+     * @param type the {@code S_IFMT} bits of {@code st_mode}
+     * @return "a directory", "a FIFO"...
+     */
+    public static String describeType(int type) {
+        return switch (type) {
+            case Libc.S_IFREG -> "a regular file";
+            case Libc.S_IFBLK -> "a block device";
+            case Libc.S_IFCHR -> "a character device";
+            case Libc.S_IFDIR -> "a directory";
+            case Libc.S_IFIFO -> "a FIFO";
+            case Libc.S_IFLNK -> "a symbolic link";
+            case Libc.S_IFSOCK -> "a socket";
+            default -> "of an unknown type";
+        };
     }
 
     private static String openError(Path path, Options options, int errno) {
