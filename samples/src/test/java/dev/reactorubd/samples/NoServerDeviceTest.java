@@ -106,7 +106,7 @@ class NoServerDeviceTest {
         }
         Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-noserver");
         String file = dir.resolve("store.img").toString();
-        List<String> args = new ArrayList<>(List.of("serve", "--target", "file", "--file", file, "--size", "16M"));
+        List<String> args = new ArrayList<>(List.of("serve", "--target", "file", "--file", file, "--create", "16M"));
         if (!mode.equals("NONE")) {
             args.addAll(List.of("--recovery", mode));
         }
