@@ -43,6 +43,7 @@ public final class TargetPolicyException extends TargetSpec.InvalidTargetSpecExc
         NBD_SOCKET
     }
 
+    /** The rule that refused the request. */
     private final Rule rule;
 
     /**
