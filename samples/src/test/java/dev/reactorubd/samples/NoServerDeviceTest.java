@@ -227,7 +227,10 @@ class NoServerDeviceTest {
             assertFalse(Vm.deviceExists(id), "device " + id + " deleted");
         }
         assertTrue(reader.waitFor(60, TimeUnit.SECONDS), "the waiting reader ended");
-        assertNotEquals(0, reader.exitValue(), "no server ever served it: " + Files.readString(readerOut));
+        // Ended with an error, or (6.18, the disk gone under it) with nothing read: no server ever served it.
+        String readerLog = Files.readString(readerOut);
+        assertTrue(reader.exitValue() != 0 || readerLog.contains("0+0 records in"), "no server ever served it: "
+                + readerLog);
         Vm.sh(30, "rm -rf " + dir);
     }
 

@@ -19,6 +19,7 @@ import org.openqa.selenium.By;
 import org.openqa.selenium.JavascriptExecutor;
 import org.openqa.selenium.OutputType;
 import org.openqa.selenium.PageLoadStrategy;
+import org.openqa.selenium.StaleElementReferenceException;
 import org.openqa.selenium.TimeoutException;
 import org.openqa.selenium.WebDriver;
 import org.openqa.selenium.WebElement;
@@ -83,7 +84,7 @@ class ManagementPageDeviceTest {
 
     private static WebDriverWait waiting() {
         return (WebDriverWait) new WebDriverWait(browser, WAIT, Duration.ofMillis(500))
-                .ignoring(TimeoutException.class);
+                .ignoring(TimeoutException.class).ignoring(StaleElementReferenceException.class);
     }
 
     private static String js(String script, Object... args) {
@@ -169,20 +170,29 @@ class ManagementPageDeviceTest {
             } catch (TimeoutException e) {
                 System.out.println("page load: " + e.getMessage().lines().findFirst().orElse(""));
             }
-            WebElement card = waiting().until(b -> b.findElement(By.id("device-" + id)));
+            // The page redraws its cards every 2 s: elements are looked up again each time, never kept.
+            String card = "#device-" + id + " ";
+            waiting().until(b -> b.findElement(By.id("device-" + id)));
             // The new mirror's first copy ends; both rows say IN_SYNC and no row has a button.
-            waiting().until(b -> card.findElements(By.cssSelector("tr.replica[data-state=IN_SYNC]")).size() == 2);
-            assertTrue(card.findElement(By.cssSelector(".mirror-summary")).getText().contains("every replica in sync"));
-            assertTrue(card.findElements(By.cssSelector("button.reinstate")).isEmpty(), "no Reinstate while in sync");
+            waiting().until(b -> b.findElements(By.cssSelector(card + "tr.replica[data-state=IN_SYNC]")).size() == 2);
+            waiting().until(b -> b.findElement(By.cssSelector(card + ".mirror-summary")).getText()
+                    .contains("every replica in sync"));
+            assertTrue(browser.findElements(By.cssSelector(card + "button.reinstate")).isEmpty(),
+                    "no Reinstate while in sync");
 
             MirrorApiDeviceTest.failReplica0(path);
-            WebElement button = waiting().until(b -> card.findElement(
-                    By.cssSelector("tr.replica[data-slot='0'][data-state=FAILED] button.reinstate")));
-            assertTrue(card.findElement(By.cssSelector(".mirror-summary")).getText().contains("DEGRADED"));
+            String reinstate = card + "tr.replica[data-slot='0'][data-state=FAILED] button.reinstate";
+            waiting().until(b -> b.findElement(By.cssSelector(reinstate)));
+            waiting().until(b -> b.findElement(By.cssSelector(card + ".mirror-summary")).getText()
+                    .contains("DEGRADED"));
             MirrorApiDeviceTest.repairReplica0();
-            button.click();
-            waiting().until(b -> card.findElements(By.cssSelector("tr.replica[data-state=IN_SYNC]")).size() == 2);
-            assertTrue(card.findElements(By.cssSelector("button.reinstate")).isEmpty(), "no Reinstate once in sync");
+            waiting().until(b -> {
+                b.findElement(By.cssSelector(reinstate)).click();
+                return true;
+            });
+            waiting().until(b -> b.findElements(By.cssSelector(card + "tr.replica[data-state=IN_SYNC]")).size() == 2);
+            assertTrue(browser.findElements(By.cssSelector(card + "button.reinstate")).isEmpty(),
+                    "no Reinstate once in sync");
             assertTrue(browser.findElement(By.id("error")).getAttribute("hidden") != null, "no error shown");
             ServiceClient.Response health = service.get("/actuator/health");
             assertEquals(200, health.status(), health.body());
