@@ -73,10 +73,7 @@ class MemoryPressureDeviceTest {
 
     @AfterEach
     void cleanUp() {
-        processes.forEach(p -> {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly();
-        });
+        UbdProcesses.killAll(processes);
         // The device's file system goes before its server is gone for good; the rest after.
         Vm.sh(60, "umount " + DATA + " 2>/dev/null || umount -l " + DATA + " 2>/dev/null; true");
         Vm.removeEveryDevice();

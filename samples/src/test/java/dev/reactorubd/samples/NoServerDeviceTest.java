@@ -45,10 +45,7 @@ class NoServerDeviceTest {
 
     @AfterEach
     void cleanUp() {
-        processes.forEach(p -> {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly();
-        });
+        UbdProcesses.killAll(processes);
         Vm.removeEveryDevice();
         assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
     }

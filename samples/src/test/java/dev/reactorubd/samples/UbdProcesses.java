@@ -24,6 +24,14 @@ final class UbdProcesses {
      * adds it to {@code processes} (for the test's clean-up) and waits, at most 180 s, for its "serving /dev/ublkbN"
      * line.
      */
+    /** Kills every process the tests started, and their children (SIGKILL): what an {@code @AfterEach} does first. */
+    static void killAll(List<Process> processes) {
+        processes.forEach(p -> {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+        });
+    }
+
     static Started start(List<Process> processes, Path log, String... args) throws IOException, InterruptedException {
         return start(processes, log, List.of(), args);
     }
