@@ -1,7 +1,9 @@
 // The management page: devices from /api/devices, live numbers and charts from the /api/stats event stream,
 // a form to create a device and a button to delete one; each mirror's replicas with their states and resync progress
-// (refreshed every 2 s) and a button to reinstate a FAILED replica; API errors (RFC 9457 problem bodies) are shown as
-// they come.
+// (refreshed every 2 s), buttons to reinstate or replace a FAILED replica; API errors (RFC 9457 problem bodies) are shown as
+// they come. The page signs in through /login (a session cookie): every POST and DELETE carries the CSRF token that
+// Spring Security left in the XSRF-TOKEN cookie, as X-XSRF-TOKEN; an expired session leads back to the login page.
+// Everything is in this file: the page's Content-Security-Policy allows no inline script.
 "use strict";
 
 const HISTORY = 60;                      // seconds of chart history
@@ -29,13 +31,20 @@ function clearError() {
   document.getElementById("error").hidden = true;
 }
 
+function csrfToken() {
+  const c = document.cookie.split("; ").find(x => x.startsWith("XSRF-TOKEN="));
+  return c ? decodeURIComponent(c.substring("XSRF-TOKEN=".length)) : "";
+}
+
 async function api(method, path, body) {
   const init = { method, headers: { "Accept": "application/json, application/problem+json" } };
+  if (method !== "GET") init.headers["X-XSRF-TOKEN"] = csrfToken();
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
   const res = await fetch(path, init);
+  if (res.status === 401) { window.location.assign("/login"); throw { status: 401, title: "Signed out", detail: "" }; }
   const text = await res.text();
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch (e) { json = null; }
@@ -94,7 +103,7 @@ function card(d) {
   return c;
 }
 
-// One mirror of a device: a line on its health and a row per replica; a FAILED replica has a Reinstate button.
+// One mirror of a device: a line on its health and a row per replica; a FAILED replica has Reinstate and Replace.
 function mirror(d, m) {
   const query = d.mirrors.length > 1 ? "?mirror=" + m.index : "";
   const rows = m.replicas.map(r => {
@@ -105,6 +114,19 @@ function mirror(d, m) {
         clearError();
         b.disabled = true;
         try { await api("POST", `/api/devices/${d.id}/mirror/replicas/${r.slot}/reinstate${query}`); await refresh(); }
+        catch (p) { showError(p); b.disabled = false; }
+      });
+      cell.append(b);
+    }
+    if (r.state === "FAILED" || r.state === "RESYNCING") {
+      // A replacement is a target spec (a blank file, another disk): the mirror copies everything to it.
+      const b = el("button", { class: "replace" }, "Replace…");
+      b.addEventListener("click", async () => {
+        clearError();
+        const target = window.prompt(`Replace replica ${r.slot} (${r.target}) with the target spec (e.g. file:/srv/disks/new.img):`, "");
+        if (!target) return;
+        b.disabled = true;
+        try { await api("POST", `/api/devices/${d.id}/mirror/replicas/${r.slot}/replace${query}`, { target }); await refresh(); }
         catch (p) { showError(p); b.disabled = false; }
       });
       cell.append(b);
@@ -207,6 +229,11 @@ document.getElementById("create-form").addEventListener("submit", async e => {
   try { await api("POST", "/api/devices", body); await refresh(); }
   catch (p) { showError(p); }
   finally { button.disabled = false; }
+});
+
+document.getElementById("sign-out").addEventListener("click", async () => {
+  await fetch("/logout", { method: "POST", headers: { "X-XSRF-TOKEN": csrfToken() } });
+  window.location.assign("/login?logout");
 });
 
 refresh();

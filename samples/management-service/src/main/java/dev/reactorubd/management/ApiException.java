@@ -10,6 +10,8 @@ public class ApiException extends RuntimeException {
     private static final long serialVersionUID = 1L;
     private final HttpStatus status;
     private final String title;
+    /** The target policy's rule that refused the request, or null. */
+    private String rule;
 
     public ApiException(HttpStatus status, String title, String detail, Throwable cause) {
         super(detail, cause);
@@ -21,7 +23,23 @@ public class ApiException extends RuntimeException {
         this(status, title, detail, null);
     }
 
-    /** The HTTP status: 400 bad spec, 404 no such device, 409 busy, 503 no ublk driver. */
+    /**
+     * Names the target policy's rule that refused the request ({@code rule} in the problem body).
+     *
+     * @param rule the {@code TargetPolicyException.Rule}'s name
+     * @return this
+     */
+    public ApiException withRule(String rule) {
+        this.rule = rule;
+        return this;
+    }
+
+    /** {@return the target policy's rule that refused the request, or null} */
+    public String rule() {
+        return rule;
+    }
+
+    /** The HTTP status: 400 bad spec, 403 refused by the target policy, 404 no such device, 409 busy, 503 no driver. */
     public HttpStatus status() {
         return status;
     }

@@ -29,6 +29,10 @@ import reactor.core.publisher.Mono;
  *       reinstate of FAILED replica I has started (its resync then runs in the background, shown by
  *       {@code GET /api/devices/N}); 409 when the replica is not FAILED, 404 for no such mirror or replica;
  *       {@code mirror} is needed only for a target with several mirrors;</li>
+ *   <li>{@code POST /api/devices/N/mirror/replicas/I/replace[?mirror=K]} with {@code {"target": "SPEC"}}: 202 and
+ *       the {@link MirrorView} once SPEC is open and in slot I, RESYNCING (a full copy, in the background); the old
+ *       replica is closed once its requests in flight have ended. 400 for a bad or unsuitable replacement (too small,
+ *       another mirror's replica, data without a superblock), 409 when no other replica is in sync;</li>
  *   <li>{@code GET /api/stats} ({@code text/event-stream}): a {@link StatsFrame} of every device each second;
  *       {@code GET /api/devices/N/stats}: that device's {@link DeviceStats} each second, ending when it is deleted.</li>
  * </ul>
@@ -47,7 +51,7 @@ public class DeviceController {
 
     @PostMapping(path = "/devices", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Mono<ResponseEntity<DeviceView>> create(@RequestBody(required = false) Mono<CreateDeviceRequest> body) {
-        return body.defaultIfEmpty(new CreateDeviceRequest(null, null, null, null, null))
+        return body.defaultIfEmpty(new CreateDeviceRequest(null, null, null, null, null, null, null))
                 .flatMap(devices::create)
                 .map(v -> ResponseEntity.created(URI.create("/api/devices/" + v.id())).body(v));
     }
@@ -85,6 +89,24 @@ public class DeviceController {
                                                 @RequestParam(name = "mirror", required = false) Integer mirror) {
         return ResponseEntity.accepted().location(URI.create("/api/devices/" + id))
                 .body(devices.reinstate(id, mirror, replica));
+    }
+
+    /**
+     * The body of a replace.
+     *
+     * @param target the replacement replica's target spec (required)
+     * @param create create its missing file with this size, e.g. {@code 64M} (optional; where the policy allows)
+     */
+    public record ReplaceRequest(String target, String create) {
+    }
+
+    @PostMapping("/devices/{id}/mirror/replicas/{replica}/replace")
+    public Mono<ResponseEntity<MirrorView>> replace(@PathVariable("id") int id, @PathVariable("replica") int replica,
+                                                    @RequestParam(name = "mirror", required = false) Integer mirror,
+                                                    @RequestBody ReplaceRequest request) {
+        return devices.replace(id, mirror, replica, request == null ? null : request.target(),
+                request == null ? null : request.create())
+                .map(v -> ResponseEntity.accepted().location(URI.create("/api/devices/" + id)).body(v));
     }
 
     @GetMapping(path = "/stats", produces = MediaType.TEXT_EVENT_STREAM_VALUE)

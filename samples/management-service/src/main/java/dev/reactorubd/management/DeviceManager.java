@@ -9,6 +9,8 @@ import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
+import dev.reactorubd.targets.spec.TargetPolicy;
+import dev.reactorubd.targets.spec.TargetPolicyException;
 import dev.reactorubd.targets.spec.TargetSpec;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.IoEventLoopGroup;
@@ -38,8 +40,16 @@ import reactor.core.scheduler.Schedulers;
  * {@code ubd.share-event-loops=true} (else its own). Where {@code ublk_drv} is missing, every create answers 503
  * and the next one tries again.
  *
+ * <h2>The target policy</h2>
+ * Every spec is parsed and opened under one {@link TargetPolicy} ({@code ubd.targets.*},
+ * {@link TargetPolicyProperties}): closed by default, so that a caller reaches only the files, devices and NBD servers
+ * it was given. A refusal is a 403 problem whose {@code rule} property names the {@link TargetPolicyException.Rule};
+ * it never says whether a file outside the allowed directories exists. A file is created only when the request asks
+ * with {@code "create"} and the policy allows it; {@code "size"} alone never creates or grows one.
+ *
  * <h2>Errors</h2>
- * Operations signal {@link ApiException}s: 400 for a bad spec or a target that cannot be opened, 404 for an unknown
+ * Operations signal {@link ApiException}s: 400 for a bad spec or a target that cannot be opened, 403 for a spec the
+ * policy refuses, 404 for an unknown
  * device, 409 for a device id in use or a device being created or deleted, 503 without the driver. Every wait is
  * bounded ({@link #WAIT}).
  *
@@ -60,6 +70,10 @@ public class DeviceManager {
         volatile UbdDevice device;
         volatile TargetSpec.Opened target;
         volatile long capacity;
+        /** Specs of replicas put in by a replace, keyed by {@link Mirrors#slotKey}. */
+        final Map<String, String> replaced = new ConcurrentHashMap<>();
+        /** Targets opened for replaces: closed (again: their mirror closes them first) with the device. */
+        final List<TargetSpec.Opened> replacements = new java.util.concurrent.CopyOnWriteArrayList<>();
 
         Managed(TargetSpec spec) {
             this.spec = spec;
@@ -68,14 +82,21 @@ public class DeviceManager {
 
     private final MeterRegistry registry;
     private final IoEventLoopGroup sharedLoops;
+    private final TargetPolicy policy;
     private final AtomicReference<UbdServer> server = new AtomicReference<>();
     private final Map<Integer, Managed> devices = new ConcurrentHashMap<>();
     /** Creations whose id is not known yet, keyed by a negative placeholder. */
     private final java.util.concurrent.atomic.AtomicInteger placeholders = new java.util.concurrent.atomic.AtomicInteger();
 
-    public DeviceManager(MeterRegistry registry, ObjectProvider<IoEventLoopGroup> sharedLoops) {
+    public DeviceManager(MeterRegistry registry, ObjectProvider<IoEventLoopGroup> sharedLoops, TargetPolicy policy) {
         this.registry = registry;
         this.sharedLoops = sharedLoops.getIfAvailable();
+        this.policy = policy;
+    }
+
+    /** The policy every spec is opened under. */
+    public TargetPolicy policy() {
+        return policy;
     }
 
     /** The registry the queues record into. */
@@ -119,8 +140,15 @@ public class DeviceManager {
                         + "\"target\" spec, e.g. {\"target\": \"memory:64M\", \"queues\": 2}; specs: "
                         + TargetSpec.SYNTAX);
             }
-            TargetSpec spec = parse(request.target());
+            TargetSpec spec = parse(request.target(), policy);
             long size = request.size() == null || request.size().isBlank() ? 0 : parseSize(request.size());
+            long create = request.create() == null || request.create().isBlank() ? 0 : parseSize(request.create());
+            boolean grow = Boolean.TRUE.equals(request.grow());
+            if (grow && size <= 0) {
+                throw new ApiException(HttpStatus.BAD_REQUEST, "Size needed", "\"grow\": true extends shorter files "
+                        + "to \"size\": send one, e.g. \"size\": \"64M\"");
+            }
+            TargetSpec.OpenOptions options = TargetSpec.OpenOptions.defaults().create(create).grow(grow ? size : 0);
             int queues = request.queues() == null ? 1 : request.queues();
             int depth = request.depth() == null ? 128 : request.depth();
             if (queues < 1 || queues > 64) {
@@ -139,34 +167,31 @@ public class DeviceManager {
                         + "here: delete it first (DELETE /api/devices/" + key + ") or leave \"id\" out");
             }
             long wantedSize = size;
-            return server()
-                    // Opening a file is a system call: off the HTTP event loop.
-                    .flatMap(srv -> TargetSpec.open(spec, wantedSize).subscribeOn(Schedulers.boundedElastic())
-                            .onErrorMap(e -> !(e instanceof ApiException), e -> new ApiException(HttpStatus.BAD_REQUEST,
-                                    "Target cannot be opened", "target '" + spec.text() + "' cannot be opened: "
-                                    + e.getMessage(), e))
-                            .flatMap(opened -> {
-                                m.target = opened;
-                                long capacity = wantedSize > 0 ? wantedSize : opened.size();
-                                if (capacity <= 0) {
-                                    return Mono.error(new ApiException(HttpStatus.BAD_REQUEST, "Size needed",
-                                            "target '" + spec.text() + "' has no size of its own: send \"size\", "
-                                                    + "e.g. \"64M\""));
-                                }
-                                if (opened.backend().size() > 0 && capacity > opened.backend().size()) {
-                                    return Mono.error(new ApiException(HttpStatus.BAD_REQUEST, "Size too large",
-                                            "size " + capacity + " is larger than target '" + spec.text() + "' ("
-                                                    + opened.backend().size() + " bytes): send a smaller \"size\" "
-                                                    + "or leave it out"));
-                                }
-                                DeviceSpec.Builder ds = DeviceSpec.builder().capacityBytes(capacity).queues(queues)
-                                        .depth(depth).readOnly(isReadOnly(spec));
-                                if (wantedId != null) {
-                                    ds.deviceId(wantedId);
-                                }
-                                m.capacity = capacity;
-                                return srv.serve(ds.build(), opened.backend());
-                            }))
+            // The target first, so that what the policy refuses is refused whether or not the driver is there.
+            // TargetSpec.open opens files off the subscriber's thread; subscribeOn keeps all of it off the HTTP loop.
+            return open(spec, options)
+                    .flatMap(opened -> {
+                        m.target = opened;
+                        long capacity = wantedSize > 0 ? wantedSize : opened.size();
+                        if (capacity <= 0) {
+                            return Mono.error(new ApiException(HttpStatus.BAD_REQUEST, "Size needed",
+                                    "target '" + spec.text() + "' has no size of its own: send \"size\", "
+                                            + "e.g. \"64M\""));
+                        }
+                        if (opened.backend().size() > 0 && capacity > opened.backend().size()) {
+                            return Mono.error(new ApiException(HttpStatus.BAD_REQUEST, "Size too large",
+                                    "size " + capacity + " is larger than target '" + spec.text() + "' ("
+                                            + opened.backend().size() + " bytes): send a smaller \"size\" "
+                                            + "or leave it out"));
+                        }
+                        DeviceSpec.Builder ds = DeviceSpec.builder().capacityBytes(capacity).queues(queues)
+                                .depth(depth).readOnly(isReadOnly(spec));
+                        if (wantedId != null) {
+                            ds.deviceId(wantedId);
+                        }
+                        m.capacity = capacity;
+                        return server().flatMap(srv -> srv.serve(ds.build(), opened.backend()));
+                    })
                     .timeout(WAIT, Mono.error(() -> new ApiException(HttpStatus.GATEWAY_TIMEOUT, "Timed out",
                             "the device was not live within " + WAIT + "; try again")))
                     .map(dev -> {
@@ -193,9 +218,23 @@ public class DeviceManager {
         return spec instanceof TargetSpec.File f && f.readOnly();
     }
 
-    private static TargetSpec parse(String text) {
+    /**
+     * Opens {@code spec} under the service's policy, off the HTTP loop (TargetSpec.open opens files off the
+     * subscriber's thread; subscribeOn keeps all of it off the loop); refusals are 403 naming the rule, other failures
+     * 400.
+     */
+    private Mono<TargetSpec.Opened> open(TargetSpec spec, TargetSpec.OpenOptions options) {
+        return Mono.defer(() -> TargetSpec.open(spec, policy, options)).subscribeOn(Schedulers.boundedElastic())
+                .onErrorMap(e -> !(e instanceof ApiException), e -> e instanceof TargetPolicyException p
+                        ? refused(p) : new ApiException(HttpStatus.BAD_REQUEST, "Target cannot be opened",
+                        "target '" + spec.text() + "' cannot be opened: " + e.getMessage(), e));
+    }
+
+    private static TargetSpec parse(String text, TargetPolicy policy) {
         try {
-            return TargetSpec.parse(text);
+            return TargetSpec.parse(text, policy);
+        } catch (TargetPolicyException e) {
+            throw refused(e);
         } catch (TargetSpec.InvalidTargetSpecException e) {
             throw new ApiException(HttpStatus.BAD_REQUEST, "Bad target spec", e.getMessage(), e);
         }
@@ -207,6 +246,12 @@ public class DeviceManager {
         } catch (TargetSpec.InvalidTargetSpecException e) {
             throw new ApiException(HttpStatus.BAD_REQUEST, "Bad size", e.getMessage(), e);
         }
+    }
+
+    /** A policy refusal: 403, naming the rule (the message never tells what is outside the allowed directories). */
+    static ApiException refused(TargetPolicyException e) {
+        return new ApiException(HttpStatus.FORBIDDEN, "Refused by the target policy", e.getMessage(), e)
+                .withRule(e.rule().name());
     }
 
     /** Maps the library's typed errors to API errors. */
@@ -228,7 +273,7 @@ public class DeviceManager {
             return new ApiException(HttpStatus.SERVICE_UNAVAILABLE, "No permission", e.getMessage()
                     + " (run the service as root or with CAP_SYS_ADMIN)", e);
         }
-        if (e instanceof UbdException u && u.errno() == -dev.reactorubd.uring.Errno.EEXIST) {
+        if (e instanceof UbdException u && u.errno() == -dev.reactorubd.Errno.EEXIST) {
             return new ApiException(HttpStatus.CONFLICT, "Device busy", e.getMessage(), e);
         }
         return new ApiException(HttpStatus.INTERNAL_SERVER_ERROR, "Device error", String.valueOf(e.getMessage()), e);
@@ -286,6 +331,7 @@ public class DeviceManager {
             return m.device.close()
                     .timeout(WAIT)
                     .then(Mono.defer(() -> m.target == null ? Mono.<Void>empty() : m.target.close()))
+                    .then(Flux.fromIterable(m.replacements).concatMap(TargetSpec.Opened::close).then())
                     .doOnSuccess(v -> devices.remove(id, m))
                     .onErrorMap(e -> {
                         m.state = "LIVE";
@@ -300,7 +346,7 @@ public class DeviceManager {
                 .map(DeviceManager::queueView).toList();
         return new DeviceView(d == null ? -1 : d.id(), m.state, d == null ? null : d.blockDevicePath(),
                 m.spec.text(), m.capacity, queues.size(),
-                d == null ? 0 : d.info().depth(), m.created, queues, Mirrors.views(m.target));
+                d == null ? 0 : d.info().depth(), m.created, queues, Mirrors.views(m.target, m.replaced));
     }
 
     /**
@@ -320,8 +366,49 @@ public class DeviceManager {
                 throw new ApiException(HttpStatus.CONFLICT, "Device busy", "device " + id + " is " + m.state
                         + ": its mirror cannot be changed now");
             }
-            return Mirrors.reinstate(id, Mirrors.select(id, m.target, mirror), replica);
+            return Mirrors.reinstate(id, Mirrors.select(id, m.target, mirror), replica, m.replaced);
         }
+    }
+
+    /**
+     * Replaces a replica of a live device's mirror with the target {@code spec} ({@link Mirrors#replace}): opens the
+     * spec (off the event loop), puts it in the slot, and answers once it is in place and RESYNCING; {@link #get} shows
+     * the full sync's progress. A refused replace closes what it opened.
+     *
+     * @param id      the device
+     * @param mirror  which mirror of its target (null: the only one)
+     * @param replica the replica's slot
+     * @param spec    the replacement's target spec, e.g. {@code file:/srv/disks/new.img}
+     * @param create  create its missing file with this size (e.g. {@code 64M}; null: none), where the policy allows
+     * @return a Mono of the mirror's view; {@link ApiException} 404 for an unknown device, mirror or replica, 400 for a
+     *         bad spec or an unsuitable replacement, 409 when the device is not LIVE or the slot cannot be given up now
+     */
+    public Mono<MirrorView> replace(int id, Integer mirror, int replica, String spec, String create) {
+        return Mono.defer(() -> {
+            Managed m = live(id);
+            Mirrors.Found found;
+            synchronized (m) {
+                if (!"LIVE".equals(m.state)) {
+                    throw new ApiException(HttpStatus.CONFLICT, "Device busy", "device " + id + " is " + m.state
+                            + ": its mirror cannot be changed now");
+                }
+                found = Mirrors.select(id, m.target, mirror);
+                Mirrors.checkReplica(id, found, replica);
+            }
+            if (spec == null || spec.isBlank()) {
+                throw new ApiException(HttpStatus.BAD_REQUEST, "Target needed", "send {\"target\": \"SPEC\"}, "
+                        + "the replacement replica, e.g. {\"target\": \"file:/srv/disks/new.img\"}; "
+                        + TargetSpec.SYNTAX);
+            }
+            TargetSpec parsed = parse(spec, policy);
+            long createBytes = create == null || create.isBlank() ? 0 : parseSize(create);
+            TargetSpec.OpenOptions options = TargetSpec.OpenOptions.defaults().create(createBytes);
+            // Under the service's policy, like a device's target; opening a file is a system call: off the HTTP loop.
+            return open(parsed, options)
+                    .flatMap(opened -> Mirrors.replace(id, found, replica, opened, m.replaced)
+                            .doOnSuccess(v -> m.replacements.add(opened))
+                            .onErrorResume(e -> opened.close().then(Mono.error(e))));
+        });
     }
 
     /** The mirrors of every live device that has any, by device id (for the health endpoint). */
@@ -330,7 +417,7 @@ public class DeviceManager {
         for (Managed m : devices.values()) {
             UbdDevice d = m.device;
             if (d != null && "LIVE".equals(m.state)) {
-                List<MirrorView> views = Mirrors.views(m.target);
+                List<MirrorView> views = Mirrors.views(m.target, m.replaced);
                 if (!views.isEmpty()) {
                     out.put(d.id(), views);
                 }

@@ -1,16 +1,20 @@
 package dev.reactorubd.management;
 
 import dev.reactorubd.targets.compose.MirrorBackend;
+import dev.reactorubd.targets.compose.MirrorReplaceException;
 import dev.reactorubd.targets.compose.ReplicaState;
 import dev.reactorubd.targets.spec.TargetSpec;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.http.HttpStatus;
+import reactor.core.publisher.Mono;
 
 /**
- * The mirrors of an opened target: finding them, showing them ({@link MirrorView}) and reinstating a replica.
+ * The mirrors of an opened target: finding them, showing them ({@link MirrorView}), reinstating and replacing a
+ * replica.
  *
  * <h2>Which mirrors</h2>
  * {@link TargetSpec#open} tracks every mirror it assembles among {@link TargetSpec.Opened#owned()}, a mirror after
@@ -61,12 +65,21 @@ final class Mirrors {
         }
     }
 
-    /** The views of every mirror of {@code opened}. */
-    static List<MirrorView> views(TargetSpec.Opened opened) {
-        return find(opened).stream().map(Mirrors::view).toList();
+    /**
+     * The views of every mirror of {@code opened}.
+     *
+     * @param replaced the specs of replicas put in by a replace, keyed by {@link #slotKey}
+     */
+    static List<MirrorView> views(TargetSpec.Opened opened, Map<String, String> replaced) {
+        return find(opened).stream().map(f -> view(f, replaced)).toList();
     }
 
-    static MirrorView view(Found f) {
+    /** The key of replica {@code replica} of mirror {@code mirror} in a device's map of replaced replicas. */
+    static String slotKey(int mirror, int replica) {
+        return mirror + "/" + replica;
+    }
+
+    static MirrorView view(Found f, Map<String, String> replaced) {
         MirrorBackend m = f.mirror();
         long regions = (m.size() + m.regionBytes() - 1) / m.regionBytes();
         List<ReplicaState> states = m.states();
@@ -79,7 +92,10 @@ final class Mirrors {
                         : Math.floor(1000.0 * Math.max(0, regions - dirty) / regions) / 10;
                 case FAILED -> null;
             };
-            String target = f.spec() != null ? f.spec().parts().get(r).text() : String.valueOf(m.replicas().get(r));
+            String target = replaced.get(slotKey(f.index(), r));
+            if (target == null) {
+                target = f.spec() != null ? f.spec().parts().get(r).text() : String.valueOf(m.replicas().get(r));
+            }
             replicas.add(new MirrorView.ReplicaView(r, target, states.get(r), dirty, percent));
         }
         return new MirrorView(f.index(), f.spec() != null ? f.spec().text() : m.toString(),
@@ -124,14 +140,9 @@ final class Mirrors {
      * @return the mirror's view after the start
      * @throws ApiException 404 for a replica index that is not one, 409 when the replica is not FAILED
      */
-    static MirrorView reinstate(int device, Found f, int replica) {
+    static MirrorView reinstate(int device, Found f, int replica, Map<String, String> replaced) {
         MirrorBackend m = f.mirror();
-        int count = m.states().size();
-        if (replica < 0 || replica >= count) {
-            throw new ApiException(HttpStatus.NOT_FOUND, "No such replica", "mirror " + f.index() + " of device "
-                    + device + " has " + count + " replicas, numbered from 0: replica " + replica
-                    + " is not one of them");
-        }
+        checkReplica(device, f, replica);
         synchronized (m) {
             ReplicaState st = m.state(replica);
             switch (st) {
@@ -153,6 +164,45 @@ final class Mirrors {
                     () -> log.info("device {} mirror {} replica {}: reinstated, IN_SYNC", device, f.index(),
                             replica));
         }
-        return view(f);
+        return view(f, replaced);
+    }
+
+    /** @throws ApiException 404 for a replica index that is not one of {@code f}'s */
+    static void checkReplica(int device, Found f, int replica) {
+        int count = f.mirror().states().size();
+        if (replica < 0 || replica >= count) {
+            throw new ApiException(HttpStatus.NOT_FOUND, "No such replica", "mirror " + f.index() + " of device "
+                    + device + " has " + count + " replicas, numbered from 0: replica " + replica
+                    + " is not one of them");
+        }
+    }
+
+    /**
+     * Puts {@code replacement} in slot {@code replica} of {@code f} ({@link MirrorBackend#replace}); its full sync then
+     * runs in the background and its outcome is logged.
+     *
+     * @return a Mono of the mirror's view once the replacement is in place (RESYNCING); an {@link ApiException} 400
+     *         when the replacement cannot take the slot, 409 when the mirror cannot give it up now
+     */
+    static Mono<MirrorView> replace(int device, Found f, int replica, TargetSpec.Opened replacement,
+            Map<String, String> replaced) {
+        MirrorBackend m = f.mirror();
+        String text = replacement.spec().text();
+        log.info("device {} mirror {} replica {}: replacing {} with {}", device, f.index(), replica,
+                view(f, replaced).replicas().get(replica).target(), text);
+        return m.replace(replica, replacement.backend())
+                .onErrorMap(MirrorReplaceException.class, e -> e.kind() == MirrorReplaceException.Kind.UNSUITABLE
+                        ? new ApiException(HttpStatus.BAD_REQUEST, "Replacement refused", e.getMessage(), e)
+                        : new ApiException(HttpStatus.CONFLICT, "Replica cannot be replaced now", e.getMessage(), e))
+                .then(Mono.fromSupplier(() -> {
+                    replaced.put(slotKey(f.index(), replica), text);
+                    m.reinstate(replica).subscribe(
+                            v -> { },
+                            e -> log.warn("device {} mirror {} replica {}: the full sync of {} failed: {}", device,
+                                    f.index(), replica, text, e.toString()),
+                            () -> log.info("device {} mirror {} replica {}: {} is IN_SYNC", device, f.index(),
+                                    replica, text));
+                    return view(f, replaced);
+                }));
     }
 }

@@ -22,6 +22,9 @@ public class ProblemHandler extends ResponseEntityExceptionHandler {
         ProblemDetail p = ProblemDetail.forStatusAndDetail(e.status(), e.getMessage());
         p.setTitle(e.title());
         p.setType(TYPE);
+        if (e.rule() != null) {
+            p.setProperty("rule", e.rule());
+        }
         return ResponseEntity.status(e.status()).body(p);
     }
 

@@ -1,6 +1,6 @@
 package dev.reactorubd.management;
 
-import dev.reactorubd.io.IoOp;
+import dev.reactorubd.IoOp;
 import dev.reactorubd.metrics.MicrometerMetrics;
 import dev.reactorubd.server.UbdDevice;
 import io.micrometer.core.instrument.Counter;

@@ -12,7 +12,6 @@ import org.springframework.boot.health.actuate.endpoint.StatusAggregator;
 import org.springframework.boot.health.contributor.Status;
 import org.springframework.core.ParameterizedTypeReference;
 import org.springframework.http.codec.ServerSentEvent;
-import org.springframework.web.reactive.function.client.WebClient;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -123,13 +122,13 @@ class ManagementApiTest {
 
     @Test
     void statisticsStreamAndPrometheus() {
-        List<ServerSentEvent<StatsFrame>> frames = WebClient.create(service.base).get().uri("/api/stats").retrieve()
+        List<ServerSentEvent<StatsFrame>> frames = service.asReader().webClient().get().uri("/api/stats").retrieve()
                 .bodyToFlux(new ParameterizedTypeReference<ServerSentEvent<StatsFrame>>() { })
                 .take(2).collectList().block(Duration.ofSeconds(30));
         assertEquals(2, frames.size());
         assertEquals("stats", frames.get(1).event());
         assertEquals(List.of(), frames.get(1).data().devices());
-        ServiceClient.Response scrape = service.get("/actuator/prometheus");
+        ServiceClient.Response scrape = service.asReader().get("/actuator/prometheus");
         assertEquals(200, scrape.status());
         assertTrue(scrape.body().contains("jvm_memory_used_bytes"), "a Prometheus scrape");
     }

@@ -35,9 +35,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The management page in a real headless browser (Debian's chromium through chromedriver), against the service
- * serving real devices: a device created through the form, listed with charts that update while fio runs, an error
- * shown for a bad spec, the device deleted through the page. Saves a screenshot to
- * {@code target/vm-reports/management-page.png} (shared with the host by scripts/test-all).
+ * serving real devices, signed in through the login page (a wrong password refused first): a device created through
+ * the form, listed with charts that update while fio runs, an error shown for a bad spec, a file outside the target
+ * policy refused with its rule, the device deleted through the page (every POST and DELETE with the CSRF token).
+ * Saves a screenshot {@code management-page.png} to the run's report directory (target/vm-reports/KERNEL, shared with
+ * the host by scripts/test-all).
  */
 @DeviceTest
 class ManagementPageDeviceTest {
@@ -51,7 +53,8 @@ class ManagementPageDeviceTest {
         try (UbdControl control = UbdControl.open()) {
             dev.reactorubd.testing.Devices.removeLeftovers(control);
         }
-        service = new ServiceClient("ubd.share-event-loops=true", "ubd.event-loops=2");
+        service = new ServiceClient("ubd.share-event-loops=true", "ubd.event-loops=2",
+                MirrorApiDeviceTest.FILE_DIRECTORIES);
         profile = Files.createTempDirectory("chromium-profile");
         ChromeOptions options = new ChromeOptions();
         options.setBinary("/usr/bin/chromium");
@@ -66,6 +69,43 @@ class ManagementPageDeviceTest {
                 .withTimeout(WAIT).build();
         browser = new ChromeDriver(driverService, options);
         browser.manage().timeouts().pageLoadTimeout(WAIT).scriptTimeout(WAIT);
+        signIn();
+    }
+
+    /**
+     * Signs in as the page's user does: the page sends the browser to the login page, a wrong password is refused
+     * there, the right one leads back to the page (its session cookie kept by the browser for the tests).
+     */
+    private static void signIn() {
+        load(service.base + "/");
+        waiting().until(b -> b.getCurrentUrl().endsWith("/login") && !b.findElements(By.id("login-form")).isEmpty());
+        submitLogin(ServiceClient.USER, "not the password");
+        waiting().until(b -> b.getCurrentUrl().endsWith("/login?error") && !b.findElements(By.id("login-error"))
+                .isEmpty());
+        submitLogin(ServiceClient.USER, ServiceClient.PASSWORD);
+        waiting().until(b -> b.getCurrentUrl().equals(service.base + "/")
+                && b.findElement(By.id("stream-state")).getText().equals("live"));
+        // The page's scripts run under its CSP (no inline script) and read the API with the session alone.
+        assertTrue(js("return document.cookie").contains("XSRF-TOKEN="), "the CSRF cookie for the page's scripts");
+    }
+
+    private static void submitLogin(String user, String password) {
+        WebElement name = browser.findElement(By.id("username"));
+        name.clear();
+        name.sendKeys(user);
+        WebElement pass = browser.findElement(By.id("password"));
+        pass.clear();
+        pass.sendKeys(password);
+        browser.findElement(By.id("sign-in")).click();
+    }
+
+    private static void load(String url) {
+        try {
+            browser.get(url);
+        } catch (TimeoutException e) {
+            // The renderer was slow to answer (software-emulated CPU); the waits after it are bounded anyway.
+            System.out.println("page load: " + e.getMessage().lines().findFirst().orElse(""));
+        }
     }
 
     @AfterAll
@@ -93,12 +133,7 @@ class ManagementPageDeviceTest {
 
     @Test
     void createWatchFailAndDeleteThroughThePage() throws Exception {
-        try {
-            browser.get(service.base + "/");
-        } catch (TimeoutException e) {
-            // The renderer was slow to answer (software-emulated CPU); the waits below are bounded anyway.
-            System.out.println("page load: " + e.getMessage().lines().findFirst().orElse(""));
-        }
+        load(service.base + "/");
         waiting().until(b -> b.findElement(By.id("stream-state")).getText().equals("live"));
 
         WebElement target = browser.findElement(By.id("target"));
@@ -141,6 +176,18 @@ class ManagementPageDeviceTest {
                 error.getText());
         assertEquals(1, browser.findElements(By.cssSelector(".device")).size(), "no device from a bad spec");
 
+        // A file outside the policy's directories: refused by name, the rule shown.
+        target.clear();
+        target.sendKeys("file:/etc/passwd");
+        browser.findElement(By.id("create")).click();
+        waiting().until(b -> b.findElement(By.id("error")).getText().contains("[policy rule FILE_DIRECTORY]"));
+        assertTrue(browser.findElement(By.id("error")).getText().startsWith("403 Refused by the target policy"),
+                browser.findElement(By.id("error")).getText());
+        target.clear();
+        target.sendKeys("bogus:1");
+        browser.findElement(By.id("create")).click();
+        waiting().until(b -> b.findElement(By.id("error")).getText().contains("'bogus:1' is not a target spec"));
+
         Path shot = reports().resolve("management-page.png");
         Files.createDirectories(shot.getParent());
         Files.copy(((ChromeDriver) browser).getScreenshotAs(OutputType.FILE).toPath(), shot,
@@ -165,11 +212,7 @@ class ManagementPageDeviceTest {
             assertEquals(201, created.status(), created.body());
             String id = ServiceClient.field(created.body(), "id");
             String path = ServiceClient.field(created.body(), "path");
-            try {
-                browser.get(service.base + "/");
-            } catch (TimeoutException e) {
-                System.out.println("page load: " + e.getMessage().lines().findFirst().orElse(""));
-            }
+            load(service.base + "/");
             // The page redraws its cards every 2 s: elements are looked up again each time, never kept.
             String card = "#device-" + id + " ";
             waiting().until(b -> b.findElement(By.id("device-" + id)));
@@ -197,6 +240,28 @@ class ManagementPageDeviceTest {
             ServiceClient.Response health = service.get("/actuator/health");
             assertEquals(200, health.status(), health.body());
             assertEquals("UP", ServiceClient.healthStatus(health.body()), health.body());
+
+            // Replica 0 fails again; this time it is replaced, through the page, by a blank file.
+            String replacement = "file:/run/ubd-mgmt-big/r2.img";
+            Vm.sh(60, "truncate -s 8M /run/ubd-mgmt-big/r2.img").requireSuccess();
+            // Where replica 0 has nothing allocated yet (the reinstate allocated what the first failure wrote).
+            MirrorApiDeviceTest.failReplica0(path, 80);
+            String replace = card + "tr.replica[data-slot='0'][data-state=FAILED] button.replace";
+            waiting().until(b -> {
+                b.findElement(By.cssSelector(replace)).click();
+                return true;
+            });
+            org.openqa.selenium.Alert prompt = waiting().until(
+                    org.openqa.selenium.support.ui.ExpectedConditions.alertIsPresent());
+            prompt.sendKeys(replacement);
+            prompt.accept();
+            waiting().until(b -> b.findElements(By.cssSelector(card + "tr.replica[data-state=IN_SYNC]")).size() == 2);
+            waiting().until(b -> b.findElement(By.cssSelector(card + "tr.replica[data-slot='0']")).getText()
+                    .contains(replacement));
+            assertTrue(browser.findElement(By.id("error")).getAttribute("hidden") != null, "no error shown");
+            long dataOffset = 1 << 20;
+            Vm.sh(60, "cmp -i " + dataOffset + " /run/ubd-mgmt-big/r2.img /run/ubd-mgmt-big/r1.img")
+                    .requireSuccess();
         } finally {
             service.delete("/api/devices/" + ServiceClient.field(service.get("/api/devices").body(), "id"));
             waiting().until(b -> b.findElements(By.cssSelector(".device")).isEmpty());
@@ -204,8 +269,16 @@ class ManagementPageDeviceTest {
         }
     }
 
-    /** target/vm-reports of the checkout (shared read-write with the host by scripts/test-all). */
+    /**
+     * Where the screenshot goes: the run's report directory in the VM ({@code ubd.class.reports}, set by
+     * scripts/vm/run-device-tests to a directory shared with the host; the rest of the guest's file system is thrown
+     * away), else target/vm-reports of the checkout.
+     */
     private static Path reports() throws Exception {
+        String shared = System.getProperty("ubd.class.reports");
+        if (shared != null) {
+            return Path.of(shared);
+        }
         Path classes = Path.of(ManagementPageDeviceTest.class.getProtectionDomain().getCodeSource().getLocation()
                 .toURI());
         return classes.getParent().getParent().getParent().getParent().resolve("target/vm-reports");

@@ -18,7 +18,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.springframework.core.ParameterizedTypeReference;
 import org.springframework.http.codec.ServerSentEvent;
-import org.springframework.web.reactive.function.client.WebClient;
 import reactor.core.Disposable;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -101,7 +100,8 @@ class ManagementServiceDeviceTest {
         assertTrue(before.contains("ubd_latency_seconds_bucket{"), "the latency histogram is published");
 
         List<DeviceStats> frames = new CopyOnWriteArrayList<>();
-        Disposable stream = WebClient.create(service.base).get().uri("/api/devices/" + dev + "/stats").retrieve()
+        // The reader's token: it sees the statistics and the metrics, and cannot create (below).
+        Disposable stream = service.asReader().webClient().get().uri("/api/devices/" + dev + "/stats").retrieve()
                 .bodyToFlux(new ParameterizedTypeReference<ServerSentEvent<DeviceStats>>() { })
                 .subscribe(e -> frames.add(e.data()), e -> { });
         try {
@@ -110,7 +110,7 @@ class ManagementServiceDeviceTest {
             assertEquals(IOS, w[1]);
             assertEquals(IOS, r[0]);
 
-            String after = service.get("/actuator/prometheus").body();
+            String after = service.asReader().get("/actuator/prometheus").body();
             assertEquals(w[1], requests(after, dev, "WRITE") - writes0, "WRITE requests counted = fio's writes");
             assertEquals(r[0], requests(after, dev, "READ") - reads0, "READ requests counted = fio's reads");
             assertEquals(IOS * 4096.0, ServiceClient.prometheus(after, "ubd_data_bytes_total",
@@ -159,9 +159,19 @@ class ManagementServiceDeviceTest {
         assertTrue(bad.contentType().startsWith("application/problem+json"));
         assertTrue(ServiceClient.field(bad.body(), "detail").contains("'memroy:64M' is not a target spec"));
 
-        ServiceClient.Response missing = service.post("/api/devices", "{\"target\":\"file:/nonexistent/x.img\"}");
-        assertEquals(400, missing.status(), missing.body());
-        assertTrue(ServiceClient.field(missing.body(), "detail").contains("cannot be opened"), missing.body());
+        // No file directory is configured: any file is refused by name, whether it exists or not.
+        for (String file : List.of("/nonexistent/x.img", "/etc/passwd", "/dev/sda")) {
+            ServiceClient.Response refused = service.post("/api/devices", "{\"target\":\"file:" + file + "\"}");
+            assertEquals(403, refused.status(), refused.body());
+            assertEquals("FILE_DIRECTORY", ServiceClient.field(refused.body(), "rule"), refused.body());
+        }
+        ServiceClient.Response big = service.post("/api/devices", "{\"target\":\"memory:8T\"}");
+        assertEquals(403, big.status(), big.body());
+        assertEquals("MEMORY", ServiceClient.field(big.body(), "rule"), big.body());
+        ServiceClient.Response reader = service.asReader().post("/api/devices", "{\"target\":\"null:16M\"}");
+        assertEquals(403, reader.status(), "a reader cannot create: " + reader.body());
+        assertEquals(401, service.anonymous().get("/api/devices").status());
+        assertEquals("[]", service.asReader().get("/api/devices").body(), "nothing made by the refused requests");
 
         ServiceClient.Response first = service.post("/api/devices", "{\"target\":\"null:16M\",\"id\":7}");
         assertEquals(201, first.status(), first.body());

@@ -33,6 +33,8 @@ class MirrorApiDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(120);
     private static final String SMALL = "/run/ubd-mgmt-small";
     private static final String BIG = "/run/ubd-mgmt-big";
+    /** The service's target policy: files only in the two replicas' directories. */
+    static final String FILE_DIRECTORIES = "ubd.targets.file-directories=" + SMALL + "," + BIG;
     /** The mirror: replica 0 on the small tmpfs. */
     static final String SPEC = "mirror(file:" + SMALL + "/r0.img,file:" + BIG + "/r1.img)";
     private static final JsonMapper JSON = new JsonMapper();
@@ -44,7 +46,7 @@ class MirrorApiDeviceTest {
             dev.reactorubd.testing.Devices.removeLeftovers(control);
         }
         createReplicas();
-        service = new ServiceClient();
+        service = new ServiceClient(FILE_DIRECTORIES);
     }
 
     /** Two blank 8 MiB replica files, replica 0's on a 12 MiB tmpfs. */
@@ -62,10 +64,15 @@ class MirrorApiDeviceTest {
      * at 2.5 MiB, where replica 0 has nothing allocated yet: ENOSPC there, and the mirror marks replica 0 FAILED.
      */
     static void failReplica0(String devicePath) {
+        failReplica0(devicePath, 40);
+    }
+
+    /** {@link #failReplica0(String)} writing at {@code seek} 64 KiB blocks: somewhere replica 0 has not allocated. */
+    static void failReplica0(String devicePath, int seek) {
         Vm.sh(60, "dd if=/dev/zero of=" + SMALL + "/filler bs=64k 2>/dev/null; dd if=/dev/zero of=" + SMALL
                 + "/filler2 bs=4k 2>/dev/null; sync; df -k " + SMALL);
         Vm.sh(60, "set -e; head -c 262144 /dev/urandom > /run/ubd-mgmt-data; dd if=/run/ubd-mgmt-data of="
-                + devicePath + " bs=64k seek=40 oflag=direct conv=notrunc status=none").requireSuccess();
+                + devicePath + " bs=64k seek=" + seek + " oflag=direct conv=notrunc status=none").requireSuccess();
     }
 
     /** Empties replica 0's tmpfs of everything but the replica: writes to it succeed again. */
@@ -164,5 +171,55 @@ class MirrorApiDeviceTest {
 
         ServiceClient.Response deleted = service.delete("/api/devices/" + id);
         assertEquals(204, deleted.status(), deleted.body());
+    }
+    @Test
+    void aFailedReplicaIsReplacedOverHttpWhileWritesGoOnAndTheReplacementEndsIdentical() throws Exception {
+        Vm.sh(60, "set -e; mkdir -p " + BIG + "; truncate -s 8M " + BIG + "/s0.img " + BIG + "/s1.img " + BIG
+                + "/s2.img; truncate -s 4M " + BIG + "/tiny.img; head -c 4194304 /dev/urandom > /run/ubd-mgmt-data2")
+                .requireSuccess();
+        String spec = "mirror(file:" + BIG + "/s0.img,file:" + BIG + "/s1.img)";
+        ServiceClient.Response created = service.post("/api/devices", "{\"target\":\"" + spec + "\",\"queues\":2}");
+        assertEquals(201, created.status(), created.body());
+        DeviceView dev = JSON.readValue(created.body(), DeviceView.class);
+        int id = dev.id();
+        awaitMirror(id, x -> !x.degraded(), "the new mirror's first copy");
+        String replace = "/api/devices/" + id + "/mirror/replicas/1/replace";
+
+        ServiceClient.Response small = service.post(replace, "{\"target\":\"file:" + BIG + "/tiny.img\"}");
+        assertEquals(400, small.status(), small.body());
+        assertTrue(ServiceClient.field(small.body(), "detail").contains("give a larger one"), small.body());
+        ServiceClient.Response none = service.post(replace, "{}");
+        assertEquals(400, none.status(), none.body());
+        ServiceClient.Response outside = service.post(replace, "{\"target\":\"file:/etc/passwd\"}");
+        assertEquals(403, outside.status(), outside.body());
+        assertEquals("FILE_DIRECTORY", ServiceClient.field(outside.body(), "rule"), outside.body());
+
+        // 4 MiB of direct 4 KiB writes run while replica 1 is replaced by a blank file.
+        java.util.concurrent.CompletableFuture<ServiceClient.Response> replaced =
+                java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                    try {
+                        Thread.sleep(500);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                    return service.post(replace, "{\"target\":\"file:" + BIG + "/s2.img\"}");
+                });
+        Vm.sh(300, "dd if=/run/ubd-mgmt-data2 of=" + dev.path() + " bs=4k oflag=direct conv=notrunc status=none")
+                .requireSuccess();
+        ServiceClient.Response accepted = replaced.get(60, java.util.concurrent.TimeUnit.SECONDS);
+        assertEquals(202, accepted.status(), accepted.body());
+        MirrorView started = JSON.readValue(accepted.body(), MirrorView.class);
+        assertEquals("file:" + BIG + "/s2.img", started.replicas().get(1).target());
+        MirrorView m = awaitMirror(id, x -> !x.degraded(), "the replacement IN_SYNC");
+        assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), states(m));
+        assertEquals("file:" + BIG + "/s2.img", m.replicas().get(1).target());
+        Vm.sh(60, "dd if=" + dev.path() + " bs=1M count=4 iflag=direct status=none | cmp - /run/ubd-mgmt-data2")
+                .requireSuccess();
+        Vm.sh(60, "cmp -i " + (1 << 20) + " " + BIG + "/s0.img " + BIG + "/s2.img").requireSuccess();
+
+        ServiceClient.Response deleted = service.delete("/api/devices/" + id);
+        assertEquals(204, deleted.status(), deleted.body());
+        Vm.sh(60, "rm -f " + BIG + "/s0.img " + BIG + "/s1.img " + BIG + "/s2.img " + BIG + "/tiny.img "
+                + "/run/ubd-mgmt-data2");
     }
 }

@@ -1,36 +1,93 @@
 package dev.reactorubd.management;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.springframework.boot.builder.SpringApplicationBuilder;
 import org.springframework.context.ConfigurableApplicationContext;
+import org.springframework.web.reactive.function.client.WebClient;
 
-/** Starts the service in this JVM on a free port and talks HTTP to it, every call bounded. */
+/**
+ * Starts the service in this JVM on a free port and talks HTTP to it, every call bounded. The service gets a fresh
+ * owner-only credentials file with an operator token (sent by default), a reader token and an operator user of the
+ * login page ({@link #USER}, {@link #PASSWORD}).
+ */
 final class ServiceClient implements AutoCloseable {
     static final Duration WAIT = Duration.ofSeconds(120);
+    static final String USER = "admin";
+    static final String PASSWORD = "correct horse battery staple";
     final ConfigurableApplicationContext context;
     final String base;
+    final Path credentialsFile;
+    final String operatorToken;
+    final String readerToken;
+    /** The token this client sends, or null for none. */
+    private final String token;
+    /** Whether this client started the service (and so stops it). */
+    private final boolean owner;
     final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(30)).build();
 
     /** Starts the application with the given extra properties ("name=value"). */
     ServiceClient(String... properties) {
         // The test class path also has slf4j-simple (the library's tests): Spring Boot leaves logging to SLF4J.
         System.setProperty("org.springframework.boot.logging.LoggingSystem", "none");
+        try {
+            credentialsFile = Files.createTempDirectory("ubd-credentials").resolve("credentials");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        operatorToken = Credentials.addToken(credentialsFile, "test-operator", Role.OPERATOR);
+        readerToken = Credentials.addToken(credentialsFile, "test-reader", Role.READER);
+        Credentials.addUser(credentialsFile, USER, Role.OPERATOR, PASSWORD);
+        token = operatorToken;
+        owner = true;
         // As command-line arguments: they win over application.properties (builder properties would not).
-        String[] args = new String[properties.length + 1];
+        String[] args = new String[properties.length + 2];
         args[0] = "--server.port=0";
+        args[1] = "--ubd.security.credentials-file=" + credentialsFile;
         for (int i = 0; i < properties.length; i++) {
-            args[i + 1] = "--" + properties[i];
+            args[i + 2] = "--" + properties[i];
         }
         context = new SpringApplicationBuilder(ManagementApplication.class).run(args);
         base = "http://127.0.0.1:" + context.getEnvironment().getProperty("local.server.port");
+    }
+
+    private ServiceClient(ServiceClient of, String token) {
+        this.context = of.context;
+        this.base = of.base;
+        this.credentialsFile = of.credentialsFile;
+        this.operatorToken = of.operatorToken;
+        this.readerToken = of.readerToken;
+        this.token = token;
+        this.owner = false;
+    }
+
+    /** {@return a client of the same service that sends the reader's token} */
+    ServiceClient asReader() {
+        return new ServiceClient(this, readerToken);
+    }
+
+    /** {@return a client of the same service that sends no credentials} */
+    ServiceClient anonymous() {
+        return new ServiceClient(this, null);
+    }
+
+    /** {@return a WebClient of the service sending this client's token} */
+    WebClient webClient() {
+        WebClient.Builder b = WebClient.builder().baseUrl(base);
+        if (token != null) {
+            b.defaultHeader("Authorization", "Bearer " + token);
+        }
+        return b.build();
     }
 
     record Response(int status, String contentType, String body) {
@@ -39,6 +96,9 @@ final class ServiceClient implements AutoCloseable {
     Response send(String method, String path, String json) {
         HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path)).timeout(WAIT)
                 .header("Accept", "application/json, application/problem+json, text/plain, */*");
+        if (token != null) {
+            b.header("Authorization", "Bearer " + token);
+        }
         if (json != null) {
             b.header("Content-Type", "application/json").method(method, HttpRequest.BodyPublishers.ofString(json));
         } else {
@@ -99,8 +159,18 @@ final class ServiceClient implements AutoCloseable {
         return sum;
     }
 
+    /** Stops the service (only the client that started it does) and removes the credentials file. */
     @Override
     public void close() {
+        if (!owner) {
+            return;
+        }
         context.close();
+        try {
+            Files.deleteIfExists(credentialsFile);
+            Files.deleteIfExists(credentialsFile.getParent());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 }
