@@ -3,11 +3,11 @@ package dev.reactorubd.targets.nbd;
 import static dev.reactorubd.targets.nbd.NbdProtocol.*;
 
 import dev.reactorubd.UbdIoException;
-import dev.reactorubd.io.IoOp;
+import dev.reactorubd.IoOp;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.ZeroCopyBackend;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.uring.LoopIo;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -80,6 +80,21 @@ import reactor.core.scheduler.Schedulers;
  * terminates. Otherwise every queue shares the backend's connection (requests hop to its loop, answers hop back).
  * {@link #connectionCount()} tells how many connections are up.
  *
+ * <h2>TLS</h2>
+ * An {@code nbds://} or {@code nbds+unix://} URI ({@link NbdUri}) makes every connection (the backend's own, each
+ * queue's, every reconnect) send NBD_OPT_STARTTLS right after the greeting and do TLS through a Netty {@code
+ * SslHandler} before the export is chosen; the credentials ({@link NbdOptions}, or the URI's {@code tls-certificates})
+ * are read once, in {@link #connect}, off the event loops. TLS is then required: a server that refuses STARTTLS, or
+ * whose certificate does not chain to the CA or name the host, fails the connect with an {@link NbdException}; nothing
+ * is ever sent in plain text instead. With TLS the queues' connections write through their channel (and so through
+ * the SslHandler), never from the request's registered pages: {@link Capability#ZERO_COPY} is not offered.
+ *
+ * <h2>A hostile server</h2>
+ * The handshake holds at most one option reply (64 KiB) and takes at most 1 MiB and 64 replies; an export larger than
+ * {@link NbdOptions#maxExportSize()}, or with block sizes outside the protocol's rules or a maximum block below 4 KiB,
+ * is refused; a reply's payload length is always the request's own, and a reply that is not a simple one for a request
+ * in flight closes the connection. The connect timeout bounds the handshake, the request timeout every request.
+ *
  * <h2>Failures</h2>
  * See {@link NbdOptions} for the request timeout (ETIMEDOUT) and the reconnect policy. In short: a lost connection
  * never hangs IO; requests wait for a reconnect under a bounded policy or fail with EIO, and service resumes when the
@@ -117,10 +132,13 @@ public final class NbdBackend implements BlockBackend {
     /** Shared by every connection: see {@link NbdConnection#NbdConnection} and the class comment's Durability. */
     private final UnflushedWrites unflushed;
     private final Sinks.Empty<Void> closed = Sinks.empty();
+    /** TLS for every connection, queues' and reconnects included, or null for a plain URI. */
+    private final NbdTls tls;
 
     private NbdBackend(NbdUri uri, NbdOptions options, EventLoopGroup group, boolean ownGroup,
                        InetSocketAddress resolved, NbdConnection main, ExportInfo info,
-                       UnflushedWrites unflushed) {
+                       UnflushedWrites unflushed, NbdTls tls) {
+        this.tls = tls;
         this.unflushed = unflushed;
         this.uri = uri;
         this.options = options;
@@ -145,9 +163,9 @@ public final class NbdBackend implements BlockBackend {
                 caps.add(Capability.WRITE_ZEROES);
             }
         }
-        if (!info.has(TF_READ_ONLY) && options.multiConn() && info.has(TF_CAN_MULTI_CONN)) {
+        if (!info.has(TF_READ_ONLY) && options.multiConn() && info.has(TF_CAN_MULTI_CONN) && tls == null) {
             // Each queue gets its own connection on its loop, which on an io_uring loop sends WRITEs from the
-            // request's own pages: see QueueBackend.
+            // request's own pages: see QueueBackend. Not with TLS: those pages would go to the socket unencrypted.
             caps.add(Capability.ZERO_COPY);
         }
         this.capabilities = Set.copyOf(caps);
@@ -181,7 +199,8 @@ public final class NbdBackend implements BlockBackend {
      * (wrap the Mono in {@code retryWhen} to insist). A host name is resolved once, here, off the event loops, within
      * the connect timeout; reconnects go to the address found then.
      *
-     * @param uri the NBD URI: {@code nbd://host[:port]/export} or {@code nbd+unix:///export?socket=PATH}
+     * @param uri the NBD URI: {@code nbd://host[:port]/export} or {@code nbd+unix:///export?socket=PATH}, or their
+     *            TLS forms {@code nbds://}, {@code nbds+unix://}
      * @param options the connection options
      * @return a Mono of the backend, connected and past its handshake; close it when done
      */
@@ -193,12 +212,18 @@ public final class NbdBackend implements BlockBackend {
                     : Mono.fromCallable(() -> Optional.of(resolve(uri))).subscribeOn(Schedulers.boundedElastic())
                             .timeout(options.connectTimeout(), Mono.error(() -> new NbdException("resolving the host of "
                                     + uri + " took longer than " + options.connectTimeout() + "; check DNS")));
-            return address.flatMap(a -> {
+            // Reading the credentials is file IO: off the event loops, like resolving, and once for every connection.
+            Mono<Optional<NbdTls>> credentials = !uri.tls() ? Mono.just(Optional.empty())
+                    : Mono.fromCallable(() -> Optional.of(NbdTls.load(uri, options)))
+                            .subscribeOn(Schedulers.boundedElastic());
+            return Mono.zip(address, credentials).flatMap(t -> {
+                Optional<InetSocketAddress> a = t.getT1();
+                NbdTls tls = t.getT2().orElse(null);
                 UnflushedWrites unflushed = new UnflushedWrites();
                 NbdConnection c = new NbdConnection(uri.toString(), uri, options, group.next(), a.orElse(null), -1,
-                        unflushed);
+                        unflushed, tls);
                 return c.open().map(i -> new NbdBackend(uri, options, group, own, a.orElse(null), c, i,
-                        unflushed));
+                        unflushed, tls));
             }).onErrorResume(e -> (own ? shutdown(group) : Mono.<Void>empty()).then(Mono.error(e)));
         });
     }
@@ -592,7 +617,8 @@ public final class NbdBackend implements BlockBackend {
         }
         // On an io_uring loop the connection writes through a registration of its own with the loop, so that a
         // WRITE can send the ublk request's registered pages (zero copy); elsewhere through its channel.
-        Mono<Optional<LoopIo>> io = loop instanceof IoEventLoop l && l.isCompatible(LoopIo.class)
+        // Never with TLS: a ring writes to the descriptor, around the SslHandler (and ZERO_COPY is not offered then).
+        Mono<Optional<LoopIo>> io = tls == null && loop instanceof IoEventLoop l && l.isCompatible(LoopIo.class)
                 ? LoopIo.register(loop).map(Optional::of)
                 : Mono.just(Optional.empty());
         return io.flatMap(ring -> Mono.defer(() -> {
@@ -601,7 +627,7 @@ public final class NbdBackend implements BlockBackend {
                 return Mono.error(new NbdException("the nbd backend for " + uri + " is closed"));
             }
             NbdConnection c = new NbdConnection(uri + " (queue " + queue.id() + ")", uri, options, loop, resolved,
-                    info.size(), ring.orElse(null), unflushed);
+                    info.size(), ring.orElse(null), unflushed, tls);
             connections.add(c);
             if (closing.get()) {
                 c.close().subscribe();

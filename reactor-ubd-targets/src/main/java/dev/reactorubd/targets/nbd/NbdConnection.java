@@ -3,7 +3,7 @@ package dev.reactorubd.targets.nbd;
 import static dev.reactorubd.targets.nbd.NbdProtocol.*;
 
 import dev.reactorubd.UbdIoException;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.uring.LoopIo;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
@@ -82,6 +82,8 @@ final class NbdConnection {
     /** The writer of the latest session, which closes {@link #ring} once its last write is back. */
     private RingWriter lastWriter;
     private final UnflushedWrites unflushed;
+    /** TLS for every channel of this connection, or null. */
+    private final NbdTls tls;
     /** The number of the latest write (not FUA) acknowledged on this connection ({@link UnflushedWrites}), or 0. */
     private long latestAck;
 
@@ -90,8 +92,8 @@ final class NbdConnection {
      *                     handshake's
      */
     NbdConnection(String label, NbdUri uri, NbdOptions options, EventLoop loop, InetSocketAddress resolved,
-                  long expectedSize, UnflushedWrites unflushed) {
-        this(label, uri, options, loop, resolved, expectedSize, null, unflushed);
+                  long expectedSize, UnflushedWrites unflushed, NbdTls tls) {
+        this(label, uri, options, loop, resolved, expectedSize, null, unflushed, tls);
     }
 
     /**
@@ -100,9 +102,20 @@ final class NbdConnection {
      *           closed with this connection. Null: sessions write through their channel.
      * @param unflushed shared by the connections of one export: which acknowledged writes a FLUSH made durable, and
      *                  whether a connection was lost with some that were not (the next FLUSH then fails)
+     * @param tls how every channel does TLS after NBD_OPT_STARTTLS (reconnects too), or null for plain text; with TLS
+     *            {@code io} must be null: every byte goes through the channel's SslHandler
      */
     NbdConnection(String label, NbdUri uri, NbdOptions options, EventLoop loop, InetSocketAddress resolved,
-                  long expectedSize, LoopIo io, UnflushedWrites unflushed) {
+                  long expectedSize, LoopIo io, UnflushedWrites unflushed, NbdTls tls) {
+        if (tls != null && io != null) {
+            // A RingWriter writes to the socket's descriptor, around the pipeline: it would send plain text.
+            throw new IllegalArgumentException("a TLS connection writes through its channel's SslHandler, never a"
+                    + " ring");
+        }
+        if (uri.tls() && tls == null) {
+            throw new IllegalArgumentException(uri + " asks for TLS: a connection to it needs its credentials");
+        }
+        this.tls = tls;
         this.ring = io;
         this.unflushed = unflushed;
         this.label = label;
@@ -230,7 +243,7 @@ final class NbdConnection {
             // BlockHound (4.2's default adaptive allocator may park a loop thread while it grows).
             Bootstrap b = new Bootstrap().group(loop).channel(channelClass)
                     .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
-                    .handler(new Handshake(uri.toString(), uri.exportName(), this))
+                    .handler(new Handshake(uri.toString(), uri.exportName(), options.maxExportSize(), tls, this))
                     .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(timeout.toMillis(), Integer.MAX_VALUE));
             if (!uri.isUnix()) {
                 b.option(ChannelOption.TCP_NODELAY, true).option(ChannelOption.SO_KEEPALIVE, true);
@@ -767,7 +780,7 @@ final class NbdConnection {
         Session(Channel channel, ExportInfo info) {
             this.channel = channel;
             this.info = info;
-            if (ring != null && channel instanceof UnixChannel u) {
+            if (ring != null && tls == null && channel instanceof UnixChannel u) {
                 writer = new RingWriter(ring, u.fd().intValue(), reason -> sessionLost(this, reason));
                 lastWriter = writer;
             } else {

@@ -4,7 +4,9 @@ import dev.reactorubd.UbdException;
 
 /**
  * Connecting to an NBD server failed: the connection could not be made or timed out, the server is not a fixed
- * newstyle NBD server, or it refused the export (it has no export of that name, policy, TLS required...). The
+ * newstyle NBD server, it refused the export (it has no export of that name, policy, TLS required...), TLS that the
+ * URI asked for failed (the server refused NBD_OPT_STARTTLS, or its certificate was not trusted), or the server
+ * announced something outside the client's bounds (a handshake too long, an export or block size refused). The
  * message names the URI and says what to check. {@link #replyType()} is the server's option reply error
  * ({@code NBD_REP_ERR_*}), or 0 when the failure was not a refusal by the server.
  *

@@ -1,6 +1,7 @@
 package dev.reactorubd.targets.nbd;
 
 import io.netty.channel.EventLoopGroup;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Objects;
 
@@ -43,6 +44,17 @@ import java.util.Objects;
  * of the backend's own connection (used by direct calls and queues that share); by default the backend starts one
  * io_uring loop thread (NIO where io_uring is not available), which {@link NbdBackend#close()} shuts down; a group
  * given here is the caller's to shut down.
+ *
+ * <h2>TLS</h2>
+ * For {@code nbds://} and {@code nbds+unix://} URIs ({@link NbdUri}) without a {@code tls-certificates} parameter of
+ * their own: {@code tlsCertificates} (a directory with {@code ca-cert.pem}, and {@code client-cert.pem} with {@code
+ * client-key.pem} when the server wants a client certificate), or the files one by one with {@code tlsCaFile} and
+ * {@code tlsClientCertificate}, which win over the directory's. A URI's {@code tls-certificates} wins over all of
+ * these. Not used for plain {@code nbd://} URIs. The TLS handshake counts in {@code connectTimeout}.
+ *
+ * <h2>What a server may announce</h2>
+ * {@code maxExportSize} (default 2^62 bytes): a larger export is refused when connecting. The handshake also refuses
+ * block sizes outside the protocol's rules and a maximum block size below 4 KiB (see docs/security.md).
  */
 public final class NbdOptions {
     private static final NbdOptions DEFAULTS = builder().build();
@@ -54,8 +66,18 @@ public final class NbdOptions {
     private final Duration backoffMax;
     private final boolean multiConn;
     private final EventLoopGroup eventLoopGroup;
+    private final Path tlsCertificates;
+    private final Path tlsCaFile;
+    private final Path tlsClientCertificate;
+    private final Path tlsClientKey;
+    private final long maxExportSize;
 
     private NbdOptions(Builder b) {
+        this.tlsCertificates = b.tlsCertificates;
+        this.tlsCaFile = b.tlsCaFile;
+        this.tlsClientCertificate = b.tlsClientCertificate;
+        this.tlsClientKey = b.tlsClientKey;
+        this.maxExportSize = b.maxExportSize;
         this.connectTimeout = b.connectTimeout;
         this.requestTimeout = b.requestTimeout;
         this.reconnectAttempts = b.reconnectAttempts;
@@ -95,6 +117,11 @@ public final class NbdOptions {
         b.backoffMax = backoffMax;
         b.multiConn = multiConn;
         b.eventLoopGroup = eventLoopGroup;
+        b.tlsCertificates = tlsCertificates;
+        b.tlsCaFile = tlsCaFile;
+        b.tlsClientCertificate = tlsClientCertificate;
+        b.tlsClientKey = tlsClientKey;
+        b.maxExportSize = maxExportSize;
         return b;
     }
 
@@ -133,6 +160,31 @@ public final class NbdOptions {
         return eventLoopGroup;
     }
 
+    /** {@return the directory of TLS credentials for {@code nbds} URIs without their own, or {@code null}} */
+    public Path tlsCertificates() {
+        return tlsCertificates;
+    }
+
+    /** {@return the CA certificate (PEM) for {@code nbds} URIs without their own credentials, or {@code null}} */
+    public Path tlsCaFile() {
+        return tlsCaFile;
+    }
+
+    /** {@return the client certificate (PEM) for {@code nbds} URIs without their own credentials, or {@code null}} */
+    public Path tlsClientCertificate() {
+        return tlsClientCertificate;
+    }
+
+    /** {@return the client certificate's key (PEM, PKCS#8), or {@code null}} */
+    public Path tlsClientKey() {
+        return tlsClientKey;
+    }
+
+    /** {@return the largest export size accepted from a server (default 2^62 bytes)} */
+    public long maxExportSize() {
+        return maxExportSize;
+    }
+
     /** The wait before reconnect attempt {@code attempt} (1-based) of a cycle: none for the first, then doubling. */
     Duration backoffBefore(int attempt) {
         if (attempt <= 1) {
@@ -148,7 +200,11 @@ public final class NbdOptions {
     public String toString() {
         return "NbdOptions[connectTimeout=" + connectTimeout + ", requestTimeout=" + requestTimeout
                 + ", reconnectAttempts=" + reconnectAttempts + ", backoff=" + backoffInitial + ".." + backoffMax
-                + ", multiConn=" + multiConn + (eventLoopGroup != null ? ", eventLoopGroup=" + eventLoopGroup : "")
+                + ", multiConn=" + multiConn + ", maxExportSize=" + maxExportSize
+                + (tlsCertificates != null ? ", tlsCertificates=" + tlsCertificates : "")
+                + (tlsCaFile != null ? ", tlsCaFile=" + tlsCaFile : "")
+                + (tlsClientCertificate != null ? ", tlsClientCertificate=" + tlsClientCertificate : "")
+                + (eventLoopGroup != null ? ", eventLoopGroup=" + eventLoopGroup : "")
                 + "]";
     }
 
@@ -161,6 +217,11 @@ public final class NbdOptions {
         private Duration backoffMax = Duration.ofSeconds(5);
         private boolean multiConn = true;
         private EventLoopGroup eventLoopGroup;
+        private Path tlsCertificates;
+        private Path tlsCaFile;
+        private Path tlsClientCertificate;
+        private Path tlsClientKey;
+        private long maxExportSize = 1L << 62;
 
         private Builder() {}
 
@@ -256,6 +317,63 @@ public final class NbdOptions {
          */
         public Builder eventLoopGroup(EventLoopGroup group) {
             this.eventLoopGroup = group;
+            return this;
+        }
+
+        /**
+         * The directory of TLS credentials for {@code nbds} URIs that name none ({@code tls-certificates}): {@code
+         * ca-cert.pem}, and {@code client-cert.pem} with {@code client-key.pem} when the server wants a client
+         * certificate.
+         *
+         * @param dir the directory, or {@code null} for none
+         * @return this builder
+         */
+        public Builder tlsCertificates(Path dir) {
+            this.tlsCertificates = dir;
+            return this;
+        }
+
+        /**
+         * The CA certificate (PEM) that the server's certificate must chain to, for {@code nbds} URIs that name no
+         * credentials of their own; wins over {@link #tlsCertificates}' {@code ca-cert.pem}.
+         *
+         * @param caFile the file, or {@code null} for none
+         * @return this builder
+         */
+        public Builder tlsCaFile(Path caFile) {
+            this.tlsCaFile = caFile;
+            return this;
+        }
+
+        /**
+         * The client certificate and its key (PEM; the key unencrypted PKCS#8) offered when the server asks for one,
+         * for {@code nbds} URIs that name no credentials of their own; wins over {@link #tlsCertificates}' files.
+         *
+         * @param certificate the certificate file, or {@code null} for none
+         * @param key         its key, or {@code null} when {@code certificate} is
+         * @return this builder
+         * @throws IllegalArgumentException when only one of them is given
+         */
+        public Builder tlsClientCertificate(Path certificate, Path key) {
+            if ((certificate == null) != (key == null)) {
+                throw new IllegalArgumentException("tlsClientCertificate needs both a certificate and its key");
+            }
+            this.tlsClientCertificate = certificate;
+            this.tlsClientKey = key;
+            return this;
+        }
+
+        /**
+         * The largest export a server may announce (default 2^62 bytes); a larger one is refused when connecting.
+         *
+         * @param bytes at least 1
+         * @return this builder
+         */
+        public Builder maxExportSize(long bytes) {
+            if (bytes < 1) {
+                throw new IllegalArgumentException("maxExportSize must be positive; was " + bytes);
+            }
+            this.maxExportSize = bytes;
             return this;
         }
 

@@ -1,6 +1,6 @@
 package dev.reactorubd.targets.nbd;
 
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 
 /** Constants of the NBD protocol (fixed newstyle handshake, simple replies) and its error numbers. */
 final class NbdProtocol {
@@ -19,6 +19,7 @@ final class NbdProtocol {
 
     static final int OPT_EXPORT_NAME = 1;
     static final int OPT_ABORT = 2;
+    static final int OPT_STARTTLS = 5;
     static final int OPT_GO = 7;
 
     static final int REP_ACK = 1;

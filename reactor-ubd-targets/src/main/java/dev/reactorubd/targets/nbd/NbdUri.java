@@ -4,6 +4,7 @@ import java.net.URI;
 import java.net.URISyntaxException;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -14,27 +15,52 @@ import java.util.Objects;
  *       ({@code nbd://[::1]/disk}); an empty export ({@code nbd://host} or {@code nbd://host/}) asks for the
  *       server's default export.</li>
  *   <li>{@code nbd+unix:///export?socket=PATH}: a Unix domain socket at {@code PATH} (no host).</li>
+ *   <li>{@code nbds://host[:port]/export} and {@code nbds+unix:///export?socket=PATH}: the same over TLS, which is
+ *       then required: NBD_OPT_STARTTLS first, and a server that refuses it fails the connect (never plain text).
+ *       Their query parameters: {@code tls-certificates=DIR} (a directory holding {@code ca-cert.pem}, and
+ *       {@code client-cert.pem} with {@code client-key.pem} for a client certificate; without it, {@link
+ *       NbdOptions}' credentials), {@code tls-hostname=NAME} (the name the server's certificate must hold instead of
+ *       the host; for a Unix socket, without it the certificate is checked against the CA only), {@code
+ *       tls-type=x509} (the only type supported) and {@code tls-verify-peer=1} (the server is always verified;
+ *       {@code 0} is refused).</li>
  * </ul>
- * The export name is percent-decoded ({@code nbd://h/my%20disk} names {@code "my disk"}). TLS ({@code nbds://})
- * is not supported. Parsing failures throw {@link IllegalArgumentException} with a message that shows a correct URI.
+ * The export name is percent-decoded ({@code nbd://h/my%20disk} names {@code "my disk"}). Parsing failures throw
+ * {@link IllegalArgumentException} with a message that shows a correct URI.
  *
- * @param host       the TCP host, or {@code null} for a Unix socket
- * @param port       the TCP port, or 0 for a Unix socket
- * @param socketPath the Unix socket's path, or {@code null} for TCP
- * @param exportName the export's name; {@code ""} for the server's default export
+ * @param host            the TCP host, or {@code null} for a Unix socket
+ * @param port            the TCP port, or 0 for a Unix socket
+ * @param socketPath      the Unix socket's path, or {@code null} for TCP
+ * @param exportName      the export's name; {@code ""} for the server's default export
+ * @param tls             whether TLS is required ({@code nbds://}, {@code nbds+unix://})
+ * @param tlsCertificates the directory of the TLS credentials ({@code tls-certificates}), or {@code null}
+ * @param tlsHostname     the name the server's certificate must hold ({@code tls-hostname}), or {@code null}
  */
-public record NbdUri(String host, int port, String socketPath, String exportName) {
+public record NbdUri(String host, int port, String socketPath, String exportName, boolean tls,
+                     String tlsCertificates, String tlsHostname) {
     /** The IANA port of NBD. */
     public static final int DEFAULT_PORT = 10809;
 
     private static final String FORMS = "write nbd://HOST[:PORT]/EXPORT (e.g. nbd://127.0.0.1:10809/disk) or "
-            + "nbd+unix:///EXPORT?socket=/path/to/socket";
+            + "nbd+unix:///EXPORT?socket=/path/to/socket; over TLS nbds://HOST[:PORT]/EXPORT[?tls-certificates=DIR]"
+            + " or nbds+unix:///EXPORT?socket=PATH[&tls-certificates=DIR][&tls-hostname=NAME]";
+
+    /**
+     * A URI without TLS.
+     *
+     * @param host       the TCP host, or {@code null} for a Unix socket
+     * @param port       the TCP port, or 0 for a Unix socket
+     * @param socketPath the Unix socket's path, or {@code null} for TCP
+     * @param exportName the export's name; {@code ""} for the server's default export
+     */
+    public NbdUri(String host, int port, String socketPath, String exportName) {
+        this(host, port, socketPath, exportName, false, null, null);
+    }
 
     /**
      * Checks the components.
      *
      * @throws IllegalArgumentException when the URI names both or neither of a host and a socket, a bad port, an empty
-     *         socket path, or an export name over 4096 bytes
+     *         socket path, an export name over 4096 bytes, or TLS parameters without TLS
      */
     public NbdUri {
         Objects.requireNonNull(exportName, "exportName");
@@ -50,6 +76,23 @@ public record NbdUri(String host, int port, String socketPath, String exportName
         if (exportName.length() > 4096) {
             throw new IllegalArgumentException("an NBD export name has at most 4096 bytes; was " + exportName.length());
         }
+        if (!tls && (tlsCertificates != null || tlsHostname != null)) {
+            throw new IllegalArgumentException("TLS parameters on a URI without TLS: use nbds:// or nbds+unix://");
+        }
+        if (tlsCertificates != null && tlsCertificates.isEmpty() || tlsHostname != null && tlsHostname.isEmpty()) {
+            throw new IllegalArgumentException("an empty tls-certificates or tls-hostname: " + FORMS);
+        }
+    }
+
+    /**
+     * This URI with TLS required, and the given credentials and name.
+     *
+     * @param certificates the directory of the TLS credentials, or {@code null} for {@link NbdOptions}'
+     * @param hostname     the name the server's certificate must hold, or {@code null} for the host
+     * @return the URI
+     */
+    public NbdUri withTls(String certificates, String hostname) {
+        return new NbdUri(host, port, socketPath, exportName, true, certificates, hostname);
     }
 
     /**
@@ -78,7 +121,8 @@ public record NbdUri(String host, int port, String socketPath, String exportName
     /**
      * Parses an NBD URI (see the class comment).
      *
-     * @param uri the NBD URI: {@code nbd://host[:port]/export} or {@code nbd+unix:///export?socket=PATH}
+     * @param uri the NBD URI: {@code nbd://host[:port]/export}, {@code nbd+unix:///export?socket=PATH}, or the same
+     *            with {@code nbds} for TLS
      * @return the URI
      * @throws IllegalArgumentException when {@code uri} is not one; the message says what a right one looks like
      */
@@ -95,57 +139,85 @@ public record NbdUri(String host, int port, String socketPath, String exportName
             throw new IllegalArgumentException("'" + uri + "' has no scheme: " + FORMS);
         }
         String export = exportOf(uri, u);
-        switch (scheme.toLowerCase(java.util.Locale.ROOT)) {
-            case "nbd", "nbd+tcp" -> {
-                if (u.getHost() == null) {
-                    throw new IllegalArgumentException("'" + uri + "' has no host, or a bad host or port: " + FORMS);
-                }
-                if (u.getRawQuery() != null) {
-                    throw new IllegalArgumentException("'" + uri + "' has a query, which nbd:// URIs do not take"
-                            + " (a Unix socket is nbd+unix:///EXPORT?socket=PATH): " + FORMS);
-                }
-                if (u.getUserInfo() != null) {
-                    throw new IllegalArgumentException("'" + uri + "' has user info, which NBD does not use: " + FORMS);
-                }
-                String host = u.getHost();
-                if (host.startsWith("[") && host.endsWith("]")) {
-                    host = host.substring(1, host.length() - 1);
-                }
-                int port = u.getPort() == -1 ? DEFAULT_PORT : u.getPort();
-                if (port == 0) {
-                    throw new IllegalArgumentException("'" + uri + "' has port 0: " + FORMS);
-                }
-                return tcp(host, port, export);
-            }
-            case "nbd+unix" -> {
-                if (u.getRawAuthority() != null && !u.getRawAuthority().isEmpty()) {
-                    throw new IllegalArgumentException("'" + uri + "' names a host, but a Unix socket URI has none"
-                            + " (three slashes: nbd+unix:///EXPORT?socket=PATH): " + FORMS);
-                }
-                String socket = null;
-                String query = u.getRawQuery();
-                if (query != null) {
-                    for (String param : query.split("&")) {
-                        int eq = param.indexOf('=');
-                        String key = eq < 0 ? param : param.substring(0, eq);
-                        String value = eq < 0 ? "" : URLDecoder.decode(param.substring(eq + 1), StandardCharsets.UTF_8);
-                        if (!"socket".equals(key)) {
-                            throw new IllegalArgumentException("'" + uri + "' has an unknown parameter '" + key
-                                    + "': " + FORMS);
+        String lower = scheme.toLowerCase(java.util.Locale.ROOT);
+        boolean tls = lower.startsWith("nbds");
+        boolean unix = lower.endsWith("+unix");
+        if (!List.of("nbd", "nbd+tcp", "nbd+unix", "nbds", "nbds+tcp", "nbds+unix").contains(lower)) {
+            throw new IllegalArgumentException("'" + uri + "' is not an NBD URI (scheme '" + scheme + "'): " + FORMS);
+        }
+        String socket = null;
+        String certificates = null;
+        String hostname = null;
+        String query = u.getRawQuery();
+        if (query != null) {
+            for (String param : query.split("&")) {
+                int eq = param.indexOf('=');
+                String key = eq < 0 ? param : param.substring(0, eq);
+                String value = eq < 0 ? "" : URLDecoder.decode(param.substring(eq + 1), StandardCharsets.UTF_8);
+                switch (key) {
+                    case "socket" -> {
+                        if (!unix) {
+                            throw new IllegalArgumentException("'" + uri + "' has a socket, which " + lower
+                                    + ":// URIs do not take (a Unix socket is " + (tls ? "nbds" : "nbd")
+                                    + "+unix:///EXPORT?socket=PATH): " + FORMS);
                         }
                         socket = value;
                     }
+                    case "tls-certificates", "tls-hostname", "tls-type", "tls-verify-peer" -> {
+                        if (!tls) {
+                            throw new IllegalArgumentException("'" + uri + "' has the TLS parameter '" + key
+                                    + "' but does not ask for TLS: " + FORMS);
+                        }
+                        switch (key) {
+                            case "tls-certificates" -> certificates = value;
+                            case "tls-hostname" -> hostname = value;
+                            case "tls-type" -> {
+                                if (!"x509".equals(value)) {
+                                    throw new IllegalArgumentException("'" + uri + "' asks for tls-type=" + value
+                                            + "; this client supports x509 certificates only (tls-type=x509): "
+                                            + FORMS);
+                                }
+                            }
+                            default -> {
+                                if (!"1".equals(value)) {
+                                    throw new IllegalArgumentException("'" + uri + "' asks for tls-verify-peer="
+                                            + value + "; this client always verifies the server's certificate"
+                                            + " (against the CA in tls-certificates), so only tls-verify-peer=1 is"
+                                            + " accepted: " + FORMS);
+                                }
+                            }
+                        }
+                    }
+                    default -> throw new IllegalArgumentException("'" + uri + "' has an unknown parameter '" + key
+                            + "': " + FORMS);
                 }
-                if (socket == null || socket.isEmpty()) {
-                    throw new IllegalArgumentException("'" + uri + "' names no socket: " + FORMS);
-                }
-                return unix(socket, export);
             }
-            case "nbds", "nbds+unix", "nbds+tcp" -> throw new IllegalArgumentException("'" + uri
-                    + "' asks for TLS, which this client does not support: " + FORMS);
-            default -> throw new IllegalArgumentException("'" + uri + "' is not an NBD URI (scheme '" + scheme
-                    + "'): " + FORMS);
         }
+        if (unix) {
+            if (u.getRawAuthority() != null && !u.getRawAuthority().isEmpty()) {
+                throw new IllegalArgumentException("'" + uri + "' names a host, but a Unix socket URI has none"
+                        + " (three slashes: " + lower + ":///EXPORT?socket=PATH): " + FORMS);
+            }
+            if (socket == null || socket.isEmpty()) {
+                throw new IllegalArgumentException("'" + uri + "' names no socket: " + FORMS);
+            }
+            return new NbdUri(null, 0, socket, export, tls, certificates, hostname);
+        }
+        if (u.getHost() == null) {
+            throw new IllegalArgumentException("'" + uri + "' has no host, or a bad host or port: " + FORMS);
+        }
+        if (u.getUserInfo() != null) {
+            throw new IllegalArgumentException("'" + uri + "' has user info, which this client does not use: " + FORMS);
+        }
+        String host = u.getHost();
+        if (host.startsWith("[") && host.endsWith("]")) {
+            host = host.substring(1, host.length() - 1);
+        }
+        int port = u.getPort() == -1 ? DEFAULT_PORT : u.getPort();
+        if (port == 0) {
+            throw new IllegalArgumentException("'" + uri + "' has port 0: " + FORMS);
+        }
+        return new NbdUri(host, port, null, export, tls, certificates, hostname);
     }
 
     private static String exportOf(String uri, URI u) {
@@ -168,11 +240,30 @@ public record NbdUri(String host, int port, String socketPath, String exportName
     @Override
     public String toString() {
         String export = encode(exportName);
+        String s = tls ? "nbds" : "nbd";
+        String params = (tlsCertificates == null ? "" : "&tls-certificates=" + queryValue(tlsCertificates))
+                + (tlsHostname == null ? "" : "&tls-hostname=" + queryValue(tlsHostname));
         if (isUnix()) {
-            return "nbd+unix:///" + export + "?socket=" + socketPath;
+            return s + "+unix:///" + export + "?socket=" + queryValue(socketPath) + params;
         }
         String h = host.indexOf(':') >= 0 ? "[" + host + "]" : host;
-        return "nbd://" + h + ":" + port + "/" + export;
+        return s + "://" + h + ":" + port + "/" + export + (params.isEmpty() ? "" : "?" + params.substring(1));
+    }
+
+    /** A query value as {@link #parse} decodes it back: the characters a query or its decoding would change. */
+    private static String queryValue(String v) {
+        StringBuilder b = new StringBuilder(v.length());
+        for (char c : v.toCharArray()) {
+            switch (c) {
+                case '%' -> b.append("%25");
+                case '&' -> b.append("%26");
+                case '+' -> b.append("%2B");
+                case ' ' -> b.append("%20");
+                case '#' -> b.append("%23");
+                default -> b.append(c);
+            }
+        }
+        return b.toString();
     }
 
     private static String encode(String s) {

@@ -1,7 +1,7 @@
 package dev.reactorubd.targets.nbd;
 
 import dev.reactorubd.io.Buffers;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.uring.IoUringAbi;
 import dev.reactorubd.uring.LoopIo;
 import io.netty.buffer.ByteBuf;

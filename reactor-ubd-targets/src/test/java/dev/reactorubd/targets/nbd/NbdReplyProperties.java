@@ -6,8 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.reactorubd.UbdIoException;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.testing.BlockingCallRecorder;
+import dev.reactorubd.testing.Cases;
+import dev.reactorubd.testing.Gen;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
@@ -22,17 +24,10 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
-import net.jqwik.api.Tuple;
-import net.jqwik.api.lifecycle.AfterContainer;
-import net.jqwik.api.lifecycle.AfterProperty;
-import net.jqwik.api.lifecycle.BeforeContainer;
-import net.jqwik.api.statistics.Statistics;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
@@ -79,32 +74,41 @@ class NbdReplyProperties {
         }
     }
 
-    @BeforeContainer
+    @BeforeAll
     static void loops() {
         group = new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory("ubd-nbd-props", true),
                 NioIoHandler.newFactory());
     }
 
-    @AfterContainer
+    @AfterAll
     static void shutDown() {
         group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
     }
 
-    @AfterProperty
+    @AfterEach
     void noBlockingCallOnAnEventLoop() {
         assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
     }
 
-    @Property(tries = 100)
-    void everyRequestEndsWithItsDataOrATypedErrorWithinTheTimeout(
-            @ForAll("scripts") List<Script> scripts, @ForAll("requests") List<Request> requests) throws Exception {
+    /** One case: how the server replies, and what the client asks. */
+    record Case(List<Script> scripts, List<Request> requests) {
+    }
+
+    @Test
+    void everyRequestEndsWithItsDataOrATypedErrorWithinTheTimeout() {
+        Gen<List<Script>> scripts = scripts();
+        Gen<List<Request>> requests = requests();
+        Cases.forAll(100, r -> new Case(scripts.next(r), requests.next(r)), c -> check(c.scripts(), c.requests()));
+    }
+
+    private void check(List<Script> scripts, List<Request> requests) {
         boolean benign = scripts.stream().allMatch(s -> s.reply().benign());
         try (FakeNbdServer server = new FakeNbdServer(SIZE)) {
             server.replier = hostile(scripts);
             server.mode = FakeNbdServer.Mode.SCRIPTED;
             NbdBackend nbd = NbdBackend.connect(server.uri(), NbdOptions.builder().noRetry().multiConn(false)
-                    .requestTimeout(benign ? BENIGN_REQUEST_TIMEOUT : REQUEST_TIMEOUT).connectTimeout(Duration.ofSeconds(5)).eventLoopGroup(group)
-                    .build()).block(Duration.ofSeconds(10));
+                    .requestTimeout(benign ? BENIGN_REQUEST_TIMEOUT : REQUEST_TIMEOUT)
+                    .connectTimeout(Duration.ofSeconds(5)).eventLoopGroup(group).build()).block(Duration.ofSeconds(10));
             try {
                 long t0 = System.nanoTime();
                 List<String> outcomes = Flux.fromIterable(requests).flatMap(r -> outcome(nbd, r))
@@ -112,7 +116,6 @@ class NbdReplyProperties {
                 long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
                 assertTrue(ms < ENDS_WITHIN.toMillis(), "all ended within the timeout: " + ms + " ms");
                 assertEquals(requests.size(), outcomes.size());
-                outcomes.forEach(o -> Statistics.collect(o));
                 if (benign) {
                     assertTrue(outcomes.stream().noneMatch(o -> o.endsWith("ETIMEDOUT") || o.endsWith("Exception")),
                             "a well-behaved server's replies all arrive: " + outcomes);
@@ -120,6 +123,8 @@ class NbdReplyProperties {
             } finally {
                 nbd.close().block(Duration.ofSeconds(10));
             }
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
         }
     }
 
@@ -267,24 +272,22 @@ class NbdReplyProperties {
         return c;
     }
 
-    @Provide
-    Arbitrary<List<Script>> scripts() {
-        Arbitrary<Reply> replies = Arbitraries.frequencyOf(
-                Tuple.of(6, Arbitraries.of(Reply.GOOD, Reply.DRIBBLED, Reply.ERROR)),
-                Tuple.of(4, Arbitraries.of(Reply.class)));
-        Arbitrary<Integer> numbers = Arbitraries.oneOf(Arbitraries.integers(), Arbitraries.integers().between(0, 64),
-                Arbitraries.of(1, 5, 12, 22, 28, 75, 95, 108, Integer.MIN_VALUE, -1, Integer.MAX_VALUE));
-        return Combinators.combine(replies, numbers).as(Script::new).list().ofMinSize(1).ofMaxSize(8);
+    static Gen<List<Script>> scripts() {
+        Gen<Reply> replies = Gen.<Reply>weighted().add(6, Gen.of(Reply.GOOD, Reply.DRIBBLED, Reply.ERROR))
+                .add(4, Gen.of(Reply.class));
+        Gen<Integer> numbers = Gen.oneOf(Gen.anyInt(), Gen.ints(0, 64),
+                Gen.of(1, 5, 12, 22, 28, 75, 95, 108, Integer.MIN_VALUE, -1, Integer.MAX_VALUE));
+        Gen<Script> script = r -> new Script(replies.next(r), numbers.next(r));
+        return script.list(1, 8);
     }
 
-    @Provide
-    Arbitrary<List<Request>> requests() {
-        Arbitrary<Integer> types = Arbitraries.frequency(Tuple.of(5, NbdProtocol.CMD_READ),
-                Tuple.of(3, NbdProtocol.CMD_WRITE), Tuple.of(1, NbdProtocol.CMD_FLUSH));
-        Arbitrary<Long> offsets = Arbitraries.longs().between(0, (SIZE - 70_000) / 512).map(s -> s * 512);
-        Arbitrary<Integer> lengths = Arbitraries.frequencyOf(
-                Tuple.of(4, Arbitraries.integers().between(1, 128).map(s -> s * 512)),
-                Tuple.of(1, Arbitraries.integers().between(1, 70_000)));
-        return Combinators.combine(types, offsets, lengths).as(Request::new).list().ofMinSize(1).ofMaxSize(6);
+    static Gen<List<Request>> requests() {
+        Gen<Integer> types = Gen.<Integer>weighted().value(5, NbdProtocol.CMD_READ).value(3, NbdProtocol.CMD_WRITE)
+                .value(1, NbdProtocol.CMD_FLUSH);
+        Gen<Long> offsets = Gen.longs(0, (SIZE - 70_000) / 512).map(s -> s * 512);
+        Gen<Integer> lengths = Gen.<Integer>weighted().add(4, Gen.ints(1, 128).map(s -> s * 512))
+                .add(1, Gen.ints(1, 70_000));
+        Gen<Request> request = r -> new Request(types.next(r), offsets.next(r), lengths.next(r));
+        return request.list(1, 6);
     }
 }

@@ -26,6 +26,11 @@ public final class NbdServers {
      * four full runs its greeting did not come within the library's default of 10 s (qemu-nbd's always did).
      */
     public static final Duration VM_CONNECT_TIMEOUT = Duration.ofSeconds(30);
+    /**
+     * How long a server may take to start listening: in the emulated VM a qemu-nbd with TLS credentials once took
+     * over 15 s (while another had taken 2 s).
+     */
+    static final Duration SERVER_START = Duration.ofSeconds(60);
     static final String QEMU_NBD = "/usr/bin/qemu-nbd";
     static final String INSTALL = "apt-get install nbd-server qemu-utils";
 
@@ -150,14 +155,24 @@ public final class NbdServers {
      * connections. The daemon's pid comes from {@code -p PIDFILE}, and {@link Server#kill()} kills it with the processes it forked for its clients.
      */
     public static Server nbdServer(Path dir, Path file, int port, String exportName) throws IOException {
+        return nbdServer(dir, file, port, exportName, "", "");
+    }
+
+    /**
+     * {@link #nbdServer(Path, Path, int, String)} with more configuration: {@code generic} lines for its
+     * {@code [generic]} section (e.g. TLS's certfile, keyfile, cacertfile), {@code export} lines for the export's
+     * (e.g. {@code readonly = true}); each line ends with a newline.
+     */
+    public static Server nbdServer(Path dir, Path file, int port, String exportName, String generic, String export)
+            throws IOException {
         require(NBD_SERVER);
         Path config = dir.resolve("nbd-server-" + port + ".conf");
         Path pidFile = dir.resolve("nbd-server-" + port + ".pid");
         Files.deleteIfExists(pidFile);
-        Files.writeString(config, nbdServerConfig(file, port, exportName));
+        Files.writeString(config, nbdServerConfig(file, port, exportName, generic, export));
         Server s = start(List.of(NBD_SERVER, "-C", config.toString(), "-p", pidFile.toString()), dir,
                 "nbd-server-" + port);
-        long end = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+        long end = System.nanoTime() + SERVER_START.toNanos();
         while (true) {
             String pid = Files.exists(pidFile) ? Files.readString(pidFile).strip() : "";
             if (!pid.isEmpty()) {
@@ -167,7 +182,8 @@ public final class NbdServers {
             }
             if (System.nanoTime() > end) {
                 s.kill();
-                throw new AssertionError("nbd-server wrote no pid file within 15 s:\n" + s.output());
+                throw new AssertionError("nbd-server wrote no pid file within " + SERVER_START.toSeconds() + " s:\n"
+                        + s.output());
             }
             sleep(20);
         }
@@ -177,14 +193,20 @@ public final class NbdServers {
 
     /** The exact configuration {@link #nbdServer} writes. */
     static String nbdServerConfig(Path file, int port, String exportName) {
+        return nbdServerConfig(file, port, exportName, "", "");
+    }
+
+    static String nbdServerConfig(Path file, int port, String exportName, String generic, String export) {
         return "[generic]\n"
                 + "    port = " + port + "\n"
                 + "    listenaddr = 127.0.0.1\n"
+                + generic
                 + "[" + exportName + "]\n"
                 + "    exportname = " + file.toAbsolutePath() + "\n"
                 + "    flush = true\n"
                 + "    fua = true\n"
-                + "    trim = true\n";
+                + "    trim = true\n"
+                + export;
     }
 
     /**
@@ -212,9 +234,9 @@ public final class NbdServers {
         return s;
     }
 
-    /** Waits (at most 15 s) until {@code port} accepts a connection. */
+    /** Waits (at most {@link #SERVER_START}) until {@code port} accepts a connection. */
     static void waitForPort(Server s, int port) {
-        long end = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+        long end = System.nanoTime() + SERVER_START.toNanos();
         while (System.nanoTime() < end) {
             if (!s.isAlive()) {
                 throw new AssertionError(s.command + " exited:\n" + s.output());
@@ -227,12 +249,13 @@ public final class NbdServers {
             }
         }
         s.kill();
-        throw new AssertionError(s.command + " did not listen on port " + port + " within 15 s:\n" + s.output());
+        throw new AssertionError(s.command + " did not listen on port " + port + " within " + SERVER_START.toSeconds()
+                + " s:\n" + s.output());
     }
 
-    /** Waits (at most 15 s) until the Unix socket accepts a connection. */
+    /** Waits (at most {@link #SERVER_START}) until the Unix socket accepts a connection. */
     static void waitForSocket(Server s, Path socket) {
-        long end = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+        long end = System.nanoTime() + SERVER_START.toNanos();
         while (System.nanoTime() < end) {
             if (!s.process.isAlive()) {
                 throw new AssertionError(s.command + " exited with " + s.process.exitValue() + ":\n" + s.output());
@@ -248,7 +271,8 @@ public final class NbdServers {
             sleep(50);
         }
         s.kill();
-        throw new AssertionError(s.command + " did not listen on " + socket + " within 15 s:\n" + s.output());
+        throw new AssertionError(s.command + " did not listen on " + socket + " within " + SERVER_START.toSeconds()
+                + " s:\n" + s.output());
     }
 
     public static void sleep(long ms) {

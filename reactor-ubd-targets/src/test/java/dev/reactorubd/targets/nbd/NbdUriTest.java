@@ -68,13 +68,43 @@ class NbdUriTest {
             "nbd+unix:///disk?socket=",               // empty socket
             "nbd+unix://host/disk?socket=/tmp/s",     // a host on a Unix socket
             "nbd+unix:///disk?sock=/tmp/s",           // unknown parameter
-            "nbds://host/disk",                       // TLS
+            "nbds://host/disk?tls-verify-peer=0",     // TLS without verifying the server
+            "nbds://host/disk?tls-type=psk",          // TLS with pre-shared keys
+            "nbd://host/disk?tls-certificates=/etc",  // TLS parameters without TLS
+            "nbds://host/disk?socket=/tmp/s",         // a socket on TCP TLS
+            "nbds+unix:///disk",                      // no socket
+            "nbds://host/disk?tls-hostname=",         // an empty name
             "nbd://ho st/disk",                       // not a URI
     })
     void badUrisSayWhatARightOneLooksLike(String bad) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NbdUri.parse(bad));
         assertTrue(e.getMessage().contains("nbd://HOST[:PORT]/EXPORT") && e.getMessage().contains("nbd+unix:///"),
                 e.getMessage());
+    }
+
+    @Test
+    void tlsUrisAskForTlsWithTheirParameters() {
+        NbdUri u = NbdUri.parse("nbds://example.com:10810/disk?tls-certificates=/etc/ubd/tls&tls-hostname=nbd.example"
+                + "&tls-type=x509&tls-verify-peer=1");
+        assertTrue(u.tls());
+        assertEquals("example.com", u.host());
+        assertEquals(10810, u.port());
+        assertEquals("disk", u.exportName());
+        assertEquals("/etc/ubd/tls", u.tlsCertificates());
+        assertEquals("nbd.example", u.tlsHostname());
+        assertEquals(u, NbdUri.parse(u.toString()));
+        NbdUri plain = NbdUri.parse("nbds://example.com/disk");
+        assertTrue(plain.tls());
+        assertNull(plain.tlsCertificates());
+        assertEquals("nbds://example.com:10809/disk", plain.toString());
+        NbdUri unix = NbdUri.parse("nbds+unix:///disk?socket=/run/nbd.sock&tls-certificates=/etc/tls");
+        assertTrue(unix.tls() && unix.isUnix());
+        assertEquals("/run/nbd.sock", unix.socketPath());
+        assertNull(unix.tlsHostname());
+        assertEquals(unix, NbdUri.parse(unix.toString()));
+        assertFalse(NbdUri.parse("nbd://example.com/disk").tls());
+        NbdUri odd = NbdUri.unix("/run/a b+c&d.sock", "x").withTls("/etc/tls 1+2&3", null);
+        assertEquals(odd, NbdUri.parse(odd.toString()), odd.toString());
     }
 
     @Test
