@@ -67,8 +67,11 @@ final class MirrorAssembly {
      * @param bitmap  the union of the bitmaps read (regions possibly written without every replica)
      * @param primary the replica resyncs copy from first
      * @param report  one line per replica, for the log
+     * @param members per slot, the member id the first superblock round writes: the one on record for a replica that
+     *                keeps its data, a new one for a replica that gets a full copy
      */
-    record Plan(Superblock base, boolean created, Start[] starts, DirtyMap bitmap, int primary, List<String> report) {
+    record Plan(Superblock base, boolean created, Start[] starts, DirtyMap bitmap, int primary, List<String> report,
+            long[] members) {
     }
 
     private MirrorAssembly() {
@@ -88,7 +91,7 @@ final class MirrorAssembly {
                 });
     }
 
-    private static Mono<Found> readSuperblock(BlockBackend replica, int i) {
+    static Mono<Found> readSuperblock(BlockBackend replica, int i) {
         int len = 2 * Superblock.BYTES;
         if (replica.size() < len) {
             return Mono.error(new MirrorAssemblyException("replica " + i + " (" + replica + ") is " + replica.size()
@@ -201,12 +204,21 @@ final class MirrorAssembly {
         for (int i = 0; i < n; i++) {
             Found f = found.get(i);
             byte role = auth.role(i);
+            long slotMember = auth.member(i);
+            int slot = i;
             String line;
             switch (f) {
                 case Valid v when v.sb().events() == auth.events() && role == Superblock.ROLE_ACTIVE -> {
                     starts[i] = Start.CURRENT;
                     current.add(i);
                     line = "current (events " + v.sb().events() + ")";
+                }
+                case Valid v when slotMember != 0 && v.sb().member(slot) != slotMember -> {
+                    // Its slot was given to another replica (a replace, or a blank one at an assembly) since it was
+                    // last written: the bitmaps were cleared without it, so only a full copy makes it current.
+                    starts[i] = Start.FULL_SYNC;
+                    line = "replaced (events " + v.sb().events() + " of " + auth.events() + "; its slot went to "
+                            + "another replica since): full sync";
                 }
                 case Valid v -> {
                     // Behind, or marked so by the newest superblock: the active replicas' bitmaps hold every region
@@ -274,8 +286,14 @@ final class MirrorAssembly {
                 }
             }
         }
+        long[] members = new long[n];
+        for (int i = 0; i < n; i++) {
+            long own = found.get(i) instanceof Valid v ? v.sb().member(i) : 0;
+            members[i] = starts[i] == Start.FULL_SYNC ? newMemberId()
+                    : auth.member(i) != 0 ? auth.member(i) : own != 0 ? own : newMemberId();
+        }
         long regions = (auth.dataSize() + auth.regionBytes() - 1) / auth.regionBytes();
-        return new Plan(auth, false, starts, new DirtyMap(regions), primary, report);
+        return new Plan(auth, false, starts, new DirtyMap(regions), primary, report, members);
     }
 
     private static Plan create(BlockBackend[] replicas, List<Found> found, MirrorOptions options) {
@@ -309,10 +327,14 @@ final class MirrorAssembly {
             throw new MirrorAssemblyException("replica " + source + " (" + replicas[source] + ") of a new mirror "
                     + "could not be read: " + found.get(source) + "; fix it or give another");
         }
+        long[] members = new long[n];
+        for (int i = 0; i < n; i++) {
+            members[i] = newMemberId();
+        }
         Superblock base = new Superblock(randomId(), 0, 0, region, false, dataOffset, dataSize, bitmapBytes,
-                roles);
+                roles, members);
         long regions = (dataSize + region - 1) / region;
-        return new Plan(base, true, starts, new DirtyMap(regions), source, report);
+        return new Plan(base, true, starts, new DirtyMap(regions), source, report, members);
     }
 
     /** ORs the bitmap of every replica with a valid superblock into the plan's. */
@@ -368,6 +390,15 @@ final class MirrorAssembly {
         long msb = (r.nextLong() & ~0xF000L) | 0x4000L;
         long lsb = (r.nextLong() & ~(0xC000000000000000L)) | 0x8000000000000000L;
         return new UUID(msb, lsb);
+    }
+
+    /** A non-zero random member id (0 means "not recorded"). */
+    static long newMemberId() {
+        long id;
+        do {
+            id = java.util.concurrent.ThreadLocalRandom.current().nextLong();
+        } while (id == 0);
+        return id;
     }
 
     static long roundUp(long x, long unit) {

@@ -2,11 +2,12 @@ package dev.reactorubd.targets.compose;
 
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Queue;
 import java.util.Set;
@@ -54,9 +55,11 @@ import reactor.core.scheduler.Schedulers;
  * RESYNCING, gets every write from then on, and a background copy reads each dirty region from an in-sync replica and
  * writes it to the reinstated one, one region per loop turn, while IO continues. A region with a write in flight is
  * copied later, and a region written while it was being copied is copied again (a generation check per region
- * stripe), so a copy never overwrites newer data. When no region is dirty and no write that skipped the replica is
- * still in flight, the replica is IN_SYNC again and serves reads. A failure during the copy marks the replica (or the
- * source it read from) FAILED again; the regions not yet copied stay dirty for the next reinstate.
+ * stripe), so a copy never overwrites newer data for long. When no region is dirty, no write that skipped the
+ * replica is still in flight, and no copy to it is (not even one of an earlier resync that a new failure ended: it may
+ * still land, and its region is then copied again), the replica is IN_SYNC again and serves reads. A failure during
+ * the copy marks the replica (or the source it read from) FAILED again; the regions not yet copied stay dirty for the
+ * next reinstate.
  *
  * <p>A write completes only when every replica it was sent to has answered: wrap replicas that can hang in a {@link
  * TimeoutBackend} ({@code Backends.mirror(Backends.from(a).timeout(d), ...)}) so that a hung replica fails (and is
@@ -79,9 +82,12 @@ public final class MirrorBackend extends ComposableBackend {
     private static final Logger log = LoggerFactory.getLogger(MirrorBackend.class);
 
     private final Shared s;
-    private final BlockBackend[] parts;
+    /** Per slot, the replica this view sends to: its member, and that member's backend as bound to this view's queue. */
+    private final AtomicReferenceArray<Seat> seats;
     /** The queue's loop for a bound view; null when unbound. */
     private final Scheduler loop;
+    /** The queue of a bound view; null when unbound. */
+    private final UbdQueue queue;
     private final ByteBufAllocator copyAllocator;
 
     MirrorBackend(int regionBytes, BlockBackend[] replicas) {
@@ -90,15 +96,17 @@ public final class MirrorBackend extends ComposableBackend {
             throw new IllegalArgumentException("a mirror has at most 64 replicas; was " + checked.length);
         }
         this.s = new Shared(this, regionBytes, checked);
-        this.parts = checked;
+        this.seats = s.unboundSeats();
         this.loop = null;
+        this.queue = null;
         this.copyAllocator = checked[0].allocator();
     }
 
     private MirrorBackend(MirrorAssembly.Plan plan, MirrorOptions options, BlockBackend[] replicas) {
         this.s = new Shared(this, plan, options, replicas);
-        this.parts = replicas;
+        this.seats = s.unboundSeats();
         this.loop = null;
+        this.queue = null;
         this.copyAllocator = replicas[0].allocator();
     }
 
@@ -139,11 +147,68 @@ public final class MirrorBackend extends ComposableBackend {
         });
     }
 
-    private MirrorBackend(Shared s, BlockBackend[] bound, UbdQueue queue) {
+    private MirrorBackend(Shared s, Member[] members, BlockBackend[] bound, UbdQueue queue) {
         this.s = s;
-        this.parts = bound;
+        this.seats = new AtomicReferenceArray<>(members.length);
+        for (int r = 0; r < members.length; r++) {
+            seats.set(r, new Seat(members[r], bound[r]));
+        }
         this.loop = queue.scheduler();
+        this.queue = queue;
         this.copyAllocator = queue.allocator();
+    }
+
+    /** A replica in a slot: what fills the slot from the assembly (or the last replace) until a replace. */
+    static final class Member {
+        final int slot;
+        final BlockBackend backend;
+        /** The id the superblocks record for the slot's occupant (docs/mirror.md). */
+        final long id;
+        /** The regions written without this replica and not yet copied to it. */
+        final DirtyMap dirty;
+        /** Requests and metadata IO sent to it and not yet terminated: a replaced replica is closed once it is 0. */
+        final AtomicInteger inFlight = new AtomicInteger();
+        /**
+         * Resync copies sent to it whose outcome is not recorded yet, whichever resync sent them: a copy of a resync
+         * that a later failure superseded may still land, so no resync of this replica ends before it is 0.
+         */
+        final AtomicInteger copying = new AtomicInteger();
+
+        Member(int slot, BlockBackend backend, long id, long regions) {
+            this.slot = slot;
+            this.backend = backend;
+            this.id = id;
+            this.dirty = new DirtyMap(regions);
+        }
+
+        /** One request or metadata IO of it has terminated. */
+        void exit() {
+            inFlight.decrementAndGet();
+        }
+
+        @Override
+        public String toString() {
+            return backend.toString();
+        }
+    }
+
+    /** A slot as one view sees it: the member, and its backend as bound to the view's queue. */
+    private record Seat(Member member, BlockBackend part) {
+    }
+
+    /**
+     * Slot {@code r}'s seat, counted in flight, if the slot's state word is still {@code st} (read before); else null.
+     * A replace changes the state word before it changes the seats, so a seat taken while the word is unchanged is the
+     * member that word describes.
+     */
+    private Seat enter(int r, long st) {
+        Seat seat = seats.get(r);
+        seat.member.inFlight.incrementAndGet();
+        if (s.states.get(r) != st) {
+            seat.member.exit();
+            return null;
+        }
+        return seat;
     }
 
     // ---------------------------------------------------------------- public API
@@ -185,7 +250,7 @@ public final class MirrorBackend extends ComposableBackend {
      * @return regions of replica {@code replica} recorded as written without it and not yet copied back
      */
     public long dirtyRegions(int replica) {
-        return s.dirty[s.check(replica)].count();
+        return s.members.get(s.check(replica)).dirty.count();
     }
 
     /** {@return regions copied by resyncs since the mirror was made} */
@@ -245,7 +310,11 @@ public final class MirrorBackend extends ComposableBackend {
 
     /** {@return the replicas (a queue's view: its bound replicas), in order} */
     public List<BlockBackend> replicas() {
-        return List.of(parts);
+        List<BlockBackend> out = new ArrayList<>(s.n);
+        for (int r = 0; r < s.n; r++) {
+            out.add(seats.get(r).part);
+        }
+        return out;
     }
 
     /**
@@ -263,6 +332,42 @@ public final class MirrorBackend extends ComposableBackend {
         return Mono.defer(() -> s.reinstate(replica));
     }
 
+    /**
+     * Puts {@code replacement} in slot {@code replica} in place of the replica there, while IO continues: for a disk
+     * that died, or to move a replica elsewhere. On subscription:
+     * <ol>
+     * <li>the replacement is checked: at least the mirror's size (plus the metadata area for a persistent mirror),
+     * every capability the mirror offers (DISCARD, WRITE_ZEROES, FUA where it has FLUSH), and for a persistent
+     * mirror a start that is blank or this mirror's superblock (never another mirror's or other data);</li>
+     * <li>it is bound to every queue the mirror is bound to;</li>
+     * <li>the old replica is marked FAILED (a {@link HealthEvent} FAILED -&gt; FAILED says "replaced" when it was
+     * failed already) and the slot's replica is swapped on every queue at once: requests already sent to the old one
+     * finish there, and none reaches it afterwards; a failure of the old one no longer counts against the slot;</li>
+     * <li>the replacement gets a new member id and, for a persistent mirror, its superblock (role "needs a full
+     * copy"): should the old replica come back at a later assembly, it gets a full copy too, never a resync from the
+     * bitmap, which was cleared without it;</li>
+     * <li>its full sync starts (RESYNCING, like {@link #reinstate}), and the old replica is closed once no request
+     * sent to it is left (after at most {@link #RETIRE_WAIT}, closed then anyway, with a warning).</li>
+     * </ol>
+     * The Mono completes after step 4 (the replacement is in place and on record); {@link #reinstate(int)} then waits
+     * for the sync, {@link #states()} and {@link #dirtyRegions(int)} show its progress. A replace of the only in-sync
+     * replica is refused: nothing would hold the data to copy.
+     *
+     * @param replica     the slot, from 0
+     * @param replacement the new replica (unbound, opened by the caller; the mirror closes it when it closes)
+     * @return a Mono that completes once the replacement is in place, or fails with {@link MirrorReplaceException}
+     *         (nothing changed; the replacement is not closed: the caller closes it), or with the error of a bind
+     * @throws IllegalArgumentException for an index that is not a replica's
+     */
+    public Mono<Void> replace(int replica, BlockBackend replacement) {
+        s.check(replica);
+        java.util.Objects.requireNonNull(replacement, "replacement");
+        return Mono.defer(() -> s.replace(replica, replacement));
+    }
+
+    /** How long a replaced replica may keep requests in flight before it is closed anyway. */
+    public static final java.time.Duration RETIRE_WAIT = java.time.Duration.ofSeconds(30);
+
     // ---------------------------------------------------------------- requests
 
     @Override
@@ -272,12 +377,28 @@ public final class MirrorBackend extends ComposableBackend {
     }
 
     private Mono<ByteBuf> readFrom(long offset, int length, ByteBufAllocator allocator, long tried, Throwable last) {
-        int r = s.pickReadable(tried);
-        if (r < 0) {
-            return Mono.error(Support.ioError(Errno.EIO, "no in-sync replica could read " + offset + "+" + length
-                    + (last != null ? " (last error: " + Support.describe(last) + ")" : "")));
+        int r;
+        Seat seat = null;
+        while (true) {
+            r = s.pickReadable(tried);
+            if (r < 0) {
+                return Mono.error(Support.ioError(Errno.EIO, "no in-sync replica could read " + offset + "+" + length
+                        + (last != null ? " (last error: " + Support.describe(last) + ")" : "")));
+            }
+            long st = s.states.get(r);
+            if (Shared.stateOf(st) == ReplicaState.IN_SYNC && (seat = enter(r, st)) != null) {
+                break;
+            }
+            tried |= 1L << r; // changing state under this read (failing, or being replaced)
         }
-        return Support.<ByteBuf>call(() -> parts[r].read(s.dataOffset + offset, length, allocator))
+        Seat from = seat;
+        int slot = r;
+        long triedNow = tried;
+        return readFrom(from, slot, offset, length, allocator, triedNow);
+    }
+
+    private Mono<ByteBuf> readFrom(Seat from, int r, long offset, int length, ByteBufAllocator allocator, long tried) {
+        return Support.<ByteBuf>call(() -> from.part.read(s.dataOffset + offset, length, allocator))
                 .switchIfEmpty(Mono.error(() -> Support.ioError(Errno.EIO, "the read answered no data")))
                 .<ByteBuf>handle((buf, sink) -> {
                     if (buf.readableBytes() == length) {
@@ -288,8 +409,9 @@ public final class MirrorBackend extends ComposableBackend {
                         sink.error(Support.ioError(Errno.EIO, "the read answered " + got + " bytes of " + length));
                     }
                 })
+                .doFinally(sig -> from.member.exit())
                 .onErrorResume(e -> {
-                    s.fail(r, "read of " + offset + "+" + length + " failed: " + Support.describe(e));
+                    s.fail(from.member, "read of " + offset + "+" + length + " failed: " + Support.describe(e));
                     Mono<ByteBuf> next = Mono.defer(() -> readFrom(offset, length, allocator, tried | (1L << r), e));
                     return loop == null ? next : next.subscribeOn(loop);
                 });
@@ -300,26 +422,26 @@ public final class MirrorBackend extends ComposableBackend {
         int length = data.readableBytes();
         Mono<Void> bad = Support.outOfRange(s.size, offset, length, this);
         // Each replica reads the data through its own indices.
-        return bad != null ? bad : update(offset, length, false, r -> parts[r].write(s.dataOffset + offset, data.duplicate(), fua),
+        return bad != null ? bad : update(offset, length, false, p -> p.part.write(s.dataOffset + offset, data.duplicate(), fua),
                 "write");
     }
 
     @Override
     public Mono<Void> flush() {
-        return update(0, 0, true, r -> Support.hasFlush(s.replicas[r]) ? parts[r].flush() : Mono.empty(), "flush");
+        return update(0, 0, true, p -> Support.hasFlush(p.member.backend) ? p.part.flush() : Mono.empty(), "flush");
     }
 
     @Override
     public Mono<Void> discard(long offset, long length) {
         Mono<Void> bad = check(offset, length, Capability.DISCARD);
-        return bad != null ? bad : update(offset, length, false, r -> parts[r].discard(s.dataOffset + offset, length), "discard");
+        return bad != null ? bad : update(offset, length, false, p -> p.part.discard(s.dataOffset + offset, length), "discard");
     }
 
     @Override
     public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
         Mono<Void> bad = check(offset, length, Capability.WRITE_ZEROES);
         return bad != null ? bad : update(offset, length, false,
-                r -> parts[r].writeZeroes(s.dataOffset + offset, length, noUnmap), "write-zeroes");
+                p -> p.part.writeZeroes(s.dataOffset + offset, length, noUnmap), "write-zeroes");
     }
 
     private Mono<Void> check(long offset, long length, Capability c) {
@@ -328,7 +450,8 @@ public final class MirrorBackend extends ComposableBackend {
     }
 
     /** Sends a modifying request to every replica in or coming into sync; see the class comment. */
-    private Mono<Void> update(long offset, long length, boolean isFlush, IntFunction<Mono<Void>> op, String what) {
+    private Mono<Void> update(long offset, long length, boolean isFlush, java.util.function.Function<Seat, Mono<Void>> op,
+            String what) {
         return Mono.defer(() -> {
             boolean track = length > 0;
             long first = track ? offset / s.region : 0;
@@ -339,22 +462,26 @@ public final class MirrorBackend extends ComposableBackend {
             int n = s.n;
             boolean[] skipped = new boolean[n];
             boolean[] inSync = new boolean[n];
-            int[] targets = new int[n];
+            Seat[] targets = new Seat[n];
             int count = 0;
             for (int r = 0; r < n; r++) {
                 while (true) {
                     long st = s.states.get(r);
                     ReplicaState state = Shared.stateOf(st);
                     if (state != ReplicaState.FAILED) {
+                        Seat seat = enter(r, st);
+                        if (seat == null) {
+                            continue; // its state changed meanwhile: look again
+                        }
                         inSync[r] = state == ReplicaState.IN_SYNC;
-                        targets[count++] = r;
+                        targets[count++] = seat;
                         break;
                     }
                     // Skipping a failed replica: record it before checking that the state did not change meanwhile
                     // (a reinstate): a resync can then not finish before this write's regions are copied.
                     s.skippers.incrementAndGet(r);
                     if (track) {
-                        s.dirty[r].mark(first, last);
+                        s.members.get(r).dirty.mark(first, last);
                     }
                     if (s.states.get(r) == st) {
                         skipped[r] = true;
@@ -363,6 +490,7 @@ public final class MirrorBackend extends ComposableBackend {
                     s.skippers.decrementAndGet(r);
                 }
             }
+            int entered = count;
             Runnable finish = () -> {
                 if (track) {
                     s.writes.end(first, last);
@@ -371,6 +499,9 @@ public final class MirrorBackend extends ComposableBackend {
                     if (skipped[r]) {
                         s.skippers.decrementAndGet(r);
                     }
+                }
+                for (int i = 0; i < entered; i++) {
+                    targets[i].member.exit();
                 }
             };
             if (count == 0) {
@@ -386,10 +517,10 @@ public final class MirrorBackend extends ComposableBackend {
             AtomicInteger ok = new AtomicInteger();
             Mono<?>[] calls = new Mono<?>[count];
             for (int i = 0; i < count; i++) {
-                int r = targets[i];
-                boolean counts = inSync[r];
+                Seat seat = targets[i];
+                boolean counts = inSync[seat.member.slot];
                 // Deferred: a replica may start its IO when called, and it must not before the bitmap is on disk.
-                calls[i] = Mono.defer(() -> Support.<Void>call(() -> op.apply(r)))
+                calls[i] = Mono.defer(() -> Support.<Void>call(() -> op.apply(seat)))
                         .doOnSuccess(v -> {
                             if (counts) {
                                 ok.incrementAndGet();
@@ -397,7 +528,7 @@ public final class MirrorBackend extends ComposableBackend {
                         })
                         .onErrorResume(e -> {
                             failedOne.set(true);
-                            s.partFailed(r, isFlush, first, last, what + (track ? " of " + offset + "+" + length : "")
+                            s.partFailed(seat.member, isFlush, first, last, what + (track ? " of " + offset + "+" + length : "")
                                     + " failed: " + Support.describe(e));
                             return Mono.empty();
                         });
@@ -423,12 +554,12 @@ public final class MirrorBackend extends ComposableBackend {
         });
     }
 
-    /** Copies one region from {@code src} to {@code dst} with this view's replicas; a source's failure is marked. */
-    private Mono<Void> copy(int src, int dst, long region) {
+    /** Copies one region from {@code src} to {@code dst} (seats of this view); a source's failure is marked. */
+    private Mono<Void> copy(Seat src, Seat dst, long region) {
         long at = region * s.region;
         int len = (int) Math.min(s.region, s.size - at);
         long off = s.dataOffset + at;
-        return Support.<ByteBuf>call(() -> parts[src].read(off, len, copyAllocator))
+        return Support.<ByteBuf>call(() -> src.part.read(off, len, copyAllocator))
                 .switchIfEmpty(Mono.error(() -> Support.ioError(Errno.EIO, "the read answered no data")))
                 .onErrorMap(SourceFailure::new)
                 .flatMap(buf -> {
@@ -438,7 +569,7 @@ public final class MirrorBackend extends ComposableBackend {
                         return Mono.error(new SourceFailure(Support.ioError(Errno.EIO, "the read answered " + got
                                 + " bytes of " + len)));
                     }
-                    Mono<Void> w = Mono.defer(() -> Support.<Void>call(() -> parts[dst].write(off, buf, false)));
+                    Mono<Void> w = Mono.defer(() -> Support.<Void>call(() -> dst.part.write(off, buf, false)));
                     return (loop == null ? w : w.subscribeOn(loop)).doFinally(sig -> buf.release());
                 });
     }
@@ -461,11 +592,28 @@ public final class MirrorBackend extends ComposableBackend {
     /** Binds every replica to {@code queue}; the view shares this mirror's health, dirty maps and resyncs. */
     @Override
     public Mono<BlockBackend> bind(UbdQueue queue) {
-        return Support.bindAll(s.replicas, queue).map(bound -> {
-            MirrorBackend view = new MirrorBackend(s, bound, queue);
-            s.views.add(view);
-            queue.onTerminated().doFinally(sig -> s.views.remove(view)).subscribe(v -> { }, e -> { });
-            return view;
+        return Mono.defer(() -> {
+            Member[] members = s.currentMembers();
+            BlockBackend[] backends = new BlockBackend[members.length];
+            for (int r = 0; r < members.length; r++) {
+                backends[r] = members[r].backend;
+            }
+            return Support.bindAll(backends, queue).flatMap(bound -> {
+                MirrorBackend view;
+                synchronized (s.lock) {
+                    if (!java.util.Arrays.equals(members, s.currentMembers())) {
+                        view = null; // a replace came between: bind its replica too
+                    } else {
+                        view = new MirrorBackend(s, members, bound, queue);
+                        s.views.add(view);
+                    }
+                }
+                if (view == null) {
+                    return bind(queue);
+                }
+                queue.onTerminated().doFinally(sig -> s.views.remove(view)).subscribe(v -> { }, e -> { });
+                return Mono.just(view);
+            });
         });
     }
 
@@ -476,7 +624,7 @@ public final class MirrorBackend extends ComposableBackend {
 
     @Override
     public ByteBufAllocator allocator() {
-        return parts[0].allocator();
+        return seats.get(0).part.allocator();
     }
 
     @Override
@@ -492,7 +640,7 @@ public final class MirrorBackend extends ComposableBackend {
 
     @Override
     public String toString() {
-        return "mirror(" + Arrays.toString(parts) + ")";
+        return "mirror(" + replicas() + ")";
     }
 
     // ---------------------------------------------------------------- shared state
@@ -500,14 +648,17 @@ public final class MirrorBackend extends ComposableBackend {
     /** Everything the unbound mirror and its queue views share. */
     private static final class Shared {
         final MirrorBackend unbound;
-        final BlockBackend[] replicas;
+        /** Per slot, its replica; changed by a replace only. */
+        final AtomicReferenceArray<Member> members;
+        /** Replaced replicas waiting for their requests in flight to end before they are closed. */
+        final Set<Member> retiring = java.util.concurrent.ConcurrentHashMap.newKeySet();
         final int n;
+        final long regions;
         final long size;
         final int region;
         final Set<Capability> capabilities;
         /** Per replica: (version << 2) | state ordinal; the version changes with every transition. */
         final AtomicLongArray states;
-        final DirtyMap[] dirty;
         /** Per replica: writes in flight that skipped it. */
         final AtomicIntegerArray skippers;
         /** Per replica: a flush failed on it, so everything must be copied on reinstate. */
@@ -517,6 +668,11 @@ public final class MirrorBackend extends ComposableBackend {
         final AtomicLong copied = new AtomicLong();
         final Object lock = new Object();
         final AtomicReferenceArray<Resync> resyncs;
+        /**
+         * Every resync not ended yet, the current ones and those a reinstate superseded while a copy of theirs was in
+         * flight: a close stops them all, so that no copy outlives the mirror (holding its buffer).
+         */
+        final Set<Resync> running = java.util.concurrent.ConcurrentHashMap.newKeySet();
         final Queue<HealthEvent> pending = new ConcurrentLinkedQueue<>();
         final AtomicInteger emitting = new AtomicInteger();
         final Sinks.Many<HealthEvent> sink = Sinks.many().multicast().directBestEffort();
@@ -540,7 +696,6 @@ public final class MirrorBackend extends ComposableBackend {
                         + regionBytes);
             }
             this.unbound = unbound;
-            this.replicas = replicas;
             this.n = replicas.length;
             this.region = regionBytes;
             long min = Long.MAX_VALUE;
@@ -555,11 +710,11 @@ public final class MirrorBackend extends ComposableBackend {
             this.size = min;
             this.capabilities = Support.combined(replicas);
             this.states = new AtomicLongArray(n);
-            this.dirty = new DirtyMap[n];
-            long regions = (size + region - 1) / region;
+            this.regions = (size + region - 1) / region;
+            this.members = new AtomicReferenceArray<>(n);
             for (int i = 0; i < n; i++) {
                 states.set(i, ReplicaState.IN_SYNC.ordinal());
-                dirty[i] = new DirtyMap(regions);
+                members.set(i, new Member(i, replicas[i], MirrorAssembly.newMemberId(), regions));
             }
             this.skippers = new AtomicIntegerArray(n);
             this.fullResync = new AtomicIntegerArray(n);
@@ -576,15 +731,14 @@ public final class MirrorBackend extends ComposableBackend {
         Shared(MirrorBackend unbound, MirrorAssembly.Plan plan, MirrorOptions options, BlockBackend[] replicas) {
             Superblock base = plan.base();
             this.unbound = unbound;
-            this.replicas = replicas;
             this.n = replicas.length;
             this.region = base.regionBytes();
             this.size = base.dataSize();
             this.dataOffset = base.dataOffset();
             this.capabilities = Support.combined(replicas);
             this.states = new AtomicLongArray(n);
-            this.dirty = new DirtyMap[n];
-            long regions = (size + region - 1) / region;
+            this.regions = (size + region - 1) / region;
+            this.members = new AtomicReferenceArray<>(n);
             this.skippers = new AtomicIntegerArray(n);
             this.fullResync = new AtomicIntegerArray(n);
             this.resyncs = new AtomicReferenceArray<>(n);
@@ -593,7 +747,9 @@ public final class MirrorBackend extends ComposableBackend {
             this.mirrorId = base.mirrorId();
             this.starts = plan.starts();
             for (int i = 0; i < n; i++) {
-                dirty[i] = new DirtyMap(regions);
+                Member m = new Member(i, replicas[i], plan.members()[i], regions);
+                members.set(i, m);
+                DirtyMap dirty = m.dirty;
                 MirrorAssembly.Start st = plan.starts()[i];
                 states.set(i, (st == MirrorAssembly.Start.CURRENT ? ReplicaState.IN_SYNC : ReplicaState.FAILED)
                         .ordinal());
@@ -601,18 +757,36 @@ public final class MirrorBackend extends ComposableBackend {
                     case CURRENT -> { }
                     case CRASH_RESYNC -> {
                         crashResync.set(i, 1);
-                        copy(plan.bitmap(), dirty[i]);
+                        copy(plan.bitmap(), dirty);
                     }
-                    case BITMAP_RESYNC -> copy(plan.bitmap(), dirty[i]);
+                    case BITMAP_RESYNC -> copy(plan.bitmap(), dirty);
                     case FULL_SYNC -> {
                         fullSync.set(i, 1);
-                        dirty[i].markAll();
+                        dirty.markAll();
                     }
                     case FAILED -> fullResync.set(i, 1);
                 }
             }
-            this.journal = new MirrorJournal(new JournalHost(this), replicas, base, base.events(), plan.bitmap(),
+            this.journal = new MirrorJournal(new JournalHost(this), n, base, base.events(), plan.bitmap(),
                     options.clearDelay());
+        }
+
+        /** The unbound mirror's seats: every member with its own backend. */
+        AtomicReferenceArray<Seat> unboundSeats() {
+            AtomicReferenceArray<Seat> out = new AtomicReferenceArray<>(n);
+            for (int r = 0; r < n; r++) {
+                Member m = members.get(r);
+                out.set(r, new Seat(m, m.backend));
+            }
+            return out;
+        }
+
+        Member[] currentMembers() {
+            Member[] out = new Member[n];
+            for (int r = 0; r < n; r++) {
+                out[r] = members.get(r);
+            }
+            return out;
         }
 
         private static void copy(DirtyMap from, DirtyMap to) {
@@ -697,9 +871,9 @@ public final class MirrorBackend extends ComposableBackend {
             }
             states.set(r, (((cur >>> 2) + 1) << 2) | to.ordinal());
             if (to == ReplicaState.FAILED) {
-                log.warn("mirror replica {} ({}): {} -> {}: {}", r, replicas[r], from, to, reason);
+                log.warn("mirror replica {} ({}): {} -> {}: {}", r, members.get(r), from, to, reason);
             } else {
-                log.info("mirror replica {} ({}): {} -> {}: {}", r, replicas[r], from, to, reason);
+                log.info("mirror replica {} ({}): {} -> {}: {}", r, members.get(r), from, to, reason);
             }
             if (to == ReplicaState.IN_SYNC) {
                 fullSync.set(r, 0);
@@ -734,10 +908,12 @@ public final class MirrorBackend extends ComposableBackend {
             } while (emitting.decrementAndGet() != 0);
         }
 
-        void fail(int r, String reason) {
+        /** Fails replica {@code m}; nothing when it has left its slot (a request to a replaced replica failed). */
+        void fail(Member m, String reason) {
+            int r = m.slot;
             synchronized (lock) {
                 ReplicaState st = state(r);
-                if (st != ReplicaState.FAILED) {
+                if (members.get(r) == m && st != ReplicaState.FAILED) {
                     transitionLocked(r, st, ReplicaState.FAILED, reason);
                 }
             }
@@ -750,20 +926,22 @@ public final class MirrorBackend extends ComposableBackend {
          * either. The first in-sync one stays; every other one is failed with the regions marked and reinstated at
          * once, so that those regions are copied from it and reads go to it meanwhile.
          */
-        void givenUp(int[] targets, int count, long first, long last, String what) {
+        void givenUp(Seat[] targets, int count, long first, long last, String what) {
             int keep = -1;
             for (int i = 0; i < count && keep < 0; i++) {
-                if (state(targets[i]) == ReplicaState.IN_SYNC) {
-                    keep = targets[i];
+                Member m = targets[i].member;
+                if (members.get(m.slot) == m && state(m.slot) == ReplicaState.IN_SYNC) {
+                    keep = m.slot;
                 }
             }
             if (keep < 0) {
                 return; // none was in sync: the resyncing ones copy these regions anyway once they are marked
             }
             for (int i = 0; i < count; i++) {
-                int r = targets[i];
-                if (r != keep && state(r) != ReplicaState.FAILED) {
-                    partFailed(r, false, first, last, what + " was given up (timed out) before every replica "
+                Member m = targets[i].member;
+                int r = m.slot;
+                if (r != keep && members.get(r) == m && state(r) != ReplicaState.FAILED) {
+                    partFailed(m, false, first, last, what + " was given up (timed out) before every replica "
                             + "answered; its regions are copied again from replica " + keep);
                     reinstate(r, "regions of a given-up write to copy from replica " + keep)
                             .subscribe(null, e -> log.warn("mirror replica {}: resync after a given-up write failed: {}",
@@ -772,18 +950,192 @@ public final class MirrorBackend extends ComposableBackend {
             }
         }
 
-        /** A modifying request failed on replica {@code r}: record what it missed, then fail it. */
-        void partFailed(int r, boolean isFlush, long first, long last, String reason) {
-            if (isFlush) {
-                fullResync.set(r, 1);
-            } else if (last >= first) {
-                dirty[r].mark(first, last);
+        /** A modifying request failed on replica {@code m}: record what it missed, then fail it. */
+        void partFailed(Member m, boolean isFlush, long first, long last, String reason) {
+            if (members.get(m.slot) != m) {
+                return; // replaced since: the request's failure says nothing of the slot's new replica
             }
-            fail(r, reason);
+            if (isFlush) {
+                fullResync.set(m.slot, 1);
+            } else if (last >= first) {
+                m.dirty.mark(first, last);
+            }
+            fail(m, reason);
         }
 
         Mono<Void> reinstate(int r) {
             return reinstate(r, "reinstated");
+        }
+
+        /** Per slot: 1 while a replace of it runs. */
+        final AtomicIntegerArray replacing = new AtomicIntegerArray(64);
+
+        Mono<Void> replace(int r, BlockBackend with) {
+            String unsuitable = unsuitable(r, with);
+            if (unsuitable != null) {
+                return Mono.error(new MirrorReplaceException(MirrorReplaceException.Kind.UNSUITABLE, unsuitable));
+            }
+            String notNow = notNow(r);
+            if (notNow != null) {
+                return Mono.error(new MirrorReplaceException(MirrorReplaceException.Kind.NOT_NOW, notNow));
+            }
+            if (!replacing.compareAndSet(r, 0, 1)) {
+                return Mono.error(new MirrorReplaceException(MirrorReplaceException.Kind.NOT_NOW, "replica " + r
+                        + " is being replaced already: wait for that replace to end"));
+            }
+            Mono<Void> checked = journal == null ? Mono.empty() : checkStart(r, with);
+            return checked
+                    .then(Mono.defer(() -> swap(r, with, new java.util.IdentityHashMap<>(), 0)))
+                    // Before the outcome is signalled (not after, as doFinally): a caller may retry at once.
+                    .doOnTerminate(() -> replacing.set(r, 0))
+                    .doOnCancel(() -> replacing.set(r, 0));
+        }
+
+        /** Why {@code with} cannot take slot {@code r}, or null. */
+        private String unsuitable(int r, BlockBackend with) {
+            for (int i = 0; i < n; i++) {
+                if (members.get(i).backend == with) {
+                    return "the replacement (" + with + ") is replica " + i + " of this mirror already: give another";
+                }
+            }
+            long need = dataOffset + size;
+            if (with.size() < need) {
+                return "the replacement (" + with + ") is " + (with.size() < 0 ? "of unknown size" : with.size()
+                        + " bytes") + "; replica " + r + " needs at least " + need + (dataOffset > 0 ? " ("
+                        + dataOffset + " of metadata and " + size + " of data)" : "") + ": give a larger one";
+            }
+            BlockBackend[] after = new BlockBackend[n];
+            for (int i = 0; i < n; i++) {
+                after[i] = i == r ? with : members.get(i).backend;
+            }
+            EnumSet<Capability> missing = EnumSet.noneOf(Capability.class);
+            missing.addAll(capabilities);
+            missing.removeAll(Support.combined(after));
+            if (!missing.isEmpty()) {
+                return "the replacement (" + with + ") lacks " + missing + ", which the mirror offers (its device was "
+                        + "made with them): give a replica that supports them";
+            }
+            return null;
+        }
+
+        /** Why slot {@code r} cannot be given up now, or null. */
+        private String notNow(int r) {
+            if (closed) {
+                return "the mirror is closed";
+            }
+            for (int i = 0; i < n; i++) {
+                if (i != r && state(i) == ReplicaState.IN_SYNC) {
+                    return null;
+                }
+            }
+            return "no replica but " + r + " is in sync (" + statesText() + "): replacing it would leave nothing to "
+                    + "copy from. Reinstate or wait for another replica first";
+        }
+
+        /** Refuses a replacement for a persistent mirror whose start holds another mirror's superblock, or other data. */
+        private Mono<Void> checkStart(int r, BlockBackend with) {
+            return MirrorAssembly.readSuperblock(with, r).flatMap(found -> switch (found) {
+                case MirrorAssembly.Blank b -> Mono.<Void>empty();
+                case MirrorAssembly.Valid v when v.sb().mirrorId().equals(mirrorId) -> Mono.<Void>empty();
+                case MirrorAssembly.Valid v -> Mono.<Void>error(new MirrorReplaceException(
+                        MirrorReplaceException.Kind.UNSUITABLE, "the replacement (" + with + ") is replica "
+                        + v.sb().slot() + " of another mirror (" + v.sb().mirrorId() + "): its data would be lost. "
+                        + "Give a blank replica, or zero its first " + MirrorAssembly.DATA_ALIGN + " bytes to reuse "
+                        + "it"));
+                case MirrorAssembly.Damaged d -> Mono.<Void>error(new MirrorReplaceException(
+                        MirrorReplaceException.Kind.UNSUITABLE, "the replacement (" + with + ") holds data but no "
+                        + "mirror superblock (" + d.why() + "): to reuse it as a blank replica, zero its first "
+                        + MirrorAssembly.DATA_ALIGN + " bytes (dd if=/dev/zero of=PATH bs=1M count=1 conv=notrunc)"));
+                case MirrorAssembly.Unreadable u -> Mono.<Void>error(new MirrorReplaceException(
+                        MirrorReplaceException.Kind.UNSUITABLE, "the replacement (" + with + ") could not be read ("
+                        + u.why() + "): give a working one"));
+            });
+        }
+
+        /**
+         * Binds {@code with} to every view not in {@code bound} yet, then swaps it in under the lock if no view came
+         * meanwhile (else binds the newcomers and tries again).
+         */
+        private Mono<Void> swap(int r, BlockBackend with, java.util.Map<MirrorBackend, BlockBackend> bound,
+                int attempt) {
+            List<MirrorBackend> unboundViews = new ArrayList<>();
+            for (MirrorBackend v : views) {
+                if (!bound.containsKey(v)) {
+                    unboundViews.add(v);
+                }
+            }
+            if (!unboundViews.isEmpty()) {
+                if (attempt > 8) {
+                    return Mono.error(new MirrorReplaceException(MirrorReplaceException.Kind.NOT_NOW, "queues kept "
+                            + "binding the mirror during the replace of replica " + r + ": retry"));
+                }
+                return Flux.fromIterable(unboundViews)
+                        .concatMap(v -> with.bind(v.queue).switchIfEmpty(Mono.error(() -> new IllegalStateException(
+                                with + " bound nothing to " + v.queue))).doOnNext(b -> bound.put(v, b)))
+                        .then(Mono.defer(() -> swap(r, with, bound, attempt + 1)));
+            }
+            Member old;
+            Member next;
+            synchronized (lock) {
+                for (MirrorBackend v : views) {
+                    if (!bound.containsKey(v)) {
+                        return Mono.defer(() -> swap(r, with, bound, attempt + 1));
+                    }
+                }
+                String notNow = notNow(r);
+                if (notNow != null) {
+                    return Mono.error(new MirrorReplaceException(MirrorReplaceException.Kind.NOT_NOW, notNow));
+                }
+                old = members.get(r);
+                Resync rs = resyncs.get(r);
+                if (rs != null) {
+                    rs.cancel("replica " + r + " (" + old + ") was replaced during its resync");
+                }
+                // The state word changes first, then the seats: see enter().
+                transitionLocked(r, state(r), ReplicaState.FAILED, "replaced by " + with);
+                next = new Member(r, with, MirrorAssembly.newMemberId(), regions);
+                next.dirty.markAll();
+                fullSync.set(r, 1);
+                fullResync.set(r, 0);
+                crashResync.set(r, 0);
+                members.set(r, next);
+                unbound.seats.set(r, new Seat(next, with));
+                for (MirrorBackend v : views) {
+                    v.seats.set(r, new Seat(next, bound.get(v)));
+                }
+                retiring.add(old);
+            }
+            drain();
+            log.info("mirror {}replica {}: {} replaces {}; full sync of {} regions", mirrorId == null ? ""
+                    : mirrorId + " ", r, with, old, regions);
+            reinstate(r, "replaced: full sync").subscribe(null, e -> log.warn("mirror replica {}: the full sync of "
+                    + "its replacement failed: {}", r, Support.describe(e)));
+            retire(old, System.nanoTime() + RETIRE_WAIT.toNanos());
+            return journal == null ? Mono.empty() : journal.superblockBarrier();
+        }
+
+        /** Closes a replaced replica once nothing sent to it is left, or at {@code deadline} anyway. */
+        private void retire(Member old, long deadline) {
+            if (!retiring.contains(old)) {
+                return; // closed with the mirror
+            }
+            int left = old.inFlight.get();
+            boolean late = System.nanoTime() - deadline > 0;
+            if (left > 0 && !late) {
+                Schedulers.parallel().schedule(() -> retire(old, deadline), 10, TimeUnit.MILLISECONDS);
+                return;
+            }
+            if (!retiring.remove(old)) {
+                return;
+            }
+            if (late) {
+                log.warn("mirror replica {}: the replaced {} still has {} requests in flight after {}; closing it "
+                        + "anyway", old.slot, old, left, RETIRE_WAIT);
+            }
+            Support.<Void>call(old.backend::close).subscribe(null,
+                    e -> log.warn("mirror replica {}: closing the replaced {} failed: {}", old.slot, old,
+                            Support.describe(e)),
+                    () -> log.info("mirror replica {}: the replaced {} is closed", old.slot, old));
         }
 
         Mono<Void> reinstate(int r, String why) {
@@ -798,14 +1150,15 @@ public final class MirrorBackend extends ComposableBackend {
                 } else if (st == ReplicaState.RESYNCING) {
                     result = resyncs.get(r).done.asMono();
                 } else {
+                    Member m = members.get(r);
                     if (fullResync.getAndSet(r, 0) != 0) {
                         fullSync.set(r, 1);
-                        dirty[r].markAll();
+                        m.dirty.markAll();
                     }
-                    Resync rs = new Resync(this, r);
+                    Resync rs = new Resync(this, m);
                     resyncs.set(r, rs);
                     transitionLocked(r, ReplicaState.FAILED, ReplicaState.RESYNCING,
-                            why + "; " + dirty[r].count() + " dirty regions to copy");
+                            why + "; " + m.dirty.count() + " dirty regions to copy");
                     rs.schedule(0);
                     result = rs.done.asMono();
                 }
@@ -818,7 +1171,9 @@ public final class MirrorBackend extends ComposableBackend {
         boolean finishResync(int r, long copiedRegions) {
             boolean done;
             synchronized (lock) {
-                done = skippers.get(r) == 0 && dirty[r].count() == 0
+                Member m = members.get(r);
+                // Copies first: one that ends re-marks its region before it stops counting, so the map is read after.
+                done = m.copying.get() == 0 && skippers.get(r) == 0 && m.dirty.count() == 0
                         && transitionLocked(r, ReplicaState.RESYNCING, ReplicaState.IN_SYNC,
                         "resync complete: " + copiedRegions + " regions copied");
             }
@@ -832,15 +1187,23 @@ public final class MirrorBackend extends ComposableBackend {
                     return Mono.empty();
                 }
                 closed = true;
-                for (int r = 0; r < n; r++) {
-                    Resync rs = resyncs.get(r);
-                    if (rs != null) {
-                        rs.cancel();
-                    }
+                for (Resync rs : running) {
+                    rs.cancel();
                 }
             }
+            BlockBackend[] toClose = new BlockBackend[n + retiring.size()];
+            int k = 0;
+            for (Member m : currentMembers()) {
+                toClose[k++] = m.backend;
+            }
+            for (Member m : retiring) {
+                if (k < toClose.length && retiring.remove(m)) {
+                    toClose[k++] = m.backend; // replaced, its requests not all ended yet: closed with the mirror
+                }
+            }
+            BlockBackend[] closing = Arrays.copyOf(toClose, k);
             if (journal == null) {
-                return Support.closeAll(replicas);
+                return Support.closeAll(closing);
             }
             // Clear what can be cleared and mark the superblocks clean, then close; the replicas are closed even when
             // that fails (the next open then finds an unclean mirror and resyncs the bitmap's regions).
@@ -850,7 +1213,7 @@ public final class MirrorBackend extends ComposableBackend {
                     .onErrorResume(e -> Mono.empty())
                     .then(Mono.fromRunnable(() -> log.info("mirror {} closed at events {}{}", mirrorId,
                             journal.events(), allInSync() ? ", clean" : ", degraded: " + statesText())))
-                    .then(Support.closeAll(replicas));
+                    .then(Support.closeAll(closing));
         }
 
         boolean allInSync() {
@@ -874,8 +1237,23 @@ public final class MirrorBackend extends ComposableBackend {
     /** The journal's view of the mirror. */
     private record JournalHost(Shared s) implements MirrorJournal.Host {
         @Override
-        public boolean writable(int r) {
-            return s.state(r) != ReplicaState.FAILED;
+        public Member enterWritable(int r) {
+            long st = s.states.get(r);
+            if (Shared.stateOf(st) == ReplicaState.FAILED) {
+                return null;
+            }
+            Member m = s.members.get(r);
+            m.inFlight.incrementAndGet();
+            if (s.states.get(r) != st) {
+                m.exit();
+                return null; // failing or being replaced: the next superblock round covers it
+            }
+            return m;
+        }
+
+        @Override
+        public long memberId(int r) {
+            return s.members.get(r).id;
         }
 
         @Override
@@ -889,9 +1267,9 @@ public final class MirrorBackend extends ComposableBackend {
         }
 
         @Override
-        public void metadataFailed(int r, boolean full, String reason) {
+        public void metadataFailed(Member m, boolean full, String reason) {
             // A torn superblock or bitmap page is harmless (two copies; the others' bitmaps), a lost cache is not.
-            s.partFailed(r, full, 0, -1, reason);
+            s.partFailed(m, full, 0, -1, reason);
         }
 
         @Override
@@ -909,14 +1287,21 @@ public final class MirrorBackend extends ComposableBackend {
     private static final class Resync {
         final Shared s;
         final int r;
+        /** The replica it copies to: a replace of its slot ends this resync. */
+        final Member target;
         final Sinks.Empty<Void> done = Sinks.empty();
         long cursor;
         long copied;
+        /** The timer of the next step, or the copy in flight: what {@link #cancel} stops. */
         volatile Disposable pending;
+        volatile boolean cancelled;
 
-        Resync(Shared s, int r) {
+        Resync(Shared s, Member target) {
             this.s = s;
-            this.r = r;
+            this.r = target.slot;
+            this.target = target;
+            s.running.add(this);
+            done.asMono().doFinally(sig -> s.running.remove(this)).subscribe(null, e -> { });
         }
 
         void schedule(long delayMillis) {
@@ -935,16 +1320,20 @@ public final class MirrorBackend extends ComposableBackend {
         }
 
         void cancel() {
+            cancel("the mirror was closed during the resync of replica " + r);
+        }
+
+        void cancel(String why) {
+            cancelled = true;
             Disposable d = pending;
             if (d != null) {
                 d.dispose();
             }
-            done.tryEmitError(Support.ioError(Errno.ECANCELED, "the mirror was closed during the resync of replica "
-                    + r));
+            done.tryEmitError(Support.ioError(Errno.ECANCELED, why));
         }
 
         private void abort(String reason) {
-            s.fail(r, reason);
+            s.fail(target, reason);
             done.tryEmitError(Support.ioError(Errno.EIO, "resync of replica " + r + " failed: " + reason));
         }
 
@@ -957,7 +1346,9 @@ public final class MirrorBackend extends ComposableBackend {
                 schedule(0);
                 return;
             }
-            if (s.state(r) != ReplicaState.RESYNCING || s.resyncs.get(r) != this) {
+            long dstState = s.states.get(r);
+            if (Shared.stateOf(dstState) != ReplicaState.RESYNCING || s.resyncs.get(r) != this
+                    || s.members.get(r) != target) {
                 done.tryEmitError(Support.ioError(Errno.EIO, "replica " + r + " failed again during its resync"));
                 return;
             }
@@ -966,7 +1357,7 @@ public final class MirrorBackend extends ComposableBackend {
                 abort("no in-sync replica to copy from");
                 return;
             }
-            long region = s.dirty[r].next(cursor);
+            long region = target.dirty.next(cursor);
             if (region < 0) {
                 if (s.finishResync(r, copied)) {
                     done.tryEmitEmpty();
@@ -983,11 +1374,34 @@ public final class MirrorBackend extends ComposableBackend {
                 schedule(0);
                 return;
             }
-            s.dirty[r].clear(region);
-            view.copy(src, r, region).subscribe(null, e -> {
-                s.dirty[r].mark(region, region);
+            long srcState = s.states.get(src);
+            Seat from = Shared.stateOf(srcState) == ReplicaState.IN_SYNC ? view.enter(src, srcState) : null;
+            if (from == null) {
+                cursor = region;
+                schedule(0); // the source changed state meanwhile: pick again
+                return;
+            }
+            Seat to = view.enter(r, dstState);
+            if (to == null) {
+                from.member.exit();
+                schedule(0); // this replica changed state meanwhile: the next step sees how
+                return;
+            }
+            target.copying.incrementAndGet();
+            target.dirty.clear(region);
+            // Kept, so that a close stops it: its buffer is released then, even when a replica never answers.
+            Disposable copying = view.copy(from, to, region).doFinally(sig -> {
+                from.member.exit();
+                to.member.exit();
+                if (sig == SignalType.CANCEL) {
+                    target.copying.decrementAndGet(); // closed, or replaced: nothing of this replica matters
+                }
+            }).subscribe(null, e -> {
+                target.dirty.mark(region, region);
+                target.copying.decrementAndGet();
                 if (e instanceof SourceFailure f) {
-                    s.fail(src, "read failed while resyncing replica " + r + ": " + Support.describe(f.getCause()));
+                    s.fail(from.member, "read failed while resyncing replica " + r + ": "
+                            + Support.describe(f.getCause()));
                     schedule(0);
                 } else {
                     abort("write of region " + region + " failed: " + Support.describe(e));
@@ -998,10 +1412,17 @@ public final class MirrorBackend extends ComposableBackend {
                     s.copied.incrementAndGet();
                 } else {
                     // Written while it was copied: what was copied may be older than what the replica got.
-                    s.dirty[r].mark(region, region);
+                    target.dirty.mark(region, region);
                 }
+                target.copying.decrementAndGet();
                 schedule(0);
             });
+            if (!copying.isDisposed()) { // else it ended already, and pending is the next step's timer
+                pending = copying;
+                if (cancelled) {
+                    copying.dispose(); // cancelled while it was being started
+                }
+            }
         }
     }
 }

@@ -2,7 +2,7 @@ package dev.reactorubd.targets.compose;
 
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.BlockBackend.Capability;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -50,8 +50,11 @@ final class MirrorJournal {
 
     /** What the journal needs of its mirror. */
     interface Host {
-        /** Whether replica {@code r} gets metadata writes (it is not FAILED). */
-        boolean writable(int r);
+        /**
+         * The replica in slot {@code r} if it gets metadata writes (it is not FAILED), counted in flight until {@link
+         * MirrorBackend.Member#exit()}; null when it does not.
+         */
+        MirrorBackend.Member enterWritable(int r);
 
         /** Whether every replica is IN_SYNC. */
         boolean allInSync();
@@ -59,11 +62,14 @@ final class MirrorJournal {
         /** Replica {@code r}'s role for its superblock. */
         byte role(int r);
 
+        /** Slot {@code r}'s member id for the superblocks. */
+        long memberId(int r);
+
         /**
-         * Marks replica {@code r} FAILED after a metadata write (or a flush, {@code full}: what it cached may be lost)
-         * failed on it.
+         * Marks replica {@code m} FAILED after a metadata write (or a flush, {@code full}: what it cached may be lost)
+         * failed on it; nothing when it has left its slot since.
          */
-        void metadataFailed(int r, boolean full, String reason);
+        void metadataFailed(MirrorBackend.Member m, boolean full, String reason);
 
         /** The region's write generation, or -1 while a write of it is in flight (see {@link Generations}). */
         long generation(long region);
@@ -79,7 +85,7 @@ final class MirrorJournal {
     }
 
     private final Host host;
-    private final BlockBackend[] replicas;
+    private final int slots;
     private final Superblock base;
     private final DirtyMap want;
     private final DirtyMap durable;
@@ -102,10 +108,9 @@ final class MirrorJournal {
     /** Set by the close round: nothing is written afterwards (the replicas are being closed). */
     private volatile boolean finished;
 
-    MirrorJournal(Host host, BlockBackend[] replicas, Superblock base, long events, DirtyMap initial,
-            Duration clearDelay) {
+    MirrorJournal(Host host, int slots, Superblock base, long events, DirtyMap initial, Duration clearDelay) {
         this.host = host;
-        this.replicas = replicas;
+        this.slots = slots;
         this.base = base;
         this.events = events;
         this.want = new DirtyMap(initial.size());
@@ -387,27 +392,38 @@ final class MirrorJournal {
     }
 
     private Mono<Void> flushAll() {
-        return Flux.range(0, replicas.length)
-                .filter(r -> host.writable(r) && Support.hasFlush(replicas[r]))
-                .flatMap(r -> Support.<Void>call(() -> replicas[r].flush()).onErrorResume(e -> {
-                    host.metadataFailed(r, true, "flush before clearing the bitmap failed: " + Support.describe(e));
-                    return Mono.empty();
-                }))
+        return Flux.range(0, slots)
+                .flatMap(r -> {
+                    MirrorBackend.Member m = host.enterWritable(r);
+                    if (m == null) {
+                        return Mono.empty();
+                    }
+                    if (!Support.hasFlush(m.backend)) {
+                        m.exit();
+                        return Mono.empty();
+                    }
+                    return Support.<Void>call(m.backend::flush).onErrorResume(e -> {
+                        host.metadataFailed(m, true, "flush before clearing the bitmap failed: " + Support.describe(e));
+                        return Mono.empty();
+                    }).doFinally(sig -> m.exit());
+                })
                 .then();
     }
 
     private Mono<Void> writeSuperblocks(boolean clean) {
         events++;
-        byte[] roles = new byte[replicas.length];
-        for (int r = 0; r < roles.length; r++) {
+        byte[] roles = new byte[slots];
+        long[] members = new long[slots];
+        for (int r = 0; r < slots; r++) {
             roles[r] = host.role(r);
+            members[r] = host.memberId(r);
         }
         long e = events;
-        return onEveryWritable("superblock (events " + e + ")", r -> {
-            byte[] raw = base.withEvents(e, clean, roles, r).encode();
+        return onEveryWritable("superblock (events " + e + ")", (r, b) -> {
+            byte[] raw = base.withEvents(e, clean, roles, members, r).encode();
             // Copy 0, then copy 1: a write torn by a crash damages one copy at most.
-            return durableWrite(r, Superblock.COPY_OFFSETS[0], raw)
-                    .then(Mono.defer(() -> durableWrite(r, Superblock.COPY_OFFSETS[1], raw)));
+            return durableWrite(b, Superblock.COPY_OFFSETS[0], raw)
+                    .then(Mono.defer(() -> durableWrite(b, Superblock.COPY_OFFSETS[1], raw)));
         });
     }
 
@@ -422,8 +438,8 @@ final class MirrorJournal {
             images.add(page(p));
         }
         bitmapWrites.addAndGet(list.size());
-        return onEveryWritable("bitmap", r -> Flux.range(0, list.size())
-                .concatMap(i -> durableWrite(r, Superblock.BITMAP_OFFSET + list.get(i) * PAGE, images.get(i)))
+        return onEveryWritable("bitmap", (r, b) -> Flux.range(0, list.size())
+                .concatMap(i -> durableWrite(b, Superblock.BITMAP_OFFSET + list.get(i) * PAGE, images.get(i)))
                 .then());
     }
 
@@ -438,27 +454,30 @@ final class MirrorJournal {
     }
 
     /** Runs {@code op} on every writable replica at once; fails a replica it fails on; errors if none took it. */
-    private Mono<Void> onEveryWritable(String what, java.util.function.IntFunction<Mono<Void>> op) {
+    private Mono<Void> onEveryWritable(String what, java.util.function.BiFunction<Integer, BlockBackend, Mono<Void>> op) {
         AtomicInteger ok = new AtomicInteger();
         AtomicInteger tried = new AtomicInteger();
-        return Flux.range(0, replicas.length)
-                .filter(host::writable)
+        return Flux.range(0, slots)
                 .flatMap(r -> {
+                    MirrorBackend.Member m = host.enterWritable(r);
+                    if (m == null) {
+                        return Mono.empty();
+                    }
                     tried.incrementAndGet();
-                    return Support.<Void>call(() -> op.apply(r))
+                    return Support.<Void>call(() -> op.apply(r, m.backend))
                             .doOnSuccess(v -> ok.incrementAndGet())
                             .onErrorResume(e -> {
-                                host.metadataFailed(r, false, what + " write failed: " + Support.describe(e));
+                                host.metadataFailed(m, false, what + " write failed: " + Support.describe(e));
                                 return Mono.empty();
-                            });
+                            })
+                            .doFinally(sig -> m.exit());
                 })
                 .then(Mono.defer(() -> ok.get() > 0 || tried.get() == 0 ? Mono.<Void>empty()
                         : Mono.error(Support.ioError(Errno.EIO, what + " write failed on every replica"))));
     }
 
     /** Writes {@code bytes} so that they are durable on completion: FUA, else write and flush, else a plain write. */
-    private Mono<Void> durableWrite(int r, long offset, byte[] bytes) {
-        BlockBackend b = replicas[r];
+    private Mono<Void> durableWrite(BlockBackend b, long offset, byte[] bytes) {
         ByteBuf buf = b.allocator().directBuffer(bytes.length);
         buf.writeBytes(bytes);
         boolean fua = b.capabilities().contains(Capability.FUA);

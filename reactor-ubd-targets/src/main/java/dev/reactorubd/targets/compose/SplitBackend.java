@@ -3,7 +3,7 @@ package dev.reactorubd.targets.compose;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.compose.Layout.Piece;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.CompositeByteBuf;

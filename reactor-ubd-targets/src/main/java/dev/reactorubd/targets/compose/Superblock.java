@@ -21,9 +21,13 @@ import java.util.zip.CRC32C;
  * @param dataSize    the device's size
  * @param bitmapBytes the bytes reserved for the bitmap at {@link #BITMAP_OFFSET}
  * @param roles       every slot's role at this event, one of the {@code ROLE_} constants
+ * @param members     every slot's member id at this event: a random id given to the replica that took the slot (at
+ *                    creation, a full sync at assembly, or a replace), so that a replica whose slot was given to
+ *                    another one is known when it comes back; 0 where none was recorded (superblocks written before
+ *                    member ids)
  */
 record Superblock(UUID mirrorId, int slot, long events, int regionBytes, boolean clean, long dataOffset, long dataSize,
-        long bitmapBytes, byte[] roles) {
+        long bitmapBytes, byte[] roles, long[] members) {
     static final int BYTES = 4096;
     static final long[] COPY_OFFSETS = {0, BYTES};
     static final long BITMAP_OFFSET = 2L * BYTES;
@@ -38,6 +42,7 @@ record Superblock(UUID mirrorId, int slot, long events, int regionBytes, boolean
     /** Needs (or is getting) a full copy: its bitmap tells nothing (a blank replica, a flush that failed on it). */
     static final byte ROLE_FULL = 3;
     private static final int ROLES_AT = 128;
+    private static final int MEMBERS_AT = 256;
     private static final int CRC_AT = BYTES - 4;
     static final int MAX_SLOTS = 64;
 
@@ -59,11 +64,25 @@ record Superblock(UUID mirrorId, int slot, long events, int regionBytes, boolean
 
     Superblock {
         roles = roles.clone();
+        members = members.clone();
+        if (members.length != roles.length) {
+            throw new IllegalArgumentException(members.length + " member ids for " + roles.length + " slots");
+        }
     }
 
     @Override
     public byte[] roles() {
         return roles.clone();
+    }
+
+    @Override
+    public long[] members() {
+        return members.clone();
+    }
+
+    /** {@return slot {@code s}'s member id at this event (0: not recorded)} */
+    long member(int s) {
+        return members[s];
     }
 
     byte role(int s) {
@@ -74,8 +93,9 @@ record Superblock(UUID mirrorId, int slot, long events, int regionBytes, boolean
         return roles.length;
     }
 
-    Superblock withEvents(long e, boolean isClean, byte[] newRoles, int forSlot) {
-        return new Superblock(mirrorId, forSlot, e, regionBytes, isClean, dataOffset, dataSize, bitmapBytes, newRoles);
+    Superblock withEvents(long e, boolean isClean, byte[] newRoles, long[] newMembers, int forSlot) {
+        return new Superblock(mirrorId, forSlot, e, regionBytes, isClean, dataOffset, dataSize, bitmapBytes, newRoles,
+                newMembers);
     }
 
     /** The {@value #BYTES} bytes written to disk. */
@@ -98,6 +118,10 @@ record Superblock(UUID mirrorId, int slot, long events, int regionBytes, boolean
         b.putLong(bitmapBytes);
         b.position(ROLES_AT);
         b.put(roles);
+        b.position(MEMBERS_AT);
+        for (long m : members) {
+            b.putLong(m);
+        }
         byte[] out = b.array();
         CRC32C crc = new CRC32C();
         crc.update(out, 0, CRC_AT);
@@ -155,7 +179,12 @@ record Superblock(UUID mirrorId, int slot, long events, int regionBytes, boolean
                 return new Bad("unknown role " + r);
             }
         }
-        return new Good(new Superblock(id, slot, events, region, clean, dataOffset, dataSize, bitmapBytes, roles));
+        long[] members = new long[count];
+        for (int i = 0; i < count; i++) {
+            members[i] = b.getLong(MEMBERS_AT + 8 * i);
+        }
+        return new Good(new Superblock(id, slot, events, region, clean, dataOffset, dataSize, bitmapBytes, roles,
+                members));
     }
 
     static String roleName(byte role) {

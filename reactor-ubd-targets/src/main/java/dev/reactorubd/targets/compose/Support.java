@@ -4,7 +4,7 @@ import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.BlockBackend.Capability;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import java.util.EnumSet;
 import java.util.Set;
 import java.util.function.Supplier;

@@ -3,7 +3,7 @@ package dev.reactorubd.targets.compose;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.AfterEach;

@@ -3,7 +3,7 @@ package dev.reactorubd.targets.compose;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import java.time.Duration;
 import java.util.List;

@@ -4,7 +4,7 @@ import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import java.time.Duration;
 import java.util.List;
 import java.util.Random;
@@ -15,11 +15,13 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
 import reactor.test.StepVerifier;
 
 import static dev.reactorubd.targets.compose.TestData.KIB;
 import static dev.reactorubd.targets.compose.TestData.MIB;
 import static dev.reactorubd.targets.compose.TestData.WAIT;
+import static dev.reactorubd.targets.compose.TestData.await;
 import static dev.reactorubd.targets.compose.TestData.buf;
 import static dev.reactorubd.targets.compose.TestData.bytes;
 import static dev.reactorubd.targets.compose.TestData.direct;
@@ -128,6 +130,47 @@ class MirrorBackendTest {
         }
     }
 
+    /**
+     * A resync's copy still on its way to the replica when the replica fails again and a second reinstate begins: the
+     * second resync used to finish (its bitmap was empty: the first had cleared the region before copying it), the
+     * replica served reads, and then the first copy landed with the region as it was before a later write. Now a resync
+     * ends only when no copy to its replica is in flight, and the late copy's region is copied again.
+     */
+    @Test
+    void aCopyOfASupersededResyncThatLandsLateIsCopiedAgainBeforeTheReplicaServesReads() {
+        FaultyBackend faulty = Backends.from(new MemoryBackend(4 * MIB)).faults();
+        HeldBackend a = new HeldBackend(faulty);
+        MemoryBackend b = new MemoryBackend(4 * MIB);
+        MirrorBackend mirror = Backends.mirror(a, b);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 1, 16)) {
+            dev.write(0, 3 * REGION, buf(bytes(1, 8 * KIB))).block(WAIT);
+            faulty.failWrites(Errno.EIO);
+            dev.write(0, 3 * REGION, buf(bytes(2, 8 * KIB))).block(WAIT); // replica 0 fails, region 3 dirty
+            faulty.heal();
+            a.hold();
+            Mono<Void> first = mirror.reinstate(0);
+            first.subscribe(null, e -> { });
+            await(() -> a.held() == 1, "the first resync's copy of region 3 is held on its way to replica 0");
+            a.holdNoMore();
+
+            faulty.failWrites(Errno.EIO);
+            dev.write(0, 5 * REGION, buf(bytes(3, 8 * KIB))).block(WAIT); // replica 0 fails again, region 5 dirty
+            faulty.heal();
+            dev.write(0, 3 * REGION, buf(bytes(4, 8 * KIB))).block(WAIT); // skips replica 0: region 3 dirty again
+            Mono<Void> second = mirror.reinstate(0);
+            second.subscribe(null, e -> { });
+            // The second resync copies regions 3 and 5; the first's copy (region 3 as it was before) is still held.
+            await(() -> mirror.dirtyRegions(0) == 0, "the second resync copied what it found dirty");
+            dev.write(0, 3 * REGION, buf(bytes(5, 8 * KIB))).block(WAIT);
+            a.release(null); // the first copy lands: region 3 as it was when it was read, older than bytes 5
+            await(() -> mirror.state(0) == ReplicaState.IN_SYNC && a.inFlight() == 0, "replica 0 back in sync, its copies done");
+            assertArrayEquals(direct(b, 0, 8 * REGION), direct(faulty, 0, 8 * REGION), "the replicas agree");
+            for (int i = 0; i < 4; i++) {
+                assertArrayEquals(bytes(5, 8 * KIB), read(dev, 0, 3 * REGION, 8 * KIB), "read " + i + " of region 3");
+            }
+        }
+    }
+
     @Test
     void readsFallOverToTheHealthyReplica() {
         FaultyBackend a = Backends.from(new MemoryBackend(4 * MIB)).faults();
@@ -229,6 +272,123 @@ class MirrorBackendTest {
                 }
                 assertArrayEquals(bytes(1000 + i, 4 * KIB), read(dev, i % 2, at, 4 * KIB));
             }
+        }
+    }
+
+    @Test
+    void aReplaceUnderWritesSwapsTheReplicaOnEveryQueueAndTheReplacementEndsIdentical() {
+        int size = 4 * MIB;
+        MemoryBackend a = new MemoryBackend(size);
+        HeldBackend old = new HeldBackend(Backends.from(new MemoryBackend(size)).faults().delay(Duration.ofMillis(1)));
+        MemoryBackend cMem = new MemoryBackend(size);
+        FaultyBackend c = Backends.from(cMem).faults().delay(Duration.ofMillis(1));
+        MirrorBackend mirror = Backends.mirror(a, old);
+        List<HealthEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+        mirror.health().subscribe(events::add);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16, Duration.ofSeconds(30), UbdMetrics.NONE)) {
+            StepVerifier.create(Flux.range(0, size / REGION)
+                            .flatMap(i -> dev.write(i % 2, (long) i * REGION, buf(bytes(i, REGION))), 8).then())
+                    .verifyComplete();
+            // Distinct offsets: two writes of one block in flight at once have no order, on replicas as on disks.
+            List<Long> blocks = new java.util.ArrayList<>();
+            for (long x = 0; x < size / (4 * KIB); x++) {
+                blocks.add(x * 4 * KIB);
+            }
+            java.util.Collections.shuffle(blocks, new Random(7));
+            List<Long> offsets = blocks.subList(0, 800);
+            Sinks.Empty<Void> started = Sinks.empty();
+            java.util.concurrent.atomic.AtomicInteger done = new java.util.concurrent.atomic.AtomicInteger();
+            Mono<Void> writes = Flux.fromIterable(offsets).index()
+                    .flatMap(t -> dev.write((int) (t.getT1() % 2), t.getT2(), buf(bytes(1000 + t.getT1(), 4 * KIB)))
+                            .doOnSuccess(v -> {
+                                if (done.incrementAndGet() == 100) {
+                                    started.tryEmitEmpty();
+                                }
+                            }), 8)
+                    .then();
+            // The replace lands in the middle of the writes, with some of them in flight on the old replica.
+            Mono<Void> replace = started.asMono().then(mirror.replace(1, c)).then(Mono.defer(() -> mirror.reinstate(1)));
+            StepVerifier.create(Mono.when(writes, replace)).expectComplete().verify(WAIT);
+            assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), mirror.states());
+            assertEquals(c, mirror.replicas().get(1), "the replacement is in slot 1");
+            assertArrayEquals(direct(a, 0, size), direct(cMem, 0, size), "the replacement holds replica 0's bytes");
+            for (int i = 0; i < offsets.size(); i++) {
+                assertArrayEquals(bytes(1000 + i, 4 * KIB), read(dev, i % 2, offsets.get(i), 4 * KIB));
+            }
+            await(old::isClosed, "the old replica closed");
+            assertEquals(0, old.inFlightAtClose(), "closed only once nothing sent to it was left");
+            assertEquals(0, old.startedAfterClose(), "nothing reached the old replica after it was closed");
+            assertTrue(events.stream().anyMatch(e -> e.replica() == 1 && e.to() == ReplicaState.FAILED
+                    && e.reason().contains("replaced by")), events.toString());
+        }
+    }
+
+    @Test
+    void aReplacedReplicaIsClosedOnlyOnceItsRequestsEndAndTheirLateFailureIsNotItsReplacements() {
+        int size = 2 * MIB;
+        MemoryBackend a = new MemoryBackend(size);
+        HeldBackend old = new HeldBackend(new MemoryBackend(size));
+        MemoryBackend cMem = new MemoryBackend(size);
+        MirrorBackend mirror = Backends.mirror(a, old);
+        List<HealthEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+        mirror.health().subscribe(events::add);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16, Duration.ofSeconds(30), UbdMetrics.NONE)) {
+            old.hold();
+            List<Mono<Void>> held = new java.util.ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                held.add(dev.write(i % 2, (long) i * REGION, buf(bytes(50 + i, 4 * KIB))).cache());
+                held.get(i).subscribe(null, e -> { });
+            }
+            await(() -> old.held() == 8, "8 writes held by the old replica");
+            StepVerifier.create(mirror.replace(1, cMem)).expectComplete().verify(WAIT);
+            assertEquals(false, old.isClosed(), "8 requests are still in flight on it");
+            old.release(Support.ioError(Errno.EIO, "the old disk died late"));
+            // Replica 0 took them: the writes succeed; their failure on the old replica is no one's now.
+            StepVerifier.create(Mono.when(held)).expectComplete().verify(WAIT);
+            StepVerifier.create(mirror.reinstate(1)).expectComplete().verify(WAIT);
+            await(old::isClosed, "the old replica closed");
+            assertEquals(0, old.inFlightAtClose());
+            int replacedAt = -1;
+            for (int i = 0; i < events.size(); i++) {
+                if (events.get(i).reason().contains("replaced by")) {
+                    replacedAt = i;
+                }
+            }
+            assertTrue(replacedAt >= 0, events.toString());
+            assertEquals(List.of(ReplicaState.RESYNCING, ReplicaState.IN_SYNC), events.subList(replacedAt + 1,
+                    events.size()).stream().map(HealthEvent::to).toList(), "the replacement never failed: " + events);
+            for (int i = 0; i < 8; i++) {
+                assertArrayEquals(bytes(50 + i, 4 * KIB), direct(cMem, (long) i * REGION, 4 * KIB));
+            }
+        }
+    }
+
+    @Test
+    void aReplaceThatWouldLoseDataOrCannotHoldTheMirrorIsRefusedAndChangesNothing() {
+        MemoryBackend a = new MemoryBackend(4 * MIB);
+        FaultyBackend b = Backends.from(new MemoryBackend(4 * MIB)).faults();
+        MirrorBackend mirror = Backends.mirror(a, b);
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 1, 8, Duration.ofSeconds(30), UbdMetrics.NONE)) {
+            StepVerifier.create(mirror.replace(1, new MemoryBackend(2 * MIB)))
+                    .expectErrorMatches(e -> e instanceof MirrorReplaceException r
+                            && r.kind() == MirrorReplaceException.Kind.UNSUITABLE && e.getMessage().contains("larger"))
+                    .verify(WAIT);
+            StepVerifier.create(mirror.replace(1, a))
+                    .expectErrorMatches(e -> e instanceof MirrorReplaceException r
+                            && r.kind() == MirrorReplaceException.Kind.UNSUITABLE
+                            && e.getMessage().contains("replica 0"))
+                    .verify(WAIT);
+            b.failAll(Errno.EIO);
+            dev.write(0, 0, buf(bytes(1, 4 * KIB))).block(WAIT);
+            assertEquals(ReplicaState.FAILED, mirror.state(1));
+            // Replica 0 is the only one holding the data: replacing it would leave nothing to copy from.
+            StepVerifier.create(mirror.replace(0, new MemoryBackend(4 * MIB)))
+                    .expectErrorMatches(e -> e instanceof MirrorReplaceException r
+                            && r.kind() == MirrorReplaceException.Kind.NOT_NOW && e.getMessage().contains("in sync"))
+                    .verify(WAIT);
+            assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.FAILED), mirror.states());
+            assertEquals(a, mirror.replicas().get(0));
+            assertArrayEquals(bytes(1, 4 * KIB), read(dev, 0, 0, 4 * KIB));
         }
     }
 

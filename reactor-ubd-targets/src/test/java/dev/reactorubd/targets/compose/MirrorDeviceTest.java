@@ -6,7 +6,7 @@ import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Vm;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -139,4 +139,19 @@ final class TestData {
             return "recording(" + inner + ")";
         }
     }
+
+    /** Waits (polling, bounded by {@link #WAIT}) until {@code c} holds; fails naming {@code what} otherwise. */
+    static void await(java.util.function.BooleanSupplier c, String what) {
+        long end = System.nanoTime() + WAIT.toNanos();
+        while (!c.getAsBoolean()) {
+            if (System.nanoTime() > end) {
+                throw new AssertionError("timed out waiting: " + what);
+            }
+            try {
+                Thread.sleep(5);
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+        }
+    }
 }

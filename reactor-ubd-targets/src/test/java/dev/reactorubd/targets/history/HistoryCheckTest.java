@@ -14,7 +14,7 @@ import dev.reactorubd.targets.nbd.NbdServers;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;

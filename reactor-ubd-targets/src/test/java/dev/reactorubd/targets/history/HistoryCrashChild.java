@@ -3,7 +3,7 @@ package dev.reactorubd.targets.history;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.compose.FaultyBackend;
 import dev.reactorubd.targets.file.FileBackend;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.testkit.VirtualDevice;
 import java.io.PrintStream;

@@ -109,26 +109,30 @@ class HistoryCrashTest {
         long deviceSize = again.size();
         assertEquals(history.sectors() * (long) History.SECTOR, deviceSize);
         try (VirtualDevice dev = VirtualDevice.serve(again, 1, 4)) {
-            for (long at = 0; at < deviceSize; at += CHUNK) {
-                byte[] first = read(dev, at);
-                byte[] second = read(dev, at);
-                ByteBuffer b1 = ByteBuffer.wrap(first);
-                ByteBuffer b2 = ByteBuffer.wrap(second);
-                for (int s = 0; s < CHUNK / History.SECTOR; s++) {
-                    long sector = at / History.SECTOR + s;
-                    long v1 = History.decode(b1, s * History.SECTOR, sector);
-                    long v2 = History.decode(b2, s * History.SECTOR, sector);
-                    String why = history.checkAfterCrash(sector, v1);
-                    if (why == null && v1 != v2) {
-                        why = "sector " + sector + " reads write " + v1 + ", then write " + v2 + ": the replicas differ";
-                    }
-                    if (why != null) {
-                        violations.add(why);
+            try {
+                for (long at = 0; at < deviceSize; at += CHUNK) {
+                    byte[] first = read(dev, at);
+                    byte[] second = read(dev, at);
+                    ByteBuffer b1 = ByteBuffer.wrap(first);
+                    ByteBuffer b2 = ByteBuffer.wrap(second);
+                    for (int s = 0; s < CHUNK / History.SECTOR; s++) {
+                        long sector = at / History.SECTOR + s;
+                        long v1 = History.decode(b1, s * History.SECTOR, sector);
+                        long v2 = History.decode(b2, s * History.SECTOR, sector);
+                        String why = history.checkAfterCrash(sector, v1);
+                        if (why == null && v1 != v2) {
+                            why = "sector " + sector + " reads write " + v1 + ", then write " + v2
+                                    + ": the replicas differ";
+                        }
+                        if (why != null) {
+                            violations.add(why);
+                        }
                     }
                 }
+            } finally {
+                // Before the device's loops end: it stops its crash resync, whose copy in flight then ends there.
+                again.close().block(Duration.ofSeconds(30));
             }
-        } finally {
-            again.close().block(Duration.ofSeconds(30));
         }
         assertEquals(List.of(), violations.subList(0, Math.min(10, violations.size())), "seed " + seed + ": "
                 + violations.size() + " violation(s)");
