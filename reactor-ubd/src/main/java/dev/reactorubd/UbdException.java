@@ -1,6 +1,5 @@
 package dev.reactorubd;
 
-import dev.reactorubd.uring.Errno;
 
 /**
  * The root of every error this library signals. Each carries the errno the kernel answered (0 when the error did

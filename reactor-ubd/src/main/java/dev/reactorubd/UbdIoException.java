@@ -1,6 +1,5 @@
 package dev.reactorubd;
 
-import dev.reactorubd.uring.Errno;
 
 /**
  * A block request failed with a given errno. Backends signal it to choose the error the kernel reports to the

@@ -1,5 +1,6 @@
 package dev.reactorubd.bench;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.io.Buffers;
 import dev.reactorubd.uring.Libc;
 import io.netty.buffer.ByteBuf;
@@ -57,7 +58,7 @@ public class CopyPathBenchmark {
         file = Files.createTempFile(dir, "ubd-copy", ".img");
         fd = Libc.open(file.toString(), Libc.O_RDWR | Libc.O_CLOEXEC);
         if (fd < 0) {
-            throw new IllegalStateException("open " + file + ": " + Libc.strerror(-fd));
+            throw new IllegalStateException("open " + file + ": " + Errno.describe(-fd));
         }
         data = PooledByteBufAllocator.DEFAULT.compositeDirectBuffer(parts);
         for (int i = 0; i < parts; i++) {

@@ -7,7 +7,7 @@ import dev.reactorubd.targets.NullBackend;
 import dev.reactorubd.testkit.VirtualDevice;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
-import dev.reactorubd.io.IoOp;
+import dev.reactorubd.IoOp;
 import dev.reactorubd.server.BackendBridge;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;

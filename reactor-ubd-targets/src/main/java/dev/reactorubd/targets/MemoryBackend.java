@@ -3,7 +3,7 @@ package dev.reactorubd.targets;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.Buffers;
 import dev.reactorubd.server.BlockBackend;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.util.EnumSet;

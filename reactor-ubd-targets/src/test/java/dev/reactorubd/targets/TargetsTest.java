@@ -83,7 +83,7 @@ class TargetsTest {
                     dev.reactorubd.targets.compose.Backends.concat(new MemoryBackend(4096), new MemoryBackend(4096)))) {
                 for (long offset : new long[] {Long.MAX_VALUE, Long.MAX_VALUE - 511}) {
                     StepVerifier.create(b.write(offset, Unpooled.wrappedBuffer(new byte[512]), false))
-                            .expectErrorSatisfies(e -> assertEquals(dev.reactorubd.uring.Errno.EINVAL,
+                            .expectErrorSatisfies(e -> assertEquals(dev.reactorubd.Errno.EINVAL,
                                     ((dev.reactorubd.UbdIoException) e).errno(), b + ": " + e))
                             .verify(WAIT);
                     StepVerifier.create(b.read(offset, 512, io.netty.buffer.PooledByteBufAllocator.DEFAULT))

@@ -9,8 +9,10 @@ import dev.reactorubd.UbdIoException;
 import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.testing.BlockingCallRecorder;
+import dev.reactorubd.testing.Cases;
+import dev.reactorubd.testing.Gen;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
@@ -18,15 +20,8 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
-import net.jqwik.api.Tuple;
-import net.jqwik.api.lifecycle.AfterProperty;
-import net.jqwik.api.statistics.Statistics;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Mono;
 
 /**
@@ -53,43 +48,46 @@ class VirtualDeviceProperties {
         }
     }
 
-    @AfterProperty
+    @AfterEach
     void noBlockingCallOnAnEventLoop() {
         assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
     }
 
-    @Property(tries = 120)
-    void memoryAnswersEveryRequestWithDataOrAnErrnoAndMatchesAModel(@ForAll("programs") List<Op> program) {
-        byte[] model = new byte[CAPACITY];
-        try (VirtualDevice dev = VirtualDevice.serve(new MemoryBackend(CAPACITY), 2, 4, ANSWERED_WITHIN, UbdMetrics.NONE)) {
-            int n = 0;
-            for (Op op : program) {
-                run(dev, op, model, n++);
+    @Test
+    void memoryAnswersEveryRequestWithDataOrAnErrnoAndMatchesAModel() {
+        Cases.forAll(120, programs(), program -> {
+            byte[] model = new byte[CAPACITY];
+            try (VirtualDevice dev = VirtualDevice.serve(new MemoryBackend(CAPACITY), 2, 4, ANSWERED_WITHIN,
+                    UbdMetrics.NONE)) {
+                int n = 0;
+                for (Op op : program) {
+                    run(dev, op, model, n++);
+                }
+                stillServes(dev, model);
             }
-            stillServes(dev, model);
-        }
+        });
     }
 
-    @Property(tries = 80)
-    void nullAnswersEveryRequestWithZerosOrAnErrno(@ForAll("programs") List<Op> program) {
-        try (VirtualDevice dev = VirtualDevice.serve(new NullBackend(), 2, 4, ANSWERED_WITHIN, UbdMetrics.NONE)) {
-            for (Op op : program) {
-                Outcome o = outcome(dev, op, null);
-                Statistics.label("null").collect(op.kind(), o.errno == 0 ? "ok" : Errno.name(o.errno));
-                if (o.data != null) {
-                    assertEquals(op.length(), o.data.length, op + ": the whole length");
-                    assertArrayEquals(new byte[op.length()], o.data, op + ": zeros");
+    @Test
+    void nullAnswersEveryRequestWithZerosOrAnErrno() {
+        Cases.forAll(80, programs(), program -> {
+            try (VirtualDevice dev = VirtualDevice.serve(new NullBackend(), 2, 4, ANSWERED_WITHIN, UbdMetrics.NONE)) {
+                for (Op op : program) {
+                    Outcome o = outcome(dev, op, null);
+                    if (o.data != null) {
+                        assertEquals(op.length(), o.data.length, op + ": the whole length");
+                        assertArrayEquals(new byte[op.length()], o.data, op + ": zeros");
+                    }
                 }
+                stillServes(dev, null);
             }
-            stillServes(dev, null);
-        }
+        });
     }
 
     /** Runs {@code op} against the device and the model, and checks the device did what the model says. */
     private static void run(VirtualDevice dev, Op op, byte[] model, int seed) {
         byte[] written = op.kind() == Kind.WRITE || op.kind() == Kind.WRITE_FUA ? pattern(op.length(), seed) : null;
         Outcome o = outcome(dev, op, written);
-        Statistics.label("memory").collect(op.kind(), o.errno == 0 ? "ok" : Errno.name(o.errno));
         boolean inRange = op.offset() >= 0 && op.length() >= 0 && op.offset() <= CAPACITY - op.length();
         switch (op.kind()) {
             case READ -> {
@@ -193,30 +191,28 @@ class VirtualDeviceProperties {
         return b;
     }
 
-    @Provide
-    Arbitrary<List<Op>> programs() {
-        Arbitrary<Kind> kinds = Arbitraries.frequency(Tuple.of(4, Kind.READ), Tuple.of(4, Kind.WRITE),
-                Tuple.of(1, Kind.WRITE_FUA), Tuple.of(1, Kind.FLUSH), Tuple.of(2, Kind.DISCARD),
-                Tuple.of(2, Kind.WRITE_ZEROES), Tuple.of(2, Kind.RAW));
-        Arbitrary<Long> offsets = Arbitraries.frequencyOf(
-                Tuple.of(8, Arbitraries.longs().between(0, CAPACITY / 512 - 1).map(s -> s * 512)),
-                Tuple.of(2, Arbitraries.longs().between(0, CAPACITY + 8192L)),
-                Tuple.of(1, Arbitraries.of(-1L, -512L, (long) CAPACITY, CAPACITY - 1L, CAPACITY - 512L,
-                        Long.MAX_VALUE, Long.MAX_VALUE - 511, Long.MIN_VALUE, 1L << 40)),
-                Tuple.of(1, Arbitraries.longs()));
-        Arbitrary<Integer> lengths = Arbitraries.frequencyOf(
-                Tuple.of(8, Arbitraries.integers().between(1, 128).map(s -> s * 512)),
-                Tuple.of(2, Arbitraries.integers().between(0, 70_000)),
-                Tuple.of(1, Arbitraries.of(0, 1, 511, 513, 4097, -1, -4096, CAPACITY, CAPACITY + 512,
-                        (int) UblkIo.MAX_IO_BYTES)));
-        Arbitrary<Integer> rawOps = Arbitraries.frequencyOf(
-                Tuple.of(3, Arbitraries.of(UblkIo.OP_READ, UblkIo.OP_WRITE, UblkIo.OP_FLUSH, UblkIo.OP_DISCARD,
+    static Gen<List<Op>> programs() {
+        Gen<Kind> kinds = Gen.<Kind>weighted().value(4, Kind.READ).value(4, Kind.WRITE).value(1, Kind.WRITE_FUA)
+                .value(1, Kind.FLUSH).value(2, Kind.DISCARD).value(2, Kind.WRITE_ZEROES).value(2, Kind.RAW);
+        Gen<Long> offsets = Gen.<Long>weighted()
+                .add(8, Gen.longs(0, CAPACITY / 512 - 1).map(s -> s * 512))
+                .add(2, Gen.longs(0, CAPACITY + 8192L))
+                .add(1, Gen.of(-1L, -512L, (long) CAPACITY, CAPACITY - 1L, CAPACITY - 512L, Long.MAX_VALUE,
+                        Long.MAX_VALUE - 511, Long.MIN_VALUE, 1L << 40))
+                .add(1, Gen.anyLong());
+        Gen<Integer> lengths = Gen.<Integer>weighted()
+                .add(8, Gen.ints(1, 128).map(s -> s * 512))
+                .add(2, Gen.ints(0, 70_000))
+                .add(1, Gen.of(0, 1, 511, 513, 4097, -1, -4096, CAPACITY, CAPACITY + 512, (int) UblkIo.MAX_IO_BYTES));
+        Gen<Integer> rawOps = Gen.<Integer>weighted()
+                .add(3, Gen.of(UblkIo.OP_READ, UblkIo.OP_WRITE, UblkIo.OP_FLUSH, UblkIo.OP_DISCARD,
                         UblkIo.OP_WRITE_SAME, UblkIo.OP_WRITE_ZEROES, UblkIo.OP_ZONE_OPEN, UblkIo.OP_ZONE_APPEND,
-                        UblkIo.OP_REPORT_ZONES)),
-                Tuple.of(1, Arbitraries.integers().between(0, 255)));
-        Arbitrary<Integer> rawFlags = Arbitraries.integers().between(0, 0xFFFFFF).map(f -> f << 8);
-        Arbitrary<Op> ops = Combinators.combine(kinds, offsets, lengths, rawOps, rawFlags,
-                Arbitraries.integers().between(0, 1)).as(Op::new);
-        return ops.list().ofMinSize(1).ofMaxSize(12);
+                        UblkIo.OP_REPORT_ZONES))
+                .add(1, Gen.ints(0, 255));
+        Gen<Integer> rawFlags = Gen.ints(0, 0xFFFFFF).map(f -> f << 8);
+        Gen<Integer> queues = Gen.ints(0, 1);
+        Gen<Op> ops = r -> new Op(kinds.next(r), offsets.next(r), lengths.next(r), rawOps.next(r), rawFlags.next(r),
+                queues.next(r));
+        return ops.list(1, 12);
     }
 }

@@ -14,7 +14,7 @@ import dev.reactorubd.sys.UblkDevInfo;
 import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.sys.UblkParams;
 import dev.reactorubd.uring.ControlRing;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.uring.IoUringAbi;
 import dev.reactorubd.uring.Libc;
 import java.io.IOException;

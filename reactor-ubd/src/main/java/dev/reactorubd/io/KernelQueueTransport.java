@@ -4,7 +4,7 @@ import dev.reactorubd.UbdClosedException;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.sys.UblkIo;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.uring.IoUringAbi;
 import dev.reactorubd.uring.Libc;
 import dev.reactorubd.uring.MappedRegion;
@@ -19,6 +19,7 @@ import io.netty.channel.uring.IoUringIoOps;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Objects;
 import java.util.concurrent.RejectedExecutionException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -89,21 +90,6 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
      * @param queue the queue, whose loop must be a Netty io_uring event loop
      * @param fd          the open {@code /dev/ublkcN}
      * @param descriptorArea the queue's descriptor area, mapped read-only; the transport unmaps it on close
-     * @param copy           how data moves
-     * @return a {@code Mono} of the transport once registered with the loop, or an error if the loop is not an io_uring
-     *         loop
-     */
-    public static Mono<KernelQueueTransport> register(UbdQueue queue, int fd, MappedRegion descriptorArea,
-                                                      DataCopy copy) {
-        return register(queue, fd, descriptorArea, copy, false);
-    }
-
-    /**
-     * Registers a transport for {@code queue} of a device that may have zero copy.
-     *
-     * @param queue the queue, whose loop must be a Netty io_uring event loop
-     * @param fd          the open {@code /dev/ublkcN}
-     * @param descriptorArea the queue's descriptor area, mapped read-only; the transport unmaps it on close
      * @param copy           how data moves when it is copied
      * @param autoBufReg     whether the device was added with AUTO_BUF_REG (see the class comment)
      * @return a {@code Mono} of the transport once registered with the loop, or an error if the loop is not an io_uring
@@ -116,7 +102,7 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
                     + ", which is not a Netty io_uring event loop: create the group with IoUringIoHandler.newFactory()"));
         }
         KernelQueueTransport t = new KernelQueueTransport(queue, fd, descriptorArea,
-                java.util.Objects.requireNonNull(copy), autoBufReg);
+                Objects.requireNonNull(copy), autoBufReg);
         return Mono.create(sink -> loop.register(t).addListener(f -> {
             if (f.isSuccess()) {
                 t.registration = (IoRegistration) f.getNow();

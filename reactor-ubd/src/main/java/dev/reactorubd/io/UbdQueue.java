@@ -1,9 +1,11 @@
 package dev.reactorubd.io;
 
+import dev.reactorubd.IoOp;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.metrics.QueueMetrics;
+import dev.reactorubd.metrics.QueueView;
 import dev.reactorubd.metrics.UbdMetrics;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.util.concurrent.EventExecutor;
@@ -44,7 +46,7 @@ import reactor.core.scheduler.Scheduler;
  * committed, with its latency from the fetch completion to the commit; with {@link UbdMetrics#NONE} (the default)
  * no timestamp is taken. {@link #inFlightCount()} and {@link #waitingForDemand()} may be sampled from any thread.
  */
-public final class UbdQueue {
+public final class UbdQueue implements QueueView {
     private static final Logger LOG = LoggerFactory.getLogger(UbdQueue.class);
     private static final long FAILURE_LOG_INTERVAL_NANOS = 1_000_000_000L;
     private final int deviceId;
@@ -164,11 +166,13 @@ public final class UbdQueue {
     }
 
     /** {@return the id of the device this queue belongs to} */
+    @Override
     public int deviceId() {
         return deviceId;
     }
 
     /** {@return the queue id, from 0} */
+    @Override
     public int id() {
         return id;
     }
@@ -259,6 +263,7 @@ public final class UbdQueue {
      *
      * @return the count at the time of the call, readable from any thread
      */
+    @Override
     public int inFlightCount() {
         return inFlightCount;
     }
@@ -268,6 +273,7 @@ public final class UbdQueue {
      *
      * @return a sample, readable from any thread
      */
+    @Override
     public int waitingForDemand() {
         Integer n = Scannable.from(sink).scan(Scannable.Attr.BUFFERED);
         return n == null ? 0 : n;
@@ -597,7 +603,8 @@ public final class UbdQueue {
         if (r.op() != IoOp.READ || (r.bufferIndex >= 0 && readData == null)) {
             // Not a READ, or a READ its backend served in place: nothing to copy.
             Buffers.releaseOnce(readData);
-            finish(r.tag(), r.op().returnsBytes() ? r.length() : 0);
+            // The kernel takes the byte count as the result of a READ or WRITE, 0 from the others.
+            finish(r.tag(), r.op() == IoOp.READ || r.op() == IoOp.WRITE ? r.length() : 0);
             return;
         }
         if (readData == null || readData.refCnt() == 0 || readData.readableBytes() != r.length()) {

@@ -1,8 +1,7 @@
 package dev.reactorubd.metrics;
 
-import dev.reactorubd.io.IoOp;
-import dev.reactorubd.io.UbdQueue;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.IoOp;
+import dev.reactorubd.Errno;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
@@ -77,7 +76,7 @@ public final class MicrometerMetrics implements UbdMetrics {
     }
 
     @Override
-    public QueueMetrics forQueue(UbdQueue queue) {
+    public QueueMetrics forQueue(QueueView queue) {
         return new QueueMeters(registry, queue);
     }
 
@@ -94,13 +93,13 @@ public final class MicrometerMetrics implements UbdMetrics {
         private final List<Meter> meters = new ArrayList<>();
         private boolean closed;
 
-        QueueMeters(MeterRegistry registry, UbdQueue queue) {
+        QueueMeters(MeterRegistry registry, QueueView queue) {
             this.registry = registry;
             this.tags = Tags.of("device", Integer.toString(queue.deviceId()), "queue", Integer.toString(queue.id()));
             synchronized (meters) {
-                meters.add(Gauge.builder(IN_FLIGHT, queue, UbdQueue::inFlightCount).tags(tags)
+                meters.add(Gauge.builder(IN_FLIGHT, queue, QueueView::inFlightCount).tags(tags)
                         .description("requests the queue holds, from fetch to commit").register(registry));
-                meters.add(Gauge.builder(WAITING, queue, UbdQueue::waitingForDemand).tags(tags)
+                meters.add(Gauge.builder(WAITING, queue, QueueView::waitingForDemand).tags(tags)
                         .description("requests waiting for the subscriber's demand").register(registry));
             }
             opMeters(IoOp.READ);

@@ -1,6 +1,6 @@
 package dev.reactorubd.metrics;
 
-import dev.reactorubd.io.IoOp;
+import dev.reactorubd.IoOp;
 
 /**
  * The recorder of one queue's requests, called on the queue's event loop as each request is committed to the kernel.

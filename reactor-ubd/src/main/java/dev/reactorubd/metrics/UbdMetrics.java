@@ -1,7 +1,5 @@
 package dev.reactorubd.metrics;
 
-import dev.reactorubd.io.UbdQueue;
-
 /**
  * Where a server's queues report what they serve: the metrics SPI. {@link #NONE} (the default) records nothing and
  * takes no timestamps; {@link MicrometerMetrics} records into a Micrometer {@code MeterRegistry}. The library core
@@ -17,11 +15,11 @@ public interface UbdMetrics {
     UbdMetrics NONE = queue -> QueueMetrics.NONE;
 
     /**
-     * The recorder of one queue (called as the queue is created; the queue's {@link UbdQueue#inFlightCount()} and
-     * {@link UbdQueue#waitingForDemand()} may be sampled from then on, from any thread).
+     * The recorder of one queue (called as the queue is created; the queue's {@link QueueView#inFlightCount()} and
+     * {@link QueueView#waitingForDemand()} may be sampled from then on, from any thread).
      *
      * @param queue the queue being created
      * @return its recorder
      */
-    QueueMetrics forQueue(UbdQueue queue);
+    QueueMetrics forQueue(QueueView queue);
 }

@@ -1,10 +1,10 @@
 package dev.reactorubd.server;
 
 import dev.reactorubd.UbdIoException;
-import dev.reactorubd.io.IoOp;
+import dev.reactorubd.IoOp;
 import dev.reactorubd.io.IoRequest;
 import dev.reactorubd.io.UbdQueue;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.ReferenceCounted;

@@ -3,7 +3,7 @@ package dev.reactorubd.server;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdPermissionException;
 import dev.reactorubd.io.LoopScheduler;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
 import io.netty.util.concurrent.EventExecutor;
 import java.util.Objects;
@@ -21,7 +21,10 @@ import reactor.core.publisher.Mono;
  * deadlock. IO_FLUSHER makes the kernel treat the thread as part of the IO path: its allocations never start IO to
  * reclaim memory ({@code PF_MEMALLOC_NOIO}) and its own writes are throttled only against its own dirty pages
  * ({@code PF_LOCAL_THROTTLE}). It is what ublksrv (and the kernel's FUSE and loop advice) does for its queue threads.
- * Threads the kernel creates for the thread later (its io_uring io-wq workers, {@code iou-wrk-TID}) inherit it.
+ * Threads the kernel creates for the thread later (its io_uring io-wq workers, {@code iou-wrk-TID}) inherit it, and so
+ * does every thread the thread starts: the kernel copies the state into a new thread, so a pool whose worker (or an
+ * event loop whose thread) is first started from a queue thread is an IO flusher as well, whatever
+ * {@link UbdServer.Builder#ioFlusher(boolean)} says.
  *
  * <p>{@link UbdServer} calls {@link #enableOnCurrentThread()} on every event loop thread before it registers the first
  * queue there (the server's own loops and the caller's alike), unless {@link UbdServer.Builder#ioFlusher(boolean)}

@@ -2,7 +2,7 @@ package dev.reactorubd.server;
 
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdMemoryLockException;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
 import java.io.IOException;
 import java.nio.file.Files;

@@ -10,7 +10,7 @@ import dev.reactorubd.io.KernelQueueTransport;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.sys.UblkDevState;
 import dev.reactorubd.sys.UblkFeature;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
 import java.time.Duration;
 import java.util.List;

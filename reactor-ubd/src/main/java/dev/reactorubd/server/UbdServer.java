@@ -14,7 +14,7 @@ import dev.reactorubd.metrics.MicrometerMetrics;
 import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.sys.UblkIo;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
 import dev.reactorubd.uring.MappedRegion;
 import io.netty.buffer.ByteBufAllocator;

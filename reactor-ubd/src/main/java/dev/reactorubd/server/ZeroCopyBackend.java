@@ -1,6 +1,6 @@
 package dev.reactorubd.server;
 
-import dev.reactorubd.io.IoOp;
+import dev.reactorubd.IoOp;
 import dev.reactorubd.io.IoRequest;
 import reactor.core.publisher.Mono;
 

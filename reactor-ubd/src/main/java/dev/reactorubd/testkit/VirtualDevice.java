@@ -2,7 +2,7 @@ package dev.reactorubd.testkit;
 
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.Buffers;
-import dev.reactorubd.io.IoOp;
+import dev.reactorubd.IoOp;
 import dev.reactorubd.io.QueueTransport;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.metrics.MicrometerMetrics;
@@ -10,7 +10,7 @@ import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.server.BackendBridge;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.sys.UblkIo;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;

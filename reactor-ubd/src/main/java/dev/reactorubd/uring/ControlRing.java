@@ -1,5 +1,6 @@
 package dev.reactorubd.uring;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdClosedException;
 import dev.reactorubd.UbdException;
 import java.lang.foreign.Arena;
@@ -387,11 +388,6 @@ public final class ControlRing implements AutoCloseable {
         } finally {
             sqLock.unlock();
         }
-    }
-
-    /** {@return whether {@link #close()} was called} */
-    public boolean isClosed() {
-        return closing.get();
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.reactorubd.uring;
 
+import dev.reactorubd.Errno;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -162,9 +163,6 @@ public final class Libc {
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
     private static final MethodHandle SYSCONF = downcall("sysconf",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT));
-    private static final MethodHandle STRERROR = downcall("strerror",
-            FunctionDescriptor.of(ADDRESS.withTargetLayout(MemoryLayout.sequenceLayout(256, java.lang.foreign.ValueLayout.JAVA_BYTE)), JAVA_INT));
-
     private static final ThreadLocal<MemorySegment> CALL_STATE_BUFFER =
             ThreadLocal.withInitial(() -> Arena.global().allocate(CALL_STATE));
 
@@ -507,21 +505,6 @@ public final class Libc {
     private static long sysconf(int name) {
         try {
             return (long) SYSCONF.invokeExact(name);
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
-    /**
-     * The C library's text for an errno value (e.g. "No such device").
-     *
-     * @param errno the positive errno, such as {@code Errno.EIO}
-     * @return the C library's text for an errno value (e.g
-     */
-    public static String strerror(int errno) {
-        try {
-            MemorySegment s = (MemorySegment) STRERROR.invokeExact(Math.abs(errno));
-            return s.getString(0);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -1,5 +1,6 @@
 package dev.reactorubd.uring;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdException;
 import io.netty.channel.IoEvent;
 import io.netty.channel.IoEventLoop;
@@ -59,6 +60,8 @@ public final class LoopIo implements IoUringIoHandle {
     private int next;
     private int inFlight;
     private boolean closed;
+    /** {@link #closeWhenIdle} was called: nothing new is taken, and the last completion closes. */
+    private boolean closing;
 
     private LoopIo(IoEventLoop loop) {
         this.loop = loop;
@@ -144,7 +147,7 @@ public final class LoopIo implements IoUringIoHandle {
     /** Enqueues one SQE with {@code sqeFlags}; {@code done} hears of a refusal at once. */
     private void enqueue(int opcode, int sqeFlags, int fd, long off, long addr, int len, int opFlags, int bufIndex,
                          long addr3, Completion done) {
-        if (closed) {
+        if (closed || closing) {
             done.complete(-Errno.ESHUTDOWN);
             return;
         }
@@ -226,7 +229,7 @@ public final class LoopIo implements IoUringIoHandle {
      */
     public int room() {
         SubmissionRoom q = room;
-        return q == null || closed ? 0 : Math.max(0, Math.min(q.free(), MAX_IN_FLIGHT - inFlight));
+        return q == null || closed || closing ? 0 : Math.max(0, Math.min(q.free(), MAX_IN_FLIGHT - inFlight));
     }
 
     /**
@@ -352,6 +355,9 @@ public final class LoopIo implements IoUringIoHandle {
         if (b != 0) {
             table.end(b - 1);
         }
+        if (closing && inFlight == 0) {
+            close();
+        }
     }
 
     /**
@@ -376,13 +382,41 @@ public final class LoopIo implements IoUringIoHandle {
         }
     }
 
+    /**
+     * Closes once no operation is left in flight; on the loop. From now on every submission is refused with {@code
+     * -ESHUTDOWN}; the operations in flight complete as usual, so that their callbacks release what they hold (a
+     * buffer the kernel is filling is released only once the kernel is done with it), and the last completion closes.
+     * Use it where operations may be in flight, for example when the queue a backend was bound to ends while a
+     * mirror's resync still reads through it.
+     */
+    public void closeWhenIdle() {
+        if (closed || closing) {
+            return;
+        }
+        closing = true;
+        IoRegistration r = registration;
+        if (inFlight == 0 || r == null || !r.isValid()) {
+            close();
+        }
+    }
+
+    /** {@link #closeWhenIdle} on the loop, from any thread (a loop that is gone took its operations with it). */
+    public void closeWhenIdleOnLoop() {
+        onLoop(this::closeWhenIdle);
+    }
+
     /** Closes on the loop, from any thread. */
     public void closeOnLoop() {
+        onLoop(this::close);
+    }
+
+    /** Runs {@code task} on the loop: at once when already there; not at all when the loop is gone (its ring too). */
+    private void onLoop(Runnable task) {
         if (loop.inEventLoop()) {
-            close();
+            task.run();
         } else {
             try {
-                loop.execute(this::close);
+                loop.execute(task);
             } catch (java.util.concurrent.RejectedExecutionException e) {
                 // The loop is gone, and its ring with it.
             }

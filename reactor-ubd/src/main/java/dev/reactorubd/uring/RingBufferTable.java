@@ -1,5 +1,6 @@
 package dev.reactorubd.uring;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdUnsupportedException;
 import io.netty.channel.IoRegistration;
 import io.netty.channel.uring.IoUringIoHandler;

@@ -9,17 +9,13 @@ import dev.reactorubd.InvalidDeviceSpecException;
 import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.sys.UblkParams;
+import dev.reactorubd.testing.Cases;
+import dev.reactorubd.testing.Gen;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Set;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
-import net.jqwik.api.Tuple;
-import net.jqwik.api.statistics.Statistics;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
 
 /**
  * Whatever a caller gives the builder, {@link DeviceSpec.Builder#build()} either returns a spec the kernel can take
@@ -28,54 +24,59 @@ import net.jqwik.api.statistics.Statistics;
  */
 class DeviceSpecProperties {
 
-    @Property(tries = 300)
-    void buildsAValidSpecOrRefusesOneFieldWithAReason(
-            @ForAll("deviceIds") int id, @ForAll("counts") int queues, @ForAll("counts") int depth,
-            @ForAll("blockSizes") int logical, @ForAll("physicalSizes") int physical,
-            @ForAll("capacities") long capacity, @ForAll("ioSizes") long maxIo,
-            @ForAll("rarely") boolean readOnly, @ForAll boolean rotational, @ForAll boolean volatileCache,
-            @ForAll("rarely") boolean fua,
-            @ForAll("discards") DeviceSpec.Discard discard,
-            @ForAll("features") Set<UblkFeature> features) {
-        DeviceSpec.Builder b = DeviceSpec.builder().deviceId(id).queues(queues).depth(depth)
-                .logicalBlockSize(logical).physicalBlockSize(physical).maxIoBytes(maxIo).readOnly(readOnly)
-                .rotational(rotational).volatileCache(volatileCache).fua(fua).discard(discard).features(features);
-        if (capacity != Long.MIN_VALUE) { // MIN_VALUE: capacity not set at all
-            b.capacityBytes(capacity);
-        }
-        DeviceSpec spec;
-        try {
-            spec = b.build();
-        } catch (InvalidDeviceSpecException e) {
-            assertNotNull(e.field(), "the refused field is named");
-            assertTrue(e.getMessage().startsWith(e.field() + ": "), e.getMessage());
-            assertTrue(e.getMessage().length() > e.field().length() + 10, "and why: " + e.getMessage());
-            Statistics.label("outcome").collect("refused");
-            return;
-        }
-        Statistics.label("outcome").collect("valid");
-        assertValid(spec);
-        assertEquals(spec.toString(), spec.toBuilder().build().toString(), "a spec rebuilds to itself");
+    /** What a caller gives the builder; capacity {@code Long.MIN_VALUE}: not set at all. */
+    record Input(int id, int queues, int depth, int logical, int physical, long capacity, long maxIo, boolean readOnly,
+            boolean rotational, boolean volatileCache, boolean fua, DeviceSpec.Discard discard,
+            Set<UblkFeature> features) {
+    }
+
+    static final Gen<Input> INPUTS = r -> new Input(deviceIds().next(r), counts().next(r), counts().next(r),
+            blockSizes().next(r), physicalSizes().next(r), capacities().next(r), ioSizes().next(r), rarely().next(r),
+            r.nextBoolean(), r.nextBoolean(), rarely().next(r), discards().next(r), features().next(r));
+
+    @Test
+    void buildsAValidSpecOrRefusesOneFieldWithAReason() {
+        AtomicInteger valid = new AtomicInteger();
+        Cases.forAll(300, INPUTS, in -> {
+            DeviceSpec.Builder b = DeviceSpec.builder().deviceId(in.id()).queues(in.queues()).depth(in.depth())
+                    .logicalBlockSize(in.logical()).physicalBlockSize(in.physical()).maxIoBytes(in.maxIo())
+                    .readOnly(in.readOnly()).rotational(in.rotational()).volatileCache(in.volatileCache())
+                    .fua(in.fua()).discard(in.discard()).features(in.features());
+            if (in.capacity() != Long.MIN_VALUE) {
+                b.capacityBytes(in.capacity());
+            }
+            DeviceSpec spec;
+            try {
+                spec = b.build();
+            } catch (InvalidDeviceSpecException e) {
+                assertNotNull(e.field(), "the refused field is named");
+                assertTrue(e.getMessage().startsWith(e.field() + ": "), e.getMessage());
+                assertTrue(e.getMessage().length() > e.field().length() + 10, "and why: " + e.getMessage());
+                return;
+            }
+            valid.incrementAndGet();
+            assertValid(spec);
+            assertEquals(spec.toString(), spec.toBuilder().build().toString(), "a spec rebuilds to itself");
+        });
+        System.out.println("device specs: " + valid + " of 300 valid");
     }
 
     /** Both outcomes are exercised: the property would hold vacuously if every spec were refused. */
-    @Property(tries = 300)
-    void aGoodShareOfTheGeneratedSpecsIsValid(
-            @ForAll("deviceIds") int id, @ForAll("counts") int queues, @ForAll("counts") int depth,
-            @ForAll("blockSizes") int logical, @ForAll("capacities") long capacity, @ForAll("ioSizes") long maxIo) {
-        boolean valid;
-        try {
-            DeviceSpec.builder().deviceId(id).queues(queues).depth(depth).logicalBlockSize(logical)
-                    .capacityBytes(capacity).maxIoBytes(maxIo).build();
-            valid = true;
-        } catch (InvalidDeviceSpecException e) {
-            valid = false;
-        }
-        Statistics.collect(valid);
-        Statistics.coverage(c -> {
-            c.check(true).percentage(p -> p > 10);
-            c.check(false).percentage(p -> p > 10);
+    @Test
+    void aGoodShareOfTheGeneratedSpecsIsValid() {
+        int tries = 300;
+        AtomicInteger valid = new AtomicInteger();
+        Cases.forAll(tries, INPUTS, in -> {
+            try {
+                DeviceSpec.builder().deviceId(in.id()).queues(in.queues()).depth(in.depth())
+                        .logicalBlockSize(in.logical()).capacityBytes(in.capacity()).maxIoBytes(in.maxIo()).build();
+                valid.incrementAndGet();
+            } catch (InvalidDeviceSpecException e) {
+                // counted below
+            }
         });
+        assertTrue(valid.get() > tries / 10, "more than 10% valid: " + valid + " of " + tries);
+        assertTrue(tries - valid.get() > tries / 10, "more than 10% refused: " + (tries - valid.get()) + " of " + tries);
     }
 
     private static void assertValid(DeviceSpec s) {
@@ -106,72 +107,62 @@ class DeviceSpecProperties {
 
     // Each value: mostly in range (so that whole valid specs come up), then the edges, then anything.
 
-    @Provide
-    Arbitrary<Integer> deviceIds() {
-        return mostly(Arbitraries.integers().between(DeviceSpec.AUTO_ID, DeviceSpec.MAX_DEVICE_IDS - 1),
-                Arbitraries.of(DeviceSpec.AUTO_ID, -2, 0, DeviceSpec.MAX_DEVICE_IDS - 1, DeviceSpec.MAX_DEVICE_IDS,
+    static Gen<Integer> deviceIds() {
+        return mostly(Gen.ints(DeviceSpec.AUTO_ID, DeviceSpec.MAX_DEVICE_IDS - 1),
+                Gen.of(DeviceSpec.AUTO_ID, -2, 0, DeviceSpec.MAX_DEVICE_IDS - 1, DeviceSpec.MAX_DEVICE_IDS,
                         Integer.MIN_VALUE, Integer.MAX_VALUE),
-                Arbitraries.integers());
+                Gen.anyInt());
     }
 
-    @Provide
-    Arbitrary<Integer> counts() {
-        return mostly(Arbitraries.integers().between(1, DeviceSpec.MAX_DEPTH),
-                Arbitraries.of(-1, 0, 1, DeviceSpec.MAX_QUEUES, DeviceSpec.MAX_QUEUES + 1, DeviceSpec.MAX_DEPTH,
+    static Gen<Integer> counts() {
+        return mostly(Gen.ints(1, DeviceSpec.MAX_DEPTH),
+                Gen.of(-1, 0, 1, DeviceSpec.MAX_QUEUES, DeviceSpec.MAX_QUEUES + 1, DeviceSpec.MAX_DEPTH,
                         DeviceSpec.MAX_DEPTH + 1),
-                Arbitraries.integers());
+                Gen.anyInt());
     }
 
-    @Provide
-    Arbitrary<Integer> blockSizes() {
-        return mostly(Arbitraries.of(512, 1024, 2048, 4096), Arbitraries.of(0, 256, 513, 8192, -512),
-                Arbitraries.integers());
+    static Gen<Integer> blockSizes() {
+        return mostly(Gen.of(512, 1024, 2048, 4096), Gen.of(0, 256, 513, 8192, -512), Gen.anyInt());
     }
 
-    @Provide
-    Arbitrary<Integer> physicalSizes() {
-        return Arbitraries.oneOf(Arbitraries.just(0), Arbitraries.just(4096), blockSizes());
+    static Gen<Integer> physicalSizes() {
+        return Gen.oneOf(Gen.just(0), Gen.just(4096), blockSizes());
     }
 
-    @Provide
-    Arbitrary<Long> capacities() {
-        return mostly(Arbitraries.longs().between(1, 1L << 40).map(n -> n * 4096),
-                Arbitraries.of(Long.MIN_VALUE, -1L, 0L, 1L, 511L, 512L, 4095L, Long.MAX_VALUE,
-                        Long.MAX_VALUE / 4096 * 4096),
-                Arbitraries.longs());
+    static Gen<Long> capacities() {
+        return mostly(Gen.longs(1, 1L << 40).map(n -> n * 4096),
+                Gen.of(Long.MIN_VALUE, -1L, 0L, 1L, 511L, 512L, 4095L, Long.MAX_VALUE, Long.MAX_VALUE / 4096 * 4096),
+                Gen.anyLong());
     }
 
-    @Provide
-    Arbitrary<Long> ioSizes() {
-        return mostly(Arbitraries.longs().between(1, UblkIo.MAX_IO_BYTES / 4096).map(n -> n * 4096),
-                Arbitraries.of(0L, 512L, 4095L, DeviceSpec.DEFAULT_MAX_IO_BYTES, UblkIo.MAX_IO_BYTES,
+    static Gen<Long> ioSizes() {
+        return mostly(Gen.longs(1, UblkIo.MAX_IO_BYTES / 4096).map(n -> n * 4096),
+                Gen.of(0L, 512L, 4095L, (long) DeviceSpec.DEFAULT_MAX_IO_BYTES, (long) UblkIo.MAX_IO_BYTES,
                         UblkIo.MAX_IO_BYTES + 4096L, -4096L),
-                Arbitraries.longs());
+                Gen.anyLong());
     }
 
-    @Provide
-    Arbitrary<Boolean> rarely() {
-        return Arbitraries.frequency(Tuple.of(4, false), Tuple.of(1, true));
+    static Gen<Boolean> rarely() {
+        return Gen.<Boolean>weighted().value(4, false).value(1, true);
     }
 
-    @Provide
-    Arbitrary<DeviceSpec.Discard> discards() {
-        Arbitrary<Long> sizes = mostly(Arbitraries.longs().between(0, 1 << 16).map(n -> n * 4096),
-                Arbitraries.of(-512L, 0L, 1L, 512L, 0xFFFF_FFFFL, 0xFFFF_FFFFL * 512, 0x1_0000_0000L * 512,
-                        Long.MAX_VALUE),
-                Arbitraries.longs());
-        return Combinators.combine(sizes, sizes, sizes, sizes).as(DeviceSpec.Discard::new).injectNull(0.3);
+    static Gen<DeviceSpec.Discard> discards() {
+        Gen<Long> sizes = mostly(Gen.longs(0, 1 << 16).map(n -> n * 4096),
+                Gen.of(-512L, 0L, 1L, 512L, 0xFFFF_FFFFL, 0xFFFF_FFFFL * 512, 0x1_0000_0000L * 512, Long.MAX_VALUE),
+                Gen.anyLong());
+        Gen<DeviceSpec.Discard> discard = r -> new DeviceSpec.Discard(sizes.next(r), sizes.next(r), sizes.next(r),
+                sizes.next(r));
+        return discard.orNull(0.3);
     }
 
-    @Provide
-    Arbitrary<Set<UblkFeature>> features() {
-        return Arbitraries.frequencyOf(Tuple.of(3, Arbitraries.just(Set.of())),
-                Tuple.of(2, Arbitraries.of(UblkFeature.USER_RECOVERY, UblkFeature.USER_RECOVERY_REISSUE,
-                        UblkFeature.UPDATE_SIZE, UblkFeature.QUIESCE).set().ofMaxSize(3)),
-                Tuple.of(2, Arbitraries.of(UblkFeature.class).set().ofMaxSize(5)));
+    static Gen<Set<UblkFeature>> features() {
+        return Gen.<Set<UblkFeature>>weighted().add(3, Gen.just(Set.of()))
+                .add(2, Gen.of(UblkFeature.USER_RECOVERY, UblkFeature.USER_RECOVERY_REISSUE, UblkFeature.UPDATE_SIZE,
+                        UblkFeature.QUIESCE).set(3))
+                .add(2, Gen.of(UblkFeature.class).set(5));
     }
 
-    private static <T> Arbitrary<T> mostly(Arbitrary<T> valid, Arbitrary<T> edges, Arbitrary<T> anything) {
-        return Arbitraries.frequencyOf(Tuple.of(12, valid), Tuple.of(1, edges), Tuple.of(1, anything));
+    private static <T> Gen<T> mostly(Gen<T> valid, Gen<T> edges, Gen<T> anything) {
+        return Gen.<T>weighted().add(12, valid).add(1, edges).add(1, anything);
     }
 }

@@ -7,7 +7,7 @@ import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.sys.UblkCtrlCmd;
 import dev.reactorubd.sys.UblkDevState;
 import dev.reactorubd.sys.UblkFeature;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -1,7 +1,8 @@
 package dev.reactorubd.io;
 
+import dev.reactorubd.IoOp;
 import dev.reactorubd.sys.UblkIo;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.UnpooledByteBufAllocator;
 import io.netty.util.concurrent.DefaultEventExecutor;

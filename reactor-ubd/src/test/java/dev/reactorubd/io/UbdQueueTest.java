@@ -1,8 +1,9 @@
 package dev.reactorubd.io;
 
+import dev.reactorubd.IoOp;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import java.nio.charset.StandardCharsets;

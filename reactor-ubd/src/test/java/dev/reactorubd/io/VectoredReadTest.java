@@ -1,5 +1,6 @@
 package dev.reactorubd.io;
 
+import dev.reactorubd.IoOp;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.testkit.VirtualDevice;
 import io.netty.buffer.ByteBuf;

@@ -4,7 +4,7 @@ import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.IoRequest;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;

@@ -2,7 +2,7 @@ package dev.reactorubd.server;
 
 import dev.reactorubd.UbdPermissionException;
 import dev.reactorubd.testing.TaskFlags;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.uring.IoUring;
 import io.netty.channel.uring.IoUringIoHandler;

@@ -3,7 +3,7 @@ package dev.reactorubd.server;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdMemoryLockException;
 import dev.reactorubd.UbdPermissionException;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
 import org.junit.jupiter.api.Test;
 

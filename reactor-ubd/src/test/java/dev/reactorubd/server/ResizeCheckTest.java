@@ -1,7 +1,7 @@
 package dev.reactorubd.server;
 
 import dev.reactorubd.UbdException;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;

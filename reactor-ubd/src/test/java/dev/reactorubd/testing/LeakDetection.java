@@ -20,7 +20,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
  *
  * <p>Installed by {@link LeakCheckListener} when the JUnit platform starts, before any test has touched a Netty buffer
  * (the buffer classes take their detector once, when they are first used); checked after every test class by
- * {@link LeakCheckExtension} (Jupiter) and {@link LeakCheckHook} (jqwik), which fail the class that leaked. The
+ * {@link LeakCheckExtension}, which fails the class that leaked. The
  * surefire configuration sets the level to paranoid ({@code -Dio.netty.leakDetection.level=paranoid}: every buffer
  * tracked, every access recorded).
  */

@@ -19,8 +19,7 @@ import org.junit.platform.testkit.engine.Events;
 
 /**
  * Proves that the leak check can fail: a buffer leaked on purpose is reported with where it was allocated, and a
- * Jupiter class or a jqwik class that leaks one fails (run here through the JUnit test kit, so that this class itself
- * passes).
+ * Jupiter class that leaks one fails (run here through the JUnit test kit, so that this class itself passes).
  */
 class LeakDetectionTest {
     /** Set while the test kit runs {@link Leaky}; elsewhere (a class-path scan in the VM) Leaky is disabled. */
@@ -66,27 +65,6 @@ class LeakDetectionTest {
         assertTrue(why instanceof AssertionError && why.getMessage().contains("Leaky.leaksABuffer"), why.toString());
     }
 
-    @Test
-    void aJqwikClassThatLeaksFails() {
-        insideTestKit = true;
-        Events containers;
-        try {
-            containers = EngineTestKit.engine("jqwik")
-                    .configurationParameter("jqwik.database", "target/jqwik-database-leaky")
-                    .selectors(selectClass(LeakyProperties.class))
-                    .execute()
-                    .containerEvents();
-        } finally {
-            insideTestKit = false;
-        }
-        List<Event> failed = containers.failed().list();
-        assertFalse(failed.isEmpty(), "the class failed: " + containers.list());
-        Throwable why = failed.get(0).getPayload(org.junit.platform.engine.TestExecutionResult.class)
-                .flatMap(org.junit.platform.engine.TestExecutionResult::getThrowable).orElseThrow();
-        assertTrue(why instanceof AssertionError && why.getMessage().contains("LeakyProperties.leaksABuffer"),
-                why.toString());
-    }
-
     static boolean insideTestKit() {
         return insideTestKit;
     }
@@ -97,22 +75,6 @@ class LeakDetectionTest {
         @Test
         void leaksABuffer() {
             PooledByteBufAllocator.DEFAULT.heapBuffer(32).writeInt(7);
-        }
-    }
-
-    /** The same for jqwik's engine; skipped but by {@link #aJqwikClassThatLeaksFails}. */
-    @net.jqwik.api.lifecycle.AddLifecycleHook(OnlyInsideTestKit.class)
-    static class LeakyProperties {
-        @net.jqwik.api.Example
-        void leaksABuffer() {
-            PooledByteBufAllocator.DEFAULT.heapBuffer(32).writeInt(7);
-        }
-    }
-
-    static final class OnlyInsideTestKit implements net.jqwik.api.lifecycle.SkipExecutionHook {
-        @Override
-        public SkipResult shouldBeSkipped(net.jqwik.api.lifecycle.LifecycleContext context) {
-            return insideTestKit ? SkipResult.doNotSkip() : SkipResult.skip("leaks on purpose: run by the test kit");
         }
     }
 

@@ -1,10 +1,10 @@
 package dev.reactorubd.testkit;
 
 import dev.reactorubd.UbdIoException;
-import dev.reactorubd.io.IoOp;
+import dev.reactorubd.IoOp;
 import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.server.BlockBackend;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.time.Duration;

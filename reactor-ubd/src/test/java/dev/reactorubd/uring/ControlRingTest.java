@@ -1,5 +1,6 @@
 package dev.reactorubd.uring;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdClosedException;
 import java.io.IOException;
 import java.lang.foreign.Arena;

@@ -1,5 +1,6 @@
 package dev.reactorubd.uring;
 
+import dev.reactorubd.Errno;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

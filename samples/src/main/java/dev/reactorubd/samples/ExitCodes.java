@@ -8,7 +8,7 @@ import dev.reactorubd.UbdModuleNotLoadedException;
 import dev.reactorubd.UbdNoSuchDeviceException;
 import dev.reactorubd.UbdPermissionException;
 import dev.reactorubd.UbdUnsupportedException;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import picocli.CommandLine;

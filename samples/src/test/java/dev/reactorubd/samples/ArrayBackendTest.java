@@ -6,7 +6,7 @@ import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.compose.MirrorBackend;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufUtil;

@@ -23,6 +23,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
@@ -212,6 +213,15 @@ class MemoryPressureDeviceTest {
                 for (EventExecutor loop : queueLoops) {
                     assertTrue(IoFlusher.isSet(loop).block(WAIT), loop + " serves a queue");
                 }
+                // The state is copied into a thread that a queue thread starts (the javadoc's warning).
+                AtomicBoolean child = new AtomicBoolean();
+                Thread started = queueLoops.iterator().next().submit(() -> {
+                    Thread t = new Thread(() -> child.set(IoFlusher.isSetOnCurrentThread()), "mp-child");
+                    t.start();
+                    return t;
+                }).get(WAIT.toSeconds(), TimeUnit.SECONDS);
+                started.join(WAIT.toMillis());
+                assertTrue(child.get(), "a thread started by a queue thread is an IO flusher too");
                 // A second device on the same loops: nothing changes, nothing is asked again.
                 UbdDevice d2 = server.serve(DeviceSpec.builder().capacityBytes(size).queues(1).build(),
                         new MemoryBackend(size)).block(WAIT);
@@ -229,6 +239,11 @@ class MemoryPressureDeviceTest {
 
         MultiThreadIoEventLoopGroup off = new MultiThreadIoEventLoopGroup(1,
                 new DefaultThreadFactory("mp-app-off", true), IoUringIoHandler.newFactory());
+        // A new thread copies its creator's IO_FLUSHER state, and Netty starts a loop's thread from whichever thread
+        // first gives it a task: started from a queue thread (or a pool worker that one started) it would be an IO
+        // flusher before the server saw it. Started here, from the test's thread, it is not.
+        assertFalse(IoFlusher.isSetOnCurrentThread(), "the test's thread is no IO flusher");
+        off.next().submit(() -> { }).syncUninterruptibly();
         try (UbdServer server = UbdServer.builder().eventLoops(off).ioFlusher(false).build()) {
             UbdDevice d = server.serve(DeviceSpec.builder().capacityBytes(size).queues(1).build(),
                     new MemoryBackend(size)).block(WAIT);

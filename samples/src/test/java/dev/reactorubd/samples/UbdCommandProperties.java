@@ -19,19 +19,12 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.stream.Stream;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
-import net.jqwik.api.Tuple;
-import net.jqwik.api.lifecycle.AfterContainer;
-import net.jqwik.api.lifecycle.BeforeContainer;
-import net.jqwik.api.lifecycle.LifecycleContext;
-import net.jqwik.api.lifecycle.SkipExecutionHook;
-import net.jqwik.api.lifecycle.AddLifecycleHook;
-import net.jqwik.api.statistics.Statistics;
+import dev.reactorubd.testing.Cases;
+import dev.reactorubd.testing.Gen;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.DisabledIf;
 import picocli.CommandLine;
 
 /**
@@ -41,29 +34,25 @@ import picocli.CommandLine;
  * unexpected exception's. On this host there is no ublk: the verbs that get as far as the kernel end with status 3.
  * Targets are kept harmless: files only in a temporary directory, NBD servers only on closed local ports.
  */
-@AddLifecycleHook(UbdCommandProperties.OnlyWithoutUblk.class)
+@DisabledIf(value = "dev.reactorubd.samples.UbdCommandProperties#hasUblk",
+        disabledReason = "this machine has ublk: generated command lines could touch real devices")
 class UbdCommandProperties {
     private static final Set<Integer> DOCUMENTED = Set.of(ExitCodes.OK, ExitCodes.FAILURE, ExitCodes.USAGE,
             ExitCodes.NO_UBLK, ExitCodes.PERMISSION, ExitCodes.DEVICE);
     private static Path dir;
 
     /** With ublk here, a generated command line could create, take over or remove real devices: skip. */
-    static final class OnlyWithoutUblk implements SkipExecutionHook {
-        @Override
-        public SkipResult shouldBeSkipped(LifecycleContext context) {
-            return Files.exists(Path.of("/dev/ublk-control"))
-                    ? SkipResult.skip("this machine has ublk: generated command lines could touch real devices")
-                    : SkipResult.doNotSkip();
-        }
+    static boolean hasUblk() {
+        return Files.exists(Path.of("/dev/ublk-control"));
     }
 
-    @BeforeContainer
+    @BeforeAll
     static void makeFiles() throws IOException {
         dir = Files.createTempDirectory("ubd-cli-props");
         Files.write(dir.resolve("disk.img"), new byte[1 << 20]);
     }
 
-    @AfterContainer
+    @AfterAll
     static void removeFiles() throws IOException {
         try (Stream<Path> all = Files.walk(dir)) {
             all.sorted(Comparator.reverseOrder()).forEach(p -> {
@@ -79,11 +68,13 @@ class UbdCommandProperties {
     private record Run(int status, String out, String err) {
     }
 
-    @Property(tries = 150)
-    void anyCommandLineEndsWithADocumentedStatusAndOneErrorLine(@ForAll("commandLines") List<String> args)
-            throws Exception {
+    @Test
+    void anyCommandLineEndsWithADocumentedStatusAndOneErrorLine() {
+        Cases.forAll(150, commandLines(), UbdCommandProperties::check);
+    }
+
+    private static void check(List<String> args) {
         Run r = run(args);
-        Statistics.label("status").collect(r.status());
         assertTrue(DOCUMENTED.contains(r.status()), args + ": undocumented status " + r.status() + "; " + r.err());
         assertFalse(r.err().contains("\tat "), args + ": no stack trace: " + r.err());
         if (r.status() != ExitCodes.OK) {
@@ -100,7 +91,7 @@ class UbdCommandProperties {
     }
 
     /** Runs the command line on another thread, bounded: an exception out of execute, or a hang, fails. */
-    private static Run run(List<String> args) throws Exception {
+    private static Run run(List<String> args) {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         CompletableFuture<Integer> status = new CompletableFuture<>();
@@ -122,106 +113,107 @@ class UbdCommandProperties {
             throw new AssertionError(args + " did not end within 60 s; stderr so far: " + err, e);
         } catch (ExecutionException e) {
             throw new AssertionError(args + " threw out of execute", e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(args + ": interrupted", e);
         }
     }
 
-    @Provide
-    Arbitrary<List<String>> commandLines() {
+    static Gen<List<String>> commandLines() {
         // A well-formed start for each verb (so that many get past the parser), then options of any verb and stray
         // words, with garbage values; now and then all of it shuffled, or nothing but garbage.
-        Arbitrary<List<String>> start = Arbitraries.oneOf(
+        Gen<List<String>> start = Gen.oneOf(
                 sizes().map(s -> List.of("serve", "--target", "memory", "--size", s)),
                 sizes().map(s -> List.of("serve", "--target", "null", "--size", s)),
                 filePaths().map(f -> List.of("serve", "--target", "file", "--file", f)),
                 uris().map(u -> List.of("serve", "--target", "nbd", "--uri", u)),
-                Arbitraries.of("mirror", "stripe", "concat").flatMap(t -> specs().list().ofMaxSize(3).map(specs -> {
+                Gen.of("mirror", "stripe", "concat").flatMap(t -> specs().list(0, 3).map(specs -> {
                     List<String> l = new ArrayList<>(List.of("serve", "--target", t));
                     specs.forEach(spec -> l.addAll(List.of(t.equals("mirror") ? "--replica" : "--part", spec)));
                     return l;
                 })),
                 numbers().map(n -> List.of("recover", "--id", n, "--target", "memory", "--size", "8M")),
-                Arbitraries.of(List.of("list"), List.of("list", "-v"), List.of("list", "--json", "--verbose")),
-                numbers().list().ofMaxSize(3).map(ids -> {
+                Gen.of(List.of("list"), List.of("list", "-v"), List.of("list", "--json", "--verbose")),
+                numbers().list(0, 3).map(ids -> {
                     List<String> l = new ArrayList<>(List.of("remove"));
                     l.addAll(ids);
                     return l;
                 }),
-                Arbitraries.of(List.of("remove", "--all"), List.of("remove", "--all", "--async"), List.of("features"),
+                Gen.of(List.of("remove", "--all"), List.of("remove", "--all", "--async"), List.of("features"),
                         List.of("completion"), List.of(), List.of("--help"), List.of("--version"),
                         List.of("help", "serve"), List.of("serve", "--help")));
-        Arbitrary<List<String>> option = Arbitraries.frequencyOf(
-                Tuple.of(2, valued("--target", Arbitraries.of("null", "memory", "file", "nbd", "mirror", "stripe",
-                        "concat", "MEMORY", "bogus", ""))),
-                Tuple.of(2, valued("--size", sizes())),
-                Tuple.of(1, valued("--file", filePaths())),
-                Tuple.of(1, valued("--uri", uris())),
-                Tuple.of(1, valued(Arbitraries.of("--replica", "--part"), specs())),
-                Tuple.of(2, valued(Arbitraries.of("--chunk", "--cache", "--rate-bytes"), sizes())),
-                Tuple.of(2, valued(Arbitraries.of("--request-timeout", "--timeout"), durations())),
-                Tuple.of(3, valued(Arbitraries.of("--queues", "--depth", "--block-size", "--id", "--reconnects",
-                        "--retry", "--rate-iops"), numbers())),
-                Tuple.of(1, valued("--copy", Arbitraries.of("SYSCALL", "IO_URING", "io_uring", "bogus"))),
-                Tuple.of(2, Arbitraries.of("--direct", "--read-only", "--recoverable", "--single-issuer",
-                        "--no-single-issuer", "--status", "--no-status", "-v", "--verbose", "--json", "--all",
-                        "--async", "--help", "--version", "--bogus", "-x", "--").map(List::of)),
-                Tuple.of(1, Arbitraries.oneOf(numbers(), garbage()).map(List::of)));
-        Arbitrary<List<String>> line = Combinators.combine(start, option.list().ofMaxSize(4)).as((s, opts) -> {
-            List<String> all = new ArrayList<>(s);
-            opts.forEach(all::addAll);
-            return all;
-        });
-        return Arbitraries.frequencyOf(Tuple.of(8, line),
-                Tuple.of(1, line.flatMap(Arbitraries::shuffle)),
-                Tuple.of(1, Arbitraries.oneOf(garbage(), numbers()).list().ofMaxSize(5)));
+        Gen<List<String>> option = Gen.<List<String>>weighted()
+                .add(2, valued("--target", Gen.of("null", "memory", "file", "nbd", "mirror", "stripe", "concat",
+                        "MEMORY", "bogus", "")))
+                .add(2, valued("--size", sizes()))
+                .add(1, valued("--file", filePaths()))
+                .add(1, valued("--uri", uris()))
+                .add(1, valued(Gen.of("--replica", "--part"), specs()))
+                .add(2, valued(Gen.of("--chunk", "--cache", "--rate-bytes"), sizes()))
+                .add(2, valued(Gen.of("--request-timeout", "--timeout"), durations()))
+                .add(3, valued(Gen.of("--queues", "--depth", "--block-size", "--id", "--reconnects", "--retry",
+                        "--rate-iops"), numbers()))
+                .add(1, valued("--copy", Gen.of("SYSCALL", "IO_URING", "io_uring", "bogus")))
+                .add(2, Gen.of("--direct", "--read-only", "--recoverable", "--single-issuer", "--no-single-issuer",
+                        "--status", "--no-status", "-v", "--verbose", "--json", "--all", "--async", "--help",
+                        "--version", "--bogus", "-x", "--").map(List::of))
+                .add(1, Gen.oneOf(numbers(), garbage()).map(List::of));
+        Gen<List<List<String>>> options = option.list(0, 4);
+        Gen<List<String>> line = r -> {
+            List<String> all = new ArrayList<>(start.next(r));
+            options.next(r).forEach(all::addAll);
+            return List.copyOf(all);
+        };
+        return Gen.<List<String>>weighted().add(8, line).add(1, Gen.shuffled(line))
+                .add(1, Gen.oneOf(garbage(), numbers()).list(0, 5));
     }
 
-    private static Arbitrary<List<String>> valued(String name, Arbitrary<String> values) {
-        return valued(Arbitraries.just(name), values);
+    private static Gen<List<String>> valued(String name, Gen<String> values) {
+        return valued(Gen.just(name), values);
     }
 
-    private static Arbitrary<List<String>> valued(Arbitrary<String> names, Arbitrary<String> values) {
-        return names.flatMap(n -> values.flatMap(v -> Arbitraries.of(List.of(n, v), List.of(n + "=" + v),
-                List.of(n))));
+    private static Gen<List<String>> valued(Gen<String> names, Gen<String> values) {
+        return names.flatMap(n -> values.flatMap(v -> Gen.of(List.of(n, v), List.of(n + "=" + v), List.of(n))));
     }
 
-    private static Arbitrary<String> sizes() {
-        return Arbitraries.frequencyOf(Tuple.of(3, Arbitraries.of("4096", "64K", "1M", "8M", "1G")),
-                Tuple.of(2, Arbitraries.of("0", "-1", "1", "511", "512", "1T", "16T", "8E", "1.5M",
-                        "9223372036854775807", "99999999999999999999", "M", "abc", "")),
-                Tuple.of(1, Arbitraries.longs().between(1, 1L << 42).map(String::valueOf)));
+    private static Gen<String> sizes() {
+        return Gen.<String>weighted().add(3, Gen.of("4096", "64K", "1M", "8M", "1G"))
+                .add(2, Gen.of("0", "-1", "1", "511", "512", "1T", "16T", "8E", "1.5M", "9223372036854775807",
+                        "99999999999999999999", "M", "abc", ""))
+                .add(1, Gen.longs(1, 1L << 42).map(String::valueOf));
     }
 
-    private static Arbitrary<String> durations() {
-        return Arbitraries.frequencyOf(Tuple.of(2, Arbitraries.of("1s", "500ms", "2m", "1h")),
-                Tuple.of(2, Arbitraries.of("0", "0s", "0ms", "-1s", "-5m", "s", "ms", "abc", "9999999999999999h",
-                        "9223372036854775807ms", "")));
+    private static Gen<String> durations() {
+        return Gen.<String>weighted().add(2, Gen.of("1s", "500ms", "2m", "1h"))
+                .add(2, Gen.of("0", "0s", "0ms", "-1s", "-5m", "s", "ms", "abc", "9999999999999999h",
+                        "9223372036854775807ms", ""));
     }
 
-    private static Arbitrary<String> numbers() {
-        return Arbitraries.frequencyOf(Tuple.of(2, Arbitraries.of("1", "2", "4", "64", "128")),
-                Tuple.of(2, Arbitraries.of("0", "-1", "-2", "4096", "4097", "1048576", "2147483647", "2147483648",
-                        "-2147483649", "1e3", "x", "")),
-                Tuple.of(1, Arbitraries.integers().map(String::valueOf)));
+    private static Gen<String> numbers() {
+        return Gen.<String>weighted().add(2, Gen.of("1", "2", "4", "64", "128"))
+                .add(2, Gen.of("0", "-1", "-2", "4096", "4097", "1048576", "2147483647", "2147483648", "-2147483649",
+                        "1e3", "x", ""))
+                .add(1, Gen.anyInt().map(String::valueOf));
     }
 
-    private Arbitrary<String> filePaths() {
-        return Arbitraries.of("disk.img", "new.img", "missing/below.img", ".", "").map(f -> f.isEmpty() ? f
+    private static Gen<String> filePaths() {
+        return Gen.of("disk.img", "new.img", "missing/below.img", ".", "").map(f -> f.isEmpty() ? f
                 : dir.resolve(f).toString());
     }
 
-    private static Arbitrary<String> uris() {
-        return Arbitraries.of("nbd://127.0.0.1:1/x", "nbd://127.0.0.1:1", "nbd+unix:///x?socket=/nonexistent.sock",
+    private static Gen<String> uris() {
+        return Gen.of("nbd://127.0.0.1:1/x", "nbd://127.0.0.1:1", "nbd+unix:///x?socket=/nonexistent.sock",
                 "nbd://", "nbd://127.0.0.1:99999/x", "nbd://[::1/x", "http://127.0.0.1/x", "", "bogus");
     }
 
-    private Arbitrary<String> specs() {
-        return Arbitraries.of("memory:1M", "null:64K", "memory:", "null", "file:" + dir.resolve("p.img"),
+    private static Gen<String> specs() {
+        return r -> Gen.of("memory:1M", "null:64K", "memory:", "null", "file:" + dir.resolve("p.img"),
                 "file:" + dir.resolve("disk.img") + "?direct", "file:", "nbd://127.0.0.1:1/x",
-                "mirror(memory:1M,memory:1M)", "stripe(", "concat()", "bogus", "memory:-1", "memory:1T", "");
+                "mirror(memory:1M,memory:1M)", "stripe(", "concat()", "bogus", "memory:-1", "memory:1T", "").next(r);
     }
 
     /** Words with no ':' or '/', so that no garbage names a file or a server. */
-    private static Arbitrary<String> garbage() {
-        return Arbitraries.strings().withChars("abcXYZ019-_=. %").ofMaxLength(12);
+    private static Gen<String> garbage() {
+        return Gen.strings("abcXYZ019-_=. %", 0, 12);
     }
 }

@@ -6,7 +6,7 @@ import dev.reactorubd.io.Buffers;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.ZeroCopyBackend;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.uring.IoUringAbi;
 import dev.reactorubd.uring.Libc;
 import dev.reactorubd.uring.LoopIo;
@@ -96,6 +96,8 @@ public final class FileBackend implements BlockBackend {
     /** Writes given up while in the kernel, which later overlapping writes wait for. */
     private final GivenUpWrites givenUp = new GivenUpWrites();
     private final Mono<Bound> own;
+    /** The own loop's LoopIo, once made: a close lets its operations in flight end first. */
+    private volatile LoopIo ownIo;
 
     /**
      * How a file is opened.
@@ -180,7 +182,10 @@ public final class FileBackend implements BlockBackend {
                     new DefaultThreadFactory("ubd-file-" + OWN_LOOPS.incrementAndGet(), true),
                     IoUringIoHandler.newFactory());
             ownLoop = g;
-            return LoopIo.register(g.next()).map(Bound::new);
+            return LoopIo.register(g.next()).map(io -> {
+                ownIo = io;
+                return new Bound(io);
+            });
         }).cache();
     }
 
@@ -385,7 +390,8 @@ public final class FileBackend implements BlockBackend {
     @Override
     public Mono<BlockBackend> bind(UbdQueue queue) {
         return LoopIo.register(queue.loop()).map(io -> {
-            queue.onTerminated().doFinally(s -> io.closeOnLoop()).subscribe(null, e -> { });
+            // A mirror's resync may still read through it when its queue ends: let that finish and release first.
+            queue.onTerminated().doFinally(s -> io.closeWhenIdleOnLoop()).subscribe(null, e -> { });
             return new Bound(io);
         });
     }
@@ -426,6 +432,19 @@ public final class FileBackend implements BlockBackend {
                 return;
             }
             MultiThreadIoEventLoopGroup g = ownLoop;
+            LoopIo io = ownIo;
+            if (io != null) {
+                // Operations in flight when the loop stops never complete, and their buffers are lost: let them end
+                // (file operations take milliseconds; bounded anyway).
+                long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
+                try {
+                    while (io.loop().submit(io::inFlight).get(1, TimeUnit.SECONDS) > 0 && System.nanoTime() < end) {
+                        Thread.sleep(2);
+                    }
+                } catch (Exception e) {
+                    LOG.debug("{}: not waiting for its own loop's operations: {}", this, e.toString());
+                }
+            }
             if (g != null) {
                 g.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
             }
@@ -482,6 +501,18 @@ public final class FileBackend implements BlockBackend {
             this.io = io;
         }
 
+        /**
+         * {@link #onLoop}, unless the backend is closed: a request that comes after {@link #close()} started is
+         * refused before it allocates anything, so that the close's wait for what is in flight sees every request.
+         */
+        private void onLoopIfOpen(MonoSink<?> sink, Runnable start) {
+            if (closed.get()) {
+                sink.error(new UbdIoException(Errno.EBADF, path + " is closed"));
+                return;
+            }
+            onLoop(sink, start);
+        }
+
         /** Runs {@code start} on the loop: at once when already there (the queue's case). */
         private void onLoop(MonoSink<?> sink, Runnable start) {
             if (io.loop().inEventLoop()) {
@@ -501,7 +532,7 @@ public final class FileBackend implements BlockBackend {
             if (bad != null) {
                 return bad.then(Mono.empty());
             }
-            return Mono.<ByteBuf>create(sink -> onLoop(sink, () -> {
+            return Mono.<ByteBuf>create(sink -> onLoopIfOpen(sink, () -> {
                         // Allocated on the loop, so that a loop that is gone leaves nothing to release.
                         ByteBuf buf = (direct ? aligned : alloc).directBuffer(length, length);
                         if (!Buffers.isContiguousDirect(buf)) {
@@ -528,7 +559,7 @@ public final class FileBackend implements BlockBackend {
             if (bad != null) {
                 return bad;
             }
-            return Mono.create(sink -> onLoop(sink, () -> {
+            return Mono.create(sink -> onLoopIfOpen(sink, () -> {
                 ByteBuf buf;
                 if (direct ? aligned.isAligned(data) : Buffers.isContiguousDirect(data)) {
                     buf = data.retainedSlice();
@@ -552,7 +583,7 @@ public final class FileBackend implements BlockBackend {
             if (bad != null) {
                 return bad;
             }
-            return Mono.create(sink -> onLoop(sink, () -> {
+            return Mono.create(sink -> onLoopIfOpen(sink, () -> {
                 Transfer t = new Transfer(io, false, offset, null, length, 0, bufferIndex, sink);
                 givenUp.whenClear(offset, length, () -> onLoop(sink, () -> t.start(linkedCommit)));
             }));
@@ -572,7 +603,7 @@ public final class FileBackend implements BlockBackend {
             if (bad != null) {
                 return bad;
             }
-            return Mono.create(sink -> onLoop(sink, () -> {
+            return Mono.create(sink -> onLoopIfOpen(sink, () -> {
                 Transfer t = new Transfer(io, true, offset, null, length, fua ? IoUringAbi.RWF_DSYNC : 0, bufferIndex,
                         sink);
                 givenUp.whenClear(offset, length, () -> onLoop(sink, () -> t.start(linkedCommit)));

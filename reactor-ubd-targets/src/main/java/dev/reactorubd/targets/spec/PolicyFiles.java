@@ -3,7 +3,7 @@ package dev.reactorubd.targets.spec;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.targets.spec.TargetPolicyException.Rule;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
 import java.nio.file.Path;
 

@@ -40,7 +40,12 @@ public final class TargetPolicyException extends TargetSpec.InvalidTargetSpecExc
         /** An NBD server (host and port) the policy does not list. */
         NBD_HOST,
         /** An NBD Unix socket the policy does not list. */
-        NBD_SOCKET
+        NBD_SOCKET,
+        /**
+         * An {@code nbds} URI that names its own TLS credentials ({@code tls-certificates=}): only a permissive policy
+         * lets a spec choose files for the client to read; others use the application's {@code NbdOptions}.
+         */
+        NBD_TLS_FILES
     }
 
     /** The rule that refused the request. */

@@ -29,6 +29,7 @@ import reactor.core.scheduler.Schedulers;
  * memory:SIZE                     a sparse RAM disk
  * file:PATH[?direct][?ro]         a file or block device (O_DIRECT, read-only); also file:PATH?direct&amp;ro
  * nbd://host[:port]/export        an NBD export over TCP; nbd+unix:///export?socket=PATH over a Unix socket
+ * nbds://host[:port]/export       the same over TLS (required); nbds+unix:///export?socket=PATH
  * mirror(SPEC,SPEC,...)           RAID-1 of the parts, with its metadata on them (docs/mirror.md): 1 MiB+ smaller
  * stripe[:CHUNK](SPEC,SPEC,...)   RAID-0 in CHUNK-byte chunks (default 64K)
  * concat(SPEC,SPEC,...)           the parts one after the other
@@ -67,7 +68,7 @@ public sealed interface TargetSpec {
 
     /** What the grammar accepts, for error messages. */
     String SYNTAX = "null:SIZE, memory:SIZE, file:PATH[?direct][?ro], nbd://host[:port]/export, "
-            + "nbd+unix:///export?socket=PATH, mirror(SPEC,SPEC...), stripe[:CHUNK](SPEC,SPEC...) or concat(SPEC,SPEC...)";
+            + "nbd+unix:///export?socket=PATH, nbds://host[:port]/export (TLS), nbds+unix:///export?socket=PATH, mirror(SPEC,SPEC...), stripe[:CHUNK](SPEC,SPEC...) or concat(SPEC,SPEC...)";
 
     /**
      * The spec as it would be written.
@@ -670,7 +671,8 @@ public sealed interface TargetSpec {
         }
 
         private static TargetSpec leaf(String s) {
-            if (s.startsWith("nbd://") || s.startsWith("nbd+unix://")) {
+            if (s.startsWith("nbd://") || s.startsWith("nbd+unix://") || s.startsWith("nbds://")
+                    || s.startsWith("nbds+unix://")) {
                 return new Nbd(s);
             }
             int colon = s.indexOf(':');
@@ -709,8 +711,9 @@ public sealed interface TargetSpec {
                                 + "): write file:PATH, e.g. file:/var/lib/disk.img");
                     }
                 }
-                case "nbd", "nbd+unix" -> throw new InvalidTargetSpecException(quote(s) + " is not an NBD URI: write "
-                        + "nbd://host[:port]/export or nbd+unix:///export?socket=PATH");
+                case "nbd", "nbd+unix", "nbds", "nbds+unix" -> throw new InvalidTargetSpecException(quote(s)
+                        + " is not an NBD URI: write nbd://host[:port]/export or nbd+unix:///export?socket=PATH (TLS:"
+                        + " nbds://, nbds+unix://)");
                 default -> throw new InvalidTargetSpecException(quote(s) + " is not a target spec: write one of "
                         + SYNTAX);
             };
@@ -785,6 +788,12 @@ public sealed interface TargetSpec {
                 u = NbdUri.parse(n.uri());
             } catch (IllegalArgumentException e) {
                 throw new InvalidTargetSpecException(e.getMessage());
+            }
+            if (u.tlsCertificates() != null) {
+                // The credentials are the application's to choose (NbdOptions): a spec from others names no files.
+                throw new TargetPolicyException(TargetPolicyException.Rule.NBD_TLS_FILES, "the NBD URI names its own"
+                        + " TLS credentials (tls-certificates=), which this policy does not allow: leave it out, and"
+                        + " the service's configured credentials (NbdOptions.Builder.tlsCertificates) are used");
             }
             if (u.isUnix()) {
                 Path socket = Path.of(u.socketPath());

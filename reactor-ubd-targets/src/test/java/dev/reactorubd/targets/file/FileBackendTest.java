@@ -6,7 +6,7 @@ import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.uring.Errno;
+import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;

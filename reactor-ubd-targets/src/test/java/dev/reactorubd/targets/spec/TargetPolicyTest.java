@@ -305,4 +305,15 @@ class TargetPolicyTest {
         refusedOpen(Rule.NBD_SOCKET, "nbd+unix:///x?socket=/run/x/../nbd.sock");
         refusedOpen(Rule.FILE_DIRECTORY, "mirror(memory:8M,file:/etc/shadow)");
     }
+
+    @Test
+    void nbdsFromTheAllowListToo_andWithoutCredentialFilesOfItsOwn() throws IOException {
+        refusedOpen(Rule.NBD_HOST, "nbds://169.254.169.254:10809/x");
+        policy = TargetPolicy.builder().allowNbd("nbd.example", 10809).allowNbdSocket(Path.of("/run/nbd.sock")).build();
+        refusedOpen(Rule.NBD_SOCKET, "nbds+unix:///x?socket=/run/other.sock");
+        // The files a root client reads are the application's choice (NbdOptions), never a spec's.
+        refusedOpen(Rule.NBD_TLS_FILES, "nbds://nbd.example/x?tls-certificates=/root/.ssh");
+        refusedOpen(Rule.NBD_TLS_FILES, "nbds+unix:///x?socket=/run/nbd.sock&tls-certificates=/etc");
+        assertEquals("nbds://nbd.example/x", TargetSpec.parse("nbds://nbd.example/x").text());
+    }
 }

@@ -1,4 +1,4 @@
-package dev.reactorubd.io;
+package dev.reactorubd;
 
 import dev.reactorubd.sys.UblkIo;
 
@@ -46,10 +46,5 @@ public enum IoOp {
             case UblkIo.OP_WRITE_ZEROES -> WRITE_ZEROES;
             default -> OTHER;
         };
-    }
-
-    /** Whether the kernel expects the byte count as the result (READ and WRITE) rather than 0. */
-    boolean returnsBytes() {
-        return this == READ || this == WRITE;
     }
 }
