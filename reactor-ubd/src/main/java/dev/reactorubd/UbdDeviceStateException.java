@@ -16,4 +16,14 @@ public class UbdDeviceStateException extends UbdException {
     public UbdDeviceStateException(String message) {
         super(message);
     }
+
+    /**
+     * An error with a message and the kernel's errno.
+     *
+     * @param message what was refused, in which state, and what to do about it
+     * @param errno the errno, negative as the kernel returns it, or positive
+     */
+    public UbdDeviceStateException(String message, int errno) {
+        super(message, errno);
+    }
 }

@@ -545,6 +545,14 @@ public final class UbdControl implements AutoCloseable {
             case Errno.ECANCELED:
                 return new UbdTimeoutException(what + " was interrupted: " + errno, res);
             case Errno.EINVAL:
+                if (nr == UblkCtrlCmd.NR_START_USER_RECOVERY) {
+                    // Linux before 6.15 resets a device's queues only when a recovery starts, and then wants a ready
+                    // one: a recovery whose server died before any of its queues was ready leaves none.
+                    return new UbdDeviceStateException(what + " was refused as invalid: " + errno + ". The device "
+                            + "was added without USER_RECOVERY, or (Linux before 6.15) an earlier recovery's server "
+                            + "died before any of its queues was ready, after which this kernel takes the device "
+                            + "over no more: remove it (UbdControl.deleteDevice, ubd remove) and add it again", res);
+                }
                 return new UbdException(what + " was refused as invalid: " + errno + ". The kernel rejected the "
                         + "arguments (a parameter out of its limits, a device in the wrong state for this "
                         + "command, or a feature combination it forbids)", res);

@@ -1,6 +1,7 @@
 package dev.reactorubd.ctrl;
 
 import dev.reactorubd.UbdDeviceBusyException;
+import dev.reactorubd.UbdDeviceStateException;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdModuleNotLoadedException;
 import dev.reactorubd.UbdNoSuchDeviceException;
@@ -37,6 +38,9 @@ class ControlErrorsTest {
         assertError(UbdUnsupportedException.class, UblkCtrlCmd.DEL_DEV_ASYNC, -95, "newer");
         UbdException e = assertError(UbdException.class, UblkCtrlCmd.SET_PARAMS, -22, "EINVAL");
         assertEquals("EINVAL", e.errnoName());
+        // A recovery whose server died before any queue was ready leaves a device Linux 6.12 takes over no more.
+        assertError(UbdDeviceStateException.class, UblkCtrlCmd.START_USER_RECOVERY, -22,
+                "died before any of its queues was ready");
     }
 
     private static UbdException assertError(Class<? extends UbdException> type, int op, int res, String words) {

@@ -179,10 +179,17 @@ class NoServerDeviceTest {
      */
     private void recoverAndCheck(Path dir, int id, String file, Path data, Process reader, Path readBack,
             Path readerOut) throws Exception {
-        String dev = "/dev/ublkb" + id;
         UbdProcesses.Started again = UbdProcesses.start(processes, dir.resolve("recover.log"), "recover", "--id",
                 String.valueOf(id), "--target", "file", "--file", file);
         assertEquals(id, again.id(), "the same device is served again");
+        checkServed(dir, again, data, reader, readBack, readerOut);
+    }
+
+    /** {@link #recoverAndCheck}'s checks, once the recovering server {@code again} is serving. */
+    private void checkServed(Path dir, UbdProcesses.Started again, Path data, Process reader, Path readBack,
+            Path readerOut) throws Exception {
+        int id = again.id();
+        String dev = "/dev/ublkb" + id;
         if (reader != null) {
             assertTrue(reader.waitFor(120, TimeUnit.SECONDS), "the waiting reader was served after recover");
             assertEquals(0, reader.exitValue(), Files.readString(readerOut));
@@ -229,6 +236,110 @@ class NoServerDeviceTest {
         assertTrue(reader.exitValue() != 0 || readerLog.contains("0+0 records in"), "no server ever served it: "
                 + readerLog);
         Vm.sh(30, "rm -rf " + dir);
+    }
+
+    /**
+     * A real {@code ubd recover} killed half way (the kernel's selftest of a recovery that dies during its fetches,
+     * with the library's own server): the server of a file device is killed, a reader waits, and {@code ubd recover}
+     * processes are killed with SIGKILL 0, 150 and 600 ms after each opened the char device, so before, while and
+     * (perhaps) after it fetched its tags; at least one dies before it is serving. Then one more recovery takes the
+     * device over: the waiting reader gets the data written before the first kill, the whole device reads back, and
+     * SIGTERM deletes the device. Nothing hangs in between.
+     *
+     * <p>Linux 6.12 refuses START_USER_RECOVERY (EINVAL) once a recovery died before any of its queues was ready (it
+     * resets the queues only when a recovery starts, and then requires a ready one); from 6.15 the kernel resets them
+     * when the dying server's char device is released. So below 6.15 a refusal is allowed, if {@code ubd recover}
+     * names that cause, and then {@code ubd remove} deletes the device and the reader ends.
+     */
+    @Test
+    void aRealRecoverKilledDuringItsFetchesLeavesTheDeviceRecoverableWithItsData() throws Exception {
+        Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-killedrecover");
+        String file = dir.resolve("store.img").toString();
+        UbdProcesses.Started served = UbdProcesses.start(processes, dir.resolve("serve.log"), "serve", "--target",
+                "file", "--file", file, "--create", "16M", "--queues", "2", "--depth", "32", "--recovery", "REISSUE");
+        int id = served.id();
+        String dev = "/dev/ublkb" + id;
+        Path data = dir.resolve("data");
+        Vm.sh(60, "head -c " + MIB + " /dev/urandom > " + data + "; dd if=" + data + " of=" + dev
+                + " bs=64k oflag=direct conv=fsync status=none").requireSuccess();
+        kill(served.process());
+        Path readBack = dir.resolve("read");
+        Path readerOut = dir.resolve("reader.out");
+        Process reader = start(readerOut, "dd", "if=" + dev, "of=" + readBack, "bs=64k", "count=16", "iflag=direct");
+        int halfWay = 0;
+        String refusal = null;
+        try (UbdControl control = UbdControl.open()) {
+            awaitState(control, id, UblkDevState.QUIESCED, 60);
+            for (int delayMs : new int[] {0, 150, 600, -1}) {
+                Path log = dir.resolve("recover-" + delayMs + ".log");
+                Process recover = start(log, Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                        "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar",
+                        Path.of("samples/target/ubd.jar").toAbsolutePath().toString(), "recover", "--id",
+                        String.valueOf(id), "--target", "file", "--file", file);
+                boolean opened = awaitOpen(recover, DeviceInfo.charDevicePath(id), log);
+                if (!opened) { // ended on its own, before it opened the char device
+                    refusal = Files.readString(log);
+                    System.out.println("recover after " + halfWay + " killed half way, on " + Vm.kernelRelease()
+                            + ": " + refusal.strip());
+                    assertFalse(kernelAtLeast(6, 15), "Linux 6.15+ takes the device over again: " + refusal);
+                    assertTrue(halfWay > 0, "refused with no recovery killed half way: " + refusal);
+                    assertNotEquals(0, recover.exitValue(), refusal);
+                    assertTrue(refusal.contains("died before any of its queues was ready"), refusal);
+                    break;
+                }
+                if (delayMs < 0) { // the last one serves
+                    checkServed(dir, UbdProcesses.awaitServing(recover, log), data, reader, readBack, readerOut);
+                    break;
+                }
+                Thread.sleep(delayMs);
+                kill(recover);
+                boolean serving = Files.readString(log).contains("serving " + dev);
+                halfWay += serving ? 0 : 1;
+                System.out.println("killed recover: " + delayMs + " ms after it opened the char device, "
+                        + (serving ? "after" : "before") + " it was serving");
+                assertTrue(reader.isAlive(), "the reader still waits: " + Files.readString(readerOut));
+                awaitState(control, id, UblkDevState.QUIESCED, 60);
+            }
+        }
+        if (refusal != null) {
+            Vm.run(120, Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
+                    "samples/target/ubd.jar", "remove", String.valueOf(id)).requireSuccess();
+            assertFalse(Vm.deviceExists(id), "device " + id + " removed");
+            assertTrue(reader.waitFor(60, TimeUnit.SECONDS), "the waiting reader ended");
+        } else {
+            assertTrue(halfWay > 0, "no recover was killed before it was serving");
+        }
+        Vm.sh(30, "rm -rf " + dir);
+    }
+
+    /**
+     * Waits, at most 120 s, until {@code p} has {@code path} open (its /proc fd table names it): true then, false if
+     * {@code p} ended first.
+     */
+    private static boolean awaitOpen(Process p, String path, Path log) throws Exception {
+        Path fds = Path.of("/proc/" + p.pid() + "/fd");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (System.nanoTime() < deadline) {
+            if (!p.isAlive()) {
+                assertTrue(p.waitFor(10, TimeUnit.SECONDS));
+                return false;
+            }
+            try (var entries = Files.list(fds)) {
+                if (entries.anyMatch(fd -> {
+                    try {
+                        return Files.readSymbolicLink(fd).toString().equals(path);
+                    } catch (java.io.IOException gone) {
+                        return false; // closed between the listing and the read
+                    }
+                })) {
+                    return true;
+                }
+            } catch (java.io.IOException gone) {
+                // the fd table changed under the listing (or the process is ending); look again
+            }
+            Thread.sleep(1);
+        }
+        throw new AssertionError(path + " never opened by the recovering server: " + Files.readString(log));
     }
 
     /**

@@ -19,11 +19,6 @@ final class UbdProcesses {
     record Started(Process process, int id) {
     }
 
-    /**
-     * Starts {@code ubd ARGS...} (C1 only and SerialGC: quick to start under emulation) with its output in {@code log},
-     * adds it to {@code processes} (for the test's clean-up) and waits, at most 180 s, for its "serving /dev/ublkbN"
-     * line.
-     */
     /** Kills every process the tests started, and their children (SIGKILL): what an {@code @AfterEach} does first. */
     static void killAll(List<Process> processes) {
         processes.forEach(p -> {
@@ -32,6 +27,11 @@ final class UbdProcesses {
         });
     }
 
+    /**
+     * Starts {@code ubd ARGS...} (C1 only and SerialGC: quick to start under emulation) with its output in {@code log},
+     * adds it to {@code processes} (for the test's clean-up) and waits, at most 180 s, for its "serving /dev/ublkbN"
+     * line.
+     */
     static Started start(List<Process> processes, Path log, String... args) throws IOException, InterruptedException {
         return start(processes, log, List.of(), args);
     }
@@ -45,7 +45,7 @@ final class UbdProcesses {
         cmd.addAll(jvmOptions);
         cmd.addAll(List.of("-jar", jar.toString()));
         cmd.addAll(List.of(args));
-        return awaitServing(processes, log, cmd, args);
+        return awaitServing(processes, log, cmd);
     }
 
     /**
@@ -58,13 +58,18 @@ final class UbdProcesses {
                 "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "--enable-native-access=ALL-UNNAMED", "-cp",
                 System.getProperty("java.class.path"), mainClass.getName()));
         cmd.addAll(List.of(args));
-        return awaitServing(processes, log, cmd, args);
+        return awaitServing(processes, log, cmd);
     }
 
-    private static Started awaitServing(List<Process> processes, Path log, List<String> cmd, String... args)
+    private static Started awaitServing(List<Process> processes, Path log, List<String> cmd)
             throws IOException, InterruptedException {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         processes.add(p);
+        return awaitServing(p, log);
+    }
+
+    /** Waits, at most 180 s, for the "serving /dev/ublkbN" line of {@code p}, whose output goes to {@code log}. */
+    static Started awaitServing(Process p, Path log) throws IOException, InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
         while (p.isAlive() && System.nanoTime() < deadline) {
             Matcher m = SERVING.matcher(Files.readString(log));
@@ -73,6 +78,6 @@ final class UbdProcesses {
             }
             Thread.sleep(100);
         }
-        throw new AssertionError("no 'serving' line from " + List.of(args) + ":\n" + Files.readString(log));
+        throw new AssertionError("no 'serving' line from process " + p.pid() + ":\n" + Files.readString(log));
     }
 }
