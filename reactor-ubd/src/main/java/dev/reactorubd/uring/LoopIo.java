@@ -47,7 +47,7 @@ public final class LoopIo implements IoUringIoHandle {
     private final IoEventLoop loop;
     private volatile IoRegistration registration;
     /** How full the loop's submission queue is, for linked pairs; null where it cannot be read (no links then). */
-    private SubmissionRoom room;
+    private NettyRing.Room room;
     private Completion[] slots = new Completion[64];
     /** Per operation: the buffer-table slot a READ_FIXED / WRITE_FIXED names, plus one (0: none). */
     private int[] fixed = new int[64];
@@ -82,8 +82,13 @@ public final class LoopIo implements IoUringIoHandle {
         LoopIo l = new LoopIo(io);
         return Mono.create(sink -> io.register(l).addListener(f -> {
             if (f.isSuccess()) {
-                l.registration = (IoRegistration) f.getNow();
-                l.room = SubmissionRoom.of(l.registration);
+                try {
+                    l.registration = (IoRegistration) f.getNow();
+                    l.room = NettyRing.room(l.registration);
+                } catch (Throwable e) { // never leave the subscriber waiting
+                    sink.error(new UbdException("cannot register with the io_uring loop " + loop + ": " + e, 0, e));
+                    return;
+                }
                 sink.success(l);
             } else {
                 sink.error(new UbdException("cannot register with the io_uring loop " + loop + ": " + f.cause(), 0,
@@ -223,12 +228,12 @@ public final class LoopIo implements IoUringIoHandle {
     /**
      * How many SQEs may be enqueued, on the loop, before Netty must flush its submission queue: a chain of linked
      * operations ({@link #submit(int, int, long, long, int, int, int, boolean, Completion)}) must be no longer, or a
-     * flush would split it. 0 when that cannot be told (see {@link SubmissionRoom}): do not link then.
+     * flush would split it. 0 when that cannot be told (see {@link NettyRing}): do not link then.
      *
      * @return the free SQEs, or 0
      */
     public int room() {
-        SubmissionRoom q = room;
+        NettyRing.Room q = room;
         return q == null || closed || closing ? 0 : Math.max(0, Math.min(q.free(), MAX_IN_FLIGHT - inFlight));
     }
 
@@ -283,7 +288,7 @@ public final class LoopIo implements IoUringIoHandle {
         if (!loop.inEventLoop() || room() < 2 || r == null || !r.isValid()) {
             return false;
         }
-        SubmissionRoom q = room;
+        NettyRing.Room q = room;
         if (!admit(opcode, bufIndex)) {
             return false; // the plain submission that follows is refused as well, with its EFAULT
         }

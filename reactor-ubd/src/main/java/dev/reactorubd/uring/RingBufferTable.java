@@ -7,8 +7,6 @@ import io.netty.channel.uring.IoUringIoHandler;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.reflect.Field;
-import java.lang.reflect.Method;
 import java.util.Arrays;
 import java.util.BitSet;
 import java.util.Map;
@@ -23,7 +21,7 @@ import java.util.function.IntConsumer;
  * request, at the slot the FETCH named, so that {@code READ_FIXED}/{@code WRITE_FIXED} on that same ring move the data
  * between a file and the request with no copy through userspace. Netty sets up no buffer table, and offers no way to
  * register one; so the first queue that asks registers a sparse table of {@value #SLOTS} slots on the loop's ring
- * (through the ring's fd, which Netty keeps private and which is read here by reflection, in this one place), and each
+ * (through the ring's fd, which Netty keeps private and {@link NettyRing} reads), and each
  * queue then reserves {@code depth} consecutive slots of it, one per tag. docs/zero-copy.md weighs this against the
  * other ways.
  *
@@ -307,11 +305,9 @@ public final class RingBufferTable {
     private static RingBufferTable register(IoUringIoHandler handler) {
         int fd;
         try {
-            fd = ringFd(handler);
-        } catch (ReflectiveOperationException | RuntimeException e) {
-            return new RingBufferTable(-1, "cannot reach the fd of Netty's io_uring ring (" + e + "); this library "
-                    + "reads IoUringIoHandler.ringBuffer.fd() by reflection, which needs Netty 4.2 on the class path "
-                    + "(or --add-opens io.netty.transport.classes.io_uring/io.netty.channel.uring=ALL-UNNAMED)");
+            fd = NettyRing.fd(handler);
+        } catch (IllegalStateException e) {
+            return new RingBufferTable(-1, e.getMessage());
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment reg = arena.allocate(IoUringAbi.RSRC_STRUCT_SIZE, 8); // struct io_uring_rsrc_register
@@ -325,15 +321,6 @@ public final class RingBufferTable {
             }
         }
         return new RingBufferTable(fd, null);
-    }
-
-    private static int ringFd(IoUringIoHandler handler) throws ReflectiveOperationException {
-        Field f = IoUringIoHandler.class.getDeclaredField("ringBuffer");
-        f.setAccessible(true);
-        Object ring = f.get(handler);
-        Method m = ring.getClass().getDeclaredMethod("fd");
-        m.setAccessible(true);
-        return (Integer) m.invoke(ring);
     }
 
     /** Empties slots with a buffer update of empty iovecs. Best effort: a ring that is gone has no table either. */

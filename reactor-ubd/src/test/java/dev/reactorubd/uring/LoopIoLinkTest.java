@@ -46,7 +46,7 @@ class LoopIoLinkTest {
     @BeforeEach
     void setUp() throws Exception {
         assumeTrue(IoUring.isAvailable(), "io_uring is not available here: " + IoUring.unavailabilityCause());
-        assertNull(SubmissionRoom.unavailable());
+        assertNull(NettyRing.unavailable(), "this build's Netty is a tested one");
         loops = new MultiThreadIoEventLoopGroup(1,
                 IoUringIoHandler.newFactory(new IoUringIoHandlerConfig().setRingSize(RING)));
         io = LoopIo.register(loops.next()).block(WAIT);
@@ -143,6 +143,60 @@ class LoopIoLinkTest {
         int[] res = readThenLinkedNop(0, 512);
         assertEquals(512, res[0]);
         assertEquals(0, res[1]);
+    }
+
+    /**
+     * The behaviour the fill reading exists for, at every fill of the queue up to its edge: with {@code k} SQEs
+     * already enqueued in the same loop turn, a short read linked to a no-op is either refused (no room for both) or
+     * enqueued whole, and then the kernel cancels the no-op. Had Netty flushed between the two (the pair split), the
+     * read would have run alone and the no-op after it, unlinked, with result 0.
+     */
+    @Test
+    void atEveryFillOfTheQueueAPairIsLinkedWholeOrNotAtAll() throws Exception {
+        MemorySegment buf = arena.allocate(4096, 4096);
+        int pairs = 0;
+        for (int k = 0; k <= RING; k++) {
+            int fill = k;
+            java.util.concurrent.CountDownLatch filled = new java.util.concurrent.CountDownLatch(fill);
+            CompletableFuture<Integer> read = new CompletableFuture<>();
+            CompletableFuture<Integer> nop = new CompletableFuture<>();
+            int[] room = new int[1];
+            boolean linked = loop().submit(() -> {
+                for (int i = 0; i < fill; i++) {
+                    io.submit(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, res -> filled.countDown());
+                }
+                room[0] = io.room();
+                return io.submitLinked(IoUringAbi.OP_READ, fd, 6144, buf.address(), 4096, 0, 0, // 2048 bytes short
+                        record("read", read), () -> io.submit(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0,
+                                record("nop", nop)));
+            }).get(10, TimeUnit.SECONDS);
+            assertEquals(room[0] >= 2, linked, "fill " + fill + ", room " + room[0]);
+            pairs += linked ? 1 : 0;
+            if (linked) {
+                assertEquals(2048, read.get(10, TimeUnit.SECONDS), "fill " + fill);
+                assertEquals(-Errno.ECANCELED, nop.get(10, TimeUnit.SECONDS), "fill " + fill + ": the pair was split");
+            } else {
+                assertFalse(read.isDone() || nop.isDone(), "fill " + fill + ": refused, so nothing was submitted");
+            }
+            assertTrue(filled.await(10, TimeUnit.SECONDS), "fill " + fill);
+        }
+        // Fills 0 to RING - 2 leave room for a pair (Netty may hold an SQE of its own: one less then).
+        assertTrue(pairs >= RING - 2, pairs + " of " + (RING + 1) + " fills took a pair");
+    }
+
+    @Test
+    void onlyTheTestedNettyVersionsAreRead() {
+        assertNull(NettyRing.versionProblem(NettyRing.TESTED_FROM));
+        assertNull(NettyRing.versionProblem(NettyRing.TESTED_TO));
+        assertNull(NettyRing.versionProblem("4.2.16.Final"));
+        for (String v : new String[] {"4.2.14.Final", "4.2.19.Final", "4.1.130.Final", "5.0.0.Final",
+                "4.2.18.Final-SNAPSHOT", "4.2.17.Alpha1", "weird", null}) {
+            String why = NettyRing.versionProblem(v);
+            assertTrue(why != null && why.contains(NettyRing.TESTED_FROM) && why.contains(NettyRing.TESTED_TO),
+                    v + ": " + why);
+        }
+        // The build's own Netty is one of them, and the check reads its version from the jar.
+        assertNull(NettyRing.versionProblem(NettyRing.nettyVersion()), NettyRing.nettyVersion());
     }
 
     @Test

@@ -78,7 +78,7 @@ class SlotGuardTest {
         for (int i = 0; i < LEN; i++) {
             pages.set(ValueLayout.JAVA_BYTE, i, (byte) (i * 7 + 1));
         }
-        LoopIo io = LoopIo.register(loop).block();
+        LoopIo io = LoopIo.register(loop).block(java.time.Duration.ofSeconds(10));
         IoRegistration reg = loop.register(new NoopHandle()).get(10, TimeUnit.SECONDS);
         List<Integer> idle = new CopyOnWriteArrayList<>();
         List<Integer> results = new CopyOnWriteArrayList<>();
