@@ -532,21 +532,24 @@ public final class FileBackend implements BlockBackend {
             if (bad != null) {
                 return bad.then(Mono.empty());
             }
-            return Mono.<ByteBuf>create(sink -> onLoopIfOpen(sink, () -> {
-                        // Allocated on the loop, so that a loop that is gone leaves nothing to release.
-                        ByteBuf buf = (direct ? aligned : alloc).directBuffer(length, length);
-                        if (!Buffers.isContiguousDirect(buf)) {
-                            buf.release();
-                            sink.error(new UbdIoException(Errno.EIO, alloc + " gave a buffer without one native "
-                                    + "address"));
-                            return;
-                        }
-                        Transfer t = new Transfer(io, false, offset, buf, length, 0, -1, sink);
-                        // A given-up write may still land: a read waits for it, so that it reads one content.
-                        givenUp.whenClear(offset, length, () -> onLoop(sink, t::start));
-                    }))
-                    // A read whose subscriber went away meanwhile still owns its buffer: release it.
-                    .doOnDiscard(ByteBuf.class, ReferenceCounted::release);
+            return Mono.defer(() -> {
+                Unclaimed unclaimed = new Unclaimed();
+                return Mono.<ByteBuf>create(sink -> onLoopIfOpen(sink, () -> {
+                            // Allocated on the loop, so that a loop that is gone leaves nothing to release.
+                            ByteBuf buf = (direct ? aligned : alloc).directBuffer(length, length);
+                            if (!Buffers.isContiguousDirect(buf)) {
+                                buf.release();
+                                sink.error(new UbdIoException(Errno.EIO, alloc + " gave a buffer without one native "
+                                        + "address"));
+                                return;
+                            }
+                            Transfer t = new Transfer(io, false, offset, buf, length, 0, -1, sink, unclaimed);
+                            // A given-up write may still land: a read waits for it, so that it reads one content.
+                            givenUp.whenClear(offset, length, () -> onLoop(sink, t::start));
+                        }))
+                        // A read whose subscriber went away meanwhile still owns its buffer: release it.
+                        .doOnDiscard(ByteBuf.class, unclaimed::release);
+            });
         }
 
         @Override
@@ -704,6 +707,22 @@ public final class FileBackend implements BlockBackend {
     }
 
     /**
+     * Releases, exactly once, a read's buffer that its subscriber never got. Reactor discards a value that comes
+     * after a cancel, but when the cancel is half way through ({@code Mono.create}'s state already cancelled, its
+     * disposable not yet) it drops it instead, and then calls the transfer's cancel: so both the discard hook and the
+     * transfer's cancel may release, and this makes sure only one does.
+     */
+    private static final class Unclaimed {
+        private final AtomicBoolean released = new AtomicBoolean();
+
+        void release(ByteBuf buf) {
+            if (released.compareAndSet(false, true)) {
+                buf.release();
+            }
+        }
+    }
+
+    /**
      * One READ or WRITE, resubmitted until every byte is moved. Owns {@code buf}: a read's buffer goes to the
      * subscriber on success, every other buffer is released when the transfer ends. With a {@code bufIndex} there is
      * no buffer: the data moves from or to that slot of the ring's buffer table (a request's registered pages).
@@ -725,9 +744,19 @@ public final class FileBackend implements BlockBackend {
         private boolean inKernel;
         /** Its key in {@link #givenUp} while it is a given-up write in the kernel, else null. */
         private Object givenUpKey;
+        /** A read's: releases its buffer once if the subscriber did not take it; null for writes. */
+        private final Unclaimed unclaimed;
+        /** Whether a read's buffer was handed to the sink; on the loop. */
+        private boolean handed;
 
         Transfer(LoopIo io, boolean write, long offset, ByteBuf buf, int length, int rwFlags, int bufIndex,
                  MonoSink<?> sink) {
+            this(io, write, offset, buf, length, rwFlags, bufIndex, sink, null);
+        }
+
+        Transfer(LoopIo io, boolean write, long offset, ByteBuf buf, int length, int rwFlags, int bufIndex,
+                 MonoSink<?> sink, Unclaimed unclaimed) {
+            this.unclaimed = unclaimed;
             this.io = io;
             this.write = write;
             this.offset = offset;
@@ -763,6 +792,11 @@ public final class FileBackend implements BlockBackend {
                 return;
             }
             cancelled = true;
+            if (handed && unclaimed != null) {
+                // The cancel won the race with the answer (Reactor calls it only then): the buffer was not taken.
+                unclaimed.release(buf);
+                return;
+            }
             if (write && inKernel) {
                 givenUpKey = givenUp.add(offset, length);
             }
@@ -859,6 +893,7 @@ public final class FileBackend implements BlockBackend {
                 release();
                 sink.success();
             } else {
+                handed = true;
                 ((MonoSink<ByteBuf>) sink).success(buf.writerIndex(length));
             }
         }
