@@ -3,6 +3,7 @@ package dev.reactorubd.targets;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.Buffers;
 import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.server.RequestChecks;
 import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -62,11 +63,7 @@ public final class MemoryBackend implements BlockBackend {
     }
 
     private Mono<Void> checkRange(long offset, long length) {
-        if (offset < 0 || length < 0 || offset > capacity - length) { // no offset + length: it overflows
-            return Mono.error(new UbdIoException(Errno.EINVAL, "range " + offset + "+" + length
-                    + " is beyond the capacity " + capacity));
-        }
-        return null;
+        return RequestChecks.checkRange(capacity, offset, length, this);
     }
 
     private byte[] page(long index) {

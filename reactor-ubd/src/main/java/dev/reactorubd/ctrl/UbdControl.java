@@ -551,7 +551,8 @@ public final class UbdControl implements AutoCloseable {
                     return new UbdDeviceStateException(what + " was refused as invalid: " + errno + ". The device "
                             + "was added without USER_RECOVERY, or (Linux before 6.15) an earlier recovery's server "
                             + "died before any of its queues was ready, after which this kernel takes the device "
-                            + "over no more: remove it (UbdControl.deleteDevice, ubd remove) and add it again", res);
+                            + "over no more: remove it (removeDeviceAsync, or `ubd remove --async`, while IO waits on it) and add "
+                            + "it again", res);
                 }
                 return new UbdException(what + " was refused as invalid: " + errno + ". The kernel rejected the "
                         + "arguments (a parameter out of its limits, a device in the wrong state for this "

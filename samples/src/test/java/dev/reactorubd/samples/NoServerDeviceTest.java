@@ -182,11 +182,11 @@ class NoServerDeviceTest {
         UbdProcesses.Started again = UbdProcesses.start(processes, dir.resolve("recover.log"), "recover", "--id",
                 String.valueOf(id), "--target", "file", "--file", file);
         assertEquals(id, again.id(), "the same device is served again");
-        checkServed(dir, again, data, reader, readBack, readerOut);
+        checkServed(dir.resolve("recover.log"), again, data, reader, readBack, readerOut);
     }
 
     /** {@link #recoverAndCheck}'s checks, once the recovering server {@code again} is serving. */
-    private void checkServed(Path dir, UbdProcesses.Started again, Path data, Process reader, Path readBack,
+    private void checkServed(Path log, UbdProcesses.Started again, Path data, Process reader, Path readBack,
             Path readerOut) throws Exception {
         int id = again.id();
         String dev = "/dev/ublkb" + id;
@@ -198,7 +198,7 @@ class NoServerDeviceTest {
         Vm.sh(60, "cmp -n " + MIB + " " + dev + " " + data).requireSuccess();
         again.process().destroy();
         assertTrue(again.process().waitFor(120, TimeUnit.SECONDS), "the recovering server stopped");
-        assertEquals(0, again.process().exitValue(), Files.readString(dir.resolve("recover.log")));
+        assertEquals(0, again.process().exitValue(), Files.readString(log));
         assertFalse(Vm.deviceExists(id), "device " + id + " deleted");
     }
 
@@ -288,7 +288,7 @@ class NoServerDeviceTest {
                     break;
                 }
                 if (delayMs < 0) { // the last one serves
-                    checkServed(dir, UbdProcesses.awaitServing(recover, log), data, reader, readBack, readerOut);
+                    checkServed(log, UbdProcesses.awaitServing(recover, log), data, reader, readBack, readerOut);
                     break;
                 }
                 Thread.sleep(delayMs);
@@ -302,10 +302,16 @@ class NoServerDeviceTest {
             }
         }
         if (refusal != null) {
+            // The waiting reader holds the device open: remove it without waiting for its holders; the reader's IO
+            // then fails, and the id is freed once it closed.
             Vm.run(120, Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
-                    "samples/target/ubd.jar", "remove", String.valueOf(id)).requireSuccess();
-            assertFalse(Vm.deviceExists(id), "device " + id + " removed");
+                    "samples/target/ubd.jar", "remove", "--async", String.valueOf(id)).requireSuccess();
             assertTrue(reader.waitFor(60, TimeUnit.SECONDS), "the waiting reader ended");
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (Vm.deviceExists(id) && System.nanoTime() < deadline) {
+                Thread.sleep(100);
+            }
+            assertFalse(Vm.deviceExists(id), "device " + id + " removed");
         } else {
             assertTrue(halfWay > 0, "no recover was killed before it was serving");
         }

@@ -3,6 +3,7 @@ package dev.reactorubd.targets.compose;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.server.RequestChecks;
 import dev.reactorubd.server.BlockBackend.Capability;
 import dev.reactorubd.Errno;
 import java.util.EnumSet;
@@ -38,12 +39,7 @@ final class Support {
 
     /** An EINVAL error when {@code [offset, offset + length)} is not inside {@code [0, size)}; else null. */
     static <T> Mono<T> outOfRange(long size, long offset, long length, Object who) {
-        // Not offset + length > size: near Long.MAX_VALUE the sum overflows to a negative that passes.
-        if (offset < 0 || length < 0 || (size != BlockBackend.UNKNOWN_SIZE && offset > size - length)) {
-            return Mono.error(new UbdIoException(Errno.EINVAL, "range " + offset + "+" + length + " is beyond the size "
-                    + size + " of " + who));
-        }
-        return null;
+        return RequestChecks.checkRange(size, offset, length, who);
     }
 
     /** EOPNOTSUPP when {@code c} is not among {@code caps}; else null. */

@@ -5,6 +5,7 @@ import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.Buffers;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.server.RequestChecks;
 import dev.reactorubd.server.ZeroCopyBackend;
 import dev.reactorubd.Errno;
 import dev.reactorubd.uring.IoUringAbi;
@@ -463,12 +464,8 @@ public final class FileBackend implements BlockBackend {
                 + (direct ? ", O_DIRECT" : "") + (readOnly ? ", read-only" : "") + ")";
     }
 
-    private static Mono<Void> checkRange(long offset, long length, long size) {
-        if (offset < 0 || length < 0 || offset > size - length) { // no offset + length: it overflows
-            return Mono.error(new UbdIoException(Errno.EINVAL, "range " + offset + "+" + length
-                    + " is beyond the store's " + size + " bytes"));
-        }
-        return null;
+    private Mono<Void> checkRange(long offset, long length, long size) {
+        return RequestChecks.checkRange(size, offset, length, this);
     }
 
     private UbdIoException failure(String what, int res) {
@@ -555,7 +552,7 @@ public final class FileBackend implements BlockBackend {
         @Override
         public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
             if (readOnly) {
-                return Mono.error(new UbdIoException(Errno.EROFS, path + " is open read-only"));
+                return Mono.error(RequestChecks.readOnly("a write", FileBackend.this));
             }
             int length = data.readableBytes();
             Mono<Void> bad = checkRange(offset, length, size);
@@ -600,7 +597,7 @@ public final class FileBackend implements BlockBackend {
         @Override
         public Mono<Void> writeFrom(long offset, int length, int bufferIndex, boolean fua, Runnable linkedCommit) {
             if (readOnly) {
-                return Mono.error(new UbdIoException(Errno.EROFS, path + " is open read-only"));
+                return Mono.error(RequestChecks.readOnly("a write", FileBackend.this));
             }
             Mono<Void> bad = checkRange(offset, length, size);
             if (bad != null) {
@@ -621,7 +618,7 @@ public final class FileBackend implements BlockBackend {
         @Override
         public Mono<Void> discard(long offset, long length) {
             if (readOnly) {
-                return Mono.error(new UbdIoException(Errno.EROFS, path + " is open read-only"));
+                return Mono.error(RequestChecks.readOnly("a discard", FileBackend.this));
             }
             Mono<Void> bad = checkRange(offset, length, size);
             if (bad != null) {
@@ -636,7 +633,7 @@ public final class FileBackend implements BlockBackend {
         @Override
         public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
             if (readOnly) {
-                return Mono.error(new UbdIoException(Errno.EROFS, path + " is open read-only"));
+                return Mono.error(RequestChecks.readOnly("a write of zeroes", FileBackend.this));
             }
             Mono<Void> bad = checkRange(offset, length, size);
             if (bad != null) {

@@ -6,6 +6,7 @@ import dev.reactorubd.UbdIoException;
 import dev.reactorubd.IoOp;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.server.RequestChecks;
 import dev.reactorubd.server.ZeroCopyBackend;
 import dev.reactorubd.Errno;
 import dev.reactorubd.uring.LoopIo;
@@ -363,15 +364,11 @@ public final class NbdBackend implements BlockBackend {
     }
 
     private UbdIoException badRange(long offset, long length) {
-        if (offset < 0 || length < 0 || offset > info.size() - length) {
-            return new UbdIoException(Errno.EINVAL, "range " + offset + "+" + length + " is beyond the "
-                    + info.size() + " bytes of " + uri);
-        }
-        return null;
+        return RequestChecks.outOfRange(info.size(), offset, length, uri);
     }
 
     private UbdIoException readOnlyError(String what) {
-        return new UbdIoException(Errno.EROFS, what + " on " + uri + ": the export is read-only");
+        return RequestChecks.readOnly(what, "the export " + uri);
     }
 
     Mono<ByteBuf> read(NbdConnection c, long offset, int length) {
