@@ -61,6 +61,22 @@ class NoServerDeviceTest {
         return p;
     }
 
+    /** Writes 1 MiB of random data to the start of {@code dev} (O_DIRECT, synced); returns the file holding it. */
+    private static Path writeRandom(Path dir, String dev) {
+        Path data = dir.resolve("data");
+        Vm.sh(60, "head -c " + MIB + " /dev/urandom > " + data + "; dd if=" + data + " of=" + dev
+                + " bs=64k oflag=direct conv=fsync status=none").requireSuccess();
+        return data;
+    }
+
+    /** Starts {@code ubd recover} of device {@code id}'s file target, not waiting for anything. */
+    private Process startRecover(Path log, int id, String file) throws java.io.IOException {
+        return start(log, Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar",
+                Path.of("samples/target/ubd.jar").toAbsolutePath().toString(), "recover", "--id", String.valueOf(id),
+                "--target", "file", "--file", file);
+    }
+
     /** Waits, at most {@code seconds}, until the device is in {@code state}. */
     private static void awaitState(UbdControl control, int id, UblkDevState state, int seconds) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
@@ -111,9 +127,7 @@ class NoServerDeviceTest {
                 args.toArray(String[]::new));
         int id = served.id();
         String dev = "/dev/ublkb" + id;
-        Path data = dir.resolve("data");
-        Vm.sh(60, "head -c " + MIB + " /dev/urandom > " + data + "; dd if=" + data + " of=" + dev
-                + " bs=64k oflag=direct conv=fsync status=none").requireSuccess();
+        Path data = writeRandom(dir, dev);
         kill(served.process());
 
         long t0 = System.nanoTime();
@@ -134,10 +148,7 @@ class NoServerDeviceTest {
                     assertFalse(Files.exists(Path.of(dev)), dev + " disappeared");
                     awaitState(control, id, UblkDevState.DEAD, 60);
                     Path log = dir.resolve("recover.log");
-                    Process recover = start(log, Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                            "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar",
-                            Path.of("samples/target/ubd.jar").toAbsolutePath().toString(), "recover", "--id",
-                            String.valueOf(id), "--target", "file", "--file", file);
+                    Process recover = startRecover(log, id, file);
                     assertTrue(recover.waitFor(120, TimeUnit.SECONDS), "ubd recover gave up");
                     String out = Files.readString(log);
                     assertNotEquals(0, recover.exitValue(), out);
@@ -259,9 +270,7 @@ class NoServerDeviceTest {
                 "file", "--file", file, "--create", "16M", "--queues", "2", "--depth", "32", "--recovery", "REISSUE");
         int id = served.id();
         String dev = "/dev/ublkb" + id;
-        Path data = dir.resolve("data");
-        Vm.sh(60, "head -c " + MIB + " /dev/urandom > " + data + "; dd if=" + data + " of=" + dev
-                + " bs=64k oflag=direct conv=fsync status=none").requireSuccess();
+        Path data = writeRandom(dir, dev);
         kill(served.process());
         Path readBack = dir.resolve("read");
         Path readerOut = dir.resolve("reader.out");
@@ -272,10 +281,7 @@ class NoServerDeviceTest {
             awaitState(control, id, UblkDevState.QUIESCED, 60);
             for (int delayMs : new int[] {0, 150, 600, -1}) {
                 Path log = dir.resolve("recover-" + delayMs + ".log");
-                Process recover = start(log, Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                        "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar",
-                        Path.of("samples/target/ubd.jar").toAbsolutePath().toString(), "recover", "--id",
-                        String.valueOf(id), "--target", "file", "--file", file);
+                Process recover = startRecover(log, id, file);
                 boolean opened = awaitOpen(recover, DeviceInfo.charDevicePath(id), log);
                 if (!opened) { // ended on its own, before it opened the char device
                     refusal = Files.readString(log);
