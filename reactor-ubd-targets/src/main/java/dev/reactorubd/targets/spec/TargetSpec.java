@@ -224,8 +224,10 @@ public sealed interface TargetSpec {
          * @return a Mono that completes when every backend is closed
          */
         public Mono<Void> close() {
+            // Given back before the completion goes downstream (doFinally would run after it): a caller that opens
+            // the next target once this completed is never refused by a count that is about to drop.
             return Flux.fromIterable(owned.reversed()).concatMap(b -> b.close().onErrorResume(e -> Mono.empty()))
-                    .then().doFinally(s -> lease.release());
+                    .then().doOnTerminate(lease::release).doOnCancel(lease::release);
         }
     }
 
@@ -432,8 +434,9 @@ public sealed interface TargetSpec {
                     .doOnNext(o -> delivered.set(true))
                     .onErrorResume(e -> Flux.fromIterable(List.copyOf(owned))
                             .concatMap(b -> b.close().onErrorResume(x -> Mono.empty()))
+                            .then(Mono.fromRunnable(lease::release))
                             .then(Mono.<Opened>error(e))
-                            .doFinally(s -> lease.release()))
+                            .doOnCancel(lease::release))
                     // Cancelled before the target was delivered: nothing holds it (what was opened is the leak of the
                     // canceller, as before); once delivered, the Opened's close() gives the count back.
                     .doOnCancel(() -> {
