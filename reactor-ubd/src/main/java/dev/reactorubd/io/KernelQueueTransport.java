@@ -36,9 +36,8 @@ import reactor.core.publisher.Mono;
  * <p>Data moves at the request's USER_COPY offset on the same fd, straight between the kernel's request pages and
  * the backend's buffer: by default with {@code pread}/{@code pwrite} on the loop ({@link DataCopy#SYSCALL}), a
  * memory copy that never waits; or with {@code IORING_OP_READ}/{@code IORING_OP_WRITE} ({@link DataCopy#IO_URING}),
- * which the kernel runs on io-wq workers because the char device has no non-blocking read path. Measured in the
- * test VM (fio, 4k random reads at depth 32, null target), the system calls served about 1.9 times the IOPS of the
- * io_uring copies; see {@code scripts/bench}.
+ * which the kernel runs on io-wq workers because the char device has no non-blocking read path, and so serves fewer
+ * requests a second (docs/performance.md, "Copy paths", has the figures).
  *
  * <h2>Zero copy</h2>
  * On a device added with {@link dev.reactorubd.sys.UblkFeature#AUTO_BUF_REG} (Linux 6.16), each FETCH and
@@ -164,8 +163,8 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
 
     /**
      * A composite READ answer is written from its pieces with one {@code pwritev}, where {@code pwrite} would need
-     * them gathered into one buffer first: CopyPathBenchmark measured 1.3 to 1.8 times the copies per second for 4
-     * and 16 pieces at 4k and 512k (about even at 64k with 16). Only with {@link DataCopy#SYSCALL}, whose call
+     * them gathered into one buffer first, and is faster for a few pieces and more (CopyPathBenchmark; the figures
+     * are in docs/performance.md, "Copy paths"). Only with {@link DataCopy#SYSCALL}, whose call
      * returns before the iovecs are reused; pieces that are not direct, or more than {@link #MAX_IOV}, are gathered.
      */
     @Override
