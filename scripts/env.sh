@@ -1,4 +1,7 @@
 # Sourced by the project's scripts: the JDK and Maven settings every script uses.
+# The kernel every script boots in the test VM unless told otherwise (UBD_VM_KERNEL, or --kernel); scripts/test-all
+# runs every kernel of UBD_VM_KERNELS instead. scripts/vm/ubd-vm reads this line too.
+UBD_DEFAULT_KERNEL=6.18
 JAVA_HOME=${UBD_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 if [ ! -x "$JAVA_HOME/bin/java" ]; then
   echo "reactor-ubd needs the Temurin 25 JDK at $JAVA_HOME (or set UBD_JAVA_HOME)" >&2
