@@ -7,6 +7,7 @@ import dev.reactorubd.server.RequestChecks;
 import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
@@ -165,7 +166,7 @@ public final class MemoryBackend implements BlockBackend {
                 byte[] page = page(pos / PAGE);
                 if (page != null) {
                     synchronized (page) {
-                        java.util.Arrays.fill(page, in, in + n, (byte) 0);
+                        Arrays.fill(page, in, in + n, (byte) 0);
                     }
                 }
             }

@@ -2,6 +2,8 @@ package dev.reactorubd.targets;
 
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.ctrl.UbdControl;
+import dev.reactorubd.io.KernelQueueTransport;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
@@ -13,6 +15,11 @@ import dev.reactorubd.testing.Vm;
 import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.buffer.UnpooledByteBufAllocator;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.uring.IoUringIoHandler;
+import io.netty.util.concurrent.DefaultThreadFactory;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -22,14 +29,21 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Schedulers;
+import reactor.test.StepVerifier;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -107,7 +121,7 @@ class DataPlaneDeviceTest {
     @Test
     void fioVerifiesWithIoUringCopiesToo() {
         try (UbdServer uringCopies = UbdServer.builder()
-                .dataCopy(dev.reactorubd.io.KernelQueueTransport.DataCopy.IO_URING).build()) {
+                .dataCopy(KernelQueueTransport.DataCopy.IO_URING).build()) {
             UbdDevice dev = uringCopies.serve(spec(32 * MIB, 2), new MemoryBackend(32 * MIB)).block(WAIT);
             try {
                 Vm.Result r = Vm.sh(300, "fio --name=verify-uring --filename=" + dev.blockDevicePath()
@@ -124,11 +138,11 @@ class DataPlaneDeviceTest {
     @Test
     void queuesRunOnTheCallersEventLoopsWhichOutliveTheServer() throws Exception {
         // One loop for two queues: the application's own thread serves both.
-        io.netty.channel.MultiThreadIoEventLoopGroup group = new io.netty.channel.MultiThreadIoEventLoopGroup(1,
-                new io.netty.util.concurrent.DefaultThreadFactory("app-loop", true),
-                io.netty.channel.uring.IoUringIoHandler.newFactory());
+        MultiThreadIoEventLoopGroup group = new MultiThreadIoEventLoopGroup(1,
+                new DefaultThreadFactory("app-loop", true),
+                IoUringIoHandler.newFactory());
         try {
-            java.util.Set<String> threads = java.util.concurrent.ConcurrentHashMap.newKeySet();
+            Set<String> threads = ConcurrentHashMap.newKeySet();
             MemoryBackend memory = new MemoryBackend(16 * MIB);
             BlockBackend recording = new BlockBackend() {
                 @Override
@@ -163,7 +177,7 @@ class DataPlaneDeviceTest {
     /** Memory, answered from other threads, with its own unpooled allocator so that its usage can be seen. */
     static final class ElsewhereAnswered implements BlockBackend {
         final MemoryBackend memory;
-        final io.netty.buffer.UnpooledByteBufAllocator alloc = new io.netty.buffer.UnpooledByteBufAllocator(true);
+        final UnpooledByteBufAllocator alloc = new UnpooledByteBufAllocator(true);
 
         ElsewhereAnswered(long size) {
             memory = new MemoryBackend(size);
@@ -172,13 +186,13 @@ class DataPlaneDeviceTest {
         @Override
         public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
             return Mono.defer(() -> memory.read(offset, length, allocator))
-                    .subscribeOn(reactor.core.scheduler.Schedulers.parallel());
+                    .subscribeOn(Schedulers.parallel());
         }
 
         @Override
         public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
             return Mono.defer(() -> memory.write(offset, data, fua))
-                    .subscribeOn(reactor.core.scheduler.Schedulers.parallel());
+                    .subscribeOn(Schedulers.parallel());
         }
 
         @Override
@@ -214,7 +228,7 @@ class DataPlaneDeviceTest {
     void sequentialWritesOfOneWriterReachTheBackendInOrder() {
         long size = 16 * MIB;
         MemoryBackend memory = new MemoryBackend(size);
-        List<long[]> arrivals = java.util.Collections.synchronizedList(new ArrayList<>());
+        List<long[]> arrivals = Collections.synchronizedList(new ArrayList<>());
         BlockBackend recording = new BlockBackend() {
             @Override
             public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
@@ -303,7 +317,7 @@ class DataPlaneDeviceTest {
     @Test
     void deviceOpenedButNeverStartedClosesPromptly() {
         long t0 = System.nanoTime();
-        UbdDevice dev = SERVER.get().open(spec(16 * MIB, 2), io.netty.buffer.PooledByteBufAllocator.DEFAULT).block(WAIT);
+        UbdDevice dev = SERVER.get().open(spec(16 * MIB, 2), PooledByteBufAllocator.DEFAULT).block(WAIT);
         assertTrue(Vm.deviceExists(dev.id()));
         dev.queues().forEach(q -> q.requests().subscribe());
         closeAndCheckGone(dev);
@@ -313,8 +327,8 @@ class DataPlaneDeviceTest {
 
     @Test
     void closeWithAStuckBackendIsBoundedAndFinishesWhenTheBackendLetsGo() throws Exception {
-        reactor.core.publisher.Sinks.Empty<Void> letGo = reactor.core.publisher.Sinks.empty();
-        java.util.concurrent.CountDownLatch stuck = new java.util.concurrent.CountDownLatch(1);
+        Sinks.Empty<Void> letGo = Sinks.empty();
+        CountDownLatch stuck = new CountDownLatch(1);
         BlockBackend holdsOneRead = new BlockBackend() {
             @Override
             public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
@@ -332,7 +346,7 @@ class DataPlaneDeviceTest {
             }
         };
         try (UbdServer quick = UbdServer.builder()
-                .control(dev.reactorubd.ctrl.UbdControl.open(dev.reactorubd.ctrl.UbdControl.CONTROL_PATH,
+                .control(UbdControl.open(UbdControl.CONTROL_PATH,
                         Duration.ofSeconds(3)))
                 .build()) {
             UbdDevice dev = quick.serve(spec(16 * MIB, 1), holdsOneRead).block(WAIT);
@@ -341,7 +355,7 @@ class DataPlaneDeviceTest {
             try {
                 assertTrue(stuck.await(60, TimeUnit.SECONDS), "the read reached the backend");
                 long t0 = System.nanoTime();
-                reactor.test.StepVerifier.create(dev.close())
+                StepVerifier.create(dev.close())
                         .expectError(dev.reactorubd.UbdTimeoutException.class)
                         .verify(WAIT);
                 assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(30), "close() gave up within its bound");
@@ -403,7 +417,7 @@ class DataPlaneDeviceTest {
                 buf.clear();
                 ch.read(buf, 7 * 4096L);
                 byte[] sevens = new byte[4096];
-                java.util.Arrays.fill(sevens, (byte) 7);
+                Arrays.fill(sevens, (byte) 7);
                 byte[] got = new byte[4096];
                 buf.flip().get(got);
                 assertArrayEquals(sevens, got);

@@ -1,12 +1,22 @@
 package dev.reactorubd.targets;
 
+import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.targets.compose.Backends;
+import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.testkit.VirtualDevice;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import reactor.core.publisher.Flux;
 import reactor.test.StepVerifier;
 
@@ -48,7 +58,7 @@ class TargetsTest {
         MemoryBackend mem = new MemoryBackend(1 << 20);
         try (VirtualDevice dev = VirtualDevice.serve(mem, 1, 8)) {
             byte[] ones = new byte[16384];
-            java.util.Arrays.fill(ones, (byte) 1);
+            Arrays.fill(ones, (byte) 1);
             dev.write(0, 0, Unpooled.wrappedBuffer(ones)).block(WAIT);
             assertEquals(4, mem.allocatedPages());
             dev.discard(0, 4096, 8192).block(WAIT);
@@ -72,21 +82,21 @@ class TargetsTest {
 
     /** Found by VirtualDeviceProperties: offset + length overflowed, and a write at Long.MAX_VALUE "succeeded". */
     @Test
-    void rangesWhoseEndOverflowsAreRefusedWithEinval(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+    void rangesWhoseEndOverflowsAreRefusedWithEinval(@TempDir Path dir)
             throws Exception {
-        java.nio.file.Path img = dir.resolve("disk.img");
-        java.nio.file.Files.write(img, new byte[8192]);
-        dev.reactorubd.targets.file.FileBackend file = dev.reactorubd.targets.file.FileBackend.open(img);
+        Path img = dir.resolve("disk.img");
+        Files.write(img, new byte[8192]);
+        FileBackend file = FileBackend.open(img);
         MemoryBackend mem = new MemoryBackend(8192);
         try {
-            for (dev.reactorubd.server.BlockBackend b : java.util.List.of(mem, file,
-                    dev.reactorubd.targets.compose.Backends.concat(new MemoryBackend(4096), new MemoryBackend(4096)))) {
+            for (BlockBackend b : List.of(mem, file,
+                    Backends.concat(new MemoryBackend(4096), new MemoryBackend(4096)))) {
                 for (long offset : new long[] {Long.MAX_VALUE, Long.MAX_VALUE - 511}) {
                     StepVerifier.create(b.write(offset, Unpooled.wrappedBuffer(new byte[512]), false))
                             .expectErrorSatisfies(e -> assertEquals(dev.reactorubd.Errno.EINVAL,
                                     ((dev.reactorubd.UbdIoException) e).errno(), b + ": " + e))
                             .verify(WAIT);
-                    StepVerifier.create(b.read(offset, 512, io.netty.buffer.PooledByteBufAllocator.DEFAULT))
+                    StepVerifier.create(b.read(offset, 512, PooledByteBufAllocator.DEFAULT))
                             .expectError(dev.reactorubd.UbdIoException.class).verify(WAIT);
                     StepVerifier.create(b.discard(offset, 512)).expectError(dev.reactorubd.UbdIoException.class)
                             .verify(WAIT);
@@ -108,7 +118,7 @@ class TargetsTest {
             StepVerifier.create(Flux.range(0, 256)
                             .flatMap(i -> dev.read(i % 2, i * 4096L, 4096).map(b -> {
                                 try {
-                                    return java.util.Arrays.equals(ByteBufUtil.getBytes(b), block(i));
+                                    return Arrays.equals(ByteBufUtil.getBytes(b), block(i));
                                 } finally {
                                     b.release();
                                 }
@@ -132,7 +142,7 @@ class TargetsTest {
             assertArrayEquals(new byte[4096], read(dev, 0, 0, 4096));
             byte[] big = read(dev, 0, 0, 2 << 20);
             assertEquals(2 << 20, big.length);
-            assertTrue(java.util.stream.IntStream.range(0, big.length).allMatch(i -> big[i] == 0));
+            assertTrue(IntStream.range(0, big.length).allMatch(i -> big[i] == 0));
             StepVerifier.create(dev.flush(0).then(dev.discard(0, 0, 4096)).then(dev.writeZeroes(0, 0, 4096)))
                     .verifyComplete();
         }

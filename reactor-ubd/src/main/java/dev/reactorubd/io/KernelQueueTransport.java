@@ -19,6 +19,7 @@ import io.netty.channel.uring.IoUringIoOps;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
 import java.util.Objects;
 import java.util.concurrent.RejectedExecutionException;
 import org.slf4j.Logger;
@@ -172,8 +173,8 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         if (copy != DataCopy.SYSCALL || src.nioBufferCount() > MAX_IOV || !src.isDirect()) {
             return false;
         }
-        java.nio.ByteBuffer[] parts = src.nioBuffers(src.readerIndex(), length);
-        for (java.nio.ByteBuffer b : parts) {
+        ByteBuffer[] parts = src.nioBuffers(src.readerIndex(), length);
+        for (ByteBuffer b : parts) {
             if (!b.isDirect()) {
                 return false;
             }

@@ -14,7 +14,10 @@ import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
@@ -55,7 +58,7 @@ public final class UbdDevice implements Disposable {
     private final Runnable onClosed;
     private final AtomicBoolean closing = new AtomicBoolean();
     private final Sinks.Empty<Void> closed = Sinks.empty();
-    private final List<Disposable> bridges = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<Disposable> bridges = new CopyOnWriteArrayList<>();
     private final Mono<Void> closeMono;
     private final Mono<Void> quiesceMono;
     private final AtomicBoolean quiescing = new AtomicBoolean();
@@ -219,13 +222,13 @@ public final class UbdDevice implements Disposable {
         Mono<Void> allEnded = Flux.fromIterable(queues)
                 .flatMap(q -> q.onTerminated().onErrorResume(e -> Mono.empty()))
                 .then();
-        java.util.concurrent.atomic.AtomicInteger rounds = new java.util.concurrent.atomic.AtomicInteger();
+        AtomicInteger rounds = new AtomicInteger();
         return control.quiesceDevice(info.id(), bound)
                 .doOnSubscribe(s -> rounds.incrementAndGet())
                 .then(allEnded.timeout(QUIESCE_ROUND))
                 .retryWhen(Retry.fixedDelay(Math.max(1, bound.toMillis() / QUIESCE_ROUND.toMillis()),
                                 Duration.ofMillis(1))
-                        .filter(java.util.concurrent.TimeoutException.class::isInstance)
+                        .filter(TimeoutException.class::isInstance)
                         .onRetryExhaustedThrow((spec, signal) -> new UbdTimeoutException("device " + info.id()
                                 + " was quiesced, but its backend still held requests after " + bound + " ("
                                 + queues.stream().mapToInt(UbdQueue::inFlightCount).sum() + " in flight). It takes "

@@ -29,6 +29,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -86,9 +89,9 @@ public final class UbdServer implements AutoCloseable {
      * Per loop, its task that puts the loop's thread in IO_FLUSHER state, run once and cached: a device opened while
      * another device's task is still queued waits for that one instead of registering its queues before it.
      */
-    private final java.util.concurrent.ConcurrentMap<EventExecutor, Mono<Boolean>> flusherLoops =
-            new java.util.concurrent.ConcurrentHashMap<>();
-    private final Set<UbdDevice> devices = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final ConcurrentMap<EventExecutor, Mono<Boolean>> flusherLoops =
+            new ConcurrentHashMap<>();
+    private final Set<UbdDevice> devices = ConcurrentHashMap.newKeySet();
 
     private UbdServer(UbdControl control, IoEventLoopGroup group, boolean ownsGroup, DataCopy dataCopy,
                       boolean zeroCopy, Duration requestTimeout, UbdMetrics metrics, boolean ioFlusher) {
@@ -424,7 +427,7 @@ public final class UbdServer implements AutoCloseable {
     /** The device's info once it waits for a new server; {@link NotYet} while its old server is still going. */
     private Mono<DeviceInfo> awaitRecoverable(int devId) {
         return control.deviceInfo(devId).flatMap(info -> {
-            if (!info.has(dev.reactorubd.sys.UblkFeature.USER_RECOVERY)) {
+            if (!info.has(UblkFeature.USER_RECOVERY)) {
                 return Mono.error(new UbdUnsupportedException("device " + devId + " was added without USER_RECOVERY, "
                         + "so it cannot be taken over; remove it (UbdControl.removeDevice) and add it again"));
             }
@@ -564,7 +567,7 @@ public final class UbdServer implements AutoCloseable {
         } finally {
             control.close();
             if (ownsGroup) {
-                group.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS);
+                group.shutdownGracefully(0, 2, TimeUnit.SECONDS);
             }
         }
     }

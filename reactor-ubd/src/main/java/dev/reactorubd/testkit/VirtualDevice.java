@@ -21,8 +21,10 @@ import io.netty.channel.uring.IoUring;
 import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import java.lang.foreign.MemorySegment;
+import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
@@ -148,7 +150,7 @@ public final class VirtualDevice implements AutoCloseable {
      * @param requestTimeout how long a request may wait for the backend's answer (ETIMEDOUT after it)
      * @return the device, serving
      */
-    public static VirtualDevice serve(BlockBackend backend, int queues, int depth, java.time.Duration requestTimeout) {
+    public static VirtualDevice serve(BlockBackend backend, int queues, int depth, Duration requestTimeout) {
         return serve(backend, queues, depth, requestTimeout, UbdMetrics.NONE);
     }
 
@@ -177,12 +179,12 @@ public final class VirtualDevice implements AutoCloseable {
      * @param metrics where the queues report their requests
      * @return the device, serving
      */
-    public static VirtualDevice serve(BlockBackend backend, int queues, int depth, java.time.Duration requestTimeout,
+    public static VirtualDevice serve(BlockBackend backend, int queues, int depth, Duration requestTimeout,
                                       UbdMetrics metrics) {
         VirtualDevice d = create(queues, depth, backend.allocator(), metrics);
         try {
             d.bridges.addAll(BackendBridge.attachAll(d.queues, backend, requestTimeout).collectList()
-                    .block(java.time.Duration.ofSeconds(30)));
+                    .block(Duration.ofSeconds(30)));
         } catch (RuntimeException e) {
             d.close();
             throw e;
@@ -391,7 +393,7 @@ public final class VirtualDevice implements AutoCloseable {
     @Override
     public void close() {
         try {
-            stop().block(java.time.Duration.ofSeconds(10));
+            stop().block(Duration.ofSeconds(10));
         } finally {
             bridges.forEach(Disposable::dispose);
             queues.forEach(q -> q.metrics().close());
@@ -611,7 +613,7 @@ public final class VirtualDevice implements AutoCloseable {
 
         @Override
         public void fetchAll() {
-            java.util.Arrays.fill(fetched, true);
+            Arrays.fill(fetched, true);
             dispatch();
         }
 

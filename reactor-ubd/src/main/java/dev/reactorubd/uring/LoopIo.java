@@ -10,6 +10,7 @@ import io.netty.channel.uring.IoUringIoHandle;
 import io.netty.channel.uring.IoUringIoOps;
 import io.netty.util.concurrent.EventExecutor;
 import java.util.Arrays;
+import java.util.concurrent.RejectedExecutionException;
 import reactor.core.publisher.Mono;
 
 /**
@@ -422,7 +423,7 @@ public final class LoopIo implements IoUringIoHandle {
         } else {
             try {
                 loop.execute(task);
-            } catch (java.util.concurrent.RejectedExecutionException e) {
+            } catch (RejectedExecutionException e) {
                 // The loop is gone, and its ring with it.
             }
         }

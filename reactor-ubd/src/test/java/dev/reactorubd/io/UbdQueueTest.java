@@ -9,10 +9,12 @@ import io.netty.buffer.Unpooled;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
@@ -134,7 +136,7 @@ class UbdQueueTest {
                 .assertNext(buf -> {
                     byte[] b = new byte[4];
                     buf.readBytes(b);
-                    assertEquals("[1, 2, 3, 4]", java.util.Arrays.toString(b));
+                    assertEquals("[1, 2, 3, 4]", Arrays.toString(b));
                     buf.release();
                 })
                 .verifyComplete();
@@ -230,7 +232,7 @@ class UbdQueueTest {
                     .flatMap(r -> Mono.fromRunnable(r::complete).subscribeOn(Schedulers.parallel()))
                     .subscribe();
         }
-        StepVerifier.create(reactor.core.publisher.Flux.range(0, 400)
+        StepVerifier.create(Flux.range(0, 400)
                         .flatMap(i -> dev.write(i % 2, i * 512L, Unpooled.wrappedBuffer(new byte[512])))
                         .then())
                 .verifyComplete();

@@ -19,6 +19,8 @@ import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 import org.reactivestreams.Subscription;
 import reactor.core.publisher.BaseSubscriber;
@@ -115,7 +117,7 @@ class MicrometerMetricsTest {
             Timer reads = registry.find(MicrometerMetrics.LATENCY).tags("op", "READ", "queue", "0", "device", "-1")
                     .timer();
             assertNotNull(reads);
-            assertTrue(reads.max(java.util.concurrent.TimeUnit.NANOSECONDS) > 0, "latency measured");
+            assertTrue(reads.max(TimeUnit.NANOSECONDS) > 0, "latency measured");
             assertEquals(0, registry.get(MicrometerMetrics.IN_FLIGHT).tags("queue", "0").gauge().value());
         }
         assertNull(registry.find(MicrometerMetrics.REQUESTS).meter(), "close() removed the meters");
@@ -165,7 +167,7 @@ class MicrometerMetricsTest {
         }
     }
 
-    private static void awaitTrue(java.util.function.BooleanSupplier condition) {
+    private static void awaitTrue(BooleanSupplier condition) {
         long deadline = System.nanoTime() + WAIT.toNanos();
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() > deadline) {

@@ -7,13 +7,23 @@ import dev.reactorubd.testkit.VirtualDevice;
 import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.buffer.UnpooledByteBufAllocator;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.lang.ref.WeakReference;
 import java.time.Duration;
 import java.util.EnumSet;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.MonoSink;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
 
@@ -75,9 +85,9 @@ class BackendBridgeTest {
                 return Mono.empty();
             }
         };
-        java.io.PrintStream err = System.err;
-        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
-        System.setErr(new java.io.PrintStream(captured, true));
+        PrintStream err = System.err;
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        System.setErr(new PrintStream(captured, true));
         try (VirtualDevice dev = VirtualDevice.serve(failing, 1, 4)) {
             for (int i = 0; i < 5; i++) {
                 StepVerifier.create(dev.read(0, 4096L * i, 4096)).expectError(UbdIoException.class).verify(WAIT);
@@ -87,7 +97,7 @@ class BackendBridgeTest {
         } finally {
             System.setErr(err);
         }
-        java.util.List<String> lines = captured.toString().lines().filter(l -> l.contains("WARN")).toList();
+        List<String> lines = captured.toString().lines().filter(l -> l.contains("WARN")).toList();
         assertEquals(2, lines.size(), captured.toString());
         assertTrue(lines.get(0).contains("READ @0+4096") && lines.get(0).contains("ENOSPC")
                 && lines.get(0).contains("shard 7 is full"), lines.get(0));
@@ -97,7 +107,7 @@ class BackendBridgeTest {
 
     @Test
     void aMonoThatNeverCompletesFailsWithEtimedoutAndItsLateBufferIsReleased() {
-        java.util.List<reactor.core.publisher.MonoSink<ByteBuf>> late = new java.util.concurrent.CopyOnWriteArrayList<>();
+        List<MonoSink<ByteBuf>> late = new CopyOnWriteArrayList<>();
         BlockBackend stuck = new BlockBackend() {
             @Override
             public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
@@ -128,7 +138,7 @@ class BackendBridgeTest {
                 StepVerifier.create(dev.read(0, 8192, 4096)).assertNext(ByteBuf::release).verifyComplete();
             }
             // The answer that comes too late is dropped and its buffer released.
-            ByteBuf tooLate = io.netty.buffer.PooledByteBufAllocator.DEFAULT.directBuffer(4096).writeZero(4096);
+            ByteBuf tooLate = PooledByteBufAllocator.DEFAULT.directBuffer(4096).writeZero(4096);
             late.get(0).success(tooLate);
             assertEquals(0, tooLate.refCnt(), "the late buffer was released");
         }
@@ -141,8 +151,8 @@ class BackendBridgeTest {
      */
     @Test
     void aTimedOutRequestCancelsTheBackendsMonoSoNothingOfItRunsAfterTheAnswer() throws Exception {
-        java.util.concurrent.atomic.AtomicInteger attempts = new java.util.concurrent.atomic.AtomicInteger();
-        java.util.concurrent.CountDownLatch cancelled = new java.util.concurrent.CountDownLatch(1);
+        AtomicInteger attempts = new AtomicInteger();
+        CountDownLatch cancelled = new CountDownLatch(1);
         BlockBackend retrying = new BlockBackend() {
             @Override
             public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
@@ -163,7 +173,7 @@ class BackendBridgeTest {
             StepVerifier.create(dev.write(0, 4096, Unpooled.wrappedBuffer(new byte[4096])))
                     .expectErrorSatisfies(e -> assertEquals(Errno.ETIMEDOUT, ((UbdIoException) e).errno()))
                     .verify(WAIT);
-            assertTrue(cancelled.await(5, java.util.concurrent.TimeUnit.SECONDS),
+            assertTrue(cancelled.await(5, TimeUnit.SECONDS),
                     "the backend's Mono was cancelled with the answer");
             int atAnswer = attempts.get();
             Thread.sleep(500);
@@ -253,7 +263,7 @@ class BackendBridgeTest {
         // A closed device's handle keeps its queues; its backend (a RAM disk's data, say) must not stay reachable
         // through them: Reactor's unicast sink keeps its subscriber after the end, so the bridge lets go instead.
         Misbehaving backend = new Misbehaving();
-        java.lang.ref.WeakReference<BlockBackend> ref = new java.lang.ref.WeakReference<>(backend);
+        WeakReference<BlockBackend> ref = new WeakReference<>(backend);
         VirtualDevice dev = VirtualDevice.serve(backend, 2, 8);
         backend = null;
         dev.read(1, 65536, 4096).doOnNext(ByteBuf::release).then().block(WAIT);

@@ -3,6 +3,7 @@ package dev.reactorubd.server;
 import dev.reactorubd.UbdPermissionException;
 import dev.reactorubd.testing.TaskFlags;
 import dev.reactorubd.Errno;
+import io.netty.channel.IoEventLoop;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.uring.IoUring;
 import io.netty.channel.uring.IoUringIoHandler;
@@ -52,7 +53,7 @@ class IoFlusherTest {
     @Test
     void aLoopThreadBecomesAnIoFlusherOnceAndNoOtherThreadDoes() throws Exception {
         boolean capable = hasCapability(CAP_SYS_RESOURCE);
-        Iterator<io.netty.channel.IoEventLoop> it = List.of(loops.next(), loops.next()).iterator();
+        Iterator<IoEventLoop> it = List.of(loops.next(), loops.next()).iterator();
         EventExecutor flusher = it.next();
         EventExecutor other = it.next();
         other.submit(() -> { }).syncUninterruptibly(); // start its thread, so that it can be looked at

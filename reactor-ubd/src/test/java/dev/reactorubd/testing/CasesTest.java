@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.SplittableRandom;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
@@ -43,7 +44,7 @@ class CasesTest {
     void weightsAndRangesHold() {
         Gen<Integer> g = Gen.<Integer>weighted().value(9, 0).value(1, 1);
         int ones = 0;
-        java.util.SplittableRandom r = new java.util.SplittableRandom(7);
+        SplittableRandom r = new SplittableRandom(7);
         for (int i = 0; i < 10_000; i++) {
             ones += g.next(r);
             long v = Gen.longs(Long.MAX_VALUE - 3, Long.MAX_VALUE).next(r);

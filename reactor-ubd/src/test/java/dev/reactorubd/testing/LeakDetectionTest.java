@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledIf;
+import org.junit.platform.engine.TestExecutionResult;
 import org.junit.platform.testkit.engine.EngineTestKit;
 import org.junit.platform.testkit.engine.Event;
 import org.junit.platform.testkit.engine.Events;
@@ -60,8 +61,8 @@ class LeakDetectionTest {
         }
         List<Event> failed = containers.failed().list();
         assertEquals(1, failed.size(), "the class failed: " + containers.list());
-        Throwable why = failed.get(0).getPayload(org.junit.platform.engine.TestExecutionResult.class)
-                .flatMap(org.junit.platform.engine.TestExecutionResult::getThrowable).orElseThrow();
+        Throwable why = failed.get(0).getPayload(TestExecutionResult.class)
+                .flatMap(TestExecutionResult::getThrowable).orElseThrow();
         assertTrue(why instanceof AssertionError && why.getMessage().contains("Leaky.leaksABuffer"), why.toString());
     }
 

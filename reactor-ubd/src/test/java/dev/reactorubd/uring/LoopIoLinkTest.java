@@ -14,6 +14,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -127,7 +128,7 @@ class LoopIoLinkTest {
 
     @Test
     void aQueueWithoutRoomForBothIsNotLinked() throws Exception {
-        java.util.concurrent.CountDownLatch filled = new java.util.concurrent.CountDownLatch(RING - 1);
+        CountDownLatch filled = new CountDownLatch(RING - 1);
         boolean[] outcome = loop().submit(() -> {
             // Fill the queue within one task, so that Netty has submitted none of it yet.
             for (int i = 0; i < RING - 1; i++) {
@@ -157,7 +158,7 @@ class LoopIoLinkTest {
         int pairs = 0;
         for (int k = 0; k <= RING; k++) {
             int fill = k;
-            java.util.concurrent.CountDownLatch filled = new java.util.concurrent.CountDownLatch(fill);
+            CountDownLatch filled = new CountDownLatch(fill);
             CompletableFuture<Integer> read = new CompletableFuture<>();
             CompletableFuture<Integer> nop = new CompletableFuture<>();
             int[] room = new int[1];

@@ -13,6 +13,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -78,7 +80,7 @@ class SlotGuardTest {
         for (int i = 0; i < LEN; i++) {
             pages.set(ValueLayout.JAVA_BYTE, i, (byte) (i * 7 + 1));
         }
-        LoopIo io = LoopIo.register(loop).block(java.time.Duration.ofSeconds(10));
+        LoopIo io = LoopIo.register(loop).block(Duration.ofSeconds(10));
         IoRegistration reg = loop.register(new NoopHandle()).get(10, TimeUnit.SECONDS);
         List<Integer> idle = new CopyOnWriteArrayList<>();
         List<Integer> results = new CopyOnWriteArrayList<>();
@@ -112,8 +114,8 @@ class SlotGuardTest {
         byte[] expected = new byte[LEN];
         MemorySegment.copy(pages, ValueLayout.JAVA_BYTE, 0, expected, 0, LEN);
         byte[] got = Files.readAllBytes(file);
-        assertArrayEquals(expected, java.util.Arrays.copyOfRange(got, 0, LEN));
-        assertArrayEquals(new byte[LEN], java.util.Arrays.copyOfRange(got, LEN, 2 * LEN), "the refused one wrote nothing");
+        assertArrayEquals(expected, Arrays.copyOfRange(got, 0, LEN));
+        assertArrayEquals(new byte[LEN], Arrays.copyOfRange(got, LEN, 2 * LEN), "the refused one wrote nothing");
         // Held again (the tag's next request): operations go, and a retire with none in flight is idle at once.
         boolean idleNow = loop.submit(() -> {
             slots.hold(0);

@@ -12,11 +12,14 @@ import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
 import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -55,7 +58,7 @@ class NoServerDeviceTest {
         assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the killed server is gone");
     }
 
-    private Process start(Path out, String... command) throws java.io.IOException {
+    private Process start(Path out, String... command) throws IOException {
         Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(out.toFile()).start();
         processes.add(p);
         return p;
@@ -70,7 +73,7 @@ class NoServerDeviceTest {
     }
 
     /** Starts {@code ubd recover} of device {@code id}'s file target, not waiting for anything. */
-    private Process startRecover(Path log, int id, String file) throws java.io.IOException {
+    private Process startRecover(Path log, int id, String file) throws IOException {
         return start(log, Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar",
                 Path.of("samples/target/ubd.jar").toAbsolutePath().toString(), "recover", "--id", String.valueOf(id),
@@ -340,13 +343,13 @@ class NoServerDeviceTest {
                 if (entries.anyMatch(fd -> {
                     try {
                         return Files.readSymbolicLink(fd).toString().equals(path);
-                    } catch (java.io.IOException gone) {
+                    } catch (IOException gone) {
                         return false; // closed between the listing and the read
                     }
                 })) {
                     return true;
                 }
-            } catch (java.io.IOException gone) {
+            } catch (IOException gone) {
                 // the fd table changed under the listing (or the process is ending); look again
             }
             Thread.sleep(1);
@@ -413,7 +416,7 @@ class NoServerDeviceTest {
 
     /** Whether the running kernel's release is at least {@code major.minor}. */
     private static boolean kernelAtLeast(int major, int minor) {
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("^(\\d+)\\.(\\d+)").matcher(Vm.kernelRelease());
+        Matcher m = Pattern.compile("^(\\d+)\\.(\\d+)").matcher(Vm.kernelRelease());
         assertTrue(m.find(), Vm.kernelRelease());
         int ma = Integer.parseInt(m.group(1));
         return ma > major || ma == major && Integer.parseInt(m.group(2)) >= minor;

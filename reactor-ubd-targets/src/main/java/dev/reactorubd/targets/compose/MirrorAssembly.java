@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.ThreadLocalRandom;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
@@ -386,7 +387,7 @@ final class MirrorAssembly {
      * this runs on a replica's event loop. An id needs to be unique among a site's mirrors, not unguessable.
      */
     static UUID randomId() {
-        java.util.concurrent.ThreadLocalRandom r = java.util.concurrent.ThreadLocalRandom.current();
+        ThreadLocalRandom r = ThreadLocalRandom.current();
         long msb = (r.nextLong() & ~0xF000L) | 0x4000L;
         long lsb = (r.nextLong() & ~(0xC000000000000000L)) | 0x8000000000000000L;
         return new UUID(msb, lsb);
@@ -396,7 +397,7 @@ final class MirrorAssembly {
     static long newMemberId() {
         long id;
         do {
-            id = java.util.concurrent.ThreadLocalRandom.current().nextLong();
+            id = ThreadLocalRandom.current().nextLong();
         } while (id == 0);
         return id;
     }

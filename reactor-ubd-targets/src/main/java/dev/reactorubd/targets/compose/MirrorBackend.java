@@ -5,21 +5,29 @@ import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumSet;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Objects;
 import java.util.Queue;
 import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.function.Function;
 import java.util.function.IntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -279,7 +287,7 @@ public final class MirrorBackend extends ComposableBackend {
     }
 
     /** {@return the persistent mirror's id (the same in every replica's superblock), or null for an in-memory mirror} */
-    public java.util.UUID mirrorId() {
+    public UUID mirrorId() {
         return s.mirrorId;
     }
 
@@ -361,12 +369,12 @@ public final class MirrorBackend extends ComposableBackend {
      */
     public Mono<Void> replace(int replica, BlockBackend replacement) {
         s.check(replica);
-        java.util.Objects.requireNonNull(replacement, "replacement");
+        Objects.requireNonNull(replacement, "replacement");
         return Mono.defer(() -> s.replace(replica, replacement));
     }
 
     /** How long a replaced replica may keep requests in flight before it is closed anyway. */
-    public static final java.time.Duration RETIRE_WAIT = java.time.Duration.ofSeconds(30);
+    public static final Duration RETIRE_WAIT = Duration.ofSeconds(30);
 
     // ---------------------------------------------------------------- requests
 
@@ -450,7 +458,7 @@ public final class MirrorBackend extends ComposableBackend {
     }
 
     /** Sends a modifying request to every replica in or coming into sync; see the class comment. */
-    private Mono<Void> update(long offset, long length, boolean isFlush, java.util.function.Function<Seat, Mono<Void>> op,
+    private Mono<Void> update(long offset, long length, boolean isFlush, Function<Seat, Mono<Void>> op,
             String what) {
         return Mono.defer(() -> {
             boolean track = length > 0;
@@ -512,7 +520,7 @@ public final class MirrorBackend extends ComposableBackend {
             for (boolean k : skipped) {
                 lostOne |= k;
             }
-            java.util.concurrent.atomic.AtomicBoolean failedOne = new java.util.concurrent.atomic.AtomicBoolean(
+            AtomicBoolean failedOne = new AtomicBoolean(
                     lostOne);
             AtomicInteger ok = new AtomicInteger();
             Mono<?>[] calls = new Mono<?>[count];
@@ -601,7 +609,7 @@ public final class MirrorBackend extends ComposableBackend {
             return Support.bindAll(backends, queue).flatMap(bound -> {
                 MirrorBackend view;
                 synchronized (s.lock) {
-                    if (!java.util.Arrays.equals(members, s.currentMembers())) {
+                    if (!Arrays.equals(members, s.currentMembers())) {
                         view = null; // a replace came between: bind its replica too
                     } else {
                         view = new MirrorBackend(s, members, bound, queue);
@@ -651,7 +659,7 @@ public final class MirrorBackend extends ComposableBackend {
         /** Per slot, its replica; changed by a replace only. */
         final AtomicReferenceArray<Member> members;
         /** Replaced replicas waiting for their requests in flight to end before they are closed. */
-        final Set<Member> retiring = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        final Set<Member> retiring = ConcurrentHashMap.newKeySet();
         final int n;
         final long regions;
         final long size;
@@ -672,7 +680,7 @@ public final class MirrorBackend extends ComposableBackend {
          * Every resync not ended yet, the current ones and those a reinstate superseded while a copy of theirs was in
          * flight: a close stops them all, so that no copy outlives the mirror (holding its buffer).
          */
-        final Set<Resync> running = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        final Set<Resync> running = ConcurrentHashMap.newKeySet();
         final Queue<HealthEvent> pending = new ConcurrentLinkedQueue<>();
         final AtomicInteger emitting = new AtomicInteger();
         final Sinks.Many<HealthEvent> sink = Sinks.many().multicast().directBestEffort();
@@ -687,7 +695,7 @@ public final class MirrorBackend extends ComposableBackend {
         /** Per replica: resyncing after a crash only (its data is current): its superblock keeps it active. */
         final AtomicIntegerArray crashResync;
         /** The persistent mirror's id, or null. */
-        final java.util.UUID mirrorId;
+        final UUID mirrorId;
         final MirrorAssembly.Start[] starts;
 
         Shared(MirrorBackend unbound, int regionBytes, BlockBackend[] replicas) {
@@ -985,7 +993,7 @@ public final class MirrorBackend extends ComposableBackend {
             }
             Mono<Void> checked = journal == null ? Mono.empty() : checkStart(r, with);
             return checked
-                    .then(Mono.defer(() -> swap(r, with, new java.util.IdentityHashMap<>(), 0)))
+                    .then(Mono.defer(() -> swap(r, with, new IdentityHashMap<>(), 0)))
                     // Before the outcome is signalled (not after, as doFinally): a caller may retry at once.
                     .doOnTerminate(() -> replacing.set(r, 0))
                     .doOnCancel(() -> replacing.set(r, 0));
@@ -1056,7 +1064,7 @@ public final class MirrorBackend extends ComposableBackend {
          * Binds {@code with} to every view not in {@code bound} yet, then swaps it in under the lock if no view came
          * meanwhile (else binds the newcomers and tries again).
          */
-        private Mono<Void> swap(int r, BlockBackend with, java.util.Map<MirrorBackend, BlockBackend> bound,
+        private Mono<Void> swap(int r, BlockBackend with, Map<MirrorBackend, BlockBackend> bound,
                 int attempt) {
             List<MirrorBackend> unboundViews = new ArrayList<>();
             for (MirrorBackend v : views) {

@@ -6,6 +6,7 @@ import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Queue;
 import java.util.TreeSet;
@@ -13,6 +14,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BiFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
@@ -388,7 +390,7 @@ final class MirrorJournal {
                 gens[k++] = g;
             }
         }
-        return List.of(java.util.Arrays.copyOf(bits, k), java.util.Arrays.copyOf(gens, k));
+        return List.of(Arrays.copyOf(bits, k), Arrays.copyOf(gens, k));
     }
 
     private Mono<Void> flushAll() {
@@ -454,7 +456,7 @@ final class MirrorJournal {
     }
 
     /** Runs {@code op} on every writable replica at once; fails a replica it fails on; errors if none took it. */
-    private Mono<Void> onEveryWritable(String what, java.util.function.BiFunction<Integer, BlockBackend, Mono<Void>> op) {
+    private Mono<Void> onEveryWritable(String what, BiFunction<Integer, BlockBackend, Mono<Void>> op) {
         AtomicInteger ok = new AtomicInteger();
         AtomicInteger tried = new AtomicInteger();
         return Flux.range(0, slots)

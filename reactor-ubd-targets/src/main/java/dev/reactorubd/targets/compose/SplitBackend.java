@@ -8,9 +8,11 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.util.ReferenceCountUtil;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Function;
 import reactor.core.publisher.Mono;
 
 /**
@@ -108,7 +110,7 @@ abstract class SplitBackend extends ComposableBackend {
 
     @Override
     public final Mono<Void> flush() {
-        return Join.all(java.util.Arrays.stream(parts).filter(Support::hasFlush)
+        return Join.all(Arrays.stream(parts).filter(Support::hasFlush)
                 .map(p -> Support.<Void>call(p::flush)).toArray(Mono<?>[]::new)).then();
     }
 
@@ -117,7 +119,7 @@ abstract class SplitBackend extends ComposableBackend {
         return bad != null ? bad : Support.outOfRange(size, offset, length, this);
     }
 
-    private static Mono<Void> each(List<Piece> pieces, java.util.function.Function<Piece, Mono<Void>> op) {
+    private static Mono<Void> each(List<Piece> pieces, Function<Piece, Mono<Void>> op) {
         Mono<?>[] ops = new Mono<?>[pieces.size()];
         for (int i = 0; i < ops.length; i++) {
             Piece p = pieces.get(i);

@@ -24,13 +24,16 @@ import io.netty.channel.unix.UnixChannel;
 import io.netty.channel.uring.IoUringDomainSocketChannel;
 import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.channel.uring.IoUringSocketChannel;
+import io.netty.util.ReferenceCountUtil;
 import io.netty.util.collection.LongObjectHashMap;
+import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.net.UnixDomainSocketAddress;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.RejectedExecutionException;
@@ -580,7 +583,7 @@ final class NbdConnection {
         }
     }
 
-    private void failAll(java.util.Collection<NbdCommand> commands, Throwable error) {
+    private void failAll(Collection<NbdCommand> commands, Throwable error) {
         List<NbdCommand> copy = new ArrayList<>(commands);
         commands.clear();
         for (NbdCommand c : copy) {
@@ -830,7 +833,7 @@ final class NbdConnection {
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             if (!(msg instanceof ByteBuf in)) {
-                io.netty.util.ReferenceCountUtil.release(msg);
+                ReferenceCountUtil.release(msg);
                 return;
             }
             try {
@@ -916,7 +919,7 @@ final class NbdConnection {
 
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            if (!(cause instanceof java.io.IOException)) {
+            if (!(cause instanceof IOException)) {
                 // Not the network: a bug to be seen whole.
                 log.warn("unexpected error on {}; closing that connection", label, cause);
             }

@@ -5,6 +5,7 @@ import java.net.URISyntaxException;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.Locale;
 import java.util.Objects;
 
 /**
@@ -139,7 +140,7 @@ public record NbdUri(String host, int port, String socketPath, String exportName
             throw new IllegalArgumentException("'" + uri + "' has no scheme: " + FORMS);
         }
         String export = exportOf(uri, u);
-        String lower = scheme.toLowerCase(java.util.Locale.ROOT);
+        String lower = scheme.toLowerCase(Locale.ROOT);
         boolean tls = lower.startsWith("nbds");
         boolean unix = lower.endsWith("+unix");
         if (!List.of("nbd", "nbd+tcp", "nbd+unix", "nbds", "nbds+tcp", "nbds+unix").contains(lower)) {

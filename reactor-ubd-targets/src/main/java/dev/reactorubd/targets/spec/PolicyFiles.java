@@ -5,6 +5,7 @@ import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.targets.spec.TargetPolicyException.Rule;
 import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
+import java.io.File;
 import java.nio.file.Path;
 
 /**
@@ -144,7 +145,7 @@ final class PolicyFiles {
         int r = Libc.ftruncate(fd, o.createBytes());
         if (r < 0) {
             Libc.close(fd);
-            java.io.File created = p.toFile();
+            File created = p.toFile();
             boolean removed = created.delete();
             throw new UbdException("cannot make the new file " + p + " " + o.createBytes() + " bytes long: "
                     + Errno.describe(-r) + (removed ? " (it was removed again)" : ""), -r);

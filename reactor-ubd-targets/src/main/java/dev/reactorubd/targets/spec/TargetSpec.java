@@ -10,12 +10,14 @@ import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.targets.nbd.NbdBackend;
 import dev.reactorubd.targets.nbd.NbdOptions;
 import dev.reactorubd.targets.nbd.NbdUri;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
+import java.util.concurrent.atomic.AtomicBoolean;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
@@ -428,7 +430,7 @@ public sealed interface TargetSpec {
         return Mono.defer(() -> {
             TargetPolicy.Lease lease = policy.lease(memory);
             List<BlockBackend> owned = new ArrayList<>();
-            java.util.concurrent.atomic.AtomicBoolean delivered = new java.util.concurrent.atomic.AtomicBoolean();
+            AtomicBoolean delivered = new AtomicBoolean();
             return Parser.open(spec, policy, options, owned)
                     .map(b -> new Opened(spec, b, List.copyOf(owned), lease))
                     .doOnNext(o -> delivered.set(true))
@@ -709,7 +711,7 @@ public sealed interface TargetSpec {
                     }
                     try {
                         yield new File(Path.of(pathAndFlags[0]), direct, ro);
-                    } catch (java.nio.file.InvalidPathException e) {
+                    } catch (InvalidPathException e) {
                         throw new InvalidTargetSpecException(quote(s) + " has a path that is not one (" + e.getReason()
                                 + "): write file:PATH, e.g. file:/var/lib/disk.img");
                     }

@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Flux;
@@ -96,7 +97,7 @@ class BackendsTest {
             return Mono.just(new BlockBackend() {
                 final AtomicInteger mine = new AtomicInteger();
 
-                private <T> Mono<T> on(java.util.function.Supplier<Mono<T>> call) {
+                private <T> Mono<T> on(Supplier<Mono<T>> call) {
                     calls.incrementAndGet();
                     if (!queue.loop().inEventLoop()) {
                         wrongThread.add(Thread.currentThread().getName());

@@ -8,6 +8,7 @@ import dev.reactorubd.testkit.VirtualDevice;
 import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.ByteBufUtil;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
@@ -188,7 +189,7 @@ class CacheBackendTest {
             // The read takes the old bytes, then waits; meanwhile a write replaces them and completes.
             Mono<byte[]> slowRead = dev.read(0, 0, 8 * KIB).map(b -> {
                 try {
-                    return io.netty.buffer.ByteBufUtil.getBytes(b);
+                    return ByteBufUtil.getBytes(b);
                 } finally {
                     b.release();
                 }

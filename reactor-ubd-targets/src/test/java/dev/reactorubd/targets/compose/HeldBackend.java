@@ -11,6 +11,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Scheduler;
 
 /**
  * A test replica that can hold its requests until released (then answering them, or failing them), and that records
@@ -36,7 +37,7 @@ final class HeldBackend extends DecoratorBackend {
         this(delegate, new Shared(), null);
     }
 
-    private HeldBackend(BlockBackend delegate, Shared shared, reactor.core.scheduler.Scheduler loop) {
+    private HeldBackend(BlockBackend delegate, Shared shared, Scheduler loop) {
         super(delegate, loop);
         this.shared = shared;
     }

@@ -1,17 +1,25 @@
 package dev.reactorubd.targets.compose;
 
 import dev.reactorubd.metrics.UbdMetrics;
+import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
 import dev.reactorubd.Errno;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -181,7 +189,7 @@ class MirrorBackendTest {
             a.failReads(Errno.EIO);
             for (int i = 0; i < 8; i++) {
                 // Round-robin sends one of the first two reads to replica 0; it fails there and is served by 1.
-                assertArrayEquals(java.util.Arrays.copyOfRange(bytes(7, 256 * KIB), i * 32 * KIB, (i + 1) * 32 * KIB),
+                assertArrayEquals(Arrays.copyOfRange(bytes(7, 256 * KIB), i * 32 * KIB, (i + 1) * 32 * KIB),
                         read(dev, i % 2, i * 32L * KIB, 32 * KIB));
             }
             assertEquals(ReplicaState.FAILED, mirror.state(0));
@@ -283,21 +291,21 @@ class MirrorBackendTest {
         MemoryBackend cMem = new MemoryBackend(size);
         FaultyBackend c = Backends.from(cMem).faults().delay(Duration.ofMillis(1));
         MirrorBackend mirror = Backends.mirror(a, old);
-        List<HealthEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+        List<HealthEvent> events = new CopyOnWriteArrayList<>();
         mirror.health().subscribe(events::add);
         try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16, Duration.ofSeconds(30), UbdMetrics.NONE)) {
             StepVerifier.create(Flux.range(0, size / REGION)
                             .flatMap(i -> dev.write(i % 2, (long) i * REGION, buf(bytes(i, REGION))), 8).then())
                     .verifyComplete();
             // Distinct offsets: two writes of one block in flight at once have no order, on replicas as on disks.
-            List<Long> blocks = new java.util.ArrayList<>();
+            List<Long> blocks = new ArrayList<>();
             for (long x = 0; x < size / (4 * KIB); x++) {
                 blocks.add(x * 4 * KIB);
             }
-            java.util.Collections.shuffle(blocks, new Random(7));
+            Collections.shuffle(blocks, new Random(7));
             List<Long> offsets = blocks.subList(0, 800);
             Sinks.Empty<Void> started = Sinks.empty();
-            java.util.concurrent.atomic.AtomicInteger done = new java.util.concurrent.atomic.AtomicInteger();
+            AtomicInteger done = new AtomicInteger();
             Mono<Void> writes = Flux.fromIterable(offsets).index()
                     .flatMap(t -> dev.write((int) (t.getT1() % 2), t.getT2(), buf(bytes(1000 + t.getT1(), 4 * KIB)))
                             .doOnSuccess(v -> {
@@ -330,11 +338,11 @@ class MirrorBackendTest {
         HeldBackend old = new HeldBackend(new MemoryBackend(size));
         MemoryBackend cMem = new MemoryBackend(size);
         MirrorBackend mirror = Backends.mirror(a, old);
-        List<HealthEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+        List<HealthEvent> events = new CopyOnWriteArrayList<>();
         mirror.health().subscribe(events::add);
         try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16, Duration.ofSeconds(30), UbdMetrics.NONE)) {
             old.hold();
-            List<Mono<Void>> held = new java.util.ArrayList<>();
+            List<Mono<Void>> held = new ArrayList<>();
             for (int i = 0; i < 8; i++) {
                 held.add(dev.write(i % 2, (long) i * REGION, buf(bytes(50 + i, 4 * KIB))).cache());
                 held.get(i).subscribe(null, e -> { });
@@ -466,19 +474,19 @@ class MirrorBackendTest {
 
     @Test
     void replicasMustKnowTheirSize() {
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        Assertions.assertThrows(IllegalArgumentException.class,
                 () -> Backends.mirror(new MemoryBackend(MIB), TestData.unknownSize()));
     }
 
     /** Says it has a volatile cache (FLUSH) and passes everything on. */
     static final class FlushingBackend extends TestData.Recording {
-        FlushingBackend(dev.reactorubd.server.BlockBackend inner) {
+        FlushingBackend(BlockBackend inner) {
             super(inner);
         }
 
         @Override
         public Set<Capability> capabilities() {
-            return java.util.EnumSet.of(Capability.FLUSH, Capability.DISCARD, Capability.WRITE_ZEROES);
+            return EnumSet.of(Capability.FLUSH, Capability.DISCARD, Capability.WRITE_ZEROES);
         }
     }
 }

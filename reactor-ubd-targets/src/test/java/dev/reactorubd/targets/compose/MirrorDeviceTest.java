@@ -7,6 +7,7 @@ import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Vm;
 import dev.reactorubd.Errno;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,7 +35,7 @@ class MirrorDeviceTest {
     @RegisterExtension
     static final DeviceServer SERVER = new DeviceServer();
 
-    private static Process fio(String path, String name, int seed) throws java.io.IOException {
+    private static Process fio(String path, String name, int seed) throws IOException {
         return new ProcessBuilder("fio", "--name=" + name, "--filename=" + path, "--rw=randwrite", "--bs=4k",
                 "--iodepth=16", "--ioengine=io_uring", "--direct=1", "--size=" + SIZE, "--randseed=" + seed,
                 "--verify=crc32c", "--do_verify=1", "--verify_fatal=1").redirectErrorStream(true).start();

@@ -9,13 +9,16 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.io.IOException;
 import java.io.RandomAccessFile;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.UUID;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -140,7 +143,7 @@ class PersistentMirrorTest {
         inSync(m);
         assertEquals(m.size() / REGION, m.copiedRegions(), "replica 1 got a full copy of replica 0");
         write(m, 5 * REGION, bytes(1, 8 * KIB));
-        java.util.UUID id = m.mirrorId();
+        UUID id = m.mirrorId();
         long events = m.events();
         m.close().block(WAIT);
         Superblock sb = superblock(b.path(), 0);
@@ -196,9 +199,9 @@ class PersistentMirrorTest {
         // Cleared in memory first, its page written after: wait for the page, or a crash finds the old bits.
         await(() -> {
             try {
-                return java.util.Arrays.equals(new byte[4096], onDisk(a.path(), Superblock.BITMAP_OFFSET, 4096));
+                return Arrays.equals(new byte[4096], onDisk(a.path(), Superblock.BITMAP_OFFSET, 4096));
             } catch (IOException e) {
-                throw new java.io.UncheckedIOException(e);
+                throw new UncheckedIOException(e);
             }
         }, "the cleared bitmap page on disk");
         b.faults().failWrites(Errno.EIO);
@@ -458,7 +461,7 @@ class PersistentMirrorTest {
 
     @Test
     void superblocksRoundTripAndRejectWhatIsNotOne() {
-        Superblock sb = new Superblock(java.util.UUID.randomUUID(), 1, 42, REGION, true, MIB, 7 * MIB, 4096,
+        Superblock sb = new Superblock(UUID.randomUUID(), 1, 42, REGION, true, MIB, 7 * MIB, 4096,
                 new byte[] {Superblock.ROLE_ACTIVE, Superblock.ROLE_FULL}, new long[] {17, -5});
         assertEquals(new Superblock.Good(sb), Superblock.decode(sb.encode()));
         assertEquals(new Superblock.Blank(), Superblock.decode(new byte[Superblock.BYTES]));

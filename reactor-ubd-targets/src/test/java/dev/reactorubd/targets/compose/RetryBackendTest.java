@@ -12,6 +12,7 @@ import io.netty.buffer.PooledByteBufAllocator;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Mono;
@@ -47,7 +48,7 @@ class RetryBackendTest {
             this.errno = errno;
         }
 
-        private <T> Mono<T> maybeFail(java.util.function.Supplier<Mono<T>> ok) {
+        private <T> Mono<T> maybeFail(Supplier<Mono<T>> ok) {
             return calls.incrementAndGet() <= failures
                     ? Mono.error(new UbdIoException(errno, "flaky, call " + calls.get())) : ok.get();
         }

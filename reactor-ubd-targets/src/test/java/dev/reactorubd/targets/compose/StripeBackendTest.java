@@ -8,6 +8,7 @@ import dev.reactorubd.testkit.VirtualDevice;
 import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import java.util.Arrays;
 import java.util.List;
@@ -92,7 +93,7 @@ class StripeBackendTest {
             StepVerifier.create(Flux.range(0, 64)
                     .flatMap(i -> dev.read((i + 1) % 2, i * 24L * KIB, 24 * KIB).map(b -> {
                         try {
-                            return Arrays.equals(io.netty.buffer.ByteBufUtil.getBytes(b), bytes(i, 24 * KIB));
+                            return Arrays.equals(ByteBufUtil.getBytes(b), bytes(i, 24 * KIB));
                         } finally {
                             b.release();
                         }

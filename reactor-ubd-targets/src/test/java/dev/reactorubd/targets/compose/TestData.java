@@ -2,6 +2,7 @@ package dev.reactorubd.targets.compose;
 
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testkit.VirtualDevice;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -11,7 +12,9 @@ import io.netty.buffer.Unpooled;
 import java.time.Duration;
 import java.util.List;
 import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.BooleanSupplier;
 import java.util.function.Predicate;
 import reactor.core.publisher.Mono;
 
@@ -69,7 +72,7 @@ final class TestData {
 
     /** Memory that does not say its size (as NullBackend does not; this one holds no buffer for life). */
     static BlockBackend unknownSize() {
-        return new Recording(new dev.reactorubd.targets.MemoryBackend(MIB)) {
+        return new Recording(new MemoryBackend(MIB)) {
             @Override
             public long size() {
                 return UNKNOWN_SIZE;
@@ -120,7 +123,7 @@ final class TestData {
         }
 
         @Override
-        public java.util.Set<Capability> capabilities() {
+        public Set<Capability> capabilities() {
             return inner.capabilities();
         }
 
@@ -141,7 +144,7 @@ final class TestData {
     }
 
     /** Waits (polling, bounded by {@link #WAIT}) until {@code c} holds; fails naming {@code what} otherwise. */
-    static void await(java.util.function.BooleanSupplier c, String what) {
+    static void await(BooleanSupplier c, String what) {
         long end = System.nanoTime() + WAIT.toNanos();
         while (!c.getAsBoolean()) {
             if (System.nanoTime() > end) {

@@ -9,6 +9,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
@@ -99,7 +100,7 @@ class TimeoutBackendTest {
             assertTrue(System.nanoTime() - t0 < 350_000_000L, "failed at the deadline, not when the backend answered");
             // The device answered, yet the backend's late write still finds its (retained) data intact.
             long deadline = System.nanoTime() + 5_000_000_000L;
-            while (!java.util.Arrays.equals(slow, direct(mem, 64 * KIB, 8 * KIB)) && System.nanoTime() < deadline) {
+            while (!Arrays.equals(slow, direct(mem, 64 * KIB, 8 * KIB)) && System.nanoTime() < deadline) {
                 Thread.sleep(20);
             }
             assertArrayEquals(slow, direct(mem, 64 * KIB, 8 * KIB));

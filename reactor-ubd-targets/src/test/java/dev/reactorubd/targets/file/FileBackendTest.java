@@ -3,25 +3,33 @@ package dev.reactorubd.targets.file;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.sys.UblkIo;
+import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.testing.LeakDetection;
 import dev.reactorubd.testkit.VirtualDevice;
 import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.test.StepVerifier;
@@ -49,7 +57,7 @@ class FileBackendTest {
         file = dir.resolve("store.img");
     }
 
-    private final List<FileBackend> opened = new java.util.ArrayList<>();
+    private final List<FileBackend> opened = new ArrayList<>();
 
     private FileBackend open(FileBackend.Options options) {
         FileBackend b = FileBackend.open(file, options);
@@ -160,7 +168,7 @@ class FileBackendTest {
             ByteBuf odd = Unpooled.directBuffer(8193).writeByte(0).writeBytes(data).skipBytes(1);
             try {
                 StepVerifier.create(store.write(4096, odd, false)).verifyComplete();
-                StepVerifier.create(store.read(4096, 8192, io.netty.buffer.PooledByteBufAllocator.DEFAULT))
+                StepVerifier.create(store.read(4096, 8192, PooledByteBufAllocator.DEFAULT))
                         .assertNext(r -> {
                             assertArrayEquals(data, ByteBufUtil.getBytes(r));
                             r.release();
@@ -219,7 +227,7 @@ class FileBackendTest {
             try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
                 f.setLength(4096);
             }
-            ByteBuf r = store.read(0, 16384, io.netty.buffer.PooledByteBufAllocator.DEFAULT).block(WAIT);
+            ByteBuf r = store.read(0, 16384, PooledByteBufAllocator.DEFAULT).block(WAIT);
             try {
                 byte[] back = ByteBufUtil.getBytes(r);
                 assertArrayEquals(Arrays.copyOf(data, 4096), Arrays.copyOf(back, 4096));
@@ -235,8 +243,8 @@ class FileBackendTest {
         Files.write(file, random(65536, 12));
         FileBackend store = open(FileBackend.Options.defaults());
         assertTrue(store.capabilities().contains(BlockBackend.Capability.ZERO_COPY), store.capabilities().toString());
-        java.util.Set<BlockBackend.Capability> decorated = dev.reactorubd.targets.compose.Backends.from(store)
-                .retry(2, java.time.Duration.ZERO).capabilities();
+        Set<BlockBackend.Capability> decorated = Backends.from(store)
+                .retry(2, Duration.ZERO).capabilities();
         assertFalse(decorated.contains(BlockBackend.Capability.ZERO_COPY), decorated.toString());
         assertTrue(decorated.contains(BlockBackend.Capability.FLUSH), "everything else passes: " + decorated);
         try (VirtualDevice dev = VirtualDevice.serve(store, 1, 4)) {
@@ -254,7 +262,7 @@ class FileBackendTest {
             assertEquals(65536, store.size());
             // Reads may still go in place (zero copy), but nothing that writes: no cache to flush, no FUA, no
             // discard, no zeroing.
-            assertEquals(java.util.Set.of(BlockBackend.Capability.ZERO_COPY), store.capabilities());
+            assertEquals(Set.of(BlockBackend.Capability.ZERO_COPY), store.capabilities());
             expectErrno(dev.write(0, 0, Unpooled.wrappedBuffer(new byte[4096])), Errno.EROFS);
             expectErrno(dev.discard(0, 0, 4096), Errno.EROFS);
             assertArrayEquals(fileBytes(4096, 4096), read(dev, 0, 4096, 4096));
@@ -288,7 +296,7 @@ class FileBackendTest {
         try {
             byte[] data = random(65536, 13);
             StepVerifier.create(store.write(0, Unpooled.wrappedBuffer(data), false)
-                            .then(store.read(0, 65536, io.netty.buffer.PooledByteBufAllocator.DEFAULT)))
+                            .then(store.read(0, 65536, PooledByteBufAllocator.DEFAULT)))
                     .assertNext(r -> {
                         assertArrayEquals(data, ByteBufUtil.getBytes(r));
                         r.release();
@@ -296,7 +304,7 @@ class FileBackendTest {
         } finally {
             store.close().block(WAIT);
         }
-        expectErrno(store.read(0, 4096, io.netty.buffer.PooledByteBufAllocator.DEFAULT), Errno.EBADF, Errno.EIO,
+        expectErrno(store.read(0, 4096, PooledByteBufAllocator.DEFAULT), Errno.EBADF, Errno.EIO,
                 108);
     }
 
@@ -318,16 +326,16 @@ class FileBackendTest {
     void readsCancelledWhileTheyCompleteLoseNoBuffer() throws Exception {
         final int READS = 10_000;
         FileBackend store = open(FileBackend.Options.defaults().createSize(MIB));
-        dev.reactorubd.testing.LeakDetection leaks = dev.reactorubd.testing.LeakDetection.install();
+        LeakDetection leaks = LeakDetection.install();
         leaks.collect(); // what earlier tests left is theirs
-        java.util.concurrent.atomic.AtomicLong delivered = new java.util.concurrent.atomic.AtomicLong();
+        AtomicLong delivered = new AtomicLong();
         Random random = new Random(7);
         for (int i = 0; i < READS; i++) {
             // Like the server's bridge, the subscriber releases what reaches it even once it cancelled.
-            reactor.core.publisher.BaseSubscriber<io.netty.buffer.ByteBuf> d =
-                    new reactor.core.publisher.BaseSubscriber<>() {
+            BaseSubscriber<ByteBuf> d =
+                    new BaseSubscriber<>() {
                         @Override
-                        protected void hookOnNext(io.netty.buffer.ByteBuf b) {
+                        protected void hookOnNext(ByteBuf b) {
                             delivered.incrementAndGet();
                             b.release();
                         }
@@ -336,7 +344,7 @@ class FileBackendTest {
                         protected void hookOnError(Throwable e) {
                         }
                     };
-            store.read((i % 256) * 4096L, 4096, io.netty.buffer.ByteBufAllocator.DEFAULT).subscribe(d);
+            store.read((i % 256) * 4096L, 4096, ByteBufAllocator.DEFAULT).subscribe(d);
             long until = System.nanoTime() + random.nextInt(150_000);
             while (System.nanoTime() < until) {
                 Thread.onSpinWait();
@@ -344,8 +352,8 @@ class FileBackendTest {
             d.dispose();
         }
         // Let the last ones end, then count what was collected unreleased.
-        StepVerifier.create(store.read(0, 4096, io.netty.buffer.ByteBufAllocator.DEFAULT))
-                .consumeNextWith(io.netty.buffer.ByteBuf::release).verifyComplete();
+        StepVerifier.create(store.read(0, 4096, ByteBufAllocator.DEFAULT))
+                .consumeNextWith(ByteBuf::release).verifyComplete();
         Thread.sleep(200);
         List<String> lost = leaks.collect();
         System.out.println("cancelled reads: " + delivered.get() + " of " + READS + " delivered, " + lost.size() + " lost");

@@ -15,6 +15,8 @@ import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.testkit.VirtualDevice;
 import dev.reactorubd.Errno;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -115,8 +117,8 @@ class HistoryCheckTest {
                 NbdServers.sleep(300);
                 try {
                     server[0] = NbdServers.qemuNbd(dir, export, port, null, "vol", 8);
-                } catch (java.io.IOException e) {
-                    throw new java.io.UncheckedIOException(e);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
                 }
             };
             w.fault(2500, restart);

@@ -6,6 +6,8 @@ import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.Errno;
 import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.testkit.VirtualDevice;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -33,7 +35,7 @@ public final class HistoryCrashChild {
         Path dir = Path.of(args[0]);
         long size = Long.parseLong(args[1]);
         long seed = Long.parseLong(args[2]);
-        PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false);
+        PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), false);
         FileBackend.Options o = FileBackend.Options.defaults().createSize(size);
         // Replica b stops taking writes part of the way: the mirror goes on with a alone, b is stale from then on.
         FaultyBackend b = Backends.from(FileBackend.open(dir.resolve("b.img"), o)).faults();

@@ -14,9 +14,11 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
@@ -139,8 +141,8 @@ class NbdFailuresTest extends NbdHostTest {
                 assertArrayEquals(pattern(65536, 100 + i), NbdTesting.read(dev, i % 2, (2 << 20) + i * 65536L, 65536));
             }
             StepVerifier.create(dev.flush(0).then(dev.flush(1))).expectComplete().verify(WAIT);
-            byte[] onDisk = java.nio.file.Files.readAllBytes(file);
-            assertArrayEquals(pattern(65536, 115), java.util.Arrays.copyOfRange(onDisk, (2 << 20) + 15 * 65536,
+            byte[] onDisk = Files.readAllBytes(file);
+            assertArrayEquals(pattern(65536, 115), Arrays.copyOfRange(onDisk, (2 << 20) + 15 * 65536,
                     (2 << 20) + 16 * 65536), "the written data is in the server's file");
             // The backend's own connection reconnects on its own schedule, not in the path of these requests.
             long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
@@ -319,7 +321,7 @@ class NbdFailuresTest extends NbdHostTest {
             // Headers split across reads, payloads gathered from many: the same bytes come back, several in flight.
             StepVerifier.create(Flux.range(0, 4).flatMap(i -> dev.read(i % 2, 512, data.length).map(b -> {
                         try {
-                            return java.util.Arrays.equals(data, ByteBufUtil.getBytes(b));
+                            return Arrays.equals(data, ByteBufUtil.getBytes(b));
                         } finally {
                             b.release();
                         }

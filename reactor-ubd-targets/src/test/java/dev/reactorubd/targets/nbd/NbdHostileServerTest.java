@@ -12,8 +12,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.PooledByteBufAllocator;
+import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
@@ -155,7 +159,7 @@ class NbdHostileServerTest extends NbdHostTest {
         assertEquals(1, reads.get(), "a 4 MiB READ went as " + reads.get() + " requests");
     }
 
-    private static void countingZeros(java.io.DataInputStream in, DataOutputStream out, AtomicInteger reads)
+    private static void countingZeros(DataInputStream in, DataOutputStream out, AtomicInteger reads)
             throws IOException {
         while (in.readInt() == NbdProtocol.REQUEST_MAGIC) {
             in.readUnsignedShort();
@@ -228,12 +232,12 @@ class NbdHostileServerTest extends NbdHostTest {
             out.write(new byte[1 << 20]);
         };
         NbdBackend nbd = connect(fake.uri(), FAST);
-        long before = io.netty.buffer.PooledByteBufAllocator.DEFAULT.metric().usedDirectMemory();
+        long before = PooledByteBufAllocator.DEFAULT.metric().usedDirectMemory();
         StepVerifier.create(nbd.read(0, 4096, null))
                 .expectErrorSatisfies(e -> assertTrue(e instanceof UbdIoException u && u.errno() == Errno.EIO,
                         String.valueOf(e)))
                 .verify(BOUND);
-        long grown = io.netty.buffer.PooledByteBufAllocator.DEFAULT.metric().usedDirectMemory() - before;
+        long grown = PooledByteBufAllocator.DEFAULT.metric().usedDirectMemory() - before;
         System.out.println("direct memory of the pooled allocator after a 4 GiB structured reply was announced: "
                 + (grown >> 10) + " KiB more");
         // The pool grows by whole chunks for the socket's reads at most, never by the announced length.
@@ -278,7 +282,7 @@ class NbdHostileServerTest extends NbdHostTest {
             });
             NbdException e = refused(s.uri("nbds") + "?tls-certificates=/nonexistent", FAST, "cannot read the CA");
             assertEquals(0, s.connections.get(), "no connection without credentials: " + e.getMessage());
-            java.nio.file.Path ca = TlsCertificates.make(java.nio.file.Files.createTempDirectory("nbd-ca-"))
+            Path ca = TlsCertificates.make(Files.createTempDirectory("nbd-ca-"))
                     .clientDir();
             e = refused(s.uri("nbds") + "?tls-certificates=" + ca, FAST, "refused TLS");
             assertEquals(answer, e.replyType(), e.getMessage());
@@ -300,7 +304,7 @@ class NbdHostileServerTest extends NbdHostTest {
             out.flush();
             in.read();
         });
-        java.nio.file.Path ca = TlsCertificates.make(java.nio.file.Files.createTempDirectory("nbd-ca-")).clientDir();
+        Path ca = TlsCertificates.make(Files.createTempDirectory("nbd-ca-")).clientDir();
         refused(s.uri("nbds") + "?tls-certificates=" + ca, FAST, "outside TLS");
     }
 

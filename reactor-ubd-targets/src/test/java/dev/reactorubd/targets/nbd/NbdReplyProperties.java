@@ -18,8 +18,11 @@ import io.netty.channel.nio.NioIoHandler;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import java.io.DataOutputStream;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.Socket;
+import java.nio.ByteBuffer;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -124,7 +127,7 @@ class NbdReplyProperties {
                 nbd.close().block(Duration.ofSeconds(10));
             }
         } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e);
+            throw new UncheckedIOException(e);
         }
     }
 
@@ -263,11 +266,11 @@ class NbdReplyProperties {
     }
 
     private static byte[] header(int magic, int error, long cookie) {
-        return java.nio.ByteBuffer.allocate(16).putInt(magic).putInt(error).putLong(cookie).array();
+        return ByteBuffer.allocate(16).putInt(magic).putInt(error).putLong(cookie).array();
     }
 
     private static byte[] concat(byte[] a, byte[] b) {
-        byte[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+        byte[] c = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, c, a.length, b.length);
         return c;
     }

@@ -1,6 +1,7 @@
 package dev.reactorubd.targets.nbd;
 
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
@@ -287,7 +288,7 @@ public final class NbdServers {
     /** A file of {@code bytes} zeros (sparse). */
     public static Path exportFile(Path dir, String name, long bytes) throws IOException {
         Path f = dir.resolve(name);
-        try (var raf = new java.io.RandomAccessFile(f.toFile(), "rw")) {
+        try (var raf = new RandomAccessFile(f.toFile(), "rw")) {
             raf.setLength(bytes);
         }
         return f;

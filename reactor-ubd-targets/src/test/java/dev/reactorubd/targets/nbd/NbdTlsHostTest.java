@@ -13,7 +13,9 @@ import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import reactor.test.StepVerifier;
@@ -113,7 +115,7 @@ class NbdTlsHostTest extends NbdHostTest {
         String base = "nbds+unix:///vol?socket=" + socket + "&tls-certificates=";
         NbdBackend nbd = connect(base + certs.caOnlyDir(), OPTIONS);
         byte[] data = new byte[8192];
-        java.util.Arrays.fill(data, (byte) 0x6b);
+        Arrays.fill(data, (byte) 0x6b);
         nbd.write(8192, Unpooled.wrappedBuffer(data), false).block(WAIT);
         ByteBuf back = nbd.read(8192, data.length, null).block(WAIT);
         try {
@@ -143,7 +145,7 @@ class NbdTlsHostTest extends NbdHostTest {
                         + certs.strangerDir(), files))
                 .expectError(NbdException.class)
                 .verify(WAIT);
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        Assertions.assertThrows(IllegalArgumentException.class,
                 () -> NbdOptions.builder().tlsClientCertificate(c.resolve("client-cert.pem"), null));
     }
 
@@ -169,7 +171,7 @@ class NbdTlsHostTest extends NbdHostTest {
                 OPTIONS.toBuilder().reconnectAttempts(20).backoff(Duration.ofMillis(100), Duration.ofMillis(500))
                         .multiConn(false).build());
         byte[] before = new byte[65536];
-        java.util.Arrays.fill(before, (byte) 0x3c);
+        Arrays.fill(before, (byte) 0x3c);
         nbd.write(0, Unpooled.wrappedBuffer(before), true).block(WAIT);
         first.kill();
         // The restarted server takes TLS only: a reconnect in plain text would be refused.

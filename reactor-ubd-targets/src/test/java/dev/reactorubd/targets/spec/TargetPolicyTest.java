@@ -10,6 +10,7 @@ import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
@@ -265,7 +266,7 @@ class TargetPolicyTest {
 
     @Test
     void tenThousandParts() throws IOException {
-        String many = "concat(" + String.join(",", java.util.Collections.nCopies(10_000, "null:1")) + ")";
+        String many = "concat(" + String.join(",", Collections.nCopies(10_000, "null:1")) + ")";
         refused(Rule.SPEC_LENGTH, () -> TargetSpec.parse(many, policy));
         TargetPolicy roomy = TargetPolicy.builder().maxSpecLength(TargetPolicy.LENGTH_CEILING).build();
         refused(Rule.PARTS, () -> TargetSpec.parse(many, roomy));
@@ -276,8 +277,8 @@ class TargetPolicyTest {
         TargetSpec.Composite built = new TargetSpec.Composite("concat", 0, parts);
         refused(Rule.PARTS, () -> TargetSpec.open(built, policy));
         // In all, too: eight compositions of eight parts in one are 72 parts.
-        String wide = "concat(" + String.join(",", java.util.Collections.nCopies(8,
-                "concat(" + String.join(",", java.util.Collections.nCopies(8, "null:1")) + ")")) + ")";
+        String wide = "concat(" + String.join(",", Collections.nCopies(8,
+                "concat(" + String.join(",", Collections.nCopies(8, "null:1")) + ")")) + ")";
         refused(Rule.PARTS, () -> TargetSpec.parse(wide, policy));
     }
 

@@ -3,6 +3,7 @@ package dev.reactorubd.management;
 import java.net.URI;
 import java.time.Duration;
 import java.util.List;
+import java.util.Optional;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
 import org.springframework.http.codec.ServerSentEvent;
@@ -119,7 +120,7 @@ public class DeviceController {
         devices.get(id); // 404 before the stream starts
         return stats.frames()
                 .map(f -> f.devices().stream().filter(d -> d.id() == id).findFirst())
-                .takeWhile(java.util.Optional::isPresent)
+                .takeWhile(Optional::isPresent)
                 .map(o -> ServerSentEvent.builder(o.get()).event("stats").build())
                 .timeout(Duration.ofSeconds(30));
     }

@@ -18,9 +18,16 @@ import jakarta.annotation.PreDestroy;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Comparator;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.SortedMap;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -73,7 +80,7 @@ public class DeviceManager {
         /** Specs of replicas put in by a replace, keyed by {@link Mirrors#slotKey}. */
         final Map<String, String> replaced = new ConcurrentHashMap<>();
         /** Targets opened for replaces: closed (again: their mirror closes them first) with the device. */
-        final List<TargetSpec.Opened> replacements = new java.util.concurrent.CopyOnWriteArrayList<>();
+        final List<TargetSpec.Opened> replacements = new CopyOnWriteArrayList<>();
 
         Managed(TargetSpec spec) {
             this.spec = spec;
@@ -86,7 +93,7 @@ public class DeviceManager {
     private final AtomicReference<UbdServer> server = new AtomicReference<>();
     private final Map<Integer, Managed> devices = new ConcurrentHashMap<>();
     /** Creations whose id is not known yet, keyed by a negative placeholder. */
-    private final java.util.concurrent.atomic.AtomicInteger placeholders = new java.util.concurrent.atomic.AtomicInteger();
+    private final AtomicInteger placeholders = new AtomicInteger();
 
     public DeviceManager(MeterRegistry registry, ObjectProvider<IoEventLoopGroup> sharedLoops, TargetPolicy policy) {
         this.registry = registry;
@@ -287,7 +294,7 @@ public class DeviceManager {
         if (sharedLoops == null) {
             return false;
         }
-        java.util.Set<Object> loops = new java.util.HashSet<>();
+        Set<Object> loops = new HashSet<>();
         sharedLoops.iterator().forEachRemaining(loops::add);
         return liveDevices().stream().flatMap(d -> d.queues().stream()).allMatch(q -> loops.contains(q.loop()));
     }
@@ -412,8 +419,8 @@ public class DeviceManager {
     }
 
     /** The mirrors of every live device that has any, by device id (for the health endpoint). */
-    java.util.SortedMap<Integer, List<MirrorView>> mirrors() {
-        java.util.SortedMap<Integer, List<MirrorView>> out = new java.util.TreeMap<>();
+    SortedMap<Integer, List<MirrorView>> mirrors() {
+        SortedMap<Integer, List<MirrorView>> out = new TreeMap<>();
         for (Managed m : devices.values()) {
             UbdDevice d = m.device;
             if (d != null && "LIVE".equals(m.state)) {
@@ -441,7 +448,7 @@ public class DeviceManager {
             s.close();
         }
         if (sharedLoops != null) {
-            sharedLoops.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS);
+            sharedLoops.shutdownGracefully(0, 2, TimeUnit.SECONDS);
         }
     }
 }

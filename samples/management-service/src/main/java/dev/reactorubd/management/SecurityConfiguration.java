@@ -16,6 +16,7 @@ import org.springframework.security.authentication.UsernamePasswordAuthenticatio
 import org.springframework.security.config.annotation.web.reactive.EnableWebFluxSecurity;
 import org.springframework.security.config.web.server.SecurityWebFiltersOrder;
 import org.springframework.security.config.web.server.ServerHttpSecurity;
+import org.springframework.security.core.Authentication;
 import org.springframework.security.core.userdetails.ReactiveUserDetailsService;
 import org.springframework.security.core.userdetails.User;
 import org.springframework.security.web.authentication.preauth.x509.SubjectX500PrincipalExtractor;
@@ -243,7 +244,7 @@ public class SecurityConfiguration {
                 .map(t -> Mono.just(UsernamePasswordAuthenticationToken.authenticated("token:" + t.name(), null,
                         t.role().authorities())))
                 .orElseGet(() -> Mono.error(new BadCredentialsException("unknown bearer token"))))
-                .cast(org.springframework.security.core.Authentication.class);
+                .cast(Authentication.class);
     }
 
     /** A client certificate's CN (its chain already checked by TLS against the trusted CA) to a role. */

@@ -3,6 +3,7 @@ package dev.reactorubd.management;
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
 import java.io.File;
 import java.nio.file.Files;
@@ -15,6 +16,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.openqa.selenium.Alert;
 import org.openqa.selenium.By;
 import org.openqa.selenium.JavascriptExecutor;
 import org.openqa.selenium.OutputType;
@@ -26,6 +28,7 @@ import org.openqa.selenium.WebElement;
 import org.openqa.selenium.chrome.ChromeDriver;
 import org.openqa.selenium.chrome.ChromeDriverService;
 import org.openqa.selenium.chrome.ChromeOptions;
+import org.openqa.selenium.support.ui.ExpectedConditions;
 import org.openqa.selenium.support.ui.WebDriverWait;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -51,7 +54,7 @@ class ManagementPageDeviceTest {
     @BeforeAll
     static void start() throws Exception {
         try (UbdControl control = UbdControl.open()) {
-            dev.reactorubd.testing.Devices.removeLeftovers(control);
+            Devices.removeLeftovers(control);
         }
         service = new ServiceClient("ubd.share-event-loops=true", "ubd.event-loops=2",
                 MirrorApiDeviceTest.FILE_DIRECTORIES);
@@ -251,8 +254,8 @@ class ManagementPageDeviceTest {
                 b.findElement(By.cssSelector(replace)).click();
                 return true;
             });
-            org.openqa.selenium.Alert prompt = waiting().until(
-                    org.openqa.selenium.support.ui.ExpectedConditions.alertIsPresent());
+            Alert prompt = waiting().until(
+                    ExpectedConditions.alertIsPresent());
             prompt.sendKeys(replacement);
             prompt.accept();
             waiting().until(b -> b.findElements(By.cssSelector(card + "tr.replica[data-state=IN_SYNC]")).size() == 2);

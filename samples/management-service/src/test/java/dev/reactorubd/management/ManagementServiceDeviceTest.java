@@ -3,6 +3,7 @@ package dev.reactorubd.management;
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -38,7 +39,7 @@ class ManagementServiceDeviceTest {
     @BeforeAll
     static void start() {
         try (UbdControl control = UbdControl.open()) {
-            dev.reactorubd.testing.Devices.removeLeftovers(control);
+            Devices.removeLeftovers(control);
         }
         service = new ServiceClient("ubd.share-event-loops=true", "ubd.event-loops=2");
     }

@@ -4,9 +4,12 @@ import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.targets.compose.ReplicaState;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -43,7 +46,7 @@ class MirrorApiDeviceTest {
     @BeforeAll
     static void start() {
         try (UbdControl control = UbdControl.open()) {
-            dev.reactorubd.testing.Devices.removeLeftovers(control);
+            Devices.removeLeftovers(control);
         }
         createReplicas();
         service = new ServiceClient(FILE_DIRECTORIES);
@@ -195,8 +198,8 @@ class MirrorApiDeviceTest {
         assertEquals("FILE_DIRECTORY", ServiceClient.field(outside.body(), "rule"), outside.body());
 
         // 4 MiB of direct 4 KiB writes run while replica 1 is replaced by a blank file.
-        java.util.concurrent.CompletableFuture<ServiceClient.Response> replaced =
-                java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+        CompletableFuture<ServiceClient.Response> replaced =
+                CompletableFuture.supplyAsync(() -> {
                     try {
                         Thread.sleep(500);
                     } catch (InterruptedException e) {
@@ -206,7 +209,7 @@ class MirrorApiDeviceTest {
                 });
         Vm.sh(300, "dd if=/run/ubd-mgmt-data2 of=" + dev.path() + " bs=4k oflag=direct conv=notrunc status=none")
                 .requireSuccess();
-        ServiceClient.Response accepted = replaced.get(60, java.util.concurrent.TimeUnit.SECONDS);
+        ServiceClient.Response accepted = replaced.get(60, TimeUnit.SECONDS);
         assertEquals(202, accepted.status(), accepted.body());
         MirrorView started = JSON.readValue(accepted.body(), MirrorView.class);
         assertEquals("file:" + BIG + "/s2.img", started.replicas().get(1).target());

@@ -12,7 +12,9 @@ import dev.reactorubd.Errno;
 import io.netty.buffer.Unpooled;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -84,13 +86,13 @@ class MirrorsTest {
 
     private Status health() {
         TreeMap<Integer, List<MirrorView>> byDevice = new TreeMap<>();
-        byDevice.put(4, Mirrors.views(opened, java.util.Map.of()));
+        byDevice.put(4, Mirrors.views(opened, Map.of()));
         return MirrorHealthIndicator.health(byDevice).getStatus();
     }
 
     @Test
     void theViewShowsTheMirrorItsReplicasAndTheirSpecs() {
-        List<MirrorView> views = Mirrors.views(opened, java.util.Map.of());
+        List<MirrorView> views = Mirrors.views(opened, Map.of());
         assertEquals(1, views.size());
         MirrorView v = views.get(0);
         assertEquals(0, v.index());
@@ -105,7 +107,7 @@ class MirrorsTest {
         assertEquals(Status.UP, health());
 
         failReplica1();
-        v = Mirrors.views(opened, java.util.Map.of()).get(0);
+        v = Mirrors.views(opened, Map.of()).get(0);
         assertTrue(v.degraded());
         assertEquals(ReplicaState.FAILED, v.replicas().get(1).state());
         assertEquals(1, v.replicas().get(1).dirtyRegions(), "the write it missed");
@@ -117,13 +119,13 @@ class MirrorsTest {
     void aFailedReplicaIsReinstatedAndTheHealthFollows() {
         failReplica1();
         assertEquals(MirrorHealthIndicator.DEGRADED, health());
-        Health h = MirrorHealthIndicator.health(new TreeMap<>(java.util.Map.of(4, Mirrors.views(opened, java.util.Map.of()))));
-        assertEquals(java.util.Map.of("target", TEXT, "degraded", true, "states", List.of("IN_SYNC", "FAILED"),
+        Health h = MirrorHealthIndicator.health(new TreeMap<>(Map.of(4, Mirrors.views(opened, Map.of()))));
+        assertEquals(Map.of("target", TEXT, "degraded", true, "states", List.of("IN_SYNC", "FAILED"),
                 "dirtyRegions", List.of(0L, 1L)), h.getDetails().get("device 4 mirror 0"));
 
         b.heal();
         long copiedBefore = mirror.copiedRegions();
-        MirrorView started = Mirrors.reinstate(4, Mirrors.select(4, opened, null), 1, java.util.Map.of());
+        MirrorView started = Mirrors.reinstate(4, Mirrors.select(4, opened, null), 1, Map.of());
         assertTrue(started.replicas().get(1).state() != ReplicaState.FAILED, started.toString());
         await(() -> mirror.state(1) == ReplicaState.IN_SYNC, "replica 1 back in sync");
         assertEquals(copiedBefore + 1, mirror.copiedRegions(), "the region it missed was copied back");
@@ -132,12 +134,12 @@ class MirrorsTest {
 
     @Test
     void reinstatingAReplicaThatIsNotFailedIsAConflict() {
-        ApiException e = assertThrows(ApiException.class, () -> Mirrors.reinstate(4, Mirrors.select(4, opened, 0), 0, java.util.Map.of()));
+        ApiException e = assertThrows(ApiException.class, () -> Mirrors.reinstate(4, Mirrors.select(4, opened, 0), 0, Map.of()));
         assertEquals(HttpStatus.CONFLICT, e.status());
         assertTrue(e.getMessage().contains("replica 0 of mirror 0 of device 4 is IN_SYNC: only a FAILED replica"),
                 e.getMessage());
         ApiException none = assertThrows(ApiException.class, () -> Mirrors.reinstate(4, Mirrors.select(4, opened, 0),
-                2, java.util.Map.of()));
+                2, Map.of()));
         assertEquals(HttpStatus.NOT_FOUND, none.status());
         assertEquals(ReplicaState.IN_SYNC, mirror.state(0), "nothing changed");
     }
@@ -145,7 +147,7 @@ class MirrorsTest {
     @Test
     void aFailedReplicaIsReplacedTheViewNamesTheReplacementAndAnUnsuitableOneIsABadRequest() {
         failReplica1();
-        java.util.Map<String, String> replaced = new java.util.concurrent.ConcurrentHashMap<>();
+        Map<String, String> replaced = new ConcurrentHashMap<>();
         Mirrors.Found f = Mirrors.select(4, opened, null);
         TargetSpec.Opened tooSmall = new TargetSpec.Opened(TargetSpec.parse("memory:4M"), new MemoryBackend(4 << 20),
                 List.of());
@@ -178,7 +180,7 @@ class MirrorsTest {
     void aTargetWithoutOrWithSeveralMirrorsMustBeNamed() {
         TargetSpec.Opened plain = new TargetSpec.Opened(TargetSpec.parse("memory:8M"), new MemoryBackend(8 << 20),
                 List.of());
-        assertEquals(List.of(), Mirrors.views(plain, java.util.Map.of()));
+        assertEquals(List.of(), Mirrors.views(plain, Map.of()));
         ApiException noMirror = assertThrows(ApiException.class, () -> Mirrors.select(2, plain, null));
         assertEquals(HttpStatus.NOT_FOUND, noMirror.status());
         assertTrue(noMirror.getMessage().contains("which has no mirror"), noMirror.getMessage());
@@ -187,7 +189,7 @@ class MirrorsTest {
         MirrorBackend other = Backends.mirror(new MemoryBackend(8 << 20), new MemoryBackend(8 << 20));
         TargetSpec.Opened two = new TargetSpec.Opened(spec, Backends.stripe(64 << 10, mirror, other),
                 List.of(mirror, other));
-        List<MirrorView> views = Mirrors.views(two, java.util.Map.of());
+        List<MirrorView> views = Mirrors.views(two, Map.of());
         assertEquals(2, views.size());
         assertEquals(List.of(0, 1), views.stream().map(MirrorView::index).toList());
         assertNull(views.get(1).mirrorId(), "an in-memory mirror has no id");
