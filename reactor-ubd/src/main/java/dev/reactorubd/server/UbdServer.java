@@ -402,8 +402,7 @@ public final class UbdServer implements AutoCloseable {
     /**
      * Takes over a device whose server died, as ublk's user recovery allows (the device must have been added with
      * {@link dev.reactorubd.sys.UblkFeature#USER_RECOVERY}): waits, within three control timeouts, for the kernel to
-     * quiesce it; sends START_USER_RECOVERY (retried, within three control timeouts too, while the dead server's char
-     * device is still being released);
+     * quiesce it; sends START_USER_RECOVERY (retried while the dead server's char device is still being released);
      * opens the queues and serves them from {@code backend}; and sends END_USER_RECOVERY, which the kernel holds until
      * every tag is fetched. IO that waited meanwhile is then served (with
      * {@link dev.reactorubd.sys.UblkFeature#USER_RECOVERY_REISSUE}, in-flight IO of the dead server too).
@@ -418,10 +417,8 @@ public final class UbdServer implements AutoCloseable {
         // requeued): allow three control timeouts for that, since an emulated or loaded machine takes its time.
         return awaitRecoverable(devId)
                 .retryWhen(whileFailingWith(NotYet.class, control.timeout().multipliedBy(3)))
-                // The char device of a server killed during its own recovery's fetches can stay busy for longer than
-                // one control timeout while the kernel tears its ring down: allow three here as well.
                 .flatMap(info -> control.startUserRecovery(devId)
-                        .retryWhen(whileFailingWith(UbdDeviceBusyException.class, control.timeout().multipliedBy(3)))
+                        .retryWhen(whileFailingWith(UbdDeviceBusyException.class))
                         .thenReturn(info))
                 .flatMap(info -> openQueues(info, backend.allocator()))
                 .flatMap(device -> serveAndGo(device, backend, control.endUserRecovery(devId), requestTimeout));
