@@ -263,7 +263,8 @@ class NoServerDeviceTest {
      * <p>Linux 6.12 refuses START_USER_RECOVERY (EINVAL) once a recovery died before any of its queues was ready (it
      * resets the queues only when a recovery starts, and then requires a ready one); from 6.15 the kernel resets them
      * when the dying server's char device is released. So below 6.15 a refusal is allowed, if {@code ubd recover}
-     * names that cause, and then {@code ubd remove} deletes the device and the reader ends.
+     * names that cause; and on any kernel a busy refusal (the killed server's char device not yet released, seen on
+     * 6.18 after a kill 600 ms in). Then {@code ubd remove --async} deletes the device and the reader ends.
      */
     @Test
     void aRealRecoverKilledDuringItsFetchesLeavesTheDeviceRecoverableWithItsData() throws Exception {
@@ -290,10 +291,13 @@ class NoServerDeviceTest {
                     refusal = Files.readString(log);
                     System.out.println("recover after " + halfWay + " killed half way, on " + Vm.kernelRelease()
                             + ": " + refusal.strip());
-                    assertFalse(kernelAtLeast(6, 15), "Linux 6.15+ takes the device over again: " + refusal);
                     assertTrue(halfWay > 0, "refused with no recovery killed half way: " + refusal);
                     assertNotEquals(0, recover.exitValue(), refusal);
-                    assertTrue(refusal.contains("died before any of its queues was ready"), refusal);
+                    // Below 6.15: EINVAL, named. On any kernel: the killed server's char device may stay busy (seen
+                    // on 6.18 after a kill 600 ms in), so START_USER_RECOVERY answers EBUSY past the retries. Either
+                    // way the refusal is typed and says so, and the device can still be removed: nothing hangs.
+                    boolean cause = refusal.contains("died before any of its queues was ready");
+                    assertTrue(cause && !kernelAtLeast(6, 15) || refusal.contains("EBUSY"), refusal);
                     break;
                 }
                 if (delayMs < 0) { // the last one serves
