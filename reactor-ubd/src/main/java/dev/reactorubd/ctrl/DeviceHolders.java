@@ -1,6 +1,7 @@
 package dev.reactorubd.ctrl;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -53,6 +54,38 @@ final class DeviceHolders {
             // No /proc: nothing to tell.
         }
         return holders;
+    }
+
+    /**
+     * What holds {@code /dev/ublkcN}, the device's char device, one phrase each (a process with it open or mapped);
+     * empty when no process does, which while START_USER_RECOVERY is refused means the kernel still holds it: a dead
+     * server's io_uring is being torn down.
+     */
+    static List<String> ofCharDevice(int devId) {
+        String dev = DeviceInfo.charDevicePath(devId);
+        List<String> holders = new ArrayList<>();
+        long self = ProcessHandle.current().pid();
+        try (DirectoryStream<Path> procs = Files.newDirectoryStream(Path.of("/proc"), p -> isPid(p.getFileName()))) {
+            for (Path proc : procs) {
+                String pid = proc.getFileName().toString();
+                String how = openIn(proc, dev) ? "open" : mappedIn(proc, dev) ? "mapped" : null;
+                if (how != null) {
+                    holders.add(how + " in process " + pid + commandOf(proc)
+                            + (pid.equals(Long.toString(self)) ? " (this one)" : ""));
+                }
+            }
+        } catch (IOException e) {
+            // No /proc: nothing to tell.
+        }
+        return holders;
+    }
+
+    private static boolean mappedIn(Path proc, String dev) {
+        try (var lines = Files.lines(proc.resolve("maps"))) {
+            return lines.anyMatch(l -> l.endsWith(" " + dev) || l.endsWith(" " + dev + " (deleted)"));
+        } catch (IOException | UncheckedIOException | SecurityException e) {
+            return false; // exited meanwhile, or not ours to see
+        }
     }
 
     private static boolean isPid(Path name) {

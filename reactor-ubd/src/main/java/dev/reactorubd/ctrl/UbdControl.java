@@ -37,6 +37,7 @@ import java.util.stream.Stream;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
+import reactor.util.retry.Retry;
 
 /**
  * The ublk control device, {@code /dev/ublk-control}: add, configure, start, stop, recover, inspect and delete
@@ -398,13 +399,33 @@ public final class UbdControl implements AutoCloseable {
 
     /**
      * Begins recovering a device whose server died (START_USER_RECOVERY); needs {@link UblkFeature#USER_RECOVERY}.
-     * Answers {@link UbdDeviceBusyException} until the old server's char device is closed.
+     * The kernel refuses it (EBUSY) while the old server's char device is still open: a dead server's is released
+     * once the kernel has torn its io_uring down, so the command is retried every 100 ms within the control timeout.
+     * Past that it signals {@link UbdDeviceBusyException} naming the processes that hold {@code /dev/ublkcN}, or
+     * saying that none does: then the kernel kept the dead server's reference, which happens when a server is killed
+     * during its own recovery (docs/recovery.md), and the device can only be removed, with {@link #removeDeviceAsync}.
      *
      * @param devId the device id
      * @return a Mono that completes once done, or signals a {@link UbdException} saying what the kernel refused
      */
     public Mono<Void> startUserRecovery(int devId) {
-        return command(UblkCtrlCmd.START_USER_RECOVERY, devId, 0, 0, null, (res, buf) -> null);
+        String path = DeviceInfo.charDevicePath(devId);
+        Mono<Void> start = command(UblkCtrlCmd.START_USER_RECOVERY, devId, 0, 0, null, (res, buf) -> null);
+        return start.retryWhen(Retry.fixedDelay(Math.max(1, timeout.toMillis() / 100), Duration.ofMillis(100))
+                        .filter(UbdDeviceBusyException.class::isInstance)
+                        .onRetryExhaustedThrow((spec, signal) -> signal.failure()))
+                .onErrorResume(UbdDeviceBusyException.class, busy -> Mono
+                        .fromCallable(() -> DeviceHolders.ofCharDevice(devId))
+                        .subscribeOn(Schedulers.boundedElastic())
+                        .timeout(timeout)
+                        .onErrorReturn(List.of())
+                        .flatMap(holders -> Mono.<Void>error(new UbdDeviceBusyException("START_USER_RECOVERY of device "
+                                + devId + " was refused for " + timeout.toSeconds() + " s: EBUSY. " + path + " is still open ("
+                                + (holders.isEmpty() ? "by no process: the kernel still holds the dead server's "
+                                + "reference, which it may never let go" : String.join(", ", holders))
+                                + "). Close what holds it and recover again, or remove the device without waiting for "
+                                + "its holders (removeDeviceAsync, `ubd remove --async`) and add it again",
+                                Errno.EBUSY))));
     }
 
     /**

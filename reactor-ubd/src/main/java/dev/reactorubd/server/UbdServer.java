@@ -340,11 +340,6 @@ public final class UbdServer implements AutoCloseable {
                 .onErrorResume(e -> device.close().onErrorResume(x -> Mono.empty()).then(Mono.error(e)));
     }
 
-    /** Retries every 100 ms, within the control timeout, while the error is a {@code type}. */
-    private Retry whileFailingWith(Class<? extends Throwable> type) {
-        return whileFailingWith(type, control.timeout());
-    }
-
     /** Retries every 100 ms, for at most {@code bound}, while the error is a {@code type}. */
     private static Retry whileFailingWith(Class<? extends Throwable> type, Duration bound) {
         return Retry.fixedDelay(bound.toMillis() / 100, Duration.ofMillis(100))
@@ -402,7 +397,8 @@ public final class UbdServer implements AutoCloseable {
     /**
      * Takes over a device whose server died, as ublk's user recovery allows (the device must have been added with
      * {@link dev.reactorubd.sys.UblkFeature#USER_RECOVERY}): waits, within three control timeouts, for the kernel to
-     * quiesce it; sends START_USER_RECOVERY (retried while the dead server's char device is still being released);
+     * quiesce it; sends START_USER_RECOVERY ({@link UbdControl#startUserRecovery} retries it while the dead server's
+     * char device is still being released);
      * opens the queues and serves them from {@code backend}; and sends END_USER_RECOVERY, which the kernel holds until
      * every tag is fetched. IO that waited meanwhile is then served (with
      * {@link dev.reactorubd.sys.UblkFeature#USER_RECOVERY_REISSUE}, in-flight IO of the dead server too).
@@ -417,9 +413,7 @@ public final class UbdServer implements AutoCloseable {
         // requeued): allow three control timeouts for that, since an emulated or loaded machine takes its time.
         return awaitRecoverable(devId)
                 .retryWhen(whileFailingWith(NotYet.class, control.timeout().multipliedBy(3)))
-                .flatMap(info -> control.startUserRecovery(devId)
-                        .retryWhen(whileFailingWith(UbdDeviceBusyException.class))
-                        .thenReturn(info))
+                .flatMap(info -> control.startUserRecovery(devId).thenReturn(info))
                 .flatMap(info -> openQueues(info, backend.allocator()))
                 .flatMap(device -> serveAndGo(device, backend, control.endUserRecovery(devId), requestTimeout));
     }
