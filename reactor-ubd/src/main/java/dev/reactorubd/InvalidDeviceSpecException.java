@@ -16,7 +16,7 @@ public class InvalidDeviceSpecException extends UbdException {
      * @param reason why it was refused, and what values are accepted
      */
     public InvalidDeviceSpecException(String field, String reason) {
-        super(field + ": " + reason);
+        super(Kind.INVALID_ARGUMENT, field + ": " + reason, 0, null);
         this.field = field;
     }
 

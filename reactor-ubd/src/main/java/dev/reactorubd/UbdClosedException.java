@@ -12,7 +12,7 @@ public class UbdClosedException extends UbdException {
      * @param message what failed and what to do about it
      */
     public UbdClosedException(String message) {
-        super(message);
+        super(Kind.CLOSED, message, 0, null);
     }
 
     /**
@@ -22,7 +22,7 @@ public class UbdClosedException extends UbdException {
      * @param errno the positive errno, such as {@code Errno.EIO}
      */
     public UbdClosedException(String message, int errno) {
-        super(message, errno);
+        super(Kind.CLOSED, message, errno, null);
     }
 
     /**
@@ -33,6 +33,6 @@ public class UbdClosedException extends UbdException {
      * @param cause the error that caused it
      */
     public UbdClosedException(String message, int errno, Throwable cause) {
-        super(message, errno, cause);
+        super(Kind.CLOSED, message, errno, cause);
     }
 }

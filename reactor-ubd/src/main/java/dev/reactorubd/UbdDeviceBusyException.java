@@ -12,7 +12,7 @@ public class UbdDeviceBusyException extends UbdException {
      * @param message what failed and what to do about it
      */
     public UbdDeviceBusyException(String message) {
-        super(message);
+        super(Kind.BUSY, message, 0, null);
     }
 
     /**
@@ -22,7 +22,7 @@ public class UbdDeviceBusyException extends UbdException {
      * @param errno the positive errno, such as {@code Errno.EIO}
      */
     public UbdDeviceBusyException(String message, int errno) {
-        super(message, errno);
+        super(Kind.BUSY, message, errno, null);
     }
 
     /**
@@ -33,6 +33,6 @@ public class UbdDeviceBusyException extends UbdException {
      * @param cause the error that caused it
      */
     public UbdDeviceBusyException(String message, int errno, Throwable cause) {
-        super(message, errno, cause);
+        super(Kind.BUSY, message, errno, cause);
     }
 }

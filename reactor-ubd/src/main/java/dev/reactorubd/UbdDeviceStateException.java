@@ -14,7 +14,7 @@ public class UbdDeviceStateException extends UbdException {
      * @param message what was refused, in which state, and what to do about it
      */
     public UbdDeviceStateException(String message) {
-        super(message);
+        super(Kind.DEVICE_STATE, message, 0, null);
     }
 
     /**
@@ -24,6 +24,6 @@ public class UbdDeviceStateException extends UbdException {
      * @param errno the errno, negative as the kernel returns it, or positive
      */
     public UbdDeviceStateException(String message, int errno) {
-        super(message, errno);
+        super(Kind.DEVICE_STATE, message, errno, null);
     }
 }

@@ -16,7 +16,7 @@ public class UbdIoException extends UbdException {
      * @param message what failed and what to do about it
      */
     public UbdIoException(int errno, String message) {
-        super(message + " (" + Errno.name(errno) + ")", errno);
+        super(Kind.IO, message + " (" + Errno.name(errno) + ")", errno, null);
         if (errno == 0) {
             throw new IllegalArgumentException("an IO error needs a non-zero errno");
         }

@@ -12,7 +12,7 @@ public class UbdModuleNotLoadedException extends UbdException {
      * @param message what failed and what to do about it
      */
     public UbdModuleNotLoadedException(String message) {
-        super(message);
+        super(Kind.MODULE_NOT_LOADED, message, 0, null);
     }
 
     /**
@@ -22,7 +22,7 @@ public class UbdModuleNotLoadedException extends UbdException {
      * @param errno the positive errno, such as {@code Errno.EIO}
      */
     public UbdModuleNotLoadedException(String message, int errno) {
-        super(message, errno);
+        super(Kind.MODULE_NOT_LOADED, message, errno, null);
     }
 
     /**
@@ -33,6 +33,6 @@ public class UbdModuleNotLoadedException extends UbdException {
      * @param cause the error that caused it
      */
     public UbdModuleNotLoadedException(String message, int errno, Throwable cause) {
-        super(message, errno, cause);
+        super(Kind.MODULE_NOT_LOADED, message, errno, cause);
     }
 }

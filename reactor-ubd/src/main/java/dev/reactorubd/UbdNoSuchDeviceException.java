@@ -12,7 +12,7 @@ public class UbdNoSuchDeviceException extends UbdException {
      * @param message what failed and what to do about it
      */
     public UbdNoSuchDeviceException(String message) {
-        super(message);
+        super(Kind.NO_SUCH_DEVICE, message, 0, null);
     }
 
     /**
@@ -22,7 +22,7 @@ public class UbdNoSuchDeviceException extends UbdException {
      * @param errno the positive errno, such as {@code Errno.EIO}
      */
     public UbdNoSuchDeviceException(String message, int errno) {
-        super(message, errno);
+        super(Kind.NO_SUCH_DEVICE, message, errno, null);
     }
 
     /**
@@ -33,6 +33,6 @@ public class UbdNoSuchDeviceException extends UbdException {
      * @param cause the error that caused it
      */
     public UbdNoSuchDeviceException(String message, int errno, Throwable cause) {
-        super(message, errno, cause);
+        super(Kind.NO_SUCH_DEVICE, message, errno, cause);
     }
 }

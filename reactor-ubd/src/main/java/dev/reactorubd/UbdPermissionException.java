@@ -12,7 +12,7 @@ public class UbdPermissionException extends UbdException {
      * @param message what failed and what to do about it
      */
     public UbdPermissionException(String message) {
-        super(message);
+        super(Kind.PERMISSION, message, 0, null);
     }
 
     /**
@@ -22,7 +22,7 @@ public class UbdPermissionException extends UbdException {
      * @param errno the positive errno, such as {@code Errno.EIO}
      */
     public UbdPermissionException(String message, int errno) {
-        super(message, errno);
+        super(Kind.PERMISSION, message, errno, null);
     }
 
     /**
@@ -33,6 +33,6 @@ public class UbdPermissionException extends UbdException {
      * @param cause the error that caused it
      */
     public UbdPermissionException(String message, int errno, Throwable cause) {
-        super(message, errno, cause);
+        super(Kind.PERMISSION, message, errno, cause);
     }
 }

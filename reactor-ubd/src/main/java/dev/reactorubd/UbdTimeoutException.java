@@ -12,7 +12,7 @@ public class UbdTimeoutException extends UbdException {
      * @param message what failed and what to do about it
      */
     public UbdTimeoutException(String message) {
-        super(message);
+        super(Kind.TIMEOUT, message, 0, null);
     }
 
     /**
@@ -22,7 +22,7 @@ public class UbdTimeoutException extends UbdException {
      * @param errno the positive errno, such as {@code Errno.EIO}
      */
     public UbdTimeoutException(String message, int errno) {
-        super(message, errno);
+        super(Kind.TIMEOUT, message, errno, null);
     }
 
     /**
@@ -33,6 +33,6 @@ public class UbdTimeoutException extends UbdException {
      * @param cause the error that caused it
      */
     public UbdTimeoutException(String message, int errno, Throwable cause) {
-        super(message, errno, cause);
+        super(Kind.TIMEOUT, message, errno, cause);
     }
 }

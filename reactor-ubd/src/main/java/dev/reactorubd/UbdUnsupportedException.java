@@ -12,7 +12,7 @@ public class UbdUnsupportedException extends UbdException {
      * @param message what failed and what to do about it
      */
     public UbdUnsupportedException(String message) {
-        super(message);
+        super(Kind.UNSUPPORTED, message, 0, null);
     }
 
     /**
@@ -22,7 +22,7 @@ public class UbdUnsupportedException extends UbdException {
      * @param errno the positive errno, such as {@code Errno.EIO}
      */
     public UbdUnsupportedException(String message, int errno) {
-        super(message, errno);
+        super(Kind.UNSUPPORTED, message, errno, null);
     }
 
     /**
@@ -33,6 +33,6 @@ public class UbdUnsupportedException extends UbdException {
      * @param cause the error that caused it
      */
     public UbdUnsupportedException(String message, int errno, Throwable cause) {
-        super(message, errno, cause);
+        super(Kind.UNSUPPORTED, message, errno, cause);
     }
 }

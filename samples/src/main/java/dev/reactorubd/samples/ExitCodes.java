@@ -1,13 +1,6 @@
 package dev.reactorubd.samples;
 
-import dev.reactorubd.InvalidDeviceSpecException;
-import dev.reactorubd.UbdDeviceBusyException;
-import dev.reactorubd.UbdDeviceStateException;
 import dev.reactorubd.UbdException;
-import dev.reactorubd.UbdModuleNotLoadedException;
-import dev.reactorubd.UbdNoSuchDeviceException;
-import dev.reactorubd.UbdPermissionException;
-import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.Errno;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -58,20 +51,24 @@ final class ExitCodes {
     /** The exit status for an error that ended a verb. */
     static int of(Throwable error) {
         Throwable e = unwrap(error);
-        if (e instanceof UbdCommand.UsageError || e instanceof InvalidDeviceSpecException
-                || e instanceof CommandLine.ParameterException
-                || (e instanceof UbdException u && u.errno() == Errno.EINVAL)) { // the kernel refused the arguments
+        if (e instanceof UbdCommand.UsageError || e instanceof CommandLine.ParameterException) {
             return USAGE;
         }
-        if (e instanceof UbdModuleNotLoadedException || e instanceof UbdUnsupportedException) {
-            return NO_UBLK;
-        }
-        if (e instanceof UbdPermissionException) {
-            return PERMISSION;
-        }
-        if (e instanceof UbdNoSuchDeviceException || e instanceof UbdDeviceBusyException
-                || e instanceof UbdDeviceStateException) {
-            return DEVICE;
+        if (e instanceof UbdException u) {
+            switch (u.kind()) {
+                case INVALID_ARGUMENT:
+                    return USAGE;
+                case MODULE_NOT_LOADED, UNSUPPORTED:
+                    return NO_UBLK;
+                case PERMISSION:
+                    return PERMISSION;
+                case NO_SUCH_DEVICE, BUSY, DEVICE_STATE:
+                    return DEVICE;
+                default:
+                    if (u.errno() == Errno.EINVAL) { // the kernel refused the arguments
+                        return USAGE;
+                    }
+            }
         }
         if (error instanceof TargetOptions.TargetUnavailable) {
             return USAGE; // the target as given cannot be opened: the message says why

@@ -981,14 +981,14 @@ public final class MirrorBackend extends ComposableBackend {
         Mono<Void> replace(int r, BlockBackend with) {
             String unsuitable = unsuitable(r, with);
             if (unsuitable != null) {
-                return Mono.error(new MirrorReplaceException(MirrorReplaceException.Kind.UNSUITABLE, unsuitable));
+                return Mono.error(new MirrorReplaceException(MirrorReplaceException.Reason.UNSUITABLE, unsuitable));
             }
             String notNow = notNow(r);
             if (notNow != null) {
-                return Mono.error(new MirrorReplaceException(MirrorReplaceException.Kind.NOT_NOW, notNow));
+                return Mono.error(new MirrorReplaceException(MirrorReplaceException.Reason.NOT_NOW, notNow));
             }
             if (!replacing.compareAndSet(r, 0, 1)) {
-                return Mono.error(new MirrorReplaceException(MirrorReplaceException.Kind.NOT_NOW, "replica " + r
+                return Mono.error(new MirrorReplaceException(MirrorReplaceException.Reason.NOT_NOW, "replica " + r
                         + " is being replaced already: wait for that replace to end"));
             }
             Mono<Void> checked = journal == null ? Mono.empty() : checkStart(r, with);
@@ -1046,16 +1046,16 @@ public final class MirrorBackend extends ComposableBackend {
                 case MirrorAssembly.Blank b -> Mono.<Void>empty();
                 case MirrorAssembly.Valid v when v.sb().mirrorId().equals(mirrorId) -> Mono.<Void>empty();
                 case MirrorAssembly.Valid v -> Mono.<Void>error(new MirrorReplaceException(
-                        MirrorReplaceException.Kind.UNSUITABLE, "the replacement (" + with + ") is replica "
+                        MirrorReplaceException.Reason.UNSUITABLE, "the replacement (" + with + ") is replica "
                         + v.sb().slot() + " of another mirror (" + v.sb().mirrorId() + "): its data would be lost. "
                         + "Give a blank replica, or zero its first " + MirrorAssembly.DATA_ALIGN + " bytes to reuse "
                         + "it"));
                 case MirrorAssembly.Damaged d -> Mono.<Void>error(new MirrorReplaceException(
-                        MirrorReplaceException.Kind.UNSUITABLE, "the replacement (" + with + ") holds data but no "
+                        MirrorReplaceException.Reason.UNSUITABLE, "the replacement (" + with + ") holds data but no "
                         + "mirror superblock (" + d.why() + "): to reuse it as a blank replica, zero its first "
                         + MirrorAssembly.DATA_ALIGN + " bytes (dd if=/dev/zero of=PATH bs=1M count=1 conv=notrunc)"));
                 case MirrorAssembly.Unreadable u -> Mono.<Void>error(new MirrorReplaceException(
-                        MirrorReplaceException.Kind.UNSUITABLE, "the replacement (" + with + ") could not be read ("
+                        MirrorReplaceException.Reason.UNSUITABLE, "the replacement (" + with + ") could not be read ("
                         + u.why() + "): give a working one"));
             });
         }
@@ -1074,7 +1074,7 @@ public final class MirrorBackend extends ComposableBackend {
             }
             if (!unboundViews.isEmpty()) {
                 if (attempt > 8) {
-                    return Mono.error(new MirrorReplaceException(MirrorReplaceException.Kind.NOT_NOW, "queues kept "
+                    return Mono.error(new MirrorReplaceException(MirrorReplaceException.Reason.NOT_NOW, "queues kept "
                             + "binding the mirror during the replace of replica " + r + ": retry"));
                 }
                 return Flux.fromIterable(unboundViews)
@@ -1092,7 +1092,7 @@ public final class MirrorBackend extends ComposableBackend {
                 }
                 String notNow = notNow(r);
                 if (notNow != null) {
-                    return Mono.error(new MirrorReplaceException(MirrorReplaceException.Kind.NOT_NOW, notNow));
+                    return Mono.error(new MirrorReplaceException(MirrorReplaceException.Reason.NOT_NOW, notNow));
                 }
                 old = members.get(r);
                 Resync rs = resyncs.get(r);

@@ -379,11 +379,11 @@ class MirrorBackendTest {
         try (VirtualDevice dev = VirtualDevice.serve(mirror, 1, 8, Duration.ofSeconds(30), UbdMetrics.NONE)) {
             StepVerifier.create(mirror.replace(1, new MemoryBackend(2 * MIB)))
                     .expectErrorMatches(e -> e instanceof MirrorReplaceException r
-                            && r.kind() == MirrorReplaceException.Kind.UNSUITABLE && e.getMessage().contains("larger"))
+                            && r.reason() == MirrorReplaceException.Reason.UNSUITABLE && e.getMessage().contains("larger"))
                     .verify(WAIT);
             StepVerifier.create(mirror.replace(1, a))
                     .expectErrorMatches(e -> e instanceof MirrorReplaceException r
-                            && r.kind() == MirrorReplaceException.Kind.UNSUITABLE
+                            && r.reason() == MirrorReplaceException.Reason.UNSUITABLE
                             && e.getMessage().contains("replica 0"))
                     .verify(WAIT);
             b.failAll(Errno.EIO);
@@ -392,7 +392,7 @@ class MirrorBackendTest {
             // Replica 0 is the only one holding the data: replacing it would leave nothing to copy from.
             StepVerifier.create(mirror.replace(0, new MemoryBackend(4 * MIB)))
                     .expectErrorMatches(e -> e instanceof MirrorReplaceException r
-                            && r.kind() == MirrorReplaceException.Kind.NOT_NOW && e.getMessage().contains("in sync"))
+                            && r.reason() == MirrorReplaceException.Reason.NOT_NOW && e.getMessage().contains("in sync"))
                     .verify(WAIT);
             assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.FAILED), mirror.states());
             assertEquals(a, mirror.replicas().get(0));

@@ -1,10 +1,6 @@
 package dev.reactorubd.management;
 
-import dev.reactorubd.InvalidDeviceSpecException;
-import dev.reactorubd.UbdDeviceBusyException;
 import dev.reactorubd.UbdException;
-import dev.reactorubd.UbdModuleNotLoadedException;
-import dev.reactorubd.UbdPermissionException;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.UbdDevice;
@@ -266,22 +262,21 @@ public class DeviceManager {
         if (e instanceof ApiException) {
             return e;
         }
-        if (e instanceof UbdModuleNotLoadedException) {
-            return new ApiException(HttpStatus.SERVICE_UNAVAILABLE, "ublk driver missing", e.getMessage()
-                    + " (load it on the host with 'modprobe ublk_drv', then send the request again)", e);
-        }
-        if (e instanceof UbdDeviceBusyException) {
-            return new ApiException(HttpStatus.CONFLICT, "Device busy", e.getMessage(), e);
-        }
-        if (e instanceof InvalidDeviceSpecException) {
-            return new ApiException(HttpStatus.BAD_REQUEST, "Bad device spec", e.getMessage(), e);
-        }
-        if (e instanceof UbdPermissionException) {
-            return new ApiException(HttpStatus.SERVICE_UNAVAILABLE, "No permission", e.getMessage()
-                    + " (run the service as root or with CAP_SYS_ADMIN)", e);
-        }
-        if (e instanceof UbdException u && u.errno() == -dev.reactorubd.Errno.EEXIST) {
-            return new ApiException(HttpStatus.CONFLICT, "Device busy", e.getMessage(), e);
+        if (e instanceof UbdException u) {
+            switch (u.kind()) {
+                case MODULE_NOT_LOADED:
+                    return new ApiException(HttpStatus.SERVICE_UNAVAILABLE, "ublk driver missing", e.getMessage()
+                            + " (load it on the host with 'modprobe ublk_drv', then send the request again)", e);
+                case BUSY:
+                    return new ApiException(HttpStatus.CONFLICT, "Device busy", e.getMessage(), e);
+                case INVALID_ARGUMENT:
+                    return new ApiException(HttpStatus.BAD_REQUEST, "Bad device spec", e.getMessage(), e);
+                case PERMISSION:
+                    return new ApiException(HttpStatus.SERVICE_UNAVAILABLE, "No permission", e.getMessage()
+                            + " (run the service as root or with CAP_SYS_ADMIN)", e);
+                default:
+                    break;
+            }
         }
         return new ApiException(HttpStatus.INTERNAL_SERVER_ERROR, "Device error", String.valueOf(e.getMessage()), e);
     }

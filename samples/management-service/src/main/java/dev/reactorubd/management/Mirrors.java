@@ -191,7 +191,7 @@ final class Mirrors {
         log.info("device {} mirror {} replica {}: replacing {} with {}", device, f.index(), replica,
                 view(f, replaced).replicas().get(replica).target(), text);
         return m.replace(replica, replacement.backend())
-                .onErrorMap(MirrorReplaceException.class, e -> e.kind() == MirrorReplaceException.Kind.UNSUITABLE
+                .onErrorMap(MirrorReplaceException.class, e -> e.reason() == MirrorReplaceException.Reason.UNSUITABLE
                         ? new ApiException(HttpStatus.BAD_REQUEST, "Replacement refused", e.getMessage(), e)
                         : new ApiException(HttpStatus.CONFLICT, "Replica cannot be replaced now", e.getMessage(), e))
                 .then(Mono.fromSupplier(() -> {
