@@ -35,3 +35,30 @@ ensure_test_packages() {
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 \
     --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# Builds the jars the scripts run (samples/target/ubd.jar and the rest), skipping the tests.
+build_jars() {
+  ensure_maven
+  mvn -B -ntp -q package -DskipTests
+}
+
+# Runs a command where ublk is: here when this machine has it (/dev/ublk-control, or ublk_drv loads), else as root
+# inside the test VM (scripts/vm/ubd-vm, which boots UBD_DEFAULT_KERNEL unless told --kernel):
+#   here_or_in_vm [--kernel K] [--timeout SECONDS] [--share DIR]... [--env NAME=VALUE]... -- COMMAND [ARGS...]
+# Here, each --env is set for COMMAND, and --kernel, --timeout and --share do nothing. Returns COMMAND's status.
+here_or_in_vm() {
+  local vm=() envs=()
+  while (($#)); do
+    case $1 in
+      --kernel|--timeout|--share) vm+=("$1" "$2"); shift 2 ;;
+      --env) vm+=("$1" "$2"); envs+=("$2"); shift 2 ;;
+      --) shift; break ;;
+      *) echo "here_or_in_vm: unknown option $1" >&2; return 2 ;;
+    esac
+  done
+  if [ -e /dev/ublk-control ] || { [ "$(id -u)" = 0 ] && modprobe ublk_drv 2>/dev/null; }; then
+    env "${envs[@]}" "$@"
+  else
+    "$(dirname "${BASH_SOURCE[0]}")/vm/ubd-vm" "${vm[@]}" -- "$@"
+  fi
+}
