@@ -113,41 +113,15 @@ public final class LoopIo implements IoUringIoHandle {
     }
 
     /**
-     * Submits one operation; on the loop only. The fields are the SQE's: {@code off} (byte 8: offset, or a command's
-     * {@code cmd_op}), {@code addr} (byte 16), {@code len} (byte 24), {@code opFlags} (byte 28: rw_flags,
-     * fsync_flags...), {@code addr3} (byte 48).
+     * Submits one operation; on the loop only. It is refused at once, through {@code done}, with ESHUTDOWN once
+     * closed, EAGAIN with {@value #MAX_IN_FLIGHT} operations in flight, and EFAULT for a READ_FIXED or WRITE_FIXED
+     * whose buffer slot belongs to a request already answered.
      *
-     * @param opcode the io_uring opcode ({@code IoUringAbi.OP_*})
-     * @param fd the file descriptor
-     * @param off the SQE's {@code off}: a file offset, or a command's {@code cmd_op}
-     * @param addr the SQE's {@code addr}: a buffer address
-     * @param len the SQE's {@code len}: a byte count
-     * @param opFlags the SQE's {@code rw_flags}, {@code fsync_flags} and the like
-     * @param addr3 the SQE's {@code addr3}, or 0
+     * @param sqe the operation
      * @param done receives the result on the loop, once
      */
-    public void submit(int opcode, int fd, long off, long addr, int len, int opFlags, long addr3, Completion done) {
-        submit(opcode, fd, off, addr, len, opFlags, 0, addr3, done);
-    }
-
-    /**
-     * Submits one operation that names a registered buffer ({@code READ_FIXED}, {@code WRITE_FIXED}); on the loop only.
-     * As {@link #submit(int, int, long, long, int, int, long, Completion)}, with {@code bufIndex} at byte 40.
-     *
-     * @param opcode the io_uring opcode ({@code IoUringAbi.OP_*})
-     * @param fd the file descriptor
-     * @param off the SQE's {@code off}: a file offset
-     * @param addr the SQE's {@code addr}: an address inside the registered buffer (its offset, for a buffer the kernel
-     *             registered)
-     * @param len the SQE's {@code len}: a byte count
-     * @param opFlags the SQE's {@code rw_flags}
-     * @param bufIndex the slot of the ring's buffer table
-     * @param addr3 the SQE's {@code addr3}, or 0
-     * @param done receives the result on the loop, once
-     */
-    public void submit(int opcode, int fd, long off, long addr, int len, int opFlags, int bufIndex, long addr3,
-                       Completion done) {
-        enqueue(opcode, 0, fd, off, addr, len, opFlags, bufIndex, addr3, done);
+    public void submit(Sqe sqe, Completion done) {
+        submit(sqe, false, done);
     }
 
     /** Enqueues one SQE with {@code sqeFlags}; {@code done} hears of a refusal at once. */
@@ -228,7 +202,7 @@ public final class LoopIo implements IoUringIoHandle {
 
     /**
      * How many SQEs may be enqueued, on the loop, before Netty must flush its submission queue: a chain of linked
-     * operations ({@link #submit(int, int, long, long, int, int, int, boolean, Completion)}) must be no longer, or a
+     * operations ({@link #submit(Sqe, boolean, Completion)}) must be no longer, or a
      * flush would split it. 0 when that cannot be told (see {@link NettyRing}): do not link then.
      *
      * @return the free SQEs, or 0
@@ -242,26 +216,21 @@ public final class LoopIo implements IoUringIoHandle {
      * Submits one operation, perhaps linked to the next one enqueued on this loop's ring ({@code IOSQE_IO_LINK}: that
      * one starts only once this one succeeded in full, and is cancelled with {@code -ECANCELED} otherwise); on the
      * loop only. Enqueue a chain in one go, no longer than {@link #room()}, and end it with an operation that is not
-     * linked: an open chain would take in whatever the loop submits next.
+     * linked: an open chain would take in whatever the loop submits next. Refused as {@link #submit(Sqe, Completion)}
+     * is.
      *
-     * @param opcode the io_uring opcode ({@code IoUringAbi.OP_*})
-     * @param fd the file descriptor
-     * @param off the SQE's {@code off}
-     * @param addr the SQE's {@code addr}
-     * @param len the SQE's {@code len}
-     * @param opFlags the SQE's {@code rw_flags} or {@code msg_flags}
-     * @param bufIndex the slot of the ring's buffer table, for READ_FIXED and WRITE_FIXED; else 0
+     * @param sqe the operation
      * @param linkNext whether the next SQE enqueued is linked to this one
      * @param done receives the result on the loop, once
      */
-    public void submit(int opcode, int fd, long off, long addr, int len, int opFlags, int bufIndex, boolean linkNext,
-                       Completion done) {
-        enqueue(opcode, linkNext ? IoUringAbi.IOSQE_IO_LINK : 0, fd, off, addr, len, opFlags, bufIndex, 0L, done);
+    public void submit(Sqe sqe, boolean linkNext, Completion done) {
+        enqueue(sqe.opcode(), linkNext ? IoUringAbi.IOSQE_IO_LINK : 0, sqe.fd(), sqe.off(), sqe.addr(), sqe.len(),
+                sqe.opFlags(), sqe.bufIndex(), sqe.addr3(), done);
     }
 
     /**
-     * Submits one operation that names a registered buffer, as {@link #submit(int, int, long, long, int, int, int,
-     * long, Completion)} does, and links to it the one SQE that {@code next} enqueues on this loop's ring right after
+     * Submits one operation (one that names a registered buffer, in practice) as {@link #submit(Sqe, Completion)}
+     * does, and links to it the one SQE that {@code next} enqueues on this loop's ring right after
      * ({@code IOSQE_IO_LINK}): the kernel starts that SQE only once this operation succeeded in full (a read or write
      * that moved fewer bytes than {@code len} counts as failed), and otherwise completes it with {@code -ECANCELED}
      * without running it. Both reach the kernel in the same {@code io_uring_enter}, so a request's commit can follow
@@ -272,31 +241,26 @@ public final class LoopIo implements IoUringIoHandle {
      * no room for two (a flush between them would split the pair). Submit unlinked then. Should {@code next} enqueue
      * nothing (or throw), a no-op SQE ends the chain, so that no unrelated SQE is linked to this operation.
      *
-     * @param opcode the io_uring opcode ({@code IoUringAbi.OP_*})
-     * @param fd the file descriptor
-     * @param off the SQE's {@code off}: a file offset
-     * @param addr the SQE's {@code addr}
-     * @param len the SQE's {@code len}: a byte count
-     * @param opFlags the SQE's {@code rw_flags}
-     * @param bufIndex the slot of the ring's buffer table
+     * @param sqe the operation
      * @param done receives this operation's result on the loop, once
      * @param next enqueues exactly one SQE on this loop's ring (through any registration with it)
      * @return whether both were enqueued, linked
      */
-    public boolean submitLinked(int opcode, int fd, long off, long addr, int len, int opFlags, int bufIndex,
-                                Completion done, Runnable next) {
+    public boolean submitLinked(Sqe sqe, Completion done, Runnable next) {
         IoRegistration r = registration;
         if (!loop.inEventLoop() || room() < 2 || r == null || !r.isValid()) {
             return false;
         }
+        int opcode = sqe.opcode();
+        int bufIndex = sqe.bufIndex();
         NettyRing.Room q = room;
         if (!admit(opcode, bufIndex)) {
             return false; // the plain submission that follows is refused as well, with its EFAULT
         }
         int slot = take(done);
         markFixed(slot, opcode, bufIndex);
-        long id = r.submit(new IoUringIoOps((byte) opcode, (byte) IoUringAbi.IOSQE_IO_LINK, (short) 0, fd, off, addr,
-                len, opFlags, slot, (short) bufIndex, (short) 0, 0, 0L));
+        long id = r.submit(new IoUringIoOps((byte) opcode, (byte) IoUringAbi.IOSQE_IO_LINK, (short) 0, sqe.fd(),
+                sqe.off(), sqe.addr(), sqe.len(), sqe.opFlags(), slot, (short) bufIndex, (short) 0, 0, sqe.addr3()));
         if (id == 0) {
             release(slot);
             return false;

@@ -90,8 +90,8 @@ class LoopIoLinkTest {
         MemorySegment buf = arena.allocate(len, 4096);
         CompletableFuture<Integer> read = new CompletableFuture<>();
         CompletableFuture<Integer> nop = new CompletableFuture<>();
-        boolean linked = loop().submit(() -> io.submitLinked(IoUringAbi.OP_READ, fd, off, buf.address(), len, 0, 0,
-                record("read", read), () -> io.submit(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, record("nop", nop))))
+        boolean linked = loop().submit(() -> io.submitLinked(Sqe.read(fd, off, buf.address(), len),
+                record("read", read), () -> io.submit(Sqe.nop(), record("nop", nop))))
                 .get(10, TimeUnit.SECONDS);
         assertTrue(linked);
         return new int[] {read.get(10, TimeUnit.SECONDS), nop.get(10, TimeUnit.SECONDS)};
@@ -119,8 +119,8 @@ class LoopIoLinkTest {
         loop().submit(() -> {
             // The head fails (no such fd); its follower enqueues nothing. An operation submitted next, in the same
             // turn, must not be taken into the chain (it would be cancelled).
-            assertTrue(io.submitLinked(IoUringAbi.OP_READ, 1 << 20, 0, 0, 0, 0, 0, record("bad", failed), () -> { }));
-            io.submit(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, record("later", later));
+            assertTrue(io.submitLinked(Sqe.read(1 << 20, 0, 0, 0), record("bad", failed), () -> { }));
+            io.submit(Sqe.nop(), record("later", later));
         }).get(10, TimeUnit.SECONDS);
         assertEquals(-Errno.EBADF, failed.get(10, TimeUnit.SECONDS));
         assertEquals(0, later.get(10, TimeUnit.SECONDS));
@@ -132,9 +132,9 @@ class LoopIoLinkTest {
         boolean[] outcome = loop().submit(() -> {
             // Fill the queue within one task, so that Netty has submitted none of it yet.
             for (int i = 0; i < RING - 1; i++) {
-                io.submit(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, res -> filled.countDown());
+                io.submit(Sqe.nop(), res -> filled.countDown());
             }
-            boolean full = io.submitLinked(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, res -> { },
+            boolean full = io.submitLinked(Sqe.nop(), res -> { },
                     () -> { throw new AssertionError("not linked: nothing may follow"); });
             return new boolean[] {full};
         }).get(10, TimeUnit.SECONDS);
@@ -164,12 +164,11 @@ class LoopIoLinkTest {
             int[] room = new int[1];
             boolean linked = loop().submit(() -> {
                 for (int i = 0; i < fill; i++) {
-                    io.submit(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, res -> filled.countDown());
+                    io.submit(Sqe.nop(), res -> filled.countDown());
                 }
                 room[0] = io.room();
-                return io.submitLinked(IoUringAbi.OP_READ, fd, 6144, buf.address(), 4096, 0, 0, // 2048 bytes short
-                        record("read", read), () -> io.submit(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0,
-                                record("nop", nop)));
+                return io.submitLinked(Sqe.read(fd, 6144, buf.address(), 4096), // 2048 bytes short
+                        record("read", read), () -> io.submit(Sqe.nop(), record("nop", nop)));
             }).get(10, TimeUnit.SECONDS);
             assertEquals(room[0] >= 2, linked, "fill " + fill + ", room " + room[0]);
             pairs += linked ? 1 : 0;
@@ -202,6 +201,6 @@ class LoopIoLinkTest {
 
     @Test
     void offTheLoopNothingIsLinked() {
-        assertFalse(io.submitLinked(IoUringAbi.OP_NOP, -1, 0, 0, 0, 0, 0, res -> { }, () -> { }));
+        assertFalse(io.submitLinked(Sqe.nop(), res -> { }, () -> { }));
     }
 }

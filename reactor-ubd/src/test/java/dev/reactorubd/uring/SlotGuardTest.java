@@ -95,12 +95,12 @@ class SlotGuardTest {
         // the request is answered.
         boolean idleAtAnswer = loop.submit(() -> {
             slots.hold(0);
-            io.submit(IoUringAbi.OP_WRITE_FIXED, fd, 0L, pages.address(), LEN, 0, slot, 0L,
+            io.submit(Sqe.writeFixed(fd, 0L, pages.address(), LEN, slot),
                     res -> results.add(res));
             boolean now = slots.retire(0);
             assertEquals(1, slots.uses(0));
             // Answered: the rest of a transfer, a re-send, anything naming the slot is refused at once.
-            io.submit(IoUringAbi.OP_WRITE_FIXED, fd, (long) LEN, pages.address(), LEN, 0, slot, 0L,
+            io.submit(Sqe.writeFixed(fd, LEN, pages.address(), LEN, slot),
                     res -> results.add(res));
             return now;
         }).get(10, TimeUnit.SECONDS);

@@ -11,6 +11,7 @@ import dev.reactorubd.Errno;
 import dev.reactorubd.uring.IoUringAbi;
 import dev.reactorubd.uring.Libc;
 import dev.reactorubd.uring.LoopIo;
+import dev.reactorubd.uring.Sqe;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
@@ -612,7 +613,7 @@ public final class FileBackend implements BlockBackend {
 
         @Override
         public Mono<Void> flush() {
-            return simple("fdatasync", IoUringAbi.OP_FSYNC, 0, 0, 0, IoUringAbi.FSYNC_DATASYNC, 0);
+            return simple("fdatasync", Sqe.fsync(fd, IoUringAbi.FSYNC_DATASYNC));
         }
 
         @Override
@@ -625,8 +626,7 @@ public final class FileBackend implements BlockBackend {
                 return bad;
             }
             return blockDevice
-                    ? simple("discard", IoUringAbi.OP_URING_CMD, IoUringAbi.BLOCK_URING_CMD_DISCARD, offset, 0, 0,
-                    length)
+                    ? simple("discard", Sqe.blockDiscard(fd, offset, length))
                     : fallocate("punching a hole", offset, length, IoUringAbi.FALLOC_FL_PUNCH_HOLE);
         }
 
@@ -655,7 +655,7 @@ public final class FileBackend implements BlockBackend {
         }
 
         private Mono<Void> fallocate(String what, long offset, long length, int mode) {
-            return simple(what, IoUringAbi.OP_FALLOCATE, offset, length, mode | IoUringAbi.FALLOC_FL_KEEP_SIZE, 0, 0);
+            return simple(what, Sqe.fallocate(fd, mode | IoUringAbi.FALLOC_FL_KEEP_SIZE, offset, length));
         }
 
         /** Writes zeros over a range, a chunk at a time, from one shared zero buffer. */
@@ -671,9 +671,8 @@ public final class FileBackend implements BlockBackend {
         }
 
         /** One operation without data: its result is success (>= 0) or the errno. */
-        private Mono<Void> simple(String what, int opcode, long off, long addr, int len, int opFlags, long addr3) {
-            return Mono.create(sink -> onLoop(sink, () -> io.submit(opcode, fd, off, addr, len, opFlags, addr3,
-                    res -> {
+        private Mono<Void> simple(String what, Sqe sqe) {
+            return Mono.create(sink -> onLoop(sink, () -> io.submit(sqe, res -> {
                         if (res < 0) {
                             sink.error(failure(what, res));
                         } else {
@@ -818,8 +817,9 @@ public final class FileBackend implements BlockBackend {
                 return;
             }
             inKernel = true;
-            if (linkedCommit == null || bufIndex < 0 || !io.submitLinked(write ? IoUringAbi.OP_WRITE_FIXED
-                    : IoUringAbi.OP_READ_FIXED, fd, offset, 0L, length, rwFlags, bufIndex, this, linkedCommit)) {
+            if (linkedCommit == null || bufIndex < 0 || !io.submitLinked((write ? Sqe.writeFixed(fd, offset, 0L,
+                    length, bufIndex) : Sqe.readFixed(fd, offset, 0L, length, bufIndex)).withRwFlags(rwFlags), this,
+                    linkedCommit)) {
                 next();
             }
         }
@@ -827,11 +827,12 @@ public final class FileBackend implements BlockBackend {
         private void next() {
             inKernel = true;
             if (bufIndex >= 0) {
-                io.submit(write ? IoUringAbi.OP_WRITE_FIXED : IoUringAbi.OP_READ_FIXED, fd, offset + done,
-                        address + done, length - done, rwFlags, bufIndex, 0, this);
+                io.submit((write ? Sqe.writeFixed(fd, offset + done, address + done, length - done, bufIndex)
+                        : Sqe.readFixed(fd, offset + done, address + done, length - done, bufIndex))
+                        .withRwFlags(rwFlags), this);
             } else {
-                io.submit(write ? IoUringAbi.OP_WRITE : IoUringAbi.OP_READ, fd, offset + done, address + done,
-                        length - done, rwFlags, 0, this);
+                io.submit((write ? Sqe.write(fd, offset + done, address + done, length - done)
+                        : Sqe.read(fd, offset + done, address + done, length - done)).withRwFlags(rwFlags), this);
             }
         }
 

@@ -4,6 +4,7 @@ import dev.reactorubd.io.Buffers;
 import dev.reactorubd.Errno;
 import dev.reactorubd.uring.IoUringAbi;
 import dev.reactorubd.uring.LoopIo;
+import dev.reactorubd.uring.Sqe;
 import io.netty.buffer.ByteBuf;
 import java.util.ArrayDeque;
 import java.util.function.Consumer;
@@ -144,10 +145,9 @@ final class RingWriter {
             chain.add(p);
             boolean link = i < n - 1;
             if (p.bufIndex >= 0) {
-                io.submit(IoUringAbi.OP_WRITE_FIXED, fd, 0L, p.address + p.sent, p.length - p.sent, 0, p.bufIndex,
-                        link, p);
+                io.submit(Sqe.writeFixed(fd, 0L, p.address + p.sent, p.length - p.sent, p.bufIndex), link, p);
             } else {
-                io.submit(IoUringAbi.OP_SEND, fd, 0L, p.address + p.sent, p.length - p.sent, SEND_FLAGS, 0, link, p);
+                io.submit(Sqe.send(fd, p.address + p.sent, p.length - p.sent, SEND_FLAGS), link, p);
             }
         }
     }
