@@ -18,6 +18,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
+import java.io.IOException;
+import reactor.core.publisher.Mono;
 
 public class SoakChurn {
     private static final long SIZE = 16 << 20;
@@ -67,17 +69,17 @@ public class SoakChurn {
                         // The id may already be another process's: the soak adds devices from other processes too,
                         // and the kernel hands out the lowest free id. Ours survived only if this process serves it.
                         DeviceInfo now = server.control().deviceInfo(dev.id())
-                                .onErrorResume(UbdNoSuchDeviceException.class, x -> reactor.core.publisher.Mono.empty())
+                                .onErrorResume(UbdNoSuchDeviceException.class, x -> Mono.empty())
                                 .block(WAIT);
                         if (now != null && now.serverPid() == ProcessHandle.current().pid()) {
                             throw new IllegalStateException("device " + dev.id() + " still exists after close: " + now);
                         }
                     }
-                } catch (RuntimeException | java.io.IOException e) {
+                } catch (RuntimeException | IOException e) {
                     failures++;
                     System.out.println("soak-churn: cycle " + cycles + " failed: " + e);
                     if (dev != null) {
-                        dev.close().onErrorResume(x -> reactor.core.publisher.Mono.empty()).block(WAIT);
+                        dev.close().onErrorResume(x -> Mono.empty()).block(WAIT);
                     }
                 }
                 if (cycles == WARM_UP) {
@@ -99,7 +101,7 @@ public class SoakChurn {
     }
 
     /** fds, mappings, threads other than io_uring and elastic workers. */
-    private static long[] resources() throws java.io.IOException {
+    private static long[] resources() throws IOException {
         long fds;
         try (var s = Files.list(Path.of("/proc/self/fd"))) {
             fds = s.count() - 1; // the listing's own
@@ -111,7 +113,7 @@ public class SoakChurn {
                 String name;
                 try {
                     name = Files.readString(t.resolve("comm")).trim();
-                } catch (java.io.IOException gone) {
+                } catch (IOException gone) {
                     continue;
                 }
                 if (!name.startsWith("iou-") && !name.startsWith("boundedElastic")) {

@@ -50,6 +50,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import com.sun.nio.file.ExtendedOpenOption;
+import dev.reactorubd.UbdTimeoutException;
 
 /** The data plane against the real ublk driver: filesystems, fio with verification, stop under load, failures. */
 @DeviceTest
@@ -356,7 +358,7 @@ class DataPlaneDeviceTest {
                 assertTrue(stuck.await(60, TimeUnit.SECONDS), "the read reached the backend");
                 long t0 = System.nanoTime();
                 StepVerifier.create(dev.close())
-                        .expectError(dev.reactorubd.UbdTimeoutException.class)
+                        .expectError(UbdTimeoutException.class)
                         .verify(WAIT);
                 assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(30), "close() gave up within its bound");
                 assertTrue(Vm.deviceExists(dev.id()), "the device waits for its last request");
@@ -399,7 +401,7 @@ class DataPlaneDeviceTest {
             // happens to be aligned already, and clear() would then write 8 KiB.
             ByteBuffer buf = ByteBuffer.allocateDirect(8192).alignedSlice(4096).slice(0, 4096);
             try (FileChannel ch = FileChannel.open(Path.of(dev.blockDevicePath()), StandardOpenOption.WRITE,
-                    StandardOpenOption.READ, com.sun.nio.file.ExtendedOpenOption.DIRECT)) {
+                    StandardOpenOption.READ, ExtendedOpenOption.DIRECT)) {
                 for (int i = 1; i <= 100; i++) {
                     buf.clear();
                     for (int j = 0; j < 4096; j++) {

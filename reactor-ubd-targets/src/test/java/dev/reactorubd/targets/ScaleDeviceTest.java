@@ -33,6 +33,10 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import com.sun.nio.file.ExtendedOpenOption;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ThreadFactory;
 
 /**
  * Scale and leaks ("nothing lost, nothing hangs"): one JVM serves 1,024 two-queue memory devices at once and fio
@@ -264,7 +268,7 @@ class ScaleDeviceTest {
     private static void writeAndReadBack(UbdDevice dev, ByteBuffer buf, int cycle) throws IOException {
         long where = (cycle % (CAPACITY / 4096)) * 4096;
         try (FileChannel ch = FileChannel.open(Path.of(dev.blockDevicePath()), StandardOpenOption.READ,
-                StandardOpenOption.WRITE, com.sun.nio.file.ExtendedOpenOption.DIRECT)) {
+                StandardOpenOption.WRITE, ExtendedOpenOption.DIRECT)) {
             buf.clear();
             while (buf.hasRemaining()) {
                 buf.putInt(cycle ^ buf.position());
@@ -316,7 +320,7 @@ class ScaleDeviceTest {
         }
     }
 
-    private static java.util.concurrent.ThreadFactory named() {
+    private static ThreadFactory named() {
         AtomicInteger n = new AtomicInteger();
         return r -> {
             Thread t = new Thread(r, "scale-worker-" + n.incrementAndGet());
@@ -353,8 +357,8 @@ class ScaleDeviceTest {
         return r.threadKinds().getOrDefault("boundedElastic-", 0L);
     }
 
-    private static java.util.Map<String, Long> withoutElastic(ProcessResources r) {
-        java.util.Map<String, Long> m = new java.util.TreeMap<>(r.threadKinds());
+    private static Map<String, Long> withoutElastic(ProcessResources r) {
+        Map<String, Long> m = new TreeMap<>(r.threadKinds());
         m.remove("boundedElastic-");
         m.remove("process reaper");
         m.keySet().removeIf(k -> k.startsWith("iou-"));

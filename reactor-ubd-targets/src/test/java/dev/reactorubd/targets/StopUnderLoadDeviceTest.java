@@ -35,6 +35,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import java.util.Collections;
+import reactor.core.publisher.Flux;
 
 /**
  * Stopping and deleting a device while fio drives it, on every kind of target: close() returns within its bound, every
@@ -155,8 +157,8 @@ class StopUnderLoadDeviceTest {
                         + backends.get(i));
             }
             long t0 = System.nanoTime();
-            List<Long> closeMs = java.util.Collections.synchronizedList(new ArrayList<>());
-            reactor.core.publisher.Flux.fromIterable(devs)
+            List<Long> closeMs = Collections.synchronizedList(new ArrayList<>());
+            Flux.fromIterable(devs)
                     .flatMap(d -> d.close().doOnSuccess(v -> closeMs.add(
                             TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0))))
                     .then().block(WAIT);

@@ -23,6 +23,8 @@ import reactor.test.StepVerifier;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import dev.reactorubd.Errno;
+import dev.reactorubd.UbdIoException;
 
 /** The targets through the test kit's virtual device: the same queue and bridge code the kernel path uses. */
 class TargetsTest {
@@ -93,12 +95,12 @@ class TargetsTest {
                     Backends.concat(new MemoryBackend(4096), new MemoryBackend(4096)))) {
                 for (long offset : new long[] {Long.MAX_VALUE, Long.MAX_VALUE - 511}) {
                     StepVerifier.create(b.write(offset, Unpooled.wrappedBuffer(new byte[512]), false))
-                            .expectErrorSatisfies(e -> assertEquals(dev.reactorubd.Errno.EINVAL,
-                                    ((dev.reactorubd.UbdIoException) e).errno(), b + ": " + e))
+                            .expectErrorSatisfies(e -> assertEquals(Errno.EINVAL,
+                                    ((UbdIoException) e).errno(), b + ": " + e))
                             .verify(WAIT);
                     StepVerifier.create(b.read(offset, 512, PooledByteBufAllocator.DEFAULT))
-                            .expectError(dev.reactorubd.UbdIoException.class).verify(WAIT);
-                    StepVerifier.create(b.discard(offset, 512)).expectError(dev.reactorubd.UbdIoException.class)
+                            .expectError(UbdIoException.class).verify(WAIT);
+                    StepVerifier.create(b.discard(offset, 512)).expectError(UbdIoException.class)
                             .verify(WAIT);
                 }
             }

@@ -39,6 +39,7 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 import reactor.util.retry.Retry;
+import io.micrometer.core.instrument.MeterRegistry;
 
 /**
  * Serves ublk devices from this process: the entry point of the library.
@@ -184,7 +185,7 @@ public final class UbdServer implements AutoCloseable {
          * @param registry where the meters go
          * @return this builder
          */
-        public Builder meterRegistry(io.micrometer.core.instrument.MeterRegistry registry) {
+        public Builder meterRegistry(MeterRegistry registry) {
             this.metrics = MicrometerMetrics.of(registry);
             return this;
         }

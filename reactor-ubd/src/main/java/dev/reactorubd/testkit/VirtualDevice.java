@@ -33,6 +33,7 @@ import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.MonoSink;
+import io.micrometer.core.instrument.MeterRegistry;
 
 /**
  * A ublk device without a kernel: it submits block requests to real {@link UbdQueue}s the way the driver does (a
@@ -165,7 +166,7 @@ public final class VirtualDevice implements AutoCloseable {
      * @return the device, serving
      */
     public static VirtualDevice serve(BlockBackend backend, int queues, int depth,
-                                      io.micrometer.core.instrument.MeterRegistry registry) {
+                                      MeterRegistry registry) {
         return serve(backend, queues, depth, BackendBridge.DEFAULT_REQUEST_TIMEOUT, MicrometerMetrics.of(registry));
     }
 

@@ -12,6 +12,7 @@ import java.util.BitSet;
 import java.util.Map;
 import java.util.WeakHashMap;
 import java.util.function.IntConsumer;
+import dev.reactorubd.UbdException;
 
 /**
  * The registered-buffer table of a Netty io_uring event loop's ring, shared by every queue that runs on that loop: how
@@ -144,7 +145,7 @@ public final class RingBufferTable {
                 int r = Libc.ioUringRegister(ringFd, IoUringAbi.REGISTER_BUFFERS_UPDATE, upd.address(),
                         IoUringAbi.RSRC_STRUCT_SIZE);
                 if (r < 0) {
-                    throw new dev.reactorubd.UbdException("cannot register " + memory.byteSize() + " bytes in slot "
+                    throw new UbdException("cannot register " + memory.byteSize() + " bytes in slot "
                             + (base + index) + " of ring fd " + ringFd + ": " + Errno.describe(r), -r);
                 }
             }

@@ -27,6 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import dev.reactorubd.testing.Devices;
 
 /** The control plane against the real ublk driver (Linux 6.12 and 6.18 in the test VM). */
 @DeviceTest
@@ -38,12 +39,12 @@ class ControlPlaneDeviceTest {
     void open() {
         control = UbdControl.open();
         // Start from a machine without devices, so that counts below mean something.
-        dev.reactorubd.testing.Devices.removeLeftovers(control);
+        Devices.removeLeftovers(control);
     }
 
     @AfterEach
     void close() {
-        dev.reactorubd.testing.Devices.removeLeftovers(control);
+        Devices.removeLeftovers(control);
         control.close();
         assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on the control ring");
     }

@@ -6,6 +6,7 @@ import java.lang.foreign.MemorySegment;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import java.lang.foreign.ValueLayout;
 
 /** What SET_PARAMS sends for a spec, byte for byte where it matters, and how GET_PARAMS is read back. */
 class DeviceParamsTest {
@@ -31,9 +32,9 @@ class DeviceParamsTest {
             assertEquals(4096, UblkParams.maxWriteZeroesSectors(s));
             assertEquals(1, UblkParams.maxDiscardSegments(s));
             // The raw bytes at the header's offsets, independent of the accessors.
-            assertEquals(9, s.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 12));
-            assertEquals((1L << 30) / 512, s.get(java.lang.foreign.ValueLayout.JAVA_LONG, 24));
-            assertEquals(1, s.get(java.lang.foreign.ValueLayout.JAVA_SHORT, 56));
+            assertEquals(9, s.get(ValueLayout.JAVA_BYTE, 12));
+            assertEquals((1L << 30) / 512, s.get(ValueLayout.JAVA_LONG, 24));
+            assertEquals(1, s.get(ValueLayout.JAVA_SHORT, 56));
 
             DeviceParams back = DeviceParams.read(s);
             assertEquals(512, back.logicalBlockSize());

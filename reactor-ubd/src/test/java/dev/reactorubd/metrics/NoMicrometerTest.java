@@ -13,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
  * Without a registry nothing of Micrometer is needed: the library and the test kit serve requests from a class loader
@@ -26,7 +27,7 @@ class NoMicrometerTest {
      * every later io_uring loop fails with UnsatisfiedLinkError (seen once the leak check forced a collection after
      * each test class).
      */
-    private static final List<ClassLoader> KEPT = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private static final List<ClassLoader> KEPT = new CopyOnWriteArrayList<>();
 
     /** A class loader that says which classes it loaded itself. */
     static final class Isolated extends URLClassLoader {

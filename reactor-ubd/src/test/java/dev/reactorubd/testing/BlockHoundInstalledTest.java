@@ -6,6 +6,7 @@ import reactor.blockhound.BlockingOperationError;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
+import org.junit.jupiter.api.Assertions;
 
 /** Proves that BlockHound is installed in this test JVM: a sleep on a non-blocking thread is caught. */
 class BlockHoundInstalledTest {
@@ -17,7 +18,7 @@ class BlockHoundInstalledTest {
                 }).subscribeOn(Schedulers.parallel()))
                 .expectError(BlockingOperationError.class)
                 .verify(Duration.ofSeconds(10));
-        org.junit.jupiter.api.Assertions.assertFalse(BlockingCallRecorder.callsOn("parallel-").isEmpty(),
+        Assertions.assertFalse(BlockingCallRecorder.callsOn("parallel-").isEmpty(),
                 "the recorder saw it too");
     }
 

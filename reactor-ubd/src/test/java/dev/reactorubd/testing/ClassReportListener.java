@@ -16,6 +16,7 @@ import org.junit.platform.engine.support.descriptor.MethodSource;
 import org.junit.platform.launcher.TestExecutionListener;
 import org.junit.platform.launcher.TestIdentifier;
 import org.junit.platform.launcher.TestPlan;
+import org.opentest4j.TestAbortedException;
 
 /**
  * Writes a JUnit XML report per test class the moment that class finishes, and the list of classes planned when the
@@ -130,7 +131,7 @@ public final class ClassReportListener implements TestExecutionListener {
 
     /** Why a test was aborted: an assumption's own message, without the exception's class name. */
     private static String reason(TestExecutionResult r) {
-        return r.getThrowable().map(t -> t instanceof org.opentest4j.TestAbortedException && t.getMessage() != null
+        return r.getThrowable().map(t -> t instanceof TestAbortedException && t.getMessage() != null
                 ? t.getMessage() : String.valueOf(t)).orElse(r.getStatus().toString());
     }
 

@@ -14,6 +14,8 @@ import java.util.Set;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import java.io.IOException;
+import java.util.concurrent.TimeUnit;
 
 /**
  * What device test classes share: a server per class that starts from a clean slate, serving and closing devices
@@ -49,7 +51,7 @@ public final class Devices {
                 if (System.nanoTime() > deadline) {
                     throw new AssertionError("devices still held " + WAIT + " after their removal: " + left);
                 }
-            } catch (java.io.IOException e) {
+            } catch (IOException e) {
                 return; // no ublk class: nothing left
             }
             try {
@@ -105,7 +107,7 @@ public final class Devices {
      * @return the count
      * @throws java.io.IOException when the stat cannot be read
      */
-    public static long writesCompleted(int id) throws java.io.IOException {
+    public static long writesCompleted(int id) throws IOException {
         String[] f = Files.readString(Path.of("/sys/block/ublkb" + id + "/stat")).trim().split("\\s+");
         return Long.parseLong(f[4]);
     }
@@ -121,7 +123,7 @@ public final class Devices {
      */
     public static void awaitProgress(int id, Process fio, long n) throws Exception {
         long target = writesCompleted(id) + n;
-        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(120);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         while (writesCompleted(id) < target) {
             assertTrue(fio.isAlive(), "fio is still running");
             assertTrue(System.nanoTime() < deadline, "fio made progress");

@@ -13,6 +13,10 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Assumptions;
+import java.io.UncheckedIOException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeoutException;
 
 /**
  * Helpers for device tests: shell commands, counts of this process's fds and mappings, and the running kernel's
@@ -77,12 +81,12 @@ public final class Vm {
             p.getOutputStream().close();
             // Read while it runs: a command that writes more than a pipe holds (64 KiB) would otherwise block on
             // its output forever, and look hung.
-            java.util.concurrent.CompletableFuture<String> out = java.util.concurrent.CompletableFuture.supplyAsync(
+            CompletableFuture<String> out = CompletableFuture.supplyAsync(
                     () -> {
                         try {
                             return new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
                         } catch (IOException e) {
-                            throw new java.io.UncheckedIOException(e);
+                            throw new UncheckedIOException(e);
                         }
                     }, r -> {
                         Thread t = new Thread(r, "vm-output"); // ends with the command's output
@@ -97,7 +101,7 @@ public final class Vm {
                         + "; its output so far:\n" + out.getNow("(none)"));
             }
             return new Result(p.exitValue(), out.get(30, TimeUnit.SECONDS));
-        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+        } catch (ExecutionException | TimeoutException e) {
             throw new AssertionError("cannot read the output of " + List.of(command), e);
         } catch (IOException e) {
             throw new AssertionError("cannot run " + List.of(command), e);

@@ -18,6 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
+import java.util.concurrent.ExecutionException;
 
 /**
  * The buffer table on real Netty io_uring rings of this machine's kernel: registered on first use, slots handed out
@@ -107,7 +108,7 @@ class RingBufferTableTest {
     private static <T> T onLoopUnwrapped(IoEventLoop loop, Callable<T> task) throws Throwable {
         try {
             return onLoop(loop, task);
-        } catch (java.util.concurrent.ExecutionException e) {
+        } catch (ExecutionException e) {
             throw e.getCause();
         }
     }

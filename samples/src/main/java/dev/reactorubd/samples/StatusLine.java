@@ -7,6 +7,7 @@ import java.util.Locale;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.io.Console;
 
 /**
  * The live line {@code ubd serve} keeps on a terminal: IOPS, MB/s and requests in flight, rewritten in place (carriage
@@ -48,7 +49,7 @@ final class StatusLine implements AutoCloseable {
         if (asked != null) {
             return asked;
         }
-        java.io.Console c = System.console();
+        Console c = System.console();
         return c != null && c.isTerminal();
     }
 

@@ -16,6 +16,8 @@ import picocli.CommandLine;
 import picocli.CommandLine.Option;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import java.util.Arrays;
+import java.util.Iterator;
 
 /**
  * The options that say what serves a device: a target, its settings, parts for compositions, and decorators. Shared by
@@ -142,8 +144,8 @@ final class TargetOptions {
     /** The target names, for shell completion of {@code --target}. */
     static final class TargetNames implements Iterable<String> {
         @Override
-        public java.util.Iterator<String> iterator() {
-            return java.util.Arrays.stream(Target.values()).map(t -> t.name().toLowerCase(Locale.ROOT)).iterator();
+        public Iterator<String> iterator() {
+            return Arrays.stream(Target.values()).map(t -> t.name().toLowerCase(Locale.ROOT)).iterator();
         }
     }
 

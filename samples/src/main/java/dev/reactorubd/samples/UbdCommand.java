@@ -25,6 +25,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 import reactor.core.publisher.Mono;
+import java.util.ArrayList;
 
 /**
  * {@code ubd}: serve a ublk device from a target, and inspect or remove devices.
@@ -457,7 +458,7 @@ public final class UbdCommand implements Callable<Integer> {
             try (UbdControl control = UbdControl.open()) {
                 List<Integer> targets = ids;
                 if (all) {
-                    targets = new java.util.ArrayList<>();
+                    targets = new ArrayList<>();
                     for (DeviceInfo d : control.listDevices().collectList().block(Duration.ofMinutes(1))) {
                         if (!force && serverAlive(d)) {
                             spec.commandLine().getOut().println("left device " + d.id() + ": its server (pid "

@@ -21,6 +21,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import dev.reactorubd.sys.UblkFeature;
+import dev.reactorubd.targets.NullBackend;
 
 /**
  * Nothing is lost when the serving process dies: a recoverable file-target device under fio with crc32c verify has its
@@ -131,7 +133,7 @@ class RecoveryUnderLoadDeviceTest {
         kill(processes.get(processes.size() - 1));
         try (UbdServer server = UbdServer.create()) {
             UbdUnsupportedException e = assertThrows(UbdUnsupportedException.class,
-                    () -> server.recover(id, new dev.reactorubd.targets.NullBackend()).block(Devices.WAIT));
+                    () -> server.recover(id, new NullBackend()).block(Devices.WAIT));
             assertTrue(e.getMessage().contains("without USER_RECOVERY"), e.getMessage());
             server.control().removeDevice(id).block(Devices.WAIT);
         }
@@ -151,7 +153,7 @@ class RecoveryUnderLoadDeviceTest {
         boolean kernelHasIt;
         try (UbdServer probe = UbdServer.create()) {
             kernelHasIt = probe.control().features().block(Devices.WAIT)
-                    .contains(dev.reactorubd.sys.UblkFeature.USER_RECOVERY_FAIL_IO);
+                    .contains(UblkFeature.USER_RECOVERY_FAIL_IO);
         }
         System.out.println("FAIL_IO recovery on Linux " + System.getProperty("os.version") + ": "
                 + (kernelHasIt ? "supported" : "not supported"));

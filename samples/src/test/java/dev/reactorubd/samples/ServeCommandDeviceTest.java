@@ -24,6 +24,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import dev.reactorubd.UbdDeviceBusyException;
+import dev.reactorubd.ctrl.UbdControl;
+import dev.reactorubd.sys.UblkFeature;
+import dev.reactorubd.testing.BlockingCallRecorder;
+import java.util.Locale;
+import org.junit.jupiter.api.Assertions;
 
 /** The packaged command, as a user runs it ({@code java -jar samples/target/ubd.jar serve ...}), and recovery. */
 @DeviceTest
@@ -84,17 +90,17 @@ class ServeCommandDeviceTest {
     @Test
     void featuresNamesEveryBitTheKernelReports() throws Exception {
         long mask;
-        try (dev.reactorubd.ctrl.UbdControl control = dev.reactorubd.ctrl.UbdControl.open()) {
+        try (UbdControl control = UbdControl.open()) {
             mask = control.featureMask().block(WAIT);
         }
         Cli f = ubd("features");
         assertEquals(0, f.status(), f.out() + f.err());
         String line = f.out().strip();
         assertTrue(line.startsWith("[") && line.endsWith("]"), line);
-        assertFalse(line.toLowerCase(java.util.Locale.ROOT).contains("unknown"), line);
+        assertFalse(line.toLowerCase(Locale.ROOT).contains("unknown"), line);
         long named = 0;
         for (String name : line.substring(1, line.length() - 1).split(",\\s*")) {
-            named |= dev.reactorubd.sys.UblkFeature.valueOf(name).mask();
+            named |= UblkFeature.valueOf(name).mask();
         }
         System.out.println("ubd features on " + Vm.kernelRelease() + ": 0x" + Long.toHexString(mask) + " " + line);
         assertEquals("0x" + Long.toHexString(mask), "0x" + Long.toHexString(named),
@@ -249,10 +255,10 @@ class ServeCommandDeviceTest {
             Thread.sleep(500);
             s.process().destroyForcibly(); // the server dies; the device stays behind, held
             assertTrue(s.process().waitFor(60, TimeUnit.SECONDS));
-            try (dev.reactorubd.ctrl.UbdControl control = dev.reactorubd.ctrl.UbdControl.open()) {
+            try (UbdControl control = UbdControl.open()) {
                 long t0 = System.nanoTime();
-                dev.reactorubd.UbdDeviceBusyException busy = org.junit.jupiter.api.Assertions.assertThrows(
-                        dev.reactorubd.UbdDeviceBusyException.class, () -> control.removeDevice(s.id()).block(WAIT));
+                UbdDeviceBusyException busy = Assertions.assertThrows(
+                        UbdDeviceBusyException.class, () -> control.removeDevice(s.id()).block(WAIT));
                 long ms = (System.nanoTime() - t0) / 1_000_000;
                 assertTrue(ms < control.timeout().toMillis(), "refused within the bound: " + ms + " ms");
                 String m = busy.getMessage();
@@ -304,7 +310,7 @@ class ServeCommandDeviceTest {
                 dev.close().block(WAIT);
             }
             assertFalse(Vm.deviceExists(s.id()), "device " + s.id() + " deleted");
-            assertEquals(List.of(), dev.reactorubd.testing.BlockingCallRecorder.callsOn("ubd-"), "blocking calls");
+            assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls");
         } finally {
             if (reader != null) {
                 reader.destroyForcibly();

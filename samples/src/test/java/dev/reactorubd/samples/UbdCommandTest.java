@@ -30,6 +30,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
+import java.util.ArrayList;
 
 /** The command line's contract with shell users: exit statuses, one-line errors, help, completion and JSON. */
 class UbdCommandTest {
@@ -299,7 +300,7 @@ class UbdCommandTest {
     }
 
     private static List<String> fieldNames(JsonNode n) {
-        List<String> names = new java.util.ArrayList<>();
+        List<String> names = new ArrayList<>();
         n.fieldNames().forEachRemaining(names::add);
         return names;
     }

@@ -8,6 +8,7 @@ import java.util.Set;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
+import java.util.EnumSet;
 
 /**
  * A backend that wraps one other and passes through what it does not change: size, capabilities, allocator and close,
@@ -77,7 +78,7 @@ abstract class DecoratorBackend extends ComposableBackend {
         if (!c.contains(Capability.ZERO_COPY)) {
             return c;
         }
-        java.util.EnumSet<Capability> without = java.util.EnumSet.copyOf(c);
+        EnumSet<Capability> without = EnumSet.copyOf(c);
         without.remove(Capability.ZERO_COPY);
         return without;
     }

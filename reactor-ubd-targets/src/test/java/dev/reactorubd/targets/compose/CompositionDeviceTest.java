@@ -19,6 +19,8 @@ import reactor.core.Disposable;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import java.io.IOException;
+import java.util.concurrent.TimeUnit;
 
 /** Composed backends against the real ublk driver: a mirror that loses and regains a replica, stripe, concat. */
 @DeviceTest
@@ -63,7 +65,7 @@ class CompositionDeviceTest {
                         + " --direct=1 --size=16M --offset=8M --verify=crc32c --do_verify=1 --verify_fatal=1")
                         .redirectErrorStream(true).start();
                 mirror.reinstate(1).block(Duration.ofMinutes(5));
-                assertTrue(load.waitFor(300, java.util.concurrent.TimeUnit.SECONDS), "fio during the resync ended");
+                assertTrue(load.waitFor(300, TimeUnit.SECONDS), "fio during the resync ended");
                 String out = new String(load.getInputStream().readAllBytes());
                 assertEquals(0, load.exitValue(), out);
                 assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), mirror.states());
@@ -77,7 +79,7 @@ class CompositionDeviceTest {
             }
             Vm.Result same = Vm.sh(120, "cmp " + a + " " + b + " && echo identical");
             assertTrue(same.output().contains("identical"), "both replicas hold the same bytes: " + same.output());
-        } catch (java.io.IOException | InterruptedException e) {
+        } catch (IOException | InterruptedException e) {
             throw new AssertionError(e);
         } finally {
             watch.dispose();

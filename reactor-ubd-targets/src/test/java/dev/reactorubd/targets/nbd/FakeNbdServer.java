@@ -9,6 +9,12 @@ import java.net.Socket;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.ByteArrayOutputStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 
 /**
  * A small NBD server for the cases real servers cannot be made to play: one that completes the handshake and then
@@ -119,8 +125,8 @@ final class FakeNbdServer implements AutoCloseable {
 
     private void serve(Socket s) {
         try (s) {
-            DataInputStream in = new DataInputStream(new java.io.BufferedInputStream(s.getInputStream()));
-            DataOutputStream out = new DataOutputStream(new java.io.BufferedOutputStream(s.getOutputStream()));
+            DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
+            DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream()));
             if (!handshake(in, out)) {
                 return;
             }
@@ -155,7 +161,7 @@ final class FakeNbdServer implements AutoCloseable {
                     out.flush();
                     continue;
                 }
-                java.io.ByteArrayOutputStream reply = new java.io.ByteArrayOutputStream();
+                ByteArrayOutputStream reply = new ByteArrayOutputStream();
                 DataOutputStream r = new DataOutputStream(reply);
                 r.writeInt(NbdProtocol.SIMPLE_REPLY_MAGIC);
                 if (m == Mode.FAIL) {
@@ -202,7 +208,7 @@ final class FakeNbdServer implements AutoCloseable {
             byte[] data = new byte[in.readInt()];
             in.readFully(data);
             if (option == NbdProtocol.OPT_EXPORT_NAME) {
-                if (!new String(data, java.nio.charset.StandardCharsets.UTF_8).equals(exportName)) {
+                if (!new String(data, StandardCharsets.UTF_8).equals(exportName)) {
                     return false;
                 }
                 out.writeLong(size);
@@ -214,18 +220,18 @@ final class FakeNbdServer implements AutoCloseable {
                 return true;
             }
             if (option == NbdProtocol.OPT_GO && supportGo) {
-                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(data);
+                ByteBuffer b = ByteBuffer.wrap(data);
                 byte[] name = new byte[b.getInt()];
                 b.get(name);
-                if (!new String(name, java.nio.charset.StandardCharsets.UTF_8).equals(exportName)) {
+                if (!new String(name, StandardCharsets.UTF_8).equals(exportName)) {
                     optionReply(out, option, NbdProtocol.REP_ERR_UNKNOWN, "no such export".getBytes());
                     continue;
                 }
-                java.nio.ByteBuffer info = java.nio.ByteBuffer.allocate(12);
+                ByteBuffer info = ByteBuffer.allocate(12);
                 info.putShort((short) NbdProtocol.INFO_EXPORT).putLong(size).putShort((short) flags);
                 optionReply(out, option, NbdProtocol.REP_INFO, info.array());
                 if (maxBlock > 0) {
-                    java.nio.ByteBuffer bs = java.nio.ByteBuffer.allocate(14);
+                    ByteBuffer bs = ByteBuffer.allocate(14);
                     bs.putShort((short) NbdProtocol.INFO_BLOCK_SIZE).putInt(512).putInt(4096).putInt(maxBlock);
                     optionReply(out, option, NbdProtocol.REP_INFO, bs.array());
                 }
@@ -248,7 +254,7 @@ final class FakeNbdServer implements AutoCloseable {
     /** A copy of the bytes at {@code offset}. */
     byte[] bytes(int offset, int length) {
         synchronized (disk) {
-            return java.util.Arrays.copyOfRange(disk, offset, offset + length);
+            return Arrays.copyOfRange(disk, offset, offset + length);
         }
     }
 }

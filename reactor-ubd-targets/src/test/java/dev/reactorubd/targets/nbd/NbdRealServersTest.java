@@ -22,6 +22,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import reactor.core.publisher.Mono;
 import reactor.test.StepVerifier;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.Arrays;
 
 /** The NBD backend against real servers on loopback (nbd-server, qemu-nbd), through the test kit's device. */
 class NbdRealServersTest extends NbdHostTest {
@@ -44,16 +48,16 @@ class NbdRealServersTest extends NbdHostTest {
             NbdTesting.mixedWritesReadBack(dev, model, 96, 1);
             NbdTesting.wholeDeviceIs(dev, model);
             byte[] fua = new byte[8192];
-            java.util.Arrays.fill(fua, (byte) 0x5a);
+            Arrays.fill(fua, (byte) 0x5a);
             StepVerifier.create(dev.write(0, 4096, Unpooled.wrappedBuffer(fua), true)).verifyComplete();
             System.arraycopy(fua, 0, model, 4096, fua.length);
             StepVerifier.create(dev.flush(1)).expectComplete().verify(WAIT);
             // TRIM may or may not deallocate; it must be accepted.
             StepVerifier.create(dev.discard(0, SIZE - (1 << 20), 1 << 20)).expectComplete().verify(WAIT);
-            java.util.Arrays.fill(model, SIZE - (1 << 20), SIZE, (byte) 0);
+            Arrays.fill(model, SIZE - (1 << 20), SIZE, (byte) 0);
             if (nbd.capabilities().contains(Capability.WRITE_ZEROES)) {
                 StepVerifier.create(dev.writeZeroes(1, 0, 4096)).expectComplete().verify(WAIT);
-                java.util.Arrays.fill(model, 0, 4096, (byte) 0);
+                Arrays.fill(model, 0, 4096, (byte) 0);
                 assertArrayEquals(new byte[4096], read(dev, 0, 0, 4096));
             }
             StepVerifier.create(dev.flush(0)).expectComplete().verify(WAIT);
@@ -62,9 +66,9 @@ class NbdRealServersTest extends NbdHostTest {
     }
 
     /** A trimmed range may keep its old bytes on the server: take them from the file for the comparison. */
-    private static byte[] patchTrimmed(byte[] model, Path file) throws java.io.IOException {
+    private static byte[] patchTrimmed(byte[] model, Path file) throws IOException {
         byte[] copy = model.clone();
-        byte[] onDisk = java.nio.file.Files.readAllBytes(file);
+        byte[] onDisk = Files.readAllBytes(file);
         System.arraycopy(onDisk, SIZE - (1 << 20), copy, SIZE - (1 << 20), 1 << 20);
         return copy;
     }
@@ -192,7 +196,7 @@ class NbdRealServersTest extends NbdHostTest {
         int port = NbdServers.freePort();
         long t0 = System.nanoTime();
         StepVerifier.create(NbdBackend.connect("nbd://127.0.0.1:" + port + "/x",
-                        NbdOptions.builder().connectTimeout(java.time.Duration.ofSeconds(3)).build()))
+                        NbdOptions.builder().connectTimeout(Duration.ofSeconds(3)).build()))
                 .expectErrorSatisfies(e -> {
                     assertTrue(e instanceof NbdException, e.toString());
                     assertTrue(e.getMessage().contains("cannot connect to nbd://127.0.0.1:" + port), e.getMessage());

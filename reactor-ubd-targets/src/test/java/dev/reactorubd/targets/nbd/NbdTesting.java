@@ -15,6 +15,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 import reactor.core.publisher.Flux;
+import java.util.Arrays;
 
 /** Shared steps of the NBD tests. */
 final class NbdTesting {
@@ -72,7 +73,7 @@ final class NbdTesting {
     static void wholeDeviceIs(VirtualDevice dev, byte[] model) {
         int piece = 1 << 20;
         for (int at = 0; at < model.length; at += piece) {
-            byte[] expected = java.util.Arrays.copyOfRange(model, at, Math.min(model.length, at + piece));
+            byte[] expected = Arrays.copyOfRange(model, at, Math.min(model.length, at + piece));
             assertArrayEquals(expected, read(dev, (at / piece) % 2, at, expected.length), "device bytes at " + at);
         }
     }
@@ -80,6 +81,6 @@ final class NbdTesting {
     /** The server's file holds the model. */
     static void fileIs(Path file, byte[] model) throws IOException {
         byte[] onDisk = Files.readAllBytes(file);
-        assertArrayEquals(model, java.util.Arrays.copyOf(onDisk, model.length), "the export's file");
+        assertArrayEquals(model, Arrays.copyOf(onDisk, model.length), "the export's file");
     }
 }

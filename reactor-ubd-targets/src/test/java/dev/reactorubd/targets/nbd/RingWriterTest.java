@@ -41,6 +41,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
+import java.util.concurrent.TimeoutException;
 
 /**
  * {@link RingWriter} on a real io_uring loop and a real TCP socket of this machine: buffers and registered memory go
@@ -158,7 +159,7 @@ class RingWriterTest {
         byte[] got;
         try {
             got = received.get(WAIT.toSeconds(), TimeUnit.SECONDS);
-        } catch (java.util.concurrent.TimeoutException e) {
+        } catch (TimeoutException e) {
             throw new AssertionError("not everything arrived; the writer failed with " + failure.get(), e);
         }
         byte[] expected = new byte[total];
