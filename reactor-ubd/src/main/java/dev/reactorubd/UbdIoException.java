@@ -1,6 +1,5 @@
 package dev.reactorubd;
 
-
 /**
  * A block request failed with a given errno. Backends signal it to choose the error the kernel reports to the
  * writer or reader (for example {@code ENOSPC}); any other error fails the request with {@code EIO}. The virtual

@@ -1,11 +1,11 @@
 package dev.reactorubd;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+
 import dev.reactorubd.UbdException.Kind;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertSame;
 
 /** Each public exception names its kind, and the errno is kept positive whichever sign it came with. */
 class UbdExceptionTest {

@@ -1,10 +1,8 @@
 package dev.reactorubd.targets;
 
-import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.Buffers;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.RequestChecks;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.util.Arrays;
@@ -28,6 +26,7 @@ public final class MemoryBackend implements BlockBackend {
 
     /** Pages per chunk of the page table: a chunk's array is made on the first write into its 4 MiB. */
     private static final int CHUNK_PAGES = 1024;
+
     private static final byte[] ZERO_PAGE = new byte[PAGE];
 
     private final long capacity;
@@ -37,6 +36,7 @@ public final class MemoryBackend implements BlockBackend {
      * key or map node per access (the former map allocated on every request).
      */
     private final AtomicReferenceArray<AtomicReferenceArray<byte[]>> chunks;
+
     private final AtomicLong allocated = new AtomicLong();
 
     /**

@@ -23,11 +23,11 @@ public final class NullBackend implements BlockBackend {
     // it, which allocates on every read.
     private static final ByteBuf ZERO_BUFFER = Unpooled.unreleasableBuffer(
             PooledByteBufAllocator.DEFAULT.directBuffer(ZEROS, ZEROS).writeZero(ZEROS));
+
     private final ByteBuf zeros = ZERO_BUFFER;
 
     /** A null backend; the zero buffer is shared by all reads of all instances, so one can serve many devices. */
-    public NullBackend() {
-    }
+    public NullBackend() {}
 
     private static final int SECTOR = 512;
     /**

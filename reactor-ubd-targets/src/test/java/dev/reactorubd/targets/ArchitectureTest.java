@@ -14,26 +14,39 @@ import org.junit.jupiter.api.Test;
  * (file, NBD) and the spec parser reach under the core's API, and none drives the control plane.
  */
 class ArchitectureTest {
-    private static final JavaClasses MAIN = ArchitectureRules.mainClasses().that(
-            DescribedPredicate.describe("in the targets",
-                    c -> c.getPackageName().startsWith("dev.reactorubd.targets")));
+    private static final JavaClasses MAIN = ArchitectureRules.mainClasses()
+            .that(DescribedPredicate.describe(
+                    "in the targets", c -> c.getPackageName().startsWith("dev.reactorubd.targets")));
 
     @Test
     void backendsDoNotUseEachOtherButThroughTheSpecParser() {
-        slices().matching("dev.reactorubd.targets.(*)..").should().notDependOnEachOther()
-                .ignoreDependency(DescribedPredicate.describe("the spec parser",
-                        c -> c.getPackageName().startsWith("dev.reactorubd.targets.spec")),
+        slices().matching("dev.reactorubd.targets.(*)..")
+                .should()
+                .notDependOnEachOther()
+                .ignoreDependency(
+                        DescribedPredicate.describe(
+                                "the spec parser", c -> c.getPackageName().startsWith("dev.reactorubd.targets.spec")),
                         DescribedPredicate.alwaysTrue())
                 .check(MAIN);
-        slices().matching("dev.reactorubd.targets.(**)").should().beFreeOfCycles().check(MAIN);
+        slices().matching("dev.reactorubd.targets.(**)")
+                .should()
+                .beFreeOfCycles()
+                .check(MAIN);
     }
 
     @Test
     void onlyTheIoUringBackendsAndTheSpecParserReachUnderTheApi() {
-        noClasses().that().resideInAnyPackage("dev.reactorubd.targets", "dev.reactorubd.targets.compose..")
-                .should().dependOnClassesThat().resideInAnyPackage("dev.reactorubd.uring..", "dev.reactorubd.sys..")
+        noClasses()
+                .that()
+                .resideInAnyPackage("dev.reactorubd.targets", "dev.reactorubd.targets.compose..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage("dev.reactorubd.uring..", "dev.reactorubd.sys..")
                 .check(MAIN);
-        noClasses().should().dependOnClassesThat().resideInAnyPackage("dev.reactorubd.ctrl..")
+        noClasses()
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage("dev.reactorubd.ctrl..")
                 .because("a backend serves requests; devices are the application's to add and remove")
                 .check(MAIN);
     }

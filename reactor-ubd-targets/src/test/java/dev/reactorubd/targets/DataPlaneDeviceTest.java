@@ -1,6 +1,15 @@
 package dev.reactorubd.targets;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.sun.nio.file.ExtendedOpenOption;
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdIoException;
+import dev.reactorubd.UbdTimeoutException;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.io.KernelQueueTransport;
@@ -12,7 +21,6 @@ import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
@@ -45,19 +53,12 @@ import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import com.sun.nio.file.ExtendedOpenOption;
-import dev.reactorubd.UbdTimeoutException;
-
 /** The data plane against the real ublk driver: filesystems, fio with verification, stop under load, failures. */
 @DeviceTest
 class DataPlaneDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(90);
     private static final long MIB = 1 << 20;
+
     @RegisterExtension
     static final DeviceServer SERVER = new DeviceServer();
 
@@ -67,7 +68,11 @@ class DataPlaneDeviceTest {
     }
 
     private static DeviceSpec spec(long bytes, int queues) {
-        return DeviceSpec.builder().capacityBytes(bytes).queues(queues).depth(64).build();
+        return DeviceSpec.builder()
+                .capacityBytes(bytes)
+                .queues(queues)
+                .depth(64)
+                .build();
     }
 
     private static UbdDevice serve(DeviceSpec spec, BlockBackend backend) {
@@ -83,13 +88,20 @@ class DataPlaneDeviceTest {
         UbdDevice dev = serve(spec(64 * MIB, 1), new MemoryBackend(64 * MIB));
         try {
             String b = dev.blockDevicePath();
-            Vm.sh(120, "set -e; mkfs.ext4 -q -F " + b + "; mkdir -p /mnt/ubd; mount " + b + " /mnt/ubd;"
-                    + " for i in 1 2 3 4 5 6 7 8 9 10 11 12; do head -c $((i * 137000)) /dev/urandom > /mnt/ubd/f$i; done;"
-                    + " mkdir -p /mnt/ubd/dir; cp /mnt/ubd/f3 /mnt/ubd/dir/copy;"
-                    + " (cd /mnt/ubd && sha256sum f* dir/copy > /var/tmp/ubd-sums); umount /mnt/ubd").requireSuccess();
-            Vm.Result check = Vm.sh(120, "set -e; mount " + b + " /mnt/ubd; cd /mnt/ubd; sha256sum -c /var/tmp/ubd-sums;"
-                    + " cd /; umount /mnt/ubd").requireSuccess();
-            assertEquals(13, check.output().lines().filter(l -> l.endsWith(": OK")).count(), check.output());
+            Vm.sh(
+                            120,
+                            "set -e; mkfs.ext4 -q -F " + b + "; mkdir -p /mnt/ubd; mount " + b + " /mnt/ubd;"
+                                    + " for i in 1 2 3 4 5 6 7 8 9 10 11 12; do head -c $((i * 137000)) /dev/urandom > /mnt/ubd/f$i; done;"
+                                    + " mkdir -p /mnt/ubd/dir; cp /mnt/ubd/f3 /mnt/ubd/dir/copy;"
+                                    + " (cd /mnt/ubd && sha256sum f* dir/copy > /var/tmp/ubd-sums); umount /mnt/ubd")
+                    .requireSuccess();
+            Vm.Result check = Vm.sh(
+                            120,
+                            "set -e; mount " + b + " /mnt/ubd; cd /mnt/ubd; sha256sum -c /var/tmp/ubd-sums;"
+                                    + " cd /; umount /mnt/ubd")
+                    .requireSuccess();
+            assertEquals(
+                    13, check.output().lines().filter(l -> l.endsWith(": OK")).count(), check.output());
         } finally {
             Vm.sh(30, "umount /mnt/ubd 2>/dev/null; true");
             closeAndCheckGone(dev);
@@ -102,18 +114,19 @@ class DataPlaneDeviceTest {
         try {
             assertEquals(2, dev.queues().size());
             for (String bs : List.of("4k", "64k")) {
-                Vm.Result r = Vm.sh(300, "fio --name=verify-" + bs + " --filename=" + dev.blockDevicePath()
-                        + " --rw=randwrite --bs=" + bs + " --iodepth=32 --ioengine=io_uring --direct=1"
-                        + " --size=" + ("4k".equals(bs) ? "8M" : "24M") + " --verify=crc32c --do_verify=1"
-                        + " --verify_fatal=1 --output-format=normal"
-                        // One job pinned to each CPU, each on its own range: each CPU maps to its own queue.
-                        + " --numjobs=2 --offset_increment=" + ("4k".equals(bs) ? "8M" : "24M")
-                        + " --cpus_allowed=0,1 --cpus_allowed_policy=split");
+                Vm.Result r = Vm.sh(
+                        300,
+                        "fio --name=verify-" + bs + " --filename=" + dev.blockDevicePath()
+                                + " --rw=randwrite --bs=" + bs + " --iodepth=32 --ioengine=io_uring --direct=1"
+                                + " --size=" + ("4k".equals(bs) ? "8M" : "24M") + " --verify=crc32c --do_verify=1"
+                                + " --verify_fatal=1 --output-format=normal"
+                                // One job pinned to each CPU, each on its own range: each CPU maps to its own queue.
+                                + " --numjobs=2 --offset_increment=" + ("4k".equals(bs) ? "8M" : "24M")
+                                + " --cpus_allowed=0,1 --cpus_allowed_policy=split");
                 assertEquals(0, r.exitCode(), r.output());
                 assertTrue(r.output().contains("err= 0"), r.output());
             }
-            assertTrue(dev.queue(0).completedCount() > 0 && dev.queue(1).completedCount() > 0,
-                    "both queues served IO");
+            assertTrue(dev.queue(0).completedCount() > 0 && dev.queue(1).completedCount() > 0, "both queues served IO");
             assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount());
         } finally {
             closeAndCheckGone(dev);
@@ -123,12 +136,17 @@ class DataPlaneDeviceTest {
     @Test
     void fioVerifiesWithIoUringCopiesToo() {
         try (UbdServer uringCopies = UbdServer.builder()
-                .dataCopy(KernelQueueTransport.DataCopy.IO_URING).build()) {
-            UbdDevice dev = uringCopies.serve(spec(32 * MIB, 2), new MemoryBackend(32 * MIB)).block(WAIT);
+                .dataCopy(KernelQueueTransport.DataCopy.IO_URING)
+                .build()) {
+            UbdDevice dev = uringCopies
+                    .serve(spec(32 * MIB, 2), new MemoryBackend(32 * MIB))
+                    .block(WAIT);
             try {
-                Vm.Result r = Vm.sh(300, "fio --name=verify-uring --filename=" + dev.blockDevicePath()
-                        + " --rw=randwrite --bs=16k --iodepth=16 --ioengine=io_uring --direct=1 --size=16M"
-                        + " --verify=crc32c --do_verify=1 --verify_fatal=1");
+                Vm.Result r = Vm.sh(
+                        300,
+                        "fio --name=verify-uring --filename=" + dev.blockDevicePath()
+                                + " --rw=randwrite --bs=16k --iodepth=16 --ioengine=io_uring --direct=1 --size=16M"
+                                + " --verify=crc32c --do_verify=1 --verify_fatal=1");
                 assertEquals(0, r.exitCode(), r.output());
                 assertTrue(r.output().contains("err= 0"), r.output());
             } finally {
@@ -140,9 +158,8 @@ class DataPlaneDeviceTest {
     @Test
     void queuesRunOnTheCallersEventLoopsWhichOutliveTheServer() throws Exception {
         // One loop for two queues: the application's own thread serves both.
-        MultiThreadIoEventLoopGroup group = new MultiThreadIoEventLoopGroup(1,
-                new DefaultThreadFactory("app-loop", true),
-                IoUringIoHandler.newFactory());
+        MultiThreadIoEventLoopGroup group = new MultiThreadIoEventLoopGroup(
+                1, new DefaultThreadFactory("app-loop", true), IoUringIoHandler.newFactory());
         try {
             Set<String> threads = ConcurrentHashMap.newKeySet();
             MemoryBackend memory = new MemoryBackend(16 * MIB);
@@ -161,16 +178,20 @@ class DataPlaneDeviceTest {
             };
             try (UbdServer own = UbdServer.create(group)) {
                 UbdDevice dev = own.serve(spec(16 * MIB, 2), recording).block(WAIT);
-                Vm.sh(120, "dd if=/dev/urandom of=" + dev.blockDevicePath() + " bs=64k count=64 oflag=direct"
-                        + " && dd if=" + dev.blockDevicePath() + " of=/dev/null bs=64k iflag=direct").requireSuccess();
+                Vm.sh(
+                                120,
+                                "dd if=/dev/urandom of=" + dev.blockDevicePath() + " bs=64k count=64 oflag=direct"
+                                        + " && dd if=" + dev.blockDevicePath() + " of=/dev/null bs=64k iflag=direct")
+                        .requireSuccess();
                 assertEquals(2, dev.queues().size());
                 assertEquals(dev.queue(0).loop(), dev.queue(1).loop());
                 closeAndCheckGone(dev);
             }
-            assertTrue(!threads.isEmpty() && threads.stream().allMatch(t -> t.startsWith("app-loop")),
-                    threads.toString());
+            assertTrue(
+                    !threads.isEmpty() && threads.stream().allMatch(t -> t.startsWith("app-loop")), threads.toString());
             assertFalse(group.isShuttingDown(), "the caller's loops are the caller's to shut down");
-            assertEquals("still usable", group.next().submit(() -> "still usable").get(10, TimeUnit.SECONDS));
+            assertEquals(
+                    "still usable", group.next().submit(() -> "still usable").get(10, TimeUnit.SECONDS));
         } finally {
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
         }
@@ -187,14 +208,12 @@ class DataPlaneDeviceTest {
 
         @Override
         public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
-            return Mono.defer(() -> memory.read(offset, length, allocator))
-                    .subscribeOn(Schedulers.parallel());
+            return Mono.defer(() -> memory.read(offset, length, allocator)).subscribeOn(Schedulers.parallel());
         }
 
         @Override
         public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
-            return Mono.defer(() -> memory.write(offset, data, fua))
-                    .subscribeOn(Schedulers.parallel());
+            return Mono.defer(() -> memory.write(offset, data, fua)).subscribeOn(Schedulers.parallel());
         }
 
         @Override
@@ -206,14 +225,22 @@ class DataPlaneDeviceTest {
     @Test
     void answersFromOtherThreadsAndMemoryThatFollowsInFlightIo() {
         ElsewhereAnswered backend = new ElsewhereAnswered(32 * MIB);
-        UbdDevice dev = serve(DeviceSpec.builder().capacityBytes(32 * MIB).queues(2).depth(128)
-                .maxIoBytes(1 << 20).build(), backend);
+        UbdDevice dev = serve(
+                DeviceSpec.builder()
+                        .capacityBytes(32 * MIB)
+                        .queues(2)
+                        .depth(128)
+                        .maxIoBytes(1 << 20)
+                        .build(),
+                backend);
         try {
             // 2 queues x 128 tags x 1 MiB would be 256 MiB if buffers were set aside per tag.
             assertEquals(0, backend.alloc.metric().usedDirectMemory(), "nothing held while idle");
-            Vm.Result r = Vm.sh(300, "fio --name=elsewhere --filename=" + dev.blockDevicePath()
-                    + " --rw=randwrite --bs=8k --iodepth=32 --ioengine=io_uring --direct=1 --size=8M"
-                    + " --verify=crc32c --do_verify=1 --verify_fatal=1");
+            Vm.Result r = Vm.sh(
+                    300,
+                    "fio --name=elsewhere --filename=" + dev.blockDevicePath()
+                            + " --rw=randwrite --bs=8k --iodepth=32 --ioengine=io_uring --direct=1 --size=8M"
+                            + " --verify=crc32c --do_verify=1 --verify_fatal=1");
             assertEquals(0, r.exitCode(), r.output());
             assertEquals(0, backend.alloc.metric().usedDirectMemory(), "every request buffer was released");
         } finally {
@@ -250,8 +277,10 @@ class DataPlaneDeviceTest {
         };
         UbdDevice dev = serve(spec(size, 1), recording);
         try {
-            Vm.Result r = Vm.sh(300, "fio --name=seq --filename=" + dev.blockDevicePath() + " --rw=write --bs=4k"
-                    + " --iodepth=16 --ioengine=io_uring --direct=1 --size=8M");
+            Vm.Result r = Vm.sh(
+                    300,
+                    "fio --name=seq --filename=" + dev.blockDevicePath() + " --rw=write --bs=4k"
+                            + " --iodepth=16 --ioengine=io_uring --direct=1 --size=8M");
             assertEquals(0, r.exitCode(), r.output());
             assertTrue(r.output().contains("err= 0"), r.output());
         } finally {
@@ -272,8 +301,8 @@ class DataPlaneDeviceTest {
             next = w[0] + w[1];
             bytes += w[1];
         }
-        System.out.println("sequential order: " + writes.size() + " writes, " + bytes + " bytes, out of order: "
-                + outOfOrder);
+        System.out.println(
+                "sequential order: " + writes.size() + " writes, " + bytes + " bytes, out of order: " + outOfOrder);
         assertEquals(8 * MIB, bytes, "every byte written once");
         assertEquals(List.of(), outOfOrder, "writes out of order among " + writes.size());
     }
@@ -296,9 +325,20 @@ class DataPlaneDeviceTest {
     @Test
     void stoppingTheServerUnderFioEndsFioWithErrorsAndRemovesTheDevice() throws Exception {
         UbdDevice dev = serve(spec(64 * MIB, 2), new MemoryBackend(64 * MIB));
-        Process fio = new ProcessBuilder("fio", "--name=busy", "--filename=" + dev.blockDevicePath(),
-                "--rw=randrw", "--bs=4k", "--iodepth=16", "--ioengine=io_uring", "--direct=1", "--size=64M",
-                "--time_based", "--runtime=120").redirectErrorStream(true).start();
+        Process fio = new ProcessBuilder(
+                        "fio",
+                        "--name=busy",
+                        "--filename=" + dev.blockDevicePath(),
+                        "--rw=randrw",
+                        "--bs=4k",
+                        "--iodepth=16",
+                        "--ioengine=io_uring",
+                        "--direct=1",
+                        "--size=64M",
+                        "--time_based",
+                        "--runtime=120")
+                .redirectErrorStream(true)
+                .start();
         try {
             // Let fio get going, then stop the device under it.
             Thread.sleep(4000);
@@ -319,7 +359,9 @@ class DataPlaneDeviceTest {
     @Test
     void deviceOpenedButNeverStartedClosesPromptly() {
         long t0 = System.nanoTime();
-        UbdDevice dev = SERVER.get().open(spec(16 * MIB, 2), PooledByteBufAllocator.DEFAULT).block(WAIT);
+        UbdDevice dev = SERVER.get()
+                .open(spec(16 * MIB, 2), PooledByteBufAllocator.DEFAULT)
+                .block(WAIT);
         assertTrue(Vm.deviceExists(dev.id()));
         dev.queues().forEach(q -> q.requests().subscribe());
         closeAndCheckGone(dev);
@@ -334,7 +376,8 @@ class DataPlaneDeviceTest {
         BlockBackend holdsOneRead = new BlockBackend() {
             @Override
             public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
-                Mono<ByteBuf> zeros = Mono.fromSupplier(() -> allocator.directBuffer(length).writeZero(length));
+                Mono<ByteBuf> zeros =
+                        Mono.fromSupplier(() -> allocator.directBuffer(length).writeZero(length));
                 if (offset == 8 * MIB) {
                     stuck.countDown();
                     return letGo.asMono().then(zeros);
@@ -348,12 +391,19 @@ class DataPlaneDeviceTest {
             }
         };
         try (UbdServer quick = UbdServer.builder()
-                .control(UbdControl.open(UbdControl.CONTROL_PATH,
-                        Duration.ofSeconds(3)))
+                .control(UbdControl.open(UbdControl.CONTROL_PATH, Duration.ofSeconds(3)))
                 .build()) {
             UbdDevice dev = quick.serve(spec(16 * MIB, 1), holdsOneRead).block(WAIT);
-            Process dd = new ProcessBuilder("dd", "if=" + dev.blockDevicePath(), "of=/dev/null", "bs=4k", "count=1",
-                    "skip=2048", "iflag=direct").redirectErrorStream(true).start();
+            Process dd = new ProcessBuilder(
+                            "dd",
+                            "if=" + dev.blockDevicePath(),
+                            "of=/dev/null",
+                            "bs=4k",
+                            "count=1",
+                            "skip=2048",
+                            "iflag=direct")
+                    .redirectErrorStream(true)
+                    .start();
             try {
                 assertTrue(stuck.await(60, TimeUnit.SECONDS), "the read reached the backend");
                 long t0 = System.nanoTime();
@@ -400,8 +450,11 @@ class DataPlaneDeviceTest {
             // Exactly 4096 bytes at an aligned address: an aligned slice of 8 KiB is 8 KiB long when the allocation
             // happens to be aligned already, and clear() would then write 8 KiB.
             ByteBuffer buf = ByteBuffer.allocateDirect(8192).alignedSlice(4096).slice(0, 4096);
-            try (FileChannel ch = FileChannel.open(Path.of(dev.blockDevicePath()), StandardOpenOption.WRITE,
-                    StandardOpenOption.READ, ExtendedOpenOption.DIRECT)) {
+            try (FileChannel ch = FileChannel.open(
+                    Path.of(dev.blockDevicePath()),
+                    StandardOpenOption.WRITE,
+                    StandardOpenOption.READ,
+                    ExtendedOpenOption.DIRECT)) {
                 for (int i = 1; i <= 100; i++) {
                     buf.clear();
                     for (int j = 0; j < 4096; j++) {

@@ -1,5 +1,9 @@
 package dev.reactorubd.targets;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.sun.nio.file.ExtendedOpenOption;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
@@ -18,10 +22,13 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.IntConsumer;
@@ -30,13 +37,6 @@ import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.extension.RegisterExtension;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import com.sun.nio.file.ExtendedOpenOption;
-import java.util.Map;
-import java.util.TreeMap;
-import java.util.concurrent.ThreadFactory;
 
 /**
  * Scale and leaks ("nothing lost, nothing hangs"): one JVM serves 1,024 two-queue memory devices at once and fio
@@ -59,6 +59,7 @@ class ScaleDeviceTest {
     private static final int WORKERS = 8;
     /** Capacity of each device: memory is allocated by the page on write, so only fio's few MiB cost anything. */
     private static final long CAPACITY = 32 * MIB;
+
     private static final int DEPTH = 32;
     /** What fio writes, then reads back and verifies, on each of its devices. */
     private static final long FIO_BYTES = 2 * MIB;
@@ -67,7 +68,11 @@ class ScaleDeviceTest {
     static final DeviceServer SERVER = new DeviceServer();
 
     private static DeviceSpec spec() {
-        return DeviceSpec.builder().capacityBytes(CAPACITY).queues(2).depth(DEPTH).build();
+        return DeviceSpec.builder()
+                .capacityBytes(CAPACITY)
+                .queues(2)
+                .depth(DEPTH)
+                .build();
     }
 
     @Test
@@ -90,11 +95,16 @@ class ScaleDeviceTest {
             ProcessResources serving = ProcessResources.now();
             System.out.println("scale: serving " + DEVICES + " devices: " + serving.summary());
             System.out.println("scale: threads while serving: " + serving.threadSummary());
-            System.out.printf("scale: %d devices added and started in %.1f s by %d workers (%.1f/s); per add: %s%n",
+            System.out.printf(
+                    "scale: %d devices added and started in %.1f s by %d workers (%.1f/s); per add: %s%n",
                     DEVICES, addWall / 1e9, WORKERS, DEVICES / (addWall / 1e9), stats(addNanos));
             assertEquals(DEVICES, server.devices().size());
-            assertEquals(DEVICES, Arrays.stream(devices).filter(d -> Files.exists(Path.of(d.blockDevicePath())))
-                    .count(), "block devices present");
+            assertEquals(
+                    DEVICES,
+                    Arrays.stream(devices)
+                            .filter(d -> Files.exists(Path.of(d.blockDevicePath())))
+                            .count(),
+                    "block devices present");
             assertEquals(DEVICES, serving.ublkFds(), "one char device fd per device");
             assertEquals(2L * DEVICES, serving.ublkMaps(), "one descriptor mapping per queue");
 
@@ -108,10 +118,13 @@ class ScaleDeviceTest {
             }
             long f0 = System.nanoTime();
             // No disk statistics: fio would look each device up by walking /sys/block, all 1,024 of them, per job.
-            Vm.Result fio = Vm.sh(600, "fio --output-format=terse --terse-version=3 --disk_util=0"
-                    + " --ioengine=io_uring --direct=1"
-                    + " --rw=randwrite --bsrange=4k-64k --iodepth=8 --size=" + FIO_BYTES + " --verify=crc32c --do_verify=1"
-                    + " --verify_fatal=1" + jobs);
+            Vm.Result fio = Vm.sh(
+                    600,
+                    "fio --output-format=terse --terse-version=3 --disk_util=0"
+                            + " --ioengine=io_uring --direct=1"
+                            + " --rw=randwrite --bsrange=4k-64k --iodepth=8 --size=" + FIO_BYTES
+                            + " --verify=crc32c --do_verify=1"
+                            + " --verify_fatal=1" + jobs);
             long fioNanos = System.nanoTime() - f0;
             assertEquals(0, fio.exitCode(), fio.output());
             // Terse v3: field 3 job name, 5 error, 6 read KiB (the verify pass reads back all that was written),
@@ -119,7 +132,8 @@ class ScaleDeviceTest {
             int ok = 0;
             long readKib = 0;
             long writeKib = 0;
-            for (String line : fio.output().lines().filter(l -> l.startsWith("3;")).toList()) {
+            for (String line :
+                    fio.output().lines().filter(l -> l.startsWith("3;")).toList()) {
                 String[] f = line.split(";");
                 if ("0".equals(f[4])) {
                     ok++;
@@ -127,14 +141,16 @@ class ScaleDeviceTest {
                 readKib += Long.parseLong(f[5]);
                 writeKib += Long.parseLong(f[46]);
             }
-            System.out.printf("scale: fio verify=crc32c on %d devices at once in %.1f s: %d jobs with err=0,"
-                    + " %d MiB written, %d MiB read back and verified%n", FIO_DEVICES, fioNanos / 1e9, ok,
-                    writeKib >> 10, readKib >> 10);
+            System.out.printf(
+                    "scale: fio verify=crc32c on %d devices at once in %.1f s: %d jobs with err=0,"
+                            + " %d MiB written, %d MiB read back and verified%n",
+                    FIO_DEVICES, fioNanos / 1e9, ok, writeKib >> 10, readKib >> 10);
             assertEquals(FIO_DEVICES, ok, fio.output());
             assertEquals(FIO_DEVICES * FIO_BYTES / 1024, writeKib, "every job wrote all of its range");
             assertEquals(writeKib, readKib, "every written block was read back and verified");
             for (UbdDevice d : checked) {
-                assertEquals(0, d.queues().stream().mapToLong(q -> q.failedCount()).sum(), "failed requests on " + d);
+                assertEquals(
+                        0, d.queues().stream().mapToLong(q -> q.failedCount()).sum(), "failed requests on " + d);
             }
         } finally {
             long[] closeNanos = new long[DEVICES];
@@ -147,7 +163,8 @@ class ScaleDeviceTest {
                 }
             });
             long closeWall = System.nanoTime() - c0;
-            System.out.printf("scale: %d devices stopped and deleted in %.1f s by %d workers; per delete: %s%n",
+            System.out.printf(
+                    "scale: %d devices stopped and deleted in %.1f s by %d workers; per delete: %s%n",
                     DEVICES, closeWall / 1e9, WORKERS, stats(closeNanos));
         }
         for (UbdDevice d : devices) {
@@ -158,13 +175,16 @@ class ScaleDeviceTest {
         System.out.println("scale: threads after: " + after.threadSummary());
         assertEquals(0, after.ublkFds(), "ublk fds left");
         assertEquals(0, after.ublkMaps(), "ublk mappings left");
-        assertEquals(before.fdKinds().getOrDefault("anon_inode:[io_uring]", 0L),
-                after.fdKinds().getOrDefault("anon_inode:[io_uring]", 0L), "io_uring fds");
+        assertEquals(
+                before.fdKinds().getOrDefault("anon_inode:[io_uring]", 0L),
+                after.fdKinds().getOrDefault("anon_inode:[io_uring]", 0L),
+                "io_uring fds");
         assertEquals(before.uringMaps(), after.uringMaps(), "io_uring mappings");
         assertEquals(List.of(), server.control().listDevices().collectList().block(WAIT), "devices left");
         // The test still holds the 1,024 closed handles, as an application might: they keep their queues (a few KiB
         // each) but nothing of their backends, whose pages fio filled (64 x 2 MiB).
-        assertTrue(after.heapUsed() - before.heapUsed() < 16 * MIB,
+        assertTrue(
+                after.heapUsed() - before.heapUsed() < 16 * MIB,
                 "heap grew from " + before.heapUsed() + " to " + after.heapUsed());
     }
 
@@ -196,9 +216,10 @@ class ScaleDeviceTest {
             ProcessResources after = settled(before);
             System.out.println("scale: after " + CYCLES + " cycles: " + after.summary());
             System.out.println("scale: threads after the cycles: " + after.threadSummary());
-            System.out.printf("scale: %d cycles (serve, 4 KiB written and read back, close) in %.1f s by %d workers"
-                    + " (%.1f cycles/s); per add: %s; per delete: %s%n", CYCLES, wall / 1e9, WORKERS,
-                    CYCLES / (wall / 1e9), stats(addNanos), stats(closeNanos));
+            System.out.printf(
+                    "scale: %d cycles (serve, 4 KiB written and read back, close) in %.1f s by %d workers"
+                            + " (%.1f cycles/s); per add: %s; per delete: %s%n",
+                    CYCLES, wall / 1e9, WORKERS, CYCLES / (wall / 1e9), stats(addNanos), stats(closeNanos));
             assertEquals(List.of(), server.control().listDevices().collectList().block(WAIT), "devices left");
             assertEquals(0, after.ublkFds(), "ublk fds left");
             assertEquals(0, after.ublkMaps(), "ublk mappings left");
@@ -209,7 +230,8 @@ class ScaleDeviceTest {
             assertEquals(before.uringMaps(), after.uringMaps(), "io_uring mappings");
             // Java's own mappings move a little (code cache, metaspace, malloc arenas, thread stacks of pool
             // workers come and go): 1,000 cycles that each leaked one mapping would be far beyond this bound.
-            assertTrue(Math.abs(after.maps() - before.maps()) <= 16, "mappings " + before.maps() + " -> " + after.maps());
+            assertTrue(
+                    Math.abs(after.maps() - before.maps()) <= 16, "mappings " + before.maps() + " -> " + after.maps());
             // Threads: the same Java threads, aside from those that idle out by design: Reactor's elastic workers
             // (after 60 s; a burst of control commands may start a few more, up to its cap of 10 per CPU) and the
             // JDK's "process reaper" (of the fio run before).
@@ -219,16 +241,21 @@ class ScaleDeviceTest {
             // the submitting threads, which are the same but for elastic workers: no more than two per new elastic
             // worker once idle ones exited (settled() waits for that).
             long newElastic = Math.max(0, elastic(after) - elastic(before));
-            assertTrue(after.ioWorkers() <= before.ioWorkers() + 2 * newElastic, "io_uring workers "
-                    + before.ioWorkers() + " -> " + after.ioWorkers() + " with " + newElastic + " new elastic workers");
+            assertTrue(
+                    after.ioWorkers() <= before.ioWorkers() + 2 * newElastic,
+                    "io_uring workers " + before.ioWorkers() + " -> " + after.ioWorkers() + " with " + newElastic
+                            + " new elastic workers");
             // Heap: 1,000 devices that each left a queue, a request array or a sink behind would hold several MiB.
-            assertTrue(after.heapUsed() - before.heapUsed() < 4 * MIB,
+            assertTrue(
+                    after.heapUsed() - before.heapUsed() < 4 * MIB,
                     "heap grew from " + before.heapUsed() + " to " + after.heapUsed());
             // Direct memory: request buffers come from Netty's pool, whose chunks are reused once allocated.
-            assertTrue(after.directBytes() <= before.directBytes(), "JDK direct memory " + before.directBytes()
-                    + " -> " + after.directBytes());
-            assertTrue(after.nettyDirect() <= before.nettyDirect(), "Netty direct memory " + before.nettyDirect()
-                    + " -> " + after.nettyDirect());
+            assertTrue(
+                    after.directBytes() <= before.directBytes(),
+                    "JDK direct memory " + before.directBytes() + " -> " + after.directBytes());
+            assertTrue(
+                    after.nettyDirect() <= before.nettyDirect(),
+                    "Netty direct memory " + before.nettyDirect() + " -> " + after.nettyDirect());
         } finally {
             pool.shutdownNow();
             pool.awaitTermination(30, TimeUnit.SECONDS);
@@ -236,8 +263,9 @@ class ScaleDeviceTest {
     }
 
     /** {@code n} cycles on the pool: serve, write and read back 4 KiB with O_DIRECT, close; timings in the arrays. */
-    private static void cycles(ExecutorService pool, UbdServer server, int n, ByteBuffer[] buffers, long[] addNanos,
-                               long[] closeNanos) throws Exception {
+    private static void cycles(
+            ExecutorService pool, UbdServer server, int n, ByteBuffer[] buffers, long[] addNanos, long[] closeNanos)
+            throws Exception {
         AtomicInteger next = new AtomicInteger();
         AtomicInteger worker = new AtomicInteger();
         List<Future<?>> futures = new ArrayList<>();
@@ -247,7 +275,8 @@ class ScaleDeviceTest {
                 int i;
                 while ((i = next.getAndIncrement()) < n) {
                     long s = System.nanoTime();
-                    UbdDevice dev = server.serve(spec(), new MemoryBackend(CAPACITY)).block(WAIT);
+                    UbdDevice dev =
+                            server.serve(spec(), new MemoryBackend(CAPACITY)).block(WAIT);
                     addNanos[i] = System.nanoTime() - s;
                     try {
                         writeAndReadBack(dev, buf, i);
@@ -267,8 +296,11 @@ class ScaleDeviceTest {
 
     private static void writeAndReadBack(UbdDevice dev, ByteBuffer buf, int cycle) throws IOException {
         long where = (cycle % (CAPACITY / 4096)) * 4096;
-        try (FileChannel ch = FileChannel.open(Path.of(dev.blockDevicePath()), StandardOpenOption.READ,
-                StandardOpenOption.WRITE, ExtendedOpenOption.DIRECT)) {
+        try (FileChannel ch = FileChannel.open(
+                Path.of(dev.blockDevicePath()),
+                StandardOpenOption.READ,
+                StandardOpenOption.WRITE,
+                ExtendedOpenOption.DIRECT)) {
             buf.clear();
             while (buf.hasRemaining()) {
                 buf.putInt(cycle ^ buf.position());
@@ -309,8 +341,8 @@ class ScaleDeviceTest {
                 f.get(20, TimeUnit.MINUTES);
             }
             if (!errors.isEmpty()) {
-                AssertionError e = new AssertionError(errors.size() + " of " + n + " failed; the first: "
-                        + errors.peek(), errors.peek());
+                AssertionError e = new AssertionError(
+                        errors.size() + " of " + n + " failed; the first: " + errors.peek(), errors.peek());
                 errors.stream().skip(1).limit(5).forEach(e::addSuppressed);
                 throw e;
             }
@@ -372,8 +404,12 @@ class ScaleDeviceTest {
             return "none";
         }
         double mean = Arrays.stream(v).average().orElse(0) / 1e6;
-        return String.format("n=%d mean %.1f ms, p50 %.1f ms, p99 %.1f ms, max %.1f ms", v.length, mean,
-                v[v.length / 2] / 1e6, v[Math.min(v.length - 1, (int) Math.ceil(v.length * 0.99) - 1)] / 1e6,
+        return String.format(
+                "n=%d mean %.1f ms, p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+                v.length,
+                mean,
+                v[v.length / 2] / 1e6,
+                v[Math.min(v.length - 1, (int) Math.ceil(v.length * 0.99) - 1)] / 1e6,
                 v[v.length - 1] / 1e6);
     }
 }

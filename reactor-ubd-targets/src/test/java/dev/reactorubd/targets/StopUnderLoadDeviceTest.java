@@ -1,9 +1,14 @@
 package dev.reactorubd.targets;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
-import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.targets.nbd.NbdBackend;
@@ -20,6 +25,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -29,14 +35,8 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import reactor.core.publisher.Mono;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import java.util.Collections;
 import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
 
 /**
  * Stopping and deleting a device while fio drives it, on every kind of target: close() returns within its bound, every
@@ -50,11 +50,13 @@ class StopUnderLoadDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(90);
     private static final long MIB = 1 << 20;
     private static final long SIZE = 64 * MIB;
+
     @RegisterExtension
     static final DeviceServer SERVER = new DeviceServer();
 
     @TempDir
     Path dir;
+
     private final List<BlockBackend> toClose = new ArrayList<>();
     private NbdServers.Server nbdServer;
 
@@ -73,11 +75,16 @@ class StopUnderLoadDeviceTest {
             case "nbd" -> {
                 int port = NbdServers.freePort();
                 nbdServer = NbdServers.nbdServer(dir, NbdServers.exportFile(dir, "nbd.img", SIZE), port, "disk");
-                yield NbdBackend.connect("nbd://127.0.0.1:" + port + "/disk",
-                        NbdOptions.builder().connectTimeout(NbdServers.VM_CONNECT_TIMEOUT).build()).block(WAIT);
+                yield NbdBackend.connect(
+                                "nbd://127.0.0.1:" + port + "/disk",
+                                NbdOptions.builder()
+                                        .connectTimeout(NbdServers.VM_CONNECT_TIMEOUT)
+                                        .build())
+                        .block(WAIT);
             }
-            case "mirror" -> Backends.mirror(FileBackend.open(NbdServers.exportFile(dir, "mirror.img", SIZE)),
-                    new MemoryBackend(SIZE));
+            case "mirror" ->
+                Backends.mirror(
+                        FileBackend.open(NbdServers.exportFile(dir, "mirror.img", SIZE)), new MemoryBackend(SIZE));
             default -> throw new IllegalArgumentException(kind);
         };
         toClose.add(b);
@@ -88,12 +95,27 @@ class StopUnderLoadDeviceTest {
     @ValueSource(strings = {"memory", "file", "nbd", "mirror"})
     void closingUnderFioIsBoundedAnswersEveryRequestAndRemovesTheDevice(String kind) throws Exception {
         Counting counting = new Counting(target(kind));
-        DeviceSpec spec = DeviceSpec.builder().capacityBytes(SIZE).queues(2).depth(64).build();
+        DeviceSpec spec =
+                DeviceSpec.builder().capacityBytes(SIZE).queues(2).depth(64).build();
         UbdDevice dev = Devices.serve(SERVER.get(), spec, counting);
-        Process fio = new ProcessBuilder("fio", "--name=busy", "--filename=" + dev.blockDevicePath(),
-                "--rw=randrw", "--bsrange=4k-64k", "--iodepth=32", "--ioengine=io_uring", "--direct=1",
-                "--size=" + SIZE / 2, "--offset_increment=" + SIZE / 2, "--numjobs=2", "--cpus_allowed=0,1",
-                "--cpus_allowed_policy=split", "--time_based", "--runtime=300").redirectErrorStream(true).start();
+        Process fio = new ProcessBuilder(
+                        "fio",
+                        "--name=busy",
+                        "--filename=" + dev.blockDevicePath(),
+                        "--rw=randrw",
+                        "--bsrange=4k-64k",
+                        "--iodepth=32",
+                        "--ioengine=io_uring",
+                        "--direct=1",
+                        "--size=" + SIZE / 2,
+                        "--offset_increment=" + SIZE / 2,
+                        "--numjobs=2",
+                        "--cpus_allowed=0,1",
+                        "--cpus_allowed_policy=split",
+                        "--time_based",
+                        "--runtime=300")
+                .redirectErrorStream(true)
+                .start();
         try {
             long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
             while (counting.finished.get() < 1000 && fio.isAlive() && System.nanoTime() < end) {
@@ -105,10 +127,13 @@ class StopUnderLoadDeviceTest {
             dev.close().block(WAIT);
             long closeMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
             System.out.println("stop under load, " + kind + ": close() took " + closeMs + " ms; backend " + counting
-                    + "; queues completed " + dev.queues().stream().mapToLong(UbdQueue::completedCount).sum()
-                    + ", failed " + dev.queues().stream().mapToLong(UbdQueue::failedCount).sum());
+                    + "; queues completed "
+                    + dev.queues().stream().mapToLong(UbdQueue::completedCount).sum()
+                    + ", failed "
+                    + dev.queues().stream().mapToLong(UbdQueue::failedCount).sum());
             assertTrue(closeMs < 30_000, "close() took " + closeMs + " ms");
-            assertEquals(counting.started.get(), counting.finished.get(), "every request given to the backend was answered");
+            assertEquals(
+                    counting.started.get(), counting.finished.get(), "every request given to the backend was answered");
             for (UbdQueue q : dev.queues()) {
                 assertEquals(0, q.inFlightCount(), q + " has nothing in flight");
                 assertEquals(0, q.waitingForDemand(), q + " has nothing waiting");
@@ -132,7 +157,8 @@ class StopUnderLoadDeviceTest {
     @org.junit.jupiter.api.Test
     void closingFourKindsAtOnceUnderFioIsBoundedAndLeavesNoDevice() throws Exception {
         List<String> kinds = List.of("memory", "file", "nbd", "mirror");
-        DeviceSpec spec = DeviceSpec.builder().capacityBytes(SIZE).queues(2).depth(32).build();
+        DeviceSpec spec =
+                DeviceSpec.builder().capacityBytes(SIZE).queues(2).depth(32).build();
         List<Counting> backends = new ArrayList<>();
         List<UbdDevice> devs = new ArrayList<>();
         List<Process> fios = new ArrayList<>();
@@ -143,9 +169,20 @@ class StopUnderLoadDeviceTest {
                 devs.add(Devices.serve(SERVER.get(), spec, c));
             }
             for (UbdDevice dev : devs) {
-                fios.add(new ProcessBuilder("fio", "--name=busy", "--filename=" + dev.blockDevicePath(),
-                        "--rw=randrw", "--bsrange=4k-64k", "--iodepth=16", "--ioengine=io_uring", "--direct=1",
-                        "--size=" + SIZE, "--time_based", "--runtime=300").redirectErrorStream(true).start());
+                fios.add(new ProcessBuilder(
+                                "fio",
+                                "--name=busy",
+                                "--filename=" + dev.blockDevicePath(),
+                                "--rw=randrw",
+                                "--bsrange=4k-64k",
+                                "--iodepth=16",
+                                "--ioengine=io_uring",
+                                "--direct=1",
+                                "--size=" + SIZE,
+                                "--time_based",
+                                "--runtime=300")
+                        .redirectErrorStream(true)
+                        .start());
             }
             long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
             while (backends.stream().anyMatch(c -> c.finished.get() < 200) && System.nanoTime() < end) {
@@ -153,15 +190,17 @@ class StopUnderLoadDeviceTest {
             }
             for (int i = 0; i < kinds.size(); i++) {
                 assertTrue(fios.get(i).isAlive(), kinds.get(i) + ": fio runs");
-                assertTrue(backends.get(i).finished.get() >= 200, kinds.get(i) + ": fio's IO reached the backend: "
-                        + backends.get(i));
+                assertTrue(
+                        backends.get(i).finished.get() >= 200,
+                        kinds.get(i) + ": fio's IO reached the backend: " + backends.get(i));
             }
             long t0 = System.nanoTime();
             List<Long> closeMs = Collections.synchronizedList(new ArrayList<>());
             Flux.fromIterable(devs)
-                    .flatMap(d -> d.close().doOnSuccess(v -> closeMs.add(
-                            TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0))))
-                    .then().block(WAIT);
+                    .flatMap(d -> d.close()
+                            .doOnSuccess(v -> closeMs.add(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0))))
+                    .then()
+                    .block(WAIT);
             System.out.println("stop four at once: close() times " + closeMs + " ms; backends " + backends);
             assertEquals(kinds.size(), closeMs.size(), "every close completed");
             closeMs.forEach(ms -> assertTrue(ms < 60_000, "close() took " + ms + " ms"));
@@ -170,13 +209,17 @@ class StopUnderLoadDeviceTest {
                 assertEquals(c.started.get(), c.finished.get(), kinds.get(i) + ": every request was answered");
                 Process fio = fios.get(i);
                 assertTrue(fio.waitFor(60, TimeUnit.SECONDS), kinds.get(i) + ": fio ended rather than hung");
-                assertNotEquals(0, fio.exitValue(), new String(fio.getInputStream().readAllBytes(),
-                        StandardCharsets.UTF_8));
+                assertNotEquals(
+                        0, fio.exitValue(), new String(fio.getInputStream().readAllBytes(), StandardCharsets.UTF_8));
                 UbdDevice dev = devs.get(i);
                 assertFalse(Files.exists(Path.of(dev.blockDevicePath())), dev.blockDevicePath() + " is gone");
                 assertFalse(Vm.deviceExists(dev.id()), "device " + dev.id() + " is deleted");
             }
-            assertEquals("", Vm.sh(10, "ls /sys/class/ublk-char/ 2>/dev/null || true").output().trim(),
+            assertEquals(
+                    "",
+                    Vm.sh(10, "ls /sys/class/ublk-char/ 2>/dev/null || true")
+                            .output()
+                            .trim(),
                     "no device left");
         } finally {
             for (Process fio : fios) {
@@ -209,9 +252,10 @@ class StopUnderLoadDeviceTest {
 
         private <T> Mono<T> counted(Mono<T> m) {
             return Mono.defer(() -> {
-                started.incrementAndGet();
-                return m;
-            }).doFinally(s -> finished.incrementAndGet());
+                        started.incrementAndGet();
+                        return m;
+                    })
+                    .doFinally(s -> finished.incrementAndGet());
         }
 
         @Override

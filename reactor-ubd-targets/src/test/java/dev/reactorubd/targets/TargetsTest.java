@@ -1,5 +1,11 @@
 package dev.reactorubd.targets;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
+import dev.reactorubd.UbdIoException;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.file.FileBackend;
@@ -19,12 +25,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import reactor.core.publisher.Flux;
 import reactor.test.StepVerifier;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import dev.reactorubd.Errno;
-import dev.reactorubd.UbdIoException;
 
 /** The targets through the test kit's virtual device: the same queue and bridge code the kernel path uses. */
 class TargetsTest {
@@ -46,7 +46,8 @@ class TargetsTest {
             byte[] data = new byte[10_000];
             new Random(1).nextBytes(data);
             // 512-aligned but not page-aligned: bytes 1536..11535 touch pages 0, 1 and 2.
-            StepVerifier.create(dev.write(0, 1536, Unpooled.wrappedBuffer(data))).verifyComplete();
+            StepVerifier.create(dev.write(0, 1536, Unpooled.wrappedBuffer(data)))
+                    .verifyComplete();
             assertArrayEquals(data, read(dev, 1, 1536, data.length));
             assertEquals(3, mem.allocatedPages());
             byte[] hole = read(dev, 0, 64 * 1024, 8192);
@@ -84,23 +85,24 @@ class TargetsTest {
 
     /** Found by VirtualDeviceProperties: offset + length overflowed, and a write at Long.MAX_VALUE "succeeded". */
     @Test
-    void rangesWhoseEndOverflowsAreRefusedWithEinval(@TempDir Path dir)
-            throws Exception {
+    void rangesWhoseEndOverflowsAreRefusedWithEinval(@TempDir Path dir) throws Exception {
         Path img = dir.resolve("disk.img");
         Files.write(img, new byte[8192]);
         FileBackend file = FileBackend.open(img);
         MemoryBackend mem = new MemoryBackend(8192);
         try {
-            for (BlockBackend b : List.of(mem, file,
-                    Backends.concat(new MemoryBackend(4096), new MemoryBackend(4096)))) {
+            for (BlockBackend b :
+                    List.of(mem, file, Backends.concat(new MemoryBackend(4096), new MemoryBackend(4096)))) {
                 for (long offset : new long[] {Long.MAX_VALUE, Long.MAX_VALUE - 511}) {
                     StepVerifier.create(b.write(offset, Unpooled.wrappedBuffer(new byte[512]), false))
-                            .expectErrorSatisfies(e -> assertEquals(Errno.EINVAL,
-                                    ((UbdIoException) e).errno(), b + ": " + e))
+                            .expectErrorSatisfies(
+                                    e -> assertEquals(Errno.EINVAL, ((UbdIoException) e).errno(), b + ": " + e))
                             .verify(WAIT);
                     StepVerifier.create(b.read(offset, 512, PooledByteBufAllocator.DEFAULT))
-                            .expectError(UbdIoException.class).verify(WAIT);
-                    StepVerifier.create(b.discard(offset, 512)).expectError(UbdIoException.class)
+                            .expectError(UbdIoException.class)
+                            .verify(WAIT);
+                    StepVerifier.create(b.discard(offset, 512))
+                            .expectError(UbdIoException.class)
                             .verify(WAIT);
                 }
             }
@@ -118,13 +120,15 @@ class TargetsTest {
                             .then())
                     .verifyComplete();
             StepVerifier.create(Flux.range(0, 256)
-                            .flatMap(i -> dev.read(i % 2, i * 4096L, 4096).map(b -> {
-                                try {
-                                    return Arrays.equals(ByteBufUtil.getBytes(b), block(i));
-                                } finally {
-                                    b.release();
-                                }
-                            }), 64)
+                            .flatMap(
+                                    i -> dev.read(i % 2, i * 4096L, 4096).map(b -> {
+                                        try {
+                                            return Arrays.equals(ByteBufUtil.getBytes(b), block(i));
+                                        } finally {
+                                            b.release();
+                                        }
+                                    }),
+                                    64)
                             .all(ok -> ok))
                     .expectNext(true)
                     .verifyComplete();

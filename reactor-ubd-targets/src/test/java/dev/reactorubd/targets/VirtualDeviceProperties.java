@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.sys.UblkIo;
@@ -12,7 +13,6 @@ import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.Cases;
 import dev.reactorubd.testing.Gen;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
@@ -37,7 +37,15 @@ class VirtualDeviceProperties {
     private static final Duration ANSWERED_WITHIN = Duration.ofSeconds(10);
 
     /** What one request does. */
-    enum Kind { READ, WRITE, WRITE_FUA, FLUSH, DISCARD, WRITE_ZEROES, RAW }
+    enum Kind {
+        READ,
+        WRITE,
+        WRITE_FUA,
+        FLUSH,
+        DISCARD,
+        WRITE_ZEROES,
+        RAW
+    }
 
     /** One request: a raw one carries its own operation code and flags. */
     record Op(Kind kind, long offset, int length, int rawOp, int rawFlags, int queue) {
@@ -57,8 +65,8 @@ class VirtualDeviceProperties {
     void memoryAnswersEveryRequestWithDataOrAnErrnoAndMatchesAModel() {
         Cases.forAll(120, programs(), program -> {
             byte[] model = new byte[CAPACITY];
-            try (VirtualDevice dev = VirtualDevice.serve(new MemoryBackend(CAPACITY), 2, 4, ANSWERED_WITHIN,
-                    UbdMetrics.NONE)) {
+            try (VirtualDevice dev =
+                    VirtualDevice.serve(new MemoryBackend(CAPACITY), 2, 4, ANSWERED_WITHIN, UbdMetrics.NONE)) {
                 int n = 0;
                 for (Op op : program) {
                     run(dev, op, model, n++);
@@ -93,8 +101,10 @@ class VirtualDeviceProperties {
             case READ -> {
                 if (inRange && op.length() > 0) {
                     assertEquals(0, o.errno, op + " in range succeeds");
-                    assertArrayEquals(Arrays.copyOfRange(model, (int) op.offset(), (int) op.offset() + op.length()),
-                            o.data, op + ": the model's bytes");
+                    assertArrayEquals(
+                            Arrays.copyOfRange(model, (int) op.offset(), (int) op.offset() + op.length()),
+                            o.data,
+                            op + ": the model's bytes");
                 } else {
                     assertTrue(o.errno > 0, op + " out of range or empty fails");
                 }
@@ -119,8 +129,11 @@ class VirtualDeviceProperties {
             case RAW -> {
                 // Unknown operations are refused; known ones act on the model as above, without data of their own.
                 int code = op.rawOp();
-                if (code == UblkIo.OP_READ || code == UblkIo.OP_WRITE || code == UblkIo.OP_FLUSH
-                        || code == UblkIo.OP_DISCARD || code == UblkIo.OP_WRITE_ZEROES) {
+                if (code == UblkIo.OP_READ
+                        || code == UblkIo.OP_WRITE
+                        || code == UblkIo.OP_FLUSH
+                        || code == UblkIo.OP_DISCARD
+                        || code == UblkIo.OP_WRITE_ZEROES) {
                     if (code == UblkIo.OP_DISCARD || code == UblkIo.OP_WRITE_ZEROES) {
                         if (o.errno == 0) {
                             Arrays.fill(model, (int) op.offset(), (int) op.offset() + op.length(), (byte) 0);
@@ -136,26 +149,32 @@ class VirtualDeviceProperties {
     }
 
     /** The result of one request: its data (a READ), or the errno it failed with (0: it succeeded). */
-    private record Outcome(int errno, byte[] data) {
-    }
+    private record Outcome(int errno, byte[] data) {}
 
     private static Outcome outcome(VirtualDevice dev, Op op, byte[] written) {
         int q = op.queue();
         Mono<byte[]> request = switch (op.kind()) {
-            case READ -> dev.read(q, op.offset(), op.length()).map(b -> {
-                try {
-                    return ByteBufUtil.getBytes(b);
-                } finally {
-                    b.release();
-                }
-            });
-            case WRITE, WRITE_FUA -> dev.write(q, op.offset(), Unpooled.wrappedBuffer(
-                    written != null ? written : new byte[Math.max(0, op.length())]), op.kind() == Kind.WRITE_FUA)
-                    .then(Mono.empty());
+            case READ ->
+                dev.read(q, op.offset(), op.length()).map(b -> {
+                    try {
+                        return ByteBufUtil.getBytes(b);
+                    } finally {
+                        b.release();
+                    }
+                });
+            case WRITE, WRITE_FUA ->
+                dev.write(
+                                q,
+                                op.offset(),
+                                Unpooled.wrappedBuffer(written != null ? written : new byte[Math.max(0, op.length())]),
+                                op.kind() == Kind.WRITE_FUA)
+                        .then(Mono.empty());
             case FLUSH -> dev.flush(q).then(Mono.empty());
             case DISCARD -> dev.discard(q, op.offset(), op.length()).then(Mono.empty());
             case WRITE_ZEROES -> dev.writeZeroes(q, op.offset(), op.length()).then(Mono.empty());
-            case RAW -> dev.submitRaw(q, op.rawOp(), op.rawFlags(), op.offset(), op.length()).then(Mono.empty());
+            case RAW ->
+                dev.submitRaw(q, op.rawOp(), op.rawFlags(), op.offset(), op.length())
+                        .then(Mono.empty());
         };
         try {
             byte[] data = request.block(ANSWERED_WITHIN.plusSeconds(5));
@@ -192,27 +211,52 @@ class VirtualDeviceProperties {
     }
 
     static Gen<List<Op>> programs() {
-        Gen<Kind> kinds = Gen.<Kind>weighted().value(4, Kind.READ).value(4, Kind.WRITE).value(1, Kind.WRITE_FUA)
-                .value(1, Kind.FLUSH).value(2, Kind.DISCARD).value(2, Kind.WRITE_ZEROES).value(2, Kind.RAW);
+        Gen<Kind> kinds = Gen.<Kind>weighted()
+                .value(4, Kind.READ)
+                .value(4, Kind.WRITE)
+                .value(1, Kind.WRITE_FUA)
+                .value(1, Kind.FLUSH)
+                .value(2, Kind.DISCARD)
+                .value(2, Kind.WRITE_ZEROES)
+                .value(2, Kind.RAW);
         Gen<Long> offsets = Gen.<Long>weighted()
                 .add(8, Gen.longs(0, CAPACITY / 512 - 1).map(s -> s * 512))
                 .add(2, Gen.longs(0, CAPACITY + 8192L))
-                .add(1, Gen.of(-1L, -512L, (long) CAPACITY, CAPACITY - 1L, CAPACITY - 512L, Long.MAX_VALUE,
-                        Long.MAX_VALUE - 511, Long.MIN_VALUE, 1L << 40))
+                .add(
+                        1,
+                        Gen.of(
+                                -1L,
+                                -512L,
+                                (long) CAPACITY,
+                                CAPACITY - 1L,
+                                CAPACITY - 512L,
+                                Long.MAX_VALUE,
+                                Long.MAX_VALUE - 511,
+                                Long.MIN_VALUE,
+                                1L << 40))
                 .add(1, Gen.anyLong());
         Gen<Integer> lengths = Gen.<Integer>weighted()
                 .add(8, Gen.ints(1, 128).map(s -> s * 512))
                 .add(2, Gen.ints(0, 70_000))
                 .add(1, Gen.of(0, 1, 511, 513, 4097, -1, -4096, CAPACITY, CAPACITY + 512, (int) UblkIo.MAX_IO_BYTES));
         Gen<Integer> rawOps = Gen.<Integer>weighted()
-                .add(3, Gen.of(UblkIo.OP_READ, UblkIo.OP_WRITE, UblkIo.OP_FLUSH, UblkIo.OP_DISCARD,
-                        UblkIo.OP_WRITE_SAME, UblkIo.OP_WRITE_ZEROES, UblkIo.OP_ZONE_OPEN, UblkIo.OP_ZONE_APPEND,
-                        UblkIo.OP_REPORT_ZONES))
+                .add(
+                        3,
+                        Gen.of(
+                                UblkIo.OP_READ,
+                                UblkIo.OP_WRITE,
+                                UblkIo.OP_FLUSH,
+                                UblkIo.OP_DISCARD,
+                                UblkIo.OP_WRITE_SAME,
+                                UblkIo.OP_WRITE_ZEROES,
+                                UblkIo.OP_ZONE_OPEN,
+                                UblkIo.OP_ZONE_APPEND,
+                                UblkIo.OP_REPORT_ZONES))
                 .add(1, Gen.ints(0, 255));
         Gen<Integer> rawFlags = Gen.ints(0, 0xFFFFFF).map(f -> f << 8);
         Gen<Integer> queues = Gen.ints(0, 1);
-        Gen<Op> ops = r -> new Op(kinds.next(r), offsets.next(r), lengths.next(r), rawOps.next(r), rawFlags.next(r),
-                queues.next(r));
+        Gen<Op> ops = r -> new Op(
+                kinds.next(r), offsets.next(r), lengths.next(r), rawOps.next(r), rawFlags.next(r), queues.next(r));
         return ops.list(1, 12);
     }
 }

@@ -20,8 +20,16 @@ import java.util.Set;
  * @param ownerUid      uid of the creator
  * @param ownerGid      gid of the creator
  */
-public record DeviceInfo(int id, int queues, int depth, UblkDevState state, long maxIoBytes, int serverPid,
-                         long featureMask, int ownerUid, int ownerGid) {
+public record DeviceInfo(
+        int id,
+        int queues,
+        int depth,
+        UblkDevState state,
+        long maxIoBytes,
+        int serverPid,
+        long featureMask,
+        int ownerUid,
+        int ownerGid) {
 
     /**
      * Reads a {@code ublksrv_ctrl_dev_info}.
@@ -30,9 +38,16 @@ public record DeviceInfo(int id, int queues, int depth, UblkDevState state, long
      * @return the device's info
      */
     public static DeviceInfo read(MemorySegment s) {
-        return new DeviceInfo(UblkDevInfo.devId(s), UblkDevInfo.nrHwQueues(s), UblkDevInfo.queueDepth(s),
-                UblkDevState.of(UblkDevInfo.state(s)), UblkDevInfo.maxIoBufBytes(s), UblkDevInfo.ublksrvPid(s),
-                UblkDevInfo.flags(s), UblkDevInfo.ownerUid(s), UblkDevInfo.ownerGid(s));
+        return new DeviceInfo(
+                UblkDevInfo.devId(s),
+                UblkDevInfo.nrHwQueues(s),
+                UblkDevInfo.queueDepth(s),
+                UblkDevState.of(UblkDevInfo.state(s)),
+                UblkDevInfo.maxIoBufBytes(s),
+                UblkDevInfo.ublksrvPid(s),
+                UblkDevInfo.flags(s),
+                UblkDevInfo.ownerUid(s),
+                UblkDevInfo.ownerGid(s));
     }
 
     /** {@return the features in force} */

@@ -17,8 +17,16 @@ import java.lang.foreign.MemorySegment;
  * @param charDevice           major:minor of {@code /dev/ublkcN} ("" until known)
  * @param diskDevice           major:minor of {@code /dev/ublkbN} ("" until the device is started)
  */
-public record DeviceParams(int types, int attrs, int logicalBlockSize, int physicalBlockSize, long capacityBytes,
-                           long maxIoBytes, DeviceSpec.Discard discard, String charDevice, String diskDevice) {
+public record DeviceParams(
+        int types,
+        int attrs,
+        int logicalBlockSize,
+        int physicalBlockSize,
+        long capacityBytes,
+        long maxIoBytes,
+        DeviceSpec.Discard discard,
+        String charDevice,
+        String diskDevice) {
 
     /**
      * The parameters a spec asks for.
@@ -32,8 +40,16 @@ public record DeviceParams(int types, int attrs, int logicalBlockSize, int physi
                 | (spec.volatileCache() ? UblkParams.ATTR_VOLATILE_CACHE : 0)
                 | (spec.fua() ? UblkParams.ATTR_FUA : 0);
         int types = UblkParams.TYPE_BASIC | (spec.discard() != null ? UblkParams.TYPE_DISCARD : 0);
-        return new DeviceParams(types, attrs, spec.logicalBlockSize(), spec.physicalBlockSize(),
-                spec.capacityBytes(), spec.maxIoBytes(), spec.discard(), "", "");
+        return new DeviceParams(
+                types,
+                attrs,
+                spec.logicalBlockSize(),
+                spec.physicalBlockSize(),
+                spec.capacityBytes(),
+                spec.maxIoBytes(),
+                spec.discard(),
+                "",
+                "");
     }
 
     /**
@@ -104,15 +120,27 @@ public record DeviceParams(int types, int attrs, int logicalBlockSize, int physi
      */
     public static DeviceParams read(MemorySegment s) {
         int types = UblkParams.types(s);
-        DeviceSpec.Discard discard = (types & UblkParams.TYPE_DISCARD) == 0 ? null : new DeviceSpec.Discard(
-                UblkParams.discardGranularity(s), UblkParams.discardAlignment(s),
-                UblkParams.maxDiscardSectors(s) << 9, UblkParams.maxWriteZeroesSectors(s) << 9);
+        DeviceSpec.Discard discard = (types & UblkParams.TYPE_DISCARD) == 0
+                ? null
+                : new DeviceSpec.Discard(
+                        UblkParams.discardGranularity(s),
+                        UblkParams.discardAlignment(s),
+                        UblkParams.maxDiscardSectors(s) << 9,
+                        UblkParams.maxWriteZeroesSectors(s) << 9);
         boolean devt = (types & UblkParams.TYPE_DEVT) != 0;
         String chr = devt ? UblkParams.devtCharMajor(s) + ":" + UblkParams.devtCharMinor(s) : "";
         String disk = devt && UblkParams.devtDiskMajor(s) != 0
-                ? UblkParams.devtDiskMajor(s) + ":" + UblkParams.devtDiskMinor(s) : "";
-        return new DeviceParams(types, UblkParams.attrs(s), 1 << UblkParams.logicalBsShift(s),
-                1 << UblkParams.physicalBsShift(s), UblkParams.devSectors(s) << 9, UblkParams.maxSectors(s) << 9,
-                discard, chr, disk);
+                ? UblkParams.devtDiskMajor(s) + ":" + UblkParams.devtDiskMinor(s)
+                : "";
+        return new DeviceParams(
+                types,
+                UblkParams.attrs(s),
+                1 << UblkParams.logicalBsShift(s),
+                1 << UblkParams.physicalBsShift(s),
+                UblkParams.devSectors(s) << 9,
+                UblkParams.maxSectors(s) << 9,
+                discard,
+                chr,
+                disk);
     }
 }

@@ -32,10 +32,17 @@ public final class DeviceSpec {
 
     /** Features a caller may request; the rest are either always set by this library or not usable with it. */
     private static final Set<UblkFeature> REQUESTABLE = Collections.unmodifiableSet(EnumSet.of(
-            UblkFeature.USER_COPY, UblkFeature.USER_RECOVERY, UblkFeature.USER_RECOVERY_REISSUE,
-            UblkFeature.USER_RECOVERY_FAIL_IO, UblkFeature.URING_CMD_COMP_IN_TASK, UblkFeature.CMD_IOCTL_ENCODE,
-            UblkFeature.UPDATE_SIZE, UblkFeature.QUIESCE, UblkFeature.SAFE_STOP_DEV,
-            UblkFeature.NO_AUTO_PART_SCAN, UblkFeature.AUTO_BUF_REG));
+            UblkFeature.USER_COPY,
+            UblkFeature.USER_RECOVERY,
+            UblkFeature.USER_RECOVERY_REISSUE,
+            UblkFeature.USER_RECOVERY_FAIL_IO,
+            UblkFeature.URING_CMD_COMP_IN_TASK,
+            UblkFeature.CMD_IOCTL_ENCODE,
+            UblkFeature.UPDATE_SIZE,
+            UblkFeature.QUIESCE,
+            UblkFeature.SAFE_STOP_DEV,
+            UblkFeature.NO_AUTO_PART_SCAN,
+            UblkFeature.AUTO_BUF_REG));
 
     private final int deviceId;
     private final int queues;
@@ -60,9 +67,7 @@ public final class DeviceSpec {
      * @param maxDiscardBytes      largest single DISCARD, a multiple of 512 (0: no DISCARD)
      * @param maxWriteZeroesBytes  largest single WRITE_ZEROES, a multiple of 512 (0: no WRITE_ZEROES)
      */
-    public record Discard(long granularityBytes, long alignmentBytes, long maxDiscardBytes,
-                          long maxWriteZeroesBytes) {
-    }
+    public record Discard(long granularityBytes, long alignmentBytes, long maxDiscardBytes, long maxWriteZeroesBytes) {}
 
     private DeviceSpec(Builder b) {
         this.deviceId = b.deviceId;
@@ -116,43 +121,69 @@ public final class DeviceSpec {
     }
 
     /** {@return the device id to ask for, or {@link #AUTO_ID}} */
-    public int deviceId() { return deviceId; }
+    public int deviceId() {
+        return deviceId;
+    }
 
     /** {@return the number of hardware queues asked for} */
-    public int queues() { return queues; }
+    public int queues() {
+        return queues;
+    }
 
     /** {@return the tags per queue: requests in flight per queue at most} */
-    public int depth() { return depth; }
+    public int depth() {
+        return depth;
+    }
 
     /** {@return the logical block size in bytes: the unit of every offset and length} */
-    public int logicalBlockSize() { return logicalBlockSize; }
+    public int logicalBlockSize() {
+        return logicalBlockSize;
+    }
 
     /** {@return the physical block size in bytes} */
-    public int physicalBlockSize() { return physicalBlockSize; }
+    public int physicalBlockSize() {
+        return physicalBlockSize;
+    }
 
     /** {@return the device's size in bytes} */
-    public long capacityBytes() { return capacityBytes; }
+    public long capacityBytes() {
+        return capacityBytes;
+    }
 
     /** {@return the largest request in bytes; the kernel splits larger ones} */
-    public long maxIoBytes() { return maxIoBytes; }
+    public long maxIoBytes() {
+        return maxIoBytes;
+    }
 
     /** {@return whether the device is read-only} */
-    public boolean readOnly() { return readOnly; }
+    public boolean readOnly() {
+        return readOnly;
+    }
 
     /** {@return whether the device says it is rotational (a hint to IO schedulers)} */
-    public boolean rotational() { return rotational; }
+    public boolean rotational() {
+        return rotational;
+    }
 
     /** {@return whether the device has a volatile cache, so that the kernel sends FLUSH requests} */
-    public boolean volatileCache() { return volatileCache; }
+    public boolean volatileCache() {
+        return volatileCache;
+    }
 
     /** {@return whether WRITEs may carry FUA (force unit access); needs a volatile cache} */
-    public boolean fua() { return fua; }
+    public boolean fua() {
+        return fua;
+    }
 
     /** {@return the discard limits, or {@code null} when the device does not discard} */
-    public Discard discard() { return discard; }
+    public Discard discard() {
+        return discard;
+    }
 
     /** {@return the features requested from the kernel; always holds {@link UblkFeature#USER_COPY}} */
-    public Set<UblkFeature> features() { return features; }
+    public Set<UblkFeature> features() {
+        return features;
+    }
 
     /** {@return the feature mask sent with ADD_DEV} */
     public long featureMask() {
@@ -192,7 +223,10 @@ public final class DeviceSpec {
          * @param id the id, from 0 to {@link #MAX_DEVICE_IDS} - 1, or {@link #AUTO_ID}
          * @return this builder
          */
-        public Builder deviceId(int id) { this.deviceId = id; return this; }
+        public Builder deviceId(int id) {
+            this.deviceId = id;
+            return this;
+        }
 
         /**
          * Sets the number of hardware queues, each served on one event loop.
@@ -200,7 +234,10 @@ public final class DeviceSpec {
          * @param n from 1 to {@link #MAX_QUEUES}
          * @return this builder
          */
-        public Builder queues(int n) { this.queues = n; return this; }
+        public Builder queues(int n) {
+            this.queues = n;
+            return this;
+        }
 
         /**
          * Sets the tags per queue: how many requests a queue has in flight at most.
@@ -208,7 +245,10 @@ public final class DeviceSpec {
          * @param d from 1 to {@link #MAX_DEPTH}
          * @return this builder
          */
-        public Builder depth(int d) { this.depth = d; return this; }
+        public Builder depth(int d) {
+            this.depth = d;
+            return this;
+        }
 
         /**
          * Sets the logical block size.
@@ -216,7 +256,10 @@ public final class DeviceSpec {
          * @param bytes a power of two from 512 to the page size
          * @return this builder
          */
-        public Builder logicalBlockSize(int bytes) { this.logicalBlockSize = bytes; return this; }
+        public Builder logicalBlockSize(int bytes) {
+            this.logicalBlockSize = bytes;
+            return this;
+        }
 
         /**
          * Sets the physical block size.
@@ -224,7 +267,10 @@ public final class DeviceSpec {
          * @param bytes a power of two, at least the logical block size (the logical block size when not set)
          * @return this builder
          */
-        public Builder physicalBlockSize(int bytes) { this.physicalBlockSize = bytes; return this; }
+        public Builder physicalBlockSize(int bytes) {
+            this.physicalBlockSize = bytes;
+            return this;
+        }
 
         /**
          * Sets the device's size.
@@ -232,7 +278,10 @@ public final class DeviceSpec {
          * @param bytes a positive multiple of the logical block size
          * @return this builder
          */
-        public Builder capacityBytes(long bytes) { this.capacityBytes = bytes; return this; }
+        public Builder capacityBytes(long bytes) {
+            this.capacityBytes = bytes;
+            return this;
+        }
 
         /**
          * Sets the largest request.
@@ -240,7 +289,10 @@ public final class DeviceSpec {
          * @param bytes a multiple of the page size, {@link #DEFAULT_MAX_IO_BYTES} by default
          * @return this builder
          */
-        public Builder maxIoBytes(long bytes) { this.maxIoBytes = bytes; return this; }
+        public Builder maxIoBytes(long bytes) {
+            this.maxIoBytes = bytes;
+            return this;
+        }
 
         /**
          * Makes the device read-only: the kernel refuses writes before they reach the backend.
@@ -248,7 +300,10 @@ public final class DeviceSpec {
          * @param v whether it is read-only
          * @return this builder
          */
-        public Builder readOnly(boolean v) { this.readOnly = v; return this; }
+        public Builder readOnly(boolean v) {
+            this.readOnly = v;
+            return this;
+        }
 
         /**
          * Marks the device rotational, a hint for IO schedulers.
@@ -256,7 +311,10 @@ public final class DeviceSpec {
          * @param v whether it is rotational
          * @return this builder
          */
-        public Builder rotational(boolean v) { this.rotational = v; return this; }
+        public Builder rotational(boolean v) {
+            this.rotational = v;
+            return this;
+        }
 
         /**
          * Says the device has a volatile cache, so that the kernel sends FLUSH requests (serve them with {@code
@@ -265,7 +323,10 @@ public final class DeviceSpec {
          * @param v whether it has one
          * @return this builder
          */
-        public Builder volatileCache(boolean v) { this.volatileCache = v; return this; }
+        public Builder volatileCache(boolean v) {
+            this.volatileCache = v;
+            return this;
+        }
 
         /**
          * Lets WRITEs carry FUA (force unit access: durable when answered); needs a volatile cache.
@@ -273,7 +334,10 @@ public final class DeviceSpec {
          * @param v whether FUA is allowed
          * @return this builder
          */
-        public Builder fua(boolean v) { this.fua = v; return this; }
+        public Builder fua(boolean v) {
+            this.fua = v;
+            return this;
+        }
 
         /**
          * Sets the discard and write-zeroes limits, or none.
@@ -281,7 +345,10 @@ public final class DeviceSpec {
          * @param d the limits, or {@code null} for a device that neither discards nor zeroes
          * @return this builder
          */
-        public Builder discard(Discard d) { this.discard = d; return this; }
+        public Builder discard(Discard d) {
+            this.discard = d;
+            return this;
+        }
 
         /**
          * Sets the features to request from the kernel; {@link UblkFeature#USER_COPY} is always added.
@@ -314,8 +381,8 @@ public final class DeviceSpec {
          */
         public DeviceSpec build() {
             if (deviceId != AUTO_ID && (deviceId < 0 || deviceId >= MAX_DEVICE_IDS)) {
-                throw new InvalidDeviceSpecException("deviceId",
-                        "must be from 0 to " + (MAX_DEVICE_IDS - 1) + ", or AUTO_ID (-1); was " + deviceId);
+                throw new InvalidDeviceSpecException(
+                        "deviceId", "must be from 0 to " + (MAX_DEVICE_IDS - 1) + ", or AUTO_ID (-1); was " + deviceId);
             }
             if (queues < 1 || queues > MAX_QUEUES) {
                 throw new InvalidDeviceSpecException("queues", "must be from 1 to " + MAX_QUEUES + "; was " + queues);
@@ -327,23 +394,30 @@ public final class DeviceSpec {
             int physical = physicalBlockSize == 0 ? logicalBlockSize : physicalBlockSize;
             checkBlockSize("physicalBlockSize", physical);
             if (physical < logicalBlockSize) {
-                throw new InvalidDeviceSpecException("physicalBlockSize", "must not be below the logical block size ("
-                        + logicalBlockSize + "); was " + physical);
+                throw new InvalidDeviceSpecException(
+                        "physicalBlockSize",
+                        "must not be below the logical block size (" + logicalBlockSize + "); was " + physical);
             }
             if (capacityBytes == -1) {
                 throw new InvalidDeviceSpecException("capacityBytes", "is required: set the device size in bytes");
             }
             if (capacityBytes <= 0 || capacityBytes % logicalBlockSize != 0) {
-                throw new InvalidDeviceSpecException("capacityBytes", "must be a positive multiple of the logical "
-                        + "block size (" + logicalBlockSize + "); was " + capacityBytes);
+                throw new InvalidDeviceSpecException(
+                        "capacityBytes",
+                        "must be a positive multiple of the logical " + "block size (" + logicalBlockSize + "); was "
+                                + capacityBytes);
             }
             if (maxIoBytes < 4096 || maxIoBytes > UblkIo.MAX_IO_BYTES || maxIoBytes % 4096 != 0) {
-                throw new InvalidDeviceSpecException("maxIoBytes", "must be a multiple of 4096 from 4096 to "
-                        + UblkIo.MAX_IO_BYTES + " (32 MiB, the most USER_COPY can address); was " + maxIoBytes);
+                throw new InvalidDeviceSpecException(
+                        "maxIoBytes",
+                        "must be a multiple of 4096 from 4096 to " + UblkIo.MAX_IO_BYTES
+                                + " (32 MiB, the most USER_COPY can address); was " + maxIoBytes);
             }
             if (fua && !volatileCache) {
-                throw new InvalidDeviceSpecException("fua", "FUA only means something with a volatile write cache: "
-                        + "set volatileCache(true) as well, or drop fua");
+                throw new InvalidDeviceSpecException(
+                        "fua",
+                        "FUA only means something with a volatile write cache: "
+                                + "set volatileCache(true) as well, or drop fua");
             }
             if (discard != null) {
                 checkDiscard(discard);
@@ -354,8 +428,8 @@ public final class DeviceSpec {
 
         private static void checkBlockSize(String field, int size) {
             if (size < 512 || size > 4096 || Integer.bitCount(size) != 1) {
-                throw new InvalidDeviceSpecException(field,
-                        "must be a power of two from 512 to 4096 (512, 1024, 2048 or 4096); was " + size);
+                throw new InvalidDeviceSpecException(
+                        field, "must be a power of two from 512 to 4096 (512, 1024, 2048 or 4096); was " + size);
             }
         }
 
@@ -363,27 +437,34 @@ public final class DeviceSpec {
             if (readOnly) {
                 throw new InvalidDeviceSpecException("discard", "a read-only device cannot discard: drop one");
             }
-            if (d.granularityBytes() <= 0 || d.granularityBytes() % logicalBlockSize != 0
+            if (d.granularityBytes() <= 0
+                    || d.granularityBytes() % logicalBlockSize != 0
                     || d.granularityBytes() > 0xFFFF_FFFFL) {
-                throw new InvalidDeviceSpecException("discard.granularityBytes", "must be a positive multiple of the "
-                        + "logical block size (" + logicalBlockSize + "); was " + d.granularityBytes());
+                throw new InvalidDeviceSpecException(
+                        "discard.granularityBytes",
+                        "must be a positive multiple of the " + "logical block size (" + logicalBlockSize + "); was "
+                                + d.granularityBytes());
             }
             if (d.alignmentBytes() < 0 || d.alignmentBytes() % 512 != 0 || d.alignmentBytes() >= d.granularityBytes()) {
-                throw new InvalidDeviceSpecException("discard.alignmentBytes", "must be a multiple of 512 below the "
-                        + "granularity (" + d.granularityBytes() + "); was " + d.alignmentBytes());
+                throw new InvalidDeviceSpecException(
+                        "discard.alignmentBytes",
+                        "must be a multiple of 512 below the " + "granularity (" + d.granularityBytes() + "); was "
+                                + d.alignmentBytes());
             }
             checkSectors("discard.maxDiscardBytes", d.maxDiscardBytes());
             checkSectors("discard.maxWriteZeroesBytes", d.maxWriteZeroesBytes());
             if (d.maxDiscardBytes() == 0 && d.maxWriteZeroesBytes() == 0) {
-                throw new InvalidDeviceSpecException("discard", "allows neither DISCARD nor WRITE_ZEROES: set "
-                        + "maxDiscardBytes or maxWriteZeroesBytes, or pass no discard limits");
+                throw new InvalidDeviceSpecException(
+                        "discard",
+                        "allows neither DISCARD nor WRITE_ZEROES: set "
+                                + "maxDiscardBytes or maxWriteZeroesBytes, or pass no discard limits");
             }
         }
 
         private static void checkSectors(String field, long bytes) {
             if (bytes < 0 || bytes % 512 != 0 || bytes / 512 > 0xFFFF_FFFFL) {
-                throw new InvalidDeviceSpecException(field,
-                        "must be a multiple of 512 below 2 TiB, or 0; was " + bytes);
+                throw new InvalidDeviceSpecException(
+                        field, "must be a multiple of 512 below 2 TiB, or 0; was " + bytes);
             }
         }
 
@@ -402,8 +483,10 @@ public final class DeviceSpec {
             }
             if (features.contains(UblkFeature.USER_RECOVERY_FAIL_IO)
                     && features.contains(UblkFeature.USER_RECOVERY_REISSUE)) {
-                throw new InvalidDeviceSpecException("features", "USER_RECOVERY_REISSUE and USER_RECOVERY_FAIL_IO "
-                        + "exclude each other: reissue in-flight IO to the next server, or fail it; pick one");
+                throw new InvalidDeviceSpecException(
+                        "features",
+                        "USER_RECOVERY_REISSUE and USER_RECOVERY_FAIL_IO "
+                                + "exclude each other: reissue in-flight IO to the next server, or fail it; pick one");
             }
             if (features.contains(UblkFeature.QUIESCE) && !recovery) {
                 throw new InvalidDeviceSpecException("features", "QUIESCE needs USER_RECOVERY as well");
@@ -412,15 +495,16 @@ public final class DeviceSpec {
 
         private static String whyNot(UblkFeature f) {
             return switch (f) {
-                case UNPRIVILEGED_DEV -> "the kernel refuses USER_COPY, which this library needs, on unprivileged "
-                        + "devices; run the server with CAP_SYS_ADMIN";
+                case UNPRIVILEGED_DEV ->
+                    "the kernel refuses USER_COPY, which this library needs, on unprivileged "
+                            + "devices; run the server with CAP_SYS_ADMIN";
                 case NEED_GET_DATA -> "it only matters without USER_COPY; this library always copies with USER_COPY";
                 case SUPPORT_ZERO_COPY, BUF_REG_OFF_DAEMON, SHMEM_ZC ->
-                        "this library's zero copy is AUTO_BUF_REG (Linux 6.16), which UbdServer requests itself for a "
-                        + "backend with the ZERO_COPY capability; other data moves with USER_COPY";
+                    "this library's zero copy is AUTO_BUF_REG (Linux 6.16), which UbdServer requests itself for a "
+                            + "backend with the ZERO_COPY capability; other data moves with USER_COPY";
                 case ZONED -> "zoned devices are not supported by this library yet";
-                case PER_IO_DAEMON, BATCH_IO -> "this library serves each queue from one event loop with "
-                        + "per-tag commands";
+                case PER_IO_DAEMON, BATCH_IO ->
+                    "this library serves each queue from one event loop with " + "per-tag commands";
                 case INTEGRITY -> "integrity buffers are not supported by this library yet";
                 default -> "not supported";
             };

@@ -1,5 +1,6 @@
 package dev.reactorubd.ctrl;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdClosedException;
 import dev.reactorubd.UbdDeviceBusyException;
 import dev.reactorubd.UbdDeviceStateException;
@@ -14,7 +15,6 @@ import dev.reactorubd.sys.UblkDevInfo;
 import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.sys.UblkParams;
 import dev.reactorubd.uring.ControlRing;
-import dev.reactorubd.Errno;
 import dev.reactorubd.uring.IoUringAbi;
 import dev.reactorubd.uring.Libc;
 import java.io.IOException;
@@ -107,14 +107,18 @@ public final class UbdControl implements AutoCloseable {
         }
         int fd = Libc.open(controlPath.toString(), Libc.O_RDWR | Libc.O_CLOEXEC);
         if (fd == -Errno.ENOENT || fd == -Errno.ENODEV || fd == -Errno.ENXIO) {
-            throw new UbdModuleNotLoadedException(controlPath + " does not exist: the ublk driver is not loaded. "
-                    + "Load it with `modprobe ublk_drv` (needs Linux 6.0+ built with CONFIG_BLK_DEV_UBLK; "
-                    + "this library needs 6.5+ for USER_COPY)", fd);
+            throw new UbdModuleNotLoadedException(
+                    controlPath + " does not exist: the ublk driver is not loaded. "
+                            + "Load it with `modprobe ublk_drv` (needs Linux 6.0+ built with CONFIG_BLK_DEV_UBLK; "
+                            + "this library needs 6.5+ for USER_COPY)",
+                    fd);
         }
         if (fd == -Errno.EACCES || fd == -Errno.EPERM) {
-            throw new UbdPermissionException("cannot open " + controlPath + ": " + Errno.describe(fd)
-                    + ". Run as root (CAP_SYS_ADMIN), or grant access to the control device with a udev rule "
-                    + "for unprivileged devices", fd);
+            throw new UbdPermissionException(
+                    "cannot open " + controlPath + ": " + Errno.describe(fd)
+                            + ". Run as root (CAP_SYS_ADMIN), or grant access to the control device with a udev rule "
+                            + "for unprivileged devices",
+                    fd);
         }
         if (fd < 0) {
             throw new UbdException("cannot open " + controlPath + ": " + Errno.describe(fd), fd);
@@ -145,8 +149,7 @@ public final class UbdControl implements AutoCloseable {
 
     /** {@return the raw feature mask of GET_FEATURES, with bits this library may not name} */
     public Mono<Long> featureMask() {
-        return command(UblkCtrlCmd.GET_FEATURES, -1, 0, 8, null,
-                (res, buf) -> buf.get(ValueLayout.JAVA_LONG, 0));
+        return command(UblkCtrlCmd.GET_FEATURES, -1, 0, 8, null, (res, buf) -> buf.get(ValueLayout.JAVA_LONG, 0));
     }
 
     /**
@@ -158,9 +161,14 @@ public final class UbdControl implements AutoCloseable {
      */
     public Mono<DeviceInfo> addDevice(DeviceSpec spec) {
         Objects.requireNonNull(spec, "spec");
-        return featureMask().onErrorMap(UbdUnsupportedException.class, e -> new UbdUnsupportedException(
-                        "this kernel has no GET_FEATURES, so it predates Linux 6.5 and has no USER_COPY, which "
-                                + "reactor-ubd needs: run Linux 6.5 or newer", e.errno(), e))
+        return featureMask()
+                .onErrorMap(
+                        UbdUnsupportedException.class,
+                        e -> new UbdUnsupportedException(
+                                "this kernel has no GET_FEATURES, so it predates Linux 6.5 and has no USER_COPY, which "
+                                        + "reactor-ubd needs: run Linux 6.5 or newer",
+                                e.errno(),
+                                e))
                 .flatMap(mask -> {
                     for (UblkFeature f : spec.features()) {
                         if ((mask & f.mask()) == 0) {
@@ -169,7 +177,11 @@ public final class UbdControl implements AutoCloseable {
                                     + "newer kernel"));
                         }
                     }
-                    return command(UblkCtrlCmd.ADD_DEV, spec.deviceId(), 0, UblkDevInfo.SIZE,
+                    return command(
+                            UblkCtrlCmd.ADD_DEV,
+                            spec.deviceId(),
+                            0,
+                            UblkDevInfo.SIZE,
                             buf -> {
                                 UblkDevInfo.nrHwQueues(buf, spec.queues());
                                 UblkDevInfo.queueDepth(buf, spec.depth());
@@ -211,8 +223,13 @@ public final class UbdControl implements AutoCloseable {
      * @return the parameters in force (GET_PARAMS), with the device numbers once started
      */
     public Mono<DeviceParams> getParams(int devId) {
-        return command(UblkCtrlCmd.GET_PARAMS, devId, 0, UblkParams.SIZE,
-                buf -> UblkParams.len(buf, (int) UblkParams.SIZE), (res, buf) -> DeviceParams.read(buf));
+        return command(
+                UblkCtrlCmd.GET_PARAMS,
+                devId,
+                0,
+                UblkParams.SIZE,
+                buf -> UblkParams.len(buf, (int) UblkParams.SIZE),
+                (res, buf) -> DeviceParams.read(buf));
     }
 
     /**
@@ -222,8 +239,7 @@ public final class UbdControl implements AutoCloseable {
      * @return a Mono of the device's info, or a {@link UbdNoSuchDeviceException} when there is no such device
      */
     public Mono<DeviceInfo> deviceInfo(int devId) {
-        return command(UblkCtrlCmd.GET_DEV_INFO, devId, 0, UblkDevInfo.SIZE, null,
-                (res, buf) -> DeviceInfo.read(buf));
+        return command(UblkCtrlCmd.GET_DEV_INFO, devId, 0, UblkDevInfo.SIZE, null, (res, buf) -> DeviceInfo.read(buf));
     }
 
     /**
@@ -286,10 +302,12 @@ public final class UbdControl implements AutoCloseable {
                 .timeout(timeout)
                 .flatMap(holders -> holders.isEmpty()
                         ? stopDevice(devId).then(deleteDevice(devId))
-                        : Mono.error(new UbdDeviceBusyException("device " + devId + " is in use: "
-                        + String.join(", ", holders) + ". Unmount or close it first, or remove it asynchronously "
-                        + "(removeDeviceAsync, `ubd remove --async`): the id is then freed when the last holder lets go",
-                        Errno.EBUSY)));
+                        : Mono.error(new UbdDeviceBusyException(
+                                "device " + devId + " is in use: "
+                                        + String.join(", ", holders)
+                                        + ". Unmount or close it first, or remove it asynchronously "
+                                        + "(removeDeviceAsync, `ubd remove --async`): the id is then freed when the last holder lets go",
+                                Errno.EBUSY)));
     }
 
     /**
@@ -327,12 +345,14 @@ public final class UbdControl implements AutoCloseable {
      * @return a Mono that completes once the kernel has the new size
      */
     public Mono<Void> updateSize(int devId, long newSizeBytes) {
-        return featureMask().onErrorReturn(UbdUnsupportedException.class, 0L)
+        return featureMask()
+                .onErrorReturn(UbdUnsupportedException.class, 0L)
                 .zipWith(deviceInfo(devId))
                 .flatMap(t -> getParams(devId).flatMap(params -> {
-                    UbdException refusal = checkUpdateSize(t.getT1(), t.getT2(), params.logicalBlockSize(),
-                            newSizeBytes);
-                    return refusal != null ? Mono.<Void>error(refusal)
+                    UbdException refusal =
+                            checkUpdateSize(t.getT1(), t.getT2(), params.logicalBlockSize(), newSizeBytes);
+                    return refusal != null
+                            ? Mono.<Void>error(refusal)
                             : command(UblkCtrlCmd.UPDATE_SIZE, devId, newSizeBytes >>> 9, 0, null, (res, buf) -> null);
                 }));
     }
@@ -357,16 +377,18 @@ public final class UbdControl implements AutoCloseable {
                     + "whenever the kernel has it)");
         }
         switch (info.state()) {
-            case LIVE, QUIESCED, FAIL_IO -> { }
+            case LIVE, QUIESCED, FAIL_IO -> {}
             default -> {
                 return new UbdDeviceStateException("device " + info.id() + " is " + info.state() + ": only a "
                         + "started device (LIVE, QUIESCED or FAIL_IO) can be resized; start it first");
             }
         }
         if (newSizeBytes <= 0 || newSizeBytes % logicalBlockSize != 0) {
-            return new UbdException("size " + newSizeBytes + " is not a positive multiple of device " + info.id()
-                    + "'s logical block size (" + logicalBlockSize + " bytes): round it to one, such as "
-                    + Math.max(logicalBlockSize, newSizeBytes / logicalBlockSize * logicalBlockSize), Errno.EINVAL);
+            return new UbdException(
+                    "size " + newSizeBytes + " is not a positive multiple of device " + info.id()
+                            + "'s logical block size (" + logicalBlockSize + " bytes): round it to one, such as "
+                            + Math.max(logicalBlockSize, newSizeBytes / logicalBlockSize * logicalBlockSize),
+                    Errno.EINVAL);
         }
         return null;
     }
@@ -389,12 +411,20 @@ public final class UbdControl implements AutoCloseable {
         if (wait == null || wait.isNegative() || wait.isZero() || wait.toMillis() >= 0xFFFF_FFFFL) {
             return Mono.error(new IllegalArgumentException("wait must be positive and below 2^32 ms; was " + wait));
         }
-        return deviceInfo(devId).flatMap(info -> info.has(UblkFeature.QUIESCE)
-                ? command(UblkCtrlCmd.QUIESCE_DEV, devId, wait.toMillis(), 0, null, (res, buf) -> null,
-                timeout.plus(wait))
-                : Mono.error(new UbdUnsupportedException("device " + devId + " was added without QUIESCE, so it "
-                + "cannot be quiesced: add it with DeviceSpec features USER_RECOVERY and QUIESCE (Linux "
-                + UblkFeature.QUIESCE.since() + "+)")));
+        return deviceInfo(devId)
+                .flatMap(info -> info.has(UblkFeature.QUIESCE)
+                        ? command(
+                                UblkCtrlCmd.QUIESCE_DEV,
+                                devId,
+                                wait.toMillis(),
+                                0,
+                                null,
+                                (res, buf) -> null,
+                                timeout.plus(wait))
+                        : Mono.error(
+                                new UbdUnsupportedException("device " + devId + " was added without QUIESCE, so it "
+                                        + "cannot be quiesced: add it with DeviceSpec features USER_RECOVERY and QUIESCE (Linux "
+                                        + UblkFeature.QUIESCE.since() + "+)")));
     }
 
     /**
@@ -414,18 +444,23 @@ public final class UbdControl implements AutoCloseable {
         return start.retryWhen(Retry.fixedDelay(Math.max(1, timeout.toMillis() / 100), Duration.ofMillis(100))
                         .filter(UbdDeviceBusyException.class::isInstance)
                         .onRetryExhaustedThrow((spec, signal) -> signal.failure()))
-                .onErrorResume(UbdDeviceBusyException.class, busy -> Mono
-                        .fromCallable(() -> DeviceHolders.ofCharDevice(devId))
-                        .subscribeOn(Schedulers.boundedElastic())
-                        .timeout(timeout)
-                        .onErrorReturn(List.of())
-                        .flatMap(holders -> Mono.<Void>error(new UbdDeviceBusyException("START_USER_RECOVERY of device "
-                                + devId + " was refused for " + timeout.toSeconds() + " s: EBUSY. " + path + " is still open ("
-                                + (holders.isEmpty() ? "by no process: the kernel still holds the dead server's "
-                                + "reference, which it may never let go" : String.join(", ", holders))
-                                + "). Close what holds it and recover again, or remove the device without waiting for "
-                                + "its holders (removeDeviceAsync, `ubd remove --async`) and add it again",
-                                Errno.EBUSY))));
+                .onErrorResume(
+                        UbdDeviceBusyException.class,
+                        busy -> Mono.fromCallable(() -> DeviceHolders.ofCharDevice(devId))
+                                .subscribeOn(Schedulers.boundedElastic())
+                                .timeout(timeout)
+                                .onErrorReturn(List.of())
+                                .flatMap(holders -> Mono.<Void>error(new UbdDeviceBusyException(
+                                        "START_USER_RECOVERY of device "
+                                                + devId + " was refused for " + timeout.toSeconds() + " s: EBUSY. "
+                                                + path + " is still open ("
+                                                + (holders.isEmpty()
+                                                        ? "by no process: the kernel still holds the dead server's "
+                                                                + "reference, which it may never let go"
+                                                        : String.join(", ", holders))
+                                                + "). Close what holds it and recover again, or remove the device without waiting for "
+                                                + "its holders (removeDeviceAsync, `ubd remove --async`) and add it again",
+                                        Errno.EBUSY))));
     }
 
     /**
@@ -436,8 +471,8 @@ public final class UbdControl implements AutoCloseable {
      * @return a Mono that completes once done, or signals a {@link UbdException} saying what the kernel refused
      */
     public Mono<Void> endUserRecovery(int devId) {
-        return command(UblkCtrlCmd.END_USER_RECOVERY, devId, ProcessHandle.current().pid(), 0, null,
-                (res, buf) -> null);
+        return command(
+                UblkCtrlCmd.END_USER_RECOVERY, devId, ProcessHandle.current().pid(), 0, null, (res, buf) -> null);
     }
 
     /**
@@ -482,13 +517,24 @@ public final class UbdControl implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ plumbing
 
-    private <T> Mono<T> command(int cmdOp, int devId, long data, long bufLen, Consumer<MemorySegment> fill,
-                                BiFunction<Integer, MemorySegment, T> onSuccess) {
+    private <T> Mono<T> command(
+            int cmdOp,
+            int devId,
+            long data,
+            long bufLen,
+            Consumer<MemorySegment> fill,
+            BiFunction<Integer, MemorySegment, T> onSuccess) {
         return command(cmdOp, devId, data, bufLen, fill, onSuccess, timeout);
     }
 
-    private <T> Mono<T> command(int cmdOp, int devId, long data, long bufLen, Consumer<MemorySegment> fill,
-                                BiFunction<Integer, MemorySegment, T> onSuccess, Duration bound) {
+    private <T> Mono<T> command(
+            int cmdOp,
+            int devId,
+            long data,
+            long bufLen,
+            Consumer<MemorySegment> fill,
+            BiFunction<Integer, MemorySegment, T> onSuccess,
+            Duration bound) {
         String what = UblkCtrlCmd.name(cmdOp) + (devId >= 0 ? " of device " + devId : "");
         return Mono.defer(() -> {
                     if (closed.get()) {
@@ -508,8 +554,13 @@ public final class UbdControl implements AutoCloseable {
                             sqe.set(ValueLayout.JAVA_BYTE, IoUringAbi.SQE_OPCODE, (byte) IoUringAbi.OP_URING_CMD);
                             sqe.set(ValueLayout.JAVA_INT, IoUringAbi.SQE_FD, fd);
                             sqe.set(ValueLayout.JAVA_INT, IoUringAbi.SQE_OFF, cmdOp);
-                            UblkCtrlCmd.write(sqe.asSlice(IoUringAbi.SQE_CMD, UblkCtrlCmd.SIZE), devId,
-                                    UblkCtrlCmd.NO_QUEUE, (int) bufLen, buf.address(), data);
+                            UblkCtrlCmd.write(
+                                    sqe.asSlice(IoUringAbi.SQE_CMD, UblkCtrlCmd.SIZE),
+                                    devId,
+                                    UblkCtrlCmd.NO_QUEUE,
+                                    (int) bufLen,
+                                    buf.address(),
+                                    data);
                         }
 
                         @Override
@@ -521,9 +572,14 @@ public final class UbdControl implements AutoCloseable {
                         }
                     });
                 })
-                .timeout(bound, Mono.defer(() -> Mono.error(new UbdTimeoutException(what + " did not complete within "
-                        + bound + "; it was cancelled. If a device was left behind, inspect it with deviceInfo "
-                        + "and remove it with removeDevice", Errno.ETIMEDOUT))));
+                .timeout(
+                        bound,
+                        Mono.defer(() -> Mono.error(new UbdTimeoutException(
+                                what + " did not complete within "
+                                        + bound
+                                        + "; it was cancelled. If a device was left behind, inspect it with deviceInfo "
+                                        + "and remove it with removeDevice",
+                                Errno.ETIMEDOUT))));
     }
 
     /** Maps a negative CQE result to the exception that says what to do. */
@@ -532,36 +588,49 @@ public final class UbdControl implements AutoCloseable {
         int nr = cmdOp & 0xff;
         switch (-res) {
             case Errno.EPERM:
-                return new UbdPermissionException(what + " was refused: " + errno + ". ublk devices need "
-                        + "CAP_SYS_ADMIN: run the server as root", res);
+                return new UbdPermissionException(
+                        what + " was refused: " + errno + ". ublk devices need "
+                                + "CAP_SYS_ADMIN: run the server as root",
+                        res);
             case Errno.EACCES:
                 if (nr == UblkCtrlCmd.NR_SET_PARAMS) {
-                    return new UbdDeviceBusyException(what + " was refused: " + errno + ". Parameters can only be "
-                            + "set while the device is not started (not during recovery either)", res);
+                    return new UbdDeviceBusyException(
+                            what + " was refused: " + errno + ". Parameters can only be "
+                                    + "set while the device is not started (not during recovery either)",
+                            res);
                 }
-                return new UbdPermissionException(what + " was refused: " + errno + ". Only the device's owner "
-                        + "(or CAP_SYS_ADMIN) may do this", res);
+                return new UbdPermissionException(
+                        what + " was refused: " + errno + ". Only the device's owner "
+                                + "(or CAP_SYS_ADMIN) may do this",
+                        res);
             case Errno.EBUSY:
                 if (nr == UblkCtrlCmd.NR_QUIESCE_DEV) {
-                    return new UbdTimeoutException(what + " timed out: " + errno + ". A queue had no idle tag "
-                            + "within the wait given (its requests are still with the backend); the device stays "
-                            + "LIVE and takes no new requests: quiesce again, or stop it", res);
+                    return new UbdTimeoutException(
+                            what + " timed out: " + errno + ". A queue had no idle tag "
+                                    + "within the wait given (its requests are still with the backend); the device stays "
+                                    + "LIVE and takes no new requests: quiesce again, or stop it",
+                            res);
                 }
-                return new UbdDeviceBusyException(what + " was refused: " + errno + ". The device is in use: "
-                        + "a server still has it open, it is started, or a filesystem on it is mounted; stop or "
-                        + "close what holds it and try again", res);
+                return new UbdDeviceBusyException(
+                        what + " was refused: " + errno + ". The device is in use: "
+                                + "a server still has it open, it is started, or a filesystem on it is mounted; stop or "
+                                + "close what holds it and try again",
+                        res);
             case Errno.EEXIST:
-                return new UbdDeviceBusyException(what + " was refused: " + errno + ". That device id is taken: "
-                        + "pick another or use DeviceSpec.AUTO_ID", res);
+                return new UbdDeviceBusyException(
+                        what + " was refused: " + errno + ". That device id is taken: "
+                                + "pick another or use DeviceSpec.AUTO_ID",
+                        res);
             case Errno.ENODEV:
             case Errno.ENOENT:
-                return new UbdNoSuchDeviceException(what + " failed: " + errno + ". There is no such device "
-                        + "(list them with listDevices)", res);
+                return new UbdNoSuchDeviceException(
+                        what + " failed: " + errno + ". There is no such device " + "(list them with listDevices)",
+                        res);
             case Errno.EOPNOTSUPP:
             case Errno.ENOSYS:
             case 25 /* ENOTTY */:
-                return new UbdUnsupportedException(what + " is not supported by this kernel: " + errno
-                        + ". It needs a newer ublk driver", res);
+                return new UbdUnsupportedException(
+                        what + " is not supported by this kernel: " + errno + ". It needs a newer ublk driver", res);
             case Errno.EINTR:
             case Errno.ECANCELED:
                 return new UbdTimeoutException(what + " was interrupted: " + errno, res);
@@ -569,15 +638,19 @@ public final class UbdControl implements AutoCloseable {
                 if (nr == UblkCtrlCmd.NR_START_USER_RECOVERY) {
                     // Linux before 6.15 resets a device's queues only when a recovery starts, and then wants a ready
                     // one: a recovery whose server died before any of its queues was ready leaves none.
-                    return new UbdDeviceStateException(what + " was refused as invalid: " + errno + ". The device "
-                            + "was added without USER_RECOVERY, or (Linux before 6.15) an earlier recovery's server "
-                            + "died before any of its queues was ready, after which this kernel takes the device "
-                            + "over no more: remove it (removeDeviceAsync, or `ubd remove --async`, while IO waits on it) and add "
-                            + "it again", res);
+                    return new UbdDeviceStateException(
+                            what + " was refused as invalid: " + errno + ". The device "
+                                    + "was added without USER_RECOVERY, or (Linux before 6.15) an earlier recovery's server "
+                                    + "died before any of its queues was ready, after which this kernel takes the device "
+                                    + "over no more: remove it (removeDeviceAsync, or `ubd remove --async`, while IO waits on it) and add "
+                                    + "it again",
+                            res);
                 }
-                return new UbdException(what + " was refused as invalid: " + errno + ". The kernel rejected the "
-                        + "arguments (a parameter out of its limits, a device in the wrong state for this "
-                        + "command, or a feature combination it forbids)", res);
+                return new UbdException(
+                        what + " was refused as invalid: " + errno + ". The kernel rejected the "
+                                + "arguments (a parameter out of its limits, a device in the wrong state for this "
+                                + "command, or a feature combination it forbids)",
+                        res);
             default:
                 return new UbdException(what + " failed: " + errno, res);
         }

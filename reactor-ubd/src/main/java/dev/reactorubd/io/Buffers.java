@@ -102,8 +102,7 @@ public final class Buffers {
             throw new IllegalReferenceCountException(0);
         }
         if (index < 0 || length < 0 || index > buf.capacity() - length) {
-            throw new IndexOutOfBoundsException("index " + index + " length " + length + " capacity "
-                    + buf.capacity());
+            throw new IndexOutOfBoundsException("index " + index + " length " + length + " capacity " + buf.capacity());
         }
     }
 }

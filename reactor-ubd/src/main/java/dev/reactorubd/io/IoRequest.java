@@ -1,9 +1,9 @@
 package dev.reactorubd.io;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.IoOp;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.sys.UblkIo;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
 
@@ -206,7 +206,7 @@ public final class IoRequest {
 
     @Override
     public String toString() {
-        return "IoRequest[q" + queue.id() + "/t" + tag + " " + op + " @" + offset + "+" + length
-                + (fua() ? " FUA" : "") + "]";
+        return "IoRequest[q" + queue.id() + "/t" + tag + " " + op + " @" + offset + "+" + length + (fua() ? " FUA" : "")
+                + "]";
     }
 }

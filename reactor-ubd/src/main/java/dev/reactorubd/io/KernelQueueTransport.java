@@ -1,10 +1,10 @@
 package dev.reactorubd.io;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdClosedException;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.sys.UblkIo;
-import dev.reactorubd.Errno;
 import dev.reactorubd.uring.IoUringAbi;
 import dev.reactorubd.uring.Libc;
 import dev.reactorubd.uring.MappedRegion;
@@ -66,6 +66,7 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
     private final boolean autoBufReg;
     /** This queue's slots in the loop ring's buffer table; null without AUTO_BUF_REG or when none could be had. */
     private RingBufferTable.Reservation slots;
+
     private volatile IoRegistration registration;
     /** Pieces a composite READ answer is written from at most with one pwritev; beyond, it is gathered. */
     private static final int MAX_IOV = 64;
@@ -74,8 +75,8 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
     /** Set on the loop by {@link #close()}; completions after it are ignored (the descriptors are unmapped). */
     private boolean closed;
 
-    private KernelQueueTransport(UbdQueue queue, int fd, MappedRegion descriptorArea, DataCopy copy,
-                                 boolean autoBufReg) {
+    private KernelQueueTransport(
+            UbdQueue queue, int fd, MappedRegion descriptorArea, DataCopy copy, boolean autoBufReg) {
         this.queue = queue;
         this.fd = fd;
         this.descriptorArea = descriptorArea;
@@ -95,21 +96,23 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
      * @return a {@code Mono} of the transport once registered with the loop, or an error if the loop is not an io_uring
      *         loop
      */
-    public static Mono<KernelQueueTransport> register(UbdQueue queue, int fd, MappedRegion descriptorArea,
-                                                      DataCopy copy, boolean autoBufReg) {
+    public static Mono<KernelQueueTransport> register(
+            UbdQueue queue, int fd, MappedRegion descriptorArea, DataCopy copy, boolean autoBufReg) {
         if (!(queue.loop() instanceof IoEventLoop loop) || !loop.isCompatible(KernelQueueTransport.class)) {
-            return Mono.error(new IllegalArgumentException("queue " + queue.id() + " runs on " + queue.loop()
-                    + ", which is not a Netty io_uring event loop: create the group with IoUringIoHandler.newFactory()"));
+            return Mono.error(
+                    new IllegalArgumentException(
+                            "queue " + queue.id() + " runs on " + queue.loop()
+                                    + ", which is not a Netty io_uring event loop: create the group with IoUringIoHandler.newFactory()"));
         }
-        KernelQueueTransport t = new KernelQueueTransport(queue, fd, descriptorArea,
-                Objects.requireNonNull(copy), autoBufReg);
+        KernelQueueTransport t =
+                new KernelQueueTransport(queue, fd, descriptorArea, Objects.requireNonNull(copy), autoBufReg);
         return Mono.create(sink -> loop.register(t).addListener(f -> {
             if (f.isSuccess()) {
                 t.registration = (IoRegistration) f.getNow();
                 sink.success(t);
             } else {
-                sink.error(new UbdException("cannot register queue " + queue.id() + " with its io_uring loop: "
-                        + f.cause(), 0, f.cause()));
+                sink.error(new UbdException(
+                        "cannot register queue " + queue.id() + " with its io_uring loop: " + f.cause(), 0, f.cause()));
             }
         }));
     }
@@ -122,8 +125,11 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
                 slots.guard(queue::onBufferIdle);
                 LOG.debug("device {} queue {}: zero copy through {}", queue.deviceId(), queue.id(), slots);
             } catch (UbdUnsupportedException e) {
-                LOG.warn("device {} queue {}: no zero copy, requests move with USER_COPY: {}", queue.deviceId(),
-                        queue.id(), e.getMessage());
+                LOG.warn(
+                        "device {} queue {}: no zero copy, requests move with USER_COPY: {}",
+                        queue.deviceId(),
+                        queue.id(),
+                        e.getMessage());
             }
         }
         for (int tag = 0; tag < queue.depth(); tag++) {
@@ -183,17 +189,32 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
             iov = Arena.ofAuto().allocate(16L * MAX_IOV, 8);
         }
         for (int i = 0; i < parts.length; i++) {
-            iov.set(ValueLayout.JAVA_LONG, 16L * i, MemorySegment.ofBuffer(parts[i]).address());
+            iov.set(
+                    ValueLayout.JAVA_LONG,
+                    16L * i,
+                    MemorySegment.ofBuffer(parts[i]).address());
             iov.set(ValueLayout.JAVA_LONG, 16L * i + 8, parts[i].remaining());
         }
-        queue.onCopiedOut(tag, (int) Libc.pwritev(fd, iov.address(), parts.length,
-                UblkIo.userCopyOffset(queue.id(), tag, 0)));
+        queue.onCopiedOut(
+                tag, (int) Libc.pwritev(fd, iov.address(), parts.length, UblkIo.userCopyOffset(queue.id(), tag, 0)));
         return true;
     }
 
     private void submitCopy(byte opcode, int kind, int tag, long address, int length, long offset) {
-        submit(new IoUringIoOps(opcode, (byte) 0, (short) 0, fd, offset, address, length, 0, data(kind, tag),
-                (short) 0, (short) 0, 0, 0L));
+        submit(new IoUringIoOps(
+                opcode,
+                (byte) 0,
+                (short) 0,
+                fd,
+                offset,
+                address,
+                length,
+                0,
+                data(kind, tag),
+                (short) 0,
+                (short) 0,
+                0,
+                0L));
     }
 
     /** With zero copy on, a commit may follow the backend's READ_FIXED or WRITE_FIXED on this same ring, linked. */
@@ -220,8 +241,19 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
     }
 
     private void command(int cmdOp, int tag, int result) {
-        submit(new IoUringIoOps((byte) IoUringAbi.OP_URING_CMD, (byte) 0, (short) 0, fd,
-                Integer.toUnsignedLong(cmdOp), bufferSlot(tag), 0, 0, data(KIND_CMD, tag), (short) 0, (short) 0, 0,
+        submit(new IoUringIoOps(
+                (byte) IoUringAbi.OP_URING_CMD,
+                (byte) 0,
+                (short) 0,
+                fd,
+                Integer.toUnsignedLong(cmdOp),
+                bufferSlot(tag),
+                0,
+                0,
+                data(KIND_CMD, tag),
+                (short) 0,
+                (short) 0,
+                0,
                 UblkIo.packCmd(queue.id(), tag, result)));
     }
 
@@ -231,8 +263,8 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
             return 0L;
         }
         // Without slots, an index no table has: registration fails and the kernel falls back to USER_COPY.
-        return UblkIo.autoBufReg(slots != null ? slots.base() + tag : UblkIo.AUTO_BUF_REG_NO_INDEX,
-                UblkIo.AUTO_BUF_REG_FALLBACK);
+        return UblkIo.autoBufReg(
+                slots != null ? slots.base() + tag : UblkIo.AUTO_BUF_REG_NO_INDEX, UblkIo.AUTO_BUF_REG_FALLBACK);
     }
 
     /** The user data of a submission: small enough for Netty's fast path, which keeps it in 16 bits. */
@@ -244,8 +276,8 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         IoRegistration r = registration;
         if (r == null || !r.isValid() || r.submit(ops) == 0) {
             // The loop is shutting down: nothing will complete; end the queue rather than wait forever.
-            queue.onTransportError(new UbdClosedException("the io_uring loop of queue " + queue.id()
-                    + " no longer takes submissions"));
+            queue.onTransportError(new UbdClosedException(
+                    "the io_uring loop of queue " + queue.id() + " no longer takes submissions"));
         }
     }
 
@@ -262,7 +294,10 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
             case KIND_CMD -> {
                 if (res == UblkIo.RES_OK) {
                     int opFlags = UblkIo.descOpFlags(descriptors, tag);
-                    queue.onFetched(tag, opFlags, UblkIo.descStartSector(descriptors, tag) << 9,
+                    queue.onFetched(
+                            tag,
+                            opFlags,
+                            UblkIo.descStartSector(descriptors, tag) << 9,
                             (int) (UblkIo.descNrSectors(descriptors, tag) << 9),
                             slots != null && (opFlags & UblkIo.F_NEED_REG_BUF) == 0 ? slots.base() + tag : -1);
                 } else if (res == UblkIo.RES_ABORT) {
@@ -276,8 +311,9 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
             }
             case KIND_COPY_IN -> queue.onCopiedIn(tag, res);
             case KIND_COPY_OUT -> queue.onCopiedOut(tag, res);
-            default -> queue.onTransportError(new UbdException("unexpected completion " + e + " on queue "
-                    + queue.id() + ": " + Errno.describe(res)));
+            default ->
+                queue.onTransportError(new UbdException(
+                        "unexpected completion " + e + " on queue " + queue.id() + ": " + Errno.describe(res)));
         }
     }
 

@@ -66,8 +66,7 @@ public interface QueueTransport {
      *
      * @param tag the request tag, from 0 to depth - 1
      */
-    default void holdBuffer(int tag) {
-    }
+    default void holdBuffer(int tag) {}
 
     /**
      * The request of {@code tag} served in place was answered: no operation may name its registered pages any more.

@@ -1,15 +1,15 @@
 package dev.reactorubd.io;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.IoOp;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.metrics.QueueMetrics;
 import dev.reactorubd.metrics.QueueView;
 import dev.reactorubd.metrics.UbdMetrics;
-import dev.reactorubd.Errno;
+import dev.reactorubd.sys.UblkIo;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.util.concurrent.EventExecutor;
-import dev.reactorubd.sys.UblkIo;
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.concurrent.RejectedExecutionException;
@@ -58,6 +58,7 @@ public final class UbdQueue implements QueueView {
     private final IoRequest[] inFlight;
     /** The request object of each tag, when recycled; made with the first request, so an idle queue holds none. */
     private IoRequest[] recycled;
+
     private final Sinks.Many<IoRequest> sink;
     private final Sinks.Empty<Void> terminated = Sinks.empty();
     private final Flux<IoRequest> requests;
@@ -73,6 +74,7 @@ public final class UbdQueue implements QueueView {
     private QueueTransport transport;
     /** Whether READ and WRITE requests whose pages the kernel registered are served in place; see serveInPlace. */
     private volatile boolean readsInPlace;
+
     private volatile boolean writesInPlace;
     /** Whether each tag reuses one IoRequest object; see recycleRequests. */
     private volatile boolean recycle;
@@ -92,6 +94,7 @@ public final class UbdQueue implements QueueView {
      * held until they are back ({@link #onBufferIdle}), else {@link #NO_WAIT}. Made on the first such answer.
      */
     private int[] bufferWait;
+
     private static final int NO_WAIT = Integer.MIN_VALUE;
     private int aborted;
     private long lastFailureLog;
@@ -122,8 +125,8 @@ public final class UbdQueue implements QueueView {
      *                  is not in one direct buffer is gathered
      * @param metrics   where the queue reports its requests ({@link UbdMetrics#NONE}: nowhere)
      */
-    public UbdQueue(int deviceId, int id, int depth, EventExecutor loop, ByteBufAllocator allocator,
-                    UbdMetrics metrics) {
+    public UbdQueue(
+            int deviceId, int id, int depth, EventExecutor loop, ByteBufAllocator allocator, UbdMetrics metrics) {
         if (depth < 1 || depth > 4096) {
             throw new IllegalArgumentException("depth must be from 1 to 4096; was " + depth);
         }
@@ -138,8 +141,8 @@ public final class UbdQueue implements QueueView {
         // takes them without allocating, where the default linked queue allocates as it grows.
         this.sink = Sinks.many().unicast().onBackpressureBuffer(new RequestQueue(depth));
         this.requests = sink.asFlux().doOnDiscard(IoRequest.class, UbdQueue::failDiscarded);
-        this.metrics = Objects.requireNonNull(Objects.requireNonNull(metrics, "metrics").forQueue(this),
-                "UbdMetrics.forQueue returned null");
+        this.metrics = Objects.requireNonNull(
+                Objects.requireNonNull(metrics, "metrics").forQueue(this), "UbdMetrics.forQueue returned null");
         this.timed = this.metrics.enabled();
     }
 
@@ -337,7 +340,7 @@ public final class UbdQueue implements QueueView {
     private static final byte LINK_FETCHED_EARLY = 3;
 
     /** A request of a tag that arrived before the tag's previous request was answered. */
-    private record Fetch(int opFlags, long offset, int length, int bufferIndex) { }
+    private record Fetch(int opFlags, long offset, int length, int bufferIndex) {}
 
     /**
      * What enqueues {@code r}'s COMMIT_AND_FETCH linked behind the one operation that moves its data, or null when
@@ -446,7 +449,8 @@ public final class UbdQueue implements QueueView {
         }
         inFlight[tag] = r;
         inFlightCount++;
-        if (bufferIndex >= 0 && length > 0
+        if (bufferIndex >= 0
+                && length > 0
                 && ((r.op() == IoOp.READ && readsInPlace) || (r.op() == IoOp.WRITE && writesInPlace))) {
             r.bufferIndex = bufferIndex; // served in place: no buffer, no copy
             transport.holdBuffer(tag);
@@ -609,9 +613,11 @@ public final class UbdQueue implements QueueView {
         }
         if (readData == null || readData.refCnt() == 0 || readData.readableBytes() != r.length()) {
             // A buffer released before it was handed over may already hold someone else's data: never copy it.
-            String wrong = readData == null ? "the read was answered without data"
-                    : readData.refCnt() == 0 ? "the read was answered with a buffer already released"
-                    : "the read was answered with " + readData.readableBytes() + " bytes";
+            String wrong = readData == null
+                    ? "the read was answered without data"
+                    : readData.refCnt() == 0
+                            ? "the read was answered with a buffer already released"
+                            : "the read was answered with " + readData.readableBytes() + " bytes";
             Buffers.releaseOnce(readData);
             finish(r.tag(), -Errno.EIO, wrong);
             return;
@@ -744,11 +750,17 @@ public final class UbdQueue implements QueueView {
             unloggedFailures++;
             return;
         }
-        String reason = why instanceof Throwable t ? String.valueOf(t.getMessage() != null ? t.getMessage() : t)
+        String reason = why instanceof Throwable t
+                ? String.valueOf(t.getMessage() != null ? t.getMessage() : t)
                 : why != null ? why.toString() : "failed";
-        LOG.warn("device {} queue {}: {} failed with {}: {}{}", deviceId, id, r != null ? r : "request",
-                Errno.describe(-errno), reason, unloggedFailures > 0
-                        ? " (" + unloggedFailures + " more failures not logged in the last second)" : "");
+        LOG.warn(
+                "device {} queue {}: {} failed with {}: {}{}",
+                deviceId,
+                id,
+                r != null ? r : "request",
+                Errno.describe(-errno),
+                reason,
+                unloggedFailures > 0 ? " (" + unloggedFailures + " more failures not logged in the last second)" : "");
         lastFailureLog = now;
         unloggedFailures = 0;
     }
@@ -768,7 +780,8 @@ public final class UbdQueue implements QueueView {
 
     /** For error messages from transports. */
     static UbdException fetchFailed(int deviceId, int queueId, int tag, int res) {
-        return new UbdException("FETCH of device " + deviceId + " queue " + queueId + " tag " + tag + " failed: "
-                + Errno.describe(res), res);
+        return new UbdException(
+                "FETCH of device " + deviceId + " queue " + queueId + " tag " + tag + " failed: " + Errno.describe(res),
+                res);
     }
 }

@@ -1,7 +1,7 @@
 package dev.reactorubd.metrics;
 
-import dev.reactorubd.IoOp;
 import dev.reactorubd.Errno;
+import dev.reactorubd.IoOp;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
@@ -97,10 +97,14 @@ public final class MicrometerMetrics implements UbdMetrics {
             this.registry = registry;
             this.tags = Tags.of("device", Integer.toString(queue.deviceId()), "queue", Integer.toString(queue.id()));
             synchronized (meters) {
-                meters.add(Gauge.builder(IN_FLIGHT, queue, QueueView::inFlightCount).tags(tags)
-                        .description("requests the queue holds, from fetch to commit").register(registry));
-                meters.add(Gauge.builder(WAITING, queue, QueueView::waitingForDemand).tags(tags)
-                        .description("requests waiting for the subscriber's demand").register(registry));
+                meters.add(Gauge.builder(IN_FLIGHT, queue, QueueView::inFlightCount)
+                        .tags(tags)
+                        .description("requests the queue holds, from fetch to commit")
+                        .register(registry));
+                meters.add(Gauge.builder(WAITING, queue, QueueView::waitingForDemand)
+                        .tags(tags)
+                        .description("requests waiting for the subscriber's demand")
+                        .register(registry));
             }
             opMeters(IoOp.READ);
             opMeters(IoOp.WRITE);
@@ -108,11 +112,20 @@ public final class MicrometerMetrics implements UbdMetrics {
 
         private void opMeters(IoOp op) {
             Tags t = tags.and("op", op.name());
-            Counter r = Counter.builder(REQUESTS).tags(t).description("requests committed").register(registry);
-            Counter d = Counter.builder(DATA).baseUnit("bytes").tags(t).description("bytes of successful requests")
+            Counter r = Counter.builder(REQUESTS)
+                    .tags(t)
+                    .description("requests committed")
                     .register(registry);
-            Timer l = Timer.builder(LATENCY).tags(t).publishPercentileHistogram()
-                    .description("from fetch completion to commit").register(registry);
+            Counter d = Counter.builder(DATA)
+                    .baseUnit("bytes")
+                    .tags(t)
+                    .description("bytes of successful requests")
+                    .register(registry);
+            Timer l = Timer.builder(LATENCY)
+                    .tags(t)
+                    .publishPercentileHistogram()
+                    .description("from fetch completion to commit")
+                    .register(registry);
             synchronized (meters) {
                 meters.add(r);
                 meters.add(d);
@@ -149,8 +162,12 @@ public final class MicrometerMetrics implements UbdMetrics {
             int i = o * (MAX_ERRNO + 1) + e;
             Counter c = errors[i];
             if (c == null) {
-                c = Counter.builder(ERRORS).tags(tags).tag("op", op.name())
-                        .tag("errno", Errno.name(errno)).description("failed requests").register(registry);
+                c = Counter.builder(ERRORS)
+                        .tags(tags)
+                        .tag("op", op.name())
+                        .tag("errno", Errno.name(errno))
+                        .description("failed requests")
+                        .register(registry);
                 synchronized (meters) {
                     meters.add(c);
                 }

@@ -18,16 +18,13 @@ public interface QueueMetrics {
         }
 
         @Override
-        public void completed(IoOp op, int bytes, long latencyNanos) {
-        }
+        public void completed(IoOp op, int bytes, long latencyNanos) {}
 
         @Override
-        public void failed(IoOp op, int errno, long latencyNanos) {
-        }
+        public void failed(IoOp op, int errno, long latencyNanos) {}
 
         @Override
-        public void close() {
-        }
+        public void close() {}
     };
 
     /**

@@ -1,10 +1,10 @@
 package dev.reactorubd.server;
 
-import dev.reactorubd.UbdIoException;
+import dev.reactorubd.Errno;
 import dev.reactorubd.IoOp;
+import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.IoRequest;
 import dev.reactorubd.io.UbdQueue;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.ReferenceCounted;
@@ -13,8 +13,8 @@ import java.util.List;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.AtomicReferenceFieldUpdater;
 import org.reactivestreams.Subscription;
 import reactor.core.CoreSubscriber;
@@ -24,8 +24,8 @@ import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Operators;
-import reactor.util.context.Context;
 import reactor.core.publisher.SignalType;
+import reactor.util.context.Context;
 
 /**
  * Wires a queue's requests to a {@link BlockBackend}: at most depth requests in the backend at once, each answered
@@ -68,9 +68,10 @@ public final class BackendBridge {
      * @return a Flux of one Disposable per queue, which detaches the backend from it
      */
     public static Flux<Disposable> attachAll(List<UbdQueue> queues, BlockBackend backend, Duration requestTimeout) {
-        return Flux.fromIterable(queues).concatMap(q -> backend.bind(q)
-                .switchIfEmpty(Mono.error(() -> new IllegalStateException(backend + " bound nothing to " + q)))
-                .map(bound -> attach(q, bound, requestTimeout)));
+        return Flux.fromIterable(queues)
+                .concatMap(q -> backend.bind(q)
+                        .switchIfEmpty(Mono.error(() -> new IllegalStateException(backend + " bound nothing to " + q)))
+                        .map(bound -> attach(q, bound, requestTimeout)));
     }
 
     /**
@@ -188,14 +189,16 @@ public final class BackendBridge {
     private static Mono<?> call(BlockBackend backend, IoRequest r) {
         return switch (r.op()) {
             // A registered buffer is only ever handed to a ZeroCopyBackend: see attach.
-            case READ -> r.registeredBuffer() >= 0
-                    ? ((ZeroCopyBackend) backend).readInto(r.offset(), r.length(), r.registeredBuffer(),
-                    r.linkedCommit())
-                    : backend.read(r.offset(), r.length(), r.queue().allocator());
-            case WRITE -> r.registeredBuffer() >= 0
-                    ? ((ZeroCopyBackend) backend).writeFrom(r.offset(), r.length(), r.registeredBuffer(), r.fua(),
-                    r.linkedCommit())
-                    : backend.write(r.offset(), r.data(), r.fua());
+            case READ ->
+                r.registeredBuffer() >= 0
+                        ? ((ZeroCopyBackend) backend)
+                                .readInto(r.offset(), r.length(), r.registeredBuffer(), r.linkedCommit())
+                        : backend.read(r.offset(), r.length(), r.queue().allocator());
+            case WRITE ->
+                r.registeredBuffer() >= 0
+                        ? ((ZeroCopyBackend) backend)
+                                .writeFrom(r.offset(), r.length(), r.registeredBuffer(), r.fua(), r.linkedCommit())
+                        : backend.write(r.offset(), r.data(), r.fua());
             case FLUSH -> backend.flush();
             case DISCARD -> backend.discard(r.offset(), r.length());
             case WRITE_ZEROES -> backend.writeZeroes(r.offset(), r.length(), r.noUnmap());
@@ -220,10 +223,12 @@ public final class BackendBridge {
          * reachable for as long as the application keeps the handle.
          */
         private volatile BlockBackend backend;
+
         private final UbdQueue queue;
         private final long timeoutNanos;
         /** The answer each tag waits for; written from whichever thread emits or answers, swept on the loop. */
         private final AtomicReferenceArray<Answer> waiting;
+
         private final Runnable requestOne = () -> request(1);
         private volatile ScheduledFuture<?> sweeper;
 
@@ -314,13 +319,12 @@ public final class BackendBridge {
         /** Stands for a subscription cancelled before it arrived. */
         private static final Subscription CANCELLED = new Subscription() {
             @Override
-            public void request(long n) {
-            }
+            public void request(long n) {}
 
             @Override
-            public void cancel() {
-            }
+            public void cancel() {}
         };
+
         final IoRequest r;
         private final Runnable onAnswered;
         private volatile Subscription subscription;
@@ -343,8 +347,9 @@ public final class BackendBridge {
             if (DONE.compareAndSet(this, 0, 1)) {
                 // Cancelled first: a backend that hears of it before the answer stops before the tag is reused.
                 cancelUpstream();
-                answerError(r, new UbdIoException(Errno.ETIMEDOUT, backend + " did not answer " + r + " within "
-                        + timeout));
+                answerError(
+                        r,
+                        new UbdIoException(Errno.ETIMEDOUT, backend + " did not answer " + r + " within " + timeout));
                 answered();
             }
         }

@@ -1,9 +1,9 @@
 package dev.reactorubd.server;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdPermissionException;
 import dev.reactorubd.io.LoopScheduler;
-import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
 import io.netty.util.concurrent.EventExecutor;
 import java.util.Objects;
@@ -61,13 +61,16 @@ public final class IoFlusher {
         if (ok) {
             LOG.debug("thread {} is in IO_FLUSHER state", Thread.currentThread().getName());
         } else if (WARNED.compareAndSet(false, true)) {
-            LOG.warn("queue thread {} is not in IO_FLUSHER state: prctl(PR_SET_IO_FLUSHER) answered {}{}. Devices are "
-                    + "served anyway, but under memory pressure the writeback to them can deadlock the machine (the "
-                    + "server may wait for memory that only that writeback frees). {} (Said once per process.)",
-                    Thread.currentThread().getName(), Errno.describe(-r),
+            LOG.warn(
+                    "queue thread {} is not in IO_FLUSHER state: prctl(PR_SET_IO_FLUSHER) answered {}{}. Devices are "
+                            + "served anyway, but under memory pressure the writeback to them can deadlock the machine (the "
+                            + "server may wait for memory that only that writeback frees). {} (Said once per process.)",
+                    Thread.currentThread().getName(),
+                    Errno.describe(-r),
                     r == -Errno.EINVAL ? ": the kernel has no PR_SET_IO_FLUSHER (Linux 5.6+)" : "",
-                    r == -Errno.EPERM ? "Give the process CAP_SYS_RESOURCE: run it as root, or with systemd "
-                            + "AmbientCapabilities=CAP_SYS_RESOURCE, or setcap cap_sys_resource+ep on the java binary."
+                    r == -Errno.EPERM
+                            ? "Give the process CAP_SYS_RESOURCE: run it as root, or with systemd "
+                                    + "AmbientCapabilities=CAP_SYS_RESOURCE, or setcap cap_sys_resource+ep on the java binary."
                             : "Run it on Linux 5.6+ with CAP_SYS_RESOURCE.");
         }
         return ok;
@@ -84,12 +87,16 @@ public final class IoFlusher {
     public static boolean isSetOnCurrentThread() {
         int r = Libc.prctl(Libc.PR_GET_IO_FLUSHER, 0, 0, 0, 0);
         if (r == -Errno.EPERM) {
-            throw new UbdPermissionException("cannot ask whether thread " + Thread.currentThread().getName()
-                    + " is an IO flusher: prctl(PR_GET_IO_FLUSHER) needs CAP_SYS_RESOURCE", Errno.EPERM);
+            throw new UbdPermissionException(
+                    "cannot ask whether thread " + Thread.currentThread().getName()
+                            + " is an IO flusher: prctl(PR_GET_IO_FLUSHER) needs CAP_SYS_RESOURCE",
+                    Errno.EPERM);
         }
         if (r < 0) {
-            throw new UbdException("prctl(PR_GET_IO_FLUSHER) failed on thread " + Thread.currentThread().getName()
-                    + ": " + Errno.describe(-r) + " (Linux 5.6+ has it)", r);
+            throw new UbdException(
+                    "prctl(PR_GET_IO_FLUSHER) failed on thread "
+                            + Thread.currentThread().getName() + ": " + Errno.describe(-r) + " (Linux 5.6+ has it)",
+                    r);
         }
         return r == 1;
     }

@@ -1,8 +1,8 @@
 package dev.reactorubd.server;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdMemoryLockException;
-import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -37,8 +37,10 @@ final class MemoryLock {
             Libc.getrlimit(Libc.RLIMIT_MEMLOCK, limit); // only for the message: on failure it says "unlimited"
             throw failure(-r, limit[0], limit[1], statusField("VmSize"));
         }
-        LOG.info("process memory locked (mlockall MCL_CURRENT|MCL_FUTURE) in {} ms: {} locked",
-                (System.nanoTime() - start) / 1_000_000, statusField("VmLck"));
+        LOG.info(
+                "process memory locked (mlockall MCL_CURRENT|MCL_FUTURE) in {} ms: {} locked",
+                (System.nanoTime() - start) / 1_000_000,
+                statusField("VmLck"));
     }
 
     /**
@@ -56,14 +58,23 @@ final class MemoryLock {
                 + "the process CAP_IPC_LOCK (run it as root), or serve without locking memory";
         String what = switch (errno) {
             case Errno.EPERM -> limits + " and the process lacks CAP_IPC_LOCK, so it may lock nothing; " + raise;
-            case Errno.ENOMEM -> limits + ", less than the process maps" + (vmSize.isEmpty() ? "" : " (VmSize "
-                    + vmSize + ", which counts the JVM's reserved heap, metaspace and code cache)") + "; " + raise
-                    + ". With CAP_IPC_LOCK or no limit, ENOMEM means the machine has too little free memory to hold "
-                    + "the process: lower -Xmx";
+            case Errno.ENOMEM ->
+                limits + ", less than the process maps"
+                        + (vmSize.isEmpty()
+                                ? ""
+                                : " (VmSize " + vmSize
+                                        + ", which counts the JVM's reserved heap, metaspace and code cache)")
+                        + "; " + raise
+                        + ". With CAP_IPC_LOCK or no limit, ENOMEM means the machine has too little free memory to hold "
+                        + "the process: lower -Xmx";
             default -> limits + "; " + raise;
         };
-        return new UbdMemoryLockException("cannot lock the process's memory: mlockall(MCL_CURRENT|MCL_FUTURE) "
-                + "answered " + Errno.describe(errno) + ": " + what, errno, soft, hard);
+        return new UbdMemoryLockException(
+                "cannot lock the process's memory: mlockall(MCL_CURRENT|MCL_FUTURE) " + "answered "
+                        + Errno.describe(errno) + ": " + what,
+                errno,
+                soft,
+                hard);
     }
 
     private static String bytes(long limit) {
@@ -82,7 +93,8 @@ final class MemoryLock {
             return Files.readAllLines(Path.of("/proc/self/status")).stream()
                     .filter(l -> l.startsWith(name + ":"))
                     .map(l -> l.substring(name.length() + 1).strip())
-                    .findFirst().orElse("");
+                    .findFirst()
+                    .orElse("");
         } catch (IOException e) {
             return "";
         }

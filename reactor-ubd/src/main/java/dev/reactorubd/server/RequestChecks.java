@@ -28,8 +28,8 @@ public final class RequestChecks {
     public static UbdIoException outOfRange(long size, long offset, long length, Object store) {
         // Not offset + length > size: near Long.MAX_VALUE the sum overflows to a negative that passes.
         if (offset < 0 || length < 0 || (size != BlockBackend.UNKNOWN_SIZE && offset > size - length)) {
-            return new UbdIoException(Errno.EINVAL, "range " + offset + "+" + length + " is beyond the " + size
-                    + " bytes of " + store);
+            return new UbdIoException(
+                    Errno.EINVAL, "range " + offset + "+" + length + " is beyond the " + size + " bytes of " + store);
         }
         return null;
     }
@@ -57,7 +57,7 @@ public final class RequestChecks {
      * @return an EROFS error that says to serve the store with a read-only device
      */
     public static UbdIoException readOnly(String what, Object store) {
-        return new UbdIoException(Errno.EROFS, what + " refused: " + store + " is read-only (serve it with a "
-                + "read-only DeviceSpec)");
+        return new UbdIoException(
+                Errno.EROFS, what + " refused: " + store + " is read-only (serve it with a " + "read-only DeviceSpec)");
     }
 }

@@ -1,5 +1,6 @@
 package dev.reactorubd.server;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdDeviceStateException;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdTimeoutException;
@@ -10,7 +11,6 @@ import dev.reactorubd.io.KernelQueueTransport;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.sys.UblkDevState;
 import dev.reactorubd.sys.UblkFeature;
-import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
 import java.time.Duration;
 import java.util.List;
@@ -65,8 +65,13 @@ public final class UbdDevice implements Disposable {
     private volatile boolean handedOver;
     private volatile long backendSize = BlockBackend.UNKNOWN_SIZE;
 
-    UbdDevice(UbdControl control, DeviceInfo info, List<UbdQueue> queues, List<KernelQueueTransport> transports,
-              int charFd, Runnable onClosed) {
+    UbdDevice(
+            UbdControl control,
+            DeviceInfo info,
+            List<UbdQueue> queues,
+            List<KernelQueueTransport> transports,
+            int charFd,
+            Runnable onClosed) {
         this.control = control;
         this.info = info;
         this.queues = List.copyOf(queues);
@@ -155,8 +160,10 @@ public final class UbdDevice implements Disposable {
                         + "server serves it"));
             }
             UbdException refusal = checkBackendSize(info.id(), backendSize, bytes);
-            return refusal != null ? Mono.error(refusal) : control.updateSize(info.id(), bytes)
-                    .doOnSuccess(v -> LOG.info("device {} resized to {} bytes", info.id(), bytes));
+            return refusal != null
+                    ? Mono.error(refusal)
+                    : control.updateSize(info.id(), bytes)
+                            .doOnSuccess(v -> LOG.info("device {} resized to {} bytes", info.id(), bytes));
         });
     }
 
@@ -170,13 +177,17 @@ public final class UbdDevice implements Disposable {
      */
     static UbdException checkBackendSize(int devId, long backendSize, long bytes) {
         if (bytes <= 0) {
-            return new UbdException("device " + devId + " cannot be resized to " + bytes + " bytes: give a positive "
-                    + "size", Errno.EINVAL);
+            return new UbdException(
+                    "device " + devId + " cannot be resized to " + bytes + " bytes: give a positive " + "size",
+                    Errno.EINVAL);
         }
         if (backendSize != BlockBackend.UNKNOWN_SIZE && bytes > backendSize) {
-            return new UbdException("device " + devId + " cannot be resized to " + bytes + " bytes: its backend "
-                    + "stores " + backendSize + " bytes and does not grow. Resize within that, or serve a larger "
-                    + "backend (a larger file; a memory backend created with the largest size wanted)", Errno.EINVAL);
+            return new UbdException(
+                    "device " + devId + " cannot be resized to " + bytes + " bytes: its backend "
+                            + "stores " + backendSize
+                            + " bytes and does not grow. Resize within that, or serve a larger "
+                            + "backend (a larger file; a memory backend created with the largest size wanted)",
+                    Errno.EINVAL);
         }
         return null;
     }
@@ -205,8 +216,8 @@ public final class UbdDevice implements Disposable {
 
     private Mono<Void> doQuiesce() {
         if (closing.get()) {
-            return Mono.error(new UbdDeviceStateException("device " + info.id() + " is closing: it cannot be "
-                    + "handed over any more"));
+            return Mono.error(new UbdDeviceStateException(
+                    "device " + info.id() + " is closing: it cannot be " + "handed over any more"));
         }
         if (!info.has(UblkFeature.QUIESCE) || !info.has(UblkFeature.USER_RECOVERY)) {
             return Mono.error(new UbdUnsupportedException("device " + info.id() + " was added without "
@@ -226,22 +237,32 @@ public final class UbdDevice implements Disposable {
         return control.quiesceDevice(info.id(), bound)
                 .doOnSubscribe(s -> rounds.incrementAndGet())
                 .then(allEnded.timeout(QUIESCE_ROUND))
-                .retryWhen(Retry.fixedDelay(Math.max(1, bound.toMillis() / QUIESCE_ROUND.toMillis()),
-                                Duration.ofMillis(1))
+                .retryWhen(Retry.fixedDelay(
+                                Math.max(1, bound.toMillis() / QUIESCE_ROUND.toMillis()), Duration.ofMillis(1))
                         .filter(TimeoutException.class::isInstance)
-                        .onRetryExhaustedThrow((spec, signal) -> new UbdTimeoutException("device " + info.id()
-                                + " was quiesced, but its backend still held requests after " + bound + " ("
-                                + queues.stream().mapToInt(UbdQueue::inFlightCount).sum() + " in flight). It takes "
-                                + "no new requests; close() stops and deletes it", Errno.ETIMEDOUT)))
+                        .onRetryExhaustedThrow((spec, signal) -> new UbdTimeoutException(
+                                "device " + info.id()
+                                        + " was quiesced, but its backend still held requests after " + bound + " ("
+                                        + queues.stream()
+                                                .mapToInt(UbdQueue::inFlightCount)
+                                                .sum() + " in flight). It takes "
+                                        + "no new requests; close() stops and deletes it",
+                                Errno.ETIMEDOUT)))
                 .then(Mono.defer(this::releaseQueues))
                 .then(Mono.defer(this::awaitReleased))
                 .doOnSuccess(v -> {
                     handedOver = true;
                     queues.forEach(q -> q.metrics().close());
                     onClosed.run();
-                    LOG.info("device {} quiesced ({} QUIESCE_DEV) and released after {} requests: take it over "
-                            + "with UbdServer.recover or `ubd recover --id {}`", info.id(), rounds.get(),
-                            queues.stream().mapToLong(q -> q.completedCount() + q.failedCount()).sum(), info.id());
+                    LOG.info(
+                            "device {} quiesced ({} QUIESCE_DEV) and released after {} requests: take it over "
+                                    + "with UbdServer.recover or `ubd recover --id {}`",
+                            info.id(),
+                            rounds.get(),
+                            queues.stream()
+                                    .mapToLong(q -> q.completedCount() + q.failedCount())
+                                    .sum(),
+                            info.id());
                     closed.tryEmitEmpty();
                 })
                 .doOnError(e -> {
@@ -254,13 +275,15 @@ public final class UbdDevice implements Disposable {
     /** Waits, within the control timeout, until the kernel has let go of the char device (LIVE becomes QUIESCED). */
     private Mono<Void> awaitReleased() {
         return control.deviceInfo(info.id())
-                .flatMap(i -> i.state() == UblkDevState.LIVE
-                        ? Mono.error(new StillLive()) : Mono.<Void>empty())
+                .flatMap(i -> i.state() == UblkDevState.LIVE ? Mono.error(new StillLive()) : Mono.<Void>empty())
                 .retryWhen(Retry.fixedDelay(Math.max(1, control.timeout().toMillis() / 50), Duration.ofMillis(50))
                         .filter(StillLive.class::isInstance)
-                        .onRetryExhaustedThrow((spec, signal) -> new UbdTimeoutException("device " + info.id()
-                                + " was released but still LIVE after " + control.timeout() + ": a process still "
-                                + "holds /dev/ublkc" + info.id(), Errno.ETIMEDOUT)));
+                        .onRetryExhaustedThrow((spec, signal) -> new UbdTimeoutException(
+                                "device " + info.id()
+                                        + " was released but still LIVE after " + control.timeout()
+                                        + ": a process still "
+                                        + "holds /dev/ublkc" + info.id(),
+                                Errno.ETIMEDOUT)));
     }
 
     private static final Duration QUIESCE_ROUND = Duration.ofMillis(250);
@@ -295,8 +318,9 @@ public final class UbdDevice implements Disposable {
     private Mono<Void> doClose() {
         if (quiescing.get()) {
             // A hand-over under way: once done the device is the next server's; if it failed, stop it here.
-            return quiesceMono.onErrorResume(e -> Mono.empty()).then(Mono.defer(() -> handedOver ? Mono.empty()
-                    : doStop()));
+            return quiesceMono
+                    .onErrorResume(e -> Mono.empty())
+                    .then(Mono.defer(() -> handedOver ? Mono.empty() : doStop()));
         }
         return doStop();
     }
@@ -314,11 +338,16 @@ public final class UbdDevice implements Disposable {
     /** STOP_DEV, then every queue ended; each bounded by the control timeout. */
     private Mono<Void> stopAndDrain() {
         return control.stopDevice(info.id())
-                .then(Flux.fromIterable(queues).flatMap(UbdQueue::onTerminated).then()
-                        .timeout(control.timeout(), Mono.error(() -> new UbdTimeoutException("the queues of device "
-                                + info.id() + " did not end within " + control.timeout() + " of STOP_DEV: a backend "
-                                + "still holds requests. The device finishes closing by itself once they are "
-                                + "answered; onClose() tells when"))));
+                .then(Flux.fromIterable(queues)
+                        .flatMap(UbdQueue::onTerminated)
+                        .then()
+                        .timeout(
+                                control.timeout(),
+                                Mono.error(() -> new UbdTimeoutException("the queues of device "
+                                        + info.id() + " did not end within " + control.timeout()
+                                        + " of STOP_DEV: a backend "
+                                        + "still holds requests. The device finishes closing by itself once they are "
+                                        + "answered; onClose() tells when"))));
     }
 
     private Mono<Void> releaseAndDelete() {
@@ -329,9 +358,13 @@ public final class UbdDevice implements Disposable {
                 .doOnCancel(onClosed)
                 .doOnTerminate(() -> queues.forEach(q -> q.metrics().close()))
                 .doOnSuccess(v -> {
-                    LOG.info("device {} stopped and deleted after {} requests ({} failed, {} zero-copy)", info.id(),
+                    LOG.info(
+                            "device {} stopped and deleted after {} requests ({} failed, {} zero-copy)",
+                            info.id(),
                             queues.stream().mapToLong(UbdQueue::completedCount).sum()
-                                    + queues.stream().mapToLong(UbdQueue::failedCount).sum(),
+                                    + queues.stream()
+                                            .mapToLong(UbdQueue::failedCount)
+                                            .sum(),
                             queues.stream().mapToLong(UbdQueue::failedCount).sum(),
                             queues.stream().mapToLong(UbdQueue::zeroCopyCount).sum());
                     closed.tryEmitEmpty();
@@ -346,13 +379,18 @@ public final class UbdDevice implements Disposable {
      */
     private void finishInBackground() {
         stopAndDrain()
-                .retryWhen(Retry.backoff(20, Duration.ofSeconds(1)).maxBackoff(Duration.ofSeconds(30))
+                .retryWhen(Retry.backoff(20, Duration.ofSeconds(1))
+                        .maxBackoff(Duration.ofSeconds(30))
                         .filter(UbdTimeoutException.class::isInstance))
                 .then(Mono.defer(this::releaseAndDelete))
-                .subscribe(null, e -> releaseQueues().doFinally(signal -> {
-                    closed.tryEmitError(e);
-                    onClosed.run();
-                }).subscribe(null, x -> { }));
+                .subscribe(
+                        null,
+                        e -> releaseQueues()
+                                .doFinally(signal -> {
+                                    closed.tryEmitError(e);
+                                    onClosed.run();
+                                })
+                                .subscribe(null, x -> {}));
     }
 
     private final AtomicBoolean released = new AtomicBoolean();
@@ -368,14 +406,17 @@ public final class UbdDevice implements Disposable {
         }
         bridges.forEach(Disposable::dispose);
         bridges.clear(); // a closed device's handle keeps nothing of its backend
-        return Flux.fromIterable(transports).flatMap(KernelQueueTransport::shutdown).then(
-                Mono.fromRunnable(() -> Libc.close(charFd)).subscribeOn(Schedulers.boundedElastic()).then());
+        return Flux.fromIterable(transports)
+                .flatMap(KernelQueueTransport::shutdown)
+                .then(Mono.fromRunnable(() -> Libc.close(charFd))
+                        .subscribeOn(Schedulers.boundedElastic())
+                        .then());
     }
 
     /** Starts {@link #close()} without waiting; see {@link #onClose()}. */
     @Override
     public void dispose() {
-        close().subscribe(null, e -> { });
+        close().subscribe(null, e -> {});
     }
 
     @Override

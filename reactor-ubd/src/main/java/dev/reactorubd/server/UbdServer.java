@@ -1,9 +1,10 @@
 package dev.reactorubd.server;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdDeviceBusyException;
 import dev.reactorubd.UbdException;
-import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.UbdModuleNotLoadedException;
+import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.ctrl.UbdControl;
@@ -14,9 +15,9 @@ import dev.reactorubd.metrics.MicrometerMetrics;
 import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.sys.UblkIo;
-import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
 import dev.reactorubd.uring.MappedRegion;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.IoEventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
@@ -39,7 +40,6 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 import reactor.util.retry.Retry;
-import io.micrometer.core.instrument.MeterRegistry;
 
 /**
  * Serves ublk devices from this process: the entry point of the library.
@@ -90,12 +90,19 @@ public final class UbdServer implements AutoCloseable {
      * Per loop, its task that puts the loop's thread in IO_FLUSHER state, run once and cached: a device opened while
      * another device's task is still queued waits for that one instead of registering its queues before it.
      */
-    private final ConcurrentMap<EventExecutor, Mono<Boolean>> flusherLoops =
-            new ConcurrentHashMap<>();
+    private final ConcurrentMap<EventExecutor, Mono<Boolean>> flusherLoops = new ConcurrentHashMap<>();
+
     private final Set<UbdDevice> devices = ConcurrentHashMap.newKeySet();
 
-    private UbdServer(UbdControl control, IoEventLoopGroup group, boolean ownsGroup, DataCopy dataCopy,
-                      boolean zeroCopy, Duration requestTimeout, UbdMetrics metrics, boolean ioFlusher) {
+    private UbdServer(
+            UbdControl control,
+            IoEventLoopGroup group,
+            boolean ownsGroup,
+            DataCopy dataCopy,
+            boolean zeroCopy,
+            Duration requestTimeout,
+            UbdMetrics metrics,
+            boolean ioFlusher) {
         this.ioFlusher = ioFlusher;
         this.zeroCopy = zeroCopy;
         this.requestTimeout = requestTimeout;
@@ -297,7 +304,8 @@ public final class UbdServer implements AutoCloseable {
             if (group != null) {
                 return new UbdServer(c, group, false, dataCopy, zeroCopy, requestTimeout, metrics, ioFlusher);
             }
-            IoEventLoopGroup own = new MultiThreadIoEventLoopGroup(Runtime.getRuntime().availableProcessors(),
+            IoEventLoopGroup own = new MultiThreadIoEventLoopGroup(
+                    Runtime.getRuntime().availableProcessors(),
                     new DefaultThreadFactory("ubd-loop-" + SERVERS.incrementAndGet(), true),
                     ringConfig != null ? IoUringIoHandler.newFactory(ringConfig) : IoUringIoHandler.newFactory());
             return new UbdServer(c, own, true, dataCopy, zeroCopy, requestTimeout, metrics, ioFlusher);
@@ -323,22 +331,29 @@ public final class UbdServer implements AutoCloseable {
         Objects.requireNonNull(backend, "backend");
         DeviceSpec full = withCapabilities(spec, backend.capabilities());
         boolean inPlace = zeroCopy && backend.capabilities().contains(BlockBackend.Capability.ZERO_COPY);
-        return withKernelOffers(full, inPlace).flatMap(s -> addAndOpen(s, backend.allocator()))
+        return withKernelOffers(full, inPlace)
+                .flatMap(s -> addAndOpen(s, backend.allocator()))
                 .flatMap(device -> serveAndGo(device, backend, device.start(), requestTimeout));
     }
 
     /** Binds the backend to each queue and wires them, then sends {@code go}; closes the device if that fails. */
-    private static Mono<UbdDevice> serveAndGo(UbdDevice device, BlockBackend backend, Mono<Void> go,
-                                              Duration requestTimeout) {
+    private static Mono<UbdDevice> serveAndGo(
+            UbdDevice device, BlockBackend backend, Mono<Void> go, Duration requestTimeout) {
         device.servedBy(backend);
         return BackendBridge.attachAll(device.queues(), backend, requestTimeout)
                 .doOnNext(device::addBridge)
                 .then(go)
-                .doOnSuccess(v -> LOG.info("device {} is live at {}: {} queue(s) x {} tags, served by {}{}",
-                        device.id(), device.blockDevicePath(), device.info().queues(), device.info().depth(), backend,
+                .doOnSuccess(v -> LOG.info(
+                        "device {} is live at {}: {} queue(s) x {} tags, served by {}{}",
+                        device.id(),
+                        device.blockDevicePath(),
+                        device.info().queues(),
+                        device.info().depth(),
+                        backend,
                         device.info().has(UblkFeature.AUTO_BUF_REG) ? ", zero copy (AUTO_BUF_REG)" : ""))
                 .thenReturn(device)
-                .onErrorResume(e -> device.close().onErrorResume(x -> Mono.empty()).then(Mono.error(e)));
+                .onErrorResume(
+                        e -> device.close().onErrorResume(x -> Mono.empty()).then(Mono.error(e)));
     }
 
     /** Retries every 100 ms, for at most {@code bound}, while the error is a {@code type}. */
@@ -389,10 +404,12 @@ public final class UbdServer implements AutoCloseable {
     }
 
     private Mono<UbdDevice> addAndOpen(DeviceSpec spec, ByteBufAllocator allocator) {
-        return control.addDevice(spec).flatMap(info -> control.setParams(info.id(), spec)
-                .then(openQueues(info, allocator))
-                .onErrorResume(e -> control.deleteDevice(info.id()).onErrorResume(x -> Mono.empty())
-                        .then(Mono.error(e))));
+        return control.addDevice(spec)
+                .flatMap(info -> control.setParams(info.id(), spec)
+                        .then(openQueues(info, allocator))
+                        .onErrorResume(e -> control.deleteDevice(info.id())
+                                .onErrorResume(x -> Mono.empty())
+                                .then(Mono.error(e))));
     }
 
     /**
@@ -428,12 +445,17 @@ public final class UbdServer implements AutoCloseable {
             }
             return switch (info.state()) {
                 case QUIESCED, FAIL_IO -> Mono.just(info);
-                case LIVE -> ProcessHandle.of(info.serverPid()).filter(ProcessHandle::isAlive).isPresent()
-                        ? Mono.error(new UbdDeviceBusyException("device " + devId + " is served by process "
-                        + info.serverPid() + ", which is alive: stop it first", Errno.EBUSY))
-                        : Mono.error(new NotYet("device " + devId + " is not quiesced yet"));
-                default -> Mono.error(new NotYet("device " + devId + " is " + info.state()
-                        + ", not waiting for recovery"));
+                case LIVE ->
+                    ProcessHandle.of(info.serverPid())
+                                    .filter(ProcessHandle::isAlive)
+                                    .isPresent()
+                            ? Mono.error(new UbdDeviceBusyException(
+                                    "device " + devId + " is served by process " + info.serverPid()
+                                            + ", which is alive: stop it first",
+                                    Errno.EBUSY))
+                            : Mono.error(new NotYet("device " + devId + " is not quiesced yet"));
+                default ->
+                    Mono.error(new NotYet("device " + devId + " is " + info.state() + ", not waiting for recovery"));
             };
         });
     }
@@ -470,8 +492,8 @@ public final class UbdServer implements AutoCloseable {
             try {
                 long page = Libc.pageSize();
                 for (int q = 0; q < info.queues(); q++) {
-                    areas.add(MappedRegion.mapReadOnly(fd, UblkIo.descAreaOffset(q, page),
-                            UblkIo.descAreaLength(info.depth(), page)));
+                    areas.add(MappedRegion.mapReadOnly(
+                            fd, UblkIo.descAreaOffset(q, page), UblkIo.descAreaLength(info.depth(), page)));
                     queues.add(new UbdQueue(info.id(), q, info.depth(), group.next(), allocator, metrics));
                 }
             } catch (RuntimeException e) {
@@ -479,17 +501,17 @@ public final class UbdServer implements AutoCloseable {
                 Libc.close(fd);
                 return Mono.error(e);
             }
-            return ioFlushers(queues).thenMany(Flux.range(0, queues.size()))
-                    .concatMap(q -> KernelQueueTransport.register(queues.get(q), fd, areas.get(q), dataCopy,
-                            info.has(UblkFeature.AUTO_BUF_REG)))
+            return ioFlushers(queues)
+                    .thenMany(Flux.range(0, queues.size()))
+                    .concatMap(q -> KernelQueueTransport.register(
+                            queues.get(q), fd, areas.get(q), dataCopy, info.has(UblkFeature.AUTO_BUF_REG)))
                     .collectList()
                     .map(transports -> {
                         for (int q = 0; q < queues.size(); q++) {
                             queues.get(q).start(transports.get(q));
                         }
                         UbdDevice[] self = new UbdDevice[1];
-                        self[0] = new UbdDevice(control, info, queues, transports, fd,
-                                () -> devices.remove(self[0]));
+                        self[0] = new UbdDevice(control, info, queues, transports, fd, () -> devices.remove(self[0]));
                         devices.add(self[0]);
                         return self[0];
                     })
@@ -511,8 +533,12 @@ public final class UbdServer implements AutoCloseable {
         if (!ioFlusher) {
             return Mono.empty();
         }
-        return Flux.fromIterable(queues).map(UbdQueue::loop).distinct()
-                .concatMap(loop -> flusherLoops.computeIfAbsent(loop, l -> IoFlusher.enable(l).cache())).then();
+        return Flux.fromIterable(queues)
+                .map(UbdQueue::loop)
+                .distinct()
+                .concatMap(loop -> flusherLoops.computeIfAbsent(
+                        loop, l -> IoFlusher.enable(l).cache()))
+                .then();
     }
 
     /** Opens /dev/ublkcN, waiting briefly for devtmpfs to create the node after ADD_DEV. */
@@ -524,16 +550,20 @@ public final class UbdServer implements AutoCloseable {
                         throw new NodeMissing();
                     }
                     if (fd < 0) {
-                        throw new UbdException("cannot open " + path + ": " + Errno.describe(fd)
-                                + (fd == -Errno.EBUSY ? "; another server has it open" : ""), fd);
+                        throw new UbdException(
+                                "cannot open " + path + ": " + Errno.describe(fd)
+                                        + (fd == -Errno.EBUSY ? "; another server has it open" : ""),
+                                fd);
                     }
                     return fd;
                 })
                 .subscribeOn(Schedulers.boundedElastic())
                 .retryWhen(Retry.fixedDelay(CHAR_DEVICE_WAIT.toMillis() / 20, Duration.ofMillis(20))
                         .filter(NodeMissing.class::isInstance)
-                        .onRetryExhaustedThrow((spec, signal) -> new UbdException(path + " did not appear within "
-                                + CHAR_DEVICE_WAIT + " of ADD_DEV: is devtmpfs mounted on /dev?", Errno.ENOENT)));
+                        .onRetryExhaustedThrow((spec, signal) -> new UbdException(
+                                path + " did not appear within " + CHAR_DEVICE_WAIT
+                                        + " of ADD_DEV: is devtmpfs mounted on /dev?",
+                                Errno.ENOENT)));
     }
 
     private static final class NodeMissing extends RuntimeException {
@@ -557,7 +587,9 @@ public final class UbdServer implements AutoCloseable {
     @Override
     public void close() {
         try {
-            Flux.fromIterable(devices()).flatMap(d -> d.close().onErrorResume(e -> Mono.empty())).then()
+            Flux.fromIterable(devices())
+                    .flatMap(d -> d.close().onErrorResume(e -> Mono.empty()))
+                    .then()
                     .block(control.timeout().multipliedBy(3));
         } finally {
             control.close();

@@ -1,14 +1,14 @@
 package dev.reactorubd.sys;
 
-import java.lang.foreign.MemoryLayout;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.StructLayout;
-import java.lang.invoke.VarHandle;
-
 import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.invoke.VarHandle;
 
 /**
  * Control commands sent on {@code /dev/ublk-control}, and {@code struct ublksrv_ctrl_cmd}, the 32-byte payload
@@ -20,14 +20,15 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 public final class UblkCtrlCmd {
     /** {@code struct ublksrv_ctrl_cmd}. */
     public static final StructLayout LAYOUT = MemoryLayout.structLayout(
-            JAVA_INT.withName("dev_id"),
-            JAVA_SHORT.withName("queue_id"),
-            JAVA_SHORT.withName("len"),
-            JAVA_LONG.withName("addr"),
-            JAVA_LONG.withName("data"),
-            JAVA_SHORT.withName("dev_path_len"),
-            JAVA_SHORT.withName("pad"),
-            JAVA_INT.withName("reserved")).withName("ublksrv_ctrl_cmd");
+                    JAVA_INT.withName("dev_id"),
+                    JAVA_SHORT.withName("queue_id"),
+                    JAVA_SHORT.withName("len"),
+                    JAVA_LONG.withName("addr"),
+                    JAVA_LONG.withName("data"),
+                    JAVA_SHORT.withName("dev_path_len"),
+                    JAVA_SHORT.withName("pad"),
+                    JAVA_INT.withName("reserved"))
+            .withName("ublksrv_ctrl_cmd");
 
     /** Size of the struct in bytes (32). */
     public static final long SIZE = LAYOUT.byteSize();

@@ -1,14 +1,14 @@
 package dev.reactorubd.sys;
 
-import java.lang.foreign.MemoryLayout;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.StructLayout;
-import java.lang.invoke.VarHandle;
-
 import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.invoke.VarHandle;
 
 /**
  * {@code struct ublksrv_ctrl_dev_info} (64 bytes): what ADD_DEV sends and writes back, and what GET_DEV_INFO
@@ -17,20 +17,21 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 public final class UblkDevInfo {
     /** The layout of {@code struct ublksrv_ctrl_dev_info} (64 bytes). */
     public static final StructLayout LAYOUT = MemoryLayout.structLayout(
-            JAVA_SHORT.withName("nr_hw_queues"),
-            JAVA_SHORT.withName("queue_depth"),
-            JAVA_SHORT.withName("state"),
-            JAVA_SHORT.withName("pad0"),
-            JAVA_INT.withName("max_io_buf_bytes"),
-            JAVA_INT.withName("dev_id"),
-            JAVA_INT.withName("ublksrv_pid"),
-            JAVA_INT.withName("pad1"),
-            JAVA_LONG.withName("flags"),
-            JAVA_LONG.withName("ublksrv_flags"),
-            JAVA_INT.withName("owner_uid"),
-            JAVA_INT.withName("owner_gid"),
-            JAVA_LONG.withName("reserved1"),
-            JAVA_LONG.withName("reserved2")).withName("ublksrv_ctrl_dev_info");
+                    JAVA_SHORT.withName("nr_hw_queues"),
+                    JAVA_SHORT.withName("queue_depth"),
+                    JAVA_SHORT.withName("state"),
+                    JAVA_SHORT.withName("pad0"),
+                    JAVA_INT.withName("max_io_buf_bytes"),
+                    JAVA_INT.withName("dev_id"),
+                    JAVA_INT.withName("ublksrv_pid"),
+                    JAVA_INT.withName("pad1"),
+                    JAVA_LONG.withName("flags"),
+                    JAVA_LONG.withName("ublksrv_flags"),
+                    JAVA_INT.withName("owner_uid"),
+                    JAVA_INT.withName("owner_gid"),
+                    JAVA_LONG.withName("reserved1"),
+                    JAVA_LONG.withName("reserved2"))
+            .withName("ublksrv_ctrl_dev_info");
 
     /** The size in bytes of {@code struct ublksrv_ctrl_dev_info}. */
     public static final long SIZE = LAYOUT.byteSize();

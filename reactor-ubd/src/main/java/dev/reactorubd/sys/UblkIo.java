@@ -1,14 +1,14 @@
 package dev.reactorubd.sys;
 
-import java.lang.foreign.MemoryLayout;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.StructLayout;
-import java.lang.invoke.VarHandle;
-
 import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.invoke.VarHandle;
 
 /**
  * The IO side of the ABI, used on {@code /dev/ublkcN}: IO commands and {@code struct ublksrv_io_cmd},
@@ -39,10 +39,11 @@ public final class UblkIo {
 
     /** {@code struct ublksrv_io_cmd} (16 bytes), at SQE byte 48. */
     public static final StructLayout CMD_LAYOUT = MemoryLayout.structLayout(
-            JAVA_SHORT.withName("q_id"),
-            JAVA_SHORT.withName("tag"),
-            JAVA_INT.withName("result"),
-            JAVA_LONG.withName("addr")).withName("ublksrv_io_cmd");
+                    JAVA_SHORT.withName("q_id"),
+                    JAVA_SHORT.withName("tag"),
+                    JAVA_INT.withName("result"),
+                    JAVA_LONG.withName("addr"))
+            .withName("ublksrv_io_cmd");
 
     /** The size in bytes of {@code struct ublksrv_io_cmd} (16). */
     public static final long CMD_SIZE = CMD_LAYOUT.byteSize();
@@ -123,10 +124,11 @@ public final class UblkIo {
     // ---- descriptor area ----
     /** {@code struct ublksrv_io_desc} (24 bytes), one per tag in the mmap'ed area of a queue. */
     public static final StructLayout DESC_LAYOUT = MemoryLayout.structLayout(
-            JAVA_INT.withName("op_flags"),
-            JAVA_INT.withName("nr_sectors"),
-            JAVA_LONG.withName("start_sector"),
-            JAVA_LONG.withName("addr")).withName("ublksrv_io_desc");
+                    JAVA_INT.withName("op_flags"),
+                    JAVA_INT.withName("nr_sectors"),
+                    JAVA_LONG.withName("start_sector"),
+                    JAVA_LONG.withName("addr"))
+            .withName("ublksrv_io_desc");
 
     /** The size in bytes of {@code struct ublksrv_io_desc} (24): one per tag in the descriptor area. */
     public static final long DESC_SIZE = DESC_LAYOUT.byteSize();
@@ -243,28 +245,36 @@ public final class UblkIo {
      * @param s the struct's memory
      * @return the value
      */
-    public static int cmdQId(MemorySegment s) { return Short.toUnsignedInt((short) CMD_Q_ID.get(s, 0L)); }
+    public static int cmdQId(MemorySegment s) {
+        return Short.toUnsignedInt((short) CMD_Q_ID.get(s, 0L));
+    }
     /**
      * Reads {@code tag} of a {@code ublksrv_io_cmd}.
      *
      * @param s the struct's memory
      * @return the value
      */
-    public static int cmdTag(MemorySegment s) { return Short.toUnsignedInt((short) CMD_TAG.get(s, 0L)); }
+    public static int cmdTag(MemorySegment s) {
+        return Short.toUnsignedInt((short) CMD_TAG.get(s, 0L));
+    }
     /**
      * Reads {@code result} of a {@code ublksrv_io_cmd}.
      *
      * @param s the struct's memory
      * @return the value
      */
-    public static int cmdResult(MemorySegment s) { return (int) CMD_RESULT.get(s, 0L); }
+    public static int cmdResult(MemorySegment s) {
+        return (int) CMD_RESULT.get(s, 0L);
+    }
     /**
      * Reads {@code addr} of a {@code ublksrv_io_cmd}.
      *
      * @param s the struct's memory
      * @return the value
      */
-    public static long cmdAddr(MemorySegment s) { return (long) CMD_ADDR.get(s, 0L); }
+    public static long cmdAddr(MemorySegment s) {
+        return (long) CMD_ADDR.get(s, 0L);
+    }
 
     /**
      * {@code op_flags} of the descriptor of {@code tag} in a queue's descriptor area.

@@ -1,8 +1,9 @@
 package dev.reactorubd.testkit;
 
+import dev.reactorubd.Errno;
+import dev.reactorubd.IoOp;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.Buffers;
-import dev.reactorubd.IoOp;
 import dev.reactorubd.io.QueueTransport;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.metrics.MicrometerMetrics;
@@ -10,7 +11,7 @@ import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.server.BackendBridge;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.sys.UblkIo;
-import dev.reactorubd.Errno;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
@@ -33,7 +34,6 @@ import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.MonoSink;
-import io.micrometer.core.instrument.MeterRegistry;
 
 /**
  * A ublk device without a kernel: it submits block requests to real {@link UbdQueue}s the way the driver does (a
@@ -74,7 +74,8 @@ public final class VirtualDevice implements AutoCloseable {
         this.allocator = Objects.requireNonNull(allocator, "allocator");
         // io_uring loops where the kernel has io_uring, so that backends which submit their own io_uring operations
         // (the file target) run as they do on a real device; plain loops elsewhere.
-        this.group = new MultiThreadIoEventLoopGroup(queueCount,
+        this.group = new MultiThreadIoEventLoopGroup(
+                queueCount,
                 new DefaultThreadFactory("ubd-vdev-" + DEVICES.incrementAndGet(), true),
                 IoUring.isAvailable() ? IoUringIoHandler.newFactory() : LocalIoHandler.newFactory());
         for (int q = 0; q < queueCount; q++) {
@@ -165,8 +166,7 @@ public final class VirtualDevice implements AutoCloseable {
      * @param registry where the meters go
      * @return the device, serving
      */
-    public static VirtualDevice serve(BlockBackend backend, int queues, int depth,
-                                      MeterRegistry registry) {
+    public static VirtualDevice serve(BlockBackend backend, int queues, int depth, MeterRegistry registry) {
         return serve(backend, queues, depth, BackendBridge.DEFAULT_REQUEST_TIMEOUT, MicrometerMetrics.of(registry));
     }
 
@@ -180,11 +180,12 @@ public final class VirtualDevice implements AutoCloseable {
      * @param metrics where the queues report their requests
      * @return the device, serving
      */
-    public static VirtualDevice serve(BlockBackend backend, int queues, int depth, Duration requestTimeout,
-                                      UbdMetrics metrics) {
+    public static VirtualDevice serve(
+            BlockBackend backend, int queues, int depth, Duration requestTimeout, UbdMetrics metrics) {
         VirtualDevice d = create(queues, depth, backend.allocator(), metrics);
         try {
-            d.bridges.addAll(BackendBridge.attachAll(d.queues, backend, requestTimeout).collectList()
+            d.bridges.addAll(BackendBridge.attachAll(d.queues, backend, requestTimeout)
+                    .collectList()
                     .block(Duration.ofSeconds(30)));
         } catch (RuntimeException e) {
             d.close();
@@ -254,7 +255,8 @@ public final class VirtualDevice implements AutoCloseable {
      *         errno
      */
     public Mono<Void> write(int q, long offset, ByteBuf data, boolean fua) {
-        return submit(q, IoOp.WRITE, fua ? UblkIo.F_FUA : 0, offset, data.readableBytes(), data).then();
+        return submit(q, IoOp.WRITE, fua ? UblkIo.F_FUA : 0, offset, data.readableBytes(), data)
+                .then();
     }
 
     /**
@@ -320,9 +322,10 @@ public final class VirtualDevice implements AutoCloseable {
 
     /** Submits a request, per subscription; a WRITE's {@code data} (or null) is retained for it. */
     private Mono<Done> submit(int q, int opFlags, long offset, int length, ByteBuf data) {
-        return Mono.create((MonoSink<Done> sink) -> transports.get(q).submit(
-                        new VirtualRequest(opFlags, offset, length, data == null ? null : data.retainedSlice(),
-                                sink)))
+        return Mono.create((MonoSink<Done> sink) -> transports
+                        .get(q)
+                        .submit(new VirtualRequest(
+                                opFlags, offset, length, data == null ? null : data.retainedSlice(), sink)))
                 // A READ whose caller went away meanwhile (a timeout, a cancelled merge) still owns its data.
                 .doOnDiscard(Done.class, d -> {
                     if (d.data != null) {
@@ -352,8 +355,8 @@ public final class VirtualDevice implements AutoCloseable {
             throw new IllegalArgumentException("load takes READ, WRITE or FLUSH; was " + op);
         }
         if (count < 1 || length < 0 || (op != IoOp.FLUSH && (length == 0 || span < length))) {
-            throw new IllegalArgumentException("bad load: " + op + " length " + length + " span " + span
-                    + " count " + count);
+            throw new IllegalArgumentException(
+                    "bad load: " + op + " length " + length + " span " + span + " count " + count);
         }
         VirtualTransport t = transports.get(q);
         return Mono.create(sink -> t.queue.loop().execute(() -> t.startLoad(op, length, span, count, sink)));
@@ -402,8 +405,7 @@ public final class VirtualDevice implements AutoCloseable {
         }
     }
 
-    private record Done(int result, ByteBuf data) {
-    }
+    private record Done(int result, ByteBuf data) {}
 
     /** All of memory, for copies between native addresses, as the kernel's own copy is. */
     private static final MemorySegment MEMORY = MemorySegment.NULL.reinterpret(Long.MAX_VALUE);
@@ -460,8 +462,8 @@ public final class VirtualDevice implements AutoCloseable {
         }
 
         void stopped() {
-            sink.error(new UbdIoException(Errno.EIO, "the device stopped after " + answered + " of " + count
-                    + " load requests"));
+            sink.error(new UbdIoException(
+                    Errno.EIO, "the device stopped after " + answered + " of " + count + " load requests"));
         }
     }
 
@@ -506,6 +508,7 @@ public final class VirtualDevice implements AutoCloseable {
         Load load;
         /** Completions not delivered yet, as a CQ ring: a kind and a tag (or result) per entry, delivered by drain. */
         final long[] pending;
+
         int pendingHead;
         int pendingCount;
         final Runnable drain = this::drain;
@@ -519,12 +522,19 @@ public final class VirtualDevice implements AutoCloseable {
 
         void startLoad(IoOp op, int length, long span, long count, MonoSink<Long> sink) {
             if (load != null || stopping) {
-                sink.error(new IllegalStateException(stopping ? "the device is stopped"
-                        : "queue " + queue.id() + " already runs a load"));
+                sink.error(new IllegalStateException(
+                        stopping ? "the device is stopped" : "queue " + queue.id() + " already runs a load"));
                 return;
             }
-            load = new Load(op.code(), length, span / Math.max(1, length), count, sink,
-                    op == IoOp.FLUSH ? null : allocator.directBuffer(length, length).writeZero(length));
+            load = new Load(
+                    op.code(),
+                    length,
+                    span / Math.max(1, length),
+                    count,
+                    sink,
+                    op == IoOp.FLUSH
+                            ? null
+                            : allocator.directBuffer(length, length).writeZero(length));
             dispatch();
         }
 
@@ -544,8 +554,8 @@ public final class VirtualDevice implements AutoCloseable {
             if (pendingCount == pending.length) {
                 drain(); // cannot happen (a tag has one completion pending at most), but never lose one
             }
-            pending[(pendingHead + pendingCount++) % pending.length] = (long) kind << 56 | (long) tag << 32
-                    | (res & 0xFFFF_FFFFL);
+            pending[(pendingHead + pendingCount++) % pending.length] =
+                    (long) kind << 56 | (long) tag << 32 | (res & 0xFFFF_FFFFL);
             if (pendingCount == 1) {
                 queue.loop().execute(drain);
             }
@@ -762,6 +772,7 @@ public final class VirtualDevice implements AutoCloseable {
 
     @Override
     public String toString() {
-        return "VirtualDevice[queues=" + queues.size() + ", depth=" + queues.get(0).depth() + "]";
+        return "VirtualDevice[queues=" + queues.size() + ", depth="
+                + queues.get(0).depth() + "]";
     }
 }

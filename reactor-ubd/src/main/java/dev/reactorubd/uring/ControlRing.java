@@ -1,5 +1,7 @@
 package dev.reactorubd.uring;
 
+import static dev.reactorubd.uring.IoUringAbi.*;
+
 import dev.reactorubd.Errno;
 import dev.reactorubd.UbdClosedException;
 import dev.reactorubd.UbdException;
@@ -19,8 +21,6 @@ import reactor.core.publisher.Mono;
 import reactor.core.publisher.MonoSink;
 import reactor.core.scheduler.NonBlocking;
 import reactor.core.scheduler.Schedulers;
-
-import static dev.reactorubd.uring.IoUringAbi.*;
 
 /**
  * An io_uring with 128-byte SQEs for ublk control commands, built on {@code java.lang.foreign}.
@@ -102,10 +102,12 @@ public final class ControlRing implements AutoCloseable {
             params.set(ValueLayout.JAVA_INT, paramsOffset("cq_entries"), entries * 4);
             int fd = Libc.ioUringSetup(entries, params);
             if (fd < 0) {
-                throw new UbdException("io_uring_setup failed: " + Errno.describe(fd)
-                        + (fd == -Errno.EPERM || fd == -Errno.ENOSYS
-                        ? "; io_uring may be disabled (sysctl kernel.io_uring_disabled) or filtered by seccomp"
-                        : ""), fd);
+                throw new UbdException(
+                        "io_uring_setup failed: " + Errno.describe(fd)
+                                + (fd == -Errno.EPERM || fd == -Errno.ENOSYS
+                                        ? "; io_uring may be disabled (sysctl kernel.io_uring_disabled) or filtered by seccomp"
+                                        : ""),
+                        fd);
             }
             this.ringFd = fd;
             int features = params.get(ValueLayout.JAVA_INT, paramsOffset("features"));
@@ -119,20 +121,24 @@ public final class ControlRing implements AutoCloseable {
             long cqesOff = Integer.toUnsignedLong(params.get(ValueLayout.JAVA_INT, paramsOffset("cq_off", "cqes")));
             this.ringLength = Math.max(sqArrayOff + 4L * sqEntries, cqesOff + CQE_SIZE * cqEntries);
             this.sqesLength = SQE128_SIZE * sqEntries;
-            long ringAddr = Libc.mmap(ringLength, Libc.PROT_READ | 2 /* PROT_WRITE */,
-                    Libc.MAP_SHARED | Libc.MAP_POPULATE, fd, OFF_SQ_RING);
+            long ringAddr = Libc.mmap(
+                    ringLength,
+                    Libc.PROT_READ | 2 /* PROT_WRITE */,
+                    Libc.MAP_SHARED | Libc.MAP_POPULATE,
+                    fd,
+                    OFF_SQ_RING);
             if (ringAddr < 0) {
                 Libc.close(fd);
-                throw new UbdException("mmap of the io_uring rings failed: " + Errno.describe((int) ringAddr),
-                        (int) ringAddr);
+                throw new UbdException(
+                        "mmap of the io_uring rings failed: " + Errno.describe((int) ringAddr), (int) ringAddr);
             }
-            long sqesAddr = Libc.mmap(sqesLength, Libc.PROT_READ | 2, Libc.MAP_SHARED | Libc.MAP_POPULATE, fd,
-                    OFF_SQES);
+            long sqesAddr =
+                    Libc.mmap(sqesLength, Libc.PROT_READ | 2, Libc.MAP_SHARED | Libc.MAP_POPULATE, fd, OFF_SQES);
             if (sqesAddr < 0) {
                 Libc.munmap(ringAddr, ringLength);
                 Libc.close(fd);
-                throw new UbdException("mmap of the io_uring SQEs failed: " + Errno.describe((int) sqesAddr),
-                        (int) sqesAddr);
+                throw new UbdException(
+                        "mmap of the io_uring SQEs failed: " + Errno.describe((int) sqesAddr), (int) sqesAddr);
             }
             this.ring = MemorySegment.ofAddress(ringAddr).reinterpret(ringLength);
             this.sqes = MemorySegment.ofAddress(sqesAddr).reinterpret(sqesLength);
@@ -411,8 +417,8 @@ public final class ControlRing implements AutoCloseable {
                 int r = Libc.ioUringEnter(ringFd, 0, 1, ENTER_GETEVENTS);
                 if (r < 0 && r != -Errno.EINTR && r != -Errno.EAGAIN && r != -Errno.EBUSY) {
                     reaperFailed = true;
-                    failAll(new UbdException("io_uring_enter(GETEVENTS) failed on " + name + ": "
-                            + Errno.describe(r), r));
+                    failAll(new UbdException(
+                            "io_uring_enter(GETEVENTS) failed on " + name + ": " + Errno.describe(r), r));
                     return;
                 }
                 // Operations queued while the SQ lock was busy are picked up here too.

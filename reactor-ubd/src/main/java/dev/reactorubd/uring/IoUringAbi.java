@@ -1,11 +1,11 @@
 package dev.reactorubd.uring;
 
-import java.lang.foreign.MemoryLayout;
-import java.lang.foreign.StructLayout;
-
 import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.StructLayout;
 
 /** The parts of the io_uring ABI ({@code include/uapi/linux/io_uring.h}) that {@link ControlRing} uses. */
 public final class IoUringAbi {
@@ -130,20 +130,38 @@ public final class IoUringAbi {
     public static final long CQE_SIZE = 16;
 
     private static final StructLayout SQRING_OFFSETS = MemoryLayout.structLayout(
-            JAVA_INT.withName("head"), JAVA_INT.withName("tail"), JAVA_INT.withName("ring_mask"),
-            JAVA_INT.withName("ring_entries"), JAVA_INT.withName("flags"), JAVA_INT.withName("dropped"),
-            JAVA_INT.withName("array"), JAVA_INT.withName("resv1"), JAVA_LONG.withName("user_addr"));
+            JAVA_INT.withName("head"),
+            JAVA_INT.withName("tail"),
+            JAVA_INT.withName("ring_mask"),
+            JAVA_INT.withName("ring_entries"),
+            JAVA_INT.withName("flags"),
+            JAVA_INT.withName("dropped"),
+            JAVA_INT.withName("array"),
+            JAVA_INT.withName("resv1"),
+            JAVA_LONG.withName("user_addr"));
     private static final StructLayout CQRING_OFFSETS = MemoryLayout.structLayout(
-            JAVA_INT.withName("head"), JAVA_INT.withName("tail"), JAVA_INT.withName("ring_mask"),
-            JAVA_INT.withName("ring_entries"), JAVA_INT.withName("overflow"), JAVA_INT.withName("cqes"),
-            JAVA_INT.withName("flags"), JAVA_INT.withName("resv1"), JAVA_LONG.withName("user_addr"));
+            JAVA_INT.withName("head"),
+            JAVA_INT.withName("tail"),
+            JAVA_INT.withName("ring_mask"),
+            JAVA_INT.withName("ring_entries"),
+            JAVA_INT.withName("overflow"),
+            JAVA_INT.withName("cqes"),
+            JAVA_INT.withName("flags"),
+            JAVA_INT.withName("resv1"),
+            JAVA_LONG.withName("user_addr"));
 
     /** {@code struct io_uring_params} (120 bytes). */
     public static final StructLayout PARAMS = MemoryLayout.structLayout(
-            JAVA_INT.withName("sq_entries"), JAVA_INT.withName("cq_entries"), JAVA_INT.withName("flags"),
-            JAVA_INT.withName("sq_thread_cpu"), JAVA_INT.withName("sq_thread_idle"), JAVA_INT.withName("features"),
-            JAVA_INT.withName("wq_fd"), MemoryLayout.sequenceLayout(3, JAVA_INT).withName("resv"),
-            SQRING_OFFSETS.withName("sq_off"), CQRING_OFFSETS.withName("cq_off"));
+            JAVA_INT.withName("sq_entries"),
+            JAVA_INT.withName("cq_entries"),
+            JAVA_INT.withName("flags"),
+            JAVA_INT.withName("sq_thread_cpu"),
+            JAVA_INT.withName("sq_thread_idle"),
+            JAVA_INT.withName("features"),
+            JAVA_INT.withName("wq_fd"),
+            MemoryLayout.sequenceLayout(3, JAVA_INT).withName("resv"),
+            SQRING_OFFSETS.withName("sq_off"),
+            CQRING_OFFSETS.withName("cq_off"));
 
     private IoUringAbi() {}
 

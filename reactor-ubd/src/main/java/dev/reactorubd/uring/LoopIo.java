@@ -43,12 +43,13 @@ public final class LoopIo implements IoUringIoHandle {
     }
 
     /** Receives the result of the no-op that ends a chain nobody followed: nothing to do. */
-    private static final Completion IGNORED = res -> { };
+    private static final Completion IGNORED = res -> {};
 
     private final IoEventLoop loop;
     private volatile IoRegistration registration;
     /** How full the loop's submission queue is, for linked pairs; null where it cannot be read (no links then). */
     private NettyRing.Room room;
+
     private Completion[] slots = new Completion[64];
     /** Per operation: the buffer-table slot a READ_FIXED / WRITE_FIXED names, plus one (0: none). */
     private int[] fixed = new int[64];
@@ -56,6 +57,7 @@ public final class LoopIo implements IoUringIoHandle {
     private long[] ids = new long[64];
     /** The loop ring's buffer table, once one is registered: it guards the slots of answered requests. */
     private RingBufferTable table;
+
     private int[] free = new int[64];
     private int freeCount;
     private int next;
@@ -92,8 +94,8 @@ public final class LoopIo implements IoUringIoHandle {
                 }
                 sink.success(l);
             } else {
-                sink.error(new UbdException("cannot register with the io_uring loop " + loop + ": " + f.cause(), 0,
-                        f.cause()));
+                sink.error(new UbdException(
+                        "cannot register with the io_uring loop " + loop + ": " + f.cause(), 0, f.cause()));
             }
         }));
     }
@@ -125,8 +127,17 @@ public final class LoopIo implements IoUringIoHandle {
     }
 
     /** Enqueues one SQE with {@code sqeFlags}; {@code done} hears of a refusal at once. */
-    private void enqueue(int opcode, int sqeFlags, int fd, long off, long addr, int len, int opFlags, int bufIndex,
-                         long addr3, Completion done) {
+    private void enqueue(
+            int opcode,
+            int sqeFlags,
+            int fd,
+            long off,
+            long addr,
+            int len,
+            int opFlags,
+            int bufIndex,
+            long addr3,
+            Completion done) {
         if (closed || closing) {
             done.complete(-Errno.ESHUTDOWN);
             return;
@@ -142,8 +153,22 @@ public final class LoopIo implements IoUringIoHandle {
         int slot = take(done);
         markFixed(slot, opcode, bufIndex);
         IoRegistration r = registration;
-        long id = (r == null || !r.isValid()) ? 0 : r.submit(new IoUringIoOps((byte) opcode, (byte) sqeFlags,
-                (short) 0, fd, off, addr, len, opFlags, slot, (short) bufIndex, (short) 0, 0, addr3));
+        long id = (r == null || !r.isValid())
+                ? 0
+                : r.submit(new IoUringIoOps(
+                        (byte) opcode,
+                        (byte) sqeFlags,
+                        (short) 0,
+                        fd,
+                        off,
+                        addr,
+                        len,
+                        opFlags,
+                        slot,
+                        (short) bufIndex,
+                        (short) 0,
+                        0,
+                        addr3));
         if (id == 0) {
             release(slot);
             done.complete(-Errno.ESHUTDOWN);
@@ -192,8 +217,20 @@ public final class LoopIo implements IoUringIoHandle {
         for (int slot = 0; slot < next; slot++) {
             if (slots[slot] == done) {
                 // The cancellation's own completion carries data no operation has, and is dropped by handle.
-                r.submit(new IoUringIoOps((byte) IoUringAbi.OP_ASYNC_CANCEL, (byte) 0, (short) 0, -1, 0L, ids[slot],
-                        0, 0, (short) 0xFFFF, (short) 0, (short) 0, 0, 0L));
+                r.submit(new IoUringIoOps(
+                        (byte) IoUringAbi.OP_ASYNC_CANCEL,
+                        (byte) 0,
+                        (short) 0,
+                        -1,
+                        0L,
+                        ids[slot],
+                        0,
+                        0,
+                        (short) 0xFFFF,
+                        (short) 0,
+                        (short) 0,
+                        0,
+                        0L));
                 n++;
             }
         }
@@ -224,8 +261,17 @@ public final class LoopIo implements IoUringIoHandle {
      * @param done receives the result on the loop, once
      */
     public void submit(Sqe sqe, boolean linkNext, Completion done) {
-        enqueue(sqe.opcode(), linkNext ? IoUringAbi.IOSQE_IO_LINK : 0, sqe.fd(), sqe.off(), sqe.addr(), sqe.len(),
-                sqe.opFlags(), sqe.bufIndex(), sqe.addr3(), done);
+        enqueue(
+                sqe.opcode(),
+                linkNext ? IoUringAbi.IOSQE_IO_LINK : 0,
+                sqe.fd(),
+                sqe.off(),
+                sqe.addr(),
+                sqe.len(),
+                sqe.opFlags(),
+                sqe.bufIndex(),
+                sqe.addr3(),
+                done);
     }
 
     /**
@@ -259,8 +305,20 @@ public final class LoopIo implements IoUringIoHandle {
         }
         int slot = take(done);
         markFixed(slot, opcode, bufIndex);
-        long id = r.submit(new IoUringIoOps((byte) opcode, (byte) IoUringAbi.IOSQE_IO_LINK, (short) 0, sqe.fd(),
-                sqe.off(), sqe.addr(), sqe.len(), sqe.opFlags(), slot, (short) bufIndex, (short) 0, 0, sqe.addr3()));
+        long id = r.submit(new IoUringIoOps(
+                (byte) opcode,
+                (byte) IoUringAbi.IOSQE_IO_LINK,
+                (short) 0,
+                sqe.fd(),
+                sqe.off(),
+                sqe.addr(),
+                sqe.len(),
+                sqe.opFlags(),
+                slot,
+                (short) bufIndex,
+                (short) 0,
+                0,
+                sqe.addr3()));
         if (id == 0) {
             release(slot);
             return false;

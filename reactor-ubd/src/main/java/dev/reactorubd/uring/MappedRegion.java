@@ -32,8 +32,9 @@ public final class MappedRegion implements AutoCloseable {
     public static MappedRegion mapReadOnly(int fd, long offset, long length) {
         long addr = Libc.mmap(length, Libc.PROT_READ, Libc.MAP_SHARED, fd, offset);
         if (addr < 0) {
-            throw new UbdException("mmap of " + length + " bytes at offset " + offset + " failed: "
-                    + Errno.describe((int) addr), (int) addr);
+            throw new UbdException(
+                    "mmap of " + length + " bytes at offset " + offset + " failed: " + Errno.describe((int) addr),
+                    (int) addr);
         }
         return new MappedRegion(MemorySegment.ofAddress(addr).reinterpret(length));
     }

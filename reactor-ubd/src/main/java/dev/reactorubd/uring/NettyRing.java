@@ -33,6 +33,7 @@ final class NettyRing {
     static final String TESTED_FROM = "4.2.15.Final";
     /** The newest Netty tested. */
     static final String TESTED_TO = "4.2.18.Final";
+
     private static final MethodHandle RING_BUFFER;
     private static final MethodHandle FD;
     private static final MethodHandle SUBMISSION_QUEUE;
@@ -94,7 +95,8 @@ final class NettyRing {
         if (v != null) {
             return v;
         }
-        Version recorded = Version.identify(IoUringIoHandler.class.getClassLoader()).get(ARTIFACT);
+        Version recorded =
+                Version.identify(IoUringIoHandler.class.getClassLoader()).get(ARTIFACT);
         return recorded == null ? null : recorded.artifactVersion();
     }
 
@@ -112,8 +114,8 @@ final class NettyRing {
         }
         int[] v = parse(version);
         if (v == null || compare(v, parse(TESTED_FROM)) < 0 || compare(v, parse(TESTED_TO)) > 0) {
-            return "Netty " + version + " is outside the versions this library was tested on (" + TESTED_FROM
-                    + " to " + TESTED_TO + "), and it reads Netty's private ring fields: use one of those";
+            return "Netty " + version + " is outside the versions this library was tested on (" + TESTED_FROM + " to "
+                    + TESTED_TO + "), and it reads Netty's private ring fields: use one of those";
         }
         return null;
     }

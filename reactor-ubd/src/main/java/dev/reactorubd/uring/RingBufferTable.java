@@ -1,6 +1,7 @@
 package dev.reactorubd.uring;
 
 import dev.reactorubd.Errno;
+import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdUnsupportedException;
 import io.netty.channel.IoRegistration;
 import io.netty.channel.uring.IoUringIoHandler;
@@ -12,7 +13,6 @@ import java.util.BitSet;
 import java.util.Map;
 import java.util.WeakHashMap;
 import java.util.function.IntConsumer;
-import dev.reactorubd.UbdException;
 
 /**
  * The registered-buffer table of a Netty io_uring event loop's ring, shared by every queue that runs on that loop: how
@@ -45,6 +45,7 @@ public final class RingBufferTable {
     private final int ringFd;
     /** Why there is no table on this ring, or null when there is one. */
     private final String unusable;
+
     private final BitSet used = new BitSet(SLOTS);
     /**
      * The reservation of each slot whose uses are guarded ({@link Reservation#guard}), else null; on the loop. Made
@@ -98,6 +99,7 @@ public final class RingBufferTable {
         private boolean released;
         /** Per slot while guarded: whether a request holds it, operations in flight naming it, a waiter for idle. */
         private boolean[] held;
+
         private int[] uses;
         private boolean[] waiting;
         private IntConsumer whenIdle;
@@ -131,8 +133,8 @@ public final class RingBufferTable {
          */
         public void register(int index, MemorySegment memory) {
             if (index < 0 || index >= count || released) {
-                throw new IllegalArgumentException("slot " + index + " is not one of " + this
-                        + (released ? " (released)" : ""));
+                throw new IllegalArgumentException(
+                        "slot " + index + " is not one of " + this + (released ? " (released)" : ""));
             }
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment iovec = arena.allocate(16, 8);
@@ -142,11 +144,13 @@ public final class RingBufferTable {
                 upd.set(ValueLayout.JAVA_INT, 0, base + index);
                 upd.set(ValueLayout.JAVA_LONG, 8, iovec.address());
                 upd.set(ValueLayout.JAVA_INT, 24, 1);
-                int r = Libc.ioUringRegister(ringFd, IoUringAbi.REGISTER_BUFFERS_UPDATE, upd.address(),
-                        IoUringAbi.RSRC_STRUCT_SIZE);
+                int r = Libc.ioUringRegister(
+                        ringFd, IoUringAbi.REGISTER_BUFFERS_UPDATE, upd.address(), IoUringAbi.RSRC_STRUCT_SIZE);
                 if (r < 0) {
-                    throw new UbdException("cannot register " + memory.byteSize() + " bytes in slot "
-                            + (base + index) + " of ring fd " + ringFd + ": " + Errno.describe(r), -r);
+                    throw new UbdException(
+                            "cannot register " + memory.byteSize() + " bytes in slot " + (base + index) + " of ring fd "
+                                    + ringFd + ": " + Errno.describe(r),
+                            -r);
                 }
             }
         }
@@ -267,8 +271,8 @@ public final class RingBufferTable {
      */
     public static Reservation reserve(IoRegistration registration, int count) {
         if (!(registration.attachment() instanceof IoUringIoHandler handler)) {
-            throw new UbdUnsupportedException("zero copy needs a Netty io_uring event loop; this registration's is "
-                    + registration.attachment());
+            throw new UbdUnsupportedException(
+                    "zero copy needs a Netty io_uring event loop; this registration's is " + registration.attachment());
         }
         synchronized (TABLES) {
             RingBufferTable table = TABLES.computeIfAbsent(handler, RingBufferTable::register);
@@ -312,13 +316,18 @@ public final class RingBufferTable {
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment reg = arena.allocate(IoUringAbi.RSRC_STRUCT_SIZE, 8); // struct io_uring_rsrc_register
-            reg.set(ValueLayout.JAVA_INT, 0, SLOTS);                         // nr
+            reg.set(ValueLayout.JAVA_INT, 0, SLOTS); // nr
             reg.set(ValueLayout.JAVA_INT, 4, IoUringAbi.RSRC_REGISTER_SPARSE); // flags
             int r = Libc.ioUringRegister(fd, IoUringAbi.REGISTER_BUFFERS2, reg.address(), IoUringAbi.RSRC_STRUCT_SIZE);
             if (r < 0) {
-                return new RingBufferTable(fd, "cannot register a buffer table on Netty's io_uring ring (fd " + fd
-                        + "): " + Errno.describe(r) + (r == -Errno.EBUSY ? "; the application registered one of its "
-                        + "own on this event loop: give the device's queues loops of their own" : ""));
+                return new RingBufferTable(
+                        fd,
+                        "cannot register a buffer table on Netty's io_uring ring (fd " + fd
+                                + "): " + Errno.describe(r)
+                                + (r == -Errno.EBUSY
+                                        ? "; the application registered one of its "
+                                                + "own on this event loop: give the device's queues loops of their own"
+                                        : ""));
             }
         }
         return new RingBufferTable(fd, null);
@@ -329,11 +338,11 @@ public final class RingBufferTable {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment iovecs = arena.allocate(16L * count, 8); // zeroed struct iovec[count]: empty slots
             MemorySegment upd = arena.allocate(IoUringAbi.RSRC_STRUCT_SIZE, 8); // struct io_uring_rsrc_update2
-            upd.set(ValueLayout.JAVA_INT, 0, base);                 // offset
-            upd.set(ValueLayout.JAVA_LONG, 8, iovecs.address());    // data
-            upd.set(ValueLayout.JAVA_INT, 24, count);               // nr
-            Libc.ioUringRegister(ringFd, IoUringAbi.REGISTER_BUFFERS_UPDATE, upd.address(),
-                    IoUringAbi.RSRC_STRUCT_SIZE);
+            upd.set(ValueLayout.JAVA_INT, 0, base); // offset
+            upd.set(ValueLayout.JAVA_LONG, 8, iovecs.address()); // data
+            upd.set(ValueLayout.JAVA_INT, 24, count); // nr
+            Libc.ioUringRegister(
+                    ringFd, IoUringAbi.REGISTER_BUFFERS_UPDATE, upd.address(), IoUringAbi.RSRC_STRUCT_SIZE);
         }
     }
 }

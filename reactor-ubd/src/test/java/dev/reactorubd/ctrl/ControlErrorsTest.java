@@ -1,5 +1,10 @@
 package dev.reactorubd.ctrl;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.UbdDeviceBusyException;
 import dev.reactorubd.UbdDeviceStateException;
 import dev.reactorubd.UbdException;
@@ -12,17 +17,13 @@ import java.nio.file.Path;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /** How kernel answers become typed errors that say what to do. */
 class ControlErrorsTest {
 
     @Test
     void missingControlDeviceSaysLoadTheModule() {
-        UbdModuleNotLoadedException e = assertThrows(UbdModuleNotLoadedException.class,
+        UbdModuleNotLoadedException e = assertThrows(
+                UbdModuleNotLoadedException.class,
                 () -> UbdControl.open(Path.of("/dev/ublk-control-does-not-exist"), Duration.ofSeconds(1)));
         assertTrue(e.getMessage().contains("modprobe ublk_drv"), e.getMessage());
         assertEquals(2, e.errno());
@@ -39,7 +40,10 @@ class ControlErrorsTest {
         UbdException e = assertError(UbdException.class, UblkCtrlCmd.SET_PARAMS, -22, "EINVAL");
         assertEquals("EINVAL", e.errnoName());
         // A recovery whose server died before any queue was ready leaves a device Linux 6.12 takes over no more.
-        assertError(UbdDeviceStateException.class, UblkCtrlCmd.START_USER_RECOVERY, -22,
+        assertError(
+                UbdDeviceStateException.class,
+                UblkCtrlCmd.START_USER_RECOVERY,
+                -22,
                 "died before any of its queues was ready");
     }
 

@@ -1,5 +1,11 @@
 package dev.reactorubd.ctrl;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.InvalidDeviceSpecException;
 import dev.reactorubd.UbdDeviceBusyException;
 import dev.reactorubd.UbdNoSuchDeviceException;
@@ -8,6 +14,7 @@ import dev.reactorubd.sys.UblkDevState;
 import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
 import dev.reactorubd.uring.Libc;
 import java.time.Duration;
@@ -21,13 +28,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import reactor.test.StepVerifier;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import dev.reactorubd.testing.Devices;
 
 /** The control plane against the real ublk driver (Linux 6.12 and 6.18 in the test VM). */
 @DeviceTest
@@ -66,9 +66,15 @@ class ControlPlaneDeviceTest {
 
     @Test
     void addSetParamsInfoAndDelete() {
-        DeviceSpec spec = spec().queues(2).depth(64).logicalBlockSize(4096).physicalBlockSize(4096)
-                .maxIoBytes(256 * 1024).volatileCache(true).fua(true)
-                .discard(new DeviceSpec.Discard(4096, 0, 1 << 20, 1 << 20)).build();
+        DeviceSpec spec = spec().queues(2)
+                .depth(64)
+                .logicalBlockSize(4096)
+                .physicalBlockSize(4096)
+                .maxIoBytes(256 * 1024)
+                .volatileCache(true)
+                .fua(true)
+                .discard(new DeviceSpec.Discard(4096, 0, 1 << 20, 1 << 20))
+                .build();
         DeviceInfo added = control.addDevice(spec).block(WAIT);
         assertNotNull(added);
         int id = added.id();
@@ -95,11 +101,15 @@ class ControlPlaneDeviceTest {
         // server's pid into the caller's pid namespace, -1 when there is none).
         assertTrue(added.serverPid() <= 0 && info.serverPid() <= 0, added + " / " + info);
         assertEquals(withoutPid(added), withoutPid(info));
-        assertEquals(List.of(id), control.listDevices().map(DeviceInfo::id).collectList().block(WAIT));
+        assertEquals(
+                List.of(id),
+                control.listDevices().map(DeviceInfo::id).collectList().block(WAIT));
 
         control.deleteDevice(id).block(WAIT);
         assertFalse(Vm.deviceExists(id));
-        StepVerifier.create(control.deviceInfo(id)).expectError(UbdNoSuchDeviceException.class).verify(WAIT);
+        StepVerifier.create(control.deviceInfo(id))
+                .expectError(UbdNoSuchDeviceException.class)
+                .verify(WAIT);
         assertEquals(List.of(), control.listDevices().collectList().block(WAIT));
     }
 
@@ -107,17 +117,27 @@ class ControlPlaneDeviceTest {
     @Test
     void failIoRecoveryIsNegotiatedWhereTheKernelHasIt() {
         Vm.assumeFeature(UblkFeature.USER_RECOVERY_FAIL_IO);
-        DeviceInfo added = control.addDevice(spec()
-                .features(EnumSet.of(UblkFeature.USER_RECOVERY, UblkFeature.USER_RECOVERY_FAIL_IO)).build()).block(WAIT);
+        DeviceInfo added = control.addDevice(
+                        spec().features(EnumSet.of(UblkFeature.USER_RECOVERY, UblkFeature.USER_RECOVERY_FAIL_IO))
+                                .build())
+                .block(WAIT);
         assertNotNull(added);
-        assertTrue(added.has(UblkFeature.USER_RECOVERY) && added.has(UblkFeature.USER_RECOVERY_FAIL_IO),
-                added.toString());
+        assertTrue(
+                added.has(UblkFeature.USER_RECOVERY) && added.has(UblkFeature.USER_RECOVERY_FAIL_IO), added.toString());
         control.deleteDevice(added.id()).block(WAIT);
     }
 
     private static DeviceInfo withoutPid(DeviceInfo i) {
-        return new DeviceInfo(i.id(), i.queues(), i.depth(), i.state(), i.maxIoBytes(), 0, i.featureMask(),
-                i.ownerUid(), i.ownerGid());
+        return new DeviceInfo(
+                i.id(),
+                i.queues(),
+                i.depth(),
+                i.state(),
+                i.maxIoBytes(),
+                0,
+                i.featureMask(),
+                i.ownerUid(),
+                i.ownerGid());
     }
 
     @Test
@@ -141,17 +161,21 @@ class ControlPlaneDeviceTest {
     }
 
     static List<Named<UnaryOperator<DeviceSpec.Builder>>> invalidChanges() {
-        return DeviceSpecTest.invalidSpecs().map(a -> {
-            @SuppressWarnings("unchecked")
-            UnaryOperator<DeviceSpec.Builder> change = (UnaryOperator<DeviceSpec.Builder>) a.get()[1];
-            return Named.of((String) a.get()[0], change);
-        }).toList();
+        return DeviceSpecTest.invalidSpecs()
+                .map(a -> {
+                    @SuppressWarnings("unchecked")
+                    UnaryOperator<DeviceSpec.Builder> change = (UnaryOperator<DeviceSpec.Builder>) a.get()[1];
+                    return Named.of((String) a.get()[0], change);
+                })
+                .toList();
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("invalidChanges")
     void invalidSpecsNeverReachTheKernel(UnaryOperator<DeviceSpec.Builder> change) {
-        assertThrows(InvalidDeviceSpecException.class, () -> control.addDevice(change.apply(spec()).build()));
+        assertThrows(
+                InvalidDeviceSpecException.class,
+                () -> control.addDevice(change.apply(spec()).build()));
         assertEquals(List.of(), control.listDevices().collectList().block(WAIT));
     }
 
@@ -172,7 +196,9 @@ class ControlPlaneDeviceTest {
     void deleteAsyncFreesTheId() {
         DeviceInfo added = control.addDevice(spec().build()).block(WAIT);
         control.deleteDeviceAsync(added.id()).block(WAIT);
-        StepVerifier.create(control.deviceInfo(added.id())).expectError(UbdNoSuchDeviceException.class).verify(WAIT);
+        StepVerifier.create(control.deviceInfo(added.id()))
+                .expectError(UbdNoSuchDeviceException.class)
+                .verify(WAIT);
     }
 
     @Test
@@ -206,6 +232,9 @@ class ControlPlaneDeviceTest {
         assertEquals(List.of(), control.listDevices().collectList().block(WAIT));
         assertEquals(fdsBefore, Vm.openFds(), "open fds");
         assertEquals(0, Vm.ublkMappings(), "ublk mappings");
-        assertEquals("", Vm.sh(10, "ls /dev | grep '^ublk[bc][0-9]' || true").output().trim(), "ublk nodes left");
+        assertEquals(
+                "",
+                Vm.sh(10, "ls /dev | grep '^ublk[bc][0-9]' || true").output().trim(),
+                "ublk nodes left");
     }
 }

@@ -1,27 +1,35 @@
 package dev.reactorubd.ctrl;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import dev.reactorubd.sys.UblkParams;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import java.lang.foreign.ValueLayout;
+import org.junit.jupiter.api.Test;
 
 /** What SET_PARAMS sends for a spec, byte for byte where it matters, and how GET_PARAMS is read back. */
 class DeviceParamsTest {
 
     @Test
     void specBecomesTheKernelsStruct() {
-        DeviceSpec spec = DeviceSpec.builder().capacityBytes(1L << 30).logicalBlockSize(512).physicalBlockSize(4096)
-                .maxIoBytes(1 << 20).volatileCache(true).fua(true).rotational(true)
-                .discard(new DeviceSpec.Discard(4096, 0, 1 << 20, 2 << 20)).build();
+        DeviceSpec spec = DeviceSpec.builder()
+                .capacityBytes(1L << 30)
+                .logicalBlockSize(512)
+                .physicalBlockSize(4096)
+                .maxIoBytes(1 << 20)
+                .volatileCache(true)
+                .fua(true)
+                .rotational(true)
+                .discard(new DeviceSpec.Discard(4096, 0, 1 << 20, 2 << 20))
+                .build();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment s = arena.allocate(UblkParams.SIZE);
             DeviceParams.of(spec).write(s);
             assertEquals(152, UblkParams.len(s));
             assertEquals(UblkParams.TYPE_BASIC | UblkParams.TYPE_DISCARD, UblkParams.types(s));
-            assertEquals(UblkParams.ATTR_VOLATILE_CACHE | UblkParams.ATTR_FUA | UblkParams.ATTR_ROTATIONAL,
+            assertEquals(
+                    UblkParams.ATTR_VOLATILE_CACHE | UblkParams.ATTR_FUA | UblkParams.ATTR_ROTATIONAL,
                     UblkParams.attrs(s));
             assertEquals(9, UblkParams.logicalBsShift(s));
             assertEquals(12, UblkParams.physicalBsShift(s));
@@ -50,7 +58,11 @@ class DeviceParamsTest {
     void noDiscardMeansNoDiscardPart() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment s = arena.allocate(UblkParams.SIZE);
-            DeviceParams.of(DeviceSpec.builder().capacityBytes(4096).readOnly(true).build()).write(s);
+            DeviceParams.of(DeviceSpec.builder()
+                            .capacityBytes(4096)
+                            .readOnly(true)
+                            .build())
+                    .write(s);
             assertEquals(UblkParams.TYPE_BASIC, UblkParams.types(s));
             assertEquals(UblkParams.ATTR_READ_ONLY, UblkParams.attrs(s));
             assertEquals(null, DeviceParams.read(s).discard());

@@ -1,5 +1,9 @@
 package dev.reactorubd.ctrl;
 
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.UbdModuleNotLoadedException;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Vm;
@@ -7,10 +11,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** With ublk_drv unloaded, the control plane says to load it. The module is loaded again afterwards. */
 @DeviceTest

@@ -1,5 +1,11 @@
 package dev.reactorubd.ctrl;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdDeviceStateException;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdTimeoutException;
@@ -7,13 +13,7 @@ import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.sys.UblkCtrlCmd;
 import dev.reactorubd.sys.UblkDevState;
 import dev.reactorubd.sys.UblkFeature;
-import dev.reactorubd.Errno;
 import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * What {@link UbdControl#updateSize} refuses before sending UPDATE_SIZE, which 6.18 does not check itself (and oopses
@@ -38,18 +38,19 @@ class UpdateSizeCheckTest {
 
     @Test
     void aKernelWithoutUpdateSizeIsUnsupported() {
-        UbdException e = UbdControl.checkUpdateSize(KERNEL_612, device(UblkDevState.LIVE, WITH_UPDATE_SIZE), 512,
-                1 << 20);
+        UbdException e =
+                UbdControl.checkUpdateSize(KERNEL_612, device(UblkDevState.LIVE, WITH_UPDATE_SIZE), 512, 1 << 20);
         assertInstanceOf(UbdUnsupportedException.class, e);
         assertTrue(e.getMessage().contains("6.16"), e.getMessage());
-        assertInstanceOf(UbdUnsupportedException.class,
+        assertInstanceOf(
+                UbdUnsupportedException.class,
                 UbdControl.checkUpdateSize(0, device(UblkDevState.LIVE, WITH_UPDATE_SIZE), 512, 1 << 20));
     }
 
     @Test
     void aDeviceAddedWithoutTheFlagIsUnsupportedEvenOnAKernelThatHasIt() {
-        UbdException e = UbdControl.checkUpdateSize(KERNEL_618,
-                device(UblkDevState.LIVE, UblkFeature.USER_COPY.mask()), 512, 1 << 20);
+        UbdException e = UbdControl.checkUpdateSize(
+                KERNEL_618, device(UblkDevState.LIVE, UblkFeature.USER_COPY.mask()), 512, 1 << 20);
         assertInstanceOf(UbdUnsupportedException.class, e);
         assertTrue(e.getMessage().contains("DeviceSpec feature UPDATE_SIZE"), e.getMessage());
     }
@@ -72,7 +73,9 @@ class UpdateSizeCheckTest {
             assertEquals(Errno.EINVAL, e.errno(), "" + bad);
             assertTrue(e.getMessage().contains("multiple"), e.getMessage());
         }
-        assertTrue(UbdControl.checkUpdateSize(KERNEL_618, live, 4096, 10_000).getMessage().contains("8192"));
+        assertTrue(UbdControl.checkUpdateSize(KERNEL_618, live, 4096, 10_000)
+                .getMessage()
+                .contains("8192"));
     }
 
     @Test

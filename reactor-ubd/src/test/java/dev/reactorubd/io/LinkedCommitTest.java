@@ -1,8 +1,14 @@
 package dev.reactorubd.io;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.IoOp;
 import dev.reactorubd.sys.UblkIo;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.UnpooledByteBufAllocator;
 import io.netty.util.concurrent.DefaultEventExecutor;
@@ -14,12 +20,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import reactor.core.publisher.BaseSubscriber;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * A request's commit linked behind the operation that serves it in place: committed exactly once, with the right
@@ -37,8 +37,7 @@ class LinkedCommitTest {
     /** Records commits; links may follow requests served in place. */
     private final class Recording implements QueueTransport {
         @Override
-        public void fetchAll() {
-        }
+        public void fetchAll() {}
 
         @Override
         public void copyIn(int tag, ByteBuf dst, int length) {

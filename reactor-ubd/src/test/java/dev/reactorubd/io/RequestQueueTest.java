@@ -1,5 +1,12 @@
 package dev.reactorubd.io;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import io.netty.buffer.UnpooledByteBufAllocator;
 import io.netty.util.concurrent.ImmediateEventExecutor;
 import java.util.ArrayList;
@@ -8,17 +15,10 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertSame;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /** The waiting-request queue: first in first out, bounded, and safe with one producer and one consumer thread. */
 class RequestQueueTest {
-    private static final UbdQueue OWNER = new UbdQueue(0, 0, 1, ImmediateEventExecutor.INSTANCE,
-            UnpooledByteBufAllocator.DEFAULT);
+    private static final UbdQueue OWNER =
+            new UbdQueue(0, 0, 1, ImmediateEventExecutor.INSTANCE, UnpooledByteBufAllocator.DEFAULT);
 
     private static List<IoRequest> requests(int n) {
         List<IoRequest> l = new ArrayList<>();

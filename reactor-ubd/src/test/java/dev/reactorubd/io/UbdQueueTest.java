@@ -1,9 +1,14 @@
 package dev.reactorubd.io;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.IoOp;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import java.nio.charset.StandardCharsets;
@@ -18,12 +23,6 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The queue's logic (demand, ordering, answers, errors, cancellation, ending), driven by the test kit. */
 class UbdQueueTest {
@@ -105,7 +104,8 @@ class UbdQueueTest {
         dev = VirtualDevice.create(1, 4);
         List<IoRequest> held = new CopyOnWriteArrayList<>();
         dev.queue(0).requests().subscribe(held::add);
-        Mono<Void> write = dev.write(0, 0, Unpooled.wrappedBuffer(new byte[4096])).cache();
+        Mono<Void> write =
+                dev.write(0, 0, Unpooled.wrappedBuffer(new byte[4096])).cache();
         write.subscribe();
         dev.flush(0).subscribe();
         long deadline = System.nanoTime() + WAIT.toNanos();
@@ -116,7 +116,8 @@ class UbdQueueTest {
         assertEquals(0, dev.queue(0).bytesCount());
         held.forEach(IoRequest::complete);
         write.block(WAIT);
-        while ((dev.queue(0).inFlightCount() > 0 || dev.queue(0).completedCount() < 2) && System.nanoTime() < deadline) {
+        while ((dev.queue(0).inFlightCount() > 0 || dev.queue(0).completedCount() < 2)
+                && System.nanoTime() < deadline) {
             Thread.onSpinWait();
         }
         assertEquals(0, dev.queue(0).inFlightCount());
@@ -146,8 +147,7 @@ class UbdQueueTest {
     @Test
     void heapOrCompositeReadDataIsGatheredIntoDirectMemory() {
         dev = VirtualDevice.create(1, 4);
-        dev.queue(0).requests().subscribe(r -> r.complete(
-                Unpooled.wrappedBuffer(bytes("ab"), bytes("cd"))));
+        dev.queue(0).requests().subscribe(r -> r.complete(Unpooled.wrappedBuffer(bytes("ab"), bytes("cd"))));
         StepVerifier.create(dev.read(0, 0, 4))
                 .assertNext(buf -> {
                     assertEquals("abcd", buf.toString(StandardCharsets.US_ASCII));
@@ -180,8 +180,12 @@ class UbdQueueTest {
                 r.complete();
             }
         });
-        StepVerifier.create(dev.read(0, 0, 4)).expectErrorSatisfies(e -> assertErrno(e, Errno.EIO)).verify(WAIT);
-        StepVerifier.create(dev.read(0, 512, 4)).expectErrorSatisfies(e -> assertErrno(e, Errno.EIO)).verify(WAIT);
+        StepVerifier.create(dev.read(0, 0, 4))
+                .expectErrorSatisfies(e -> assertErrno(e, Errno.EIO))
+                .verify(WAIT);
+        StepVerifier.create(dev.read(0, 512, 4))
+                .expectErrorSatisfies(e -> assertErrno(e, Errno.EIO))
+                .verify(WAIT);
     }
 
     @Test
@@ -196,9 +200,11 @@ class UbdQueueTest {
                 r.complete();
             }
         });
-        StepVerifier.create(dev.write(0, 0, bytes("x"))).expectErrorSatisfies(e -> assertErrno(e, Errno.ENOSPC))
+        StepVerifier.create(dev.write(0, 0, bytes("x")))
+                .expectErrorSatisfies(e -> assertErrno(e, Errno.ENOSPC))
                 .verify(WAIT);
-        StepVerifier.create(dev.write(0, 512, bytes("x"))).expectErrorSatisfies(e -> assertErrno(e, Errno.EIO))
+        StepVerifier.create(dev.write(0, 512, bytes("x")))
+                .expectErrorSatisfies(e -> assertErrno(e, Errno.EIO))
                 .verify(WAIT);
         StepVerifier.create(dev.write(0, 1024, bytes("x"))).verifyComplete();
         assertEquals(1, dev.queue(0).completedCount());
@@ -213,22 +219,26 @@ class UbdQueueTest {
         Mono<ByteBuf> read = dev.read(0, 0, 1).cache();
         read.subscribe();
         StepVerifier.create(Mono.fromCallable(() -> r[0]).repeatWhenEmpty(f -> f.delayElements(Duration.ofMillis(10))))
-                .expectNextCount(1).verifyComplete();
+                .expectNextCount(1)
+                .verifyComplete();
         r[0].complete(Unpooled.directBuffer(1).writeByte(7));
         ByteBuf second = Unpooled.directBuffer(1).writeByte(8);
         assertThrows(IllegalStateException.class, () -> r[0].complete(second));
         assertEquals(0, second.refCnt());
-        StepVerifier.create(read).assertNext(b -> {
-            assertEquals(7, b.getByte(0));
-            b.release();
-        }).verifyComplete();
+        StepVerifier.create(read)
+                .assertNext(b -> {
+                    assertEquals(7, b.getByte(0));
+                    b.release();
+                })
+                .verifyComplete();
     }
 
     @Test
     void answersFromAnyThreadAreCommittedOnTheLoop() {
         dev = VirtualDevice.create(2, 16);
         for (int q = 0; q < 2; q++) {
-            dev.queue(q).requests()
+            dev.queue(q)
+                    .requests()
                     .flatMap(r -> Mono.fromRunnable(r::complete).subscribeOn(Schedulers.parallel()))
                     .subscribe();
         }
@@ -271,31 +281,35 @@ class UbdQueueTest {
     @Test
     void cancelledSubscriberFailsWaitingAndLaterRequests() {
         dev = VirtualDevice.create(1, 4);
-        dev.flush(0).subscribe(null, e -> { });
+        dev.flush(0).subscribe(null, e -> {});
         StepVerifier.create(dev.queue(0).requests(), 0)
                 .expectSubscription()
                 .thenCancel()
                 .verify(WAIT);
-        StepVerifier.create(dev.flush(0)).expectErrorSatisfies(e -> assertErrno(e, Errno.EIO)).verify(WAIT);
+        StepVerifier.create(dev.flush(0))
+                .expectErrorSatisfies(e -> assertErrno(e, Errno.EIO))
+                .verify(WAIT);
     }
 
     @Test
     void secondSubscriberIsRefused() {
         dev = VirtualDevice.create(1, 4);
         dev.queue(0).requests().subscribe();
-        StepVerifier.create(dev.queue(0).requests()).expectError(IllegalStateException.class).verify(WAIT);
+        StepVerifier.create(dev.queue(0).requests())
+                .expectError(IllegalStateException.class)
+                .verify(WAIT);
     }
 
     @Test
     void stopLetsInFlightFinishFailsWaitingAndEndsTheFlux() {
         dev = VirtualDevice.create(1, 1);
         List<IoRequest> held = new CopyOnWriteArrayList<>();
-        StepVerifier.Step<IoRequest> step = StepVerifier.create(dev.queue(0).requests())
-                .recordWith(() -> held);
+        StepVerifier.Step<IoRequest> step =
+                StepVerifier.create(dev.queue(0).requests()).recordWith(() -> held);
         Mono<Void> first = dev.flush(0).cache();
         first.subscribe();
         Mono<Void> second = dev.flush(0).cache();
-        second.subscribe(null, e -> { });
+        second.subscribe(null, e -> {});
         step.expectNextCount(1)
                 .then(() -> {
                     dev.stop().subscribe();
@@ -303,7 +317,9 @@ class UbdQueueTest {
                 })
                 .verifyComplete();
         StepVerifier.create(first).verifyComplete();
-        StepVerifier.create(second).expectErrorSatisfies(e -> assertErrno(e, Errno.EIO)).verify(WAIT);
+        StepVerifier.create(second)
+                .expectErrorSatisfies(e -> assertErrno(e, Errno.EIO))
+                .verify(WAIT);
         StepVerifier.create(dev.queue(0).onTerminated()).verifyComplete();
     }
 
@@ -319,7 +335,7 @@ class UbdQueueTest {
             // Scheduled from the loop itself: it already ran, before schedule() returned.
             inline[0] = thread[1] != null;
         });
-        dev.queue(0).loop().submit(() -> { }).get();
+        dev.queue(0).loop().submit(() -> {}).get();
         assertTrue(inline[0], "a task scheduled on the loop from the loop runs at once");
         assertEquals(thread[0], thread[1]);
         assertNotEquals(Thread.currentThread().getName(), thread[0], "from another thread it hops to the loop");

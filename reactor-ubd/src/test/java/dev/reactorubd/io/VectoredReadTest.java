@@ -1,5 +1,8 @@
 package dev.reactorubd.io;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.IoOp;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.testkit.VirtualDevice;
@@ -12,9 +15,6 @@ import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Mono;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * A READ answered in pieces (a composite buffer, as striping backends answer) is copied from its pieces in order, and

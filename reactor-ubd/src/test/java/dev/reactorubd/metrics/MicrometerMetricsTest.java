@@ -1,10 +1,16 @@
 package dev.reactorubd.metrics;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.IoRequest;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -27,12 +33,6 @@ import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The Micrometer meters of queues agree with the requests made, through the test kit's virtual device. */
 class MicrometerMetricsTest {
@@ -76,11 +76,15 @@ class MicrometerMetricsTest {
     }
 
     private static double count(MeterRegistry r, String name, String... tags) {
-        return r.find(name).tags(tags).counters().stream().mapToDouble(Counter::count).sum();
+        return r.find(name).tags(tags).counters().stream()
+                .mapToDouble(Counter::count)
+                .sum();
     }
 
     private static long timed(MeterRegistry r, String... tags) {
-        return r.find(MicrometerMetrics.LATENCY).tags(tags).timers().stream().mapToLong(Timer::count).sum();
+        return r.find(MicrometerMetrics.LATENCY).tags(tags).timers().stream()
+                .mapToLong(Timer::count)
+                .sum();
     }
 
     @Test
@@ -88,24 +92,34 @@ class MicrometerMetricsTest {
         MeterRegistry registry = new SimpleMeterRegistry();
         ByteBuf data = Unpooled.directBuffer(8192).writeZero(8192);
         try (VirtualDevice dev = VirtualDevice.serve(new Backend(), 2, 16, registry)) {
-            Flux.range(0, 100).flatMap(i -> dev.read(i % 2, i * 4096L, 4096).doOnNext(ByteBuf::release), 32)
-                    .then().block(WAIT);
-            Flux.range(0, 30).flatMap(i -> dev.write(i % 2, i * 8192L, data.duplicate()), 32).then().block(WAIT);
+            Flux.range(0, 100)
+                    .flatMap(i -> dev.read(i % 2, i * 4096L, 4096).doOnNext(ByteBuf::release), 32)
+                    .then()
+                    .block(WAIT);
+            Flux.range(0, 30)
+                    .flatMap(i -> dev.write(i % 2, i * 8192L, data.duplicate()), 32)
+                    .then()
+                    .block(WAIT);
             dev.flush(1).block(WAIT);
             for (int i = 0; i < 3; i++) {
                 long offset = FAIL_READS_AT + i * 4096L;
-                UbdIoException e = assertThrows(UbdIoException.class, () -> dev.read(0, offset, 4096).block(WAIT));
+                UbdIoException e = assertThrows(
+                        UbdIoException.class, () -> dev.read(0, offset, 4096).block(WAIT));
                 assertEquals(Errno.ENOSPC, e.errno());
             }
             for (int i = 0; i < 2; i++) {
                 long offset = FAIL_WRITES_AT + i * 8192L;
-                assertThrows(UbdIoException.class, () -> dev.write(1, offset, data.duplicate()).block(WAIT));
+                assertThrows(
+                        UbdIoException.class,
+                        () -> dev.write(1, offset, data.duplicate()).block(WAIT));
             }
 
             assertEquals(103, count(registry, MicrometerMetrics.REQUESTS, "op", "READ"));
             assertEquals(32, count(registry, MicrometerMetrics.REQUESTS, "op", "WRITE"));
             assertEquals(1, count(registry, MicrometerMetrics.REQUESTS, "op", "FLUSH", "queue", "1"));
-            assertEquals(53, count(registry, MicrometerMetrics.REQUESTS, "op", "READ", "queue", "0"),
+            assertEquals(
+                    53,
+                    count(registry, MicrometerMetrics.REQUESTS, "op", "READ", "queue", "0"),
                     "50 good and 3 failed reads on queue 0");
             assertEquals(100 * 4096, count(registry, MicrometerMetrics.DATA, "op", "READ"), "bytes of good reads");
             assertEquals(30 * 8192, count(registry, MicrometerMetrics.DATA, "op", "WRITE"), "bytes of good writes");
@@ -114,11 +128,17 @@ class MicrometerMetricsTest {
             assertEquals(3, count(registry, MicrometerMetrics.ERRORS, "op", "READ", "errno", "ENOSPC"));
             assertEquals(2, count(registry, MicrometerMetrics.ERRORS, "op", "WRITE", "errno", "EIO"));
             assertEquals(5, count(registry, MicrometerMetrics.ERRORS));
-            Timer reads = registry.find(MicrometerMetrics.LATENCY).tags("op", "READ", "queue", "0", "device", "-1")
+            Timer reads = registry.find(MicrometerMetrics.LATENCY)
+                    .tags("op", "READ", "queue", "0", "device", "-1")
                     .timer();
             assertNotNull(reads);
             assertTrue(reads.max(TimeUnit.NANOSECONDS) > 0, "latency measured");
-            assertEquals(0, registry.get(MicrometerMetrics.IN_FLIGHT).tags("queue", "0").gauge().value());
+            assertEquals(
+                    0,
+                    registry.get(MicrometerMetrics.IN_FLIGHT)
+                            .tags("queue", "0")
+                            .gauge()
+                            .value());
         }
         assertNull(registry.find(MicrometerMetrics.REQUESTS).meter(), "close() removed the meters");
         assertEquals(List.of(), registry.getMeters());
@@ -129,8 +149,8 @@ class MicrometerMetricsTest {
     @Test
     void inFlightAndWaitingForDemand() {
         MeterRegistry registry = new SimpleMeterRegistry();
-        try (VirtualDevice dev = VirtualDevice.create(1, 8, UnpooledByteBufAllocator.DEFAULT,
-                MicrometerMetrics.of(registry))) {
+        try (VirtualDevice dev =
+                VirtualDevice.create(1, 8, UnpooledByteBufAllocator.DEFAULT, MicrometerMetrics.of(registry))) {
             List<IoRequest> received = new CopyOnWriteArrayList<>();
             BaseSubscriber<IoRequest> consumer = new BaseSubscriber<>() {
                 @Override
@@ -147,7 +167,7 @@ class MicrometerMetricsTest {
             List<Mono<ByteBuf>> reads = new ArrayList<>();
             for (int i = 0; i < 5; i++) {
                 Mono<ByteBuf> read = dev.read(0, i * 512L, 512).cache();
-                read.subscribe(ByteBuf::release, e -> { });
+                read.subscribe(ByteBuf::release, e -> {});
                 reads.add(read);
             }
             awaitTrue(() -> dev.inFlight(0) == 5 && received.size() == 2);

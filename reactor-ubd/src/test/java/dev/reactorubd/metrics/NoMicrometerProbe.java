@@ -35,7 +35,8 @@ public final class NoMicrometerProbe implements Callable<Long> {
             Flux.range(0, (int) REQUESTS / 2)
                     .concatMap(i -> dev.write(0, i * 4096L, data.duplicate())
                             .then(dev.read(0, i * 4096L, 4096).doOnNext(ByteBuf::release)))
-                    .then().block(Duration.ofSeconds(10));
+                    .then()
+                    .block(Duration.ofSeconds(10));
             return dev.queue(0).completedCount();
         } finally {
             data.release();

@@ -1,5 +1,10 @@
 package dev.reactorubd.metrics;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import java.io.File;
 import java.net.MalformedURLException;
 import java.net.URL;
@@ -7,13 +12,8 @@ import java.net.URLClassLoader;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
-import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.Test;
 
 /**
  * Without a registry nothing of Micrometer is needed: the library and the test kit serve requests from a class loader
@@ -58,7 +58,8 @@ class NoMicrometerTest {
         Isolated loader = new Isolated(urls.toArray(URL[]::new));
         KEPT.add(loader);
         {
-            assertThrows(ClassNotFoundException.class,
+            assertThrows(
+                    ClassNotFoundException.class,
                     () -> loader.loadClass("io.micrometer.core.instrument.MeterRegistry"));
             Class<?> probe = loader.loadClass(NoMicrometerProbe.class.getName());
             assertEquals(loader, probe.getClassLoader());
@@ -67,7 +68,8 @@ class NoMicrometerTest {
             assertEquals(NoMicrometerProbe.REQUESTS, run.call(), "requests served without Micrometer");
             assertTrue(loader.loaded("dev.reactorubd.io.UbdQueue"), "the queue ran in the isolated loader");
             assertTrue(loader.loaded("dev.reactorubd.metrics.UbdMetrics"), "the SPI was used");
-            assertFalse(loader.loaded("dev.reactorubd.metrics.MicrometerMetrics"),
+            assertFalse(
+                    loader.loaded("dev.reactorubd.metrics.MicrometerMetrics"),
                     "the Micrometer implementation was not loaded");
         }
     }

@@ -1,10 +1,14 @@
 package dev.reactorubd.server;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
@@ -26,10 +30,6 @@ import reactor.core.publisher.Mono;
 import reactor.core.publisher.MonoSink;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** A misbehaving backend fails only the request it got wrong; memory follows in-flight IO. */
 class BackendBridgeTest {
@@ -90,19 +90,28 @@ class BackendBridgeTest {
         System.setErr(new PrintStream(captured, true));
         try (VirtualDevice dev = VirtualDevice.serve(failing, 1, 4)) {
             for (int i = 0; i < 5; i++) {
-                StepVerifier.create(dev.read(0, 4096L * i, 4096)).expectError(UbdIoException.class).verify(WAIT);
+                StepVerifier.create(dev.read(0, 4096L * i, 4096))
+                        .expectError(UbdIoException.class)
+                        .verify(WAIT);
             }
             Thread.sleep(1100);
-            StepVerifier.create(dev.read(0, 65536, 4096)).expectError(UbdIoException.class).verify(WAIT);
+            StepVerifier.create(dev.read(0, 65536, 4096))
+                    .expectError(UbdIoException.class)
+                    .verify(WAIT);
         } finally {
             System.setErr(err);
         }
-        List<String> lines = captured.toString().lines().filter(l -> l.contains("WARN")).toList();
+        List<String> lines =
+                captured.toString().lines().filter(l -> l.contains("WARN")).toList();
         assertEquals(2, lines.size(), captured.toString());
-        assertTrue(lines.get(0).contains("READ @0+4096") && lines.get(0).contains("ENOSPC")
-                && lines.get(0).contains("shard 7 is full"), lines.get(0));
-        assertTrue(lines.get(1).contains("READ @65536+4096")
-                && lines.get(1).contains("4 more failures not logged"), lines.get(1));
+        assertTrue(
+                lines.get(0).contains("READ @0+4096")
+                        && lines.get(0).contains("ENOSPC")
+                        && lines.get(0).contains("shard 7 is full"),
+                lines.get(0));
+        assertTrue(
+                lines.get(1).contains("READ @65536+4096") && lines.get(1).contains("4 more failures not logged"),
+                lines.get(1));
     }
 
     @Test
@@ -124,10 +133,12 @@ class BackendBridgeTest {
         };
         try (VirtualDevice dev = VirtualDevice.serve(stuck, 1, 4, Duration.ofMillis(200))) {
             long t0 = System.nanoTime();
-            StepVerifier.create(dev.read(0, 0, 4096)).expectErrorSatisfies(e -> {
-                assertEquals(Errno.ETIMEDOUT, ((UbdIoException) e).errno(), e.getMessage());
-                assertTrue(e.getMessage() == null || !e.getMessage().isEmpty());
-            }).verify(WAIT);
+            StepVerifier.create(dev.read(0, 0, 4096))
+                    .expectErrorSatisfies(e -> {
+                        assertEquals(Errno.ETIMEDOUT, ((UbdIoException) e).errno(), e.getMessage());
+                        assertTrue(e.getMessage() == null || !e.getMessage().isEmpty());
+                    })
+                    .verify(WAIT);
             long ms = (System.nanoTime() - t0) / 1_000_000;
             assertTrue(ms >= 200, "failed after the timeout, not before: " + ms + " ms");
             StepVerifier.create(dev.write(0, 4096, Unpooled.wrappedBuffer(new byte[4096])))
@@ -135,7 +146,9 @@ class BackendBridgeTest {
                     .verify(WAIT);
             // The other requests are served, and the stuck ones gave their tags back: all 4 tags work.
             for (int i = 0; i < 8; i++) {
-                StepVerifier.create(dev.read(0, 8192, 4096)).assertNext(ByteBuf::release).verifyComplete();
+                StepVerifier.create(dev.read(0, 8192, 4096))
+                        .assertNext(ByteBuf::release)
+                        .verifyComplete();
             }
             // The answer that comes too late is dropped and its buffer released.
             ByteBuf tooLate = PooledByteBufAllocator.DEFAULT.directBuffer(4096).writeZero(4096);
@@ -163,18 +176,19 @@ class BackendBridgeTest {
             public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
                 // Each attempt fails after 100 ms and is tried again, as a retry decorator would.
                 return Mono.defer(() -> {
-                    attempts.incrementAndGet();
-                    return Mono.<Void>error(new UbdIoException(Errno.EIO, "try again"))
-                            .delaySubscription(Duration.ofMillis(100));
-                }).retry().doOnCancel(cancelled::countDown);
+                            attempts.incrementAndGet();
+                            return Mono.<Void>error(new UbdIoException(Errno.EIO, "try again"))
+                                    .delaySubscription(Duration.ofMillis(100));
+                        })
+                        .retry()
+                        .doOnCancel(cancelled::countDown);
             }
         };
         try (VirtualDevice dev = VirtualDevice.serve(retrying, 1, 4, Duration.ofMillis(300))) {
             StepVerifier.create(dev.write(0, 4096, Unpooled.wrappedBuffer(new byte[4096])))
                     .expectErrorSatisfies(e -> assertEquals(Errno.ETIMEDOUT, ((UbdIoException) e).errno()))
                     .verify(WAIT);
-            assertTrue(cancelled.await(5, TimeUnit.SECONDS),
-                    "the backend's Mono was cancelled with the answer");
+            assertTrue(cancelled.await(5, TimeUnit.SECONDS), "the backend's Mono was cancelled with the answer");
             int atAnswer = attempts.get();
             Thread.sleep(500);
             assertEquals(atAnswer, attempts.get(), "no attempt after the request was answered");
@@ -193,7 +207,8 @@ class BackendBridgeTest {
             // Discard is not among its capabilities: the default answers EOPNOTSUPP.
             expectErrno(dev.discard(0, 0, 4096), Errno.EOPNOTSUPP);
             // And the device goes on serving.
-            StepVerifier.create(dev.read(0, 16384, 4096).doOnNext(ByteBuf::release)).expectNextCount(1)
+            StepVerifier.create(dev.read(0, 16384, 4096).doOnNext(ByteBuf::release))
+                    .expectNextCount(1)
                     .verifyComplete();
             StepVerifier.create(dev.flush(0)).verifyComplete();
             assertEquals(6, dev.queue(0).failedCount());
@@ -233,7 +248,8 @@ class BackendBridgeTest {
             // Whatever this write's answer, the double release must not escape, and the device goes on serving.
             dev.write(0, 0, data).onErrorResume(e -> Mono.empty()).block(WAIT);
             data.release(); // the test kit's caller keeps its buffer
-            StepVerifier.create(dev.read(0, 4096, 4096).doOnNext(ByteBuf::release)).expectNextCount(1)
+            StepVerifier.create(dev.read(0, 4096, 4096).doOnNext(ByteBuf::release))
+                    .expectNextCount(1)
                     .verifyComplete();
             ByteBuf more = alloc.directBuffer(4096).writeZero(4096);
             StepVerifier.create(dev.write(0, 4096, more)).verifyComplete();
@@ -249,9 +265,13 @@ class BackendBridgeTest {
         try (VirtualDevice dev = VirtualDevice.serve(backend, 2, 128)) {
             assertEquals(0, backend.alloc.metric().usedDirectMemory(), "nothing allocated ahead of time");
             StepVerifier.create(Flux.range(1, 500)
-                            .flatMap(i -> i % 2 == 0
-                                    ? dev.write(i % 2, 4096L * i, Unpooled.wrappedBuffer(new byte[4096]))
-                                    : dev.read(i % 2, 4096L * (i + 4), 4096).doOnNext(ByteBuf::release).then(), 32)
+                            .flatMap(
+                                    i -> i % 2 == 0
+                                            ? dev.write(i % 2, 4096L * i, Unpooled.wrappedBuffer(new byte[4096]))
+                                            : dev.read(i % 2, 4096L * (i + 4), 4096)
+                                                    .doOnNext(ByteBuf::release)
+                                                    .then(),
+                                    32)
                             .then())
                     .verifyComplete();
             assertEquals(0, backend.alloc.metric().usedDirectMemory(), "every request buffer was released");
@@ -278,7 +298,10 @@ class BackendBridgeTest {
 
     @Test
     void capabilitiesCompleteTheSpec() {
-        DeviceSpec spec = DeviceSpec.builder().capacityBytes(1 << 30).physicalBlockSize(4096).build();
+        DeviceSpec spec = DeviceSpec.builder()
+                .capacityBytes(1 << 30)
+                .physicalBlockSize(4096)
+                .build();
         DeviceSpec full = UbdServer.withCapabilities(spec, EnumSet.allOf(BlockBackend.Capability.class));
         assertTrue(full.volatileCache() && full.fua());
         assertEquals(new DeviceSpec.Discard(4096, 0, 1 << 30, 1 << 30), full.discard());
@@ -308,16 +331,21 @@ class BackendBridgeTest {
             }
         };
         try (VirtualDevice dev = VirtualDevice.serve(sleepy, 1, 4)) {
-            String loop = dev.queue(0).loop().submit(() -> Thread.currentThread().getName()).syncUninterruptibly()
+            String loop = dev.queue(0)
+                    .loop()
+                    .submit(() -> Thread.currentThread().getName())
+                    .syncUninterruptibly()
                     .getNow();
             expectErrno(dev.read(0, 0, 4096), Errno.EIO);
-            assertTrue(BlockingCallRecorder.callsOn(loop).stream()
-                    .anyMatch(c -> c.contains("sleep")), BlockingCallRecorder.calls().toString());
+            assertTrue(
+                    BlockingCallRecorder.callsOn(loop).stream().anyMatch(c -> c.contains("sleep")),
+                    BlockingCallRecorder.calls().toString());
         }
     }
 
     private static void expectErrno(Mono<?> m, int errno) {
-        StepVerifier.create(m).expectErrorSatisfies(e -> assertEquals(errno, ((UbdIoException) e).errno(),
-                e.getMessage())).verify(WAIT);
+        StepVerifier.create(m)
+                .expectErrorSatisfies(e -> assertEquals(errno, ((UbdIoException) e).errno(), e.getMessage()))
+                .verify(WAIT);
     }
 }

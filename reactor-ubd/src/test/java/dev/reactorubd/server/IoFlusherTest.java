@@ -1,8 +1,14 @@
 package dev.reactorubd.server;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdPermissionException;
 import dev.reactorubd.testing.TaskFlags;
-import dev.reactorubd.Errno;
 import io.netty.channel.IoEventLoop;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.uring.IoUring;
@@ -19,12 +25,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 /**
  * {@link IoFlusher} on this machine's kernel and Netty io_uring loops: a loop's thread becomes an IO flusher (or, without
  * CAP_SYS_RESOURCE, is refused and says so) once, and no other thread changes. The kernel's task flags are the
@@ -40,7 +40,8 @@ class IoFlusherTest {
     void setUp() {
         assumeTrue(IoUring.isAvailable(), "io_uring is not available here: " + IoUring.unavailabilityCause());
         // Short names: the kernel keeps 15 characters of a thread's name, and the test finds the loops by it.
-        loops = new MultiThreadIoEventLoopGroup(2, new DefaultThreadFactory("iofl", true), IoUringIoHandler.newFactory());
+        loops = new MultiThreadIoEventLoopGroup(
+                2, new DefaultThreadFactory("iofl", true), IoUringIoHandler.newFactory());
     }
 
     @AfterEach
@@ -56,26 +57,32 @@ class IoFlusherTest {
         Iterator<IoEventLoop> it = List.of(loops.next(), loops.next()).iterator();
         EventExecutor flusher = it.next();
         EventExecutor other = it.next();
-        other.submit(() -> { }).syncUninterruptibly(); // start its thread, so that it can be looked at
+        other.submit(() -> {}).syncUninterruptibly(); // start its thread, so that it can be looked at
 
-        assertEquals(capable, IoFlusher.enable(flusher).block(WAIT), "PR_SET_IO_FLUSHER with CAP_SYS_RESOURCE "
-                + capable);
+        assertEquals(
+                capable, IoFlusher.enable(flusher).block(WAIT), "PR_SET_IO_FLUSHER with CAP_SYS_RESOURCE " + capable);
         assertEquals(capable, IoFlusher.enable(flusher).block(WAIT), "the second call gives the first one's outcome");
 
         List<TaskFlags.Task> tasks = TaskFlags.of(ProcessHandle.current().pid()).stream()
-                .filter(t -> t.name().startsWith("iofl-")).toList();
+                .filter(t -> t.name().startsWith("iofl-"))
+                .toList();
         assertEquals(2, tasks.size(), "both loop threads: " + tasks);
-        assertEquals(capable ? 1 : 0, tasks.stream().filter(TaskFlags.Task::ioFlusher).count(), tasks.toString());
-        assertTrue(TaskFlags.of(ProcessHandle.current().pid()).stream()
-                        .filter(t -> !t.name().startsWith("iofl-")).noneMatch(TaskFlags.Task::ioFlusher),
+        assertEquals(
+                capable ? 1 : 0,
+                tasks.stream().filter(TaskFlags.Task::ioFlusher).count(),
+                tasks.toString());
+        assertTrue(
+                TaskFlags.of(ProcessHandle.current().pid()).stream()
+                        .filter(t -> !t.name().startsWith("iofl-"))
+                        .noneMatch(TaskFlags.Task::ioFlusher),
                 "no thread but the loop that asked");
 
         if (capable) {
             assertTrue(IoFlusher.isSet(flusher).block(WAIT));
             assertFalse(IoFlusher.isSet(other).block(WAIT));
         } else {
-            UbdPermissionException e = assertThrows(UbdPermissionException.class,
-                    () -> IoFlusher.isSet(flusher).block(WAIT));
+            UbdPermissionException e = assertThrows(
+                    UbdPermissionException.class, () -> IoFlusher.isSet(flusher).block(WAIT));
             assertEquals(Errno.EPERM, e.errno());
             assertTrue(e.getMessage().contains("CAP_SYS_RESOURCE"), e.getMessage());
         }
@@ -83,8 +90,12 @@ class IoFlusherTest {
 
     /** Whether this process has capability {@code bit} in its effective set. */
     private static boolean hasCapability(int bit) throws Exception {
-        String eff = Files.readAllLines(Path.of("/proc/self/status")).stream().filter(l -> l.startsWith("CapEff:"))
-                .findFirst().orElseThrow().substring("CapEff:".length()).strip();
+        String eff = Files.readAllLines(Path.of("/proc/self/status")).stream()
+                .filter(l -> l.startsWith("CapEff:"))
+                .findFirst()
+                .orElseThrow()
+                .substring("CapEff:".length())
+                .strip();
         return (Long.parseUnsignedLong(eff, 16) >>> bit & 1) == 1;
     }
 }

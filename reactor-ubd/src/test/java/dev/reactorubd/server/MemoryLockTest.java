@@ -1,15 +1,15 @@
 package dev.reactorubd.server;
 
-import dev.reactorubd.UbdException;
-import dev.reactorubd.UbdMemoryLockException;
-import dev.reactorubd.UbdPermissionException;
-import dev.reactorubd.Errno;
-import dev.reactorubd.uring.Libc;
-import org.junit.jupiter.api.Test;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
+import dev.reactorubd.UbdException;
+import dev.reactorubd.UbdMemoryLockException;
+import dev.reactorubd.UbdPermissionException;
+import dev.reactorubd.uring.Libc;
+import org.junit.jupiter.api.Test;
 
 /**
  * What a refused {@code mlockall} turns into: a typed error that names RLIMIT_MEMLOCK, its values and how to raise it.
@@ -23,9 +23,13 @@ class MemoryLockTest {
         assertInstanceOf(UbdPermissionException.class, e, "the CLI's exit status 4");
         assertEquals(Errno.EPERM, m.errno());
         assertEquals(0, m.softLimit());
-        assertTrue(e.getMessage().contains("EPERM") && e.getMessage().contains("RLIMIT_MEMLOCK is 0 (hard limit 0)")
-                && e.getMessage().contains("CAP_IPC_LOCK") && e.getMessage().contains("ulimit -l unlimited")
-                && e.getMessage().contains("LimitMEMLOCK=infinity"), e.getMessage());
+        assertTrue(
+                e.getMessage().contains("EPERM")
+                        && e.getMessage().contains("RLIMIT_MEMLOCK is 0 (hard limit 0)")
+                        && e.getMessage().contains("CAP_IPC_LOCK")
+                        && e.getMessage().contains("ulimit -l unlimited")
+                        && e.getMessage().contains("LimitMEMLOCK=infinity"),
+                e.getMessage());
     }
 
     @Test
@@ -34,9 +38,12 @@ class MemoryLockTest {
         UbdMemoryLockException m = assertInstanceOf(UbdMemoryLockException.class, e);
         assertEquals(8L << 20, m.softLimit());
         assertEquals(Libc.RLIM_INFINITY, m.hardLimit());
-        assertTrue(e.getMessage().contains("ENOMEM") && e.getMessage().contains("RLIMIT_MEMLOCK is 8192 KiB (hard "
-                + "limit unlimited)") && e.getMessage().contains("VmSize 4194304 kB")
-                && e.getMessage().contains("ulimit -l unlimited"), e.getMessage());
+        assertTrue(
+                e.getMessage().contains("ENOMEM")
+                        && e.getMessage().contains("RLIMIT_MEMLOCK is 8192 KiB (hard " + "limit unlimited)")
+                        && e.getMessage().contains("VmSize 4194304 kB")
+                        && e.getMessage().contains("ulimit -l unlimited"),
+                e.getMessage());
     }
 
     @Test

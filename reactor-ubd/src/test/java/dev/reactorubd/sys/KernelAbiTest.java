@@ -1,8 +1,8 @@
 package dev.reactorubd.sys;
 
-import org.junit.jupiter.api.Test;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import org.junit.jupiter.api.Test;
 
 /**
  * Pins every size, offset and encoded opcode to the values of {@code include/uapi/linux/ublk_cmd.h}, computed

@@ -1,25 +1,25 @@
 package dev.reactorubd.testing;
 
 import java.time.Duration;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Test;
 import reactor.blockhound.BlockingOperationError;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
-import org.junit.jupiter.api.Assertions;
 
 /** Proves that BlockHound is installed in this test JVM: a sleep on a non-blocking thread is caught. */
 class BlockHoundInstalledTest {
 
     static void assertBlockingIsCaught() {
         StepVerifier.create(Mono.fromCallable(() -> {
-                    Thread.sleep(1);
-                    return 1;
-                }).subscribeOn(Schedulers.parallel()))
+                            Thread.sleep(1);
+                            return 1;
+                        })
+                        .subscribeOn(Schedulers.parallel()))
                 .expectError(BlockingOperationError.class)
                 .verify(Duration.ofSeconds(10));
-        Assertions.assertFalse(BlockingCallRecorder.callsOn("parallel-").isEmpty(),
-                "the recorder saw it too");
+        Assertions.assertFalse(BlockingCallRecorder.callsOn("parallel-").isEmpty(), "the recorder saw it too");
     }
 
     @Test

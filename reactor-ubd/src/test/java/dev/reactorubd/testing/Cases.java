@@ -12,8 +12,7 @@ public final class Cases {
     /** The property that replays one case's seed. */
     public static final String SEED_PROPERTY = "ubd.seed";
 
-    private Cases() {
-    }
+    private Cases() {}
 
     /**
      * Checks {@code check} on {@code tries} values of {@code gen}, stopping at the first that fails.
@@ -41,8 +40,10 @@ public final class Cases {
         try {
             check.accept(value);
         } catch (RuntimeException | AssertionError e) {
-            throw new AssertionError("case failed after " + passed + " passed, seed " + seed + " (run it alone with -D"
-                    + SEED_PROPERTY + "=" + seed + "): " + value + ": " + e, e);
+            throw new AssertionError(
+                    "case failed after " + passed + " passed, seed " + seed + " (run it alone with -D" + SEED_PROPERTY
+                            + "=" + seed + "): " + value + ": " + e,
+                    e);
         }
     }
 }

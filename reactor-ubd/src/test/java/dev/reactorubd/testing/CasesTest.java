@@ -17,23 +17,28 @@ class CasesTest {
     void aFailingCaseNamesItsSeedAndTheSeedReplaysIt() {
         Gen<List<Integer>> lists = Gen.ints(0, 1000).list(1, 5);
         List<List<Integer>> failing = new ArrayList<>();
-        AssertionError e = assertThrows(AssertionError.class, () -> Cases.forAll(1000, lists, l -> {
-            if (l.stream().anyMatch(v -> v > 900)) {
-                failing.add(l);
-                throw new AssertionError("a value over 900");
-            }
-        }));
-        Matcher m = Pattern.compile("seed (-?\\d+) \\(run it alone with -Dubd\\.seed=\\1\\)").matcher(e.getMessage());
+        AssertionError e = assertThrows(
+                AssertionError.class,
+                () -> Cases.forAll(1000, lists, l -> {
+                    if (l.stream().anyMatch(v -> v > 900)) {
+                        failing.add(l);
+                        throw new AssertionError("a value over 900");
+                    }
+                }));
+        Matcher m = Pattern.compile("seed (-?\\d+) \\(run it alone with -Dubd\\.seed=\\1\\)")
+                .matcher(e.getMessage());
         assertTrue(m.find(), e.getMessage());
         assertTrue(e.getMessage().contains(failing.getFirst().toString()), "names the value: " + e.getMessage());
 
         List<List<Integer>> replayed = new ArrayList<>();
         System.setProperty(Cases.SEED_PROPERTY, m.group(1));
         try {
-            assertThrows(AssertionError.class, () -> Cases.forAll(1000, lists, l -> {
-                replayed.add(l);
-                throw new AssertionError("again");
-            }));
+            assertThrows(
+                    AssertionError.class,
+                    () -> Cases.forAll(1000, lists, l -> {
+                        replayed.add(l);
+                        throw new AssertionError("again");
+                    }));
         } finally {
             System.clearProperty(Cases.SEED_PROPERTY);
         }

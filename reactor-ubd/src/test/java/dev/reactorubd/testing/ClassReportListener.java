@@ -53,9 +53,10 @@ public final class ClassReportListener implements TestExecutionListener {
         plan = testPlan;
         TreeSet<String> classes = new TreeSet<>();
         for (TestIdentifier root : testPlan.getRoots()) {
-            testPlan.getDescendants(root).forEach(t -> t.getSource()
-                    .filter(ClassSource.class::isInstance)
-                    .ifPresent(s -> classes.add(((ClassSource) s).getClassName())));
+            testPlan.getDescendants(root)
+                    .forEach(t -> t.getSource()
+                            .filter(ClassSource.class::isInstance)
+                            .ifPresent(s -> classes.add(((ClassSource) s).getClassName())));
         }
         write(dir.resolve("PLANNED-" + ProcessHandle.current().pid()), String.join("\n", classes) + "\n");
     }
@@ -66,8 +67,12 @@ public final class ClassReportListener implements TestExecutionListener {
             Suite s = suite(t);
             s.tests++;
             s.skipped++;
-            s.cases.append("  <testcase name=\"").append(xml(t.getDisplayName())).append("\"><skipped message=\"")
-                    .append(xml(reason)).append("\"/></testcase>\n");
+            s.cases
+                    .append("  <testcase name=\"")
+                    .append(xml(t.getDisplayName()))
+                    .append("\"><skipped message=\"")
+                    .append(xml(reason))
+                    .append("\"/></testcase>\n");
         }
     }
 
@@ -76,27 +81,39 @@ public final class ClassReportListener implements TestExecutionListener {
         if (dir == null) {
             return;
         }
-        Optional<String> className = t.getSource().filter(ClassSource.class::isInstance)
-                .map(s -> ((ClassSource) s).getClassName());
+        Optional<String> className =
+                t.getSource().filter(ClassSource.class::isInstance).map(s -> ((ClassSource) s).getClassName());
         if (t.isTest()) {
             Suite s = suite(t);
             s.tests++;
-            s.cases.append("  <testcase name=\"").append(xml(t.getDisplayName())).append('"');
+            s.cases
+                    .append("  <testcase name=\"")
+                    .append(xml(t.getDisplayName()))
+                    .append('"');
             switch (result.getStatus()) {
                 case SUCCESSFUL -> s.cases.append("/>\n");
                 case ABORTED -> {
                     s.skipped++;
-                    s.cases.append("><skipped message=\"").append(xml(reason(result))).append("\"/></testcase>\n");
+                    s.cases
+                            .append("><skipped message=\"")
+                            .append(xml(reason(result)))
+                            .append("\"/></testcase>\n");
                 }
                 case FAILED -> {
-                    boolean assertion = result.getThrowable().map(AssertionError.class::isInstance).orElse(false);
+                    boolean assertion = result.getThrowable()
+                            .map(AssertionError.class::isInstance)
+                            .orElse(false);
                     if (assertion) {
                         s.failures++;
                     } else {
                         s.errors++;
                     }
-                    s.cases.append("><").append(assertion ? "failure" : "error").append(" message=\"")
-                            .append(xml(message(result))).append("\"/></testcase>\n");
+                    s.cases
+                            .append("><")
+                            .append(assertion ? "failure" : "error")
+                            .append(" message=\"")
+                            .append(xml(message(result)))
+                            .append("\"/></testcase>\n");
                 }
             }
         } else if (className.isPresent()) {
@@ -104,13 +121,17 @@ public final class ClassReportListener implements TestExecutionListener {
             if (result.getStatus() == TestExecutionResult.Status.FAILED) {
                 // @BeforeAll or @AfterAll failed: the class did not pass, whatever its tests did.
                 s.errors++;
-                s.cases.append("  <testcase name=\"[class]\"><error message=\"").append(xml(message(result)))
+                s.cases
+                        .append("  <testcase name=\"[class]\"><error message=\"")
+                        .append(xml(message(result)))
                         .append("\"/></testcase>\n");
             } else if (result.getStatus() == TestExecutionResult.Status.ABORTED) {
                 // An assumption in @BeforeAll (say, a kernel feature the class needs): its tests never started.
                 s.tests++;
                 s.skipped++;
-                s.cases.append("  <testcase name=\"[class]\"><skipped message=\"").append(xml(reason(result)))
+                s.cases
+                        .append("  <testcase name=\"[class]\"><skipped message=\"")
+                        .append(xml(reason(result)))
                         .append("\"/></testcase>\n");
             }
             String body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"" + xml(className.get())
@@ -121,18 +142,24 @@ public final class ClassReportListener implements TestExecutionListener {
     }
 
     private Suite suite(TestIdentifier t) {
-        String cls = t.getSource().filter(MethodSource.class::isInstance)
+        String cls = t.getSource()
+                .filter(MethodSource.class::isInstance)
                 .map(s -> ((MethodSource) s).getClassName())
-                .orElseGet(() -> plan.getParent(t).flatMap(TestIdentifier::getSource)
-                        .filter(ClassSource.class::isInstance).map(s -> ((ClassSource) s).getClassName())
+                .orElseGet(() -> plan.getParent(t)
+                        .flatMap(TestIdentifier::getSource)
+                        .filter(ClassSource.class::isInstance)
+                        .map(s -> ((ClassSource) s).getClassName())
                         .orElse("unknown"));
         return suites.computeIfAbsent(cls, k -> new Suite());
     }
 
     /** Why a test was aborted: an assumption's own message, without the exception's class name. */
     private static String reason(TestExecutionResult r) {
-        return r.getThrowable().map(t -> t instanceof TestAbortedException && t.getMessage() != null
-                ? t.getMessage() : String.valueOf(t)).orElse(r.getStatus().toString());
+        return r.getThrowable()
+                .map(t -> t instanceof TestAbortedException && t.getMessage() != null
+                        ? t.getMessage()
+                        : String.valueOf(t))
+                .orElse(r.getStatus().toString());
     }
 
     private static String message(TestExecutionResult r) {

@@ -13,5 +13,4 @@ import org.junit.jupiter.api.Tag;
 @Target(ElementType.TYPE)
 @Retention(RetentionPolicy.RUNTIME)
 @Tag("device")
-public @interface DeviceTest {
-}
+public @interface DeviceTest {}

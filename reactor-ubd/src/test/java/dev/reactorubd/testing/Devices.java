@@ -1,20 +1,20 @@
 package dev.reactorubd.testing;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Set;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import java.io.IOException;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -39,7 +39,10 @@ public final class Devices {
      * attached): stops each and deletes it asynchronously, then waits, bounded, until the kernel has freed every id.
      */
     public static void removeLeftovers(UbdControl control) {
-        control.listDevices().concatMap(d -> control.removeDeviceAsync(d.id())).then().block(WAIT);
+        control.listDevices()
+                .concatMap(d -> control.removeDeviceAsync(d.id()))
+                .then()
+                .block(WAIT);
         long deadline = System.nanoTime() + WAIT.toNanos();
         Path ids = Path.of("/sys/class/ublk-char");
         while (true) {
@@ -89,11 +92,13 @@ public final class Devices {
      * a two-queue device serves IO on both. Asserts that fio succeeded, and prints its IOPS lines for the record.
      */
     public static Vm.Result fioVerify(UbdDevice dev, String name, long bytes) {
-        Vm.Result r = Vm.sh(600, "fio --name=" + name + " --filename=" + dev.blockDevicePath()
-                + " --rw=randwrite --bsrange=4k-128k --iodepth=32 --ioengine=io_uring --direct=1"
-                + " --verify=crc32c --do_verify=1 --verify_fatal=1 --group_reporting"
-                + " --numjobs=2 --size=" + bytes / 2 + " --offset_increment=" + bytes / 2
-                + " --cpus_allowed=0,1 --cpus_allowed_policy=split");
+        Vm.Result r = Vm.sh(
+                600,
+                "fio --name=" + name + " --filename=" + dev.blockDevicePath()
+                        + " --rw=randwrite --bsrange=4k-128k --iodepth=32 --ioengine=io_uring --direct=1"
+                        + " --verify=crc32c --do_verify=1 --verify_fatal=1 --group_reporting"
+                        + " --numjobs=2 --size=" + bytes / 2 + " --offset_increment=" + bytes / 2
+                        + " --cpus_allowed=0,1 --cpus_allowed_policy=split");
         assertEquals(0, r.exitCode(), r.output());
         assertTrue(r.output().contains("err= 0"), r.output());
         r.output().lines().filter(l -> l.contains("IOPS=")).forEach(l -> System.out.println("fio " + name + ":" + l));
@@ -108,7 +113,9 @@ public final class Devices {
      * @throws java.io.IOException when the stat cannot be read
      */
     public static long writesCompleted(int id) throws IOException {
-        String[] f = Files.readString(Path.of("/sys/block/ublkb" + id + "/stat")).trim().split("\\s+");
+        String[] f = Files.readString(Path.of("/sys/block/ublkb" + id + "/stat"))
+                .trim()
+                .split("\\s+");
         return Long.parseLong(f[4]);
     }
 

@@ -214,8 +214,7 @@ public interface Gen<T> {
         private final List<Gen<? extends T>> gens = new ArrayList<>();
         private int total;
 
-        private Weighted() {
-        }
+        private Weighted() {}
 
         /**
          * @param weight its share, positive

@@ -18,8 +18,8 @@ public final class LeakCheckListener implements TestExecutionListener {
     public void testPlanExecutionFinished(TestPlan testPlan) {
         List<String> late = LeakDetection.install().collect();
         if (!late.isEmpty()) {
-            System.err.println("LEAKS found after the last test class (not attributed to a class):\n"
-                    + String.join("\n", late));
+            System.err.println(
+                    "LEAKS found after the last test class (not attributed to a class):\n" + String.join("\n", late));
         }
     }
 }

@@ -31,8 +31,7 @@ public final class LeakDetection {
     private final Queue<String> leaks = new ConcurrentLinkedQueue<>();
     private final List<ResourceLeakDetector<?>> detectors = new CopyOnWriteArrayList<>();
 
-    LeakDetection() {
-    }
+    LeakDetection() {}
 
     /**
      * Installs the recording factory, once per JVM. The level is Netty's, from {@code io.netty.leakDetection.level}:
@@ -53,8 +52,8 @@ public final class LeakDetection {
     ResourceLeakDetectorFactory factory() {
         return new ResourceLeakDetectorFactory() {
             @Override
-            public <T> ResourceLeakDetector<T> newResourceLeakDetector(Class<T> resource, int samplingInterval,
-                                                                       long maxActive) {
+            public <T> ResourceLeakDetector<T> newResourceLeakDetector(
+                    Class<T> resource, int samplingInterval, long maxActive) {
                 RecordingDetector<T> d = new RecordingDetector<>(resource, samplingInterval);
                 detectors.add(d);
                 return d;

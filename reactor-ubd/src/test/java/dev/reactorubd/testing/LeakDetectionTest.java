@@ -61,8 +61,10 @@ class LeakDetectionTest {
         }
         List<Event> failed = containers.failed().list();
         assertEquals(1, failed.size(), "the class failed: " + containers.list());
-        Throwable why = failed.get(0).getPayload(TestExecutionResult.class)
-                .flatMap(TestExecutionResult::getThrowable).orElseThrow();
+        Throwable why = failed.get(0)
+                .getPayload(TestExecutionResult.class)
+                .flatMap(TestExecutionResult::getThrowable)
+                .orElseThrow();
         assertTrue(why instanceof AssertionError && why.getMessage().contains("Leaky.leaksABuffer"), why.toString());
     }
 

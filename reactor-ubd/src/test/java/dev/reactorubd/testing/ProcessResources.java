@@ -30,9 +30,19 @@ import java.util.stream.Stream;
  * @param directCount  the JDK's direct buffer pool, buffers
  * @param nettyDirect  Netty's count of direct memory (PlatformDependent.usedDirectMemory(); -1 when untracked)
  */
-public record ProcessResources(long fds, Map<String, Long> fdKinds, long maps, long ublkMaps, long uringMaps,
-                               long threads, int javaThreads, Map<String, Long> threadKinds, long heapUsed,
-                               long directBytes, long directCount, long nettyDirect) {
+public record ProcessResources(
+        long fds,
+        Map<String, Long> fdKinds,
+        long maps,
+        long ublkMaps,
+        long uringMaps,
+        long threads,
+        int javaThreads,
+        Map<String, Long> threadKinds,
+        long heapUsed,
+        long directBytes,
+        long directCount,
+        long nettyDirect) {
     private static final long MIB = 1 << 20;
 
     /** Takes a snapshot after two full collections (so that heap and cleaner-freed direct buffers settle). */
@@ -41,7 +51,9 @@ public record ProcessResources(long fds, Map<String, Long> fdKinds, long maps, l
         System.gc();
         long heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
         BufferPoolMXBean direct = ManagementFactory.getPlatformMXBeans(BufferPoolMXBean.class).stream()
-                .filter(b -> b.getName().equals("direct")).findFirst().orElseThrow();
+                .filter(b -> b.getName().equals("direct"))
+                .findFirst()
+                .orElseThrow();
         Map<String, Long> fdKinds = new TreeMap<>();
         long fds = 0;
         try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
@@ -55,8 +67,11 @@ public record ProcessResources(long fds, Map<String, Long> fdKinds, long maps, l
         List<String> mapLines = lines(Path.of("/proc/self/maps"));
         long ublk = mapLines.stream().filter(l -> l.contains("/dev/ublkc")).count();
         long uring = mapLines.stream().filter(l -> l.contains("io_uring")).count();
-        long threads = lines(Path.of("/proc/self/status")).stream().filter(l -> l.startsWith("Threads:"))
-                .mapToLong(l -> Long.parseLong(l.substring(8).trim())).findFirst().orElse(-1);
+        long threads = lines(Path.of("/proc/self/status")).stream()
+                .filter(l -> l.startsWith("Threads:"))
+                .mapToLong(l -> Long.parseLong(l.substring(8).trim()))
+                .findFirst()
+                .orElse(-1);
         Map<String, Long> threadKinds = new TreeMap<>();
         try (Stream<Path> s = Files.list(Path.of("/proc/self/task"))) {
             for (Path t : s.toList()) {
@@ -70,15 +85,27 @@ public record ProcessResources(long fds, Map<String, Long> fdKinds, long maps, l
         } catch (IOException e) {
             throw new AssertionError(e);
         }
-        return new ProcessResources(fds, fdKinds, mapLines.size(), ublk, uring, threads,
-                ManagementFactory.getThreadMXBean().getThreadCount(), threadKinds, heap, direct.getMemoryUsed(),
-                direct.getCount(), PlatformDependent.usedDirectMemory());
+        return new ProcessResources(
+                fds,
+                fdKinds,
+                mapLines.size(),
+                ublk,
+                uring,
+                threads,
+                ManagementFactory.getThreadMXBean().getThreadCount(),
+                threadKinds,
+                heap,
+                direct.getMemoryUsed(),
+                direct.getCount(),
+                PlatformDependent.usedDirectMemory());
     }
 
     /** Kernel io_uring workers (iou-wrk-N) among the process's tasks. */
     public long ioWorkers() {
-        return threadKinds.entrySet().stream().filter(e -> e.getKey().startsWith("iou-"))
-                .mapToLong(Map.Entry::getValue).sum();
+        return threadKinds.entrySet().stream()
+                .filter(e -> e.getKey().startsWith("iou-"))
+                .mapToLong(Map.Entry::getValue)
+                .sum();
     }
 
     /** Fds of ublk char devices. */
@@ -119,10 +146,20 @@ public record ProcessResources(long fds, Map<String, Long> fdKinds, long maps, l
 
     /** A one-line summary for test reports. */
     public String summary() {
-        return String.format("fds %d %s | maps %d (ublk %d, io_uring %d) | threads %d (java %d, io_uring workers %d)"
+        return String.format(
+                "fds %d %s | maps %d (ublk %d, io_uring %d) | threads %d (java %d, io_uring workers %d)"
                         + " | heap used after GC %.1f MiB | direct: JDK %.1f MiB in %d buffers, Netty %s",
-                fds, fdKinds, maps, ublkMaps, uringMaps, threads, javaThreads, ioWorkers(), heapUsed / (double) MIB,
-                directBytes / (double) MIB, directCount,
+                fds,
+                fdKinds,
+                maps,
+                ublkMaps,
+                uringMaps,
+                threads,
+                javaThreads,
+                ioWorkers(),
+                heapUsed / (double) MIB,
+                directBytes / (double) MIB,
+                directCount,
                 nettyDirect < 0 ? "untracked" : String.format("%.1f MiB", nettyDirect / (double) MIB));
     }
 

@@ -53,7 +53,9 @@ public final class TaskFlags {
                 int open = stat.indexOf('(');
                 int close = stat.lastIndexOf(')');
                 String[] rest = stat.substring(close + 2).split(" ");
-                tasks.add(new Task(Long.parseLong(dir.getFileName().toString()), stat.substring(open + 1, close),
+                tasks.add(new Task(
+                        Long.parseLong(dir.getFileName().toString()),
+                        stat.substring(open + 1, close),
                         Long.parseUnsignedLong(rest[6])));
             }
         } catch (IOException e) {

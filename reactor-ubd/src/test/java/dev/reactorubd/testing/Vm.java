@@ -3,6 +3,7 @@ package dev.reactorubd.testing;
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.sys.UblkFeature;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -10,13 +11,12 @@ import java.time.Duration;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
-import org.junit.jupiter.api.Assumptions;
-import java.io.UncheckedIOException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
 
 /**
  * Helpers for device tests: shell commands, counts of this process's fds and mappings, and the running kernel's
@@ -88,7 +88,8 @@ public final class Vm {
                         } catch (IOException e) {
                             throw new UncheckedIOException(e);
                         }
-                    }, r -> {
+                    },
+                    r -> {
                         Thread t = new Thread(r, "vm-output"); // ends with the command's output
                         t.setDaemon(true);
                         t.start();
@@ -137,7 +138,9 @@ public final class Vm {
     /** Lines of /proc/self/maps that map a ublk device (none should outlive their device). */
     public static long ublkMappings() {
         try {
-            return Files.readAllLines(Path.of("/proc/self/maps")).stream().filter(l -> l.contains("/dev/ublkc")).count();
+            return Files.readAllLines(Path.of("/proc/self/maps")).stream()
+                    .filter(l -> l.contains("/dev/ublkc"))
+                    .count();
         } catch (IOException e) {
             throw new AssertionError(e);
         }
@@ -149,11 +152,14 @@ public final class Vm {
      * behind must not make the next class's "no device left" check fail.
      */
     public static void removeEveryDevice() {
-        sh(120, "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . || exit 0;"
-                + " '" + Path.of(System.getProperty("java.home"), "bin", "java") + "' -jar samples/target/ubd.jar"
-                + " remove --all --async;"
-                + " for i in $(seq 1 120); do ls /sys/class/ublk-char/ 2>/dev/null | grep -q . || exit 0; sleep 0.5; done;"
-                + " echo still there: $(ls /sys/class/ublk-char/)");
+        sh(
+                120,
+                "ls /sys/class/ublk-char/ 2>/dev/null | grep -q . || exit 0;"
+                        + " '" + Path.of(System.getProperty("java.home"), "bin", "java")
+                        + "' -jar samples/target/ubd.jar"
+                        + " remove --all --async;"
+                        + " for i in $(seq 1 120); do ls /sys/class/ublk-char/ 2>/dev/null | grep -q . || exit 0; sleep 0.5; done;"
+                        + " echo still there: $(ls /sys/class/ublk-char/)");
     }
 
     /** Whether a ublk device id exists, by its char device in sysfs. */

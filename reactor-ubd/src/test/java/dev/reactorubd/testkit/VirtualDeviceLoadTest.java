@@ -1,10 +1,14 @@
 package dev.reactorubd.testkit;
 
-import dev.reactorubd.UbdIoException;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.IoOp;
+import dev.reactorubd.UbdIoException;
 import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.server.BlockBackend;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.time.Duration;
@@ -13,10 +17,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Mono;
 import reactor.test.StepVerifier;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The test kit's load: every request reaches the backend once, failures are counted, stopping ends it. */
 class VirtualDeviceLoadTest {
@@ -102,8 +102,7 @@ class VirtualDeviceLoadTest {
                 return Mono.never();
             }
         };
-        VirtualDevice dev = VirtualDevice.serve(silent, 1, 4, Duration.ofMillis(200),
-                UbdMetrics.NONE);
+        VirtualDevice dev = VirtualDevice.serve(silent, 1, 4, Duration.ofMillis(200), UbdMetrics.NONE);
         try {
             // The 200 ms request timeout answers the silent backend's requests with ETIMEDOUT: they fail, counted.
             assertEquals(8L, dev.load(0, IoOp.WRITE, 4096, SPAN, 8).block(WAIT));

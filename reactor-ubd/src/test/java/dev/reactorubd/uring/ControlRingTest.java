@@ -1,5 +1,8 @@
 package dev.reactorubd.uring;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.Errno;
 import dev.reactorubd.UbdClosedException;
 import java.io.IOException;
@@ -20,9 +23,6 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The SQE128 control ring on the host kernel, with operations any Linux answers. */
 class ControlRingTest {
@@ -61,9 +61,7 @@ class ControlRingTest {
         int fd = Libc.open("/dev/null", Libc.O_RDWR | Libc.O_CLOEXEC);
         assertTrue(fd >= 0, "open /dev/null: " + fd);
         try {
-            StepVerifier.create(ring.submit(uringCmd(fd, 0x1234)))
-                    .expectNext(0)
-                    .verifyComplete();
+            StepVerifier.create(ring.submit(uringCmd(fd, 0x1234))).expectNext(0).verifyComplete();
         } finally {
             Libc.close(fd);
         }

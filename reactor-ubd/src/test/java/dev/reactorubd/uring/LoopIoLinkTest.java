@@ -1,5 +1,11 @@
 package dev.reactorubd.uring;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import dev.reactorubd.Errno;
 import io.netty.channel.IoEventLoop;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
@@ -21,12 +27,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 /**
  * {@link LoopIo#submitLinked} on real Netty io_uring rings of this machine's kernel: the linked SQE runs only after an
  * operation that moved every byte, is cancelled after one that fell short, a chain nobody followed is ended, and a
@@ -36,6 +36,7 @@ class LoopIoLinkTest {
     private static final Duration WAIT = Duration.ofSeconds(10);
     /** A small queue, so that filling it takes few SQEs. */
     private static final int RING = 16;
+
     private MultiThreadIoEventLoopGroup loops;
     private LoopIo io;
     private Arena arena;
@@ -48,8 +49,8 @@ class LoopIoLinkTest {
     void setUp() throws Exception {
         assumeTrue(IoUring.isAvailable(), "io_uring is not available here: " + IoUring.unavailabilityCause());
         assertNull(NettyRing.unavailable(), "this build's Netty is a tested one");
-        loops = new MultiThreadIoEventLoopGroup(1,
-                IoUringIoHandler.newFactory(new IoUringIoHandlerConfig().setRingSize(RING)));
+        loops = new MultiThreadIoEventLoopGroup(
+                1, IoUringIoHandler.newFactory(new IoUringIoHandlerConfig().setRingSize(RING)));
         io = LoopIo.register(loops.next()).block(WAIT);
         Path file = dir.resolve("data");
         Files.write(file, new byte[8192]);
@@ -90,8 +91,10 @@ class LoopIoLinkTest {
         MemorySegment buf = arena.allocate(len, 4096);
         CompletableFuture<Integer> read = new CompletableFuture<>();
         CompletableFuture<Integer> nop = new CompletableFuture<>();
-        boolean linked = loop().submit(() -> io.submitLinked(Sqe.read(fd, off, buf.address(), len),
-                record("read", read), () -> io.submit(Sqe.nop(), record("nop", nop))))
+        boolean linked = loop().submit(() -> io.submitLinked(
+                        Sqe.read(fd, off, buf.address(), len),
+                        record("read", read),
+                        () -> io.submit(Sqe.nop(), record("nop", nop))))
                 .get(10, TimeUnit.SECONDS);
         assertTrue(linked);
         return new int[] {read.get(10, TimeUnit.SECONDS), nop.get(10, TimeUnit.SECONDS)};
@@ -117,11 +120,13 @@ class LoopIoLinkTest {
         CompletableFuture<Integer> failed = new CompletableFuture<>();
         CompletableFuture<Integer> later = new CompletableFuture<>();
         loop().submit(() -> {
-            // The head fails (no such fd); its follower enqueues nothing. An operation submitted next, in the same
-            // turn, must not be taken into the chain (it would be cancelled).
-            assertTrue(io.submitLinked(Sqe.read(1 << 20, 0, 0, 0), record("bad", failed), () -> { }));
-            io.submit(Sqe.nop(), record("later", later));
-        }).get(10, TimeUnit.SECONDS);
+                    // The head fails (no such fd); its follower enqueues nothing. An operation submitted next, in the
+                    // same
+                    // turn, must not be taken into the chain (it would be cancelled).
+                    assertTrue(io.submitLinked(Sqe.read(1 << 20, 0, 0, 0), record("bad", failed), () -> {}));
+                    io.submit(Sqe.nop(), record("later", later));
+                })
+                .get(10, TimeUnit.SECONDS);
         assertEquals(-Errno.EBADF, failed.get(10, TimeUnit.SECONDS));
         assertEquals(0, later.get(10, TimeUnit.SECONDS));
     }
@@ -130,14 +135,16 @@ class LoopIoLinkTest {
     void aQueueWithoutRoomForBothIsNotLinked() throws Exception {
         CountDownLatch filled = new CountDownLatch(RING - 1);
         boolean[] outcome = loop().submit(() -> {
-            // Fill the queue within one task, so that Netty has submitted none of it yet.
-            for (int i = 0; i < RING - 1; i++) {
-                io.submit(Sqe.nop(), res -> filled.countDown());
-            }
-            boolean full = io.submitLinked(Sqe.nop(), res -> { },
-                    () -> { throw new AssertionError("not linked: nothing may follow"); });
-            return new boolean[] {full};
-        }).get(10, TimeUnit.SECONDS);
+                    // Fill the queue within one task, so that Netty has submitted none of it yet.
+                    for (int i = 0; i < RING - 1; i++) {
+                        io.submit(Sqe.nop(), res -> filled.countDown());
+                    }
+                    boolean full = io.submitLinked(Sqe.nop(), res -> {}, () -> {
+                        throw new AssertionError("not linked: nothing may follow");
+                    });
+                    return new boolean[] {full};
+                })
+                .get(10, TimeUnit.SECONDS);
         assertFalse(outcome[0], "one free slot cannot hold a pair");
         // Once Netty has submitted them (their completions are back), pairs link again.
         assertTrue(filled.await(10, TimeUnit.SECONDS));
@@ -163,13 +170,16 @@ class LoopIoLinkTest {
             CompletableFuture<Integer> nop = new CompletableFuture<>();
             int[] room = new int[1];
             boolean linked = loop().submit(() -> {
-                for (int i = 0; i < fill; i++) {
-                    io.submit(Sqe.nop(), res -> filled.countDown());
-                }
-                room[0] = io.room();
-                return io.submitLinked(Sqe.read(fd, 6144, buf.address(), 4096), // 2048 bytes short
-                        record("read", read), () -> io.submit(Sqe.nop(), record("nop", nop)));
-            }).get(10, TimeUnit.SECONDS);
+                        for (int i = 0; i < fill; i++) {
+                            io.submit(Sqe.nop(), res -> filled.countDown());
+                        }
+                        room[0] = io.room();
+                        return io.submitLinked(
+                                Sqe.read(fd, 6144, buf.address(), 4096), // 2048 bytes short
+                                record("read", read),
+                                () -> io.submit(Sqe.nop(), record("nop", nop)));
+                    })
+                    .get(10, TimeUnit.SECONDS);
             assertEquals(room[0] >= 2, linked, "fill " + fill + ", room " + room[0]);
             pairs += linked ? 1 : 0;
             if (linked) {
@@ -189,10 +199,19 @@ class LoopIoLinkTest {
         assertNull(NettyRing.versionProblem(NettyRing.TESTED_FROM));
         assertNull(NettyRing.versionProblem(NettyRing.TESTED_TO));
         assertNull(NettyRing.versionProblem("4.2.16.Final"));
-        for (String v : new String[] {"4.2.14.Final", "4.2.19.Final", "4.1.130.Final", "5.0.0.Final",
-                "4.2.18.Final-SNAPSHOT", "4.2.17.Alpha1", "weird", null}) {
+        for (String v : new String[] {
+            "4.2.14.Final",
+            "4.2.19.Final",
+            "4.1.130.Final",
+            "5.0.0.Final",
+            "4.2.18.Final-SNAPSHOT",
+            "4.2.17.Alpha1",
+            "weird",
+            null
+        }) {
             String why = NettyRing.versionProblem(v);
-            assertTrue(why != null && why.contains(NettyRing.TESTED_FROM) && why.contains(NettyRing.TESTED_TO),
+            assertTrue(
+                    why != null && why.contains(NettyRing.TESTED_FROM) && why.contains(NettyRing.TESTED_TO),
                     v + ": " + why);
         }
         // The build's own Netty is one of them, and the check reads its version from the jar.
@@ -201,6 +220,6 @@ class LoopIoLinkTest {
 
     @Test
     void offTheLoopNothingIsLinked() {
-        assertFalse(io.submitLinked(Sqe.nop(), res -> { }, () -> { }));
+        assertFalse(io.submitLinked(Sqe.nop(), res -> {}, () -> {}));
     }
 }

@@ -1,5 +1,10 @@
 package dev.reactorubd.uring;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import dev.reactorubd.UbdUnsupportedException;
 import io.netty.channel.IoEvent;
 import io.netty.channel.IoEventLoop;
@@ -9,16 +14,11 @@ import io.netty.channel.uring.IoUring;
 import io.netty.channel.uring.IoUringIoHandle;
 import io.netty.channel.uring.IoUringIoHandler;
 import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-import java.util.concurrent.ExecutionException;
 
 /**
  * The buffer table on real Netty io_uring rings of this machine's kernel: registered on first use, slots handed out
@@ -66,7 +66,8 @@ class RingBufferTableTest {
         assertEquals(0, c.base(), "the first free run that fits");
         RingBufferTable.Reservation d = onLoop(loop, () -> RingBufferTable.reserve(reg, 29));
         assertEquals(192, d.base(), "29 slots do not fit in the 28 left before b");
-        UbdUnsupportedException full = assertThrows(UbdUnsupportedException.class,
+        UbdUnsupportedException full = assertThrows(
+                UbdUnsupportedException.class,
                 () -> onLoopUnwrapped(loop, () -> RingBufferTable.reserve(reg, RingBufferTable.SLOTS)));
         assertTrue(full.getMessage().contains("free consecutive slots"), full.getMessage());
         onLoop(loop, () -> {
@@ -116,11 +117,9 @@ class RingBufferTableTest {
     /** A handle that only holds a registration with a loop. */
     private static final class NoopHandle implements IoUringIoHandle {
         @Override
-        public void handle(IoRegistration registration, IoEvent ioEvent) {
-        }
+        public void handle(IoRegistration registration, IoEvent ioEvent) {}
 
         @Override
-        public void close() {
-        }
+        public void close() {}
     }
 }

@@ -1,5 +1,11 @@
 package dev.reactorubd.uring;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import dev.reactorubd.Errno;
 import io.netty.channel.IoEvent;
 import io.netty.channel.IoEventLoop;
@@ -23,12 +29,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 /**
  * The guard of a queue's registered-buffer slots, on a real io_uring ring of this machine: once the request holding a
  * slot is answered, an operation naming the slot is refused without reaching the kernel (its pages may already be the
@@ -37,8 +37,10 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  */
 class SlotGuardTest {
     private static final int LEN = 4096;
+
     @TempDir
     Path dir;
+
     private MultiThreadIoEventLoopGroup loops;
     private IoEventLoop loop;
     private Arena arena;
@@ -63,12 +65,10 @@ class SlotGuardTest {
 
     private static final class NoopHandle implements IoUringIoHandle {
         @Override
-        public void handle(IoRegistration registration, IoEvent ioEvent) {
-        }
+        public void handle(IoRegistration registration, IoEvent ioEvent) {}
 
         @Override
-        public void close() {
-        }
+        public void close() {}
     }
 
     @Test
@@ -85,25 +85,25 @@ class SlotGuardTest {
         List<Integer> idle = new CopyOnWriteArrayList<>();
         List<Integer> results = new CopyOnWriteArrayList<>();
         RingBufferTable.Reservation slots = loop.submit(() -> {
-            RingBufferTable.Reservation r = RingBufferTable.reserve(reg, 2);
-            r.register(0, pages);
-            r.guard(idle::add);
-            return r;
-        }).get(10, TimeUnit.SECONDS);
+                    RingBufferTable.Reservation r = RingBufferTable.reserve(reg, 2);
+                    r.register(0, pages);
+                    r.guard(idle::add);
+                    return r;
+                })
+                .get(10, TimeUnit.SECONDS);
         int slot = slots.base();
         // One loop task: Netty submits its queue when the task is over, so the write is not in the kernel yet when
         // the request is answered.
         boolean idleAtAnswer = loop.submit(() -> {
-            slots.hold(0);
-            io.submit(Sqe.writeFixed(fd, 0L, pages.address(), LEN, slot),
-                    res -> results.add(res));
-            boolean now = slots.retire(0);
-            assertEquals(1, slots.uses(0));
-            // Answered: the rest of a transfer, a re-send, anything naming the slot is refused at once.
-            io.submit(Sqe.writeFixed(fd, LEN, pages.address(), LEN, slot),
-                    res -> results.add(res));
-            return now;
-        }).get(10, TimeUnit.SECONDS);
+                    slots.hold(0);
+                    io.submit(Sqe.writeFixed(fd, 0L, pages.address(), LEN, slot), res -> results.add(res));
+                    boolean now = slots.retire(0);
+                    assertEquals(1, slots.uses(0));
+                    // Answered: the rest of a transfer, a re-send, anything naming the slot is refused at once.
+                    io.submit(Sqe.writeFixed(fd, LEN, pages.address(), LEN, slot), res -> results.add(res));
+                    return now;
+                })
+                .get(10, TimeUnit.SECONDS);
         assertFalse(idleAtAnswer, "a write naming the slot was still on its way: the commit must wait");
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (idle.isEmpty() && System.nanoTime() < deadline) {
@@ -118,14 +118,16 @@ class SlotGuardTest {
         assertArrayEquals(new byte[LEN], Arrays.copyOfRange(got, LEN, 2 * LEN), "the refused one wrote nothing");
         // Held again (the tag's next request): operations go, and a retire with none in flight is idle at once.
         boolean idleNow = loop.submit(() -> {
-            slots.hold(0);
-            return slots.retire(0);
-        }).get(10, TimeUnit.SECONDS);
+                    slots.hold(0);
+                    return slots.retire(0);
+                })
+                .get(10, TimeUnit.SECONDS);
         assertTrue(idleNow);
         loop.submit(() -> {
-            slots.release();
-            io.close();
-        }).get(10, TimeUnit.SECONDS);
+                    slots.release();
+                    io.close();
+                })
+                .get(10, TimeUnit.SECONDS);
         Libc.close(fd);
     }
 }

@@ -20,11 +20,9 @@ import java.util.Locale;
  */
 final class DeviceListing {
     /** One device: what GET_DEV_INFO said, and what GET_PARAMS said ({@code null} when it failed or was not asked). */
-    record Row(DeviceInfo info, DeviceParams params) {
-    }
+    record Row(DeviceInfo info, DeviceParams params) {}
 
-    private DeviceListing() {
-    }
+    private DeviceListing() {}
 
     /** A table with a header line, one line per device; "no ublk devices" when there is none. */
     static String table(List<Row> rows, boolean verbose) {
@@ -32,18 +30,33 @@ final class DeviceListing {
             return "no ublk devices\n";
         }
         List<String[]> lines = new ArrayList<>();
-        lines.add(verbose
-                ? new String[] {"ID", "STATE", "QUEUES", "DEPTH", "SIZE", "PID", "DEVICE", "FLAGS"}
-                : new String[] {"ID", "STATE", "QUEUES", "DEPTH", "PID", "DEVICE"});
+        lines.add(
+                verbose
+                        ? new String[] {"ID", "STATE", "QUEUES", "DEPTH", "SIZE", "PID", "DEVICE", "FLAGS"}
+                        : new String[] {"ID", "STATE", "QUEUES", "DEPTH", "PID", "DEVICE"});
         for (Row r : rows) {
             DeviceInfo d = r.info();
             String pid = d.serverPid() > 0 ? Integer.toString(d.serverPid()) : "-";
-            lines.add(verbose
-                    ? new String[] {Integer.toString(d.id()), d.state().name(), Integer.toString(d.queues()),
-                            Integer.toString(d.depth()), r.params() == null ? "?" : humanSize(r.params().capacityBytes()),
-                            pid, d.blockDevicePath(), flags(r)}
-                    : new String[] {Integer.toString(d.id()), d.state().name(), Integer.toString(d.queues()),
-                            Integer.toString(d.depth()), pid, d.blockDevicePath()});
+            lines.add(
+                    verbose
+                            ? new String[] {
+                                Integer.toString(d.id()),
+                                d.state().name(),
+                                Integer.toString(d.queues()),
+                                Integer.toString(d.depth()),
+                                r.params() == null ? "?" : humanSize(r.params().capacityBytes()),
+                                pid,
+                                d.blockDevicePath(),
+                                flags(r)
+                            }
+                            : new String[] {
+                                Integer.toString(d.id()),
+                                d.state().name(),
+                                Integer.toString(d.queues()),
+                                Integer.toString(d.depth()),
+                                pid,
+                                d.blockDevicePath()
+                            });
         }
         int[] width = new int[lines.getFirst().length];
         for (String[] l : lines) {
@@ -93,7 +106,8 @@ final class DeviceListing {
             sb.append(", \"char_device\": ").append(string(d.charDevicePath()));
             if (verbose) {
                 sb.append(", \"size_bytes\": ").append(p == null ? "null" : Long.toString(p.capacityBytes()));
-                sb.append(", \"logical_block_size\": ").append(p == null ? "null" : Integer.toString(p.logicalBlockSize()));
+                sb.append(", \"logical_block_size\": ")
+                        .append(p == null ? "null" : Integer.toString(p.logicalBlockSize()));
                 sb.append(", \"physical_block_size\": ")
                         .append(p == null ? "null" : Integer.toString(p.physicalBlockSize()));
                 sb.append(", \"max_io_bytes\": ").append(p == null ? "null" : Long.toString(p.maxIoBytes()));

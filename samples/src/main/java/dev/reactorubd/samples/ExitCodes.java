@@ -1,7 +1,7 @@
 package dev.reactorubd.samples;
 
-import dev.reactorubd.UbdException;
 import dev.reactorubd.Errno;
+import dev.reactorubd.UbdException;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import picocli.CommandLine;
@@ -31,20 +31,23 @@ final class ExitCodes {
      */
     static final int DEVICE = 5;
 
-    private ExitCodes() {
-    }
+    private ExitCodes() {}
 
     /** The table shown by {@code --help}, in the order of the codes. */
     static Map<String, String> helpTable() {
         Map<String, String> m = new LinkedHashMap<>();
         m.put("0", "success");
         m.put("1", "failure at run time (IO error, timeout, unexpected error)");
-        m.put("2", "usage: a wrong or missing option, arguments the kernel refused (EINVAL), or a target that "
-                + "cannot be opened as given (missing file, unreachable NBD server); the message says what to write");
+        m.put(
+                "2",
+                "usage: a wrong or missing option, arguments the kernel refused (EINVAL), or a target that "
+                        + "cannot be opened as given (missing file, unreachable NBD server); the message says what to write");
         m.put("3", "no ublk: load the driver (modprobe ublk_drv, Linux 6.5+), or the kernel lacks a feature asked for");
         m.put("4", "permission denied: run as root (CAP_SYS_ADMIN)");
-        m.put("5", "device refused: no device has that id, it is busy (mounted, open, served by another process), or "
-                + "its state does not allow the verb (resize of a device not started)");
+        m.put(
+                "5",
+                "device refused: no device has that id, it is busy (mounted, open, served by another process), or "
+                        + "its state does not allow the verb (resize of a device not started)");
         return m;
     }
 
@@ -85,7 +88,8 @@ final class ExitCodes {
         }
         if (m == null || m.isBlank()) {
             m = e.getClass().getSimpleName();
-        } else if (!(e instanceof RuntimeException) || e.getClass().getPackageName().startsWith("java.")) {
+        } else if (!(e instanceof RuntimeException)
+                || e.getClass().getPackageName().startsWith("java.")) {
             m = e.getClass().getSimpleName() + ": " + m; // an unexpected error: say what it was
         }
         return m.replace('\n', ' ');

@@ -1,13 +1,13 @@
 package dev.reactorubd.samples;
 
 import dev.reactorubd.io.UbdQueue;
+import java.io.Console;
 import java.io.PrintStream;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.io.Console;
 
 /**
  * The live line {@code ubd serve} keeps on a terminal: IOPS, MB/s and requests in flight, rewritten in place (carriage
@@ -69,8 +69,8 @@ final class StatusLine implements AutoCloseable {
         }
         long now = System.nanoTime();
         double seconds = Math.max(1e-3, (now - lastNanos) / 1e9);
-        String line = format((requests - lastRequests) / seconds, (bytes - lastBytes) / seconds, inFlight, requests,
-                failed);
+        String line =
+                format((requests - lastRequests) / seconds, (bytes - lastBytes) / seconds, inFlight, requests, failed);
         lastRequests = requests;
         lastBytes = bytes;
         lastNanos = now;
@@ -82,8 +82,14 @@ final class StatusLine implements AutoCloseable {
 
     /** One status line, e.g. {@code 12,345 IOPS  48.2 MB/s  in flight 17  (1,234,567 requests, 0 failed)}. */
     static String format(double iops, double bytesPerSecond, int inFlight, long requests, long failed) {
-        return String.format(Locale.ROOT, "%,.0f IOPS  %.1f MB/s  in flight %d  (%,d requests, %,d failed)", iops,
-                bytesPerSecond / 1e6, inFlight, requests, failed);
+        return String.format(
+                Locale.ROOT,
+                "%,.0f IOPS  %.1f MB/s  in flight %d  (%,d requests, %,d failed)",
+                iops,
+                bytesPerSecond / 1e6,
+                inFlight,
+                requests,
+                failed);
     }
 
     /** Stops refreshing and clears the line, so that what follows starts on a clean line. */

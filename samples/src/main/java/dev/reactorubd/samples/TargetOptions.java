@@ -10,14 +10,14 @@ import dev.reactorubd.targets.spec.TargetSpec;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import picocli.CommandLine;
 import picocli.CommandLine.Option;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
-import java.util.Arrays;
-import java.util.Iterator;
 
 /**
  * The options that say what serves a device: a target, its settings, parts for compositions, and decorators. Shared by
@@ -32,24 +32,45 @@ import java.util.Iterator;
  * {@code --grow}; {@code --size} alone is the device's size and changes no file.
  */
 final class TargetOptions {
-    enum Target { NULL, MEMORY, FILE, NBD, MIRROR, STRIPE, CONCAT }
+    enum Target {
+        NULL,
+        MEMORY,
+        FILE,
+        NBD,
+        MIRROR,
+        STRIPE,
+        CONCAT
+    }
 
-    @Option(names = "--target", required = true, converter = TargetConverter.class, completionCandidates = TargetNames.class,
+    @Option(
+            names = "--target",
+            required = true,
+            converter = TargetConverter.class,
+            completionCandidates = TargetNames.class,
             description = "null, memory, file, nbd, mirror, stripe or concat")
     Target target;
 
-    @Option(names = "--size", converter = SizeConverter.class, description = "capacity, e.g. 64M: required for null "
-            + "and memory; for the others the device's size, within the target's (it never creates or extends a file: "
-            + "see --create and --grow)")
+    @Option(
+            names = "--size",
+            converter = SizeConverter.class,
+            description = "capacity, e.g. 64M: required for null "
+                    + "and memory; for the others the device's size, within the target's (it never creates or extends a file: "
+                    + "see --create and --grow)")
     long size;
 
-    @Option(names = "--create", paramLabel = "SIZE", converter = SizeConverter.class, description = "file targets "
-            + "and file parts: create each missing file with SIZE bytes (sparse, mode 0600, never through a symbolic "
-            + "link); an existing file is used as it is. Not on recover")
+    @Option(
+            names = "--create",
+            paramLabel = "SIZE",
+            converter = SizeConverter.class,
+            description = "file targets "
+                    + "and file parts: create each missing file with SIZE bytes (sparse, mode 0600, never through a symbolic "
+                    + "link); an existing file is used as it is. Not on recover")
     long create;
 
-    @Option(names = "--grow", description = "file targets and file parts: extend each file shorter than --size to "
-            + "--size bytes (sparse)")
+    @Option(
+            names = "--grow",
+            description =
+                    "file targets and file parts: extend each file shorter than --size to " + "--size bytes (sparse)")
     boolean grow;
 
     @Option(names = "--file", description = "file: the file or block device that stores the data")
@@ -67,32 +88,49 @@ final class TargetOptions {
     @Option(names = "--replica", description = "mirror: a replica, as a target spec (repeat it)")
     List<String> replicas = new ArrayList<>();
 
-    @Option(names = "--assume-current", paramLabel = "N", defaultValue = "-1", description = "mirror: when no replica "
-            + "is known current (every one stale), replica N's data wins and the others get a full copy of it; refused "
-            + "while another replica is current")
+    @Option(
+            names = "--assume-current",
+            paramLabel = "N",
+            defaultValue = "-1",
+            description = "mirror: when no replica "
+                    + "is known current (every one stale), replica N's data wins and the others get a full copy of it; refused "
+                    + "while another replica is current")
     int assumeCurrent;
 
     @Option(names = "--part", description = "stripe, concat: a part, as a target spec (repeat it)")
     List<String> parts = new ArrayList<>();
 
-    @Option(names = "--chunk", defaultValue = "64K", converter = SizeConverter.class,
+    @Option(
+            names = "--chunk",
+            defaultValue = "64K",
+            converter = SizeConverter.class,
             description = "stripe: chunk size (default ${DEFAULT-VALUE})")
     long chunk;
 
-    @Option(names = "--reconnects", defaultValue = "5", description = "nbd: reconnect attempts after a lost "
-            + "connection before requests fail with EIO; 0 fails them at once (default ${DEFAULT-VALUE})")
+    @Option(
+            names = "--reconnects",
+            defaultValue = "5",
+            description = "nbd: reconnect attempts after a lost "
+                    + "connection before requests fail with EIO; 0 fails them at once (default ${DEFAULT-VALUE})")
     int reconnects;
 
-    @Option(names = "--request-timeout", defaultValue = "30s", converter = DurationConverter.class,
+    @Option(
+            names = "--request-timeout",
+            defaultValue = "30s",
+            converter = DurationConverter.class,
             description = "nbd: bound on each request, from submission to reply (default ${DEFAULT-VALUE})")
     Duration requestTimeout;
 
-    @Option(names = "--cache", converter = SizeConverter.class, description = "a write-through read cache of this "
-            + "size in front of the target")
+    @Option(
+            names = "--cache",
+            converter = SizeConverter.class,
+            description = "a write-through read cache of this " + "size in front of the target")
     long cache;
 
-    @Option(names = "--timeout", converter = DurationConverter.class, description = "fail any request that takes "
-            + "longer (e.g. 5s, 500ms)")
+    @Option(
+            names = "--timeout",
+            converter = DurationConverter.class,
+            description = "fail any request that takes " + "longer (e.g. 5s, 500ms)")
     Duration timeout;
 
     @Option(names = "--retry", description = "retry a failed request this many times (not EINVAL, EROFS, ENOSPC...)")
@@ -101,8 +139,10 @@ final class TargetOptions {
     @Option(names = "--rate-iops", description = "at most this many requests per second")
     long rateIops;
 
-    @Option(names = "--rate-bytes", converter = SizeConverter.class, description = "at most this many bytes per "
-            + "second, e.g. 100M")
+    @Option(
+            names = "--rate-bytes",
+            converter = SizeConverter.class,
+            description = "at most this many bytes per " + "second, e.g. 100M")
     long rateBytes;
 
     /** What was opened, so that it can be closed after the device. */
@@ -110,14 +150,15 @@ final class TargetOptions {
 
     /** A short description of the target, for messages. */
     String describe() {
-        return target.name().toLowerCase(Locale.ROOT) + switch (target) {
-            case FILE -> " " + file + (direct ? " (O_DIRECT)" : "");
-            case NBD -> " " + uri;
-            case MIRROR -> " of " + replicas;
-            case STRIPE -> " of " + parts + " in " + chunk + "-byte chunks";
-            case CONCAT -> " of " + parts;
-            default -> "";
-        };
+        return target.name().toLowerCase(Locale.ROOT)
+                + switch (target) {
+                    case FILE -> " " + file + (direct ? " (O_DIRECT)" : "");
+                    case NBD -> " " + uri;
+                    case MIRROR -> " of " + replicas;
+                    case STRIPE -> " of " + parts + " in " + chunk + "-byte chunks";
+                    case CONCAT -> " of " + parts;
+                    default -> "";
+                };
     }
 
     /**
@@ -126,7 +167,8 @@ final class TargetOptions {
      */
     Mono<BlockBackend> open() {
         // Deferred, so that an option refused while the target is put together is an error signal like the others.
-        return Mono.defer(this::openTarget).map(this::decorate)
+        return Mono.defer(this::openTarget)
+                .map(this::decorate)
                 // An argument a target or decorator refused is the command line's fault: say so, without the type.
                 .onErrorMap(IllegalArgumentException.class, e -> new UbdCommand.UsageError(e.getMessage()))
                 .onErrorMap(e -> !(e instanceof UbdCommand.UsageError), TargetUnavailable::new);
@@ -145,7 +187,9 @@ final class TargetOptions {
     static final class TargetNames implements Iterable<String> {
         @Override
         public Iterator<String> iterator() {
-            return Arrays.stream(Target.values()).map(t -> t.name().toLowerCase(Locale.ROOT)).iterator();
+            return Arrays.stream(Target.values())
+                    .map(t -> t.name().toLowerCase(Locale.ROOT))
+                    .iterator();
         }
     }
 
@@ -176,7 +220,8 @@ final class TargetOptions {
 
     private Mono<BlockBackend> openTarget() {
         if (grow && size <= 0) {
-            return Mono.error(usage("--grow extends a shorter file to --size: give --size too, e.g. --size 10G --grow"));
+            return Mono.error(
+                    usage("--grow extends a shorter file to --size: give --size too, e.g. --size 10G --grow"));
         }
         return switch (target) {
             case NULL, MEMORY -> {
@@ -204,7 +249,10 @@ final class TargetOptions {
                     yield Mono.error(usage("--target " + target.name().toLowerCase(Locale.ROOT) + " needs at least "
                             + "two " + what + " SPEC options, e.g. " + what + " file:/a.img " + what + " file:/b.img"));
                 }
-                yield Flux.fromIterable(specs).concatMap(this::openSpec).collectList().flatMap(this::compose);
+                yield Flux.fromIterable(specs)
+                        .concatMap(this::openSpec)
+                        .collectList()
+                        .flatMap(this::compose);
             }
         };
     }
@@ -231,8 +279,11 @@ final class TargetOptions {
         } else {
             nbd.reconnectAttempts(reconnects);
         }
-        TargetSpec.OpenOptions options = TargetSpec.OpenOptions.defaults().nbd(nbd.build()).mirror(mirrorOptions())
-                .create(create).grow(grow ? size : 0);
+        TargetSpec.OpenOptions options = TargetSpec.OpenOptions.defaults()
+                .nbd(nbd.build())
+                .mirror(mirrorOptions())
+                .create(create)
+                .grow(grow ? size : 0);
         return TargetSpec.open(spec, TargetPolicy.permissive(), options).map(o -> {
             o.owned().forEach(this::track);
             return o.backend();
@@ -252,7 +303,8 @@ final class TargetOptions {
         BlockBackend[] parts = backends.toArray(BlockBackend[]::new);
         if (target == Target.MIRROR) {
             // Assembled from the replicas' superblocks; closed (cleanly) before its replicas.
-            return Mono.defer(() -> Backends.assembleMirror(mirrorOptions(), parts)).map(this::track);
+            return Mono.defer(() -> Backends.assembleMirror(mirrorOptions(), parts))
+                    .map(this::track);
         }
         return Mono.fromCallable(() -> switch (target) {
             case STRIPE -> {
@@ -276,8 +328,10 @@ final class TargetOptions {
     /** Closes every backend opened, bounded. */
     void closeAll() {
         // The last opened first: a mirror before its replicas.
-        Flux.fromIterable(List.copyOf(opened).reversed()).concatMap(b -> b.close().onErrorResume(e -> Mono.empty()))
-                .then().block(Duration.ofMinutes(1));
+        Flux.fromIterable(List.copyOf(opened).reversed())
+                .concatMap(b -> b.close().onErrorResume(e -> Mono.empty()))
+                .then()
+                .block(Duration.ofMinutes(1));
     }
 
     private static UbdCommand.UsageError usage(String message) {
@@ -304,8 +358,8 @@ final class TargetOptions {
             try {
                 return Target.valueOf(value.toUpperCase(Locale.ROOT));
             } catch (IllegalArgumentException e) {
-                throw new CommandLine.TypeConversionException("unknown target '" + value + "': use null, memory, "
-                        + "file, nbd, mirror, stripe or concat");
+                throw new CommandLine.TypeConversionException(
+                        "unknown target '" + value + "': use null, memory, " + "file, nbd, mirror, stripe or concat");
             }
         }
     }

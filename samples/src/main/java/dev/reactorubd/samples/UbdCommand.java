@@ -5,19 +5,20 @@ import dev.reactorubd.ctrl.DeviceParams;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.io.KernelQueueTransport.DataCopy;
-import dev.reactorubd.sys.UblkFeature;
-import io.netty.channel.uring.IoUringIoHandlerConfig;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
+import dev.reactorubd.sys.UblkFeature;
+import dev.reactorubd.targets.spec.TargetSpec;
+import io.netty.channel.uring.IoUringIoHandlerConfig;
 import java.io.PrintWriter;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.AutoComplete;
-import dev.reactorubd.targets.spec.TargetSpec;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -25,7 +26,6 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 import reactor.core.publisher.Mono;
-import java.util.ArrayList;
 
 /**
  * {@code ubd}: serve a ublk device from a target, and inspect or remove devices.
@@ -40,15 +40,25 @@ import java.util.ArrayList;
  *
  * <p>Exit statuses are those of {@link ExitCodes}; every error prints one line on stderr starting {@code ubd: }.
  */
-@Command(name = "ubd", mixinStandardHelpOptions = true, version = "ubd 0.1.0", scope = CommandLine.ScopeType.INHERIT,
+@Command(
+        name = "ubd",
+        mixinStandardHelpOptions = true,
+        version = "ubd 0.1.0",
+        scope = CommandLine.ScopeType.INHERIT,
         description = "Serve Linux block devices (/dev/ublkbN) from reactor-ubd targets.",
-        subcommands = {UbdCommand.Serve.class, UbdCommand.Recover.class, UbdCommand.ListDevices.class, UbdCommand.Remove.class,
-                UbdCommand.Resize.class, UbdCommand.Features.class, UbdCommand.Completion.class})
+        subcommands = {
+            UbdCommand.Serve.class,
+            UbdCommand.Recover.class,
+            UbdCommand.ListDevices.class,
+            UbdCommand.Remove.class,
+            UbdCommand.Resize.class,
+            UbdCommand.Features.class,
+            UbdCommand.Completion.class
+        })
 public final class UbdCommand implements Callable<Integer> {
 
     /** Not instantiated but by picocli. */
-    UbdCommand() {
-    }
+    UbdCommand() {}
 
     /**
      * Runs the command line and exits with its status (see {@link ExitCodes}).
@@ -88,13 +98,17 @@ public final class UbdCommand implements Callable<Integer> {
     }
 
     private static void addExitCodes(CommandLine cmd) {
-        cmd.getCommandSpec().usageMessage().exitCodeListHeading("%nExit status:%n").exitCodeList(ExitCodes.helpTable());
+        cmd.getCommandSpec()
+                .usageMessage()
+                .exitCodeListHeading("%nExit status:%n")
+                .exitCodeList(ExitCodes.helpTable());
         cmd.getSubcommands().values().forEach(UbdCommand::addExitCodes);
     }
 
     @Override
     public Integer call() {
-        throw new UsageError("give a verb: serve, recover, list, remove, resize, features or completion (see 'ubd --help')");
+        throw new UsageError(
+                "give a verb: serve, recover, list, remove, resize, features or completion (see 'ubd --help')");
     }
 
     /** Parses 4096, 512K, 64M, 2G (powers of 1024). */
@@ -114,28 +128,30 @@ public final class UbdCommand implements Callable<Integer> {
                 return positive(s, Duration.ofMillis(Long.parseLong(t.substring(0, t.length() - 2))));
             }
             long n = Long.parseLong(t.substring(0, Math.max(0, t.length() - 1)));
-            return positive(s, switch (t.isEmpty() ? ' ' : t.charAt(t.length() - 1)) {
-                case 's' -> Duration.ofSeconds(n);
-                case 'm' -> Duration.ofMinutes(n);
-                case 'h' -> Duration.ofHours(n);
-                default -> throw new NumberFormatException(t);
-            });
+            return positive(
+                    s,
+                    switch (t.isEmpty() ? ' ' : t.charAt(t.length() - 1)) {
+                        case 's' -> Duration.ofSeconds(n);
+                        case 'm' -> Duration.ofMinutes(n);
+                        case 'h' -> Duration.ofHours(n);
+                        default -> throw new NumberFormatException(t);
+                    });
         } catch (NumberFormatException | ArithmeticException e) {
-            throw new CommandLine.TypeConversionException("'" + s + "' is not a duration: use a number with ms, s, m "
-                    + "or h, such as 500ms or 30s");
+            throw new CommandLine.TypeConversionException(
+                    "'" + s + "' is not a duration: use a number with ms, s, m " + "or h, such as 500ms or 30s");
         }
     }
 
     /** Every duration option is a bound or a timeout: zero or less is refused as it is parsed. */
     private static Duration positive(String s, Duration d) {
         if (d.isNegative() || d.isZero()) {
-            throw new CommandLine.TypeConversionException("'" + s + "' is not a positive duration: use one such as "
-                    + "500ms or 30s");
+            throw new CommandLine.TypeConversionException(
+                    "'" + s + "' is not a positive duration: use one such as " + "500ms or 30s");
         }
         return d;
     }
 
-        /** A command line that cannot work, with what to write instead; exit status 2. */
+    /** A command line that cannot work, with what to write instead; exit status 2. */
     static final class UsageError extends RuntimeException {
         private static final long serialVersionUID = 1L;
 
@@ -144,19 +160,24 @@ public final class UbdCommand implements Callable<Integer> {
         }
     }
 
-    @Command(name = "serve", description = "Create a device, serve it from a target until SIGINT or SIGTERM, then "
-            + "stop and delete it. Prints the block device path once it is live.",
-            footer = {"", "Examples:",
-                    "  ubd serve --target memory --size 1G --queues 2",
-                    "  ubd serve --target file --file /var/lib/disk.img --create 10G --direct   # creates it if missing",
-                    "  ubd serve --target nbd --uri nbd://10.0.0.5:10809/vol1",
-                    "  ubd serve --target mirror --replica file:/a.img --replica nbd+unix:///vol?socket=/run/nbd.sock",
-                    "  ubd serve --target mirror --replica file:/a.img --replica file:/b.img --assume-current 1"
-                            + "   # every replica stale: b.img wins",
-                    "  ubd serve --target stripe --chunk 64K --part memory:1G --part memory:1G --part memory:1G",
-                    "  ubd serve --target concat --part file:/a.img --part file:/b.img",
-                    "  ubd serve --target file --file /var/lib/disk.img --recovery REQUEUE --handover   # then:",
-                    "  kill $PID; ubd recover --id 3 --target file --file /var/lib/disk.img --handover"})
+    @Command(
+            name = "serve",
+            description = "Create a device, serve it from a target until SIGINT or SIGTERM, then "
+                    + "stop and delete it. Prints the block device path once it is live.",
+            footer = {
+                "",
+                "Examples:",
+                "  ubd serve --target memory --size 1G --queues 2",
+                "  ubd serve --target file --file /var/lib/disk.img --create 10G --direct   # creates it if missing",
+                "  ubd serve --target nbd --uri nbd://10.0.0.5:10809/vol1",
+                "  ubd serve --target mirror --replica file:/a.img --replica nbd+unix:///vol?socket=/run/nbd.sock",
+                "  ubd serve --target mirror --replica file:/a.img --replica file:/b.img --assume-current 1"
+                        + "   # every replica stale: b.img wins",
+                "  ubd serve --target stripe --chunk 64K --part memory:1G --part memory:1G --part memory:1G",
+                "  ubd serve --target concat --part file:/a.img --part file:/b.img",
+                "  ubd serve --target file --file /var/lib/disk.img --recovery REQUEUE --handover   # then:",
+                "  kill $PID; ubd recover --id 3 --target file --file /var/lib/disk.img --handover"
+            })
     static final class Serve implements Callable<Integer> {
         @CommandLine.Mixin
         TargetOptions target = new TargetOptions();
@@ -167,41 +188,59 @@ public final class UbdCommand implements Callable<Integer> {
         @Option(names = "--depth", defaultValue = "128", description = "tags per queue (default ${DEFAULT-VALUE})")
         int depth;
 
-        @Option(names = "--block-size", defaultValue = "512", description = "logical block size (default ${DEFAULT-VALUE})")
+        @Option(
+                names = "--block-size",
+                defaultValue = "512",
+                description = "logical block size (default ${DEFAULT-VALUE})")
         int blockSize;
 
         @Option(names = "--id", defaultValue = "-1", description = "device id (default: the kernel picks)")
         int id;
 
-        @Option(names = "--recoverable", description = "add the device with USER_RECOVERY and "
-                + "USER_RECOVERY_REISSUE, so that `ubd recover` can take it over if this process dies "
-                + "(the same as --recovery REISSUE)")
+        @Option(
+                names = "--recoverable",
+                description = "add the device with USER_RECOVERY and "
+                        + "USER_RECOVERY_REISSUE, so that `ubd recover` can take it over if this process dies "
+                        + "(the same as --recovery REISSUE)")
         boolean recoverable;
 
-        @Option(names = "--recovery", description = "make the device recoverable, choosing what its IO does while "
-                + "no server runs: REISSUE (waits; requests in flight at the crash are issued again), REQUEUE "
-                + "(waits; in-flight requests are requeued), FAIL_IO (fails at once with an I/O error, EREMOTEIO "
-                + "on 6.18; Linux 6.13+, an older kernel refuses it with exit status 3)")
+        @Option(
+                names = "--recovery",
+                description = "make the device recoverable, choosing what its IO does while "
+                        + "no server runs: REISSUE (waits; requests in flight at the crash are issued again), REQUEUE "
+                        + "(waits; in-flight requests are requeued), FAIL_IO (fails at once with an I/O error, EREMOTEIO "
+                        + "on 6.18; Linux 6.13+, an older kernel refuses it with exit status 3)")
         RecoveryMode recovery;
 
-        @Option(names = "--handover", description = "on SIGINT or SIGTERM, quiesce the device and leave it for "
-                + "`ubd recover` to take over (a live upgrade: IO waits meanwhile, none is lost) instead of stopping "
-                + "and deleting it; needs --recovery or --recoverable, and QUIESCE (Linux 6.16+; an older kernel "
-                + "refuses it with exit status 3)")
+        @Option(
+                names = "--handover",
+                description = "on SIGINT or SIGTERM, quiesce the device and leave it for "
+                        + "`ubd recover` to take over (a live upgrade: IO waits meanwhile, none is lost) instead of stopping "
+                        + "and deleting it; needs --recovery or --recoverable, and QUIESCE (Linux 6.16+; an older kernel "
+                        + "refuses it with exit status 3)")
         boolean handover;
 
-        @Option(names = "--copy", defaultValue = "SYSCALL", description = "how data moves: SYSCALL (pread/pwrite "
-                + "on the queue's loop, default) or IO_URING (io_uring READ/WRITE)")
+        @Option(
+                names = "--copy",
+                defaultValue = "SYSCALL",
+                description = "how data moves: SYSCALL (pread/pwrite "
+                        + "on the queue's loop, default) or IO_URING (io_uring READ/WRITE)")
         DataCopy copy;
 
         // Boolean, null when not given: picocli's negatable options with a default of true left --no-X true.
-        @Option(names = "--zero-copy", negatable = true, description = "serve READ and WRITE in place where the "
-                + "target can (a buffered file) and the kernel has AUTO_BUF_REG (Linux 6.16+); else data is copied "
-                + "(default: on)")
+        @Option(
+                names = "--zero-copy",
+                negatable = true,
+                description = "serve READ and WRITE in place where the "
+                        + "target can (a buffered file) and the kernel has AUTO_BUF_REG (Linux 6.16+); else data is copied "
+                        + "(default: on)")
         Boolean zeroCopy;
 
-        @Option(names = "--single-issuer", negatable = true, description = "set up the queue rings with "
-                + "SINGLE_ISSUER and DEFER_TASKRUN, as Netty does by default (default: on)")
+        @Option(
+                names = "--single-issuer",
+                negatable = true,
+                description = "set up the queue rings with "
+                        + "SINGLE_ISSUER and DEFER_TASKRUN, as Netty does by default (default: on)")
         Boolean singleIssuer;
 
         boolean zeroCopy() {
@@ -212,8 +251,11 @@ public final class UbdCommand implements Callable<Integer> {
             return singleIssuer == null || singleIssuer;
         }
 
-        @Option(names = "--status", negatable = true, description = "show a live line (IOPS, MB/s, in flight) "
-                + "refreshed every second (default: when stdout is a terminal)")
+        @Option(
+                names = "--status",
+                negatable = true,
+                description = "show a live line (IOPS, MB/s, in flight) "
+                        + "refreshed every second (default: when stdout is a terminal)")
         Boolean status;
 
         @Option(names = "--lock-memory", description = LOCK_MEMORY_HELP)
@@ -224,8 +266,13 @@ public final class UbdCommand implements Callable<Integer> {
             BlockBackend backend = target.open().block(Duration.ofMinutes(2));
             try {
                 long size = capacity(target, backend);
-                DeviceSpec.Builder b = DeviceSpec.builder().capacityBytes(size).queues(queues).depth(depth)
-                        .logicalBlockSize(blockSize).physicalBlockSize(Math.max(blockSize, 4096)).deviceId(id)
+                DeviceSpec.Builder b = DeviceSpec.builder()
+                        .capacityBytes(size)
+                        .queues(queues)
+                        .depth(depth)
+                        .logicalBlockSize(blockSize)
+                        .physicalBlockSize(Math.max(blockSize, 4096))
+                        .deviceId(id)
                         .readOnly(target.readOnly);
                 RecoveryMode mode = recovery != null ? recovery : recoverable ? RecoveryMode.REISSUE : null;
                 if (mode != null) {
@@ -239,8 +286,12 @@ public final class UbdCommand implements Callable<Integer> {
                     b.feature(UblkFeature.QUIESCE);
                 }
                 DeviceSpec spec = b.build();
-                UbdServer server = UbdServer.builder().dataCopy(copy).zeroCopy(zeroCopy()).lockMemory(lockMemory)
-                        .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer())).build();
+                UbdServer server = UbdServer.builder()
+                        .dataCopy(copy)
+                        .zeroCopy(zeroCopy())
+                        .lockMemory(lockMemory)
+                        .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer()))
+                        .build();
                 UbdDevice device;
                 try {
                     device = server.serve(spec, backend).block(Duration.ofMinutes(2));
@@ -248,8 +299,8 @@ public final class UbdCommand implements Callable<Integer> {
                     server.close();
                     throw e;
                 }
-                return serveUntilSignalled(server, device, target.describe(), size, StatusLine.wanted(status),
-                        handover);
+                return serveUntilSignalled(
+                        server, device, target.describe(), size, StatusLine.wanted(status), handover);
             } finally {
                 target.closeAll();
             }
@@ -265,15 +316,18 @@ public final class UbdCommand implements Callable<Integer> {
     /** The device's capacity: --size, else the backend's size rounded down to 4 KiB. */
     static long capacity(TargetOptions target, BlockBackend backend) {
         // A mirror's --size only creates missing replica files: the device is what is left after its metadata.
-        long size = target.size > 0 && target.target != TargetOptions.Target.MIRROR ? target.size
+        long size = target.size > 0 && target.target != TargetOptions.Target.MIRROR
+                ? target.size
                 : backend.size() / 4096 * 4096;
         if (size <= 0) {
             throw new UsageError(target.describe() + " does not know its size: give --size");
         }
         if (backend.size() > 0 && size > backend.size()) {
             throw new UsageError("--size " + size + " is larger than " + target.describe() + " (" + backend.size()
-                    + " bytes)" + (target.target == TargetOptions.Target.FILE ? ": give a smaller --size, or add --grow "
-                    + "to extend the file" : ""));
+                    + " bytes)"
+                    + (target.target == TargetOptions.Target.FILE
+                            ? ": give a smaller --size, or add --grow " + "to extend the file"
+                            : ""));
         }
         return size;
     }
@@ -282,8 +336,9 @@ public final class UbdCommand implements Callable<Integer> {
      * Prints the device line, waits for SIGINT or SIGTERM (with the live status line if {@code status}), then stops
      * and deletes the device, or with {@code handover} quiesces it and leaves it for {@code ubd recover}.
      */
-    static int serveUntilSignalled(UbdServer server, UbdDevice device, String target, long size, boolean status,
-                                   boolean handover) throws InterruptedException {
+    static int serveUntilSignalled(
+            UbdServer server, UbdDevice device, String target, long size, boolean status, boolean handover)
+            throws InterruptedException {
         CountDownLatch signalled = new CountDownLatch(1);
         // Handle SIGINT and SIGTERM ourselves, so that a clean stop exits with 0 rather than 128+signal.
         for (String name : List.of("INT", "TERM")) {
@@ -309,8 +364,8 @@ public final class UbdCommand implements Callable<Integer> {
                         + "for `ubd recover --id " + device.id() + "`");
                 return 0;
             } catch (RuntimeException e) {
-                System.err.println("ubd: handing " + device.blockDevicePath() + " over failed: "
-                        + ExitCodes.message(e) + "; stopping it instead");
+                System.err.println("ubd: handing " + device.blockDevicePath() + " over failed: " + ExitCodes.message(e)
+                        + "; stopping it instead");
                 device.close().onErrorResume(x -> Mono.empty()).block(Duration.ofMinutes(2));
                 return ExitCodes.FAILURE;
             } finally {
@@ -319,10 +374,12 @@ public final class UbdCommand implements Callable<Integer> {
         }
         try {
             device.close().block(Duration.ofMinutes(2));
-            long ok = device.queues().stream().mapToLong(q -> q.completedCount()).sum();
-            long failed = device.queues().stream().mapToLong(q -> q.failedCount()).sum();
-            System.out.println("stopped " + device.blockDevicePath() + " after " + ok + " requests ("
-                    + failed + " failed); device " + device.id() + " deleted");
+            long ok =
+                    device.queues().stream().mapToLong(q -> q.completedCount()).sum();
+            long failed =
+                    device.queues().stream().mapToLong(q -> q.failedCount()).sum();
+            System.out.println("stopped " + device.blockDevicePath() + " after " + ok + " requests (" + failed
+                    + " failed); device " + device.id() + " deleted");
             return 0;
         } catch (RuntimeException e) {
             System.err.println("ubd: stopping " + device.blockDevicePath() + " failed: " + ExitCodes.message(e));
@@ -332,8 +389,10 @@ public final class UbdCommand implements Callable<Integer> {
         }
     }
 
-    @Command(name = "recover", description = "Take over a device whose server died (added with --recoverable), serve "
-            + "it from a target until SIGINT or SIGTERM, then stop and delete it.",
+    @Command(
+            name = "recover",
+            description = "Take over a device whose server died (added with --recoverable), serve "
+                    + "it from a target until SIGINT or SIGTERM, then stop and delete it.",
             footer = {"", "Examples:", "  ubd recover --id 3 --target file --file /var/lib/disk.img"})
     static final class Recover implements Callable<Integer> {
         @Option(names = "--id", required = true, description = "the device id")
@@ -342,13 +401,18 @@ public final class UbdCommand implements Callable<Integer> {
         @CommandLine.Mixin
         TargetOptions target = new TargetOptions();
 
-        @Option(names = "--status", negatable = true, description = "show a live line (IOPS, MB/s, in flight) "
-                + "refreshed every second (default: when stdout is a terminal)")
+        @Option(
+                names = "--status",
+                negatable = true,
+                description = "show a live line (IOPS, MB/s, in flight) "
+                        + "refreshed every second (default: when stdout is a terminal)")
         Boolean status;
 
-        @Option(names = "--handover", description = "on SIGINT or SIGTERM, quiesce the device and leave it for the "
-                + "next `ubd recover` instead of stopping and deleting it (the device must have been served with "
-                + "--handover)")
+        @Option(
+                names = "--handover",
+                description = "on SIGINT or SIGTERM, quiesce the device and leave it for the "
+                        + "next `ubd recover` instead of stopping and deleting it (the device must have been served with "
+                        + "--handover)")
         boolean handover;
 
         @Option(names = "--lock-memory", description = LOCK_MEMORY_HELP)
@@ -362,7 +426,10 @@ public final class UbdCommand implements Callable<Integer> {
             }
             UbdServer server = UbdServer.builder().lockMemory(lockMemory).build();
             try {
-                long size = server.control().getParams(id).block(Duration.ofMinutes(1)).capacityBytes();
+                long size = server.control()
+                        .getParams(id)
+                        .block(Duration.ofMinutes(1))
+                        .capacityBytes();
                 if (target.size <= 0) {
                     target.size = size; // memory and null targets take the device's size
                 }
@@ -372,7 +439,12 @@ public final class UbdCommand implements Callable<Integer> {
                     System.err.println("ubd: device " + id + " was not served with --handover (no QUIESCE): it will "
                             + "be stopped and deleted on SIGINT or SIGTERM");
                 }
-                return serveUntilSignalled(server, device, target.describe(), size, StatusLine.wanted(status),
+                return serveUntilSignalled(
+                        server,
+                        device,
+                        target.describe(),
+                        size,
+                        StatusLine.wanted(status),
                         handover && device.info().has(UblkFeature.QUIESCE));
             } catch (RuntimeException e) {
                 server.close();
@@ -383,23 +455,31 @@ public final class UbdCommand implements Callable<Integer> {
         }
     }
 
-    @Command(name = "list", description = "List the ublk devices on this machine: id, state, queues, depth, server "
-            + "pid and block device; with -v also size and feature flags; with --json as JSON for scripts.",
-            footer = {"", "Fields of --json (stable; new ones may be added):",
-                    "  {\"devices\": [{\"id\", \"state\", \"queues\", \"depth\", \"server_pid\",",
-                    "                \"block_device\", \"char_device\",",
-                    "                with -v: \"size_bytes\", \"logical_block_size\",",
-                    "                \"physical_block_size\", \"max_io_bytes\", \"read_only\",",
-                    "                \"flags\", \"owner_uid\", \"owner_gid\"}]}",
-                    "", "Examples:",
-                    "  ubd list",
-                    "  ubd list -v",
-                    "  ubd list --json | jq -r '.devices[] | select(.state == \"DEAD\") | .id'"})
+    @Command(
+            name = "list",
+            description = "List the ublk devices on this machine: id, state, queues, depth, server "
+                    + "pid and block device; with -v also size and feature flags; with --json as JSON for scripts.",
+            footer = {
+                "",
+                "Fields of --json (stable; new ones may be added):",
+                "  {\"devices\": [{\"id\", \"state\", \"queues\", \"depth\", \"server_pid\",",
+                "                \"block_device\", \"char_device\",",
+                "                with -v: \"size_bytes\", \"logical_block_size\",",
+                "                \"physical_block_size\", \"max_io_bytes\", \"read_only\",",
+                "                \"flags\", \"owner_uid\", \"owner_gid\"}]}",
+                "",
+                "Examples:",
+                "  ubd list",
+                "  ubd list -v",
+                "  ubd list --json | jq -r '.devices[] | select(.state == \"DEAD\") | .id'"
+            })
     static final class ListDevices implements Callable<Integer> {
         @Spec
         CommandSpec spec;
 
-        @Option(names = {"-v", "--verbose"}, description = "add size (GET_PARAMS), feature flags and owner")
+        @Option(
+                names = {"-v", "--verbose"},
+                description = "add size (GET_PARAMS), feature flags and owner")
         boolean verbose;
 
         @Option(names = "--json", description = "print JSON (see below) instead of a table")
@@ -410,10 +490,12 @@ public final class UbdCommand implements Callable<Integer> {
             try (UbdControl control = UbdControl.open()) {
                 List<DeviceListing.Row> rows = control.listDevices()
                         .concatMap(d -> verbose
-                                ? control.getParams(d.id()).map(p -> new DeviceListing.Row(d, p))
+                                ? control.getParams(d.id())
+                                        .map(p -> new DeviceListing.Row(d, p))
                                         .onErrorResume(e -> Mono.just(new DeviceListing.Row(d, null)))
                                 : Mono.just(new DeviceListing.Row(d, (DeviceParams) null)))
-                        .collectList().block(Duration.ofMinutes(1));
+                        .collectList()
+                        .block(Duration.ofMinutes(1));
                 PrintWriter out = spec.commandLine().getOut();
                 out.print(json ? DeviceListing.json(rows, verbose) : DeviceListing.table(rows, verbose));
                 out.flush();
@@ -422,12 +504,17 @@ public final class UbdCommand implements Callable<Integer> {
         }
     }
 
-    @Command(name = "remove", description = "Stop and delete devices, e.g. ones left by a server that died.",
-            footer = {"", "Examples:",
-                    "  ubd remove 3",
-                    "  ubd remove 3 4 7",
-                    "  ubd remove --all           # devices whose server died; --all --force: live ones too",
-                    "  ubd list --json | jq -r '.devices[] | select(.server_pid <= 0) | .id' | xargs -r ubd remove"})
+    @Command(
+            name = "remove",
+            description = "Stop and delete devices, e.g. ones left by a server that died.",
+            footer = {
+                "",
+                "Examples:",
+                "  ubd remove 3",
+                "  ubd remove 3 4 7",
+                "  ubd remove --all           # devices whose server died; --all --force: live ones too",
+                "  ubd list --json | jq -r '.devices[] | select(.server_pid <= 0) | .id' | xargs -r ubd remove"
+            })
     static final class Remove implements Callable<Integer> {
         @Parameters(description = "device ids", paramLabel = "ID")
         List<Integer> ids = List.of();
@@ -435,22 +522,28 @@ public final class UbdCommand implements Callable<Integer> {
         @Spec
         CommandSpec spec;
 
-        @Option(names = "--all", description = "every ublk device on this machine whose server is not running "
-                + "(with --force: every one, live servers' too)")
+        @Option(
+                names = "--all",
+                description = "every ublk device on this machine whose server is not running "
+                        + "(with --force: every one, live servers' too)")
         boolean all;
 
         @Option(names = "--force", description = "with --all: also remove devices whose server is alive")
         boolean force;
 
-        @Option(names = "--async", description = "do not wait for the device's holders (mounts, open files): the "
-                + "block device goes away at once and the id is freed when the last holder lets go")
+        @Option(
+                names = "--async",
+                description = "do not wait for the device's holders (mounts, open files): the "
+                        + "block device goes away at once and the id is freed when the last holder lets go")
         boolean async;
 
         @Override
         public Integer call() {
             if (all == !ids.isEmpty()) {
-                throw new UsageError(all ? "give device ids or --all, not both" : "give the ids of the devices to "
-                        + "remove, or --all (ubd list shows them)");
+                throw new UsageError(
+                        all
+                                ? "give device ids or --all, not both"
+                                : "give the ids of the devices to " + "remove, or --all (ubd list shows them)");
             }
             if (force && !all) {
                 throw new UsageError("--force goes with --all: named devices are removed whatever serves them");
@@ -461,8 +554,10 @@ public final class UbdCommand implements Callable<Integer> {
                     targets = new ArrayList<>();
                     for (DeviceInfo d : control.listDevices().collectList().block(Duration.ofMinutes(1))) {
                         if (!force && serverAlive(d)) {
-                            spec.commandLine().getOut().println("left device " + d.id() + ": its server (pid "
-                                    + d.serverPid() + ") is running; stop it, or give --all --force");
+                            spec.commandLine()
+                                    .getOut()
+                                    .println("left device " + d.id() + ": its server (pid " + d.serverPid()
+                                            + ") is running; stop it, or give --all --force");
                         } else {
                             targets.add(d.id());
                         }
@@ -486,24 +581,35 @@ public final class UbdCommand implements Callable<Integer> {
      * @return true when its server's pid names a live process
      */
     static boolean serverAlive(DeviceInfo d) {
-        return d.serverPid() > 0 && ProcessHandle.of(d.serverPid()).map(ProcessHandle::isAlive).orElse(false);
+        return d.serverPid() > 0
+                && ProcessHandle.of(d.serverPid()).map(ProcessHandle::isAlive).orElse(false);
     }
 
-    @Command(name = "resize", description = "Change the size of a started device while it serves (UPDATE_SIZE, "
-            + "Linux 6.16+; `ubd serve` adds devices with it whenever the kernel has it). The new size must be a "
-            + "multiple of the device's logical block size, and within what its target stores: the serving process "
-            + "refuses requests beyond its target's end (serve a larger file with a smaller --size to grow later).",
-            footer = {"", "Examples:",
-                    "  ubd resize 3 2G",
-                    "  ubd resize 3 $((3 * 1024 * 1024 * 1024))",
-                    "", "A device that is not started, or was added without UPDATE_SIZE, is refused before the kernel "
-                    + "sees the command (6.18 would oops on a device without a disk)."})
+    @Command(
+            name = "resize",
+            description =
+                    "Change the size of a started device while it serves (UPDATE_SIZE, "
+                            + "Linux 6.16+; `ubd serve` adds devices with it whenever the kernel has it). The new size must be a "
+                            + "multiple of the device's logical block size, and within what its target stores: the serving process "
+                            + "refuses requests beyond its target's end (serve a larger file with a smaller --size to grow later).",
+            footer = {
+                "",
+                "Examples:",
+                "  ubd resize 3 2G",
+                "  ubd resize 3 $((3 * 1024 * 1024 * 1024))",
+                "",
+                "A device that is not started, or was added without UPDATE_SIZE, is refused before the kernel "
+                        + "sees the command (6.18 would oops on a device without a disk)."
+            })
     static final class Resize implements Callable<Integer> {
         @Parameters(index = "0", description = "the device id", paramLabel = "ID")
         int id;
 
-        @Parameters(index = "1", description = "the new size: bytes, or with K, M, G, T (powers of 1024)",
-                paramLabel = "SIZE", converter = TargetOptions.SizeConverter.class)
+        @Parameters(
+                index = "1",
+                description = "the new size: bytes, or with K, M, G, T (powers of 1024)",
+                paramLabel = "SIZE",
+                converter = TargetOptions.SizeConverter.class)
         long size;
 
         @Spec
@@ -520,7 +626,9 @@ public final class UbdCommand implements Callable<Integer> {
         }
     }
 
-    @Command(name = "features", description = "Show the ublk features of the running kernel.",
+    @Command(
+            name = "features",
+            description = "Show the ublk features of the running kernel.",
             footer = {"", "Examples:", "  ubd features", "  ubd features | grep -q USER_COPY || echo 'kernel too old'"})
     static final class Features implements Callable<Integer> {
         @Spec
@@ -536,11 +644,16 @@ public final class UbdCommand implements Callable<Integer> {
         }
     }
 
-    @Command(name = "completion", description = "Print a bash completion script for ubd (verbs, options, targets).",
-            footer = {"", "Examples:",
-                    "  alias ubd='java -jar /path/to/ubd.jar'      # completion is for the command named ubd",
-                    "  source <(java -jar samples/target/ubd.jar completion)",
-                    "  java -jar ubd.jar completion > /etc/bash_completion.d/ubd"})
+    @Command(
+            name = "completion",
+            description = "Print a bash completion script for ubd (verbs, options, targets).",
+            footer = {
+                "",
+                "Examples:",
+                "  alias ubd='java -jar /path/to/ubd.jar'      # completion is for the command named ubd",
+                "  source <(java -jar samples/target/ubd.jar completion)",
+                "  java -jar ubd.jar completion > /etc/bash_completion.d/ubd"
+            })
     static final class Completion implements Callable<Integer> {
         @Spec
         CommandSpec spec;

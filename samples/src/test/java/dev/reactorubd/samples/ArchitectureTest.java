@@ -11,9 +11,14 @@ import org.junit.jupiter.api.Test;
 class ArchitectureTest {
     @Test
     void theSamplesStayAboveTheIoUringLayer() {
-        JavaClasses samples = ArchitectureRules.mainClasses().that(DescribedPredicate
-                .describe("in the samples", c -> c.getPackageName().startsWith("dev.reactorubd.samples")));
-        noClasses().should().dependOnClassesThat().resideInAnyPackage("dev.reactorubd.uring..").check(samples);
+        JavaClasses samples = ArchitectureRules.mainClasses()
+                .that(DescribedPredicate.describe(
+                        "in the samples", c -> c.getPackageName().startsWith("dev.reactorubd.samples")));
+        noClasses()
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage("dev.reactorubd.uring..")
+                .check(samples);
     }
 
     @Test

@@ -1,12 +1,14 @@
 package dev.reactorubd.samples;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.compose.MirrorBackend;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufUtil;
@@ -19,8 +21,6 @@ import java.util.Set;
 import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Mono;
 import reactor.test.StepVerifier;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /** The examples of docs/backends.md, run: a backend written from scratch, tested through the test kit, composed. */
 class ArrayBackendTest {
@@ -36,7 +36,7 @@ class ArrayBackendTest {
         @Override
         public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
             return Mono.fromSupplier(() -> {
-                ByteBuf buf = allocator.directBuffer(length, length);   // ownership passes to the library
+                ByteBuf buf = allocator.directBuffer(length, length); // ownership passes to the library
                 synchronized (bytes) {
                     buf.writeBytes(bytes, (int) offset, length);
                 }
@@ -46,11 +46,11 @@ class ArrayBackendTest {
 
         @Override
         public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
-            if (offset + data.readableBytes() > bytes.length) {        // fails this request alone, with ENOSPC
+            if (offset + data.readableBytes() > bytes.length) { // fails this request alone, with ENOSPC
                 return Mono.error(new UbdIoException(Errno.ENOSPC, "write past the end"));
             }
             return Mono.fromRunnable(() -> {
-                synchronized (bytes) {                                  // data is valid until the Mono ends:
+                synchronized (bytes) { // data is valid until the Mono ends:
                     data.getBytes(data.readerIndex(), bytes, (int) offset, data.readableBytes()); // copied, not kept
                 }
             });
@@ -67,7 +67,7 @@ class ArrayBackendTest {
 
         @Override
         public Set<Capability> capabilities() {
-            return EnumSet.of(Capability.DISCARD);                      // the kernel will send DISCARD too
+            return EnumSet.of(Capability.DISCARD); // the kernel will send DISCARD too
         }
 
         @Override
@@ -84,10 +84,10 @@ class ArrayBackendTest {
     void writeThenReadBackThroughTheTestKit() {
         try (VirtualDevice dev = VirtualDevice.serve(new ArrayBackend(1 << 20), 2, 16)) {
             StepVerifier.create(dev.write(0, 4096, text("hello, block device"))
-                            .then(dev.read(1, 4096, 19)))             // written through queue 0, read through 1
+                            .then(dev.read(1, 4096, 19))) // written through queue 0, read through 1
                     .assertNext(buf -> {
                         assertEquals("hello, block device", buf.toString(StandardCharsets.US_ASCII));
-                        buf.release();                                  // the caller owns what read() signals
+                        buf.release(); // the caller owns what read() signals
                     })
                     .verifyComplete();
             StepVerifier.create(dev.discard(0, 4096, 4096).then(dev.read(0, 4096, 4)))
@@ -112,7 +112,8 @@ class ArrayBackendTest {
     @Test
     void composedBackendsAreBackendsToo() {
         MirrorBackend mirror = Backends.mirror(new ArrayBackend(1 << 20), new MemoryBackend(1 << 20));
-        BlockBackend device = mirror.cache(256 << 10).timeout(Duration.ofSeconds(5)).retry(3, Duration.ofMillis(10));
+        BlockBackend device =
+                mirror.cache(256 << 10).timeout(Duration.ofSeconds(5)).retry(3, Duration.ofMillis(10));
         try (VirtualDevice dev = VirtualDevice.serve(device, 2, 16)) {
             StepVerifier.create(dev.write(0, 0, text("on both replicas")).then(dev.read(1, 0, 16)))
                     .assertNext(buf -> {
@@ -127,6 +128,6 @@ class ArrayBackendTest {
                     buf.release();
                 })
                 .verifyComplete();
-        device.close().block(Duration.ofSeconds(10));                   // a composite closes its parts
+        device.close().block(Duration.ofSeconds(10)); // a composite closes its parts
     }
 }

@@ -1,5 +1,12 @@
 package dev.reactorubd.samples;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdDeviceBusyException;
 import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceParams;
@@ -11,7 +18,6 @@ import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
-import dev.reactorubd.Errno;
 import dev.reactorubd.uring.Libc;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -25,12 +31,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * What happens while no server runs (ublksrv's tests/generic and the kernel's ublk selftests): a reader of a device
@@ -60,7 +60,10 @@ class NoServerDeviceTest {
     }
 
     private Process start(Path out, String... command) throws IOException {
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+        Process p = new ProcessBuilder(command)
+                .redirectErrorStream(true)
+                .redirectOutput(out.toFile())
+                .start();
         processes.add(p);
         return p;
     }
@@ -70,8 +73,12 @@ class NoServerDeviceTest {
      * processes: C1 only, which the emulated CPU of the VM runs more reliably (scripts/vm/README.md).
      */
     private static Vm.Result ubd(String... args) {
-        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
-                .toString(), "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", "samples/target/ubd.jar"));
+        List<String> command = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1",
+                "-XX:+UseSerialGC",
+                "-jar",
+                "samples/target/ubd.jar"));
         command.addAll(List.of(args));
         return Vm.run(120, command.toArray(String[]::new));
     }
@@ -79,17 +86,30 @@ class NoServerDeviceTest {
     /** Writes 1 MiB of random data to the start of {@code dev} (O_DIRECT, synced); returns the file holding it. */
     private static Path writeRandom(Path dir, String dev) {
         Path data = dir.resolve("data");
-        Vm.sh(60, "head -c " + MIB + " /dev/urandom > " + data + "; dd if=" + data + " of=" + dev
-                + " bs=64k oflag=direct conv=fsync status=none").requireSuccess();
+        Vm.sh(
+                        60,
+                        "head -c " + MIB + " /dev/urandom > " + data + "; dd if=" + data + " of=" + dev
+                                + " bs=64k oflag=direct conv=fsync status=none")
+                .requireSuccess();
         return data;
     }
 
     /** Starts {@code ubd recover} of device {@code id}'s file target, not waiting for anything. */
     private Process startRecover(Path log, int id, String file) throws IOException {
-        return start(log, Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar",
-                Path.of("samples/target/ubd.jar").toAbsolutePath().toString(), "recover", "--id", String.valueOf(id),
-                "--target", "file", "--file", file);
+        return start(
+                log,
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1",
+                "-XX:+UseSerialGC",
+                "-jar",
+                Path.of("samples/target/ubd.jar").toAbsolutePath().toString(),
+                "recover",
+                "--id",
+                String.valueOf(id),
+                "--target",
+                "file",
+                "--file",
+                file);
     }
 
     /** Waits, at most {@code seconds}, until the device is in {@code state}. */
@@ -138,8 +158,8 @@ class NoServerDeviceTest {
         if (!mode.equals("NONE")) {
             args.addAll(List.of("--recovery", mode));
         }
-        UbdProcesses.Started served = UbdProcesses.start(processes, dir.resolve("serve.log"),
-                args.toArray(String[]::new));
+        UbdProcesses.Started served =
+                UbdProcesses.start(processes, dir.resolve("serve.log"), args.toArray(String[]::new));
         int id = served.id();
         String dev = "/dev/ublkb" + id;
         Path data = writeRandom(dir, dev);
@@ -172,9 +192,12 @@ class NoServerDeviceTest {
                     assertFalse(Vm.deviceExists(id), "device " + id + " removed");
                 }
                 case "REQUEUE", "REISSUE" -> {
-                    assertFalse(reader.waitFor(10, TimeUnit.SECONDS),
+                    assertFalse(
+                            reader.waitFor(10, TimeUnit.SECONDS),
                             "the reader waits while no server runs: " + Files.readString(readerOut));
-                    assertEquals(UblkDevState.QUIESCED, control.deviceInfo(id).block(Devices.WAIT).state());
+                    assertEquals(
+                            UblkDevState.QUIESCED,
+                            control.deviceInfo(id).block(Devices.WAIT).state());
                     recoverAndCheck(dir, id, file, data, reader, readBack, readerOut);
                 }
                 case "FAIL_IO" -> {
@@ -186,8 +209,8 @@ class NoServerDeviceTest {
                     assertTrue(ns < FAIL_WITHIN_NANOS, "failed at once, not after " + ns / 1_000_000 + " ms");
                     assertTrue(Files.exists(Path.of(dev)), dev + " stays while no server runs");
                     // A second reader is served once the device is recovered.
-                    Process again = start(readerOut, "dd", "if=" + dev, "of=" + readBack, "bs=64k", "count=16",
-                            "iflag=direct");
+                    Process again =
+                            start(readerOut, "dd", "if=" + dev, "of=" + readBack, "bs=64k", "count=16", "iflag=direct");
                     assertTrue(again.waitFor(60, TimeUnit.SECONDS));
                     assertNotEquals(0, again.exitValue(), "still no server: " + Files.readString(readerOut));
                     recoverAndCheck(dir, id, file, data, null, readBack, readerOut);
@@ -202,17 +225,26 @@ class NoServerDeviceTest {
      * {@code ubd recover} takes the device over; the waiting {@code reader} (if any) ends with the data, a new read
      * gives it too, and the recovering server, stopped with SIGTERM, deletes the device.
      */
-    private void recoverAndCheck(Path dir, int id, String file, Path data, Process reader, Path readBack,
-            Path readerOut) throws Exception {
-        UbdProcesses.Started again = UbdProcesses.start(processes, dir.resolve("recover.log"), "recover", "--id",
-                String.valueOf(id), "--target", "file", "--file", file);
+    private void recoverAndCheck(
+            Path dir, int id, String file, Path data, Process reader, Path readBack, Path readerOut) throws Exception {
+        UbdProcesses.Started again = UbdProcesses.start(
+                processes,
+                dir.resolve("recover.log"),
+                "recover",
+                "--id",
+                String.valueOf(id),
+                "--target",
+                "file",
+                "--file",
+                file);
         assertEquals(id, again.id(), "the same device is served again");
         checkServed(dir.resolve("recover.log"), again, data, reader, readBack, readerOut);
     }
 
     /** {@link #recoverAndCheck}'s checks, once the recovering server {@code again} is serving. */
-    private void checkServed(Path log, UbdProcesses.Started again, Path data, Process reader, Path readBack,
-            Path readerOut) throws Exception {
+    private void checkServed(
+            Path log, UbdProcesses.Started again, Path data, Process reader, Path readBack, Path readerOut)
+            throws Exception {
         int id = again.id();
         String dev = "/dev/ublkb" + id;
         if (reader != null) {
@@ -235,13 +267,25 @@ class NoServerDeviceTest {
     @Test
     void aRecoveryThatDiesHalfWayLeavesADeviceThatIsDeletedAndNothingHangs() throws Exception {
         Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-halfway");
-        UbdProcesses.Started served = UbdProcesses.start(processes, dir.resolve("serve.log"), "serve", "--target",
-                "memory", "--size", "16M", "--queues", "2", "--depth", "16", "--recovery", "REISSUE");
+        UbdProcesses.Started served = UbdProcesses.start(
+                processes,
+                dir.resolve("serve.log"),
+                "serve",
+                "--target",
+                "memory",
+                "--size",
+                "16M",
+                "--queues",
+                "2",
+                "--depth",
+                "16",
+                "--recovery",
+                "REISSUE");
         int id = served.id();
         kill(served.process());
         Path readerOut = dir.resolve("reader.out");
-        Process reader = start(readerOut, "dd", "if=/dev/ublkb" + id, "of=/dev/null", "bs=4k", "count=64",
-                "iflag=direct");
+        Process reader =
+                start(readerOut, "dd", "if=/dev/ublkb" + id, "of=/dev/null", "bs=4k", "count=64", "iflag=direct");
         try (UbdControl control = UbdControl.open()) {
             awaitState(control, id, UblkDevState.QUIESCED, 60);
             assertFalse(reader.waitFor(5, TimeUnit.SECONDS), "the reader waits: " + Files.readString(readerOut));
@@ -249,7 +293,8 @@ class NoServerDeviceTest {
             int fd = Libc.open(DeviceInfo.charDevicePath(id), Libc.O_RDWR | Libc.O_CLOEXEC);
             assertTrue(fd >= 0, "open " + DeviceInfo.charDevicePath(id) + ": " + fd);
             assertEquals(0, Libc.close(fd)); // the new server dies: END_USER_RECOVERY never comes
-            System.out.println("half-way recovery: state " + control.deviceInfo(id).block(Devices.WAIT).state());
+            System.out.println("half-way recovery: state "
+                    + control.deviceInfo(id).block(Devices.WAIT).state());
             long t0 = System.nanoTime();
             control.deleteDevice(id).block(Devices.WAIT);
             System.out.println("half-way recovery: DEL_DEV took " + (System.nanoTime() - t0) / 1_000_000 + " ms");
@@ -258,8 +303,9 @@ class NoServerDeviceTest {
         assertTrue(reader.waitFor(60, TimeUnit.SECONDS), "the waiting reader ended");
         // Ended with an error, or (6.18, the disk gone under it) with nothing read: no server ever served it.
         String readerLog = Files.readString(readerOut);
-        assertTrue(reader.exitValue() != 0 || readerLog.contains("0+0 records in"), "no server ever served it: "
-                + readerLog);
+        assertTrue(
+                reader.exitValue() != 0 || readerLog.contains("0+0 records in"),
+                "no server ever served it: " + readerLog);
         Vm.sh(30, "rm -rf " + dir);
     }
 
@@ -282,8 +328,22 @@ class NoServerDeviceTest {
     void aRealRecoverKilledDuringItsFetchesLeavesTheDeviceRecoverableWithItsData() throws Exception {
         Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-killedrecover");
         String file = dir.resolve("store.img").toString();
-        UbdProcesses.Started served = UbdProcesses.start(processes, dir.resolve("serve.log"), "serve", "--target",
-                "file", "--file", file, "--create", "16M", "--queues", "2", "--depth", "32", "--recovery", "REISSUE");
+        UbdProcesses.Started served = UbdProcesses.start(
+                processes,
+                dir.resolve("serve.log"),
+                "serve",
+                "--target",
+                "file",
+                "--file",
+                file,
+                "--create",
+                "16M",
+                "--queues",
+                "2",
+                "--depth",
+                "32",
+                "--recovery",
+                "REISSUE");
         int id = served.id();
         String dev = "/dev/ublkb" + id;
         Path data = writeRandom(dir, dev);
@@ -301,16 +361,19 @@ class NoServerDeviceTest {
                 boolean opened = awaitOpen(recover, DeviceInfo.charDevicePath(id), log);
                 if (!opened) { // ended on its own, before it opened the char device
                     refusal = Files.readString(log);
-                    System.out.println("recover after " + halfWay + " killed half way, on " + Vm.kernelRelease()
-                            + ": " + refusal.strip());
+                    System.out.println("recover after " + halfWay + " killed half way, on " + Vm.kernelRelease() + ": "
+                            + refusal.strip());
                     assertTrue(halfWay > 0, "refused with no recovery killed half way: " + refusal);
                     assertNotEquals(0, recover.exitValue(), refusal);
                     // Below 6.15: EINVAL, named. On any kernel: the killed server's char device may stay busy (seen
                     // on 6.18 after a kill 600 ms in), so START_USER_RECOVERY answers EBUSY past the retries. Either
                     // way the refusal is typed and says so, and the device can still be removed: nothing hangs.
                     boolean cause = refusal.contains("died before any of its queues was ready");
-                    assertTrue(cause && !kernelAtLeast(6, 15) || refusal.contains("EBUSY")
-                            && refusal.contains(DeviceInfo.charDevicePath(id) + " is still open ("), refusal);
+                    assertTrue(
+                            cause && !kernelAtLeast(6, 15)
+                                    || refusal.contains("EBUSY")
+                                            && refusal.contains(DeviceInfo.charDevicePath(id) + " is still open ("),
+                            refusal);
                     break;
                 }
                 if (delayMs < 0) { // the last one serves
@@ -354,8 +417,18 @@ class NoServerDeviceTest {
     void aRecoveryRefusedWhileTheCharDeviceIsHeldNamesTheHolderAndTheDeviceIsStillRemovable() throws Exception {
         Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-heldchar");
         String file = dir.resolve("store.img").toString();
-        UbdProcesses.Started served = UbdProcesses.start(processes, dir.resolve("serve.log"), "serve", "--target",
-                "file", "--file", file, "--create", "16M", "--recovery", "REISSUE");
+        UbdProcesses.Started served = UbdProcesses.start(
+                processes,
+                dir.resolve("serve.log"),
+                "serve",
+                "--target",
+                "file",
+                "--file",
+                file,
+                "--create",
+                "16M",
+                "--recovery",
+                "REISSUE");
         int id = served.id();
         String dev = "/dev/ublkb" + id;
         String charDev = DeviceInfo.charDevicePath(id);
@@ -375,8 +448,11 @@ class NoServerDeviceTest {
         String refusal = Files.readString(log);
         System.out.println("recover while " + charDev + " is held: " + refusal.strip());
         assertNotEquals(0, recover.exitValue(), refusal);
-        assertTrue(refusal.contains("EBUSY") && refusal.contains("open in process " + holder.pid() + " (sleep)")
-                && refusal.contains("--async"), refusal);
+        assertTrue(
+                refusal.contains("EBUSY")
+                        && refusal.contains("open in process " + holder.pid() + " (sleep)")
+                        && refusal.contains("--async"),
+                refusal);
         assertTrue(reader.isAlive(), "the reader still waits: " + Files.readString(readerOut));
 
         ubd("remove", "--async", String.valueOf(id)).requireSuccess();
@@ -386,7 +462,8 @@ class NoServerDeviceTest {
         kill(holder);
         // The id is freed once the last holder let go: a new device takes it (retried while the release runs).
         try (UbdControl control = UbdControl.open()) {
-            DeviceSpec spec = DeviceSpec.builder().deviceId(id).capacityBytes(16L * MIB).build();
+            DeviceSpec spec =
+                    DeviceSpec.builder().deviceId(id).capacityBytes(16L * MIB).build();
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
             DeviceInfo again = null;
             while (again == null) {
@@ -443,13 +520,23 @@ class NoServerDeviceTest {
     void everyTagHeldWhenTheServerDiesFailsTheIoWithinSeconds() throws Exception {
         int depth = 16;
         Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-held");
-        UbdProcesses.Started served = UbdProcesses.startMain(processes, dir.resolve("serve.log"), SilentServer.class,
-                String.valueOf(depth));
+        UbdProcesses.Started served =
+                UbdProcesses.startMain(processes, dir.resolve("serve.log"), SilentServer.class, String.valueOf(depth));
         int id = served.id();
         String dev = "/dev/ublkb" + id;
         Path fioOut = dir.resolve("fio.out");
-        Process fio = start(fioOut, "fio", "--name=held", "--filename=" + dev, "--rw=randwrite", "--bs=4k",
-                "--iodepth=" + 2 * depth, "--ioengine=io_uring", "--direct=1", "--size=8M", "--time_based",
+        Process fio = start(
+                fioOut,
+                "fio",
+                "--name=held",
+                "--filename=" + dev,
+                "--rw=randwrite",
+                "--bs=4k",
+                "--iodepth=" + 2 * depth,
+                "--ioengine=io_uring",
+                "--direct=1",
+                "--size=8M",
+                "--time_based",
                 "--runtime=600");
         Path inflight = Path.of("/sys/block/ublkb" + id + "/inflight");
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
@@ -480,8 +567,10 @@ class NoServerDeviceTest {
         long bound = abortsOnRelease ? FAIL_WITHIN_NANOS : TimeUnit.SECONDS.toNanos(60);
         System.out.println("held tags on " + Vm.kernelRelease() + ": bound " + TimeUnit.NANOSECONDS.toSeconds(bound)
                 + " s (" + (abortsOnRelease ? "aborted on release" : "failed by the 30 s request timeout") + ")");
-        assertTrue(ns < bound, "the held IO failed within " + TimeUnit.NANOSECONDS.toSeconds(bound) + " s, not "
-                + ns / 1_000_000 + " ms: " + out);
+        assertTrue(
+                ns < bound,
+                "the held IO failed within " + TimeUnit.NANOSECONDS.toSeconds(bound) + " s, not " + ns / 1_000_000
+                        + " ms: " + out);
         try (UbdControl control = UbdControl.open()) {
             awaitState(control, id, UblkDevState.DEAD, 60);
             control.removeDevice(id).block(Devices.WAIT);
@@ -506,21 +595,38 @@ class NoServerDeviceTest {
     @Test
     void setParamsIsRefusedWhileLiveAndDuringRecoveryWithATypedError() throws Exception {
         Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "ubd-setparams");
-        UbdProcesses.Started served = UbdProcesses.start(processes, dir.resolve("serve.log"), "serve", "--target",
-                "memory", "--size", "16M", "--recovery", "REISSUE");
+        UbdProcesses.Started served = UbdProcesses.start(
+                processes,
+                dir.resolve("serve.log"),
+                "serve",
+                "--target",
+                "memory",
+                "--size",
+                "16M",
+                "--recovery",
+                "REISSUE");
         int id = served.id();
         try (UbdControl control = UbdControl.open()) {
             DeviceParams before = control.getParams(id).block(Devices.WAIT);
-            DeviceParams bigger = new DeviceParams(before.types(), before.attrs(), before.logicalBlockSize(),
-                    before.physicalBlockSize(), before.capacityBytes() * 2, before.maxIoBytes(), before.discard(),
-                    before.charDevice(), before.diskDevice());
+            DeviceParams bigger = new DeviceParams(
+                    before.types(),
+                    before.attrs(),
+                    before.logicalBlockSize(),
+                    before.physicalBlockSize(),
+                    before.capacityBytes() * 2,
+                    before.maxIoBytes(),
+                    before.discard(),
+                    before.charDevice(),
+                    before.diskDevice());
             assertRefused(control, id, bigger, "live");
             kill(served.process());
             awaitState(control, id, UblkDevState.QUIESCED, 60);
             assertRefused(control, id, bigger, "no server");
             startUserRecovery(control, id);
             assertRefused(control, id, bigger, "recovering");
-            assertEquals(before.capacityBytes(), control.getParams(id).block(Devices.WAIT).capacityBytes());
+            assertEquals(
+                    before.capacityBytes(),
+                    control.getParams(id).block(Devices.WAIT).capacityBytes());
             control.deleteDevice(id).block(Devices.WAIT);
         }
         assertFalse(Vm.deviceExists(id));
@@ -528,8 +634,10 @@ class NoServerDeviceTest {
     }
 
     private static void assertRefused(UbdControl control, int id, DeviceParams params, String when) {
-        UbdDeviceBusyException e = assertThrows(UbdDeviceBusyException.class,
-                () -> control.setParams(id, params).block(Devices.WAIT), "SET_PARAMS " + when);
+        UbdDeviceBusyException e = assertThrows(
+                UbdDeviceBusyException.class,
+                () -> control.setParams(id, params).block(Devices.WAIT),
+                "SET_PARAMS " + when);
         assertEquals(Errno.EACCES, e.errno(), when + ": " + e.getMessage());
         assertTrue(e.getMessage().contains("not started"), e.getMessage());
     }

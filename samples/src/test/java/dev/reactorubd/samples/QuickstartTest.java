@@ -1,10 +1,10 @@
 package dev.reactorubd.samples;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The README shows Quickstart.java as it is, so the quickstart in the README is code that compiles. */
 class QuickstartTest {
@@ -12,7 +12,8 @@ class QuickstartTest {
     void readmeHoldsTheQuickstartFileVerbatim() throws Exception {
         String source = Files.readString(Path.of("src/main/java/dev/reactorubd/samples/Quickstart.java"));
         String readme = Files.readString(Path.of("../README.md"));
-        assertTrue(readme.contains("```java\n" + source + "```\n"),
+        assertTrue(
+                readme.contains("```java\n" + source + "```\n"),
                 "README.md's quickstart block differs from samples/src/main/java/dev/reactorubd/samples/Quickstart.java");
     }
 }

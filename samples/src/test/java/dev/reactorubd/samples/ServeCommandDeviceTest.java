@@ -1,12 +1,21 @@
 package dev.reactorubd.samples;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.reactorubd.UbdDeviceBusyException;
 import dev.reactorubd.ctrl.DeviceInfo;
+import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
 import dev.reactorubd.sys.UblkDevState;
+import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.targets.NullBackend;
+import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Vm;
 import java.io.IOException;
@@ -15,21 +24,12 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import dev.reactorubd.UbdDeviceBusyException;
-import dev.reactorubd.ctrl.UbdControl;
-import dev.reactorubd.sys.UblkFeature;
-import dev.reactorubd.testing.BlockingCallRecorder;
-import java.util.Locale;
 import org.junit.jupiter.api.Assertions;
+import org.junit.jupiter.api.Test;
 
 /** The packaged command, as a user runs it ({@code java -jar samples/target/ubd.jar serve ...}), and recovery. */
 @DeviceTest
@@ -38,19 +38,25 @@ class ServeCommandDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(90);
 
     /** The status and output of a {@code ubd} run to its end. */
-    private record Cli(int status, String out, String err) {
-    }
+    private record Cli(int status, String out, String err) {}
 
     /** Runs {@code java -jar ubd.jar ARGS} to its end. */
     private static Cli ubd(String... args) throws IOException, InterruptedException {
         Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString()));
+        List<String> cmd = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1",
+                "-XX:+UseSerialGC",
+                "-jar",
+                jar.toString()));
         cmd.addAll(List.of(args));
         Path out = Files.createTempFile(Path.of("/var/tmp"), "ubd-cli", ".out");
         Path err = Files.createTempFile(Path.of("/var/tmp"), "ubd-cli", ".err");
         try {
-            Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+            Process p = new ProcessBuilder(cmd)
+                    .redirectOutput(out.toFile())
+                    .redirectError(err.toFile())
+                    .start();
             assertTrue(p.waitFor(120, TimeUnit.SECONDS), "ubd " + cmd + " ended");
             return new Cli(p.exitValue(), Files.readString(out), Files.readString(err));
         } finally {
@@ -60,17 +66,24 @@ class ServeCommandDeviceTest {
     }
 
     /** A running {@code ubd serve}, its log, and the device it printed. */
-    private record Served(Process process, Path log, String device, int id) {
-    }
+    private record Served(Process process, Path log, String device, int id) {}
 
     private static Served serve(String... args) throws IOException, InterruptedException {
         Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
         assertTrue(Files.exists(jar), jar + " is built (mvn package)");
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString(), "serve"));
+        List<String> cmd = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1",
+                "-XX:+UseSerialGC",
+                "-jar",
+                jar.toString(),
+                "serve"));
         cmd.addAll(List.of(args));
         Path log = Files.createTempFile(Path.of("/var/tmp"), "ubd-serve", ".log");
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Process p = new ProcessBuilder(cmd)
+                .redirectErrorStream(true)
+                .redirectOutput(log.toFile())
+                .start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
         while (p.isAlive() && System.nanoTime() < deadline) {
             Matcher m = DEVICE.matcher(Files.readString(log));
@@ -103,7 +116,9 @@ class ServeCommandDeviceTest {
             named |= UblkFeature.valueOf(name).mask();
         }
         System.out.println("ubd features on " + Vm.kernelRelease() + ": 0x" + Long.toHexString(mask) + " " + line);
-        assertEquals("0x" + Long.toHexString(mask), "0x" + Long.toHexString(named),
+        assertEquals(
+                "0x" + Long.toHexString(mask),
+                "0x" + Long.toHexString(named),
                 "GET_FEATURES bits without a name: 0x" + Long.toHexString(mask & ~named));
     }
 
@@ -153,9 +168,22 @@ class ServeCommandDeviceTest {
 
             Cli table = ubd("list", "-v");
             assertEquals(0, table.status(), table.err());
-            String line = table.out().lines().filter(l -> l.startsWith(s.id() + " ")).findFirst().orElseThrow();
-            assertEquals(List.of(Integer.toString(s.id()), "LIVE", "2", "16", "32M",
-                    Long.toString(s.process().pid()), s.device()), List.of(line.split(" +")).subList(0, 7), line);
+            String line = table.out()
+                    .lines()
+                    .filter(l -> l.startsWith(s.id() + " "))
+                    .findFirst()
+                    .orElseThrow();
+            assertEquals(
+                    List.of(
+                            Integer.toString(s.id()),
+                            "LIVE",
+                            "2",
+                            "16",
+                            "32M",
+                            Long.toString(s.process().pid()),
+                            s.device()),
+                    List.of(line.split(" +")).subList(0, 7),
+                    line);
             assertTrue(line.contains("user_copy"), line);
 
             Cli usage = ubd("list", "--bogus");
@@ -208,7 +236,8 @@ class ServeCommandDeviceTest {
             }
             assertEquals("DEAD", state, "a killed server's device is listed as DEAD");
             Cli table = ubd("list");
-            assertTrue(table.out().lines().anyMatch(l -> l.startsWith(s.id() + " ") && l.contains("DEAD")), table.out());
+            assertTrue(
+                    table.out().lines().anyMatch(l -> l.startsWith(s.id() + " ") && l.contains("DEAD")), table.out());
             Cli removed = ubd("remove", Integer.toString(s.id()));
             assertEquals(0, removed.status(), removed.out() + removed.err());
             assertFalse(Vm.deviceExists(s.id()), "device " + s.id() + " removed");
@@ -224,19 +253,37 @@ class ServeCommandDeviceTest {
     void serveAMirrorOfAFileAndMemoryThenTheFileHoldsTheData() throws Exception {
         Path img = Path.of("/var/tmp/ubd-cli-mirror.img");
         Files.deleteIfExists(img);
-        Served s = serve("--target", "mirror", "--replica", "file:" + img, "--replica", "memory:16M", "--create", "16M",
-                "--queues", "2", "--cache", "4M", "--retry", "2");
+        Served s = serve(
+                "--target",
+                "mirror",
+                "--replica",
+                "file:" + img,
+                "--replica",
+                "memory:16M",
+                "--create",
+                "16M",
+                "--queues",
+                "2",
+                "--cache",
+                "4M",
+                "--retry",
+                "2");
         try {
-            Vm.sh(60, "head -c 1048576 /dev/urandom > /var/tmp/ubd-cli-data; dd if=/var/tmp/ubd-cli-data of="
-                    + s.device() + " bs=64k seek=16 oflag=direct conv=fsync status=none").requireSuccess();
-            Vm.sh(60, "cmp -n 1048576 -i 1048576:0 " + s.device() + " /var/tmp/ubd-cli-data").requireSuccess();
+            Vm.sh(
+                            60,
+                            "head -c 1048576 /dev/urandom > /var/tmp/ubd-cli-data; dd if=/var/tmp/ubd-cli-data of="
+                                    + s.device() + " bs=64k seek=16 oflag=direct conv=fsync status=none")
+                    .requireSuccess();
+            Vm.sh(60, "cmp -n 1048576 -i 1048576:0 " + s.device() + " /var/tmp/ubd-cli-data")
+                    .requireSuccess();
             s.process().destroy(); // SIGTERM
             assertTrue(s.process().waitFor(120, TimeUnit.SECONDS), "the server stopped");
             String out = Files.readString(s.log());
             assertEquals(0, s.process().exitValue(), out);
             assertTrue(out.contains("serving " + s.device() + ": mirror of [file:" + img), out);
             // The file replica holds what was written, after the mirror's 1 MiB of metadata, after the server is gone.
-            Vm.sh(60, "cmp -n 1048576 -i 2097152:0 " + img + " /var/tmp/ubd-cli-data").requireSuccess();
+            Vm.sh(60, "cmp -n 1048576 -i 2097152:0 " + img + " /var/tmp/ubd-cli-data")
+                    .requireSuccess();
         } finally {
             s.process().destroyForcibly();
             Files.deleteIfExists(s.log());
@@ -258,7 +305,8 @@ class ServeCommandDeviceTest {
             try (UbdControl control = UbdControl.open()) {
                 long t0 = System.nanoTime();
                 UbdDeviceBusyException busy = Assertions.assertThrows(
-                        UbdDeviceBusyException.class, () -> control.removeDevice(s.id()).block(WAIT));
+                        UbdDeviceBusyException.class,
+                        () -> control.removeDevice(s.id()).block(WAIT));
                 long ms = (System.nanoTime() - t0) / 1_000_000;
                 assertTrue(ms < control.timeout().toMillis(), "refused within the bound: " + ms + " ms");
                 String m = busy.getMessage();
@@ -295,8 +343,9 @@ class ServeCommandDeviceTest {
             s.process().destroyForcibly(); // SIGKILL: no cleanup at all
             assertTrue(s.process().waitFor(60, TimeUnit.SECONDS));
             // A reader that arrives while nobody serves the device waits (it is not failed).
-            reader = new ProcessBuilder("dd", "if=" + s.device(), "of=/dev/null", "bs=4k", "count=256",
-                    "iflag=direct").redirectErrorStream(true).start();
+            reader = new ProcessBuilder("dd", "if=" + s.device(), "of=/dev/null", "bs=4k", "count=256", "iflag=direct")
+                    .redirectErrorStream(true)
+                    .start();
             try (UbdServer server = UbdServer.create()) {
                 UbdDevice dev = server.recover(s.id(), new NullBackend()).block(WAIT);
                 assertNotNull(dev);

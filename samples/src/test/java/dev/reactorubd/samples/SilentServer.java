@@ -27,7 +27,8 @@ public final class SilentServer {
     public static void main(String[] args) throws InterruptedException {
         int depth = Integer.parseInt(args[0]);
         long size = 16L << 20;
-        UbdServer server = UbdServer.builder().requestTimeout(Duration.ofHours(1)).build();
+        UbdServer server =
+                UbdServer.builder().requestTimeout(Duration.ofHours(1)).build();
         BlockBackend silent = new BlockBackend() {
             @Override
             public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
@@ -44,7 +45,13 @@ public final class SilentServer {
                 return size;
             }
         };
-        UbdDevice dev = server.serve(DeviceSpec.builder().capacityBytes(size).queues(1).depth(depth).build(), silent)
+        UbdDevice dev = server.serve(
+                        DeviceSpec.builder()
+                                .capacityBytes(size)
+                                .queues(1)
+                                .depth(depth)
+                                .build(),
+                        silent)
                 .block(Duration.ofMinutes(3));
         System.out.println("serving " + dev.blockDevicePath());
         System.out.flush();

@@ -1,10 +1,10 @@
 package dev.reactorubd.samples;
 
-import org.junit.jupiter.api.Test;
-import picocli.CommandLine;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
 
 class SizeParsingTest {
     @Test
@@ -17,8 +17,8 @@ class SizeParsingTest {
 
     @Test
     void badSizesSayWhatToWrite() {
-        CommandLine.TypeConversionException e = assertThrows(CommandLine.TypeConversionException.class,
-                () -> UbdCommand.parseSize("64MB"));
+        CommandLine.TypeConversionException e =
+                assertThrows(CommandLine.TypeConversionException.class, () -> UbdCommand.parseSize("64MB"));
         assertEquals("'64MB' is not a size: write bytes or a number with K, M, G or T, such as 64M", e.getMessage());
         assertThrows(CommandLine.TypeConversionException.class, () -> UbdCommand.parseSize("99999999999T"));
     }

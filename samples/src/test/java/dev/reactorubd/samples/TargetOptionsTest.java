@@ -1,5 +1,10 @@
 package dev.reactorubd.samples;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -10,15 +15,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /** What the command line says to a user who gets the target options wrong: exit status 2 and what to write. */
 class TargetOptionsTest {
-    private record Run(int status, String err) {
-    }
+    private record Run(int status, String err) {}
 
     private static Run run(String... args) {
         CommandLine cmd = UbdCommand.commandLine();
@@ -67,8 +66,8 @@ class TargetOptionsTest {
         assertEquals(2, r.status(), r.err());
         assertTrue(r.err().contains(missing + " does not exist") && r.err().contains("--create SIZE"), r.err());
         assertFalse(Files.exists(missing), "--size created the file");
-        Run part = run("serve", "--target", "concat", "--part", "file:" + missing, "--part", "memory:1M", "--size",
-                "2M");
+        Run part =
+                run("serve", "--target", "concat", "--part", "file:" + missing, "--part", "memory:1M", "--size", "2M");
         assertEquals(2, part.status(), part.err());
         assertFalse(Files.exists(missing), "--size created a part's file");
 
@@ -108,7 +107,10 @@ class TargetOptionsTest {
     void whatAPathNamesIsCheckedBeforeItIsOpened(@TempDir Path dir) throws Exception {
         Run chr = run("serve", "--target", "file", "--file", "/dev/null");
         assertEquals(2, chr.status(), chr.err());
-        assertTrue(chr.err().contains("/dev/null is a character device") && chr.err().contains("FILE_TYPE"), chr.err());
+        assertTrue(
+                chr.err().contains("/dev/null is a character device")
+                        && chr.err().contains("FILE_TYPE"),
+                chr.err());
         Path fifo = dir.resolve("fifo");
         assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
         Run f = run("serve", "--target", "file", "--file", fifo.toString(), "--read-only");
@@ -121,8 +123,8 @@ class TargetOptionsTest {
         assertEquals(Duration.ofMillis(500), UbdCommand.parseDuration("500ms"));
         assertEquals(Duration.ofSeconds(30), UbdCommand.parseDuration("30s"));
         assertEquals(Duration.ofMinutes(2), UbdCommand.parseDuration("2m"));
-        CommandLine.TypeConversionException e = assertThrows(CommandLine.TypeConversionException.class,
-                () -> UbdCommand.parseDuration("soon"));
+        CommandLine.TypeConversionException e =
+                assertThrows(CommandLine.TypeConversionException.class, () -> UbdCommand.parseDuration("soon"));
         assertTrue(e.getMessage().contains("is not a duration"), e.getMessage());
         // Found by UbdCommandProperties: zero, negative and overflowing durations got past the parser.
         for (String bad : new String[] {"0s", "0ms", "-1s", "-5m", "9999999999999999h"}) {

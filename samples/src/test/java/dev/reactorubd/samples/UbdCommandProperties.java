@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.reactorubd.testing.Cases;
+import dev.reactorubd.testing.Gen;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -19,8 +21,6 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.stream.Stream;
-import dev.reactorubd.testing.Cases;
-import dev.reactorubd.testing.Gen;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -34,11 +34,17 @@ import picocli.CommandLine;
  * unexpected exception's. On this host there is no ublk: the verbs that get as far as the kernel end with status 3.
  * Targets are kept harmless: files only in a temporary directory, NBD servers only on closed local ports.
  */
-@DisabledIf(value = "dev.reactorubd.samples.UbdCommandProperties#hasUblk",
+@DisabledIf(
+        value = "dev.reactorubd.samples.UbdCommandProperties#hasUblk",
         disabledReason = "this machine has ublk: generated command lines could touch real devices")
 class UbdCommandProperties {
-    private static final Set<Integer> DOCUMENTED = Set.of(ExitCodes.OK, ExitCodes.FAILURE, ExitCodes.USAGE,
-            ExitCodes.NO_UBLK, ExitCodes.PERMISSION, ExitCodes.DEVICE);
+    private static final Set<Integer> DOCUMENTED = Set.of(
+            ExitCodes.OK,
+            ExitCodes.FAILURE,
+            ExitCodes.USAGE,
+            ExitCodes.NO_UBLK,
+            ExitCodes.PERMISSION,
+            ExitCodes.DEVICE);
     private static Path dir;
 
     /** With ublk here, a generated command line could create, take over or remove real devices: skip. */
@@ -65,8 +71,7 @@ class UbdCommandProperties {
         }
     }
 
-    private record Run(int status, String out, String err) {
-    }
+    private record Run(int status, String out, String err) {}
 
     @Test
     void anyCommandLineEndsWithADocumentedStatusAndOneErrorLine() {
@@ -82,10 +87,12 @@ class UbdCommandProperties {
             assertEquals(1, lines.size(), args + ": one error line: " + r.err());
             String line = lines.getFirst();
             assertTrue(line.startsWith("ubd: ") && line.length() > 10, args + ": " + line);
-            assertFalse(line.matches("ubd: [A-Z]\\w*(Exception|Error)(: .*)?"),
+            assertFalse(
+                    line.matches("ubd: [A-Z]\\w*(Exception|Error)(: .*)?"),
                     args + ": an error the command line did not expect: " + line);
             // Nothing here fails at run time: without ublk, what is not a usage error stops at the kernel.
-            assertTrue(r.status() == ExitCodes.USAGE || r.status() == ExitCodes.NO_UBLK,
+            assertTrue(
+                    r.status() == ExitCodes.USAGE || r.status() == ExitCodes.NO_UBLK,
                     args + ": status " + r.status() + ": " + line);
         }
     }
@@ -95,16 +102,18 @@ class UbdCommandProperties {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         CompletableFuture<Integer> status = new CompletableFuture<>();
-        Thread t = new Thread(() -> {
-            try {
-                CommandLine cmd = UbdCommand.commandLine();
-                cmd.setOut(new PrintWriter(out, true));
-                cmd.setErr(new PrintWriter(err, true));
-                status.complete(cmd.execute(args.toArray(String[]::new)));
-            } catch (Throwable e) {
-                status.completeExceptionally(e);
-            }
-        }, "ubd-cli-property");
+        Thread t = new Thread(
+                () -> {
+                    try {
+                        CommandLine cmd = UbdCommand.commandLine();
+                        cmd.setOut(new PrintWriter(out, true));
+                        cmd.setErr(new PrintWriter(err, true));
+                        status.complete(cmd.execute(args.toArray(String[]::new)));
+                    } catch (Throwable e) {
+                        status.completeExceptionally(e);
+                    }
+                },
+                "ubd-cli-property");
         t.setDaemon(true);
         t.start();
         try {
@@ -127,11 +136,12 @@ class UbdCommandProperties {
                 sizes().map(s -> List.of("serve", "--target", "null", "--size", s)),
                 filePaths().map(f -> List.of("serve", "--target", "file", "--file", f)),
                 uris().map(u -> List.of("serve", "--target", "nbd", "--uri", u)),
-                Gen.of("mirror", "stripe", "concat").flatMap(t -> specs().list(0, 3).map(specs -> {
-                    List<String> l = new ArrayList<>(List.of("serve", "--target", t));
-                    specs.forEach(spec -> l.addAll(List.of(t.equals("mirror") ? "--replica" : "--part", spec)));
-                    return l;
-                })),
+                Gen.of("mirror", "stripe", "concat")
+                        .flatMap(t -> specs().list(0, 3).map(specs -> {
+                            List<String> l = new ArrayList<>(List.of("serve", "--target", t));
+                            specs.forEach(spec -> l.addAll(List.of(t.equals("mirror") ? "--replica" : "--part", spec)));
+                            return l;
+                        })),
                 numbers().map(n -> List.of("recover", "--id", n, "--target", "memory", "--size", "8M")),
                 Gen.of(List.of("list"), List.of("list", "-v"), List.of("list", "--json", "--verbose")),
                 numbers().list(0, 3).map(ids -> {
@@ -139,24 +149,64 @@ class UbdCommandProperties {
                     l.addAll(ids);
                     return l;
                 }),
-                Gen.of(List.of("remove", "--all"), List.of("remove", "--all", "--async"), List.of("features"),
-                        List.of("completion"), List.of(), List.of("--help"), List.of("--version"),
-                        List.of("help", "serve"), List.of("serve", "--help")));
+                Gen.of(
+                        List.of("remove", "--all"),
+                        List.of("remove", "--all", "--async"),
+                        List.of("features"),
+                        List.of("completion"),
+                        List.of(),
+                        List.of("--help"),
+                        List.of("--version"),
+                        List.of("help", "serve"),
+                        List.of("serve", "--help")));
         Gen<List<String>> option = Gen.<List<String>>weighted()
-                .add(2, valued("--target", Gen.of("null", "memory", "file", "nbd", "mirror", "stripe", "concat",
-                        "MEMORY", "bogus", "")))
+                .add(
+                        2,
+                        valued(
+                                "--target",
+                                Gen.of(
+                                        "null", "memory", "file", "nbd", "mirror", "stripe", "concat", "MEMORY",
+                                        "bogus", "")))
                 .add(2, valued("--size", sizes()))
                 .add(1, valued("--file", filePaths()))
                 .add(1, valued("--uri", uris()))
                 .add(1, valued(Gen.of("--replica", "--part"), specs()))
                 .add(2, valued(Gen.of("--chunk", "--cache", "--rate-bytes"), sizes()))
                 .add(2, valued(Gen.of("--request-timeout", "--timeout"), durations()))
-                .add(3, valued(Gen.of("--queues", "--depth", "--block-size", "--id", "--reconnects", "--retry",
-                        "--rate-iops"), numbers()))
+                .add(
+                        3,
+                        valued(
+                                Gen.of(
+                                        "--queues",
+                                        "--depth",
+                                        "--block-size",
+                                        "--id",
+                                        "--reconnects",
+                                        "--retry",
+                                        "--rate-iops"),
+                                numbers()))
                 .add(1, valued("--copy", Gen.of("SYSCALL", "IO_URING", "io_uring", "bogus")))
-                .add(2, Gen.of("--direct", "--read-only", "--recoverable", "--single-issuer", "--no-single-issuer",
-                        "--status", "--no-status", "-v", "--verbose", "--json", "--all", "--async", "--help",
-                        "--version", "--bogus", "-x", "--").map(List::of))
+                .add(
+                        2,
+                        Gen.of(
+                                        "--direct",
+                                        "--read-only",
+                                        "--recoverable",
+                                        "--single-issuer",
+                                        "--no-single-issuer",
+                                        "--status",
+                                        "--no-status",
+                                        "-v",
+                                        "--verbose",
+                                        "--json",
+                                        "--all",
+                                        "--async",
+                                        "--help",
+                                        "--version",
+                                        "--bogus",
+                                        "-x",
+                                        "--")
+                                .map(List::of))
                 .add(1, Gen.oneOf(numbers(), garbage()).map(List::of));
         Gen<List<List<String>>> options = option.list(0, 4);
         Gen<List<String>> line = r -> {
@@ -164,7 +214,9 @@ class UbdCommandProperties {
             options.next(r).forEach(all::addAll);
             return List.copyOf(all);
         };
-        return Gen.<List<String>>weighted().add(8, line).add(1, Gen.shuffled(line))
+        return Gen.<List<String>>weighted()
+                .add(8, line)
+                .add(1, Gen.shuffled(line))
                 .add(1, Gen.oneOf(garbage(), numbers()).list(0, 5));
     }
 
@@ -177,39 +229,104 @@ class UbdCommandProperties {
     }
 
     private static Gen<String> sizes() {
-        return Gen.<String>weighted().add(3, Gen.of("4096", "64K", "1M", "8M", "1G"))
-                .add(2, Gen.of("0", "-1", "1", "511", "512", "1T", "16T", "8E", "1.5M", "9223372036854775807",
-                        "99999999999999999999", "M", "abc", ""))
+        return Gen.<String>weighted()
+                .add(3, Gen.of("4096", "64K", "1M", "8M", "1G"))
+                .add(
+                        2,
+                        Gen.of(
+                                "0",
+                                "-1",
+                                "1",
+                                "511",
+                                "512",
+                                "1T",
+                                "16T",
+                                "8E",
+                                "1.5M",
+                                "9223372036854775807",
+                                "99999999999999999999",
+                                "M",
+                                "abc",
+                                ""))
                 .add(1, Gen.longs(1, 1L << 42).map(String::valueOf));
     }
 
     private static Gen<String> durations() {
-        return Gen.<String>weighted().add(2, Gen.of("1s", "500ms", "2m", "1h"))
-                .add(2, Gen.of("0", "0s", "0ms", "-1s", "-5m", "s", "ms", "abc", "9999999999999999h",
-                        "9223372036854775807ms", ""));
+        return Gen.<String>weighted()
+                .add(2, Gen.of("1s", "500ms", "2m", "1h"))
+                .add(
+                        2,
+                        Gen.of(
+                                "0",
+                                "0s",
+                                "0ms",
+                                "-1s",
+                                "-5m",
+                                "s",
+                                "ms",
+                                "abc",
+                                "9999999999999999h",
+                                "9223372036854775807ms",
+                                ""));
     }
 
     private static Gen<String> numbers() {
-        return Gen.<String>weighted().add(2, Gen.of("1", "2", "4", "64", "128"))
-                .add(2, Gen.of("0", "-1", "-2", "4096", "4097", "1048576", "2147483647", "2147483648", "-2147483649",
-                        "1e3", "x", ""))
+        return Gen.<String>weighted()
+                .add(2, Gen.of("1", "2", "4", "64", "128"))
+                .add(
+                        2,
+                        Gen.of(
+                                "0",
+                                "-1",
+                                "-2",
+                                "4096",
+                                "4097",
+                                "1048576",
+                                "2147483647",
+                                "2147483648",
+                                "-2147483649",
+                                "1e3",
+                                "x",
+                                ""))
                 .add(1, Gen.anyInt().map(String::valueOf));
     }
 
     private static Gen<String> filePaths() {
-        return Gen.of("disk.img", "new.img", "missing/below.img", ".", "").map(f -> f.isEmpty() ? f
-                : dir.resolve(f).toString());
+        return Gen.of("disk.img", "new.img", "missing/below.img", ".", "")
+                .map(f -> f.isEmpty() ? f : dir.resolve(f).toString());
     }
 
     private static Gen<String> uris() {
-        return Gen.of("nbd://127.0.0.1:1/x", "nbd://127.0.0.1:1", "nbd+unix:///x?socket=/nonexistent.sock",
-                "nbd://", "nbd://127.0.0.1:99999/x", "nbd://[::1/x", "http://127.0.0.1/x", "", "bogus");
+        return Gen.of(
+                "nbd://127.0.0.1:1/x",
+                "nbd://127.0.0.1:1",
+                "nbd+unix:///x?socket=/nonexistent.sock",
+                "nbd://",
+                "nbd://127.0.0.1:99999/x",
+                "nbd://[::1/x",
+                "http://127.0.0.1/x",
+                "",
+                "bogus");
     }
 
     private static Gen<String> specs() {
-        return r -> Gen.of("memory:1M", "null:64K", "memory:", "null", "file:" + dir.resolve("p.img"),
-                "file:" + dir.resolve("disk.img") + "?direct", "file:", "nbd://127.0.0.1:1/x",
-                "mirror(memory:1M,memory:1M)", "stripe(", "concat()", "bogus", "memory:-1", "memory:1T", "").next(r);
+        return r -> Gen.of(
+                        "memory:1M",
+                        "null:64K",
+                        "memory:",
+                        "null",
+                        "file:" + dir.resolve("p.img"),
+                        "file:" + dir.resolve("disk.img") + "?direct",
+                        "file:",
+                        "nbd://127.0.0.1:1/x",
+                        "mirror(memory:1M,memory:1M)",
+                        "stripe(",
+                        "concat()",
+                        "bogus",
+                        "memory:-1",
+                        "memory:1T",
+                        "")
+                .next(r);
     }
 
     /** Words with no ':' or '/', so that no garbage names a file or a server. */

@@ -1,5 +1,11 @@
 package dev.reactorubd.samples;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.reactorubd.InvalidDeviceSpecException;
@@ -20,24 +26,17 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeFalse;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-import java.util.ArrayList;
-
 /** The command line's contract with shell users: exit statuses, one-line errors, help, completion and JSON. */
 class UbdCommandTest {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private record Run(int status, String out, String err) {
-    }
+    private record Run(int status, String out, String err) {}
 
     private static Run run(String... args) {
         CommandLine cmd = UbdCommand.commandLine();
@@ -61,15 +60,17 @@ class UbdCommandTest {
         assertTrue(defaults.zeroCopy() && defaults.singleIssuer());
         UbdCommand.Serve on = serve("serve", "--target", "null", "--size", "1M", "--zero-copy", "--single-issuer");
         assertTrue(on.zeroCopy() && on.singleIssuer());
-        UbdCommand.Serve off = serve("serve", "--target", "null", "--size", "1M", "--no-zero-copy",
-                "--no-single-issuer");
+        UbdCommand.Serve off =
+                serve("serve", "--target", "null", "--size", "1M", "--no-zero-copy", "--no-single-issuer");
         assertFalse(off.zeroCopy(), "--no-zero-copy");
         assertFalse(off.singleIssuer(), "--no-single-issuer");
     }
 
     @Test
     void removeAllLeavesDevicesWhoseServerIsAlive() throws Exception {
-        assertTrue(UbdCommand.serverAlive(info(1, UblkDevState.LIVE, (int) ProcessHandle.current().pid())),
+        assertTrue(
+                UbdCommand.serverAlive(
+                        info(1, UblkDevState.LIVE, (int) ProcessHandle.current().pid())),
                 "this JVM serves it");
         assertFalse(UbdCommand.serverAlive(info(2, UblkDevState.DEAD, -1)), "no server recorded");
         assertFalse(UbdCommand.serverAlive(info(3, UblkDevState.DEAD, 0)));
@@ -90,8 +91,16 @@ class UbdCommandTest {
     }
 
     private static DeviceParams params(long size, boolean readOnly) {
-        return new DeviceParams(UblkParams.TYPE_BASIC, readOnly ? UblkParams.ATTR_READ_ONLY : 0, 512, 4096, size,
-                512 << 10, null, "", "");
+        return new DeviceParams(
+                UblkParams.TYPE_BASIC,
+                readOnly ? UblkParams.ATTR_READ_ONLY : 0,
+                512,
+                4096,
+                size,
+                512 << 10,
+                null,
+                "",
+                "");
     }
 
     @Test
@@ -99,7 +108,9 @@ class UbdCommandTest {
         Run unknown = run("list", "--bogus");
         assertEquals(ExitCodes.USAGE, unknown.status());
         assertOneErrorLine(unknown);
-        assertTrue(unknown.err().contains("Unknown option: '--bogus'") && unknown.err().contains("'ubd list --help'"),
+        assertTrue(
+                unknown.err().contains("Unknown option: '--bogus'")
+                        && unknown.err().contains("'ubd list --help'"),
                 unknown.err());
 
         Run noVerb = run();
@@ -127,8 +138,9 @@ class UbdCommandTest {
 
     @Test
     void resizeNeedsAnIdAndASizeItCanParseAndHandoverARecoverableDevice() {
-        for (String[] line : new String[][] {{"resize"}, {"resize", "3"}, {"resize", "three", "1G"},
-                {"resize", "3", "lots"}, {"resize", "3", "1G", "2G"}}) {
+        for (String[] line : new String[][] {
+            {"resize"}, {"resize", "3"}, {"resize", "three", "1G"}, {"resize", "3", "lots"}, {"resize", "3", "1G", "2G"}
+        }) {
             Run r = run(line);
             assertEquals(ExitCodes.USAGE, r.status(), String.join(" ", line) + ": " + r.err());
             assertOneErrorLine(r);
@@ -145,12 +157,13 @@ class UbdCommandTest {
     @Test
     void argumentsATargetRefusesAreUsageErrorsInPlainWords() {
         String[][] lines = {
-                {"serve", "--target", "nbd", "--uri", "nbd://"},
-                {"serve", "--target", "nbd", "--uri", "nbd://127.0.0.1:1/x", "--request-timeout", "0ms"},
-                {"serve", "--target", "memory", "--size", "8M", "--timeout", "-1s"},
-                {"serve", "--target", "stripe", "--part", "memory:1M", "--part", "memory:1M", "--chunk", "1T"},
-                {"serve", "--target", "stripe", "--part", "memory:1M", "--part", "memory:1M", "--chunk", "511"},
-                {"serve", "--target", "memory", "--size", "8M", "--cache", "1"}};
+            {"serve", "--target", "nbd", "--uri", "nbd://"},
+            {"serve", "--target", "nbd", "--uri", "nbd://127.0.0.1:1/x", "--request-timeout", "0ms"},
+            {"serve", "--target", "memory", "--size", "8M", "--timeout", "-1s"},
+            {"serve", "--target", "stripe", "--part", "memory:1M", "--part", "memory:1M", "--chunk", "1T"},
+            {"serve", "--target", "stripe", "--part", "memory:1M", "--part", "memory:1M", "--chunk", "511"},
+            {"serve", "--target", "memory", "--size", "8M", "--cache", "1"}
+        };
         for (String[] line : lines) {
             Run r = run(line);
             assertEquals(ExitCodes.USAGE, r.status(), String.join(" ", line) + ": " + r.err());
@@ -187,7 +200,8 @@ class UbdCommandTest {
         assertEquals(1, ExitCodes.of(new UbdTimeoutException("x")));
         assertEquals(1, ExitCodes.of(new IllegalStateException("a bug")));
         assertEquals("IllegalStateException: a bug", ExitCodes.message(new IllegalStateException("a bug")));
-        assertEquals("/a.img does not exist",
+        assertEquals(
+                "/a.img does not exist",
                 ExitCodes.message(new TargetOptions.TargetUnavailable(new UbdException("/a.img does not exist"))));
     }
 
@@ -197,7 +211,8 @@ class UbdCommandTest {
             Run r = run(verb, "--help");
             assertEquals(0, r.status(), verb);
             assertTrue(r.out().contains("Examples:"), verb + ": " + r.out());
-            assertTrue(r.out().contains("Exit status:") && r.out().contains("permission denied: run as root"),
+            assertTrue(
+                    r.out().contains("Exit status:") && r.out().contains("permission denied: run as root"),
                     verb + ": " + r.out());
         }
         Run root = run("--help");
@@ -210,8 +225,8 @@ class UbdCommandTest {
         assertEquals(0, r.status(), r.err());
         String script = r.out();
         assertTrue(script.contains("complete -F"), "registers a completion function");
-        for (String word : List.of("serve", "recover", "list", "remove", "features", "--target", "--json",
-                "mirror", "stripe")) {
+        for (String word :
+                List.of("serve", "recover", "list", "remove", "features", "--target", "--json", "mirror", "stripe")) {
             assertTrue(script.contains(word), word);
         }
     }
@@ -227,7 +242,9 @@ class UbdCommandTest {
                     + "_complete_ubd 2>/dev/null; echo \"verbs=${COMPREPLY[*]}\"\n"
                     + "COMP_WORDS=(ubd serve --target st); COMP_CWORD=3; COMP_LINE='ubd serve --target st'; COMP_POINT=21\n"
                     + "_complete_ubd 2>/dev/null; echo \"targets=${COMPREPLY[*]}\"\n";
-            Process bash = new ProcessBuilder("/bin/bash", "--norc", "-c", probe).redirectErrorStream(true).start();
+            Process bash = new ProcessBuilder("/bin/bash", "--norc", "-c", probe)
+                    .redirectErrorStream(true)
+                    .start();
             String out = new String(bash.getInputStream().readAllBytes());
             assertEquals(0, bash.waitFor(), out);
             assertTrue(out.contains("verbs=serve\n"), out);
@@ -240,15 +257,16 @@ class UbdCommandTest {
     @Test
     void jsonListingParsesWithStableFields() throws Exception {
         List<DeviceListing.Row> rows = List.of(
-                new DeviceListing.Row(info(0, UblkDevState.LIVE, 1234, UblkFeature.USER_COPY,
-                        UblkFeature.USER_RECOVERY), params(64L << 20, false)),
+                new DeviceListing.Row(
+                        info(0, UblkDevState.LIVE, 1234, UblkFeature.USER_COPY, UblkFeature.USER_RECOVERY),
+                        params(64L << 20, false)),
                 new DeviceListing.Row(info(7, UblkDevState.DEAD, -1), null));
 
         JsonNode plain = JSON.readTree(DeviceListing.json(rows, false));
         assertEquals(2, plain.get("devices").size());
         JsonNode d0 = plain.get("devices").get(0);
-        assertEquals(List.of("id", "state", "queues", "depth", "server_pid", "block_device", "char_device"),
-                fieldNames(d0));
+        assertEquals(
+                List.of("id", "state", "queues", "depth", "server_pid", "block_device", "char_device"), fieldNames(d0));
         assertEquals(0, d0.get("id").asInt());
         assertEquals("LIVE", d0.get("state").asText());
         assertEquals(1234, d0.get("server_pid").asInt());
@@ -256,9 +274,24 @@ class UbdCommandTest {
 
         JsonNode verbose = JSON.readTree(DeviceListing.json(rows, true));
         JsonNode v0 = verbose.get("devices").get(0);
-        assertEquals(List.of("id", "state", "queues", "depth", "server_pid", "block_device", "char_device",
-                "size_bytes", "logical_block_size", "physical_block_size", "max_io_bytes", "read_only", "flags",
-                "owner_uid", "owner_gid"), fieldNames(v0));
+        assertEquals(
+                List.of(
+                        "id",
+                        "state",
+                        "queues",
+                        "depth",
+                        "server_pid",
+                        "block_device",
+                        "char_device",
+                        "size_bytes",
+                        "logical_block_size",
+                        "physical_block_size",
+                        "max_io_bytes",
+                        "read_only",
+                        "flags",
+                        "owner_uid",
+                        "owner_gid"),
+                fieldNames(v0));
         assertEquals(64L << 20, v0.get("size_bytes").asLong());
         assertEquals("[\"USER_RECOVERY\",\"USER_COPY\"]", v0.get("flags").toString());
         assertFalse(v0.get("read_only").asBoolean());
@@ -266,23 +299,32 @@ class UbdCommandTest {
         assertTrue(v1.get("size_bytes").isNull(), "unknown size is null");
         assertEquals("DEAD", v1.get("state").asText());
 
-        assertEquals(0, JSON.readTree(DeviceListing.json(List.of(), true)).get("devices").size());
+        assertEquals(
+                0,
+                JSON.readTree(DeviceListing.json(List.of(), true))
+                        .get("devices")
+                        .size());
         assertEquals("\"a\\\"b\\\\c\\n\\u0001\"", DeviceListing.string("a\"b\\c\n\u0001"));
-        assertEquals("a\"b\\c\n\u0001", JSON.readTree(DeviceListing.string("a\"b\\c\n\u0001")).asText());
+        assertEquals(
+                "a\"b\\c\n\u0001",
+                JSON.readTree(DeviceListing.string("a\"b\\c\n\u0001")).asText());
     }
 
     @Test
     void tableListingHasAHeaderAndNamedFlags() {
-        List<DeviceListing.Row> rows = List.of(new DeviceListing.Row(info(3, UblkDevState.LIVE, 42,
-                UblkFeature.USER_COPY), params(1536L << 20, true)));
+        List<DeviceListing.Row> rows = List.of(new DeviceListing.Row(
+                info(3, UblkDevState.LIVE, 42, UblkFeature.USER_COPY), params(1536L << 20, true)));
         String verbose = DeviceListing.table(rows, true);
         List<String> lines = verbose.lines().toList();
         assertEquals(2, lines.size(), verbose);
-        assertEquals(List.of("ID", "STATE", "QUEUES", "DEPTH", "SIZE", "PID", "DEVICE", "FLAGS"),
+        assertEquals(
+                List.of("ID", "STATE", "QUEUES", "DEPTH", "SIZE", "PID", "DEVICE", "FLAGS"),
                 List.of(lines.get(0).split(" +")));
-        assertEquals(List.of("3", "LIVE", "2", "64", "1.5G", "42", "/dev/ublkb3", "user_copy,read_only"),
+        assertEquals(
+                List.of("3", "LIVE", "2", "64", "1.5G", "42", "/dev/ublkb3", "user_copy,read_only"),
                 List.of(lines.get(1).split(" +")));
-        assertEquals(List.of("3", "LIVE", "2", "64", "42", "/dev/ublkb3"),
+        assertEquals(
+                List.of("3", "LIVE", "2", "64", "42", "/dev/ublkb3"),
                 List.of(DeviceListing.table(rows, false).lines().toList().get(1).split(" +")));
         assertEquals("no ublk devices\n", DeviceListing.table(List.of(), true));
         assertEquals("64M", DeviceListing.humanSize(64L << 20));
@@ -292,7 +334,8 @@ class UbdCommandTest {
 
     @Test
     void statusLineShowsRatesAndInFlight() {
-        assertEquals("12,345 IOPS  48.2 MB/s  in flight 17  (1,234,567 requests, 2 failed)",
+        assertEquals(
+                "12,345 IOPS  48.2 MB/s  in flight 17  (1,234,567 requests, 2 failed)",
                 StatusLine.format(12345, 48.2e6, 17, 1234567, 2));
         assertTrue(StatusLine.wanted(true));
         assertFalse(StatusLine.wanted(false));

@@ -16,8 +16,7 @@ final class UbdProcesses {
     private UbdProcesses() {}
 
     /** A started `ubd` and the id of the device it serves. */
-    record Started(Process process, int id) {
-    }
+    record Started(Process process, int id) {}
 
     /** Kills every process the tests started, and their children (SIGKILL): what an {@code @AfterEach} does first. */
     static void killAll(List<Process> processes) {
@@ -40,8 +39,10 @@ final class UbdProcesses {
     static Started start(List<Process> processes, Path log, List<String> jvmOptions, String... args)
             throws IOException, InterruptedException {
         Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"));
+        List<String> cmd = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1",
+                "-XX:+UseSerialGC"));
         cmd.addAll(jvmOptions);
         cmd.addAll(List.of("-jar", jar.toString()));
         cmd.addAll(List.of(args));
@@ -54,16 +55,24 @@ final class UbdProcesses {
      */
     static Started startMain(List<Process> processes, Path log, Class<?> mainClass, String... args)
             throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "--enable-native-access=ALL-UNNAMED", "-cp",
-                System.getProperty("java.class.path"), mainClass.getName()));
+        List<String> cmd = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1",
+                "-XX:+UseSerialGC",
+                "--enable-native-access=ALL-UNNAMED",
+                "-cp",
+                System.getProperty("java.class.path"),
+                mainClass.getName()));
         cmd.addAll(List.of(args));
         return awaitServing(processes, log, cmd);
     }
 
     private static Started awaitServing(List<Process> processes, Path log, List<String> cmd)
             throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Process p = new ProcessBuilder(cmd)
+                .redirectErrorStream(true)
+                .redirectOutput(log.toFile())
+                .start();
         processes.add(p);
         return awaitServing(p, log);
     }

@@ -19,8 +19,7 @@ import reactor.core.publisher.Mono;
  * stripes, a concat of mirrors). A composite owns its parts: closing it closes them.
  */
 public final class Backends {
-    private Backends() {
-    }
+    private Backends() {}
 
     /**
      * RAID-1 over {@code replicas} (at least one, at most 64, each of known size), with 64 KiB dirty regions, whose

@@ -97,11 +97,13 @@ public final class CacheBackend extends DecoratorBackend {
             generations[i] = store.generations.snapshot(fullFirst + i);
         }
         Mono<ByteBuf> miss = Support.call(() -> delegate.read(offset, length, allocator));
-        return generations == null ? miss : miss.doOnNext(buf -> {
-            if (buf.readableBytes() == length) {
-                store.fill(buf, offset, fullFirst, generations);
-            }
-        });
+        return generations == null
+                ? miss
+                : miss.doOnNext(buf -> {
+                    if (buf.readableBytes() == length) {
+                        store.fill(buf, offset, fullFirst, generations);
+                    }
+                });
     }
 
     @Override
@@ -158,8 +160,8 @@ public final class CacheBackend extends DecoratorBackend {
 
         Store(long bytes, int blockBytes) {
             if (blockBytes < 512 || blockBytes % 512 != 0) {
-                throw new IllegalArgumentException("the cache block must be a positive multiple of 512 bytes; was "
-                        + blockBytes);
+                throw new IllegalArgumentException(
+                        "the cache block must be a positive multiple of 512 bytes; was " + blockBytes);
             }
             if (bytes < blockBytes) {
                 throw new IllegalArgumentException("a cache of " + bytes + " bytes holds no block of " + blockBytes);

@@ -10,5 +10,4 @@ package dev.reactorubd.targets.compose;
  * @param cachedBytes   bytes cached now: blocks x block size
  * @param capacityBytes the most bytes the cache holds: whole blocks within the size given
  */
-public record CacheStats(long hits, long misses, long evictions, long cachedBytes, long capacityBytes) {
-}
+public record CacheStats(long hits, long misses, long evictions, long cachedBytes, long capacityBytes) {}

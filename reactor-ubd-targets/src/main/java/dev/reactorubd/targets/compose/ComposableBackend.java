@@ -36,8 +36,7 @@ import java.time.Duration;
  * </ul>
  */
 public abstract class ComposableBackend implements BlockBackend {
-    ComposableBackend() {
-    }
+    ComposableBackend() {}
 
     /**
      * A bounded, write-through read cache of {@code bytes} in front of this backend, in {@value

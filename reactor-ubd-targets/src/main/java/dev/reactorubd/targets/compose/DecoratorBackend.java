@@ -4,11 +4,11 @@ import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import java.util.EnumSet;
 import java.util.Set;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
-import java.util.EnumSet;
 
 /**
  * A backend that wraps one other and passes through what it does not change: size, capabilities, allocator and close,

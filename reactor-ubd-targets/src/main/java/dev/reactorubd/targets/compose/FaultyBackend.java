@@ -97,8 +97,16 @@ public final class FaultyBackend extends DecoratorBackend {
         if (n < 1) {
             throw new IllegalArgumentException("n must be at least 1; was " + n);
         }
-        return set(r -> new Rules(r.readErrno, r.writeErrno, n, errno, new AtomicLong(), r.rangeStart, r.rangeEnd,
-                r.rangeErrno, r.delay));
+        return set(r -> new Rules(
+                r.readErrno,
+                r.writeErrno,
+                n,
+                errno,
+                new AtomicLong(),
+                r.rangeStart,
+                r.rangeEnd,
+                r.rangeErrno,
+                r.delay));
     }
 
     /**
@@ -114,8 +122,8 @@ public final class FaultyBackend extends DecoratorBackend {
         if (offset < 0 || length <= 0) {
             throw new IllegalArgumentException("bad range " + offset + "+" + length);
         }
-        return set(r -> new Rules(r.readErrno, r.writeErrno, r.every, r.everyErrno, r.counter, offset,
-                offset + length, errno, r.delay));
+        return set(r -> new Rules(
+                r.readErrno, r.writeErrno, r.every, r.everyErrno, r.counter, offset, offset + length, errno, r.delay));
     }
 
     /**
@@ -128,8 +136,16 @@ public final class FaultyBackend extends DecoratorBackend {
         if (delay == null || delay.isNegative()) {
             throw new IllegalArgumentException("the delay must not be negative; was " + delay);
         }
-        return set(r -> new Rules(r.readErrno, r.writeErrno, r.every, r.everyErrno, r.counter, r.rangeStart,
-                r.rangeEnd, r.rangeErrno, delay));
+        return set(r -> new Rules(
+                r.readErrno,
+                r.writeErrno,
+                r.every,
+                r.everyErrno,
+                r.counter,
+                r.rangeStart,
+                r.rangeEnd,
+                r.rangeErrno,
+                delay));
     }
 
     /**
@@ -195,8 +211,8 @@ public final class FaultyBackend extends DecoratorBackend {
             Mono<T> answer;
             if (errno != 0) {
                 switches.injected.incrementAndGet();
-                answer = Mono.error(Support.ioError(errno, "injected fault: " + op + " at " + offset + "+" + length
-                        + " of " + delegate));
+                answer = Mono.error(Support.ioError(
+                        errno, "injected fault: " + op + " at " + offset + "+" + length + " of " + delegate));
             } else {
                 answer = Mono.defer(() -> Support.call(call));
             }
@@ -216,8 +232,16 @@ public final class FaultyBackend extends DecoratorBackend {
     }
 
     /** The switches, immutable but for the every-n-th counter. */
-    private record Rules(int readErrno, int writeErrno, long every, int everyErrno, AtomicLong counter,
-                         long rangeStart, long rangeEnd, int rangeErrno, Duration delay) {
+    private record Rules(
+            int readErrno,
+            int writeErrno,
+            long every,
+            int everyErrno,
+            AtomicLong counter,
+            long rangeStart,
+            long rangeEnd,
+            int rangeErrno,
+            Duration delay) {
         static final Rules NONE = new Rules(0, 0, 0, 0, new AtomicLong(), 0, 0, 0, Duration.ZERO);
 
         Rules with(int read, int write) {

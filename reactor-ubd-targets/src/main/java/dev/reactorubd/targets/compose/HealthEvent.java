@@ -8,5 +8,4 @@ package dev.reactorubd.targets.compose;
  * @param to      its state now
  * @param reason  why, for people: the failed request and its errno, "reinstated", "resync complete", ...
  */
-public record HealthEvent(int replica, ReplicaState from, ReplicaState to, String reason) {
-}
+public record HealthEvent(int replica, ReplicaState from, ReplicaState to, String reason) {}

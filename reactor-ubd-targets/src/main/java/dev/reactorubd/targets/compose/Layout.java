@@ -12,8 +12,7 @@ import java.util.List;
 abstract class Layout {
     /** One part's share of a request: {@code length} bytes at {@code partOffset} of {@code part}, {@code at} bytes
      * into the request. */
-    record Piece(int part, long partOffset, long at, long length) {
-    }
+    record Piece(int part, long partOffset, long at, long length) {}
 
     /** Puts in {@code into} the part and part offset of device offset {@code pos}; returns the bytes that follow
      * contiguously in that part (at least 1). */

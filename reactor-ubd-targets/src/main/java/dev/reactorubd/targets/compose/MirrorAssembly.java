@@ -26,24 +26,19 @@ final class MirrorAssembly {
     private static final int READ_CHUNK = 256 << 10;
 
     /** What a replica's two superblock copies say. */
-    sealed interface Found {
-    }
+    sealed interface Found {}
 
     /** Both copies zero: never part of a mirror. */
-    record Blank() implements Found {
-    }
+    record Blank() implements Found {}
 
     /** Unreadable (an IO error). */
-    record Unreadable(String why) implements Found {
-    }
+    record Unreadable(String why) implements Found {}
 
     /** Neither copy valid and not both zero. */
-    record Damaged(String why) implements Found {
-    }
+    record Damaged(String why) implements Found {}
 
     /** The newest valid copy. */
-    record Valid(Superblock sb) implements Found {
-    }
+    record Valid(Superblock sb) implements Found {}
 
     /** How one replica starts. */
     enum Start {
@@ -71,12 +66,16 @@ final class MirrorAssembly {
      * @param members per slot, the member id the first superblock round writes: the one on record for a replica that
      *                keeps its data, a new one for a replica that gets a full copy
      */
-    record Plan(Superblock base, boolean created, Start[] starts, DirtyMap bitmap, int primary, List<String> report,
-            long[] members) {
-    }
+    record Plan(
+            Superblock base,
+            boolean created,
+            Start[] starts,
+            DirtyMap bitmap,
+            int primary,
+            List<String> report,
+            long[] members) {}
 
-    private MirrorAssembly() {
-    }
+    private MirrorAssembly() {}
 
     /** Reads every replica and plans the mirror; fails with {@link MirrorAssemblyException} when it must refuse. */
     static Mono<Plan> plan(BlockBackend[] replicas, MirrorOptions options) {
@@ -114,7 +113,8 @@ final class MirrorAssembly {
                     }
                 })
                 .switchIfEmpty(Mono.fromSupplier(() -> new Unreadable("the read answered no data")))
-                .onErrorResume(e -> !(e instanceof MirrorAssemblyException),
+                .onErrorResume(
+                        e -> !(e instanceof MirrorAssemblyException),
                         e -> Mono.just(new Unreadable(Support.describe(e))));
     }
 
@@ -128,8 +128,13 @@ final class MirrorAssembly {
         if (sa != null || sb != null) {
             Superblock.Decoded other = sa != null ? b : a;
             if (other instanceof Superblock.Bad bad) {
-                log.warn("mirror replica {} ({}): superblock copy {} is damaged ({}); using copy {}", i, replica,
-                        sa != null ? 1 : 0, bad.why(), sa != null ? 0 : 1);
+                log.warn(
+                        "mirror replica {} ({}): superblock copy {} is damaged ({}); using copy {}",
+                        i,
+                        replica,
+                        sa != null ? 1 : 0,
+                        bad.why(),
+                        sa != null ? 0 : 1);
             }
             return new Valid(sa != null ? sa : sb);
         }
@@ -188,8 +193,7 @@ final class MirrorAssembly {
         return reassemble(replicas, found, options, auth);
     }
 
-    private static Plan reassemble(BlockBackend[] replicas, List<Found> found, MirrorOptions options,
-            Superblock auth) {
+    private static Plan reassemble(BlockBackend[] replicas, List<Found> found, MirrorOptions options, Superblock auth) {
         int n = replicas.length;
         long need = auth.dataOffset() + auth.dataSize();
         for (int i = 0; i < n; i++) {
@@ -209,12 +213,14 @@ final class MirrorAssembly {
             int slot = i;
             String line;
             switch (f) {
-                case Valid v when v.sb().events() == auth.events() && role == Superblock.ROLE_ACTIVE -> {
+                case Valid v
+                when v.sb().events() == auth.events() && role == Superblock.ROLE_ACTIVE -> {
                     starts[i] = Start.CURRENT;
                     current.add(i);
                     line = "current (events " + v.sb().events() + ")";
                 }
-                case Valid v when slotMember != 0 && v.sb().member(slot) != slotMember -> {
+                case Valid v
+                when slotMember != 0 && v.sb().member(slot) != slotMember -> {
                     // Its slot was given to another replica (a replace, or a blank one at an assembly) since it was
                     // last written: the bitmaps were cleared without it, so only a full copy makes it current.
                     starts[i] = Start.FULL_SYNC;
@@ -247,8 +253,13 @@ final class MirrorAssembly {
             if (assumed < 0) {
                 StringBuilder why = new StringBuilder();
                 for (int i = 0; i < n; i++) {
-                    why.append(i == 0 ? "" : "; ").append("replica ").append(i).append(" (").append(replicas[i])
-                            .append("): ").append(report.get(i));
+                    why.append(i == 0 ? "" : "; ")
+                            .append("replica ")
+                            .append(i)
+                            .append(" (")
+                            .append(replicas[i])
+                            .append("): ")
+                            .append(report.get(i));
                 }
                 throw new MirrorAssemblyException("no replica of mirror " + auth.mirrorId() + " is known to be "
                         + "current (" + why + "). If you know which one holds the data to keep, start again with "
@@ -266,8 +277,12 @@ final class MirrorAssembly {
                 }
             }
             report.set(assumed, "assumed current (--assume-current " + assumed + "), was " + report.get(assumed));
-            log.warn("mirror {}: no replica was current; replica {} ({}) is assumed current, the others get a full "
-                    + "copy of it", auth.mirrorId(), assumed, replicas[assumed]);
+            log.warn(
+                    "mirror {}: no replica was current; replica {} ({}) is assumed current, the others get a full "
+                            + "copy of it",
+                    auth.mirrorId(),
+                    assumed,
+                    replicas[assumed]);
             primary = assumed;
         } else {
             if (assumed >= 0 && starts[assumed] != Start.CURRENT) {
@@ -281,8 +296,10 @@ final class MirrorAssembly {
                 for (int i : current) {
                     if (i != primary) {
                         starts[i] = Start.CRASH_RESYNC;
-                        report.set(i, report.get(i) + "; not closed cleanly: the bitmap's regions are copied from "
-                                + "replica " + primary);
+                        report.set(
+                                i,
+                                report.get(i) + "; not closed cleanly: the bitmap's regions are copied from "
+                                        + "replica " + primary);
                     }
                 }
             }
@@ -290,7 +307,8 @@ final class MirrorAssembly {
         long[] members = new long[n];
         for (int i = 0; i < n; i++) {
             long own = found.get(i) instanceof Valid v ? v.sb().member(i) : 0;
-            members[i] = starts[i] == Start.FULL_SYNC ? newMemberId()
+            members[i] = starts[i] == Start.FULL_SYNC
+                    ? newMemberId()
                     : auth.member(i) != 0 ? auth.member(i) : own != 0 ? own : newMemberId();
         }
         long regions = (auth.dataSize() + auth.regionBytes() - 1) / auth.regionBytes();
@@ -321,8 +339,12 @@ final class MirrorAssembly {
             boolean unreadable = found.get(i) instanceof Unreadable;
             starts[i] = unreadable ? Start.FAILED : i == source ? Start.CURRENT : Start.FULL_SYNC;
             roles[i] = i == source ? Superblock.ROLE_ACTIVE : Superblock.ROLE_FULL;
-            report.add(unreadable ? "unreadable: failed" : i == source ? "new, the source of the initial copy"
-                    : "new: full copy of replica " + source);
+            report.add(
+                    unreadable
+                            ? "unreadable: failed"
+                            : i == source
+                                    ? "new, the source of the initial copy"
+                                    : "new: full copy of replica " + source);
         }
         if (starts[source] == Start.FAILED) {
             throw new MirrorAssemblyException("replica " + source + " (" + replicas[source] + ") of a new mirror "
@@ -332,8 +354,8 @@ final class MirrorAssembly {
         for (int i = 0; i < n; i++) {
             members[i] = newMemberId();
         }
-        Superblock base = new Superblock(randomId(), 0, 0, region, false, dataOffset, dataSize, bitmapBytes,
-                roles, members);
+        Superblock base =
+                new Superblock(randomId(), 0, 0, region, false, dataOffset, dataSize, bitmapBytes, roles, members);
         long regions = (dataSize + region - 1) / region;
         return new Plan(base, true, starts, new DirtyMap(regions), source, report, members);
     }
@@ -348,8 +370,9 @@ final class MirrorAssembly {
                         .concatMap(c -> {
                             int from = c * READ_CHUNK;
                             int len = (int) roundUp(Math.min(READ_CHUNK, bytes - from), 512);
-                            return Support.<ByteBuf>call(() -> replicas[i].read(Superblock.BITMAP_OFFSET + from, len,
-                                    ByteBufAllocator.DEFAULT)).doOnNext(buf -> {
+                            return Support.<ByteBuf>call(() -> replicas[i].read(
+                                            Superblock.BITMAP_OFFSET + from, len, ByteBufAllocator.DEFAULT))
+                                    .doOnNext(buf -> {
                                         try {
                                             for (int k = 0; k < buf.readableBytes() && from + k < bytes; k++) {
                                                 int x = buf.getUnsignedByte(buf.readerIndex() + k);
@@ -376,7 +399,9 @@ final class MirrorAssembly {
                 .then()
                 .doOnSuccess(v -> {
                     if (p.bitmap().count() > 0) {
-                        log.info("mirror {}: {} regions marked in the write-intent bitmap", p.base().mirrorId(),
+                        log.info(
+                                "mirror {}: {} regions marked in the write-intent bitmap",
+                                p.base().mirrorId(),
                                 p.bitmap().count());
                     }
                 });

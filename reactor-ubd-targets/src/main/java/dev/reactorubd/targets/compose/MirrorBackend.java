@@ -1,8 +1,8 @@
 package dev.reactorubd.targets.compose;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.time.Duration;
@@ -28,7 +28,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.function.Function;
-import java.util.function.IntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
@@ -87,6 +86,7 @@ import reactor.core.scheduler.Schedulers;
 public final class MirrorBackend extends ComposableBackend {
     /** The default dirty-map granularity: 64 KiB. */
     public static final int DEFAULT_REGION_BYTES = 64 << 10;
+
     private static final Logger log = LoggerFactory.getLogger(MirrorBackend.class);
 
     private final Shared s;
@@ -96,6 +96,7 @@ public final class MirrorBackend extends ComposableBackend {
     private final Scheduler loop;
     /** The queue of a bound view; null when unbound. */
     private final UbdQueue queue;
+
     private final ByteBufAllocator copyAllocator;
 
     MirrorBackend(int regionBytes, BlockBackend[] replicas) {
@@ -144,13 +145,25 @@ public final class MirrorBackend extends ComposableBackend {
                 MirrorBackend m = new MirrorBackend(plan, options, checked);
                 StringBuilder report = new StringBuilder();
                 for (int i = 0; i < checked.length; i++) {
-                    report.append(i == 0 ? "" : "; ").append(i).append(" (").append(checked[i]).append("): ")
+                    report.append(i == 0 ? "" : "; ")
+                            .append(i)
+                            .append(" (")
+                            .append(checked[i])
+                            .append("): ")
                             .append(plan.report().get(i));
                 }
-                log.info("mirror {} {} ({} bytes of data at offset {}, events {}): {}", plan.base().mirrorId(),
-                        plan.created() ? "created" : "assembled", plan.base().dataSize(), plan.base().dataOffset(),
-                        plan.base().events(), report);
-                return m.s.journal.start().then(Mono.fromRunnable(m.s::startResyncs)).thenReturn(m);
+                log.info(
+                        "mirror {} {} ({} bytes of data at offset {}, events {}): {}",
+                        plan.base().mirrorId(),
+                        plan.created() ? "created" : "assembled",
+                        plan.base().dataSize(),
+                        plan.base().dataOffset(),
+                        plan.base().events(),
+                        report);
+                return m.s.journal
+                        .start()
+                        .then(Mono.fromRunnable(m.s::startResyncs))
+                        .thenReturn(m);
             });
         });
     }
@@ -201,8 +214,7 @@ public final class MirrorBackend extends ComposableBackend {
     }
 
     /** A slot as one view sees it: the member, and its backend as bound to the view's queue. */
-    private record Seat(Member member, BlockBackend part) {
-    }
+    private record Seat(Member member, BlockBackend part) {}
 
     /**
      * Slot {@code r}'s seat, counted in flight, if the slot's state word is still {@code st} (read before); else null.
@@ -390,8 +402,10 @@ public final class MirrorBackend extends ComposableBackend {
         while (true) {
             r = s.pickReadable(tried);
             if (r < 0) {
-                return Mono.error(Support.ioError(Errno.EIO, "no in-sync replica could read " + offset + "+" + length
-                        + (last != null ? " (last error: " + Support.describe(last) + ")" : "")));
+                return Mono.error(Support.ioError(
+                        Errno.EIO,
+                        "no in-sync replica could read " + offset + "+" + length
+                                + (last != null ? " (last error: " + Support.describe(last) + ")" : "")));
             }
             long st = s.states.get(r);
             if (Shared.stateOf(st) == ReplicaState.IN_SYNC && (seat = enter(r, st)) != null) {
@@ -430,8 +444,14 @@ public final class MirrorBackend extends ComposableBackend {
         int length = data.readableBytes();
         Mono<Void> bad = Support.outOfRange(s.size, offset, length, this);
         // Each replica reads the data through its own indices.
-        return bad != null ? bad : update(offset, length, false, p -> p.part.write(s.dataOffset + offset, data.duplicate(), fua),
-                "write");
+        return bad != null
+                ? bad
+                : update(
+                        offset,
+                        length,
+                        false,
+                        p -> p.part.write(s.dataOffset + offset, data.duplicate(), fua),
+                        "write");
     }
 
     @Override
@@ -442,14 +462,22 @@ public final class MirrorBackend extends ComposableBackend {
     @Override
     public Mono<Void> discard(long offset, long length) {
         Mono<Void> bad = check(offset, length, Capability.DISCARD);
-        return bad != null ? bad : update(offset, length, false, p -> p.part.discard(s.dataOffset + offset, length), "discard");
+        return bad != null
+                ? bad
+                : update(offset, length, false, p -> p.part.discard(s.dataOffset + offset, length), "discard");
     }
 
     @Override
     public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
         Mono<Void> bad = check(offset, length, Capability.WRITE_ZEROES);
-        return bad != null ? bad : update(offset, length, false,
-                p -> p.part.writeZeroes(s.dataOffset + offset, length, noUnmap), "write-zeroes");
+        return bad != null
+                ? bad
+                : update(
+                        offset,
+                        length,
+                        false,
+                        p -> p.part.writeZeroes(s.dataOffset + offset, length, noUnmap),
+                        "write-zeroes");
     }
 
     private Mono<Void> check(long offset, long length, Capability c) {
@@ -458,8 +486,7 @@ public final class MirrorBackend extends ComposableBackend {
     }
 
     /** Sends a modifying request to every replica in or coming into sync; see the class comment. */
-    private Mono<Void> update(long offset, long length, boolean isFlush, Function<Seat, Mono<Void>> op,
-            String what) {
+    private Mono<Void> update(long offset, long length, boolean isFlush, Function<Seat, Mono<Void>> op, String what) {
         return Mono.defer(() -> {
             boolean track = length > 0;
             long first = track ? offset / s.region : 0;
@@ -514,14 +541,14 @@ public final class MirrorBackend extends ComposableBackend {
             };
             if (count == 0) {
                 finish.run();
-                return Mono.error(Support.ioError(Errno.EIO, "every replica has failed; the " + what + " reached none"));
+                return Mono.error(
+                        Support.ioError(Errno.EIO, "every replica has failed; the " + what + " reached none"));
             }
             boolean lostOne = false;
             for (boolean k : skipped) {
                 lostOne |= k;
             }
-            AtomicBoolean failedOne = new AtomicBoolean(
-                    lostOne);
+            AtomicBoolean failedOne = new AtomicBoolean(lostOne);
             AtomicInteger ok = new AtomicInteger();
             Mono<?>[] calls = new Mono<?>[count];
             for (int i = 0; i < count; i++) {
@@ -536,8 +563,13 @@ public final class MirrorBackend extends ComposableBackend {
                         })
                         .onErrorResume(e -> {
                             failedOne.set(true);
-                            s.partFailed(seat.member, isFlush, first, last, what + (track ? " of " + offset + "+" + length : "")
-                                    + " failed: " + Support.describe(e));
+                            s.partFailed(
+                                    seat.member,
+                                    isFlush,
+                                    first,
+                                    last,
+                                    what + (track ? " of " + offset + "+" + length : "") + " failed: "
+                                            + Support.describe(e));
                             return Mono.empty();
                         });
             }
@@ -551,8 +583,9 @@ public final class MirrorBackend extends ComposableBackend {
             }
             int sent0 = count;
             return (gate == null ? sent : gate.then(sent))
-                    .then(Mono.defer(() -> ok.get() > 0 ? Mono.<Void>empty() : Mono.error(Support.ioError(Errno.EIO,
-                            "no in-sync replica took the " + what))))
+                    .then(Mono.defer(() -> ok.get() > 0
+                            ? Mono.<Void>empty()
+                            : Mono.error(Support.ioError(Errno.EIO, "no in-sync replica took the " + what))))
                     .doFinally(sig -> {
                         finish.run();
                         if (sig == SignalType.CANCEL && track && sent0 > 1) {
@@ -574,8 +607,8 @@ public final class MirrorBackend extends ComposableBackend {
                     if (buf.readableBytes() != len) {
                         int got = buf.readableBytes();
                         buf.release();
-                        return Mono.error(new SourceFailure(Support.ioError(Errno.EIO, "the read answered " + got
-                                + " bytes of " + len)));
+                        return Mono.error(new SourceFailure(
+                                Support.ioError(Errno.EIO, "the read answered " + got + " bytes of " + len)));
                     }
                     Mono<Void> w = Mono.defer(() -> Support.<Void>call(() -> dst.part.write(off, buf, false)));
                     return (loop == null ? w : w.subscribeOn(loop)).doFinally(sig -> buf.release());
@@ -619,7 +652,7 @@ public final class MirrorBackend extends ComposableBackend {
                 if (view == null) {
                     return bind(queue);
                 }
-                queue.onTerminated().doFinally(sig -> s.views.remove(view)).subscribe(v -> { }, e -> { });
+                queue.onTerminated().doFinally(sig -> s.views.remove(view)).subscribe(v -> {}, e -> {});
                 return Mono.just(view);
             });
         });
@@ -660,6 +693,7 @@ public final class MirrorBackend extends ComposableBackend {
         final AtomicReferenceArray<Member> members;
         /** Replaced replicas waiting for their requests in flight to end before they are closed. */
         final Set<Member> retiring = ConcurrentHashMap.newKeySet();
+
         final int n;
         final long regions;
         final long size;
@@ -671,6 +705,7 @@ public final class MirrorBackend extends ComposableBackend {
         final AtomicIntegerArray skippers;
         /** Per replica: a flush failed on it, so everything must be copied on reinstate. */
         final AtomicIntegerArray fullResync;
+
         final Generations writes = new Generations();
         final AtomicInteger nextRead = new AtomicInteger();
         final AtomicLong copied = new AtomicLong();
@@ -681,6 +716,7 @@ public final class MirrorBackend extends ComposableBackend {
          * flight: a close stops them all, so that no copy outlives the mirror (holding its buffer).
          */
         final Set<Resync> running = ConcurrentHashMap.newKeySet();
+
         final Queue<HealthEvent> pending = new ConcurrentLinkedQueue<>();
         final AtomicInteger emitting = new AtomicInteger();
         final Sinks.Many<HealthEvent> sink = Sinks.many().multicast().directBestEffort();
@@ -696,12 +732,13 @@ public final class MirrorBackend extends ComposableBackend {
         final AtomicIntegerArray crashResync;
         /** The persistent mirror's id, or null. */
         final UUID mirrorId;
+
         final MirrorAssembly.Start[] starts;
 
         Shared(MirrorBackend unbound, int regionBytes, BlockBackend[] replicas) {
             if (regionBytes < 512 || regionBytes % 512 != 0) {
-                throw new IllegalArgumentException("the region must be a positive multiple of 512 bytes; was "
-                        + regionBytes);
+                throw new IllegalArgumentException(
+                        "the region must be a positive multiple of 512 bytes; was " + regionBytes);
             }
             this.unbound = unbound;
             this.n = replicas.length;
@@ -759,10 +796,10 @@ public final class MirrorBackend extends ComposableBackend {
                 members.set(i, m);
                 DirtyMap dirty = m.dirty;
                 MirrorAssembly.Start st = plan.starts()[i];
-                states.set(i, (st == MirrorAssembly.Start.CURRENT ? ReplicaState.IN_SYNC : ReplicaState.FAILED)
-                        .ordinal());
+                states.set(
+                        i, (st == MirrorAssembly.Start.CURRENT ? ReplicaState.IN_SYNC : ReplicaState.FAILED).ordinal());
                 switch (st) {
-                    case CURRENT -> { }
+                    case CURRENT -> {}
                     case CRASH_RESYNC -> {
                         crashResync.set(i, 1);
                         copy(plan.bitmap(), dirty);
@@ -775,8 +812,8 @@ public final class MirrorBackend extends ComposableBackend {
                     case FAILED -> fullResync.set(i, 1);
                 }
             }
-            this.journal = new MirrorJournal(new JournalHost(this), n, base, base.events(), plan.bitmap(),
-                    options.clearDelay());
+            this.journal = new MirrorJournal(
+                    new JournalHost(this), n, base, base.events(), plan.bitmap(), options.clearDelay());
         }
 
         /** The unbound mirror's seats: every member with its own backend. */
@@ -808,11 +845,15 @@ public final class MirrorBackend extends ComposableBackend {
             for (int i = 0; i < n; i++) {
                 MirrorAssembly.Start st = starts[i];
                 if (st != MirrorAssembly.Start.CURRENT && st != MirrorAssembly.Start.FAILED) {
-                    reinstate(i, "assembled " + switch (st) {
-                        case CRASH_RESYNC -> "after an unclean shutdown";
-                        case BITMAP_RESYNC -> "stale";
-                        default -> "blank or untrusted: full sync";
-                    }).subscribe(v -> { }, e -> { });
+                    reinstate(
+                                    i,
+                                    "assembled "
+                                            + switch (st) {
+                                                case CRASH_RESYNC -> "after an unclean shutdown";
+                                                case BITMAP_RESYNC -> "stale";
+                                                default -> "blank or untrusted: full sync";
+                                            })
+                            .subscribe(v -> {}, e -> {});
                 }
             }
         }
@@ -821,10 +862,12 @@ public final class MirrorBackend extends ComposableBackend {
         byte role(int r) {
             return switch (state(r)) {
                 case IN_SYNC -> Superblock.ROLE_ACTIVE;
-                case RESYNCING -> fullSync.get(r) != 0 ? Superblock.ROLE_FULL
-                        : crashResync.get(r) != 0 ? Superblock.ROLE_ACTIVE : Superblock.ROLE_RESYNCING;
-                case FAILED -> fullSync.get(r) != 0 || fullResync.get(r) != 0 ? Superblock.ROLE_FULL
-                        : Superblock.ROLE_FAILED;
+                case RESYNCING ->
+                    fullSync.get(r) != 0
+                            ? Superblock.ROLE_FULL
+                            : crashResync.get(r) != 0 ? Superblock.ROLE_ACTIVE : Superblock.ROLE_RESYNCING;
+                case FAILED ->
+                    fullSync.get(r) != 0 || fullResync.get(r) != 0 ? Superblock.ROLE_FULL : Superblock.ROLE_FAILED;
             };
         }
 
@@ -949,11 +992,20 @@ public final class MirrorBackend extends ComposableBackend {
                 Member m = targets[i].member;
                 int r = m.slot;
                 if (r != keep && members.get(r) == m && state(r) != ReplicaState.FAILED) {
-                    partFailed(m, false, first, last, what + " was given up (timed out) before every replica "
-                            + "answered; its regions are copied again from replica " + keep);
+                    partFailed(
+                            m,
+                            false,
+                            first,
+                            last,
+                            what + " was given up (timed out) before every replica "
+                                    + "answered; its regions are copied again from replica " + keep);
                     reinstate(r, "regions of a given-up write to copy from replica " + keep)
-                            .subscribe(null, e -> log.warn("mirror replica {}: resync after a given-up write failed: {}",
-                                    r, Support.describe(e)));
+                            .subscribe(
+                                    null,
+                                    e -> log.warn(
+                                            "mirror replica {}: resync after a given-up write failed: {}",
+                                            r,
+                                            Support.describe(e)));
                 }
             }
         }
@@ -988,12 +1040,12 @@ public final class MirrorBackend extends ComposableBackend {
                 return Mono.error(new MirrorReplaceException(MirrorReplaceException.Reason.NOT_NOW, notNow));
             }
             if (!replacing.compareAndSet(r, 0, 1)) {
-                return Mono.error(new MirrorReplaceException(MirrorReplaceException.Reason.NOT_NOW, "replica " + r
-                        + " is being replaced already: wait for that replace to end"));
+                return Mono.error(new MirrorReplaceException(
+                        MirrorReplaceException.Reason.NOT_NOW,
+                        "replica " + r + " is being replaced already: wait for that replace to end"));
             }
             Mono<Void> checked = journal == null ? Mono.empty() : checkStart(r, with);
-            return checked
-                    .then(Mono.defer(() -> swap(r, with, new IdentityHashMap<>(), 0)))
+            return checked.then(Mono.defer(() -> swap(r, with, new IdentityHashMap<>(), 0)))
                     // Before the outcome is signalled (not after, as doFinally): a caller may retry at once.
                     .doOnTerminate(() -> replacing.set(r, 0))
                     .doOnCancel(() -> replacing.set(r, 0));
@@ -1008,9 +1060,11 @@ public final class MirrorBackend extends ComposableBackend {
             }
             long need = dataOffset + size;
             if (with.size() < need) {
-                return "the replacement (" + with + ") is " + (with.size() < 0 ? "of unknown size" : with.size()
-                        + " bytes") + "; replica " + r + " needs at least " + need + (dataOffset > 0 ? " ("
-                        + dataOffset + " of metadata and " + size + " of data)" : "") + ": give a larger one";
+                return "the replacement (" + with + ") is "
+                        + (with.size() < 0 ? "of unknown size" : with.size() + " bytes") + "; replica " + r
+                        + " needs at least " + need
+                        + (dataOffset > 0 ? " (" + dataOffset + " of metadata and " + size + " of data)" : "")
+                        + ": give a larger one";
             }
             BlockBackend[] after = new BlockBackend[n];
             for (int i = 0; i < n; i++) {
@@ -1045,18 +1099,27 @@ public final class MirrorBackend extends ComposableBackend {
             return MirrorAssembly.readSuperblock(with, r).flatMap(found -> switch (found) {
                 case MirrorAssembly.Blank b -> Mono.<Void>empty();
                 case MirrorAssembly.Valid v when v.sb().mirrorId().equals(mirrorId) -> Mono.<Void>empty();
-                case MirrorAssembly.Valid v -> Mono.<Void>error(new MirrorReplaceException(
-                        MirrorReplaceException.Reason.UNSUITABLE, "the replacement (" + with + ") is replica "
-                        + v.sb().slot() + " of another mirror (" + v.sb().mirrorId() + "): its data would be lost. "
-                        + "Give a blank replica, or zero its first " + MirrorAssembly.DATA_ALIGN + " bytes to reuse "
-                        + "it"));
-                case MirrorAssembly.Damaged d -> Mono.<Void>error(new MirrorReplaceException(
-                        MirrorReplaceException.Reason.UNSUITABLE, "the replacement (" + with + ") holds data but no "
-                        + "mirror superblock (" + d.why() + "): to reuse it as a blank replica, zero its first "
-                        + MirrorAssembly.DATA_ALIGN + " bytes (dd if=/dev/zero of=PATH bs=1M count=1 conv=notrunc)"));
-                case MirrorAssembly.Unreadable u -> Mono.<Void>error(new MirrorReplaceException(
-                        MirrorReplaceException.Reason.UNSUITABLE, "the replacement (" + with + ") could not be read ("
-                        + u.why() + "): give a working one"));
+                case MirrorAssembly.Valid v ->
+                    Mono.<Void>error(new MirrorReplaceException(
+                            MirrorReplaceException.Reason.UNSUITABLE,
+                            "the replacement (" + with + ") is replica "
+                                    + v.sb().slot() + " of another mirror (" + v.sb().mirrorId()
+                                    + "): its data would be lost. "
+                                    + "Give a blank replica, or zero its first " + MirrorAssembly.DATA_ALIGN
+                                    + " bytes to reuse "
+                                    + "it"));
+                case MirrorAssembly.Damaged d ->
+                    Mono.<Void>error(new MirrorReplaceException(
+                            MirrorReplaceException.Reason.UNSUITABLE,
+                            "the replacement (" + with + ") holds data but no "
+                                    + "mirror superblock (" + d.why()
+                                    + "): to reuse it as a blank replica, zero its first "
+                                    + MirrorAssembly.DATA_ALIGN
+                                    + " bytes (dd if=/dev/zero of=PATH bs=1M count=1 conv=notrunc)"));
+                case MirrorAssembly.Unreadable u ->
+                    Mono.<Void>error(new MirrorReplaceException(
+                            MirrorReplaceException.Reason.UNSUITABLE,
+                            "the replacement (" + with + ") could not be read (" + u.why() + "): give a working one"));
             });
         }
 
@@ -1064,8 +1127,7 @@ public final class MirrorBackend extends ComposableBackend {
          * Binds {@code with} to every view not in {@code bound} yet, then swaps it in under the lock if no view came
          * meanwhile (else binds the newcomers and tries again).
          */
-        private Mono<Void> swap(int r, BlockBackend with, Map<MirrorBackend, BlockBackend> bound,
-                int attempt) {
+        private Mono<Void> swap(int r, BlockBackend with, Map<MirrorBackend, BlockBackend> bound, int attempt) {
             List<MirrorBackend> unboundViews = new ArrayList<>();
             for (MirrorBackend v : views) {
                 if (!bound.containsKey(v)) {
@@ -1074,12 +1136,15 @@ public final class MirrorBackend extends ComposableBackend {
             }
             if (!unboundViews.isEmpty()) {
                 if (attempt > 8) {
-                    return Mono.error(new MirrorReplaceException(MirrorReplaceException.Reason.NOT_NOW, "queues kept "
-                            + "binding the mirror during the replace of replica " + r + ": retry"));
+                    return Mono.error(new MirrorReplaceException(
+                            MirrorReplaceException.Reason.NOT_NOW,
+                            "queues kept " + "binding the mirror during the replace of replica " + r + ": retry"));
                 }
                 return Flux.fromIterable(unboundViews)
-                        .concatMap(v -> with.bind(v.queue).switchIfEmpty(Mono.error(() -> new IllegalStateException(
-                                with + " bound nothing to " + v.queue))).doOnNext(b -> bound.put(v, b)))
+                        .concatMap(v -> with.bind(v.queue)
+                                .switchIfEmpty(Mono.error(
+                                        () -> new IllegalStateException(with + " bound nothing to " + v.queue)))
+                                .doOnNext(b -> bound.put(v, b)))
                         .then(Mono.defer(() -> swap(r, with, bound, attempt + 1)));
             }
             Member old;
@@ -1114,10 +1179,20 @@ public final class MirrorBackend extends ComposableBackend {
                 retiring.add(old);
             }
             drain();
-            log.info("mirror {}replica {}: {} replaces {}; full sync of {} regions", mirrorId == null ? ""
-                    : mirrorId + " ", r, with, old, regions);
-            reinstate(r, "replaced: full sync").subscribe(null, e -> log.warn("mirror replica {}: the full sync of "
-                    + "its replacement failed: {}", r, Support.describe(e)));
+            log.info(
+                    "mirror {}replica {}: {} replaces {}; full sync of {} regions",
+                    mirrorId == null ? "" : mirrorId + " ",
+                    r,
+                    with,
+                    old,
+                    regions);
+            reinstate(r, "replaced: full sync")
+                    .subscribe(
+                            null,
+                            e -> log.warn(
+                                    "mirror replica {}: the full sync of " + "its replacement failed: {}",
+                                    r,
+                                    Support.describe(e)));
             retire(old, System.nanoTime() + RETIRE_WAIT.toNanos());
             return journal == null ? Mono.empty() : journal.superblockBarrier();
         }
@@ -1137,13 +1212,23 @@ public final class MirrorBackend extends ComposableBackend {
                 return;
             }
             if (late) {
-                log.warn("mirror replica {}: the replaced {} still has {} requests in flight after {}; closing it "
-                        + "anyway", old.slot, old, left, RETIRE_WAIT);
+                log.warn(
+                        "mirror replica {}: the replaced {} still has {} requests in flight after {}; closing it "
+                                + "anyway",
+                        old.slot,
+                        old,
+                        left,
+                        RETIRE_WAIT);
             }
-            Support.<Void>call(old.backend::close).subscribe(null,
-                    e -> log.warn("mirror replica {}: closing the replaced {} failed: {}", old.slot, old,
-                            Support.describe(e)),
-                    () -> log.info("mirror replica {}: the replaced {} is closed", old.slot, old));
+            Support.<Void>call(old.backend::close)
+                    .subscribe(
+                            null,
+                            e -> log.warn(
+                                    "mirror replica {}: closing the replaced {} failed: {}",
+                                    old.slot,
+                                    old,
+                                    Support.describe(e)),
+                            () -> log.info("mirror replica {}: the replaced {} is closed", old.slot, old));
         }
 
         Mono<Void> reinstate(int r, String why) {
@@ -1165,7 +1250,10 @@ public final class MirrorBackend extends ComposableBackend {
                     }
                     Resync rs = new Resync(this, m);
                     resyncs.set(r, rs);
-                    transitionLocked(r, ReplicaState.FAILED, ReplicaState.RESYNCING,
+                    transitionLocked(
+                            r,
+                            ReplicaState.FAILED,
+                            ReplicaState.RESYNCING,
                             why + "; " + m.dirty.count() + " dirty regions to copy");
                     rs.schedule(0);
                     result = rs.done.asMono();
@@ -1181,9 +1269,14 @@ public final class MirrorBackend extends ComposableBackend {
             synchronized (lock) {
                 Member m = members.get(r);
                 // Copies first: one that ends re-marks its region before it stops counting, so the map is read after.
-                done = m.copying.get() == 0 && skippers.get(r) == 0 && m.dirty.count() == 0
-                        && transitionLocked(r, ReplicaState.RESYNCING, ReplicaState.IN_SYNC,
-                        "resync complete: " + copiedRegions + " regions copied");
+                done = m.copying.get() == 0
+                        && skippers.get(r) == 0
+                        && m.dirty.count() == 0
+                        && transitionLocked(
+                                r,
+                                ReplicaState.RESYNCING,
+                                ReplicaState.IN_SYNC,
+                                "resync complete: " + copiedRegions + " regions copied");
             }
             drain();
             return done;
@@ -1216,11 +1309,14 @@ public final class MirrorBackend extends ComposableBackend {
             // Clear what can be cleared and mark the superblocks clean, then close; the replicas are closed even when
             // that fails (the next open then finds an unclean mirror and resyncs the bitmap's regions).
             return journal.close()
-                    .doOnError(e -> log.warn("mirror {}: closing its metadata failed: {}", mirrorId,
-                            Support.describe(e)))
+                    .doOnError(
+                            e -> log.warn("mirror {}: closing its metadata failed: {}", mirrorId, Support.describe(e)))
                     .onErrorResume(e -> Mono.empty())
-                    .then(Mono.fromRunnable(() -> log.info("mirror {} closed at events {}{}", mirrorId,
-                            journal.events(), allInSync() ? ", clean" : ", degraded: " + statesText())))
+                    .then(Mono.fromRunnable(() -> log.info(
+                            "mirror {} closed at events {}{}",
+                            mirrorId,
+                            journal.events(),
+                            allInSync() ? ", clean" : ", degraded: " + statesText())))
                     .then(Support.closeAll(closing));
         }
 
@@ -1297,11 +1393,13 @@ public final class MirrorBackend extends ComposableBackend {
         final int r;
         /** The replica it copies to: a replace of its slot ends this resync. */
         final Member target;
+
         final Sinks.Empty<Void> done = Sinks.empty();
         long cursor;
         long copied;
         /** The timer of the next step, or the copy in flight: what {@link #cancel} stops. */
         volatile Disposable pending;
+
         volatile boolean cancelled;
 
         Resync(Shared s, Member target) {
@@ -1309,7 +1407,7 @@ public final class MirrorBackend extends ComposableBackend {
             this.r = target.slot;
             this.target = target;
             s.running.add(this);
-            done.asMono().doFinally(sig -> s.running.remove(this)).subscribe(null, e -> { });
+            done.asMono().doFinally(sig -> s.running.remove(this)).subscribe(null, e -> {});
         }
 
         void schedule(long delayMillis) {
@@ -1355,7 +1453,8 @@ public final class MirrorBackend extends ComposableBackend {
                 return;
             }
             long dstState = s.states.get(r);
-            if (Shared.stateOf(dstState) != ReplicaState.RESYNCING || s.resyncs.get(r) != this
+            if (Shared.stateOf(dstState) != ReplicaState.RESYNCING
+                    || s.resyncs.get(r) != this
                     || s.members.get(r) != target) {
                 done.tryEmitError(Support.ioError(Errno.EIO, "replica " + r + " failed again during its resync"));
                 return;
@@ -1398,33 +1497,41 @@ public final class MirrorBackend extends ComposableBackend {
             target.copying.incrementAndGet();
             target.dirty.clear(region);
             // Kept, so that a close stops it: its buffer is released then, even when a replica never answers.
-            Disposable copying = view.copy(from, to, region).doFinally(sig -> {
-                from.member.exit();
-                to.member.exit();
-                if (sig == SignalType.CANCEL) {
-                    target.copying.decrementAndGet(); // closed, or replaced: nothing of this replica matters
-                }
-            }).subscribe(null, e -> {
-                target.dirty.mark(region, region);
-                target.copying.decrementAndGet();
-                if (e instanceof SourceFailure f) {
-                    s.fail(from.member, "read failed while resyncing replica " + r + ": "
-                            + Support.describe(f.getCause()));
-                    schedule(0);
-                } else {
-                    abort("write of region " + region + " failed: " + Support.describe(e));
-                }
-            }, () -> {
-                if (s.writes.unchanged(region, generation)) {
-                    copied++;
-                    s.copied.incrementAndGet();
-                } else {
-                    // Written while it was copied: what was copied may be older than what the replica got.
-                    target.dirty.mark(region, region);
-                }
-                target.copying.decrementAndGet();
-                schedule(0);
-            });
+            Disposable copying = view.copy(from, to, region)
+                    .doFinally(sig -> {
+                        from.member.exit();
+                        to.member.exit();
+                        if (sig == SignalType.CANCEL) {
+                            target.copying.decrementAndGet(); // closed, or replaced: nothing of this replica matters
+                        }
+                    })
+                    .subscribe(
+                            null,
+                            e -> {
+                                target.dirty.mark(region, region);
+                                target.copying.decrementAndGet();
+                                if (e instanceof SourceFailure f) {
+                                    s.fail(
+                                            from.member,
+                                            "read failed while resyncing replica " + r + ": "
+                                                    + Support.describe(f.getCause()));
+                                    schedule(0);
+                                } else {
+                                    abort("write of region " + region + " failed: " + Support.describe(e));
+                                }
+                            },
+                            () -> {
+                                if (s.writes.unchanged(region, generation)) {
+                                    copied++;
+                                    s.copied.incrementAndGet();
+                                } else {
+                                    // Written while it was copied: what was copied may be older than what the replica
+                                    // got.
+                                    target.dirty.mark(region, region);
+                                }
+                                target.copying.decrementAndGet();
+                                schedule(0);
+                            });
             if (!copying.isDisposed()) { // else it ended already, and pending is the next step's timer
                 pending = copying;
                 if (cancelled) {

@@ -1,8 +1,8 @@
 package dev.reactorubd.targets.compose;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.BlockBackend.Capability;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -80,11 +80,9 @@ final class MirrorJournal {
         boolean unchanged(long region, long generation);
     }
 
-    private record Waiter(long first, long last, Sinks.Empty<Void> done) {
-    }
+    private record Waiter(long first, long last, Sinks.Empty<Void> done) {}
 
-    private record SbWaiter(long need, Sinks.Empty<Void> done) {
-    }
+    private record SbWaiter(long need, Sinks.Empty<Void> done) {}
 
     private final Host host;
     private final int slots;
@@ -101,6 +99,7 @@ final class MirrorJournal {
     private final Duration clearDelay;
     /** Only touched by rounds (one at a time). */
     private long events;
+
     private long[] candidates = new long[0];
     private long[] candidateGenerations = new long[0];
     private volatile boolean clearRequested;
@@ -293,10 +292,16 @@ final class MirrorJournal {
         Mono<Void> work = (doClear ? clear(closing, pages) : Mono.<Void>empty())
                 .then(Mono.defer(() -> doSb ? writeSuperblocks(closing && doSb) : Mono.empty()))
                 .then(Mono.defer(() -> writePages(pages)));
-        work.subscribe(null, e -> {
-            log.warn("mirror {}: metadata write failed on every replica: {}", base.mirrorId(), Support.describe(e));
-            finish(batch, sbWant, doSb, closing, e);
-        }, () -> finish(batch, sbWant, doSb, closing, null));
+        work.subscribe(
+                null,
+                e -> {
+                    log.warn(
+                            "mirror {}: metadata write failed on every replica: {}",
+                            base.mirrorId(),
+                            Support.describe(e));
+                    finish(batch, sbWant, doSb, closing, e);
+                },
+                () -> finish(batch, sbWant, doSb, closing, null));
     }
 
     private void finish(List<Waiter> batch, long sbWant, boolean doSb, boolean closing, Throwable error) {
@@ -305,8 +310,8 @@ final class MirrorJournal {
                 durable.mark(w.first, w.last);
                 w.done.tryEmitEmpty();
             } else {
-                w.done.tryEmitError(Support.ioError(Errno.EIO, "the write-intent bitmap reached no replica: "
-                        + Support.describe(error)));
+                w.done.tryEmitError(Support.ioError(
+                        Errno.EIO, "the write-intent bitmap reached no replica: " + Support.describe(error)));
             }
         }
         if (doSb) {
@@ -404,10 +409,13 @@ final class MirrorJournal {
                         m.exit();
                         return Mono.empty();
                     }
-                    return Support.<Void>call(m.backend::flush).onErrorResume(e -> {
-                        host.metadataFailed(m, true, "flush before clearing the bitmap failed: " + Support.describe(e));
-                        return Mono.empty();
-                    }).doFinally(sig -> m.exit());
+                    return Support.<Void>call(m.backend::flush)
+                            .onErrorResume(e -> {
+                                host.metadataFailed(
+                                        m, true, "flush before clearing the bitmap failed: " + Support.describe(e));
+                                return Mono.empty();
+                            })
+                            .doFinally(sig -> m.exit());
                 })
                 .then();
     }
@@ -440,9 +448,11 @@ final class MirrorJournal {
             images.add(page(p));
         }
         bitmapWrites.addAndGet(list.size());
-        return onEveryWritable("bitmap", (r, b) -> Flux.range(0, list.size())
-                .concatMap(i -> durableWrite(b, Superblock.BITMAP_OFFSET + list.get(i) * PAGE, images.get(i)))
-                .then());
+        return onEveryWritable(
+                "bitmap",
+                (r, b) -> Flux.range(0, list.size())
+                        .concatMap(i -> durableWrite(b, Superblock.BITMAP_OFFSET + list.get(i) * PAGE, images.get(i)))
+                        .then());
     }
 
     private byte[] page(long p) {
@@ -474,7 +484,8 @@ final class MirrorJournal {
                             })
                             .doFinally(sig -> m.exit());
                 })
-                .then(Mono.defer(() -> ok.get() > 0 || tried.get() == 0 ? Mono.<Void>empty()
+                .then(Mono.defer(() -> ok.get() > 0 || tried.get() == 0
+                        ? Mono.<Void>empty()
                         : Mono.error(Support.ioError(Errno.EIO, what + " write failed on every replica"))));
     }
 

@@ -16,12 +16,11 @@ public record MirrorOptions(int regionBytes, int assumeCurrent, Duration clearDe
     /** Checks the values. */
     public MirrorOptions {
         if (regionBytes < 512 || regionBytes % 512 != 0) {
-            throw new IllegalArgumentException("the mirror's region must be a positive multiple of 512 bytes; was "
-                    + regionBytes);
+            throw new IllegalArgumentException(
+                    "the mirror's region must be a positive multiple of 512 bytes; was " + regionBytes);
         }
         if (assumeCurrent < -1) {
-            throw new IllegalArgumentException("assume-current must name a replica (0, 1, ...); was "
-                    + assumeCurrent);
+            throw new IllegalArgumentException("assume-current must name a replica (0, 1, ...); was " + assumeCurrent);
         }
         if (clearDelay == null || clearDelay.isNegative() || clearDelay.isZero()) {
             throw new IllegalArgumentException("the bitmap's clear delay must be positive; was " + clearDelay);

@@ -1,9 +1,9 @@
 package dev.reactorubd.targets.compose;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.time.Duration;
@@ -110,8 +110,15 @@ public final class RetryBackend extends DecoratorBackend {
             }
             Duration wait = backoff.multipliedBy(1L << Math.min(n - 1, 20));
             retries.increment();
-            log.debug("{} at {} on {} failed ({}); try {} of {} in {}", op, offset, delegate, Support.describe(e),
-                    n + 1, attempts, wait);
+            log.debug(
+                    "{} at {} on {} failed ({}); try {} of {} in {}",
+                    op,
+                    offset,
+                    delegate,
+                    Support.describe(e),
+                    n + 1,
+                    attempts,
+                    wait);
             return Mono.delay(wait, timers()).then(Mono.defer(() -> attempt(call, op, offset, n + 1)));
         });
     }

@@ -1,9 +1,9 @@
 package dev.reactorubd.targets.compose;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.compose.Layout.Piece;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.CompositeByteBuf;
@@ -61,13 +61,16 @@ abstract class SplitBackend extends ComposableBackend {
 
     private Mono<ByteBuf> assemble(Object[] bufs, List<Piece> pieces, ByteBufAllocator allocator) {
         for (int i = 0; i < bufs.length; i++) {
-            if (!(bufs[i] instanceof ByteBuf b) || b.readableBytes() != pieces.get(i).length()) {
+            if (!(bufs[i] instanceof ByteBuf b)
+                    || b.readableBytes() != pieces.get(i).length()) {
                 for (Object o : bufs) {
                     ReferenceCountUtil.release(o);
                 }
                 Piece p = pieces.get(i);
-                return Mono.error(Support.ioError(Errno.EIO, parts[p.part()] + " answered a read of " + p.length()
-                        + " bytes with " + (bufs[i] instanceof ByteBuf b ? b.readableBytes() + " bytes" : "nothing")));
+                return Mono.error(Support.ioError(
+                        Errno.EIO,
+                        parts[p.part()] + " answered a read of " + p.length() + " bytes with "
+                                + (bufs[i] instanceof ByteBuf b ? b.readableBytes() + " bytes" : "nothing")));
             }
         }
         CompositeByteBuf out = allocator.compositeDirectBuffer(bufs.length);
@@ -90,28 +93,36 @@ abstract class SplitBackend extends ComposableBackend {
             return Support.call(() -> parts[p.part()].write(p.partOffset(), data, fua));
         }
         int from = data.readerIndex();
-        return each(pieces, p -> parts[p.part()].write(p.partOffset(),
-                data.slice(from + (int) p.at(), (int) p.length()), fua));
+        return each(
+                pieces,
+                p -> parts[p.part()].write(p.partOffset(), data.slice(from + (int) p.at(), (int) p.length()), fua));
     }
 
     @Override
     public final Mono<Void> discard(long offset, long length) {
         Mono<Void> bad = check(offset, length, Capability.DISCARD);
-        return bad != null ? bad : each(layout.split(offset, length),
-                p -> parts[p.part()].discard(p.partOffset(), p.length()));
+        return bad != null
+                ? bad
+                : each(layout.split(offset, length), p -> parts[p.part()].discard(p.partOffset(), p.length()));
     }
 
     @Override
     public final Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
         Mono<Void> bad = check(offset, length, Capability.WRITE_ZEROES);
-        return bad != null ? bad : each(layout.split(offset, length),
-                p -> parts[p.part()].writeZeroes(p.partOffset(), p.length(), noUnmap));
+        return bad != null
+                ? bad
+                : each(
+                        layout.split(offset, length),
+                        p -> parts[p.part()].writeZeroes(p.partOffset(), p.length(), noUnmap));
     }
 
     @Override
     public final Mono<Void> flush() {
-        return Join.all(Arrays.stream(parts).filter(Support::hasFlush)
-                .map(p -> Support.<Void>call(p::flush)).toArray(Mono<?>[]::new)).then();
+        return Join.all(Arrays.stream(parts)
+                        .filter(Support::hasFlush)
+                        .map(p -> Support.<Void>call(p::flush))
+                        .toArray(Mono<?>[]::new))
+                .then();
     }
 
     private Mono<Void> check(long offset, long length, Capability c) {

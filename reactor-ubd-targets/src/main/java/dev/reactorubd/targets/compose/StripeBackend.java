@@ -23,8 +23,12 @@ public final class StripeBackend extends SplitBackend {
     static StripeBackend of(int chunkBytes, BlockBackend[] parts) {
         checkChunk(chunkBytes);
         BlockBackend[] checked = Support.checkParts("stripe", parts, 1);
-        return new StripeBackend(chunkBytes, checked, new Layout.Stripe(chunkBytes, checked.length),
-                sizeOf(chunkBytes, checked), new AtomicBoolean());
+        return new StripeBackend(
+                chunkBytes,
+                checked,
+                new Layout.Stripe(chunkBytes, checked.length),
+                sizeOf(chunkBytes, checked),
+                new AtomicBoolean());
     }
 
     private StripeBackend(int chunkBytes, BlockBackend[] parts, Layout layout, long size, AtomicBoolean closed) {

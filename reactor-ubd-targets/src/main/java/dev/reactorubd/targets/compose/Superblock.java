@@ -26,8 +26,17 @@ import java.util.zip.CRC32C;
  *                    another one is known when it comes back; 0 where none was recorded (superblocks written before
  *                    member ids)
  */
-record Superblock(UUID mirrorId, int slot, long events, int regionBytes, boolean clean, long dataOffset, long dataSize,
-        long bitmapBytes, byte[] roles, long[] members) {
+record Superblock(
+        UUID mirrorId,
+        int slot,
+        long events,
+        int regionBytes,
+        boolean clean,
+        long dataOffset,
+        long dataSize,
+        long bitmapBytes,
+        byte[] roles,
+        long[] members) {
     static final int BYTES = 4096;
     static final long[] COPY_OFFSETS = {0, BYTES};
     static final long BITMAP_OFFSET = 2L * BYTES;
@@ -41,26 +50,23 @@ record Superblock(UUID mirrorId, int slot, long events, int regionBytes, boolean
     static final byte ROLE_RESYNCING = 2;
     /** Needs (or is getting) a full copy: its bitmap tells nothing (a blank replica, a flush that failed on it). */
     static final byte ROLE_FULL = 3;
+
     private static final int ROLES_AT = 128;
     private static final int MEMBERS_AT = 256;
     private static final int CRC_AT = BYTES - 4;
     static final int MAX_SLOTS = 64;
 
     /** The outcome of decoding one copy. */
-    sealed interface Decoded {
-    }
+    sealed interface Decoded {}
 
     /** Every byte is zero: never written. */
-    record Blank() implements Decoded {
-    }
+    record Blank() implements Decoded {}
 
     /** Not a superblock, or a damaged one: {@code why} says which. */
-    record Bad(String why) implements Decoded {
-    }
+    record Bad(String why) implements Decoded {}
 
     /** A valid superblock. */
-    record Good(Superblock sb) implements Decoded {
-    }
+    record Good(Superblock sb) implements Decoded {}
 
     Superblock {
         roles = roles.clone();
@@ -94,8 +100,8 @@ record Superblock(UUID mirrorId, int slot, long events, int regionBytes, boolean
     }
 
     Superblock withEvents(long e, boolean isClean, byte[] newRoles, long[] newMembers, int forSlot) {
-        return new Superblock(mirrorId, forSlot, e, regionBytes, isClean, dataOffset, dataSize, bitmapBytes, newRoles,
-                newMembers);
+        return new Superblock(
+                mirrorId, forSlot, e, regionBytes, isClean, dataOffset, dataSize, bitmapBytes, newRoles, newMembers);
     }
 
     /** The {@value #BYTES} bytes written to disk. */
@@ -167,8 +173,15 @@ record Superblock(UUID mirrorId, int slot, long events, int regionBytes, boolean
         long dataSize = b.getLong(72);
         long bitmapAt = b.getLong(80);
         long bitmapBytes = b.getLong(88);
-        if (count < 1 || count > MAX_SLOTS || slot < 0 || slot >= count || region < 512 || region % 512 != 0
-                || bitmapAt != BITMAP_OFFSET || dataSize <= 0 || dataOffset < BITMAP_OFFSET + bitmapBytes
+        if (count < 1
+                || count > MAX_SLOTS
+                || slot < 0
+                || slot >= count
+                || region < 512
+                || region % 512 != 0
+                || bitmapAt != BITMAP_OFFSET
+                || dataSize <= 0
+                || dataOffset < BITMAP_OFFSET + bitmapBytes
                 || bitmapBytes * 8 < (dataSize + region - 1) / region) {
             return new Bad("inconsistent fields (slot " + slot + " of " + count + ", region " + region + ", data "
                     + dataOffset + "+" + dataSize + ", bitmap " + bitmapBytes + " bytes)");
@@ -183,8 +196,8 @@ record Superblock(UUID mirrorId, int slot, long events, int regionBytes, boolean
         for (int i = 0; i < count; i++) {
             members[i] = b.getLong(MEMBERS_AT + 8 * i);
         }
-        return new Good(new Superblock(id, slot, events, region, clean, dataOffset, dataSize, bitmapBytes, roles,
-                members));
+        return new Good(
+                new Superblock(id, slot, events, region, clean, dataOffset, dataSize, bitmapBytes, roles, members));
     }
 
     static String roleName(byte role) {

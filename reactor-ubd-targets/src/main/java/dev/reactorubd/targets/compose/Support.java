@@ -1,11 +1,11 @@
 package dev.reactorubd.targets.compose;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
-import dev.reactorubd.server.RequestChecks;
 import dev.reactorubd.server.BlockBackend.Capability;
-import dev.reactorubd.Errno;
+import dev.reactorubd.server.RequestChecks;
 import java.util.EnumSet;
 import java.util.Set;
 import java.util.function.Supplier;
@@ -44,7 +44,8 @@ final class Support {
 
     /** EOPNOTSUPP when {@code c} is not among {@code caps}; else null. */
     static <T> Mono<T> unsupported(Set<Capability> caps, Capability c, Object who) {
-        return caps.contains(c) ? null
+        return caps.contains(c)
+                ? null
                 : Mono.error(new UbdIoException(Errno.EOPNOTSUPP, c + " is not supported by every part of " + who));
     }
 
@@ -81,15 +82,17 @@ final class Support {
     /** Binds every part to {@code queue}, in order (one after the other); a part that binds nothing is an error. */
     static Mono<BlockBackend[]> bindAll(BlockBackend[] parts, UbdQueue queue) {
         return Flux.fromArray(parts)
-                .concatMap(p -> p.bind(queue).switchIfEmpty(Mono.error(
-                        () -> new IllegalStateException(p + " bound nothing to " + queue))))
+                .concatMap(p -> p.bind(queue)
+                        .switchIfEmpty(Mono.error(() -> new IllegalStateException(p + " bound nothing to " + queue))))
                 .collectList()
                 .map(list -> list.toArray(new BlockBackend[0]));
     }
 
     /** Closes every part, one after the other; every part is closed even when one fails, then the first error. */
     static Mono<Void> closeAll(BlockBackend[] parts) {
-        return Flux.fromArray(parts).concatMapDelayError(p -> Support.<Void>call(p::close)).then();
+        return Flux.fromArray(parts)
+                .concatMapDelayError(p -> Support.<Void>call(p::close))
+                .then();
     }
 
     /** "EIO: message" for logs and health reasons. */

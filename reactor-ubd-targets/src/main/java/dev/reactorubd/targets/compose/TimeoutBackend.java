@@ -1,8 +1,8 @@
 package dev.reactorubd.targets.compose;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.util.ReferenceCountUtil;
@@ -160,8 +160,9 @@ public final class TimeoutBackend extends DecoratorBackend {
             if (answered.compareAndSet(false, true)) {
                 timedOut.increment();
                 log.debug("{} of {}+{} on {} timed out after {}", op, offset, length, delegate, timeout);
-                sink.error(Support.ioError(Errno.ETIMEDOUT, op + " of " + offset + "+" + length + " was not answered"
-                        + " within " + timeout));
+                sink.error(Support.ioError(
+                        Errno.ETIMEDOUT,
+                        op + " of " + offset + "+" + length + " was not answered" + " within " + timeout));
             }
         }
 

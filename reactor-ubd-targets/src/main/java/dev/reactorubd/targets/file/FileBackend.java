@@ -1,5 +1,6 @@
 package dev.reactorubd.targets.file;
 
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.Buffers;
@@ -7,7 +8,6 @@ import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.RequestChecks;
 import dev.reactorubd.server.ZeroCopyBackend;
-import dev.reactorubd.Errno;
 import dev.reactorubd.uring.IoUringAbi;
 import dev.reactorubd.uring.Libc;
 import dev.reactorubd.uring.LoopIo;
@@ -17,7 +17,6 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.uring.IoUringIoHandler;
-import io.netty.util.ReferenceCounted;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import java.nio.file.Path;
 import java.util.EnumSet;
@@ -93,10 +92,12 @@ public final class FileBackend implements BlockBackend {
     private final AtomicBoolean closed = new AtomicBoolean();
     /** Cleared once the file system refused fallocate for zeroing: from then on zeros are written. */
     private volatile boolean fallocateZeroes = true;
+
     private volatile ByteBuf zeros;
     private volatile MultiThreadIoEventLoopGroup ownLoop;
     /** Writes given up while in the kernel, which later overlapping writes wait for. */
     private final GivenUpWrites givenUp = new GivenUpWrites();
+
     private final Mono<Bound> own;
     /** The own loop's LoopIo, once made: a close lets its operations in flight end first. */
     private volatile LoopIo ownIo;
@@ -180,15 +181,17 @@ public final class FileBackend implements BlockBackend {
         this.aligned = direct ? new AlignedAllocator(options.allocator(), DIRECT_ALIGNMENT) : null;
         this.allocator = direct ? aligned : options.allocator();
         this.own = Mono.defer(() -> {
-            MultiThreadIoEventLoopGroup g = new MultiThreadIoEventLoopGroup(1,
-                    new DefaultThreadFactory("ubd-file-" + OWN_LOOPS.incrementAndGet(), true),
-                    IoUringIoHandler.newFactory());
-            ownLoop = g;
-            return LoopIo.register(g.next()).map(io -> {
-                ownIo = io;
-                return new Bound(io);
-            });
-        }).cache();
+                    MultiThreadIoEventLoopGroup g = new MultiThreadIoEventLoopGroup(
+                            1,
+                            new DefaultThreadFactory("ubd-file-" + OWN_LOOPS.incrementAndGet(), true),
+                            IoUringIoHandler.newFactory());
+                    ownLoop = g;
+                    return LoopIo.register(g.next()).map(io -> {
+                        ownIo = io;
+                        return new Bound(io);
+                    });
+                })
+                .cache();
     }
 
     /**
@@ -223,8 +226,8 @@ public final class FileBackend implements BlockBackend {
         int pathFd = Libc.openat(Libc.AT_FDCWD, path.toString(), Libc.O_PATH | Libc.O_CLOEXEC, 0);
         if (pathFd == -Errno.ENOENT && options.createSize() > 0 && !options.readOnly()) {
             // Created here, so a regular file: the descriptor is checked and reopened like any other.
-            pathFd = Libc.openat(Libc.AT_FDCWD, path.toString(), Libc.O_CREAT | Libc.O_RDWR | Libc.O_CLOEXEC
-                    | Libc.O_NOCTTY, 0644);
+            pathFd = Libc.openat(
+                    Libc.AT_FDCWD, path.toString(), Libc.O_CREAT | Libc.O_RDWR | Libc.O_CLOEXEC | Libc.O_NOCTTY, 0644);
         }
         if (pathFd == -Errno.ENOENT) {
             throw new UbdException(path + " does not exist: create it, or give a size to create it with", Errno.ENOENT);
@@ -265,12 +268,17 @@ public final class FileBackend implements BlockBackend {
             int type = (int) named[Libc.STAT_MODE] & Libc.S_IFMT;
             boolean blockDevice = type == Libc.S_IFBLK;
             if (type != Libc.S_IFREG && !(blockDevice && blockDevices)) {
-                throw new UbdException(path + " is " + describeType(type) + ", neither a regular file nor a block "
-                        + "device" + (blockDevices ? "" : " this caller accepts") + ": serve a regular file"
-                        + (blockDevices ? " or a block device" : ""), Errno.EINVAL);
+                throw new UbdException(
+                        path + " is " + describeType(type) + ", neither a regular file nor a block "
+                                + "device" + (blockDevices ? "" : " this caller accepts") + ": serve a regular file"
+                                + (blockDevices ? " or a block device" : ""),
+                        Errno.EINVAL);
             }
-            int flags = (options.readOnly() ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC | Libc.O_NOCTTY
-                    | (options.direct() ? Libc.O_DIRECT : 0) | (blockDevice && exclusive ? Libc.O_EXCL : 0);
+            int flags = (options.readOnly() ? Libc.O_RDONLY : Libc.O_RDWR)
+                    | Libc.O_CLOEXEC
+                    | Libc.O_NOCTTY
+                    | (options.direct() ? Libc.O_DIRECT : 0)
+                    | (blockDevice && exclusive ? Libc.O_EXCL : 0);
             fd = Libc.open("/proc/self/fd/" + pathFd, flags);
             if (fd == -Errno.ENOENT) {
                 throw new UbdException("cannot open " + path + " through /proc/self/fd: mount /proc", Errno.ENOENT);
@@ -280,9 +288,11 @@ public final class FileBackend implements BlockBackend {
             }
             long[] opened = new long[Libc.STAT_VALUES];
             r = Libc.fstat(fd, opened);
-            if (r < 0 || opened[Libc.STAT_DEV] != named[Libc.STAT_DEV] || opened[Libc.STAT_INO] != named[Libc.STAT_INO]) {
-                throw new UbdException("cannot open " + path + ": the file changed while it was opened; try again",
-                        Errno.EAGAIN);
+            if (r < 0
+                    || opened[Libc.STAT_DEV] != named[Libc.STAT_DEV]
+                    || opened[Libc.STAT_INO] != named[Libc.STAT_INO]) {
+                throw new UbdException(
+                        "cannot open " + path + ": the file changed while it was opened; try again", Errno.EAGAIN);
             }
             long size;
             if (blockDevice) {
@@ -292,16 +302,21 @@ public final class FileBackend implements BlockBackend {
                 if (options.createSize() > size && !options.readOnly()) {
                     r = Libc.ftruncate(fd, options.createSize());
                     if (r < 0) {
-                        throw new UbdException("cannot make " + path + " " + options.createSize() + " bytes long: "
-                                + Errno.describe(-r), -r);
+                        throw new UbdException(
+                                "cannot make " + path + " " + options.createSize() + " bytes long: "
+                                        + Errno.describe(-r),
+                                -r);
                     }
                     size = options.createSize();
                 }
             }
             if (size <= 0) {
-                throw new UbdException(size == 0 ? path + " is empty: give the file a size first (truncate -s 1G "
-                        + path + ", or a create size)" : "cannot read the size of block device " + path + ": "
-                        + Errno.describe((int) size), size == 0 ? Errno.EINVAL : (int) -size);
+                throw new UbdException(
+                        size == 0
+                                ? path + " is empty: give the file a size first (truncate -s 1G " + path
+                                        + ", or a create size)"
+                                : "cannot read the size of block device " + path + ": " + Errno.describe((int) size),
+                        size == 0 ? Errno.EINVAL : (int) -size);
             }
             FileBackend b = new FileBackend(path, fd, size, blockDevice, options);
             fd = -1;
@@ -337,8 +352,11 @@ public final class FileBackend implements BlockBackend {
     private static String openError(Path path, Options options, int errno) {
         String why = "cannot open " + path + ": " + Errno.describe(-errno);
         return switch (errno) {
-            case Errno.EINVAL -> options.direct() ? why + "; its file system does not support O_DIRECT (tmpfs, "
-                    + "say): open it buffered, or move it" : why;
+            case Errno.EINVAL ->
+                options.direct()
+                        ? why + "; its file system does not support O_DIRECT (tmpfs, "
+                                + "say): open it buffered, or move it"
+                        : why;
             case Errno.EACCES, Errno.EPERM -> why + "; check its permissions, or open it read-only";
             case Errno.EROFS -> why + "; the file system is read-only: open it read-only";
             case Errno.EBUSY -> why + "; the block device is in use (mounted, or held by another driver)";
@@ -374,7 +392,8 @@ public final class FileBackend implements BlockBackend {
 
     @Override
     public Set<Capability> capabilities() {
-        EnumSet<Capability> caps = readOnly ? EnumSet.noneOf(Capability.class)
+        EnumSet<Capability> caps = readOnly
+                ? EnumSet.noneOf(Capability.class)
                 : EnumSet.of(Capability.FLUSH, Capability.FUA, Capability.DISCARD, Capability.WRITE_ZEROES);
         if (!direct) {
             caps.add(Capability.ZERO_COPY); // see the class comment: O_DIRECT would refuse ublk's alignment
@@ -393,7 +412,7 @@ public final class FileBackend implements BlockBackend {
     public Mono<BlockBackend> bind(UbdQueue queue) {
         return LoopIo.register(queue.loop()).map(io -> {
             // A mirror's resync may still read through it when its queue ends: let that finish and release first.
-            queue.onTerminated().doFinally(s -> io.closeWhenIdleOnLoop()).subscribe(null, e -> { });
+            queue.onTerminated().doFinally(s -> io.closeWhenIdleOnLoop()).subscribe(null, e -> {});
             return new Bound(io);
         });
     }
@@ -430,33 +449,37 @@ public final class FileBackend implements BlockBackend {
     @Override
     public Mono<Void> close() {
         return Mono.fromRunnable(() -> {
-            if (!closed.compareAndSet(false, true)) {
-                return;
-            }
-            MultiThreadIoEventLoopGroup g = ownLoop;
-            LoopIo io = ownIo;
-            if (io != null) {
-                // Operations in flight when the loop stops never complete, and their buffers are lost: let them end
-                // (file operations take milliseconds; bounded anyway).
-                long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
-                try {
-                    while (io.loop().submit(io::inFlight).get(1, TimeUnit.SECONDS) > 0 && System.nanoTime() < end) {
-                        Thread.sleep(2);
+                    if (!closed.compareAndSet(false, true)) {
+                        return;
                     }
-                } catch (Exception e) {
-                    LOG.debug("{}: not waiting for its own loop's operations: {}", this, e.toString());
-                }
-            }
-            if (g != null) {
-                g.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
-            }
-            Libc.close(fd);
-            ByteBuf z = zeros;
-            if (z != null) {
-                z.release();
-            }
-            LOG.info("closed {}", this);
-        }).subscribeOn(Schedulers.boundedElastic()).then();
+                    MultiThreadIoEventLoopGroup g = ownLoop;
+                    LoopIo io = ownIo;
+                    if (io != null) {
+                        // Operations in flight when the loop stops never complete, and their buffers are lost: let them
+                        // end
+                        // (file operations take milliseconds; bounded anyway).
+                        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
+                        try {
+                            while (io.loop().submit(io::inFlight).get(1, TimeUnit.SECONDS) > 0
+                                    && System.nanoTime() < end) {
+                                Thread.sleep(2);
+                            }
+                        } catch (Exception e) {
+                            LOG.debug("{}: not waiting for its own loop's operations: {}", this, e.toString());
+                        }
+                    }
+                    if (g != null) {
+                        g.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+                    }
+                    Libc.close(fd);
+                    ByteBuf z = zeros;
+                    if (z != null) {
+                        z.release();
+                    }
+                    LOG.info("closed {}", this);
+                })
+                .subscribeOn(Schedulers.boundedElastic())
+                .then();
     }
 
     @Override
@@ -537,8 +560,8 @@ public final class FileBackend implements BlockBackend {
                             ByteBuf buf = (direct ? aligned : alloc).directBuffer(length, length);
                             if (!Buffers.isContiguousDirect(buf)) {
                                 buf.release();
-                                sink.error(new UbdIoException(Errno.EIO, alloc + " gave a buffer without one native "
-                                        + "address"));
+                                sink.error(new UbdIoException(
+                                        Errno.EIO, alloc + " gave a buffer without one native " + "address"));
                                 return;
                             }
                             Transfer t = new Transfer(io, false, offset, buf, length, 0, -1, sink, unclaimed);
@@ -605,8 +628,8 @@ public final class FileBackend implements BlockBackend {
                 return bad;
             }
             return Mono.create(sink -> onLoopIfOpen(sink, () -> {
-                Transfer t = new Transfer(io, true, offset, null, length, fua ? IoUringAbi.RWF_DSYNC : 0, bufferIndex,
-                        sink);
+                Transfer t =
+                        new Transfer(io, true, offset, null, length, fua ? IoUringAbi.RWF_DSYNC : 0, bufferIndex, sink);
                 givenUp.whenClear(offset, length, () -> onLoop(sink, () -> t.start(linkedCommit)));
             }));
         }
@@ -643,15 +666,17 @@ public final class FileBackend implements BlockBackend {
                 return writeZeros(offset, length);
             }
             int mode = noUnmap ? IoUringAbi.FALLOC_FL_ZERO_RANGE : IoUringAbi.FALLOC_FL_PUNCH_HOLE;
-            return fallocate("zeroing", offset, length, mode).onErrorResume(
-                    e -> e instanceof UbdIoException x && (x.errno() == Errno.EOPNOTSUPP || x.errno() == Errno.EINVAL),
-                    e -> {
-                        if (((UbdIoException) e).errno() == Errno.EOPNOTSUPP) {
-                            fallocateZeroes = false;
-                            LOG.info("{} cannot zero ranges with fallocate: writing zeros instead", path);
-                        }
-                        return writeZeros(offset, length);
-                    });
+            return fallocate("zeroing", offset, length, mode)
+                    .onErrorResume(
+                            e -> e instanceof UbdIoException x
+                                    && (x.errno() == Errno.EOPNOTSUPP || x.errno() == Errno.EINVAL),
+                            e -> {
+                                if (((UbdIoException) e).errno() == Errno.EOPNOTSUPP) {
+                                    fallocateZeroes = false;
+                                    LOG.info("{} cannot zero ranges with fallocate: writing zeros instead", path);
+                                }
+                                return writeZeros(offset, length);
+                            });
         }
 
         private Mono<Void> fallocate(String what, long offset, long length, int mode) {
@@ -662,17 +687,21 @@ public final class FileBackend implements BlockBackend {
         private Mono<Void> writeZeros(long offset, long length) {
             ByteBuf z = zeros();
             return Flux.range(0, (int) ((length + ZERO_CHUNK - 1) / ZERO_CHUNK))
-                    .concatMap(i -> {
-                        long at = offset + (long) i * ZERO_CHUNK;
-                        int n = (int) Math.min(ZERO_CHUNK, offset + length - at);
-                        return write(at, z.slice(0, n), false);
-                    }, 0)
+                    .concatMap(
+                            i -> {
+                                long at = offset + (long) i * ZERO_CHUNK;
+                                int n = (int) Math.min(ZERO_CHUNK, offset + length - at);
+                                return write(at, z.slice(0, n), false);
+                            },
+                            0)
                     .then();
         }
 
         /** One operation without data: its result is success (>= 0) or the errno. */
         private Mono<Void> simple(String what, Sqe sqe) {
-            return Mono.create(sink -> onLoop(sink, () -> io.submit(sqe, res -> {
+            return Mono.create(sink -> onLoop(
+                    sink,
+                    () -> io.submit(sqe, res -> {
                         if (res < 0) {
                             sink.error(failure(what, res));
                         } else {
@@ -745,13 +774,28 @@ public final class FileBackend implements BlockBackend {
         /** Whether a read's buffer was handed to the sink; on the loop. */
         private boolean handed;
 
-        Transfer(LoopIo io, boolean write, long offset, ByteBuf buf, int length, int rwFlags, int bufIndex,
-                 MonoSink<?> sink) {
+        Transfer(
+                LoopIo io,
+                boolean write,
+                long offset,
+                ByteBuf buf,
+                int length,
+                int rwFlags,
+                int bufIndex,
+                MonoSink<?> sink) {
             this(io, write, offset, buf, length, rwFlags, bufIndex, sink, null);
         }
 
-        Transfer(LoopIo io, boolean write, long offset, ByteBuf buf, int length, int rwFlags, int bufIndex,
-                 MonoSink<?> sink, Unclaimed unclaimed) {
+        Transfer(
+                LoopIo io,
+                boolean write,
+                long offset,
+                ByteBuf buf,
+                int length,
+                int rwFlags,
+                int bufIndex,
+                MonoSink<?> sink,
+                Unclaimed unclaimed) {
             this.unclaimed = unclaimed;
             this.io = io;
             this.write = write;
@@ -817,9 +861,15 @@ public final class FileBackend implements BlockBackend {
                 return;
             }
             inKernel = true;
-            if (linkedCommit == null || bufIndex < 0 || !io.submitLinked((write ? Sqe.writeFixed(fd, offset, 0L,
-                    length, bufIndex) : Sqe.readFixed(fd, offset, 0L, length, bufIndex)).withRwFlags(rwFlags), this,
-                    linkedCommit)) {
+            if (linkedCommit == null
+                    || bufIndex < 0
+                    || !io.submitLinked(
+                            (write
+                                            ? Sqe.writeFixed(fd, offset, 0L, length, bufIndex)
+                                            : Sqe.readFixed(fd, offset, 0L, length, bufIndex))
+                                    .withRwFlags(rwFlags),
+                            this,
+                            linkedCommit)) {
                 next();
             }
         }
@@ -827,12 +877,19 @@ public final class FileBackend implements BlockBackend {
         private void next() {
             inKernel = true;
             if (bufIndex >= 0) {
-                io.submit((write ? Sqe.writeFixed(fd, offset + done, address + done, length - done, bufIndex)
-                        : Sqe.readFixed(fd, offset + done, address + done, length - done, bufIndex))
-                        .withRwFlags(rwFlags), this);
+                io.submit(
+                        (write
+                                        ? Sqe.writeFixed(fd, offset + done, address + done, length - done, bufIndex)
+                                        : Sqe.readFixed(fd, offset + done, address + done, length - done, bufIndex))
+                                .withRwFlags(rwFlags),
+                        this);
             } else {
-                io.submit((write ? Sqe.write(fd, offset + done, address + done, length - done)
-                        : Sqe.read(fd, offset + done, address + done, length - done)).withRwFlags(rwFlags), this);
+                io.submit(
+                        (write
+                                        ? Sqe.write(fd, offset + done, address + done, length - done)
+                                        : Sqe.read(fd, offset + done, address + done, length - done))
+                                .withRwFlags(rwFlags),
+                        this);
             }
         }
 
@@ -859,17 +916,22 @@ public final class FileBackend implements BlockBackend {
                 next();
             } else if (res < 0) {
                 release();
-                sink.error(failure(write ? "writing " + length + " bytes at " + offset
-                        : "reading " + length + " bytes at " + offset, res));
+                sink.error(failure(
+                        write
+                                ? "writing " + length + " bytes at " + offset
+                                : "reading " + length + " bytes at " + offset,
+                        res));
             } else if (res == 0) {
                 if (write) {
                     release();
-                    sink.error(new UbdIoException(Errno.EIO, "writing at " + (offset + done) + " on " + path
-                            + " moved no byte"));
+                    sink.error(new UbdIoException(
+                            Errno.EIO, "writing at " + (offset + done) + " on " + path + " moved no byte"));
                 } else if (buf == null) {
                     // A request's registered pages cannot be zeroed from here: say so rather than leave stale data.
-                    sink.error(new UbdIoException(Errno.EIO, "reading at " + (offset + done) + " on " + path
-                            + " found the end of the file: it shrank since it was opened"));
+                    sink.error(new UbdIoException(
+                            Errno.EIO,
+                            "reading at " + (offset + done) + " on " + path
+                                    + " found the end of the file: it shrank since it was opened"));
                 } else {
                     // End of file (the file shrank since it was opened): the rest reads as zeros.
                     buf.setZero(done, length - done);

@@ -16,7 +16,7 @@ final class GivenUpWrites {
         }
     }
 
-    private record Waiter(long offset, long length, Runnable start) { }
+    private record Waiter(long offset, long length, Runnable start) {}
 
     private final List<Range> inKernel = new ArrayList<>();
     private final List<Waiter> waiters = new ArrayList<>();

@@ -41,7 +41,14 @@ final class Handshake extends ChannelInboundHandlerAdapter {
     /** The largest buffer any handshake held, for tests and debugging: see {@link #handlerRemoved}. */
     static final AtomicInteger LARGEST_BUFFER = new AtomicInteger();
 
-    private enum State { GREETING, STARTTLS_REPLY, TLS, GO_REPLIES, EXPORT_NAME_REPLY, DONE }
+    private enum State {
+        GREETING,
+        STARTTLS_REPLY,
+        TLS,
+        GO_REPLIES,
+        EXPORT_NAME_REPLY,
+        DONE
+    }
 
     private final String uri;
     private final byte[] exportName;
@@ -105,8 +112,8 @@ final class Handshake extends ChannelInboundHandlerAdapter {
                 in.discardReadBytes();
                 int n = Math.min(buf.readableBytes(), in.maxWritableBytes());
                 if (n == 0) {
-                    throw new NbdException(uri + " sent a handshake message longer than " + MAX_BUFFERED
-                            + " bytes; refusing it");
+                    throw new NbdException(
+                            uri + " sent a handshake message longer than " + MAX_BUFFERED + " bytes; refusing it");
                 }
                 in.writeBytes(buf, n);
                 State before = state;
@@ -114,8 +121,8 @@ final class Handshake extends ChannelInboundHandlerAdapter {
                 if (before != State.TLS && state == State.TLS && (buf.isReadable() || in.isReadable())) {
                     // These bytes came with the STARTTLS ack, in plain text, before the SslHandler was in front:
                     // only an attacker on the path sends those.
-                    throw new NbdException(uri + " sent data outside TLS after accepting NBD_OPT_STARTTLS; refusing"
-                            + " it");
+                    throw new NbdException(
+                            uri + " sent data outside TLS after accepting NBD_OPT_STARTTLS; refusing" + " it");
                 }
             }
             if (buf.isReadable() && succeeded) {
@@ -247,11 +254,15 @@ final class Handshake extends ChannelInboundHandlerAdapter {
                 throw new NbdException(uri + " answered NBD_OPT_STARTTLS with " + replyName(ot[1]) + "; refusing it");
             }
             String server = printable(data.toString(StandardCharsets.UTF_8));
-            throw new NbdException(uri + " refused TLS (NBD_OPT_STARTTLS answered " + replyName(ot[1])
-                    + (server.isEmpty() ? "" : ", server says: " + server) + "). The URI asks for TLS, so the client"
-                    + " does not go on in plain text: serve the export with TLS (qemu-nbd --object tls-creds-x509"
-                    + " --tls-creds; nbd-server certfile, keyfile, cacertfile), or use nbd:// where plain text is"
-                    + " acceptable [" + replyName(ot[1]) + "]", ot[1], null);
+            throw new NbdException(
+                    uri + " refused TLS (NBD_OPT_STARTTLS answered " + replyName(ot[1])
+                            + (server.isEmpty() ? "" : ", server says: " + server)
+                            + "). The URI asks for TLS, so the client"
+                            + " does not go on in plain text: serve the export with TLS (qemu-nbd --object tls-creds-x509"
+                            + " --tls-creds; nbd-server certfile, keyfile, cacertfile), or use nbd:// where plain text is"
+                            + " acceptable [" + replyName(ot[1]) + "]",
+                    ot[1],
+                    null);
         }
         if (data.isReadable()) {
             throw new NbdException(uri + " sent " + data.readableBytes() + " bytes with its NBD_OPT_STARTTLS ack");
@@ -301,7 +312,10 @@ final class Handshake extends ChannelInboundHandlerAdapter {
             case REP_ERR_UNSUP -> {
                 // An older server: choose the export the old way.
                 ByteBuf out = ctx.alloc().buffer(16 + exportName.length);
-                out.writeLong(IHAVEOPT).writeInt(OPT_EXPORT_NAME).writeInt(exportName.length).writeBytes(exportName);
+                out.writeLong(IHAVEOPT)
+                        .writeInt(OPT_EXPORT_NAME)
+                        .writeInt(exportName.length)
+                        .writeBytes(exportName);
                 send(ctx, out);
                 state = State.EXPORT_NAME_REPLY;
             }
@@ -331,20 +345,22 @@ final class Handshake extends ChannelInboundHandlerAdapter {
             }
             case INFO_BLOCK_SIZE -> {
                 if (data.readableBytes() != 12) {
-                    throw new NbdException(uri + " sent NBD_INFO_BLOCK_SIZE of " + (data.readableBytes() + 2)
-                            + " bytes");
+                    throw new NbdException(
+                            uri + " sent NBD_INFO_BLOCK_SIZE of " + (data.readableBytes() + 2) + " bytes");
                 }
                 minBlock = data.readInt();
                 prefBlock = data.readInt();
                 maxBlock = data.readInt();
                 if (minBlock < 1 || minBlock > 65536 || Integer.bitCount(minBlock) != 1) {
-                    throw new NbdException(uri + " announced a minimum block size of " + Integer.toUnsignedString(
-                            minBlock) + ", not a power of two up to 64 KiB; refusing the export");
+                    throw new NbdException(
+                            uri + " announced a minimum block size of " + Integer.toUnsignedString(minBlock)
+                                    + ", not a power of two up to 64 KiB; refusing the export");
                 }
                 if (prefBlock < minBlock || Integer.bitCount(prefBlock) != 1) {
-                    throw new NbdException(uri + " announced a preferred block size of " + Integer.toUnsignedString(
-                            prefBlock) + ", not a power of two of at least the minimum (" + minBlock
-                            + "); refusing the export");
+                    throw new NbdException(
+                            uri + " announced a preferred block size of " + Integer.toUnsignedString(prefBlock)
+                                    + ", not a power of two of at least the minimum (" + minBlock
+                                    + "); refusing the export");
                 }
             }
             default -> {
@@ -402,18 +418,22 @@ final class Handshake extends ChannelInboundHandlerAdapter {
     }
 
     private NbdException refusal(int type, String message) {
-        String name = exportName.length == 0 ? "the default export" : "export '"
-                + printable(new String(exportName, StandardCharsets.UTF_8)) + "'";
+        String name = exportName.length == 0
+                ? "the default export"
+                : "export '" + printable(new String(exportName, StandardCharsets.UTF_8)) + "'";
         String text = printable(message);
         String server = text.isEmpty() ? "" : " (server says: " + text + ")";
         String what = switch (type) {
-            case REP_ERR_UNKNOWN -> uri + " has no " + name + server
-                    + "; check the export name in the URI (nbd://HOST:PORT/EXPORT), e.g. with nbd-client -l or"
-                    + " nbdinfo --list";
-            case REP_ERR_POLICY -> uri + " refused " + name + " by its policy" + server
-                    + "; check the server's access rules (allow list, connection limits, client certificates)";
-            case REP_ERR_TLS_REQD -> uri + " requires TLS for " + name + server
-                    + "; connect with nbds:// (or nbds+unix://) and the server's CA (docs/security.md, NBD over TLS)";
+            case REP_ERR_UNKNOWN ->
+                uri + " has no " + name + server
+                        + "; check the export name in the URI (nbd://HOST:PORT/EXPORT), e.g. with nbd-client -l or"
+                        + " nbdinfo --list";
+            case REP_ERR_POLICY ->
+                uri + " refused " + name + " by its policy" + server
+                        + "; check the server's access rules (allow list, connection limits, client certificates)";
+            case REP_ERR_TLS_REQD ->
+                uri + " requires TLS for " + name + server
+                        + "; connect with nbds:// (or nbds+unix://) and the server's CA (docs/security.md, NBD over TLS)";
             case REP_ERR_SHUTDOWN -> uri + " is shutting down" + server + "; try again when it is back";
             case REP_ERR_UNSUP -> uri + " does not support NBD_OPT_GO" + server;
             case REP_ERR_BLOCK_SIZE_REQD -> uri + " requires block size negotiation for " + name + server;
@@ -441,7 +461,8 @@ final class Handshake extends ChannelInboundHandlerAdapter {
             return;
         }
         state = State.DONE;
-        NbdException e = error instanceof NbdException n ? n
+        NbdException e = error instanceof NbdException n
+                ? n
                 : new NbdException("the handshake with " + uri + " failed: " + error, error);
         ctx.close();
         done.accept(null, e);
@@ -451,18 +472,26 @@ final class Handshake extends ChannelInboundHandlerAdapter {
     public void channelInactive(ChannelHandlerContext ctx) {
         if (state != State.DONE) {
             String why = switch (state) {
-                case GREETING -> uri + " closed the connection before its greeting; is it an NBD server, and does it"
-                        + " accept more connections?";
-                case STARTTLS_REPLY -> uri + " closed the connection when asked for TLS (NBD_OPT_STARTTLS); the URI"
-                        + " asks for TLS, so the client does not go on in plain text: check that the server serves TLS";
-                case TLS -> uri + " closed the connection during the TLS handshake; check that it has TLS"
-                        + " credentials, and whether it wants a client certificate this client does not have";
-                case GO_REPLIES -> uri + " closed the connection during the handshake" + (tls == null ? "" : " (after"
-                        + " TLS: does it want a client certificate, or another one?)");
-                case EXPORT_NAME_REPLY -> uri + " closed the connection after NBD_OPT_EXPORT_NAME: it has no export "
-                        + (exportName.length == 0 ? "by default" : "named '"
-                        + printable(new String(exportName, StandardCharsets.UTF_8)) + "'")
-                        + " (or refused it); check the export name in the URI (nbd://HOST:PORT/EXPORT)";
+                case GREETING ->
+                    uri + " closed the connection before its greeting; is it an NBD server, and does it"
+                            + " accept more connections?";
+                case STARTTLS_REPLY ->
+                    uri + " closed the connection when asked for TLS (NBD_OPT_STARTTLS); the URI"
+                            + " asks for TLS, so the client does not go on in plain text: check that the server serves TLS";
+                case TLS ->
+                    uri + " closed the connection during the TLS handshake; check that it has TLS"
+                            + " credentials, and whether it wants a client certificate this client does not have";
+                case GO_REPLIES ->
+                    uri + " closed the connection during the handshake"
+                            + (tls == null
+                                    ? ""
+                                    : " (after" + " TLS: does it want a client certificate, or another one?)");
+                case EXPORT_NAME_REPLY ->
+                    uri + " closed the connection after NBD_OPT_EXPORT_NAME: it has no export "
+                            + (exportName.length == 0
+                                    ? "by default"
+                                    : "named '" + printable(new String(exportName, StandardCharsets.UTF_8)) + "'")
+                            + " (or refused it); check the export name in the URI (nbd://HOST:PORT/EXPORT)";
                 case DONE -> "";
             };
             NbdException e = new NbdException(why, state == State.EXPORT_NAME_REPLY ? REP_ERR_UNKNOWN : 0, null);
@@ -475,8 +504,11 @@ final class Handshake extends ChannelInboundHandlerAdapter {
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
         if (state != State.DONE) {
             boolean tlsFailed = tls != null && (state == State.TLS || NbdTls.isTlsFailure(cause));
-            fail(ctx, tlsFailed ? tls.handshakeFailed(uri, cause)
-                    : new NbdException("the handshake with " + uri + " failed: " + cause, cause));
+            fail(
+                    ctx,
+                    tlsFailed
+                            ? tls.handshakeFailed(uri, cause)
+                            : new NbdException("the handshake with " + uri + " failed: " + cause, cause));
         } else if (succeeded) {
             ctx.fireExceptionCaught(cause);
         }

@@ -2,13 +2,13 @@ package dev.reactorubd.targets.nbd;
 
 import static dev.reactorubd.targets.nbd.NbdProtocol.*;
 
-import dev.reactorubd.UbdIoException;
+import dev.reactorubd.Errno;
 import dev.reactorubd.IoOp;
+import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.RequestChecks;
 import dev.reactorubd.server.ZeroCopyBackend;
-import dev.reactorubd.Errno;
 import dev.reactorubd.uring.LoopIo;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -132,13 +132,21 @@ public final class NbdBackend implements BlockBackend {
     private final AtomicBoolean closing = new AtomicBoolean();
     /** Shared by every connection: see {@link NbdConnection#NbdConnection} and the class comment's Durability. */
     private final UnflushedWrites unflushed;
+
     private final Sinks.Empty<Void> closed = Sinks.empty();
     /** TLS for every connection, queues' and reconnects included, or null for a plain URI. */
     private final NbdTls tls;
 
-    private NbdBackend(NbdUri uri, NbdOptions options, EventLoopGroup group, boolean ownGroup,
-                       InetSocketAddress resolved, NbdConnection main, ExportInfo info,
-                       UnflushedWrites unflushed, NbdTls tls) {
+    private NbdBackend(
+            NbdUri uri,
+            NbdOptions options,
+            EventLoopGroup group,
+            boolean ownGroup,
+            InetSocketAddress resolved,
+            NbdConnection main,
+            ExportInfo info,
+            UnflushedWrites unflushed,
+            NbdTls tls) {
         this.tls = tls;
         this.unflushed = unflushed;
         this.uri = uri;
@@ -209,23 +217,31 @@ public final class NbdBackend implements BlockBackend {
         return Mono.defer(() -> {
             boolean own = options.eventLoopGroup() == null;
             EventLoopGroup group = own ? newGroup() : options.eventLoopGroup();
-            Mono<Optional<InetSocketAddress>> address = uri.isUnix() ? Mono.just(Optional.empty())
-                    : Mono.fromCallable(() -> Optional.of(resolve(uri))).subscribeOn(Schedulers.boundedElastic())
-                            .timeout(options.connectTimeout(), Mono.error(() -> new NbdException("resolving the host of "
-                                    + uri + " took longer than " + options.connectTimeout() + "; check DNS")));
+            Mono<Optional<InetSocketAddress>> address = uri.isUnix()
+                    ? Mono.just(Optional.empty())
+                    : Mono.fromCallable(() -> Optional.of(resolve(uri)))
+                            .subscribeOn(Schedulers.boundedElastic())
+                            .timeout(
+                                    options.connectTimeout(),
+                                    Mono.error(() -> new NbdException("resolving the host of " + uri
+                                            + " took longer than " + options.connectTimeout() + "; check DNS")));
             // Reading the credentials is file IO: off the event loops, like resolving, and once for every connection.
-            Mono<Optional<NbdTls>> credentials = !uri.tls() ? Mono.just(Optional.empty())
+            Mono<Optional<NbdTls>> credentials = !uri.tls()
+                    ? Mono.just(Optional.empty())
                     : Mono.fromCallable(() -> Optional.of(NbdTls.load(uri, options)))
                             .subscribeOn(Schedulers.boundedElastic());
-            return Mono.zip(address, credentials).flatMap(t -> {
-                Optional<InetSocketAddress> a = t.getT1();
-                NbdTls tls = t.getT2().orElse(null);
-                UnflushedWrites unflushed = new UnflushedWrites();
-                NbdConnection c = new NbdConnection(uri.toString(), uri, options, group.next(), a.orElse(null), -1,
-                        unflushed, tls);
-                return c.open().map(i -> new NbdBackend(uri, options, group, own, a.orElse(null), c, i,
-                        unflushed, tls));
-            }).onErrorResume(e -> (own ? shutdown(group) : Mono.<Void>empty()).then(Mono.error(e)));
+            return Mono.zip(address, credentials)
+                    .flatMap(t -> {
+                        Optional<InetSocketAddress> a = t.getT1();
+                        NbdTls tls = t.getT2().orElse(null);
+                        UnflushedWrites unflushed = new UnflushedWrites();
+                        NbdConnection c = new NbdConnection(
+                                uri.toString(), uri, options, group.next(), a.orElse(null), -1, unflushed, tls);
+                        return c.open()
+                                .map(i ->
+                                        new NbdBackend(uri, options, group, own, a.orElse(null), c, i, unflushed, tls));
+                    })
+                    .onErrorResume(e -> (own ? shutdown(group) : Mono.<Void>empty()).then(Mono.error(e)));
         });
     }
 
@@ -233,19 +249,21 @@ public final class NbdBackend implements BlockBackend {
         try {
             return new InetSocketAddress(InetAddress.getByName(uri.host()), uri.port());
         } catch (UnknownHostException e) {
-            throw new NbdException("cannot resolve the host of " + uri + ": " + e.getMessage()
-                    + "; check the host name", e);
+            throw new NbdException(
+                    "cannot resolve the host of " + uri + ": " + e.getMessage() + "; check the host name", e);
         }
     }
 
     private static EventLoopGroup newGroup() {
-        return new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory("ubd-nbd-" + GROUPS.incrementAndGet(), true),
+        return new MultiThreadIoEventLoopGroup(
+                1,
+                new DefaultThreadFactory("ubd-nbd-" + GROUPS.incrementAndGet(), true),
                 IoUring.isAvailable() ? IoUringIoHandler.newFactory() : NioIoHandler.newFactory());
     }
 
     private static Mono<Void> shutdown(EventLoopGroup group) {
-        return Mono.<Void>create(sink -> group.shutdownGracefully(0, 1, TimeUnit.SECONDS)
-                        .addListener(f -> sink.success()))
+        return Mono.<Void>create(
+                        sink -> group.shutdownGracefully(0, 1, TimeUnit.SECONDS).addListener(f -> sink.success()))
                 .timeout(Duration.ofSeconds(5), Mono.empty());
     }
 
@@ -388,16 +406,21 @@ public final class NbdBackend implements BlockBackend {
             }
             Parts parts = new Parts((length + max - 1) / max, true, new SinkCompletion(sink, c));
             for (int i = 0, at = 0; at < length; i++, at += max) {
-                c.submit(new NbdCommand(CMD_READ, 0, offset + at, Math.min(max, length - at), null, deadline,
-                        parts.part(i)));
+                c.submit(new NbdCommand(
+                        CMD_READ, 0, offset + at, Math.min(max, length - at), null, deadline, parts.part(i)));
             }
         });
     }
 
     Mono<Void> write(NbdConnection c, long offset, ByteBuf data, boolean fua) {
         int from = data.readerIndex();
-        return write(c, offset, data.readableBytes(), fua, (flags, at, n, deadline, done) ->
-                new NbdCommand(CMD_WRITE, flags, offset + at, n, data.retainedSlice(from + at, n), deadline, done));
+        return write(
+                c,
+                offset,
+                data.readableBytes(),
+                fua,
+                (flags, at, n, deadline, done) -> new NbdCommand(
+                        CMD_WRITE, flags, offset + at, n, data.retainedSlice(from + at, n), deadline, done));
     }
 
     /** Makes the command of one part of a WRITE: bytes {@code at} to {@code at + n} of it. */
@@ -438,8 +461,8 @@ public final class NbdBackend implements BlockBackend {
         if (!info.has(TF_SEND_FLUSH)) {
             return Mono.empty();
         }
-        return Mono.create(sink -> c.submit(new NbdCommand(CMD_FLUSH, 0, 0, 0, null, deadline(),
-                new SinkCompletion(sink, c))));
+        return Mono.create(
+                sink -> c.submit(new NbdCommand(CMD_FLUSH, 0, 0, 0, null, deadline(), new SinkCompletion(sink, c))));
     }
 
     Mono<Void> discard(NbdConnection c, long offset, long length) {
@@ -473,14 +496,22 @@ public final class NbdBackend implements BlockBackend {
         return Mono.create(sink -> {
             long deadline = deadline();
             if (length <= RANGE_CHUNK) {
-                c.submit(new NbdCommand(type, flags, offset, (int) length, null, deadline, new SinkCompletion(sink, c)));
+                c.submit(
+                        new NbdCommand(type, flags, offset, (int) length, null, deadline, new SinkCompletion(sink, c)));
                 return;
             }
-            Parts parts = new Parts((int) ((length + RANGE_CHUNK - 1) / RANGE_CHUNK), false, new SinkCompletion(sink, c));
+            Parts parts =
+                    new Parts((int) ((length + RANGE_CHUNK - 1) / RANGE_CHUNK), false, new SinkCompletion(sink, c));
             int i = 0;
             for (long at = 0; at < length; at += RANGE_CHUNK, i++) {
-                c.submit(new NbdCommand(type, flags, offset + at, (int) Math.min(RANGE_CHUNK, length - at), null,
-                        deadline, parts.part(i)));
+                c.submit(new NbdCommand(
+                        type,
+                        flags,
+                        offset + at,
+                        (int) Math.min(RANGE_CHUNK, length - at),
+                        null,
+                        deadline,
+                        parts.part(i)));
             }
         });
     }
@@ -608,8 +639,11 @@ public final class NbdBackend implements BlockBackend {
             return Mono.just(this);
         }
         if (!(queue.loop() instanceof EventLoop loop) || NbdConnection.channelClass(loop, uri.isUnix()) == null) {
-            log.debug("queue {} runs on {}, where no socket can be opened; it shares the connection to {}",
-                    queue.id(), queue.loop(), uri);
+            log.debug(
+                    "queue {} runs on {}, where no socket can be opened; it shares the connection to {}",
+                    queue.id(),
+                    queue.loop(),
+                    uri);
             return Mono.just(this);
         }
         // On an io_uring loop the connection writes through a registration of its own with the loop, so that a
@@ -623,16 +657,27 @@ public final class NbdBackend implements BlockBackend {
                 ring.ifPresent(LoopIo::closeOnLoop);
                 return Mono.error(new NbdException("the nbd backend for " + uri + " is closed"));
             }
-            NbdConnection c = new NbdConnection(uri + " (queue " + queue.id() + ")", uri, options, loop, resolved,
-                    info.size(), ring.orElse(null), unflushed, tls);
+            NbdConnection c = new NbdConnection(
+                    uri + " (queue " + queue.id() + ")",
+                    uri,
+                    options,
+                    loop,
+                    resolved,
+                    info.size(),
+                    ring.orElse(null),
+                    unflushed,
+                    tls);
             connections.add(c);
             if (closing.get()) {
                 c.close().subscribe();
             }
-            return c.open().<BlockBackend>map(i -> {
-                queue.onTerminated().subscribe(null, e -> closeQueueConnection(c), () -> closeQueueConnection(c));
-                return new QueueBackend(c, queue.id());
-            }).doOnError(e -> connections.remove(c));
+            return c.open()
+                    .<BlockBackend>map(i -> {
+                        queue.onTerminated()
+                                .subscribe(null, e -> closeQueueConnection(c), () -> closeQueueConnection(c));
+                        return new QueueBackend(c, queue.id());
+                    })
+                    .doOnError(e -> connections.remove(c));
         }));
     }
 
@@ -645,8 +690,13 @@ public final class NbdBackend implements BlockBackend {
      * NbdConnection#canSendRegistered() can}, on the loop whose ring holds them.
      */
     Mono<Void> writeRegistered(NbdConnection c, long offset, int length, int bufferIndex, boolean fua) {
-        return write(c, offset, length, fua, (flags, at, n, deadline, done) ->
-                new NbdCommand(CMD_WRITE, flags, offset + at, n, null, bufferIndex, at, deadline, done));
+        return write(
+                c,
+                offset,
+                length,
+                fua,
+                (flags, at, n, deadline, done) ->
+                        new NbdCommand(CMD_WRITE, flags, offset + at, n, null, bufferIndex, at, deadline, done));
     }
 
     /**
@@ -744,7 +794,9 @@ public final class NbdBackend implements BlockBackend {
         return Mono.defer(() -> {
             if (closing.compareAndSet(false, true)) {
                 List<NbdConnection> all = new ArrayList<>(connections);
-                Flux.fromIterable(all).flatMap(NbdConnection::close).then()
+                Flux.fromIterable(all)
+                        .flatMap(NbdConnection::close)
+                        .then()
                         .timeout(Duration.ofSeconds(5), Mono.empty())
                         .then(ownGroup ? shutdown(group) : Mono.empty())
                         .subscribe(null, e -> closed.tryEmitEmpty(), () -> {

@@ -51,11 +51,13 @@ final class NbdCommand {
     final int bufferOffset;
     /** {@link System#nanoTime()} by which it must be answered. */
     final long deadline;
+
     final Completion completion;
 
     long cookie;
     /** The session it was sent on and that has not answered yet; null while it waits to be sent. */
     NbdConnection.Session session;
+
     ScheduledFuture<?> timer;
     boolean finished;
     /** How many times it was sent (more than once after reconnects). */
@@ -67,8 +69,16 @@ final class NbdCommand {
         this(type, flags, offset, length, data, -1, 0, deadline, completion);
     }
 
-    NbdCommand(int type, int flags, long offset, int length, ByteBuf data, int bufferIndex, int bufferOffset,
-               long deadline, Completion completion) {
+    NbdCommand(
+            int type,
+            int flags,
+            long offset,
+            int length,
+            ByteBuf data,
+            int bufferIndex,
+            int bufferOffset,
+            long deadline,
+            Completion completion) {
         this.type = type;
         this.flags = flags;
         this.offset = offset;

@@ -2,8 +2,8 @@ package dev.reactorubd.targets.nbd;
 
 import static dev.reactorubd.targets.nbd.NbdProtocol.*;
 
-import dev.reactorubd.UbdIoException;
 import dev.reactorubd.Errno;
+import dev.reactorubd.UbdIoException;
 import dev.reactorubd.uring.LoopIo;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
@@ -35,11 +35,11 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
+import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.Iterator;
 import java.util.function.BiConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -55,7 +55,13 @@ import reactor.core.publisher.Sinks;
 final class NbdConnection {
     private static final Logger log = LoggerFactory.getLogger(NbdConnection.class);
 
-    private enum State { NEW, CONNECTING, READY, DOWN, CLOSED }
+    private enum State {
+        NEW,
+        CONNECTING,
+        READY,
+        DOWN,
+        CLOSED
+    }
 
     private final String label;
     private final NbdUri uri;
@@ -84,6 +90,7 @@ final class NbdConnection {
     private final LoopIo ring;
     /** The writer of the latest session, which closes {@link #ring} once its last write is back. */
     private RingWriter lastWriter;
+
     private final UnflushedWrites unflushed;
     /** TLS for every channel of this connection, or null. */
     private final NbdTls tls;
@@ -94,8 +101,15 @@ final class NbdConnection {
      * @param expectedSize the export's size as first seen (checked on every handshake), or -1 to take the first
      *                     handshake's
      */
-    NbdConnection(String label, NbdUri uri, NbdOptions options, EventLoop loop, InetSocketAddress resolved,
-                  long expectedSize, UnflushedWrites unflushed, NbdTls tls) {
+    NbdConnection(
+            String label,
+            NbdUri uri,
+            NbdOptions options,
+            EventLoop loop,
+            InetSocketAddress resolved,
+            long expectedSize,
+            UnflushedWrites unflushed,
+            NbdTls tls) {
         this(label, uri, options, loop, resolved, expectedSize, null, unflushed, tls);
     }
 
@@ -108,12 +122,20 @@ final class NbdConnection {
      * @param tls how every channel does TLS after NBD_OPT_STARTTLS (reconnects too), or null for plain text; with TLS
      *            {@code io} must be null: every byte goes through the channel's SslHandler
      */
-    NbdConnection(String label, NbdUri uri, NbdOptions options, EventLoop loop, InetSocketAddress resolved,
-                  long expectedSize, LoopIo io, UnflushedWrites unflushed, NbdTls tls) {
+    NbdConnection(
+            String label,
+            NbdUri uri,
+            NbdOptions options,
+            EventLoop loop,
+            InetSocketAddress resolved,
+            long expectedSize,
+            LoopIo io,
+            UnflushedWrites unflushed,
+            NbdTls tls) {
         if (tls != null && io != null) {
             // A RingWriter writes to the socket's descriptor, around the pipeline: it would send plain text.
-            throw new IllegalArgumentException("a TLS connection writes through its channel's SslHandler, never a"
-                    + " ring");
+            throw new IllegalArgumentException(
+                    "a TLS connection writes through its channel's SslHandler, never a" + " ring");
         }
         if (uri.tls() && tls == null) {
             throw new IllegalArgumentException(uri + " asks for TLS: a connection to it needs its credentials");
@@ -130,7 +152,8 @@ final class NbdConnection {
             throw new IllegalArgumentException(loop + " is neither an io_uring nor a NIO event loop");
         }
         this.address = uri.isUnix()
-                ? (IoUringDomainSocketChannel.class.equals(channelClass) ? new DomainSocketAddress(uri.socketPath())
+                ? (IoUringDomainSocketChannel.class.equals(channelClass)
+                        ? new DomainSocketAddress(uri.socketPath())
                         : UnixDomainSocketAddress.of(uri.socketPath()))
                 : resolved;
         this.expectedSize = expectedSize;
@@ -182,45 +205,47 @@ final class NbdConnection {
 
     /** Connects once (no retry): the export's info, or an {@link NbdException}. After a failure it is closed. */
     Mono<ExportInfo> open() {
-        return Mono.create(sink -> run(() -> {
-            if (state != State.NEW) {
-                sink.error(new IllegalStateException(label + " was already opened"));
-                return;
-            }
-            state = State.CONNECTING;
-            connectOnce((s, error) -> {
-                lastAttemptEnd = System.nanoTime();
-                if (state == State.CLOSED) {
-                    if (s != null) {
-                        s.dispose("closed while connecting");
+        return Mono.create(sink -> run(
+                () -> {
+                    if (state != State.NEW) {
+                        sink.error(new IllegalStateException(label + " was already opened"));
+                        return;
                     }
-                    sink.error(new NbdException(label + " was closed while connecting"));
-                    return;
-                }
-                if (error != null) {
-                    state = State.CLOSED;
-                    failAll(waiting, error);
-                    closeIo();
-                    closed.tryEmitEmpty();
-                    sink.error(error);
-                    return;
-                }
-                if (expectedSize >= 0 && s.info.size() != expectedSize) {
-                    String msg = label + " has " + s.info.size() + " bytes where the first connection saw "
-                            + expectedSize + "; the export changed size";
-                    s.dispose(msg);
-                    state = State.CLOSED;
-                    closeIo();
-                    closed.tryEmitEmpty();
-                    sink.error(new NbdException(msg));
-                    return;
-                }
-                expectedSize = s.info.size();
-                adopt(s);
-                log.info("connected to {} ({})", label, s.info);
-                sink.success(s.info);
-            });
-        }, () -> sink.error(new NbdException("the event loop for " + label + " is shut down"))));
+                    state = State.CONNECTING;
+                    connectOnce((s, error) -> {
+                        lastAttemptEnd = System.nanoTime();
+                        if (state == State.CLOSED) {
+                            if (s != null) {
+                                s.dispose("closed while connecting");
+                            }
+                            sink.error(new NbdException(label + " was closed while connecting"));
+                            return;
+                        }
+                        if (error != null) {
+                            state = State.CLOSED;
+                            failAll(waiting, error);
+                            closeIo();
+                            closed.tryEmitEmpty();
+                            sink.error(error);
+                            return;
+                        }
+                        if (expectedSize >= 0 && s.info.size() != expectedSize) {
+                            String msg = label + " has " + s.info.size() + " bytes where the first connection saw "
+                                    + expectedSize + "; the export changed size";
+                            s.dispose(msg);
+                            state = State.CLOSED;
+                            closeIo();
+                            closed.tryEmitEmpty();
+                            sink.error(new NbdException(msg));
+                            return;
+                        }
+                        expectedSize = s.info.size();
+                        adopt(s);
+                        log.info("connected to {} ({})", label, s.info);
+                        sink.success(s.info);
+                    });
+                },
+                () -> sink.error(new NbdException("the event loop for " + label + " is shut down"))));
     }
 
     /** One attempt: connect, then the handshake, within connectTimeout; reports once, on the loop. */
@@ -244,23 +269,30 @@ final class NbdConnection {
             Duration timeout = options.connectTimeout();
             // Netty's pooled allocator, as the queues use: thread-local caches, and locks Netty declares to
             // BlockHound (4.2's default adaptive allocator may park a loop thread while it grows).
-            Bootstrap b = new Bootstrap().group(loop).channel(channelClass)
+            Bootstrap b = new Bootstrap()
+                    .group(loop)
+                    .channel(channelClass)
                     .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
                     .handler(new Handshake(uri.toString(), uri.exportName(), options.maxExportSize(), tls, this))
-                    .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(timeout.toMillis(), Integer.MAX_VALUE));
+                    .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int)
+                            Math.min(timeout.toMillis(), Integer.MAX_VALUE));
             if (!uri.isUnix()) {
                 b.option(ChannelOption.TCP_NODELAY, true).option(ChannelOption.SO_KEEPALIVE, true);
             }
-            timer = loop.schedule(() -> fail(new NbdException("connecting to " + uri + " timed out after " + timeout
-                    + " (connect and handshake); is the server up and answering?")), timeout.toNanos(),
+            timer = loop.schedule(
+                    () -> fail(new NbdException("connecting to " + uri + " timed out after " + timeout
+                            + " (connect and handshake); is the server up and answering?")),
+                    timeout.toNanos(),
                     TimeUnit.NANOSECONDS);
             try {
                 var future = b.connect(address);
                 channel = future.channel();
                 future.addListener(f -> {
                     if (!f.isSuccess()) {
-                        fail(new NbdException("cannot connect to " + uri + ": " + describe(f.cause())
-                                + "; is the server running and listening there?", f.cause()));
+                        fail(new NbdException(
+                                "cannot connect to " + uri + ": " + describe(f.cause())
+                                        + "; is the server running and listening there?",
+                                f.cause()));
                     }
                 });
             } catch (RuntimeException e) {
@@ -359,7 +391,11 @@ final class NbdConnection {
         }
         if (error != null) {
             lastError = error;
-            log.info("reconnect attempt {} of {} to {} failed: {}", attempt, attemptsThisCycle, label,
+            log.info(
+                    "reconnect attempt {} of {} to {} failed: {}",
+                    attempt,
+                    attemptsThisCycle,
+                    label,
                     error.getMessage());
             if (attempt < attemptsThisCycle) {
                 nextAttempt();
@@ -416,8 +452,9 @@ final class NbdConnection {
 
     /** Sends {@code c} (or queues it, or fails it) on the loop; its completion is called exactly once. */
     void submit(NbdCommand c) {
-        run(() -> doSubmit(c), () -> fail(c, new UbdIoException(Errno.EIO, "the event loop of " + label
-                + " is shut down")));
+        run(
+                () -> doSubmit(c),
+                () -> fail(c, new UbdIoException(Errno.EIO, "the event loop of " + label + " is shut down")));
     }
 
     private void doSubmit(NbdCommand c) {
@@ -448,12 +485,15 @@ final class NbdConnection {
             case DOWN -> {
                 if (retryOn()) {
                     waiting.add(c);
-                    log.info("{} is down; a new request starts a reconnect cycle of {} attempt(s)", label,
+                    log.info(
+                            "{} is down; a new request starts a reconnect cycle of {} attempt(s)",
+                            label,
                             options.reconnectAttempts());
                     startCycle(options.reconnectAttempts());
                 } else {
                     fail(c, failFast());
-                    if (System.nanoTime() - lastAttemptEnd >= options.backoffInitial().toNanos()) {
+                    if (System.nanoTime() - lastAttemptEnd
+                            >= options.backoffInitial().toNanos()) {
                         startCycle(1);
                     }
                 }
@@ -463,13 +503,17 @@ final class NbdConnection {
     }
 
     private UbdIoException failFast() {
-        return new UbdIoException(Errno.EIO, "no connection to " + label
-                + " (retry is off: reconnectAttempts=0); a reconnect is tried in the background");
+        return new UbdIoException(
+                Errno.EIO,
+                "no connection to " + label
+                        + " (retry is off: reconnectAttempts=0); a reconnect is tried in the background");
     }
 
     private UbdIoException timedOut(NbdCommand c, boolean sent) {
-        return new UbdIoException(Errno.ETIMEDOUT, "nbd " + c + " on " + label + " got no reply within "
-                + options.requestTimeout() + (sent ? "" : " (it was waiting for a connection)"));
+        return new UbdIoException(
+                Errno.ETIMEDOUT,
+                "nbd " + c + " on " + label + " got no reply within " + options.requestTimeout()
+                        + (sent ? "" : " (it was waiting for a connection)"));
     }
 
     private void send(NbdCommand c) {
@@ -491,15 +535,23 @@ final class NbdConnection {
         c.sends++;
         s.inFlight.put(c.cookie, c);
         ByteBuf h = ch.alloc().directBuffer(REQUEST_HEADER, REQUEST_HEADER);
-        h.writeInt(REQUEST_MAGIC).writeShort(c.flags).writeShort(c.type).writeLong(c.cookie).writeLong(c.offset)
+        h.writeInt(REQUEST_MAGIC)
+                .writeShort(c.flags)
+                .writeShort(c.type)
+                .writeLong(c.cookie)
+                .writeLong(c.offset)
                 .writeInt(c.length);
         RingWriter w = s.writer;
         if (w == null && c.bufferIndex >= 0) {
             // Only a session with a writer can name registered pages (see canSendRegistered): not expected here.
             h.release();
             s.inFlight.remove(c.cookie);
-            fail(c, new UbdIoException(Errno.EIO, "nbd " + c + " on " + label + ": this connection cannot send a "
-                    + "request's registered pages"));
+            fail(
+                    c,
+                    new UbdIoException(
+                            Errno.EIO,
+                            "nbd " + c + " on " + label + ": this connection cannot send a "
+                                    + "request's registered pages"));
             return;
         }
         if (w != null) {
@@ -630,8 +682,13 @@ final class NbdConnection {
         for (int i = unanswered.size() - 1; i >= 0; i--) {
             waiting.addFirst(unanswered.get(i));
         }
-        log.warn("lost connection to {} ({}); {} request(s) wait for a reconnect (up to {} attempt(s), each within {})",
-                label, reason, waiting.size(), options.reconnectAttempts(), options.connectTimeout());
+        log.warn(
+                "lost connection to {} ({}); {} request(s) wait for a reconnect (up to {} attempt(s), each within {})",
+                label,
+                reason,
+                waiting.size(),
+                options.reconnectAttempts(),
+                options.connectTimeout());
         startCycle(options.reconnectAttempts());
     }
 
@@ -640,17 +697,21 @@ final class NbdConnection {
      * a server that restarted has lost them. Recorded for the next FLUSH of the export (see {@link #send}).
      */
     private void noteUnflushedLoss(String reason) {
-        if (unflushed.lost(latestAck, label + ": a connection was lost (" + reason + ") while writes the server had "
-                + "acknowledged were not yet flushed; a server that restarted lost them, so this FLUSH fails (check "
-                + "the data written since the last successful flush)")) {
-            log.warn("{}: the connection was lost with acknowledged writes not yet flushed; the next FLUSH fails with "
-                    + "EIO", label);
+        if (unflushed.lost(
+                latestAck,
+                label + ": a connection was lost (" + reason + ") while writes the server had "
+                        + "acknowledged were not yet flushed; a server that restarted lost them, so this FLUSH fails (check "
+                        + "the data written since the last successful flush)")) {
+            log.warn(
+                    "{}: the connection was lost with acknowledged writes not yet flushed; the next FLUSH fails with "
+                            + "EIO",
+                    label);
         }
     }
 
     /** Drops, on the loop, the commands whose callers gave them up ({@link NbdCommand#abandoned()}); from any thread. */
     void abandon() {
-        run(this::reapAbandoned, () -> { });
+        run(this::reapAbandoned, () -> {});
     }
 
     /**
@@ -673,8 +734,11 @@ final class NbdConnection {
         }
         for (NbdCommand c : s.inFlight.values()) {
             if (!c.finished && c.abandoned() && c.modifies()) {
-                log.warn("{}: {} was given up by its caller (timed out) while on the wire; resetting the connection "
-                        + "so that it cannot land after a later write", label, c);
+                log.warn(
+                        "{}: {} was given up by its caller (timed out) while on the wire; resetting the connection "
+                                + "so that it cannot land after a later write",
+                        label,
+                        c);
                 sessionLost(s, "a write on the wire was given up by its caller");
                 return;
             }
@@ -725,7 +789,11 @@ final class NbdConnection {
         });
         if (ch.isActive()) {
             ByteBuf h = ch.alloc().directBuffer(REQUEST_HEADER, REQUEST_HEADER);
-            h.writeInt(REQUEST_MAGIC).writeShort(0).writeShort(CMD_DISC).writeLong(nextCookie++).writeLong(0)
+            h.writeInt(REQUEST_MAGIC)
+                    .writeShort(0)
+                    .writeShort(CMD_DISC)
+                    .writeLong(nextCookie++)
+                    .writeLong(0)
                     .writeInt(0);
             if (s.writer != null) {
                 s.writer.write(h, ch::close);
@@ -733,9 +801,12 @@ final class NbdConnection {
                 ch.writeAndFlush(h).addListener(ChannelFutureListener.CLOSE);
             }
             // A socket that cannot take 28 bytes is not waited for long.
-            loop.schedule(() -> {
-                ch.close();
-            }, 1, TimeUnit.SECONDS);
+            loop.schedule(
+                    () -> {
+                        ch.close();
+                    },
+                    1,
+                    TimeUnit.SECONDS);
             log.info("disconnected from {}", label);
         } else {
             ch.close();
@@ -902,8 +973,10 @@ final class NbdConnection {
             }
             if (error != 0) {
                 int errno = NbdProtocol.errno(error);
-                fail(c, new UbdIoException(errno, "nbd " + c + " on " + label + ": the server answered "
-                        + errorName(error)));
+                fail(
+                        c,
+                        new UbdIoException(
+                                errno, "nbd " + c + " on " + label + ": the server answered " + errorName(error)));
             } else if (c.type == CMD_READ && c.length > 0) {
                 payloadFor = c;
                 payloadRemaining = c.length;

@@ -70,6 +70,7 @@ final class NbdProtocol {
 
     /** errno values the protocol names that {@link Errno} does not. */
     static final int EOVERFLOW = 75;
+
     static final int ESHUTDOWN = 108;
 
     /**
@@ -78,8 +79,14 @@ final class NbdProtocol {
      */
     static int errno(int nbdError) {
         return switch (nbdError) {
-            case Errno.EPERM, Errno.EIO, Errno.ENOMEM, Errno.EINVAL, Errno.ENOSPC, EOVERFLOW, Errno.EOPNOTSUPP,
-                 ESHUTDOWN -> nbdError;
+            case Errno.EPERM,
+                    Errno.EIO,
+                    Errno.ENOMEM,
+                    Errno.EINVAL,
+                    Errno.ENOSPC,
+                    EOVERFLOW,
+                    Errno.EOPNOTSUPP,
+                    ESHUTDOWN -> nbdError;
             default -> Errno.EIO;
         };
     }
@@ -130,8 +137,20 @@ final class NbdProtocol {
     /** The transmission flags as words, for logs and messages. */
     static String flagNames(int flags) {
         StringBuilder b = new StringBuilder();
-        String[] names = {"HAS_FLAGS", "READ_ONLY", "SEND_FLUSH", "SEND_FUA", "ROTATIONAL", "SEND_TRIM",
-                "SEND_WRITE_ZEROES", "SEND_DF", "CAN_MULTI_CONN", "SEND_RESIZE", "SEND_CACHE", "SEND_FAST_ZERO"};
+        String[] names = {
+            "HAS_FLAGS",
+            "READ_ONLY",
+            "SEND_FLUSH",
+            "SEND_FUA",
+            "ROTATIONAL",
+            "SEND_TRIM",
+            "SEND_WRITE_ZEROES",
+            "SEND_DF",
+            "CAN_MULTI_CONN",
+            "SEND_RESIZE",
+            "SEND_CACHE",
+            "SEND_FAST_ZERO"
+        };
         for (int i = 0; i < 16; i++) {
             if ((flags & (1 << i)) != 0) {
                 b.append(b.isEmpty() ? "" : ",").append(i < names.length ? names[i] : "bit" + i);

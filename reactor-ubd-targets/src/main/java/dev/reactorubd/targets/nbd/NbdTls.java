@@ -31,6 +31,7 @@ import javax.net.ssl.SSLException;
 record NbdTls(SslContext context, String peerHost, int peerPort, Path caFile, Path certFile, Duration timeout) {
     /** The files of a {@code tls-certificates} directory, named as qemu, libnbd and nbdkit name them. */
     static final String CA_CERT = "ca-cert.pem";
+
     static final String CLIENT_CERT = "client-cert.pem";
     static final String CLIENT_KEY = "client-key.pem";
 
@@ -42,7 +43,8 @@ record NbdTls(SslContext context, String peerHost, int peerPort, Path caFile, Pa
      */
     static NbdTls load(NbdUri uri, NbdOptions options) {
         Path dir = uri.tlsCertificates() != null ? Path.of(uri.tlsCertificates()) : options.tlsCertificates();
-        Path ca = uri.tlsCertificates() == null && options.tlsCaFile() != null ? options.tlsCaFile()
+        Path ca = uri.tlsCertificates() == null && options.tlsCaFile() != null
+                ? options.tlsCaFile()
                 : dir == null ? null : dir.resolve(CA_CERT);
         Path cert = null;
         Path key = null;
@@ -66,7 +68,8 @@ record NbdTls(SslContext context, String peerHost, int peerPort, Path caFile, Pa
         }
         String host = uri.tlsHostname() != null ? uri.tlsHostname() : uri.host();
         try {
-            SslContextBuilder b = SslContextBuilder.forClient().sslProvider(SslProvider.JDK)
+            SslContextBuilder b = SslContextBuilder.forClient()
+                    .sslProvider(SslProvider.JDK)
                     .protocols("TLSv1.3", "TLSv1.2")
                     .trustManager(ca.toFile())
                     // Checks the server's name (DNS or IP subjectAltName) against host: see newHandler.
@@ -76,9 +79,12 @@ record NbdTls(SslContext context, String peerHost, int peerPort, Path caFile, Pa
             }
             return new NbdTls(b.build(), host, uri.port(), ca, cert, options.connectTimeout());
         } catch (SSLException | IllegalArgumentException e) {
-            throw new NbdException("cannot use the TLS credentials for " + uri + " (CA " + ca
-                    + (cert == null ? "" : ", client certificate " + cert + " and key " + key) + "): " + rootMessage(e)
-                    + "; the files must be PEM, the key unencrypted PKCS#8 (openssl pkcs8 -topk8 -nocrypt)", e);
+            throw new NbdException(
+                    "cannot use the TLS credentials for " + uri + " (CA " + ca
+                            + (cert == null ? "" : ", client certificate " + cert + " and key " + key) + "): "
+                            + rootMessage(e)
+                            + "; the files must be PEM, the key unencrypted PKCS#8 (openssl pkcs8 -topk8 -nocrypt)",
+                    e);
         }
     }
 
@@ -121,17 +127,21 @@ record NbdTls(SslContext context, String peerHost, int peerPort, Path caFile, Pa
         } else if (all.contains("No subject alternative") || all.contains("No name matching")) {
             check = "the server's certificate does not name " + peerHost + " in its subjectAltName: give it one that"
                     + " does, or set tls-hostname= to the name it holds";
-        } else if (all.contains("certificate_required") || all.contains("bad_certificate")
+        } else if (all.contains("certificate_required")
+                || all.contains("bad_certificate")
                 || all.contains("unknown_ca")) {
-            check = certFile == null ? "the server wants a client certificate: put " + CLIENT_CERT + " and "
-                    + CLIENT_KEY + " in the tls-certificates directory"
+            check = certFile == null
+                    ? "the server wants a client certificate: put " + CLIENT_CERT + " and " + CLIENT_KEY
+                            + " in the tls-certificates directory"
                     : "the server refused the client certificate " + certFile + ": it must be signed by a CA the"
-                    + " server trusts";
+                            + " server trusts";
         } else {
             check = "check that the server serves TLS with a certificate from the CA in " + caFile;
         }
-        return new NbdException("TLS with " + uri + " failed (" + why + "): " + check
-                + ". The URI asks for TLS, so the client does not go on in plain text", cause);
+        return new NbdException(
+                "TLS with " + uri + " failed (" + why + "): " + check
+                        + ". The URI asks for TLS, so the client does not go on in plain text",
+                cause);
     }
 
     private static String rootMessage(Throwable t) {

@@ -36,8 +36,14 @@ import java.util.Objects;
  * @param tlsCertificates the directory of the TLS credentials ({@code tls-certificates}), or {@code null}
  * @param tlsHostname     the name the server's certificate must hold ({@code tls-hostname}), or {@code null}
  */
-public record NbdUri(String host, int port, String socketPath, String exportName, boolean tls,
-                     String tlsCertificates, String tlsHostname) {
+public record NbdUri(
+        String host,
+        int port,
+        String socketPath,
+        String exportName,
+        boolean tls,
+        String tlsCertificates,
+        String tlsHostname) {
     /** The IANA port of NBD. */
     public static final int DEFAULT_PORT = 10809;
 
@@ -143,7 +149,8 @@ public record NbdUri(String host, int port, String socketPath, String exportName
         String lower = scheme.toLowerCase(Locale.ROOT);
         boolean tls = lower.startsWith("nbds");
         boolean unix = lower.endsWith("+unix");
-        if (!List.of("nbd", "nbd+tcp", "nbd+unix", "nbds", "nbds+tcp", "nbds+unix").contains(lower)) {
+        if (!List.of("nbd", "nbd+tcp", "nbd+unix", "nbds", "nbds+tcp", "nbds+unix")
+                .contains(lower)) {
             throw new IllegalArgumentException("'" + uri + "' is not an NBD URI (scheme '" + scheme + "'): " + FORMS);
         }
         String socket = null;
@@ -189,8 +196,9 @@ public record NbdUri(String host, int port, String socketPath, String exportName
                             }
                         }
                     }
-                    default -> throw new IllegalArgumentException("'" + uri + "' has an unknown parameter '" + key
-                            + "': " + FORMS);
+                    default ->
+                        throw new IllegalArgumentException(
+                                "'" + uri + "' has an unknown parameter '" + key + "': " + FORMS);
                 }
             }
         }

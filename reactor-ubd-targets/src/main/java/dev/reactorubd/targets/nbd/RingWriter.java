@@ -1,7 +1,7 @@
 package dev.reactorubd.targets.nbd;
 
-import dev.reactorubd.io.Buffers;
 import dev.reactorubd.Errno;
+import dev.reactorubd.io.Buffers;
 import dev.reactorubd.uring.IoUringAbi;
 import dev.reactorubd.uring.LoopIo;
 import dev.reactorubd.uring.Sqe;
@@ -32,6 +32,7 @@ import java.util.function.Consumer;
 final class RingWriter {
     /** Operations in one chain at most. */
     private static final int MAX_CHAIN = 64;
+
     private static final int SEND_FLAGS = IoUringAbi.MSG_WAITALL | IoUringAbi.MSG_NOSIGNAL;
 
     private final LoopIo io;
@@ -43,6 +44,7 @@ final class RingWriter {
     private int outstanding;
     /** Pieces sent again, from where they stopped, after a chain fell short: for tests and debugging. */
     private long resent;
+
     private boolean flushScheduled;
     private boolean closed;
     /** Whether the loop registration closes once the last operation is back. */
@@ -52,6 +54,7 @@ final class RingWriter {
     private final class Piece implements LoopIo.Completion {
         /** The bytes, owned here; null for a registered buffer. */
         private ByteBuf buf;
+
         private final long address;
         private final int length;
         private final int bufIndex;

@@ -14,6 +14,7 @@ final class UnflushedWrites {
     private final AtomicLong acked = new AtomicLong();
     /** The highest ack number a completed FLUSH covers. */
     private final AtomicLong flushed = new AtomicLong();
+
     private final AtomicReference<String> loss = new AtomicReference<>();
 
     /** A write was acknowledged; returns its number, for the connection to remember as its latest. */

@@ -59,9 +59,19 @@ public final class TargetPolicy {
     public static final int LENGTH_CEILING = 1 << 20;
 
     private static final TargetPolicy DEFAULTS = builder().build();
-    private static final TargetPolicy PERMISSIVE = builder().allowAnyFile().allowBlockDevices().allowCreate(Long.MAX_VALUE)
-            .allowGrow(true).allowAnyNbd().maxTargets(Integer.MAX_VALUE).maxMemoryBytes(Long.MAX_VALUE).maxParts(1024)
-            .maxDepth(16).maxSpecLength(64 << 10).exclusiveBlockDevices(false).build();
+    private static final TargetPolicy PERMISSIVE = builder()
+            .allowAnyFile()
+            .allowBlockDevices()
+            .allowCreate(Long.MAX_VALUE)
+            .allowGrow(true)
+            .allowAnyNbd()
+            .maxTargets(Integer.MAX_VALUE)
+            .maxMemoryBytes(Long.MAX_VALUE)
+            .maxParts(1024)
+            .maxDepth(16)
+            .maxSpecLength(64 << 10)
+            .exclusiveBlockDevices(false)
+            .build();
 
     private final List<Path> directories;
     private final Set<Path> blockDevices;
@@ -219,16 +229,19 @@ public final class TargetPolicy {
         int n = openTargets.incrementAndGet();
         if (n > maxTargets) {
             openTargets.decrementAndGet();
-            throw new TargetPolicyException(Rule.DEVICES, maxTargets + " targets are open under this policy, its most: "
-                    + "close a device first");
+            throw new TargetPolicyException(
+                    Rule.DEVICES,
+                    maxTargets + " targets are open under this policy, its most: " + "close a device first");
         }
         long total = openMemory.addAndGet(memoryBytes);
         if (memoryBytes > 0 && (total > maxMemoryBytes || total < 0)) {
             openMemory.addAndGet(-memoryBytes);
             openTargets.decrementAndGet();
-            throw new TargetPolicyException(Rule.MEMORY, "memory targets of " + memoryBytes + " bytes would pass this "
-                    + "policy's " + maxMemoryBytes + " bytes of memory targets in all (" + (total - memoryBytes)
-                    + " open): ask for less, or close a device first");
+            throw new TargetPolicyException(
+                    Rule.MEMORY,
+                    "memory targets of " + memoryBytes + " bytes would pass this "
+                            + "policy's " + maxMemoryBytes + " bytes of memory targets in all (" + (total - memoryBytes)
+                            + " open): ask for less, or close a device first");
         }
         return new Lease(this, memoryBytes);
     }
@@ -282,8 +295,7 @@ public final class TargetPolicy {
         private int maxSpecLength = 4096;
         private boolean exclusiveBlockDevices = true;
 
-        private Builder() {
-        }
+        private Builder() {}
 
         /**
          * Allows files below this directory (and its subdirectories, never through a symbolic link). Give its real

@@ -6,7 +6,6 @@ import dev.reactorubd.targets.NullBackend;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.compose.MirrorBackend;
 import dev.reactorubd.targets.compose.MirrorOptions;
-import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.targets.nbd.NbdBackend;
 import dev.reactorubd.targets.nbd.NbdOptions;
 import dev.reactorubd.targets.nbd.NbdUri;
@@ -228,8 +227,11 @@ public sealed interface TargetSpec {
         public Mono<Void> close() {
             // Given back before the completion goes downstream (doFinally would run after it): a caller that opens
             // the next target once this completed is never refused by a count that is about to drop.
-            return Flux.fromIterable(owned.reversed()).concatMap(b -> b.close().onErrorResume(e -> Mono.empty()))
-                    .then().doOnTerminate(lease::release).doOnCancel(lease::release);
+            return Flux.fromIterable(owned.reversed())
+                    .concatMap(b -> b.close().onErrorResume(e -> Mono.empty()))
+                    .then()
+                    .doOnTerminate(lease::release)
+                    .doOnCancel(lease::release);
         }
     }
 
@@ -253,15 +255,18 @@ public sealed interface TargetSpec {
             Objects.requireNonNull(nbd, "nbd");
             Objects.requireNonNull(mirror, "mirror");
             if (createBytes < 0 || growBytes < 0) {
-                throw new IllegalArgumentException("create and grow sizes must not be negative; were " + createBytes
-                        + " and " + growBytes);
+                throw new IllegalArgumentException(
+                        "create and grow sizes must not be negative; were " + createBytes + " and " + growBytes);
             }
         }
 
         /** {@return default NBD options (5 reconnects, 30 s per request), default mirrors, nothing created or grown} */
         public static OpenOptions defaults() {
-            return new OpenOptions(NbdOptions.builder().requestTimeout(Duration.ofSeconds(30)).build(),
-                    MirrorOptions.defaults(), 0, 0);
+            return new OpenOptions(
+                    NbdOptions.builder().requestTimeout(Duration.ofSeconds(30)).build(),
+                    MirrorOptions.defaults(),
+                    0,
+                    0);
         }
 
         /**
@@ -338,9 +343,11 @@ public sealed interface TargetSpec {
             throw new InvalidTargetSpecException("the target spec is empty: write one of " + SYNTAX);
         }
         if (spec.length() > policy.maxSpecLength()) {
-            throw new TargetPolicyException(TargetPolicyException.Rule.SPEC_LENGTH, "the target spec is "
-                    + spec.length() + " characters long, more than this policy's " + policy.maxSpecLength()
-                    + ": write a shorter one");
+            throw new TargetPolicyException(
+                    TargetPolicyException.Rule.SPEC_LENGTH,
+                    "the target spec is "
+                            + spec.length() + " characters long, more than this policy's " + policy.maxSpecLength()
+                            + ": write a shorter one");
         }
         String t = spec.trim();
         Parser.checkShape(t, policy);
@@ -363,7 +370,7 @@ public sealed interface TargetSpec {
             case 'M' -> unit = 1L << 20;
             case 'G' -> unit = 1L << 30;
             case 'T' -> unit = 1L << 40;
-            default -> { }
+            default -> {}
         }
         String digits = unit == 1 ? t : t.substring(0, t.length() - 1);
         try {
@@ -373,8 +380,8 @@ public sealed interface TargetSpec {
             }
             return v;
         } catch (NumberFormatException | ArithmeticException e) {
-            throw new InvalidTargetSpecException("'" + s + "' is not a size: write bytes or a number with K, M, G or "
-                    + "T, such as 64M");
+            throw new InvalidTargetSpecException(
+                    "'" + s + "' is not a size: write bytes or a number with K, M, G or " + "T, such as 64M");
         }
     }
 
@@ -481,8 +488,7 @@ public sealed interface TargetSpec {
     @Deprecated
     static Mono<Opened> open(TargetSpec spec, long createSize, NbdOptions nbd, MirrorOptions mirror) {
         long bytes = Math.max(0, createSize);
-        return Mono.defer(() -> open(spec, TargetPolicy.permissive(),
-                new OpenOptions(nbd, mirror, bytes, bytes)));
+        return Mono.defer(() -> open(spec, TargetPolicy.permissive(), new OpenOptions(nbd, mirror, bytes, bytes)));
     }
 
     /**
@@ -495,7 +501,10 @@ public sealed interface TargetSpec {
      */
     @Deprecated
     static Mono<Opened> open(TargetSpec spec, long createSize) {
-        return open(spec, createSize, NbdOptions.builder().requestTimeout(Duration.ofSeconds(30)).build());
+        return open(
+                spec,
+                createSize,
+                NbdOptions.builder().requestTimeout(Duration.ofSeconds(30)).build());
     }
 
     /** The parser and opener (not API). */
@@ -510,8 +519,11 @@ public sealed interface TargetSpec {
 
         /** The text, cut short for a message. */
         static String quote(String text) {
-            return "'" + (text.length() <= QUOTE ? text : text.substring(0, QUOTE) + "...(" + text.length()
-                    + " characters)") + "'";
+            return "'"
+                    + (text.length() <= QUOTE
+                            ? text
+                            : text.substring(0, QUOTE) + "...(" + text.length() + " characters)")
+                    + "'";
         }
 
         /**
@@ -527,9 +539,11 @@ public sealed interface TargetSpec {
                 if (c == '(') {
                     total++;
                     if (++depth > policy.maxDepth()) {
-                        throw new TargetPolicyException(TargetPolicyException.Rule.NESTING_DEPTH, "the target spec "
-                                + "nests compositions deeper than this policy's " + policy.maxDepth()
-                                + " levels: write a flatter one");
+                        throw new TargetPolicyException(
+                                TargetPolicyException.Rule.NESTING_DEPTH,
+                                "the target spec "
+                                        + "nests compositions deeper than this policy's " + policy.maxDepth()
+                                        + " levels: write a flatter one");
                     }
                     parts[depth] = 1;
                 } else if (c == ')' && depth > 0) {
@@ -537,10 +551,12 @@ public sealed interface TargetSpec {
                 } else if (c == ',' && depth > 0) {
                     total++;
                     if (++parts[depth] > policy.maxParts() || total > policy.maxParts()) {
-                        throw new TargetPolicyException(TargetPolicyException.Rule.PARTS, "the target spec has more "
-                                + "than this policy's " + policy.maxParts() + " parts in "
-                                + (parts[depth] > policy.maxParts() ? "one composition" : "all")
-                                + ": write one with fewer");
+                        throw new TargetPolicyException(
+                                TargetPolicyException.Rule.PARTS,
+                                "the target spec has more "
+                                        + "than this policy's " + policy.maxParts() + " parts in "
+                                        + (parts[depth] > policy.maxParts() ? "one composition" : "all")
+                                        + ": write one with fewer");
                     }
                 }
             }
@@ -676,7 +692,9 @@ public sealed interface TargetSpec {
         }
 
         private static TargetSpec leaf(String s) {
-            if (s.startsWith("nbd://") || s.startsWith("nbd+unix://") || s.startsWith("nbds://")
+            if (s.startsWith("nbd://")
+                    || s.startsWith("nbd+unix://")
+                    || s.startsWith("nbds://")
                     || s.startsWith("nbds+unix://")) {
                 return new Nbd(s);
             }
@@ -686,8 +704,8 @@ public sealed interface TargetSpec {
             return switch (kind) {
                 case "null", "memory" -> {
                     if (rest.isEmpty()) {
-                        throw new InvalidTargetSpecException(quote(s) + " has no size: write " + kind + ":SIZE, e.g. "
-                                + kind + ":64M");
+                        throw new InvalidTargetSpecException(
+                                quote(s) + " has no size: write " + kind + ":SIZE, e.g. " + kind + ":64M");
                     }
                     yield new Sized(kind, parseSize(rest));
                 }
@@ -704,8 +722,9 @@ public sealed interface TargetSpec {
                             switch (flag) {
                                 case "direct" -> direct = true;
                                 case "ro" -> ro = true;
-                                default -> throw new InvalidTargetSpecException(quote(flag) + " in " + quote(s)
-                                        + " is not a file option: use ?direct (O_DIRECT) and/or ?ro (read-only)");
+                                default ->
+                                    throw new InvalidTargetSpecException(quote(flag) + " in " + quote(s)
+                                            + " is not a file option: use ?direct (O_DIRECT) and/or ?ro (read-only)");
                             }
                         }
                     }
@@ -716,11 +735,12 @@ public sealed interface TargetSpec {
                                 + "): write file:PATH, e.g. file:/var/lib/disk.img");
                     }
                 }
-                case "nbd", "nbd+unix", "nbds", "nbds+unix" -> throw new InvalidTargetSpecException(quote(s)
-                        + " is not an NBD URI: write nbd://host[:port]/export or nbd+unix:///export?socket=PATH (TLS:"
-                        + " nbds://, nbds+unix://)");
-                default -> throw new InvalidTargetSpecException(quote(s) + " is not a target spec: write one of "
-                        + SYNTAX);
+                case "nbd", "nbd+unix", "nbds", "nbds+unix" ->
+                    throw new InvalidTargetSpecException(quote(s)
+                            + " is not an NBD URI: write nbd://host[:port]/export or nbd+unix:///export?socket=PATH (TLS:"
+                            + " nbds://, nbds+unix://)");
+                default ->
+                    throw new InvalidTargetSpecException(quote(s) + " is not a target spec: write one of " + SYNTAX);
             };
         }
 
@@ -735,14 +755,18 @@ public sealed interface TargetSpec {
             long memory = check(spec, policy, 0, leaves);
             int length = spec.text().length();
             if (length > policy.maxSpecLength()) {
-                throw new TargetPolicyException(TargetPolicyException.Rule.SPEC_LENGTH, "the target spec is " + length
-                        + " characters long, more than this policy's " + policy.maxSpecLength()
-                        + ": write a shorter one");
+                throw new TargetPolicyException(
+                        TargetPolicyException.Rule.SPEC_LENGTH,
+                        "the target spec is " + length
+                                + " characters long, more than this policy's " + policy.maxSpecLength()
+                                + ": write a shorter one");
             }
             if (memory > policy.maxMemoryBytes()) {
-                throw new TargetPolicyException(TargetPolicyException.Rule.MEMORY, "the spec's memory targets take "
-                        + memory + " bytes, more than this policy's " + policy.maxMemoryBytes()
-                        + " bytes of memory targets in all: ask for less");
+                throw new TargetPolicyException(
+                        TargetPolicyException.Rule.MEMORY,
+                        "the spec's memory targets take "
+                                + memory + " bytes, more than this policy's " + policy.maxMemoryBytes()
+                                + " bytes of memory targets in all: ask for less");
             }
             return memory;
         }
@@ -760,19 +784,26 @@ public sealed interface TargetSpec {
                 }
                 case Composite c -> {
                     if (depth + 1 > policy.maxDepth()) {
-                        throw new TargetPolicyException(TargetPolicyException.Rule.NESTING_DEPTH, "the target spec "
-                                + "nests compositions deeper than this policy's " + policy.maxDepth()
-                                + " levels: write a flatter one");
+                        throw new TargetPolicyException(
+                                TargetPolicyException.Rule.NESTING_DEPTH,
+                                "the target spec "
+                                        + "nests compositions deeper than this policy's " + policy.maxDepth()
+                                        + " levels: write a flatter one");
                     }
                     if (c.parts().size() > policy.maxParts()) {
-                        throw new TargetPolicyException(TargetPolicyException.Rule.PARTS, "the target spec has more "
-                                + "than this policy's " + policy.maxParts() + " parts in one composition: write one "
-                                + "with fewer");
+                        throw new TargetPolicyException(
+                                TargetPolicyException.Rule.PARTS,
+                                "the target spec has more "
+                                        + "than this policy's " + policy.maxParts()
+                                        + " parts in one composition: write one "
+                                        + "with fewer");
                     }
                     leaves[0] += c.parts().size();
                     if (leaves[0] > policy.maxParts()) {
-                        throw new TargetPolicyException(TargetPolicyException.Rule.PARTS, "the target spec has more "
-                                + "than this policy's " + policy.maxParts() + " parts in all: write one with fewer");
+                        throw new TargetPolicyException(
+                                TargetPolicyException.Rule.PARTS,
+                                "the target spec has more " + "than this policy's " + policy.maxParts()
+                                        + " parts in all: write one with fewer");
                     }
                     long total = 0;
                     for (TargetSpec p : c.parts()) {
@@ -796,22 +827,31 @@ public sealed interface TargetSpec {
             }
             if (u.tlsCertificates() != null) {
                 // The credentials are the application's to choose (NbdOptions): a spec from others names no files.
-                throw new TargetPolicyException(TargetPolicyException.Rule.NBD_TLS_FILES, "the NBD URI names its own"
-                        + " TLS credentials (tls-certificates=), which this policy does not allow: leave it out, and"
-                        + " the service's configured credentials (NbdOptions.Builder.tlsCertificates) are used");
+                throw new TargetPolicyException(
+                        TargetPolicyException.Rule.NBD_TLS_FILES,
+                        "the NBD URI names its own"
+                                + " TLS credentials (tls-certificates=), which this policy does not allow: leave it out, and"
+                                + " the service's configured credentials (NbdOptions.Builder.tlsCertificates) are used");
             }
             if (u.isUnix()) {
                 Path socket = Path.of(u.socketPath());
-                if (!socket.isAbsolute() || TargetPolicy.hasDotDot(socket)
+                if (!socket.isAbsolute()
+                        || TargetPolicy.hasDotDot(socket)
                         || !policy.allowsNbdSocket(socket.normalize())) {
-                    throw new TargetPolicyException(TargetPolicyException.Rule.NBD_SOCKET, "the NBD socket "
-                            + u.socketPath() + " is not one this policy allows: use an allowed socket, or have it "
-                            + "allowed (TargetPolicy.Builder.allowNbdSocket)");
+                    throw new TargetPolicyException(
+                            TargetPolicyException.Rule.NBD_SOCKET,
+                            "the NBD socket "
+                                    + u.socketPath()
+                                    + " is not one this policy allows: use an allowed socket, or have it "
+                                    + "allowed (TargetPolicy.Builder.allowNbdSocket)");
                 }
             } else if (!policy.allowsNbd(u.host(), u.port())) {
-                throw new TargetPolicyException(TargetPolicyException.Rule.NBD_HOST, "the NBD server " + u.host() + ":"
-                        + u.port() + " is not one this policy allows: use an allowed server, or have it allowed "
-                        + "(TargetPolicy.Builder.allowNbd)");
+                throw new TargetPolicyException(
+                        TargetPolicyException.Rule.NBD_HOST,
+                        "the NBD server " + u.host() + ":"
+                                + u.port()
+                                + " is not one this policy allows: use an allowed server, or have it allowed "
+                                + "(TargetPolicy.Builder.allowNbd)");
             }
         }
 
@@ -820,22 +860,26 @@ public sealed interface TargetSpec {
                 case Sized s when s.kind().equals("null") -> Mono.just(new NullBackend());
                 case Sized s -> Mono.fromCallable(() -> new MemoryBackend(s.bytes()));
                 // Opening blocks (open, fstat, ftruncate): on boundedElastic, never on the subscriber's event loop.
-                case File f -> Mono.fromCallable(() -> track(owned, PolicyFiles.open(f, policy, o)))
-                        .subscribeOn(Schedulers.boundedElastic());
+                case File f ->
+                    Mono.fromCallable(() -> track(owned, PolicyFiles.open(f, policy, o)))
+                            .subscribeOn(Schedulers.boundedElastic());
                 case Nbd n -> NbdBackend.connect(n.uri(), o.nbd()).map(b -> track(owned, b));
-                case Composite c -> Flux.fromIterable(c.parts())
-                        .concatMap(p -> open(p, policy, o, owned))
-                        .collectList()
-                        .flatMap(parts -> {
-                            BlockBackend[] a = parts.toArray(BlockBackend[]::new);
-                            return switch (c.kind()) {
-                                // Assembled from its replicas' superblocks (docs/mirror.md).
-                                // Tracked, so that it is closed (cleanly, before its replicas) after the device.
-                                case "mirror" -> Backends.assembleMirror(o.mirror(), a).map(m -> track(owned, m));
-                                case "stripe" -> Mono.fromCallable(() -> (BlockBackend) Backends.stripe(c.chunk(), a));
-                                default -> Mono.fromCallable(() -> (BlockBackend) Backends.concat(a));
-                            };
-                        });
+                case Composite c ->
+                    Flux.fromIterable(c.parts())
+                            .concatMap(p -> open(p, policy, o, owned))
+                            .collectList()
+                            .flatMap(parts -> {
+                                BlockBackend[] a = parts.toArray(BlockBackend[]::new);
+                                return switch (c.kind()) {
+                                    // Assembled from its replicas' superblocks (docs/mirror.md).
+                                    // Tracked, so that it is closed (cleanly, before its replicas) after the device.
+                                    case "mirror" ->
+                                        Backends.assembleMirror(o.mirror(), a).map(m -> track(owned, m));
+                                    case "stripe" ->
+                                        Mono.fromCallable(() -> (BlockBackend) Backends.stripe(c.chunk(), a));
+                                    default -> Mono.fromCallable(() -> (BlockBackend) Backends.concat(a));
+                                };
+                            });
             };
         }
 

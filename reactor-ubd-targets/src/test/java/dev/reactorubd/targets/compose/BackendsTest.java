@@ -1,5 +1,17 @@
 package dev.reactorubd.targets.compose;
 
+import static dev.reactorubd.targets.compose.TestData.KIB;
+import static dev.reactorubd.targets.compose.TestData.MIB;
+import static dev.reactorubd.targets.compose.TestData.WAIT;
+import static dev.reactorubd.targets.compose.TestData.buf;
+import static dev.reactorubd.targets.compose.TestData.bytes;
+import static dev.reactorubd.targets.compose.TestData.read;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.BlockBackend;
@@ -7,7 +19,6 @@ import dev.reactorubd.server.BlockBackend.Capability;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.UnpooledByteBufAllocator;
@@ -23,18 +34,6 @@ import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.test.StepVerifier;
-
-import static dev.reactorubd.targets.compose.TestData.KIB;
-import static dev.reactorubd.targets.compose.TestData.MIB;
-import static dev.reactorubd.targets.compose.TestData.WAIT;
-import static dev.reactorubd.targets.compose.TestData.buf;
-import static dev.reactorubd.targets.compose.TestData.bytes;
-import static dev.reactorubd.targets.compose.TestData.read;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotSame;
-import static org.junit.jupiter.api.Assertions.assertSame;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The fluent API, binding to queues, closing, sizes and capabilities of composed backends. */
 class BackendsTest {
@@ -53,7 +52,12 @@ class BackendsTest {
         assertSame(mem.allocator(), c.allocator());
         CacheBackend cached = c.cache(64 * KIB);
         assertSame(cached, Backends.from(cached));
-        assertEquals(MIB, cached.timeout(Duration.ofSeconds(1)).retry(2, Duration.ZERO).limitRate(1, 1).size());
+        assertEquals(
+                MIB,
+                cached.timeout(Duration.ofSeconds(1))
+                        .retry(2, Duration.ZERO)
+                        .limitRate(1, 1)
+                        .size());
     }
 
     @Test
@@ -71,7 +75,8 @@ class BackendsTest {
         assertEquals(2 * MIB, served.size());
         try (VirtualDevice dev = VirtualDevice.serve(served, 2, 16)) {
             StepVerifier.create(Flux.range(0, 32)
-                    .flatMap(i -> dev.write(i % 2, i * 48L * KIB, buf(bytes(i, 40 * KIB))), 16).then())
+                            .flatMap(i -> dev.write(i % 2, i * 48L * KIB, buf(bytes(i, 40 * KIB))), 16)
+                            .then())
                     .verifyComplete();
             for (int i = 0; i < 32; i++) {
                 assertArrayEquals(bytes(i, 40 * KIB), read(dev, (i + 1) % 2, i * 48L * KIB, 40 * KIB));
@@ -102,7 +107,9 @@ class BackendsTest {
                     if (!queue.loop().inEventLoop()) {
                         wrongThread.add(Thread.currentThread().getName());
                     }
-                    return mine.getAndIncrement() == 0 ? Mono.error(new UbdIoException(Errno.EIO, "first")) : call.get();
+                    return mine.getAndIncrement() == 0
+                            ? Mono.error(new UbdIoException(Errno.EIO, "first"))
+                            : call.get();
                 }
 
                 @Override
@@ -156,16 +163,18 @@ class BackendsTest {
         PerQueue r0 = new PerQueue();
         PerQueue r1 = new PerQueue();
         MirrorBackend mirror = Backends.mirror(r0, r1);
-        try (VirtualDevice dev = VirtualDevice.serve(Backends.stripe(4 * KIB, mirror, new MemoryBackend(MIB)), 2,
-                16)) {
+        try (VirtualDevice dev = VirtualDevice.serve(Backends.stripe(4 * KIB, mirror, new MemoryBackend(MIB)), 2, 16)) {
             // Both replicas' queue-0 parts fail their first request: no in-sync replica took the write.
-            StepVerifier.create(dev.write(0, 0, buf(bytes(3, 4 * KIB)))).expectErrorMatches(TestData.errno(Errno.EIO))
+            StepVerifier.create(dev.write(0, 0, buf(bytes(3, 4 * KIB))))
+                    .expectErrorMatches(TestData.errno(Errno.EIO))
                     .verify(WAIT);
         }
         assertEquals(List.of(0, 1), r0.bound);
         assertEquals(List.of(0, 1), r1.bound);
         assertEquals(List.of(), r0.wrongThread);
-        assertEquals(List.of(ReplicaState.FAILED, ReplicaState.FAILED), mirror.states(),
+        assertEquals(
+                List.of(ReplicaState.FAILED, ReplicaState.FAILED),
+                mirror.states(),
                 "the unbound mirror sees what its bound views saw");
     }
 
@@ -202,7 +211,8 @@ class BackendsTest {
         Closing a = new Closing(MIB);
         Closing b = new Closing(MIB);
         Closing c = new Closing(MIB);
-        BlockBackend all = Backends.concat(Backends.mirror(a, b), Backends.stripe(4 * KIB, c)).retry(2, Duration.ZERO);
+        BlockBackend all = Backends.concat(Backends.mirror(a, b), Backends.stripe(4 * KIB, c))
+                .retry(2, Duration.ZERO);
         StepVerifier.create(all.close().then(all.close())).verifyComplete();
         assertEquals(List.of(1, 1, 1), List.of(a.closed.get(), b.closed.get(), c.closed.get()));
     }
@@ -233,21 +243,31 @@ class BackendsTest {
         Claims full = new Claims(Capability.FLUSH, Capability.FUA, Capability.DISCARD, Capability.WRITE_ZEROES);
         Claims discardOnly = new Claims(Capability.DISCARD);
         Claims flushNoFua = new Claims(Capability.FLUSH, Capability.DISCARD);
-        assertEquals(Set.of(Capability.FLUSH, Capability.FUA, Capability.DISCARD),
+        assertEquals(
+                Set.of(Capability.FLUSH, Capability.FUA, Capability.DISCARD),
                 Backends.mirror(full, discardOnly).capabilities());
-        assertEquals(Set.of(Capability.FLUSH, Capability.DISCARD),
+        assertEquals(
+                Set.of(Capability.FLUSH, Capability.DISCARD),
                 Backends.stripe(4 * KIB, full, flushNoFua).capabilities());
-        assertEquals(Set.of(Capability.FLUSH, Capability.FUA), Backends.concat(full, new Claims()).capabilities(),
+        assertEquals(
+                Set.of(Capability.FLUSH, Capability.FUA),
+                Backends.concat(full, new Claims()).capabilities(),
                 "one part's volatile cache makes the whole's; the other part writes durably anyway");
-        assertEquals(Set.of(Capability.FLUSH, Capability.FUA, Capability.DISCARD),
-                Backends.mirror(full, discardOnly).cache(64 * KIB).timeout(Duration.ofSeconds(1)).capabilities());
+        assertEquals(
+                Set.of(Capability.FLUSH, Capability.FUA, Capability.DISCARD),
+                Backends.mirror(full, discardOnly)
+                        .cache(64 * KIB)
+                        .timeout(Duration.ofSeconds(1))
+                        .capabilities());
         assertSame(discardOnly.alloc, Backends.concat(discardOnly, full).allocator());
-        assertSame(full.alloc, Backends.mirror(full, discardOnly).limitRate(1, 0).allocator());
+        assertSame(
+                full.alloc, Backends.mirror(full, discardOnly).limitRate(1, 0).allocator());
         assertNotSame(full.alloc, discardOnly.alloc);
         // A capability a part lacks fails at the composite, without reaching any part.
         try (VirtualDevice dev = VirtualDevice.serve(Backends.mirror(full, discardOnly), 1, 4)) {
             StepVerifier.create(dev.writeZeroes(0, 0, 4 * KIB))
-                    .expectErrorMatches(TestData.errno(Errno.EOPNOTSUPP)).verify(WAIT);
+                    .expectErrorMatches(TestData.errno(Errno.EOPNOTSUPP))
+                    .verify(WAIT);
             assertEquals(List.of(), full.ops);
         }
     }

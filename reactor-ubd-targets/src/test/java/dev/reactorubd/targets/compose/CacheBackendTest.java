@@ -1,11 +1,23 @@
 package dev.reactorubd.targets.compose;
 
+import static dev.reactorubd.targets.compose.TestData.KIB;
+import static dev.reactorubd.targets.compose.TestData.MIB;
+import static dev.reactorubd.targets.compose.TestData.WAIT;
+import static dev.reactorubd.targets.compose.TestData.buf;
+import static dev.reactorubd.targets.compose.TestData.bytes;
+import static dev.reactorubd.targets.compose.TestData.direct;
+import static dev.reactorubd.targets.compose.TestData.errno;
+import static dev.reactorubd.targets.compose.TestData.read;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufUtil;
@@ -21,18 +33,6 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.test.StepVerifier;
-
-import static dev.reactorubd.targets.compose.TestData.KIB;
-import static dev.reactorubd.targets.compose.TestData.MIB;
-import static dev.reactorubd.targets.compose.TestData.WAIT;
-import static dev.reactorubd.targets.compose.TestData.buf;
-import static dev.reactorubd.targets.compose.TestData.bytes;
-import static dev.reactorubd.targets.compose.TestData.direct;
-import static dev.reactorubd.targets.compose.TestData.errno;
-import static dev.reactorubd.targets.compose.TestData.read;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The read cache through the test kit: hits, invalidation, failed writes, eviction, and reads racing writes. */
 class CacheBackendTest {
@@ -66,8 +66,10 @@ class CacheBackendTest {
             assertArrayEquals(data, read(dev, 0, 0, 64 * KIB));
             assertEquals(1, slow.reads.get());
             assertArrayEquals(data, read(dev, 1, 0, 64 * KIB), "the same read, from the other queue");
-            assertArrayEquals(Arrays.copyOfRange(data, 4 * KIB + 512, 12 * KIB), read(dev, 0, 4 * KIB + 512,
-                    8 * KIB - 512), "a read inside cached blocks, not block-aligned");
+            assertArrayEquals(
+                    Arrays.copyOfRange(data, 4 * KIB + 512, 12 * KIB),
+                    read(dev, 0, 4 * KIB + 512, 8 * KIB - 512),
+                    "a read inside cached blocks, not block-aligned");
             assertEquals(1, slow.reads.get(), "hits do not reach the backend");
             CacheStats s = cache.stats();
             assertEquals(2, s.hits());
@@ -91,7 +93,9 @@ class CacheBackendTest {
             dev.write(1, 8 * KIB, buf(next)).block(WAIT);
             assertArrayEquals(next, read(dev, 0, 8 * KIB, 4 * KIB), "the new data, not the cached");
             assertEquals(2, slow.reads.get());
-            assertArrayEquals(Arrays.copyOfRange(bytes(1, 32 * KIB), 0, 8 * KIB), read(dev, 1, 0, 8 * KIB),
+            assertArrayEquals(
+                    Arrays.copyOfRange(bytes(1, 32 * KIB), 0, 8 * KIB),
+                    read(dev, 1, 0, 8 * KIB),
                     "the blocks beside it stay cached");
             assertEquals(2, slow.reads.get());
 
@@ -123,7 +127,8 @@ class CacheBackendTest {
         CacheBackend cache = Backends.from(new WritesThenFails(mem)).cache(256 * KIB);
         try (VirtualDevice dev = VirtualDevice.serve(cache, 2, 16)) {
             assertArrayEquals(bytes(1, 16 * KIB), read(dev, 0, 0, 16 * KIB));
-            StepVerifier.create(dev.write(1, 0, buf(bytes(2, 16 * KIB)))).expectErrorMatches(errno(Errno.EIO))
+            StepVerifier.create(dev.write(1, 0, buf(bytes(2, 16 * KIB))))
+                    .expectErrorMatches(errno(Errno.EIO))
                     .verify(WAIT);
             assertArrayEquals(bytes(2, 16 * KIB), read(dev, 0, 0, 16 * KIB), "what the backend holds now");
             assertEquals(0, cache.stats().hits());
@@ -187,14 +192,16 @@ class CacheBackendTest {
         CacheBackend cache = Backends.from(held).cache(256 * KIB);
         try (VirtualDevice dev = VirtualDevice.serve(cache, 2, 16)) {
             // The read takes the old bytes, then waits; meanwhile a write replaces them and completes.
-            Mono<byte[]> slowRead = dev.read(0, 0, 8 * KIB).map(b -> {
-                try {
-                    return ByteBufUtil.getBytes(b);
-                } finally {
-                    b.release();
-                }
-            }).cache();
-            slowRead.subscribe(x -> { }, e -> { });
+            Mono<byte[]> slowRead = dev.read(0, 0, 8 * KIB)
+                    .map(b -> {
+                        try {
+                            return ByteBufUtil.getBytes(b);
+                        } finally {
+                            b.release();
+                        }
+                    })
+                    .cache();
+            slowRead.subscribe(x -> {}, e -> {});
             assertTrue(held.called.await(10, TimeUnit.SECONDS));
             dev.write(1, 0, buf(bytes(2, 8 * KIB))).block(WAIT);
             held.go.tryEmitEmpty();
@@ -211,20 +218,29 @@ class CacheBackendTest {
         try (VirtualDevice dev = VirtualDevice.serve(cache, 2, 16)) {
             Random random = new Random(5);
             List<Integer> blocks = random.ints(2000, 0, 48).boxed().toList();
-            StepVerifier.create(Flux.fromIterable(blocks).index().flatMap(t -> {
-                int q = (int) (t.getT1() % 2);
-                long at = t.getT2() * 4L * KIB;
-                return t.getT1() % 3 == 0
-                        ? dev.write(q, at, buf(bytes(t.getT1(), 4 * KIB))).then(Mono.just(0))
-                        : dev.read(q, at, 8 * KIB).map(b -> {
-                            b.release();
-                            return 1;
-                        });
-            }, 32).then()).verifyComplete();
+            StepVerifier.create(Flux.fromIterable(blocks)
+                            .index()
+                            .flatMap(
+                                    t -> {
+                                        int q = (int) (t.getT1() % 2);
+                                        long at = t.getT2() * 4L * KIB;
+                                        return t.getT1() % 3 == 0
+                                                ? dev.write(q, at, buf(bytes(t.getT1(), 4 * KIB)))
+                                                        .then(Mono.just(0))
+                                                : dev.read(q, at, 8 * KIB).map(b -> {
+                                                    b.release();
+                                                    return 1;
+                                                });
+                                    },
+                                    32)
+                            .then())
+                    .verifyComplete();
             assertTrue(cache.stats().hits() > 0, "the cache was used: " + cache.stats());
             for (int block = 0; block < 48; block++) {
-                assertArrayEquals(direct(mem, block * 4L * KIB, 4 * KIB), read(dev, block % 2, block * 4L * KIB,
-                        4 * KIB), "block " + block);
+                assertArrayEquals(
+                        direct(mem, block * 4L * KIB, 4 * KIB),
+                        read(dev, block % 2, block * 4L * KIB, 4 * KIB),
+                        "block " + block);
             }
         }
     }

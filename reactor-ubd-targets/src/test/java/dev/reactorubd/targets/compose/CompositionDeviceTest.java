@@ -1,5 +1,8 @@
 package dev.reactorubd.targets.compose;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
@@ -9,37 +12,44 @@ import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import reactor.core.Disposable;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import java.io.IOException;
-import java.util.concurrent.TimeUnit;
 
 /** Composed backends against the real ublk driver: a mirror that loses and regains a replica, stripe, concat. */
 @DeviceTest
 class CompositionDeviceTest {
     private static final Duration WAIT = Devices.WAIT;
     private static final long MIB = 1 << 20;
+
     @RegisterExtension
     static final DeviceServer SERVER = new DeviceServer();
 
     private static UbdDevice serve(BlockBackend backend) {
-        return Devices.serve(SERVER.get(), DeviceSpec.builder().capacityBytes(backend.size()).queues(2).depth(64).build(),
+        return Devices.serve(
+                SERVER.get(),
+                DeviceSpec.builder()
+                        .capacityBytes(backend.size())
+                        .queues(2)
+                        .depth(64)
+                        .build(),
                 backend);
     }
 
     @Test
     void aMirrorKeepsServingWhenAReplicaFillsUpAndResyncsItWhenItComesBack() {
         // Replica 0 on a roomy tmpfs; replica 1 on a tmpfs of 8 MiB: its sparse 48 MiB file fills up mid-run.
-        Vm.sh(60, "set -e; mkdir -p /run/mirror-a /run/mirror-b; mount -t tmpfs -o size=128M a /run/mirror-a;"
-                + " mount -t tmpfs -o size=8M b /run/mirror-b").requireSuccess();
+        Vm.sh(
+                        60,
+                        "set -e; mkdir -p /run/mirror-a /run/mirror-b; mount -t tmpfs -o size=128M a /run/mirror-a;"
+                                + " mount -t tmpfs -o size=8M b /run/mirror-b")
+                .requireSuccess();
         Path a = Path.of("/run/mirror-a/replica.img");
         Path b = Path.of("/run/mirror-b/replica.img");
         FileBackend fa = FileBackend.open(a, FileBackend.Options.defaults().createSize(48 * MIB));
@@ -53,23 +63,30 @@ class CompositionDeviceTest {
                 Devices.fioVerify(dev, "mirror-degraded", 40 * MIB);
                 assertEquals(ReplicaState.FAILED, mirror.state(1), "the full replica failed: " + events);
                 assertEquals(ReplicaState.IN_SYNC, mirror.state(0));
-                assertTrue(events.stream().anyMatch(e -> e.replica() == 1 && e.to() == ReplicaState.FAILED),
+                assertTrue(
+                        events.stream().anyMatch(e -> e.replica() == 1 && e.to() == ReplicaState.FAILED),
                         "the failure was reported: " + events);
                 assertTrue(mirror.dirtyRegions(1) > 0, "regions written without replica 1 are tracked");
                 assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount(), "no request failed");
 
                 // Room again: bring the replica back while fio keeps writing and verifying.
                 Vm.sh(30, "mount -o remount,size=128M /run/mirror-b").requireSuccess();
-                Process load = new ProcessBuilder("sh", "-c", "fio --name=during-resync --filename="
-                        + dev.blockDevicePath() + " --rw=randwrite --bs=16k --iodepth=16 --ioengine=io_uring"
-                        + " --direct=1 --size=16M --offset=8M --verify=crc32c --do_verify=1 --verify_fatal=1")
-                        .redirectErrorStream(true).start();
+                Process load = new ProcessBuilder(
+                                "sh",
+                                "-c",
+                                "fio --name=during-resync --filename="
+                                        + dev.blockDevicePath()
+                                        + " --rw=randwrite --bs=16k --iodepth=16 --ioengine=io_uring"
+                                        + " --direct=1 --size=16M --offset=8M --verify=crc32c --do_verify=1 --verify_fatal=1")
+                        .redirectErrorStream(true)
+                        .start();
                 mirror.reinstate(1).block(Duration.ofMinutes(5));
                 assertTrue(load.waitFor(300, TimeUnit.SECONDS), "fio during the resync ended");
                 String out = new String(load.getInputStream().readAllBytes());
                 assertEquals(0, load.exitValue(), out);
                 assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), mirror.states());
-                assertTrue(events.stream().anyMatch(e -> e.replica() == 1 && e.to() == ReplicaState.IN_SYNC),
+                assertTrue(
+                        events.stream().anyMatch(e -> e.replica() == 1 && e.to() == ReplicaState.IN_SYNC),
                         "the resync was reported: " + events);
                 assertTrue(mirror.copiedRegions() > 0, "the resync copied regions");
                 System.out.println("mirror: " + events.size() + " health events, " + mirror.copiedRegions()
@@ -118,8 +135,10 @@ class CompositionDeviceTest {
             try {
                 Devices.fioVerify(dev, "concat", 48 * MIB);
                 String d = dev.blockDevicePath();
-                Vm.Result r = Vm.sh(120, "cmp -n " + 20 * MIB + " " + d + " " + p1 + " && cmp -i " + 20 * MIB + ":0 "
-                        + d + " " + p2 + " && echo parts-match");
+                Vm.Result r = Vm.sh(
+                        120,
+                        "cmp -n " + 20 * MIB + " " + d + " " + p1 + " && cmp -i " + 20 * MIB + ":0 " + d + " " + p2
+                                + " && echo parts-match");
                 assertTrue(r.output().contains("parts-match"), "the device is file one then file two: " + r.output());
             } finally {
                 Devices.closeAndCheckGone(dev);

@@ -1,15 +1,5 @@
 package dev.reactorubd.targets.compose;
 
-import dev.reactorubd.targets.MemoryBackend;
-import dev.reactorubd.testing.BlockingCallRecorder;
-import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
-import java.util.Arrays;
-import java.util.List;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
-import reactor.test.StepVerifier;
-
 import static dev.reactorubd.targets.compose.TestData.KIB;
 import static dev.reactorubd.targets.compose.TestData.MIB;
 import static dev.reactorubd.targets.compose.TestData.WAIT;
@@ -23,6 +13,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.reactorubd.Errno;
+import dev.reactorubd.targets.MemoryBackend;
+import dev.reactorubd.testing.BlockingCallRecorder;
+import dev.reactorubd.testkit.VirtualDevice;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import reactor.test.StepVerifier;
+
 /** Parts end to end, through the test kit, with the parts checked directly. */
 class ConcatBackendTest {
     @AfterEach
@@ -33,10 +33,14 @@ class ConcatBackendTest {
     @Test
     void theLayoutSplitsAtPartBoundaries() {
         Layout concat = new Layout.Concat(new long[] {MIB, 512 * KIB, 2 * MIB});
-        assertEquals(List.of(new Layout.Piece(0, MIB - 4 * KIB, 0, 4 * KIB), new Layout.Piece(1, 0, 4 * KIB, 4 * KIB)),
+        assertEquals(
+                List.of(new Layout.Piece(0, MIB - 4 * KIB, 0, 4 * KIB), new Layout.Piece(1, 0, 4 * KIB, 4 * KIB)),
                 concat.split(MIB - 4 * KIB, 8 * KIB));
         assertEquals(List.of(new Layout.Piece(1, 0, 0, 512 * KIB)), concat.split(MIB, 512 * KIB));
-        assertEquals(List.of(new Layout.Piece(0, MIB - 512, 0, 512), new Layout.Piece(1, 0, 512, 512 * KIB),
+        assertEquals(
+                List.of(
+                        new Layout.Piece(0, MIB - 512, 0, 512),
+                        new Layout.Piece(1, 0, 512, 512 * KIB),
                         new Layout.Piece(2, 0, 512 + 512 * KIB, 512)),
                 concat.split(MIB - 512, 512 * KIB + 1024));
     }
@@ -67,7 +71,8 @@ class ConcatBackendTest {
             dev.write(0, concat.size() - 4 * KIB, buf(tail)).block(WAIT);
             assertArrayEquals(tail, direct(parts[2], 2 * MIB - 4 * KIB, 4 * KIB));
             StepVerifier.create(dev.write(0, concat.size() - 4 * KIB, buf(bytes(4, 8 * KIB))))
-                    .expectErrorMatches(errno(Errno.EINVAL)).verify(WAIT);
+                    .expectErrorMatches(errno(Errno.EINVAL))
+                    .verify(WAIT);
 
             StepVerifier.create(dev.discard(1, MIB - 4 * KIB, 8 * KIB)).verifyComplete();
             assertArrayEquals(new byte[4 * KIB], direct(parts[0], MIB - 4 * KIB, 4 * KIB));
@@ -82,15 +87,16 @@ class ConcatBackendTest {
         try (VirtualDevice dev = VirtualDevice.serve(Backends.concat(new MemoryBackend(MIB), second), 2, 8)) {
             second.failWrites(Errno.EROFS);
             StepVerifier.create(dev.write(0, MIB - 4 * KIB, buf(bytes(1, 8 * KIB))))
-                    .expectErrorMatches(errno(Errno.EROFS)).verify(WAIT);
+                    .expectErrorMatches(errno(Errno.EROFS))
+                    .verify(WAIT);
             StepVerifier.create(dev.write(1, 0, buf(bytes(1, 8 * KIB)))).verifyComplete();
         }
     }
 
     @Test
     void everyPartMustKnowItsSize() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Backends.concat(new MemoryBackend(MIB), TestData.unknownSize()));
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> Backends.concat(new MemoryBackend(MIB), TestData.unknownSize()));
         assertTrue(e.getMessage().contains("part 1") && e.getMessage().contains("unknown size"), e.getMessage());
     }
 }

@@ -1,7 +1,7 @@
 package dev.reactorubd.targets.compose;
 
-import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.io.UbdQueue;
+import dev.reactorubd.server.BlockBackend;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.util.List;
@@ -25,6 +25,7 @@ final class HeldBackend extends DecoratorBackend {
         final AtomicReference<Sinks.Empty<Void>> gate = new AtomicReference<>();
         /** The gate the held requests wait on, kept by {@link #holdNoMore} until {@link #release}. */
         final AtomicReference<Sinks.Empty<Void>> closedGate = new AtomicReference<>();
+
         final AtomicReference<Throwable> releaseWith = new AtomicReference<>();
         final AtomicInteger inFlight = new AtomicInteger();
         final AtomicInteger held = new AtomicInteger();

@@ -1,11 +1,24 @@
 package dev.reactorubd.targets.compose;
 
+import static dev.reactorubd.targets.compose.TestData.KIB;
+import static dev.reactorubd.targets.compose.TestData.MIB;
+import static dev.reactorubd.targets.compose.TestData.WAIT;
+import static dev.reactorubd.targets.compose.TestData.await;
+import static dev.reactorubd.targets.compose.TestData.buf;
+import static dev.reactorubd.targets.compose.TestData.bytes;
+import static dev.reactorubd.targets.compose.TestData.direct;
+import static dev.reactorubd.targets.compose.TestData.errno;
+import static dev.reactorubd.targets.compose.TestData.read;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -25,19 +38,6 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.test.StepVerifier;
-
-import static dev.reactorubd.targets.compose.TestData.KIB;
-import static dev.reactorubd.targets.compose.TestData.MIB;
-import static dev.reactorubd.targets.compose.TestData.WAIT;
-import static dev.reactorubd.targets.compose.TestData.await;
-import static dev.reactorubd.targets.compose.TestData.buf;
-import static dev.reactorubd.targets.compose.TestData.bytes;
-import static dev.reactorubd.targets.compose.TestData.direct;
-import static dev.reactorubd.targets.compose.TestData.errno;
-import static dev.reactorubd.targets.compose.TestData.read;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The mirror through the test kit: two queues, MemoryBackend replicas, failures injected with {@link FaultyBackend}. */
 class MirrorBackendTest {
@@ -117,12 +117,12 @@ class MirrorBackendTest {
         MemoryBackend a = new MemoryBackend(4 * MIB);
         FaultyBackend b = Backends.from(new MemoryBackend(4 * MIB)).faults();
         MirrorBackend mirror = Backends.mirror(a, b);
-        try (VirtualDevice dev = VirtualDevice.serve(mirror, 1, 16, Duration.ofMillis(300),
-                UbdMetrics.NONE)) {
+        try (VirtualDevice dev = VirtualDevice.serve(mirror, 1, 16, Duration.ofMillis(300), UbdMetrics.NONE)) {
             dev.write(0, 0, buf(bytes(1, 8 * KIB))).block(WAIT);
             b.delay(Duration.ofSeconds(2)); // replica 1 answers after the request timeout
             StepVerifier.create(dev.write(0, 0, buf(bytes(2, 8 * KIB))))
-                    .expectErrorMatches(errno(Errno.ETIMEDOUT)).verify(WAIT);
+                    .expectErrorMatches(errno(Errno.ETIMEDOUT))
+                    .verify(WAIT);
             b.heal();
             assertArrayEquals(bytes(2, 8 * KIB), direct(a, 0, 8 * KIB), "replica 0 took the given-up write");
             byte[] first = read(dev, 0, 0, 8 * KIB);
@@ -157,7 +157,7 @@ class MirrorBackendTest {
             faulty.heal();
             a.hold();
             Mono<Void> first = mirror.reinstate(0);
-            first.subscribe(null, e -> { });
+            first.subscribe(null, e -> {});
             await(() -> a.held() == 1, "the first resync's copy of region 3 is held on its way to replica 0");
             a.holdNoMore();
 
@@ -166,12 +166,14 @@ class MirrorBackendTest {
             faulty.heal();
             dev.write(0, 3 * REGION, buf(bytes(4, 8 * KIB))).block(WAIT); // skips replica 0: region 3 dirty again
             Mono<Void> second = mirror.reinstate(0);
-            second.subscribe(null, e -> { });
+            second.subscribe(null, e -> {});
             // The second resync copies regions 3 and 5; the first's copy (region 3 as it was before) is still held.
             await(() -> mirror.dirtyRegions(0) == 0, "the second resync copied what it found dirty");
             dev.write(0, 3 * REGION, buf(bytes(5, 8 * KIB))).block(WAIT);
             a.release(null); // the first copy lands: region 3 as it was when it was read, older than bytes 5
-            await(() -> mirror.state(0) == ReplicaState.IN_SYNC && a.inFlight() == 0, "replica 0 back in sync, its copies done");
+            await(
+                    () -> mirror.state(0) == ReplicaState.IN_SYNC && a.inFlight() == 0,
+                    "replica 0 back in sync, its copies done");
             assertArrayEquals(direct(b, 0, 8 * REGION), direct(faulty, 0, 8 * REGION), "the replicas agree");
             for (int i = 0; i < 4; i++) {
                 assertArrayEquals(bytes(5, 8 * KIB), read(dev, 0, 3 * REGION, 8 * KIB), "read " + i + " of region 3");
@@ -189,7 +191,8 @@ class MirrorBackendTest {
             a.failReads(Errno.EIO);
             for (int i = 0; i < 8; i++) {
                 // Round-robin sends one of the first two reads to replica 0; it fails there and is served by 1.
-                assertArrayEquals(Arrays.copyOfRange(bytes(7, 256 * KIB), i * 32 * KIB, (i + 1) * 32 * KIB),
+                assertArrayEquals(
+                        Arrays.copyOfRange(bytes(7, 256 * KIB), i * 32 * KIB, (i + 1) * 32 * KIB),
                         read(dev, i % 2, i * 32L * KIB, 32 * KIB));
             }
             assertEquals(ReplicaState.FAILED, mirror.state(0));
@@ -220,18 +223,24 @@ class MirrorBackendTest {
             rb.ops.clear();
 
             StepVerifier.create(mirror.health().take(2))
-                    .then(() -> StepVerifier.create(mirror.reinstate(1)).expectComplete().verify(WAIT))
-                    .assertNext(e -> assertEquals(List.of(1, ReplicaState.FAILED, ReplicaState.RESYNCING),
+                    .then(() -> StepVerifier.create(mirror.reinstate(1))
+                            .expectComplete()
+                            .verify(WAIT))
+                    .assertNext(e -> assertEquals(
+                            List.of(1, ReplicaState.FAILED, ReplicaState.RESYNCING),
                             List.of(e.replica(), e.from(), e.to())))
-                    .assertNext(e -> assertEquals(List.of(1, ReplicaState.RESYNCING, ReplicaState.IN_SYNC),
+                    .assertNext(e -> assertEquals(
+                            List.of(1, ReplicaState.RESYNCING, ReplicaState.IN_SYNC),
                             List.of(e.replica(), e.from(), e.to())))
                     .verifyComplete();
 
-            Set<Long> copied = rb.ops.stream().map(op -> {
-                assertEquals("write", op.op());
-                assertEquals(REGION, op.length(), "whole regions are copied");
-                return op.offset() / REGION;
-            }).collect(Collectors.toCollection(TreeSet::new));
+            Set<Long> copied = rb.ops.stream()
+                    .map(op -> {
+                        assertEquals("write", op.op());
+                        assertEquals(REGION, op.length(), "whole regions are copied");
+                        return op.offset() / REGION;
+                    })
+                    .collect(Collectors.toCollection(TreeSet::new));
             assertEquals(Set.of(3L, 5L, 6L, 7L, 40L), copied);
             assertEquals(5, rb.ops.size(), "each dirty region copied once");
             assertEquals(5, mirror.copiedRegions());
@@ -254,19 +263,25 @@ class MirrorBackendTest {
             b.failAll(Errno.EIO);
             // Every region written while replica 1 is out.
             StepVerifier.create(Flux.range(0, size / REGION)
-                            .flatMap(i -> dev.write(i % 2, (long) i * REGION, buf(bytes(i, REGION))), 8).then())
+                            .flatMap(i -> dev.write(i % 2, (long) i * REGION, buf(bytes(i, REGION))), 8)
+                            .then())
                     .verifyComplete();
             assertEquals(ReplicaState.FAILED, mirror.state(1));
             assertEquals(size / REGION, mirror.dirtyRegions(1));
             // Slow replica 1 down so that the copy and the writes below overlap.
             b.heal().delay(Duration.ofMillis(1));
             Random random = new Random(42);
-            List<Long> offsets = random.longs(600, 0, size / (4 * KIB)).map(x -> x * 4 * KIB).boxed().toList();
-            Mono<Void> writes = Flux.fromIterable(offsets).index()
-                    .flatMap(t -> dev.write((int) (t.getT1() % 2), t.getT2(),
-                            buf(bytes(1000 + t.getT1(), 4 * KIB))), 8)
+            List<Long> offsets = random.longs(600, 0, size / (4 * KIB))
+                    .map(x -> x * 4 * KIB)
+                    .boxed()
+                    .toList();
+            Mono<Void> writes = Flux.fromIterable(offsets)
+                    .index()
+                    .flatMap(t -> dev.write((int) (t.getT1() % 2), t.getT2(), buf(bytes(1000 + t.getT1(), 4 * KIB))), 8)
                     .then();
-            StepVerifier.create(Mono.when(mirror.reinstate(1), writes)).expectComplete().verify(WAIT);
+            StepVerifier.create(Mono.when(mirror.reinstate(1), writes))
+                    .expectComplete()
+                    .verify(WAIT);
             assertEquals(ReplicaState.IN_SYNC, mirror.state(1));
             assertEquals(0, mirror.dirtyRegions(1));
             assertTrue(mirror.copiedRegions() >= size / REGION, "every dirty region was copied");
@@ -287,7 +302,8 @@ class MirrorBackendTest {
     void aReplaceUnderWritesSwapsTheReplicaOnEveryQueueAndTheReplacementEndsIdentical() {
         int size = 4 * MIB;
         MemoryBackend a = new MemoryBackend(size);
-        HeldBackend old = new HeldBackend(Backends.from(new MemoryBackend(size)).faults().delay(Duration.ofMillis(1)));
+        HeldBackend old =
+                new HeldBackend(Backends.from(new MemoryBackend(size)).faults().delay(Duration.ofMillis(1)));
         MemoryBackend cMem = new MemoryBackend(size);
         FaultyBackend c = Backends.from(cMem).faults().delay(Duration.ofMillis(1));
         MirrorBackend mirror = Backends.mirror(a, old);
@@ -295,7 +311,8 @@ class MirrorBackendTest {
         mirror.health().subscribe(events::add);
         try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16, Duration.ofSeconds(30), UbdMetrics.NONE)) {
             StepVerifier.create(Flux.range(0, size / REGION)
-                            .flatMap(i -> dev.write(i % 2, (long) i * REGION, buf(bytes(i, REGION))), 8).then())
+                            .flatMap(i -> dev.write(i % 2, (long) i * REGION, buf(bytes(i, REGION))), 8)
+                            .then())
                     .verifyComplete();
             // Distinct offsets: two writes of one block in flight at once have no order, on replicas as on disks.
             List<Long> blocks = new ArrayList<>();
@@ -306,16 +323,20 @@ class MirrorBackendTest {
             List<Long> offsets = blocks.subList(0, 800);
             Sinks.Empty<Void> started = Sinks.empty();
             AtomicInteger done = new AtomicInteger();
-            Mono<Void> writes = Flux.fromIterable(offsets).index()
-                    .flatMap(t -> dev.write((int) (t.getT1() % 2), t.getT2(), buf(bytes(1000 + t.getT1(), 4 * KIB)))
-                            .doOnSuccess(v -> {
-                                if (done.incrementAndGet() == 100) {
-                                    started.tryEmitEmpty();
-                                }
-                            }), 8)
+            Mono<Void> writes = Flux.fromIterable(offsets)
+                    .index()
+                    .flatMap(
+                            t -> dev.write((int) (t.getT1() % 2), t.getT2(), buf(bytes(1000 + t.getT1(), 4 * KIB)))
+                                    .doOnSuccess(v -> {
+                                        if (done.incrementAndGet() == 100) {
+                                            started.tryEmitEmpty();
+                                        }
+                                    }),
+                            8)
                     .then();
             // The replace lands in the middle of the writes, with some of them in flight on the old replica.
-            Mono<Void> replace = started.asMono().then(mirror.replace(1, c)).then(Mono.defer(() -> mirror.reinstate(1)));
+            Mono<Void> replace =
+                    started.asMono().then(mirror.replace(1, c)).then(Mono.defer(() -> mirror.reinstate(1)));
             StepVerifier.create(Mono.when(writes, replace)).expectComplete().verify(WAIT);
             assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), mirror.states());
             assertEquals(c, mirror.replicas().get(1), "the replacement is in slot 1");
@@ -326,8 +347,12 @@ class MirrorBackendTest {
             await(old::isClosed, "the old replica closed");
             assertEquals(0, old.inFlightAtClose(), "closed only once nothing sent to it was left");
             assertEquals(0, old.startedAfterClose(), "nothing reached the old replica after it was closed");
-            assertTrue(events.stream().anyMatch(e -> e.replica() == 1 && e.to() == ReplicaState.FAILED
-                    && e.reason().contains("replaced by")), events.toString());
+            assertTrue(
+                    events.stream()
+                            .anyMatch(e -> e.replica() == 1
+                                    && e.to() == ReplicaState.FAILED
+                                    && e.reason().contains("replaced by")),
+                    events.toString());
         }
     }
 
@@ -344,8 +369,9 @@ class MirrorBackendTest {
             old.hold();
             List<Mono<Void>> held = new ArrayList<>();
             for (int i = 0; i < 8; i++) {
-                held.add(dev.write(i % 2, (long) i * REGION, buf(bytes(50 + i, 4 * KIB))).cache());
-                held.get(i).subscribe(null, e -> { });
+                held.add(dev.write(i % 2, (long) i * REGION, buf(bytes(50 + i, 4 * KIB)))
+                        .cache());
+                held.get(i).subscribe(null, e -> {});
             }
             await(() -> old.held() == 8, "8 writes held by the old replica");
             StepVerifier.create(mirror.replace(1, cMem)).expectComplete().verify(WAIT);
@@ -363,8 +389,12 @@ class MirrorBackendTest {
                 }
             }
             assertTrue(replacedAt >= 0, events.toString());
-            assertEquals(List.of(ReplicaState.RESYNCING, ReplicaState.IN_SYNC), events.subList(replacedAt + 1,
-                    events.size()).stream().map(HealthEvent::to).toList(), "the replacement never failed: " + events);
+            assertEquals(
+                    List.of(ReplicaState.RESYNCING, ReplicaState.IN_SYNC),
+                    events.subList(replacedAt + 1, events.size()).stream()
+                            .map(HealthEvent::to)
+                            .toList(),
+                    "the replacement never failed: " + events);
             for (int i = 0; i < 8; i++) {
                 assertArrayEquals(bytes(50 + i, 4 * KIB), direct(cMem, (long) i * REGION, 4 * KIB));
             }
@@ -379,7 +409,8 @@ class MirrorBackendTest {
         try (VirtualDevice dev = VirtualDevice.serve(mirror, 1, 8, Duration.ofSeconds(30), UbdMetrics.NONE)) {
             StepVerifier.create(mirror.replace(1, new MemoryBackend(2 * MIB)))
                     .expectErrorMatches(e -> e instanceof MirrorReplaceException r
-                            && r.reason() == MirrorReplaceException.Reason.UNSUITABLE && e.getMessage().contains("larger"))
+                            && r.reason() == MirrorReplaceException.Reason.UNSUITABLE
+                            && e.getMessage().contains("larger"))
                     .verify(WAIT);
             StepVerifier.create(mirror.replace(1, a))
                     .expectErrorMatches(e -> e instanceof MirrorReplaceException r
@@ -392,7 +423,8 @@ class MirrorBackendTest {
             // Replica 0 is the only one holding the data: replacing it would leave nothing to copy from.
             StepVerifier.create(mirror.replace(0, new MemoryBackend(4 * MIB)))
                     .expectErrorMatches(e -> e instanceof MirrorReplaceException r
-                            && r.reason() == MirrorReplaceException.Reason.NOT_NOW && e.getMessage().contains("in sync"))
+                            && r.reason() == MirrorReplaceException.Reason.NOT_NOW
+                            && e.getMessage().contains("in sync"))
                     .verify(WAIT);
             assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.FAILED), mirror.states());
             assertEquals(a, mirror.replicas().get(0));
@@ -426,20 +458,28 @@ class MirrorBackendTest {
         try (VirtualDevice dev = VirtualDevice.serve(mirror, 2, 16)) {
             a.failAll(Errno.ENOSPC);
             b.failAll(Errno.EROFS);
-            StepVerifier.create(dev.write(0, 0, buf(bytes(1, 4 * KIB)))).expectErrorMatches(errno(Errno.EIO))
+            StepVerifier.create(dev.write(0, 0, buf(bytes(1, 4 * KIB))))
+                    .expectErrorMatches(errno(Errno.EIO))
                     .verify(WAIT);
             assertEquals(List.of(ReplicaState.FAILED, ReplicaState.FAILED), mirror.states());
             long seen = a.requests() + b.requests();
             // A write that reaches no replica fails; so does a read.
-            StepVerifier.create(dev.write(1, 0, buf(bytes(1, 4 * KIB)))).expectErrorMatches(errno(Errno.EIO))
+            StepVerifier.create(dev.write(1, 0, buf(bytes(1, 4 * KIB))))
+                    .expectErrorMatches(errno(Errno.EIO))
                     .verify(WAIT);
-            StepVerifier.create(dev.read(0, 0, 4 * KIB)).expectErrorMatches(errno(Errno.EIO)).verify(WAIT);
-            StepVerifier.create(dev.flush(1)).expectErrorMatches(errno(Errno.EIO)).verify(WAIT);
+            StepVerifier.create(dev.read(0, 0, 4 * KIB))
+                    .expectErrorMatches(errno(Errno.EIO))
+                    .verify(WAIT);
+            StepVerifier.create(dev.flush(1))
+                    .expectErrorMatches(errno(Errno.EIO))
+                    .verify(WAIT);
             assertEquals(seen, a.requests() + b.requests(), "nothing reached the failed replicas");
             // Reinstating needs an in-sync replica to copy from.
             a.heal();
             b.heal();
-            StepVerifier.create(mirror.reinstate(1)).expectErrorMatches(errno(Errno.EIO)).verify(WAIT);
+            StepVerifier.create(mirror.reinstate(1))
+                    .expectErrorMatches(errno(Errno.EIO))
+                    .verify(WAIT);
             assertEquals(ReplicaState.FAILED, mirror.state(1));
         }
     }
@@ -452,7 +492,9 @@ class MirrorBackendTest {
         try (VirtualDevice dev = VirtualDevice.serve(mirror, 1, 4)) {
             a.failReads(Errno.EIO);
             b.failReads(Errno.ENODATA);
-            StepVerifier.create(dev.read(0, 0, 4 * KIB)).expectErrorMatches(errno(Errno.EIO)).verify(WAIT);
+            StepVerifier.create(dev.read(0, 0, 4 * KIB))
+                    .expectErrorMatches(errno(Errno.EIO))
+                    .verify(WAIT);
             assertEquals(List.of(ReplicaState.FAILED, ReplicaState.FAILED), mirror.states());
             assertEquals(2, a.injected() + b.injected(), "each replica tried once");
         }
@@ -463,19 +505,23 @@ class MirrorBackendTest {
         MirrorBackend mirror = Backends.mirror(new MemoryBackend(2 * MIB), new MemoryBackend(1 * MIB));
         assertEquals(MIB, mirror.size());
         try (VirtualDevice dev = VirtualDevice.serve(mirror, 1, 4)) {
-            StepVerifier.create(dev.read(0, MIB - 4 * KIB, 8 * KIB)).expectErrorMatches(errno(Errno.EINVAL))
+            StepVerifier.create(dev.read(0, MIB - 4 * KIB, 8 * KIB))
+                    .expectErrorMatches(errno(Errno.EINVAL))
                     .verify(WAIT);
-            StepVerifier.create(dev.write(0, MIB, buf(bytes(1, 512)))).expectErrorMatches(errno(Errno.EINVAL))
+            StepVerifier.create(dev.write(0, MIB, buf(bytes(1, 512))))
+                    .expectErrorMatches(errno(Errno.EINVAL))
                     .verify(WAIT);
-            assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), mirror.states(),
+            assertEquals(
+                    List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC),
+                    mirror.states(),
                     "a bad request is not a replica's failure");
         }
     }
 
     @Test
     void replicasMustKnowTheirSize() {
-        Assertions.assertThrows(IllegalArgumentException.class,
-                () -> Backends.mirror(new MemoryBackend(MIB), TestData.unknownSize()));
+        Assertions.assertThrows(
+                IllegalArgumentException.class, () -> Backends.mirror(new MemoryBackend(MIB), TestData.unknownSize()));
     }
 
     /** Says it has a volatile cache (FLUSH) and passes everything on. */

@@ -1,12 +1,17 @@
 package dev.reactorubd.targets.compose;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Vm;
-import dev.reactorubd.Errno;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -18,11 +23,6 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * A mirror on the real ublk driver: fio writes and verifies while one replica starts failing mid-run; the device
  * never reports an error, the replica is reported FAILED, and after a reinstate under a second fio run both replicas
@@ -32,13 +32,27 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class MirrorDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(120);
     private static final long SIZE = 64L << 20;
+
     @RegisterExtension
     static final DeviceServer SERVER = new DeviceServer();
 
     private static Process fio(String path, String name, int seed) throws IOException {
-        return new ProcessBuilder("fio", "--name=" + name, "--filename=" + path, "--rw=randwrite", "--bs=4k",
-                "--iodepth=16", "--ioengine=io_uring", "--direct=1", "--size=" + SIZE, "--randseed=" + seed,
-                "--verify=crc32c", "--do_verify=1", "--verify_fatal=1").redirectErrorStream(true).start();
+        return new ProcessBuilder(
+                        "fio",
+                        "--name=" + name,
+                        "--filename=" + path,
+                        "--rw=randwrite",
+                        "--bs=4k",
+                        "--iodepth=16",
+                        "--ioengine=io_uring",
+                        "--direct=1",
+                        "--size=" + SIZE,
+                        "--randseed=" + seed,
+                        "--verify=crc32c",
+                        "--do_verify=1",
+                        "--verify_fatal=1")
+                .redirectErrorStream(true)
+                .start();
     }
 
     private static String finish(Process fio) throws Exception {
@@ -57,7 +71,14 @@ class MirrorDeviceTest {
         MirrorBackend mirror = Backends.mirror(a, b);
         List<HealthEvent> events = new CopyOnWriteArrayList<>();
         mirror.health().subscribe(events::add);
-        UbdDevice dev = SERVER.get().serve(DeviceSpec.builder().capacityBytes(SIZE).queues(2).depth(64).build(), mirror)
+        UbdDevice dev = SERVER.get()
+                .serve(
+                        DeviceSpec.builder()
+                                .capacityBytes(SIZE)
+                                .queues(2)
+                                .depth(64)
+                                .build(),
+                        mirror)
                 .block(WAIT);
         try {
             Process first = fio(dev.blockDevicePath(), "mirror-fail", 1);
@@ -74,7 +95,9 @@ class MirrorDeviceTest {
             }
             assertEquals(ReplicaState.FAILED, mirror.state(1), events.toString());
             assertEquals(ReplicaState.IN_SYNC, mirror.state(0));
-            assertTrue(events.stream().anyMatch(e -> e.replica() == 1 && e.to() == ReplicaState.FAILED), events.toString());
+            assertTrue(
+                    events.stream().anyMatch(e -> e.replica() == 1 && e.to() == ReplicaState.FAILED),
+                    events.toString());
             assertTrue(mirror.dirtyRegions(1) > 0, "writes were made without replica 1");
             assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount(), "the device saw no error");
 
@@ -89,8 +112,8 @@ class MirrorDeviceTest {
             assertEquals(ReplicaState.IN_SYNC, mirror.state(1));
             assertEquals(0, mirror.dirtyRegions(1));
             for (long at = 0; at < SIZE; at += 4L << 20) {
-                assertArrayEquals(TestData.direct(a, at, 4 << 20), TestData.direct(bMem, at, 4 << 20),
-                        "replicas agree at " + at);
+                assertArrayEquals(
+                        TestData.direct(a, at, 4 << 20), TestData.direct(bMem, at, 4 << 20), "replicas agree at " + at);
             }
         } finally {
             dev.close().block(WAIT);

@@ -1,10 +1,22 @@
 package dev.reactorubd.targets.compose;
 
+import static dev.reactorubd.targets.compose.TestData.KIB;
+import static dev.reactorubd.targets.compose.TestData.MIB;
+import static dev.reactorubd.targets.compose.TestData.WAIT;
+import static dev.reactorubd.targets.compose.TestData.await;
+import static dev.reactorubd.targets.compose.TestData.buf;
+import static dev.reactorubd.targets.compose.TestData.bytes;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.io.IOException;
@@ -24,18 +36,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import reactor.core.publisher.Mono;
 
-import static dev.reactorubd.targets.compose.TestData.KIB;
-import static dev.reactorubd.targets.compose.TestData.MIB;
-import static dev.reactorubd.targets.compose.TestData.WAIT;
-import static dev.reactorubd.targets.compose.TestData.await;
-import static dev.reactorubd.targets.compose.TestData.buf;
-import static dev.reactorubd.targets.compose.TestData.bytes;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * The persistent mirror on real files: created, closed, crashed (the backends dropped without a clean close, every
  * later request to them failing, then reopened from the same files), replicas that missed writes, blank replicas,
@@ -48,6 +48,7 @@ class PersistentMirrorTest {
 
     @TempDir
     Path dir;
+
     private final List<BlockBackend> toClose = new ArrayList<>();
 
     @AfterEach
@@ -59,8 +60,7 @@ class PersistentMirrorTest {
     }
 
     /** A replica file and its fault switch, so that a "crash" can cut it off. */
-    private record Replica(Path path, FileBackend file, FaultyBackend faults) {
-    }
+    private record Replica(Path path, FileBackend file, FaultyBackend faults) {}
 
     private Replica replica(String name) throws IOException {
         Path p = dir.resolve(name);
@@ -180,7 +180,9 @@ class PersistentMirrorTest {
         assertEquals(ReplicaState.IN_SYNC, again.state(0));
         inSync(again);
         assertEquals(3, again.copiedRegions(), "only the bitmap's regions are copied");
-        assertArrayEquals(onDisk(a2.path(), MIB, (int) again.size()), onDisk(b2.path(), MIB, (int) again.size()),
+        assertArrayEquals(
+                onDisk(a2.path(), MIB, (int) again.size()),
+                onDisk(b2.path(), MIB, (int) again.size()),
                 "the replicas agree");
         assertArrayEquals(bytes(3, 4 * KIB), read(again, 3 * REGION, 4 * KIB));
         again.close().block(WAIT);
@@ -197,13 +199,15 @@ class PersistentMirrorTest {
         }
         await(() -> m.bitmapRegions() == 0, "the bitmap cleared once every replica has the writes");
         // Cleared in memory first, its page written after: wait for the page, or a crash finds the old bits.
-        await(() -> {
-            try {
-                return Arrays.equals(new byte[4096], onDisk(a.path(), Superblock.BITMAP_OFFSET, 4096));
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }, "the cleared bitmap page on disk");
+        await(
+                () -> {
+                    try {
+                        return Arrays.equals(new byte[4096], onDisk(a.path(), Superblock.BITMAP_OFFSET, 4096));
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(e);
+                    }
+                },
+                "the cleared bitmap page on disk");
         b.faults().failWrites(Errno.EIO);
         write(m, 3 * REGION, bytes(100, 4 * KIB));
         write(m, 12 * REGION, bytes(101, 4 * KIB));
@@ -268,8 +272,7 @@ class PersistentMirrorTest {
     }
 
     @Test
-    void aRuntimeReplaceWritesTheReplacementsSuperblockAndTheOldReplicaGetsAFullCopyIfItComesBack()
-            throws IOException {
+    void aRuntimeReplaceWritesTheReplacementsSuperblockAndTheOldReplicaGetsAFullCopyIfItComesBack() throws IOException {
         MirrorOptions fastClear = MirrorOptions.defaults().clearDelay(Duration.ofMillis(50));
         Replica a = replica("a.img");
         Replica b = replica("b.img");
@@ -311,12 +314,13 @@ class PersistentMirrorTest {
         MirrorBackend m = assemble(SLOW_CLEAR, replica("a.img"), replica("b.img"));
         inSync(m);
         Replica x = replica("x.img");
-        assertThrows(MirrorReplaceException.class, () -> m.replace(1, x.faults()).block(WAIT));
+        assertThrows(
+                MirrorReplaceException.class, () -> m.replace(1, x.faults()).block(WAIT));
         assertArrayEquals(xBefore, onDisk(x.path(), 0, 2 * MIB), "the other mirror's replica is untouched");
         Replica junk = replica("junk.img");
         poke(junk.path(), 100, bytes(3, 512));
-        MirrorReplaceException e = assertThrows(MirrorReplaceException.class,
-                () -> m.replace(1, junk.faults()).block(WAIT));
+        MirrorReplaceException e = assertThrows(
+                MirrorReplaceException.class, () -> m.replace(1, junk.faults()).block(WAIT));
         assertTrue(e.getMessage().contains("zero its first"), e.getMessage());
         assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), m.states());
         m.close().block(WAIT);
@@ -326,11 +330,11 @@ class PersistentMirrorTest {
     void replicasOfTwoMirrorsAreRefused() throws IOException {
         assemble(SLOW_CLEAR, replica("a.img"), replica("b.img")).close().block(WAIT);
         assemble(SLOW_CLEAR, replica("c.img"), replica("d.img")).close().block(WAIT);
-        MirrorAssemblyException e = assertThrows(MirrorAssemblyException.class,
-                () -> assemble(SLOW_CLEAR, replica("a.img"), replica("d.img")));
+        MirrorAssemblyException e = assertThrows(
+                MirrorAssemblyException.class, () -> assemble(SLOW_CLEAR, replica("a.img"), replica("d.img")));
         assertTrue(e.getMessage().contains("belong to different mirrors"), e.getMessage());
-        MirrorAssemblyException order = assertThrows(MirrorAssemblyException.class,
-                () -> assemble(SLOW_CLEAR, replica("b.img"), replica("a.img")));
+        MirrorAssemblyException order = assertThrows(
+                MirrorAssemblyException.class, () -> assemble(SLOW_CLEAR, replica("b.img"), replica("a.img")));
         assertTrue(order.getMessage().contains("give the replicas in their order"), order.getMessage());
     }
 
@@ -347,22 +351,26 @@ class PersistentMirrorTest {
         assertEquals(ReplicaState.FAILED, m.state(1));
         // Replica 1 comes back slowly; replica 0 is lost while it is being resynced.
         b.faults().heal().delay(Duration.ofMillis(20));
-        m.reinstate(1).subscribe(v -> { }, e -> { });
-        await(() -> {
-            try {
-                Superblock sb = superblock(b.path(), 1);
-                return sb != null && sb.role(1) == Superblock.ROLE_RESYNCING;
-            } catch (IOException e) {
-                throw new AssertionError(e);
-            }
-        }, "replica 1's superblock says it is resyncing");
+        m.reinstate(1).subscribe(v -> {}, e -> {});
+        await(
+                () -> {
+                    try {
+                        Superblock sb = superblock(b.path(), 1);
+                        return sb != null && sb.role(1) == Superblock.ROLE_RESYNCING;
+                    } catch (IOException e) {
+                        throw new AssertionError(e);
+                    }
+                },
+                "replica 1's superblock says it is resyncing");
         crash(a, b);
         Files.delete(a.path());
 
         // Replica 0 replaced by a blank file: replica 1 knows it is not current; nothing else is.
-        MirrorAssemblyException e = assertThrows(MirrorAssemblyException.class,
-                () -> assemble(SLOW_CLEAR, replica("a.img"), replica("b.img")));
-        assertTrue(e.getMessage().contains("is known to be current") && e.getMessage().contains("--assume-current"),
+        MirrorAssemblyException e = assertThrows(
+                MirrorAssemblyException.class, () -> assemble(SLOW_CLEAR, replica("a.img"), replica("b.img")));
+        assertTrue(
+                e.getMessage().contains("is known to be current")
+                        && e.getMessage().contains("--assume-current"),
                 e.getMessage());
         assertEquals(null, superblock(dir.resolve("a.img"), 0), "a refusal writes nothing");
 
@@ -371,7 +379,9 @@ class PersistentMirrorTest {
         MirrorBackend forced = assemble(SLOW_CLEAR.assumeCurrent(1), a2, b2);
         assertEquals(List.of(ReplicaState.RESYNCING, ReplicaState.IN_SYNC), forced.states());
         inSync(forced);
-        assertArrayEquals(onDisk(b2.path(), MIB, (int) forced.size()), onDisk(a2.path(), MIB, (int) forced.size()),
+        assertArrayEquals(
+                onDisk(b2.path(), MIB, (int) forced.size()),
+                onDisk(a2.path(), MIB, (int) forced.size()),
                 "replica 0 got a full copy of replica 1");
         forced.close().block(WAIT);
     }
@@ -386,7 +396,8 @@ class PersistentMirrorTest {
         write(m, 0, bytes(1, 4 * KIB));
         assertEquals(ReplicaState.FAILED, m.state(1));
         m.close().block(WAIT);
-        MirrorAssemblyException e = assertThrows(MirrorAssemblyException.class,
+        MirrorAssemblyException e = assertThrows(
+                MirrorAssemblyException.class,
                 () -> assemble(SLOW_CLEAR.assumeCurrent(1), replica("a.img"), replica("b.img")));
         assertTrue(e.getMessage().contains("drop --assume-current"), e.getMessage());
     }
@@ -401,7 +412,9 @@ class PersistentMirrorTest {
         poke(b, 1000, new byte[] {42, 43, 44});
         assertEquals(null, superblock(b, 0), "copy 0 is damaged");
         MirrorBackend again = assemble(SLOW_CLEAR, replica("a.img"), replica("b.img"));
-        assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), again.states(),
+        assertEquals(
+                List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC),
+                again.states(),
                 "copy 1 says the same, so nothing is stale");
         assertArrayEquals(bytes(5, 4 * KIB), read(again, 0, 4 * KIB));
         again.close().block(WAIT);
@@ -409,17 +422,20 @@ class PersistentMirrorTest {
 
         poke(b, 1000, new byte[] {42, 43, 44});
         poke(b, Superblock.BYTES + 1000, new byte[] {42, 43, 44});
-        MirrorAssemblyException e = assertThrows(MirrorAssemblyException.class,
-                () -> assemble(SLOW_CLEAR, replica("a.img"), replica("b.img")));
-        assertTrue(e.getMessage().contains("replica 1") && e.getMessage().contains("bad checksum")
-                && e.getMessage().contains("zero its first"), e.getMessage());
+        MirrorAssemblyException e = assertThrows(
+                MirrorAssemblyException.class, () -> assemble(SLOW_CLEAR, replica("a.img"), replica("b.img")));
+        assertTrue(
+                e.getMessage().contains("replica 1")
+                        && e.getMessage().contains("bad checksum")
+                        && e.getMessage().contains("zero its first"),
+                e.getMessage());
 
         // A replica holding other data (a file system, a mirror made before superblocks) is not taken as blank.
         Path c = dir.resolve("c.img");
         replica("c.img");
         poke(c, 0, bytes(9, 4 * KIB));
-        MirrorAssemblyException other = assertThrows(MirrorAssemblyException.class,
-                () -> assemble(SLOW_CLEAR, replica("a.img"), replica("c.img")));
+        MirrorAssemblyException other = assertThrows(
+                MirrorAssemblyException.class, () -> assemble(SLOW_CLEAR, replica("a.img"), replica("c.img")));
         assertTrue(other.getMessage().contains("no mirror superblock magic"), other.getMessage());
     }
 
@@ -440,11 +456,14 @@ class PersistentMirrorTest {
             // A superblock round of the resync's end may still be on its way: only the bitmap and the data matter here.
             // The lazy clear of the resync's last regions may land after ops.clear() too, as a bitmap page write
             // before this write's own: so the data must come right after a bitmap write, with only those before it.
-            List<TestData.Op> ops = r.ops.stream().filter(o -> o.offset() >= Superblock.BITMAP_OFFSET).toList();
+            List<TestData.Op> ops = r.ops.stream()
+                    .filter(o -> o.offset() >= Superblock.BITMAP_OFFSET)
+                    .toList();
             TestData.Op page = new TestData.Op("write", Superblock.BITMAP_OFFSET, 4096);
             int data = ops.indexOf(new TestData.Op("write", MIB + 7 * REGION, 4 * KIB));
             assertTrue(data >= 1, "the data, after the bit: " + ops);
-            assertEquals(List.of(page), ops.subList(0, data).stream().distinct().toList(), "only the bit first: " + ops);
+            assertEquals(
+                    List.of(page), ops.subList(0, data).stream().distinct().toList(), "only the bit first: " + ops);
         }
         write(m, 7 * REGION + 8 * KIB, bytes(2, 4 * KIB));
         assertEquals(pages + 1, m.bitmapPageWrites(), "a region already marked costs nothing");
@@ -461,12 +480,22 @@ class PersistentMirrorTest {
 
     @Test
     void superblocksRoundTripAndRejectWhatIsNotOne() {
-        Superblock sb = new Superblock(UUID.randomUUID(), 1, 42, REGION, true, MIB, 7 * MIB, 4096,
-                new byte[] {Superblock.ROLE_ACTIVE, Superblock.ROLE_FULL}, new long[] {17, -5});
+        Superblock sb = new Superblock(
+                UUID.randomUUID(),
+                1,
+                42,
+                REGION,
+                true,
+                MIB,
+                7 * MIB,
+                4096,
+                new byte[] {Superblock.ROLE_ACTIVE, Superblock.ROLE_FULL},
+                new long[] {17, -5});
         assertEquals(new Superblock.Good(sb), Superblock.decode(sb.encode()));
         assertEquals(new Superblock.Blank(), Superblock.decode(new byte[Superblock.BYTES]));
         byte[] torn = sb.encode();
         torn[200] ^= 1;
-        assertTrue(Superblock.decode(torn) instanceof Superblock.Bad bad && bad.why().contains("checksum"));
+        assertTrue(Superblock.decode(torn) instanceof Superblock.Bad bad
+                && bad.why().contains("checksum"));
     }
 }

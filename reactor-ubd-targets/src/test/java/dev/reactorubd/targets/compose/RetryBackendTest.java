@@ -1,11 +1,22 @@
 package dev.reactorubd.targets.compose;
 
+import static dev.reactorubd.targets.compose.TestData.KIB;
+import static dev.reactorubd.targets.compose.TestData.MIB;
+import static dev.reactorubd.targets.compose.TestData.WAIT;
+import static dev.reactorubd.targets.compose.TestData.buf;
+import static dev.reactorubd.targets.compose.TestData.bytes;
+import static dev.reactorubd.targets.compose.TestData.direct;
+import static dev.reactorubd.targets.compose.TestData.errno;
+import static dev.reactorubd.targets.compose.TestData.read;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
@@ -17,17 +28,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Mono;
 import reactor.test.StepVerifier;
-
-import static dev.reactorubd.targets.compose.TestData.KIB;
-import static dev.reactorubd.targets.compose.TestData.MIB;
-import static dev.reactorubd.targets.compose.TestData.WAIT;
-import static dev.reactorubd.targets.compose.TestData.buf;
-import static dev.reactorubd.targets.compose.TestData.bytes;
-import static dev.reactorubd.targets.compose.TestData.direct;
-import static dev.reactorubd.targets.compose.TestData.errno;
-import static dev.reactorubd.targets.compose.TestData.read;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /** Retries through the test kit, and the backoff in virtual time. */
 class RetryBackendTest {
@@ -50,7 +50,8 @@ class RetryBackendTest {
 
         private <T> Mono<T> maybeFail(Supplier<Mono<T>> ok) {
             return calls.incrementAndGet() <= failures
-                    ? Mono.error(new UbdIoException(errno, "flaky, call " + calls.get())) : ok.get();
+                    ? Mono.error(new UbdIoException(errno, "flaky, call " + calls.get()))
+                    : ok.get();
         }
 
         @Override
@@ -82,7 +83,9 @@ class RetryBackendTest {
     void givesUpAfterTheAttemptsWithTheLastError() {
         Flaky flaky = new Flaky(10, Errno.ETIMEDOUT);
         try (VirtualDevice dev = VirtualDevice.serve(Backends.from(flaky).retry(3, Duration.ofMillis(1)), 1, 4)) {
-            StepVerifier.create(dev.read(0, 0, 4 * KIB)).expectErrorMatches(errno(Errno.ETIMEDOUT)).verify(WAIT);
+            StepVerifier.create(dev.read(0, 0, 4 * KIB))
+                    .expectErrorMatches(errno(Errno.ETIMEDOUT))
+                    .verify(WAIT);
             assertEquals(3, flaky.calls.get());
         }
     }
@@ -92,7 +95,9 @@ class RetryBackendTest {
         for (int e : new int[] {Errno.EINVAL, Errno.EROFS, Errno.EOPNOTSUPP, Errno.ENOSPC}) {
             Flaky flaky = new Flaky(1, e);
             try (VirtualDevice dev = VirtualDevice.serve(Backends.from(flaky).retry(5, Duration.ofMillis(1)), 1, 4)) {
-                StepVerifier.create(dev.write(0, 0, buf(bytes(1, 4 * KIB)))).expectErrorMatches(errno(e)).verify(WAIT);
+                StepVerifier.create(dev.write(0, 0, buf(bytes(1, 4 * KIB))))
+                        .expectErrorMatches(errno(e))
+                        .verify(WAIT);
                 assertEquals(1, flaky.calls.get(), Errno.name(e) + " is final");
             }
         }

@@ -1,24 +1,5 @@
 package dev.reactorubd.targets.compose;
 
-import dev.reactorubd.server.BlockBackend;
-import dev.reactorubd.server.BlockBackend.Capability;
-import dev.reactorubd.targets.MemoryBackend;
-import dev.reactorubd.testing.BlockingCallRecorder;
-import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
-import io.netty.buffer.ByteBuf;
-import io.netty.buffer.ByteBufAllocator;
-import io.netty.buffer.ByteBufUtil;
-import io.netty.buffer.Unpooled;
-import java.util.Arrays;
-import java.util.List;
-import java.util.Set;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
-import reactor.core.publisher.Flux;
-import reactor.core.publisher.Mono;
-import reactor.test.StepVerifier;
-
 import static dev.reactorubd.targets.compose.TestData.KIB;
 import static dev.reactorubd.targets.compose.TestData.MIB;
 import static dev.reactorubd.targets.compose.TestData.WAIT;
@@ -31,6 +12,25 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
+import dev.reactorubd.server.BlockBackend;
+import dev.reactorubd.server.BlockBackend.Capability;
+import dev.reactorubd.targets.MemoryBackend;
+import dev.reactorubd.testing.BlockingCallRecorder;
+import dev.reactorubd.testkit.VirtualDevice;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.Unpooled;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.test.StepVerifier;
 
 /** RAID-0 through the test kit, with the parts checked directly. */
 class StripeBackendTest {
@@ -45,7 +45,8 @@ class StripeBackendTest {
     void theLayoutSplitsAtChunkEdges() {
         Layout stripe = new Layout.Stripe(CHUNK, 3);
         assertEquals(List.of(new Layout.Piece(1, 4 * KIB, 0, 60 * KIB)), stripe.split(CHUNK + 4 * KIB, 60 * KIB));
-        assertEquals(List.of(
+        assertEquals(
+                List.of(
                         new Layout.Piece(0, CHUNK - 512, 0, 512),
                         new Layout.Piece(1, 0, 512, CHUNK),
                         new Layout.Piece(2, 0, 512 + CHUNK, CHUNK),
@@ -88,16 +89,21 @@ class StripeBackendTest {
         StripeBackend stripe = Backends.stripe(4 * KIB, new MemoryBackend(MIB), new MemoryBackend(MIB));
         try (VirtualDevice dev = VirtualDevice.serve(stripe, 2, 16)) {
             StepVerifier.create(Flux.range(0, 64)
-                    .flatMap(i -> dev.write(i % 2, i * 24L * KIB, buf(bytes(i, 24 * KIB))), 16).then())
+                            .flatMap(i -> dev.write(i % 2, i * 24L * KIB, buf(bytes(i, 24 * KIB))), 16)
+                            .then())
                     .verifyComplete();
             StepVerifier.create(Flux.range(0, 64)
-                    .flatMap(i -> dev.read((i + 1) % 2, i * 24L * KIB, 24 * KIB).map(b -> {
-                        try {
-                            return Arrays.equals(ByteBufUtil.getBytes(b), bytes(i, 24 * KIB));
-                        } finally {
-                            b.release();
-                        }
-                    }), 16).all(ok -> ok))
+                            .flatMap(
+                                    i -> dev.read((i + 1) % 2, i * 24L * KIB, 24 * KIB)
+                                            .map(b -> {
+                                                try {
+                                                    return Arrays.equals(ByteBufUtil.getBytes(b), bytes(i, 24 * KIB));
+                                                } finally {
+                                                    b.release();
+                                                }
+                                            }),
+                                    16)
+                            .all(ok -> ok))
                     .expectNext(true)
                     .verifyComplete();
         }
@@ -144,11 +150,13 @@ class StripeBackendTest {
         FaultyBackend fails = Backends.from(new MemoryBackend(MIB)).faults();
         try (VirtualDevice dev = VirtualDevice.serve(Backends.stripe(CHUNK, gives, fails), 2, 8)) {
             fails.failAll(Errno.ENOSPC);
-            StepVerifier.create(dev.read(0, CHUNK - 4 * KIB, 8 * KIB)).expectErrorMatches(errno(Errno.ENOSPC))
+            StepVerifier.create(dev.read(0, CHUNK - 4 * KIB, 8 * KIB))
+                    .expectErrorMatches(errno(Errno.ENOSPC))
                     .verify(WAIT);
             assertEquals(0, handedOut[0].refCnt(), "the piece that arrived was released");
             StepVerifier.create(dev.write(1, CHUNK - 4 * KIB, buf(bytes(1, 8 * KIB))))
-                    .expectErrorMatches(errno(Errno.ENOSPC)).verify(WAIT);
+                    .expectErrorMatches(errno(Errno.ENOSPC))
+                    .verify(WAIT);
             // A request within the healthy part is not affected.
             byte[] zeros = read(dev, 0, 0, 4 * KIB);
             assertArrayEquals(new byte[4 * KIB], zeros);
@@ -171,15 +179,28 @@ class StripeBackendTest {
 
     @Test
     void sizeIsPartsTimesTheSmallestRoundedToTheChunk() {
-        assertEquals(2 * MIB, Backends.stripe(CHUNK, new MemoryBackend(MIB + 100 * KIB), new MemoryBackend(MIB + 60 * KIB))
-                .size());
-        assertEquals(4 * 192 * KIB, Backends.stripe(CHUNK, new MemoryBackend(200 * KIB), new MemoryBackend(MIB),
-                new MemoryBackend(MIB), new MemoryBackend(MIB)).size());
-        assertEquals(BlockBackend.UNKNOWN_SIZE, Backends.stripe(CHUNK, TestData.unknownSize(), new MemoryBackend(MIB)).size());
+        assertEquals(
+                2 * MIB,
+                Backends.stripe(CHUNK, new MemoryBackend(MIB + 100 * KIB), new MemoryBackend(MIB + 60 * KIB))
+                        .size());
+        assertEquals(
+                4 * 192 * KIB,
+                Backends.stripe(
+                                CHUNK,
+                                new MemoryBackend(200 * KIB),
+                                new MemoryBackend(MIB),
+                                new MemoryBackend(MIB),
+                                new MemoryBackend(MIB))
+                        .size());
+        assertEquals(
+                BlockBackend.UNKNOWN_SIZE,
+                Backends.stripe(CHUNK, TestData.unknownSize(), new MemoryBackend(MIB))
+                        .size());
         assertThrows(IllegalArgumentException.class, () -> Backends.stripe(1000, new MemoryBackend(MIB)));
-        try (VirtualDevice dev = VirtualDevice.serve(Backends.stripe(CHUNK, new MemoryBackend(MIB),
-                new MemoryBackend(MIB)), 1, 4)) {
-            StepVerifier.create(dev.read(0, 2 * MIB - 4 * KIB, 8 * KIB)).expectErrorMatches(errno(Errno.EINVAL))
+        try (VirtualDevice dev =
+                VirtualDevice.serve(Backends.stripe(CHUNK, new MemoryBackend(MIB), new MemoryBackend(MIB)), 1, 4)) {
+            StepVerifier.create(dev.read(0, 2 * MIB - 4 * KIB, 8 * KIB))
+                    .expectErrorMatches(errno(Errno.EINVAL))
                     .verify(WAIT);
         }
     }

@@ -1,5 +1,8 @@
 package dev.reactorubd.targets.compose;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.MemoryBackend;
@@ -18,17 +21,13 @@ import java.util.function.BooleanSupplier;
 import java.util.function.Predicate;
 import reactor.core.publisher.Mono;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /** Helpers of the compose tests: test data, reads that release their buffer, error checks, a recording backend. */
 final class TestData {
     static final Duration WAIT = Duration.ofSeconds(20);
     static final int KIB = 1024;
     static final int MIB = 1024 * 1024;
 
-    private TestData() {
-    }
+    private TestData() {}
 
     static byte[] bytes(long seed, int length) {
         byte[] b = new byte[length];
@@ -81,8 +80,7 @@ final class TestData {
     }
 
     /** A write (or other modification) a {@link Recording} backend saw. */
-    record Op(String op, long offset, long length) {
-    }
+    record Op(String op, long offset, long length) {}
 
     /** Passes everything to a backend and records every modifying request it sees. */
     static class Recording implements BlockBackend {

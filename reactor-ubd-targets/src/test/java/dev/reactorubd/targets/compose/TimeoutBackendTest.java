@@ -1,10 +1,22 @@
 package dev.reactorubd.targets.compose;
 
+import static dev.reactorubd.targets.compose.TestData.KIB;
+import static dev.reactorubd.targets.compose.TestData.MIB;
+import static dev.reactorubd.targets.compose.TestData.WAIT;
+import static dev.reactorubd.targets.compose.TestData.buf;
+import static dev.reactorubd.targets.compose.TestData.bytes;
+import static dev.reactorubd.targets.compose.TestData.direct;
+import static dev.reactorubd.targets.compose.TestData.errno;
+import static dev.reactorubd.targets.compose.TestData.read;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
@@ -17,18 +29,6 @@ import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.test.StepVerifier;
-
-import static dev.reactorubd.targets.compose.TestData.KIB;
-import static dev.reactorubd.targets.compose.TestData.MIB;
-import static dev.reactorubd.targets.compose.TestData.WAIT;
-import static dev.reactorubd.targets.compose.TestData.buf;
-import static dev.reactorubd.targets.compose.TestData.bytes;
-import static dev.reactorubd.targets.compose.TestData.direct;
-import static dev.reactorubd.targets.compose.TestData.errno;
-import static dev.reactorubd.targets.compose.TestData.read;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Timeouts: in virtual time on the unbound decorator, and with short real durations through the test kit. */
 class TimeoutBackendTest {
@@ -74,7 +74,9 @@ class TimeoutBackendTest {
         Answered backend = new Answered();
         TimeoutBackend timeout = Backends.from(backend).timeout(Duration.ofMillis(50));
         try (VirtualDevice dev = VirtualDevice.serve(timeout, 1, 4)) {
-            StepVerifier.create(dev.read(0, 0, 4 * KIB)).expectErrorMatches(errno(Errno.ETIMEDOUT)).verify(WAIT);
+            StepVerifier.create(dev.read(0, 0, 4 * KIB))
+                    .expectErrorMatches(errno(Errno.ETIMEDOUT))
+                    .verify(WAIT);
             ByteBuf late = Unpooled.directBuffer(4 * KIB).writeZero(4 * KIB);
             backend.answer.tryEmitValue(late);
             assertEquals(0, late.refCnt(), "released on arrival");
@@ -95,7 +97,8 @@ class TimeoutBackendTest {
             faulty.delay(Duration.ofMillis(400));
             byte[] slow = bytes(2, 8 * KIB);
             long t0 = System.nanoTime();
-            StepVerifier.create(dev.write(1, 64 * KIB, buf(slow))).expectErrorMatches(errno(Errno.ETIMEDOUT))
+            StepVerifier.create(dev.write(1, 64 * KIB, buf(slow)))
+                    .expectErrorMatches(errno(Errno.ETIMEDOUT))
                     .verify(WAIT);
             assertTrue(System.nanoTime() - t0 < 350_000_000L, "failed at the deadline, not when the backend answered");
             // The device answered, yet the backend's late write still finds its (retained) data intact.
@@ -104,7 +107,9 @@ class TimeoutBackendTest {
                 Thread.sleep(20);
             }
             assertArrayEquals(slow, direct(mem, 64 * KIB, 8 * KIB));
-            StepVerifier.create(dev.read(0, 0, 4 * KIB)).expectErrorMatches(errno(Errno.ETIMEDOUT)).verify(WAIT);
+            StepVerifier.create(dev.read(0, 0, 4 * KIB))
+                    .expectErrorMatches(errno(Errno.ETIMEDOUT))
+                    .verify(WAIT);
             assertEquals(2, timeout.timedOut());
         }
     }

@@ -1,14 +1,20 @@
 package dev.reactorubd.targets.file;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdIoException;
+import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.testing.BlockingCallRecorder;
-import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.testing.LeakDetection;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufUtil;
@@ -34,12 +40,6 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.test.StepVerifier;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * The file target through the test kit, on this host's io_uring: its IO really goes through io_uring to a real file,
  * and the file is then read back with plain Java IO.
@@ -50,6 +50,7 @@ class FileBackendTest {
 
     @TempDir
     Path dir;
+
     private Path file;
 
     @BeforeEach
@@ -125,8 +126,10 @@ class FileBackendTest {
                 data[i] = random(n, i);
             }
             // Overlapping writes race, as on a disk: write them one batch per queue with distinct ranges.
-            Flux.range(0, 40).flatMap(i -> dev.write(i % 2, offsets[i], Unpooled.wrappedBuffer(data[i])), 1)
-                    .then().block(WAIT);
+            Flux.range(0, 40)
+                    .flatMap(i -> dev.write(i % 2, offsets[i], Unpooled.wrappedBuffer(data[i])), 1)
+                    .then()
+                    .block(WAIT);
             dev.flush(0).block(WAIT);
             // The last write of each range wins; check the final image both through the device and in the file.
             byte[] image = new byte[8 * MIB];
@@ -165,14 +168,16 @@ class FileBackendTest {
             }
             // Data from elsewhere (a heap buffer, an odd offset) is copied once into an aligned buffer.
             byte[] data = random(8192, 3);
-            ByteBuf odd = Unpooled.directBuffer(8193).writeByte(0).writeBytes(data).skipBytes(1);
+            ByteBuf odd =
+                    Unpooled.directBuffer(8193).writeByte(0).writeBytes(data).skipBytes(1);
             try {
                 StepVerifier.create(store.write(4096, odd, false)).verifyComplete();
                 StepVerifier.create(store.read(4096, 8192, PooledByteBufAllocator.DEFAULT))
                         .assertNext(r -> {
                             assertArrayEquals(data, ByteBufUtil.getBytes(r));
                             r.release();
-                        }).verifyComplete();
+                        })
+                        .verifyComplete();
             } finally {
                 odd.release();
             }
@@ -184,7 +189,8 @@ class FileBackendTest {
         FileBackend store = open(FileBackend.Options.defaults().createSize(MIB));
         try (VirtualDevice dev = VirtualDevice.serve(store, 1, 8)) {
             byte[] data = random(4096, 5);
-            StepVerifier.create(dev.write(0, 8192, Unpooled.wrappedBuffer(data), true)).verifyComplete();
+            StepVerifier.create(dev.write(0, 8192, Unpooled.wrappedBuffer(data), true))
+                    .verifyComplete();
             StepVerifier.create(dev.flush(0)).verifyComplete();
             assertArrayEquals(data, fileBytes(8192, 4096));
         }
@@ -207,7 +213,8 @@ class FileBackendTest {
             assertArrayEquals(new byte[MIB], fileBytes(MIB, MIB));
             // Zeroing that keeps the range allocated, and zeroing that may unmap.
             StepVerifier.create(dev.submitRaw(0, UblkIo.OP_WRITE_ZEROES, UblkIo.F_NOUNMAP, 2L * MIB, 65536))
-                    .expectNext(0).verifyComplete();
+                    .expectNext(0)
+                    .verifyComplete();
             StepVerifier.create(dev.writeZeroes(0, 3L * MIB + 512, 4096)).verifyComplete();
             assertArrayEquals(new byte[65536], fileBytes(2L * MIB, 65536));
             byte[] around = fileBytes(3L * MIB, 8192);
@@ -242,9 +249,11 @@ class FileBackendTest {
     void aBufferedFileServesInPlaceAndADecoratorAroundItDoesNot() throws IOException {
         Files.write(file, random(65536, 12));
         FileBackend store = open(FileBackend.Options.defaults());
-        assertTrue(store.capabilities().contains(BlockBackend.Capability.ZERO_COPY), store.capabilities().toString());
-        Set<BlockBackend.Capability> decorated = Backends.from(store)
-                .retry(2, Duration.ZERO).capabilities();
+        assertTrue(
+                store.capabilities().contains(BlockBackend.Capability.ZERO_COPY),
+                store.capabilities().toString());
+        Set<BlockBackend.Capability> decorated =
+                Backends.from(store).retry(2, Duration.ZERO).capabilities();
         assertFalse(decorated.contains(BlockBackend.Capability.ZERO_COPY), decorated.toString());
         assertTrue(decorated.contains(BlockBackend.Capability.FLUSH), "everything else passes: " + decorated);
         try (VirtualDevice dev = VirtualDevice.serve(store, 1, 4)) {
@@ -286,13 +295,14 @@ class FileBackendTest {
         UbdException empty = assertThrows(UbdException.class, () -> FileBackend.open(file));
         assertTrue(empty.getMessage().contains("is empty"), empty.getMessage());
         UbdException directory = assertThrows(UbdException.class, () -> FileBackend.open(dir));
-        assertTrue(directory.getMessage().contains("neither a regular file nor a block device"),
-                directory.getMessage());
+        assertTrue(
+                directory.getMessage().contains("neither a regular file nor a block device"), directory.getMessage());
     }
 
     @Test
     void anUnboundBackendServesOnItsOwnLoopAndClosesIt() {
-        FileBackend store = FileBackend.open(file, FileBackend.Options.defaults().createSize(MIB));
+        FileBackend store =
+                FileBackend.open(file, FileBackend.Options.defaults().createSize(MIB));
         try {
             byte[] data = random(65536, 13);
             StepVerifier.create(store.write(0, Unpooled.wrappedBuffer(data), false)
@@ -300,19 +310,21 @@ class FileBackendTest {
                     .assertNext(r -> {
                         assertArrayEquals(data, ByteBufUtil.getBytes(r));
                         r.release();
-                    }).verifyComplete();
+                    })
+                    .verifyComplete();
         } finally {
             store.close().block(WAIT);
         }
-        expectErrno(store.read(0, 4096, PooledByteBufAllocator.DEFAULT), Errno.EBADF, Errno.EIO,
-                108);
+        expectErrno(store.read(0, 4096, PooledByteBufAllocator.DEFAULT), Errno.EBADF, Errno.EIO, 108);
     }
 
     private static void expectErrno(Mono<?> m, int... errnos) {
-        StepVerifier.create(m).expectErrorSatisfies(e -> {
-            int errno = ((UbdIoException) e).errno();
-            assertTrue(Arrays.stream(errnos).anyMatch(x -> x == errno), errno + ": " + e.getMessage());
-        }).verify(WAIT);
+        StepVerifier.create(m)
+                .expectErrorSatisfies(e -> {
+                    int errno = ((UbdIoException) e).errno();
+                    assertTrue(Arrays.stream(errnos).anyMatch(x -> x == errno), errno + ": " + e.getMessage());
+                })
+                .verify(WAIT);
     }
 
     /**
@@ -332,18 +344,16 @@ class FileBackendTest {
         Random random = new Random(7);
         for (int i = 0; i < READS; i++) {
             // Like the server's bridge, the subscriber releases what reaches it even once it cancelled.
-            BaseSubscriber<ByteBuf> d =
-                    new BaseSubscriber<>() {
-                        @Override
-                        protected void hookOnNext(ByteBuf b) {
-                            delivered.incrementAndGet();
-                            b.release();
-                        }
+            BaseSubscriber<ByteBuf> d = new BaseSubscriber<>() {
+                @Override
+                protected void hookOnNext(ByteBuf b) {
+                    delivered.incrementAndGet();
+                    b.release();
+                }
 
-                        @Override
-                        protected void hookOnError(Throwable e) {
-                        }
-                    };
+                @Override
+                protected void hookOnError(Throwable e) {}
+            };
             store.read((i % 256) * 4096L, 4096, ByteBufAllocator.DEFAULT).subscribe(d);
             long until = System.nanoTime() + random.nextInt(150_000);
             while (System.nanoTime() < until) {
@@ -353,10 +363,12 @@ class FileBackendTest {
         }
         // Let the last ones end, then count what was collected unreleased.
         StepVerifier.create(store.read(0, 4096, ByteBufAllocator.DEFAULT))
-                .consumeNextWith(ByteBuf::release).verifyComplete();
+                .consumeNextWith(ByteBuf::release)
+                .verifyComplete();
         Thread.sleep(200);
         List<String> lost = leaks.collect();
-        System.out.println("cancelled reads: " + delivered.get() + " of " + READS + " delivered, " + lost.size() + " lost");
+        System.out.println(
+                "cancelled reads: " + delivered.get() + " of " + READS + " delivered, " + lost.size() + " lost");
         assertEquals(List.of(), lost, "buffers lost by cancelled reads");
     }
 }

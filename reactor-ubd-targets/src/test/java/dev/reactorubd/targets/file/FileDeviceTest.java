@@ -1,5 +1,8 @@
 package dev.reactorubd.targets.file;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
@@ -14,9 +17,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * The file target against the real ublk driver. The backing files live on an ext4 file system of their own (on a loop
  * device over a tmpfs file), since the guest's tmpfs and overlay do not show O_DIRECT or block allocation as a disk
@@ -27,13 +27,17 @@ class FileDeviceTest {
     private static final Duration WAIT = Devices.WAIT;
     private static final long MIB = 1 << 20;
     private static final String STORE = "/mnt/ubd-store";
+
     @RegisterExtension
     static final DeviceServer SERVER = new DeviceServer();
 
     @BeforeAll
     static void startServerAndStore() {
-        Vm.sh(120, "set -e; mkdir -p /run/ubd-store " + STORE + "; truncate -s 400M /run/ubd-store/ext4.img;"
-                + " mkfs.ext4 -q -F /run/ubd-store/ext4.img; mount -o loop /run/ubd-store/ext4.img " + STORE)
+        Vm.sh(
+                        120,
+                        "set -e; mkdir -p /run/ubd-store " + STORE + "; truncate -s 400M /run/ubd-store/ext4.img;"
+                                + " mkfs.ext4 -q -F /run/ubd-store/ext4.img; mount -o loop /run/ubd-store/ext4.img "
+                                + STORE)
                 .requireSuccess();
     }
 
@@ -43,8 +47,14 @@ class FileDeviceTest {
     }
 
     private static UbdDevice serve(BlockBackend backend, int queues) {
-        return Devices.serve(SERVER.get(), DeviceSpec.builder().capacityBytes(backend.size()).queues(queues).depth(64)
-                .build(), backend);
+        return Devices.serve(
+                SERVER.get(),
+                DeviceSpec.builder()
+                        .capacityBytes(backend.size())
+                        .queues(queues)
+                        .depth(64)
+                        .build(),
+                backend);
     }
 
     private static void fioVerify(UbdDevice dev, String name) {
@@ -88,10 +98,14 @@ class FileDeviceTest {
             UbdDevice dev = serve(file, 2);
             try {
                 String b = dev.blockDevicePath();
-                Vm.sh(300, "set -e; mkfs.ext4 -q -F " + b + "; mkdir -p /mnt/ubd; mount " + b + " /mnt/ubd;"
-                        + " for i in 1 2 3 4 5 6 7 8 9 10; do head -c $((i * 311000)) /dev/urandom > /mnt/ubd/f$i; done;"
-                        + " (cd /mnt/ubd && sha256sum f* > " + sums + "); umount /mnt/ubd").requireSuccess();
-                deviceSum = Vm.sh(120, "sha256sum < " + b).requireSuccess().output().trim();
+                Vm.sh(
+                                300,
+                                "set -e; mkfs.ext4 -q -F " + b + "; mkdir -p /mnt/ubd; mount " + b + " /mnt/ubd;"
+                                        + " for i in 1 2 3 4 5 6 7 8 9 10; do head -c $((i * 311000)) /dev/urandom > /mnt/ubd/f$i; done;"
+                                        + " (cd /mnt/ubd && sha256sum f* > " + sums + "); umount /mnt/ubd")
+                        .requireSuccess();
+                deviceSum =
+                        Vm.sh(120, "sha256sum < " + b).requireSuccess().output().trim();
             } finally {
                 Vm.sh(30, "umount /mnt/ubd 2>/dev/null; true");
                 Devices.closeAndCheckGone(dev);
@@ -101,11 +115,16 @@ class FileDeviceTest {
         }
         // The device is gone: what it wrote must be in the file itself, past every cache of this process. Remount the
         // store so that the file is read back from its own disk, then compare byte for byte.
-        Vm.sh(60, "set -e; umount " + STORE + "; mount -o loop /run/ubd-store/ext4.img " + STORE).requireSuccess();
-        String fileSum = Vm.sh(120, "sha256sum < " + img).requireSuccess().output().trim();
+        Vm.sh(60, "set -e; umount " + STORE + "; mount -o loop /run/ubd-store/ext4.img " + STORE)
+                .requireSuccess();
+        String fileSum =
+                Vm.sh(120, "sha256sum < " + img).requireSuccess().output().trim();
         assertEquals(deviceSum, fileSum, "the backing file holds exactly what the device held");
-        Vm.Result direct = Vm.sh(120, "set -e; mkdir -p /mnt/img; mount -o loop,ro " + img + " /mnt/img;"
-                + " cd /mnt/img; sha256sum -c " + sums + "; cd /; umount /mnt/img").requireSuccess();
+        Vm.Result direct = Vm.sh(
+                        120,
+                        "set -e; mkdir -p /mnt/img; mount -o loop,ro " + img + " /mnt/img;"
+                                + " cd /mnt/img; sha256sum -c " + sums + "; cd /; umount /mnt/img")
+                .requireSuccess();
         assertEquals(10, direct.output().lines().filter(l -> l.endsWith(": OK")).count(), direct.output());
         Vm.sh(30, "rm -f " + img);
     }
@@ -121,7 +140,8 @@ class FileDeviceTest {
     }
 
     private static long allocatedBlocks(Path file) {
-        return Long.parseLong(Vm.sh(30, "stat -c %b " + file).requireSuccess().output().trim());
+        return Long.parseLong(
+                Vm.sh(30, "stat -c %b " + file).requireSuccess().output().trim());
     }
 
     @Test
@@ -132,7 +152,8 @@ class FileDeviceTest {
             UbdDevice dev = serve(file, 1);
             try {
                 String b = dev.blockDevicePath();
-                Vm.sh(120, "dd if=/dev/urandom of=" + b + " bs=1M count=64 oflag=direct status=none").requireSuccess();
+                Vm.sh(120, "dd if=/dev/urandom of=" + b + " bs=1M count=64 oflag=direct status=none")
+                        .requireSuccess();
                 Vm.sh(30, "sync").requireSuccess();
                 long full = allocatedBlocks(img);
                 assertTrue(full >= 64 * 2048 - 64, "64 MiB allocated: " + full);
@@ -158,10 +179,15 @@ class FileDeviceTest {
 
     @Test
     void aBlockDeviceAsTheStoreVerifiesAndDiscards() {
-        String loop = Vm.sh(60, "set -e; truncate -s 64M /run/ubd-store/blk.img;"
-                + " losetup -f --show /run/ubd-store/blk.img").requireSuccess().output().trim();
+        String loop = Vm.sh(
+                        60,
+                        "set -e; truncate -s 64M /run/ubd-store/blk.img;" + " losetup -f --show /run/ubd-store/blk.img")
+                .requireSuccess()
+                .output()
+                .trim();
         try {
-            FileBackend dev0 = FileBackend.open(Path.of(loop), FileBackend.Options.defaults().direct(true));
+            FileBackend dev0 = FileBackend.open(
+                    Path.of(loop), FileBackend.Options.defaults().direct(true));
             try {
                 assertTrue(dev0.isBlockDevice());
                 assertEquals(64 * MIB, dev0.size(), "size from BLKGETSIZE64");

@@ -13,13 +13,13 @@ class GivenUpWritesTest {
         GivenUpWrites g = new GivenUpWrites();
         List<String> started = new CopyOnWriteArrayList<>();
         g.whenClear(0, 4096, () -> started.add("none given up"));
-        Object a = g.add(8192, 8192);  // [8192, 16384)
+        Object a = g.add(8192, 8192); // [8192, 16384)
         Object b = g.add(65536, 4096); // [65536, 69632)
-        g.whenClear(0, 8192, () -> started.add("before a"));           // touches a's start: no overlap
-        g.whenClear(16384, 4096, () -> started.add("after a"));        // right after a: no overlap
-        g.whenClear(12288, 8192, () -> started.add("over a"));         // overlaps a
-        g.whenClear(60000, 10000, () -> started.add("over b"));        // overlaps b
-        g.whenClear(4096, 65536, () -> started.add("over a and b"));   // overlaps both
+        g.whenClear(0, 8192, () -> started.add("before a")); // touches a's start: no overlap
+        g.whenClear(16384, 4096, () -> started.add("after a")); // right after a: no overlap
+        g.whenClear(12288, 8192, () -> started.add("over a")); // overlaps a
+        g.whenClear(60000, 10000, () -> started.add("over b")); // overlaps b
+        g.whenClear(4096, 65536, () -> started.add("over a and b")); // overlaps both
         assertEquals(List.of("none given up", "before a", "after a"), started);
         g.remove(a);
         assertEquals(List.of("none given up", "before a", "after a", "over a"), started, "b still holds two");

@@ -1,5 +1,9 @@
 package dev.reactorubd.targets.file;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
@@ -22,10 +26,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * Zero copy (ublk's AUTO_BUF_REG, Linux 6.16) with the file target against the real driver: READ and WRITE requests
  * move between a buffered file and the request's own pages with READ_FIXED/WRITE_FIXED on the queue's ring. Skipped,
@@ -35,6 +35,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ZeroCopyDeviceTest {
     private static final Duration WAIT = Devices.WAIT;
     private static final long MIB = 1 << 20;
+
     @RegisterExtension
     static final DeviceServer SERVER = new DeviceServer();
 
@@ -45,12 +46,20 @@ class ZeroCopyDeviceTest {
 
     private static FileBackend file(String name, long bytes) {
         Vm.sh(30, "mkdir -p /run/ubd-zc").requireSuccess();
-        return FileBackend.open(Path.of("/run/ubd-zc/" + name + ".img"),
+        return FileBackend.open(
+                Path.of("/run/ubd-zc/" + name + ".img"),
                 FileBackend.Options.defaults().createSize(bytes));
     }
 
     private static UbdDevice serve(UbdServer server, FileBackend file) {
-        return Devices.serve(server, DeviceSpec.builder().capacityBytes(file.size()).queues(2).depth(64).build(), file);
+        return Devices.serve(
+                server,
+                DeviceSpec.builder()
+                        .capacityBytes(file.size())
+                        .queues(2)
+                        .depth(64)
+                        .build(),
+                file);
     }
 
     private static long zeroCopied(UbdDevice dev) {
@@ -67,8 +76,9 @@ class ZeroCopyDeviceTest {
         try {
             UbdDevice dev = serve(SERVER.get(), file);
             try {
-                assertTrue(dev.info().has(UblkFeature.AUTO_BUF_REG), "the device was added with AUTO_BUF_REG: "
-                        + dev.info());
+                assertTrue(
+                        dev.info().has(UblkFeature.AUTO_BUF_REG),
+                        "the device was added with AUTO_BUF_REG: " + dev.info());
                 Devices.fioVerify(dev, "zero-copy", 48 * MIB);
                 long inPlace = zeroCopied(dev);
                 long all = served(dev);
@@ -76,7 +86,8 @@ class ZeroCopyDeviceTest {
                 System.out.println("zero copy: " + inPlace + " of " + all + " requests served in place, " + linked
                         + " committed by a link");
                 assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount(), "no request failed");
-                assertTrue(dev.queue(0).zeroCopyCount() > 0 && dev.queue(1).zeroCopyCount() > 0,
+                assertTrue(
+                        dev.queue(0).zeroCopyCount() > 0 && dev.queue(1).zeroCopyCount() > 0,
                         "both queues served in place: " + dev.queue(0).zeroCopyCount() + ", "
                                 + dev.queue(1).zeroCopyCount());
                 // fio's reads and writes all went in place; the rest (at most a FLUSH or a partition-scan read that
@@ -85,8 +96,12 @@ class ZeroCopyDeviceTest {
                 // Each went with its commit linked behind its READ_FIXED / WRITE_FIXED (a full queue aside).
                 assertTrue(linked >= inPlace * 9 / 10, linked + " of " + inPlace + " committed by a link");
                 // What the device holds is what the file holds: the data went to the file, not to a buffer of ours.
-                String deviceSum = Vm.sh(120, "sha256sum < " + dev.blockDevicePath()).requireSuccess().output();
-                String fileSum = Vm.sh(120, "sha256sum < " + file.path()).requireSuccess().output();
+                String deviceSum = Vm.sh(120, "sha256sum < " + dev.blockDevicePath())
+                        .requireSuccess()
+                        .output();
+                String fileSum = Vm.sh(120, "sha256sum < " + file.path())
+                        .requireSuccess()
+                        .output();
                 assertEquals(fileSum, deviceSum, "device and file hold the same bytes");
             } finally {
                 Devices.closeAndCheckGone(dev);
@@ -107,19 +122,28 @@ class ZeroCopyDeviceTest {
             UbdDevice dev = serve(SERVER.get(), file);
             try {
                 String b = dev.blockDevicePath();
-                Vm.sh(60, "dd if=/dev/urandom of=" + b + " bs=1M count=8 oflag=direct status=none").requireSuccess();
-                Vm.sh(30, "truncate -s " + (32 * MIB + 2048) + " " + file.path()).requireSuccess();
+                Vm.sh(60, "dd if=/dev/urandom of=" + b + " bs=1M count=8 oflag=direct status=none")
+                        .requireSuccess();
+                Vm.sh(30, "truncate -s " + (32 * MIB + 2048) + " " + file.path())
+                        .requireSuccess();
                 for (long at : new long[] {32 * MIB, 48 * MIB}) {
-                    Vm.Result r = Vm.sh(30, "dd if=" + b + " of=/dev/null bs=4096 count=1 skip=" + at / 4096
-                            + " iflag=direct status=none");
-                    assertTrue(r.exitCode() != 0 && r.output().contains("Input/output error"),
+                    Vm.Result r = Vm.sh(
+                            30,
+                            "dd if=" + b + " of=/dev/null bs=4096 count=1 skip=" + at / 4096
+                                    + " iflag=direct status=none");
+                    assertTrue(
+                            r.exitCode() != 0 && r.output().contains("Input/output error"),
                             "reading at " + at + " past the end fails with EIO: " + r.output());
                 }
                 // Every tag goes on: many more reads than tags, over both queues, and each one back intact.
-                Vm.sh(120, "set -e; for i in $(seq 1 4); do dd if=" + b + " of=/dev/null bs=64k count=128"
-                        + " iflag=direct status=none; done; dd if=" + b + " of=/run/ubd-zc/dev8 bs=1M count=8"
-                        + " iflag=direct status=none; head -c 8M " + file.path() + " > /run/ubd-zc/file8;"
-                        + " cmp /run/ubd-zc/dev8 /run/ubd-zc/file8; rm -f /run/ubd-zc/dev8 /run/ubd-zc/file8")
+                Vm.sh(
+                                120,
+                                "set -e; for i in $(seq 1 4); do dd if=" + b + " of=/dev/null bs=64k count=128"
+                                        + " iflag=direct status=none; done; dd if=" + b
+                                        + " of=/run/ubd-zc/dev8 bs=1M count=8"
+                                        + " iflag=direct status=none; head -c 8M " + file.path()
+                                        + " > /run/ubd-zc/file8;"
+                                        + " cmp /run/ubd-zc/dev8 /run/ubd-zc/file8; rm -f /run/ubd-zc/dev8 /run/ubd-zc/file8")
                         .requireSuccess();
                 long failed = dev.queue(0).failedCount() + dev.queue(1).failedCount();
                 assertTrue(failed >= 2, "the two reads past the end failed: " + failed);
@@ -140,9 +164,12 @@ class ZeroCopyDeviceTest {
             UbdDevice dev = serve(SERVER.get(), file);
             try {
                 String b = dev.blockDevicePath();
-                Vm.sh(300, "set -e; mkfs.ext4 -q -F " + b + "; mkdir -p /mnt/ubd-zc; mount " + b + " /mnt/ubd-zc;"
-                        + " for i in 1 2 3 4 5 6 7 8; do head -c $((i * 411000)) /dev/urandom > /mnt/ubd-zc/f$i; done;"
-                        + " (cd /mnt/ubd-zc && sha256sum f* > " + sums + "); umount /mnt/ubd-zc").requireSuccess();
+                Vm.sh(
+                                300,
+                                "set -e; mkfs.ext4 -q -F " + b + "; mkdir -p /mnt/ubd-zc; mount " + b + " /mnt/ubd-zc;"
+                                        + " for i in 1 2 3 4 5 6 7 8; do head -c $((i * 411000)) /dev/urandom > /mnt/ubd-zc/f$i; done;"
+                                        + " (cd /mnt/ubd-zc && sha256sum f* > " + sums + "); umount /mnt/ubd-zc")
+                        .requireSuccess();
                 assertTrue(zeroCopied(dev) > 0, "requests were served in place");
             } finally {
                 Vm.sh(30, "umount /mnt/ubd-zc 2>/dev/null; true");
@@ -153,9 +180,15 @@ class ZeroCopyDeviceTest {
                 UbdDevice copy = serve(copying, file);
                 try {
                     assertFalse(copy.info().has(UblkFeature.AUTO_BUF_REG), "zeroCopy(false) adds no AUTO_BUF_REG");
-                    Vm.Result r = Vm.sh(300, "set -e; mount " + copy.blockDevicePath() + " /mnt/ubd-zc;"
-                            + " cd /mnt/ubd-zc; sha256sum -c " + sums + "; cd /; umount /mnt/ubd-zc").requireSuccess();
-                    assertEquals(8, r.output().lines().filter(l -> l.endsWith(": OK")).count(), r.output());
+                    Vm.Result r = Vm.sh(
+                                    300,
+                                    "set -e; mount " + copy.blockDevicePath() + " /mnt/ubd-zc;"
+                                            + " cd /mnt/ubd-zc; sha256sum -c " + sums + "; cd /; umount /mnt/ubd-zc")
+                            .requireSuccess();
+                    assertEquals(
+                            8,
+                            r.output().lines().filter(l -> l.endsWith(": OK")).count(),
+                            r.output());
                     assertEquals(0, zeroCopied(copy), "nothing was served in place");
                 } finally {
                     Vm.sh(30, "umount /mnt/ubd-zc 2>/dev/null; true");
@@ -182,7 +215,8 @@ class ZeroCopyDeviceTest {
             try (UbdServer server = UbdServer.builder().eventLoops(loops).build()) {
                 UbdDevice dev = serve(server, file);
                 try {
-                    assertTrue(dev.info().has(UblkFeature.AUTO_BUF_REG), dev.info().toString());
+                    assertTrue(
+                            dev.info().has(UblkFeature.AUTO_BUF_REG), dev.info().toString());
                     Devices.fioVerify(dev, "zc-fallback", 16 * MIB);
                     assertEquals(0, zeroCopied(dev), "no request was served in place");
                     assertTrue(served(dev) > 0, "requests were served");
@@ -195,9 +229,10 @@ class ZeroCopyDeviceTest {
                 Vm.sh(30, "rm -f " + file.path());
             }
             loop.submit(() -> {
-                all.release();
-                reg.cancel();
-            }).get(10, TimeUnit.SECONDS);
+                        all.release();
+                        reg.cancel();
+                    })
+                    .get(10, TimeUnit.SECONDS);
         } finally {
             loops.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
         }
@@ -206,11 +241,9 @@ class ZeroCopyDeviceTest {
     /** A handle that only holds a registration with a loop. */
     private static final class NoopHandle implements IoUringIoHandle {
         @Override
-        public void handle(IoRegistration registration, IoEvent ioEvent) {
-        }
+        public void handle(IoRegistration registration, IoEvent ioEvent) {}
 
         @Override
-        public void close() {
-        }
+        public void close() {}
     }
 }

@@ -159,7 +159,10 @@ final class History {
     String checkAfterCrash(long sector, long got) {
         long lastFlush;
         synchronized (this) {
-            lastFlush = completedFlushIssues.stream().mapToLong(Long::longValue).max().orElse(0);
+            lastFlush = completedFlushIssues.stream()
+                    .mapToLong(Long::longValue)
+                    .max()
+                    .orElse(0);
         }
         List<Write> writes = bySector[(int) sector];
         return judge(sector, writes, got, Long.MAX_VALUE - 1, Long.MAX_VALUE, lastFlush);
@@ -169,8 +172,8 @@ final class History {
      * The rule of the class comment. With {@code durableBefore}, only writes acknowledged before that tick supersede
      * (a crash may have lost the others); reads then look at the end of time.
      */
-    private static String judge(long sector, List<Write> writes, long got, long readIssued, long readAnswered,
-                                Long durableBefore) {
+    private static String judge(
+            long sector, List<Write> writes, long got, long readIssued, long readAnswered, Long durableBefore) {
         if (got < 0) {
             // A read that overlaps a write may see part of it (a buffered file copies pages byte by byte); any other
             // read must see one write's stamp whole.
@@ -198,13 +201,17 @@ final class History {
         }
         for (Write w : writes) {
             long answered = w.answered;
-            boolean supersedes = w.acknowledged && answered < readIssued && w.issued > foundAnswered
+            boolean supersedes = w.acknowledged
+                    && answered < readIssued
+                    && w.issued > foundAnswered
                     && (durableBefore == null || answered < durableBefore);
             if (supersedes) {
                 return "sector " + sector + " holds " + (found == null ? "its initial zeros" : found)
                         + ", superseded by " + w + " before the read was issued at " + readIssued
-                        + (durableBefore == null ? "" : " (durable: acknowledged before a completed FLUSH issued at "
-                        + durableBefore + ")") + "; its writes: " + writes;
+                        + (durableBefore == null
+                                ? ""
+                                : " (durable: acknowledged before a completed FLUSH issued at " + durableBefore + ")")
+                        + "; its writes: " + writes;
             }
         }
         return null;

@@ -3,6 +3,8 @@ package dev.reactorubd.targets.history;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.reactorubd.Errno;
+import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.compose.FaultyBackend;
@@ -12,9 +14,7 @@ import dev.reactorubd.targets.nbd.NbdBackend;
 import dev.reactorubd.targets.nbd.NbdOptions;
 import dev.reactorubd.targets.nbd.NbdServers;
 import dev.reactorubd.testing.BlockingCallRecorder;
-import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.testkit.VirtualDevice;
-import dev.reactorubd.Errno;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
@@ -38,6 +38,7 @@ class HistoryCheckTest {
 
     @TempDir
     Path dir;
+
     private final List<AutoCloseable> toClose = new ArrayList<>();
 
     @AfterEach
@@ -54,7 +55,8 @@ class HistoryCheckTest {
     }
 
     private FileBackend file(String name) {
-        FileBackend f = FileBackend.open(dir.resolve(name), FileBackend.Options.defaults().createSize(SIZE));
+        FileBackend f = FileBackend.open(
+                dir.resolve(name), FileBackend.Options.defaults().createSize(SIZE));
         toClose.add(() -> f.close().block(Duration.ofSeconds(30)));
         return f;
     }
@@ -82,7 +84,7 @@ class HistoryCheckTest {
             w.fault(1500, () -> flaky.failWrites(Errno.EIO));
             w.fault(3500, () -> {
                 flaky.heal();
-                mirror.reinstate(0).subscribe(null, e -> { });
+                mirror.reinstate(0).subscribe(null, e -> {});
             });
             w.fault(6000, () -> flaky.delay(Duration.ofMillis(900)));
             w.fault(6400, flaky::heal);
@@ -102,12 +104,19 @@ class HistoryCheckTest {
         int port = NbdServers.freePort();
         NbdServers.Server[] server = {NbdServers.qemuNbd(dir, export, port, null, "vol", 8)};
         toClose.add(() -> server[0].kill());
-        NbdBackend nbd = NbdBackend.connect("nbd://127.0.0.1:" + port + "/vol", NbdOptions.builder()
-                .reconnectAttempts(200).backoff(Duration.ofMillis(20), Duration.ofMillis(200))
-                .requestTimeout(Duration.ofSeconds(20)).build()).block(Duration.ofSeconds(30));
+        NbdBackend nbd = NbdBackend.connect(
+                        "nbd://127.0.0.1:" + port + "/vol",
+                        NbdOptions.builder()
+                                .reconnectAttempts(200)
+                                .backoff(Duration.ofMillis(20), Duration.ofMillis(200))
+                                .requestTimeout(Duration.ofSeconds(20))
+                                .build())
+                .block(Duration.ofSeconds(30));
         toClose.add(() -> nbd.close().block(Duration.ofSeconds(30)));
         FileBackend local = file("stripe.img");
-        BlockBackend device = Backends.stripe(64 << 10, local,
+        BlockBackend device = Backends.stripe(
+                        64 << 10,
+                        local,
                         Backends.from(nbd).timeout(Duration.ofSeconds(5)).retry(3, Duration.ofMillis(50)))
                 .cache(1 << 20);
         try (VirtualDevice dev = VirtualDevice.serve(device, 2, 32, Duration.ofSeconds(10), UbdMetrics.NONE)) {

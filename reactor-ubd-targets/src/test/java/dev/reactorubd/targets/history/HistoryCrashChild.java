@@ -1,10 +1,10 @@
 package dev.reactorubd.targets.history;
 
+import dev.reactorubd.Errno;
+import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.compose.FaultyBackend;
 import dev.reactorubd.targets.file.FileBackend;
-import dev.reactorubd.Errno;
-import dev.reactorubd.metrics.UbdMetrics;
 import dev.reactorubd.testkit.VirtualDevice;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
@@ -23,8 +23,7 @@ public final class HistoryCrashChild {
     /** The operation at which replica b starts failing its writes. */
     static final int FAIL_REPLICA_AT = 1500;
 
-    private HistoryCrashChild() {
-    }
+    private HistoryCrashChild() {}
 
     /**
      * Runs until killed (or until a long workload ends).
@@ -38,7 +37,8 @@ public final class HistoryCrashChild {
         PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), false);
         FileBackend.Options o = FileBackend.Options.defaults().createSize(size);
         // Replica b stops taking writes part of the way: the mirror goes on with a alone, b is stale from then on.
-        FaultyBackend b = Backends.from(FileBackend.open(dir.resolve("b.img"), o)).faults();
+        FaultyBackend b =
+                Backends.from(FileBackend.open(dir.resolve("b.img"), o)).faults();
         var mirror = HistoryCrashTest.mirror(FileBackend.open(dir.resolve("a.img"), o), b);
         long deviceSize = mirror.size();
         out.println("SIZE " + deviceSize);

@@ -51,28 +51,37 @@ class HistoryCrashTest {
         History history = null;
         Map<Long, long[]> issued = new HashMap<>(); // id -> offset, length, tick
         List<String> answers = new ArrayList<>();
-        Process child = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-cp",
-                System.getProperty("java.class.path"), HistoryCrashChild.class.getName(), dir.toString(),
-                Long.toString(SIZE), Long.toString(seed))
-                .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        Process child = new ProcessBuilder(
+                        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                        "--enable-native-access=ALL-UNNAMED",
+                        "-XX:TieredStopAtLevel=1",
+                        "-cp",
+                        System.getProperty("java.class.path"),
+                        HistoryCrashChild.class.getName(),
+                        dir.toString(),
+                        Long.toString(SIZE),
+                        Long.toString(seed))
+                .redirectError(ProcessBuilder.Redirect.INHERIT)
+                .start();
         int acks = 0;
-        try (BufferedReader in = new BufferedReader(new InputStreamReader(child.getInputStream(),
-                StandardCharsets.US_ASCII))) {
+        try (BufferedReader in =
+                new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.US_ASCII))) {
             long end = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
             String line;
             while ((line = in.readLine()) != null) {
                 String[] f = line.split(" ");
                 switch (f[0]) {
                     case "SIZE" -> history = new History(Long.parseLong(f[1]));
-                    case "I" -> issued.put(Long.parseLong(f[1]), new long[] {Long.parseLong(f[2]),
-                            Long.parseLong(f[3]), Long.parseLong(f[4])});
+                    case "I" ->
+                        issued.put(
+                                Long.parseLong(f[1]),
+                                new long[] {Long.parseLong(f[2]), Long.parseLong(f[3]), Long.parseLong(f[4])});
                     case "A" -> {
                         answers.add(line);
                         acks++;
                     }
                     case "F" -> history.flushed(Long.parseLong(f[1]));
-                    default -> { }
+                    default -> {}
                 }
                 if (acks == KILL_AFTER) {
                     // SIGKILL, in the middle of the load; what it printed before dying is still read to the end.
@@ -84,8 +93,9 @@ class HistoryCrashTest {
             child.destroyForcibly();
             assertTrue(child.waitFor(30, TimeUnit.SECONDS));
         }
-        assertTrue(acks >= KILL_AFTER, "the child wrote until it was killed: " + acks + " answers, exit "
-                + child.exitValue());
+        assertTrue(
+                acks >= KILL_AFTER,
+                "the child wrote until it was killed: " + acks + " answers, exit " + child.exitValue());
         Map<Long, long[]> answered = new HashMap<>();
         for (String a : answers) {
             String[] f = a.split(" ");
@@ -99,12 +109,14 @@ class HistoryCrashTest {
             if (a == null) {
                 inFlight++;
             }
-            history.replay(e.getKey(), i[0], (int) i[1], i[2], a == null ? Long.MAX_VALUE : a[0], a != null && a[1] == 1);
+            history.replay(
+                    e.getKey(), i[0], (int) i[1], i[2], a == null ? Long.MAX_VALUE : a[0], a != null && a[1] == 1);
         }
         System.out.println("history crash check, seed " + seed + ": killed after " + acks + " answered writes, "
                 + inFlight + " in flight");
         FileBackend.Options o = FileBackend.Options.defaults();
-        BlockBackend again = mirror(FileBackend.open(dir.resolve("a.img"), o), FileBackend.open(dir.resolve("b.img"), o));
+        BlockBackend again =
+                mirror(FileBackend.open(dir.resolve("a.img"), o), FileBackend.open(dir.resolve("b.img"), o));
         List<String> violations = new ArrayList<>();
         long deviceSize = again.size();
         assertEquals(history.sectors() * (long) History.SECTOR, deviceSize);
@@ -134,8 +146,10 @@ class HistoryCrashTest {
                 again.close().block(Duration.ofSeconds(30));
             }
         }
-        assertEquals(List.of(), violations.subList(0, Math.min(10, violations.size())), "seed " + seed + ": "
-                + violations.size() + " violation(s)");
+        assertEquals(
+                List.of(),
+                violations.subList(0, Math.min(10, violations.size())),
+                "seed " + seed + ": " + violations.size() + " violation(s)");
         assertEquals(List.of(), BlockingCallRecorder.callsOn("ubd-"), "blocking calls on ubd threads");
     }
 

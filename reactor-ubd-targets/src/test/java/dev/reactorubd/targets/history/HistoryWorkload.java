@@ -27,15 +27,24 @@ final class HistoryWorkload {
     static final int BLOCK = 4096;
 
     /** What a run did, and every read the history does not allow. */
-    record Result(long seed, int ops, long reads, long readsOfWrites, long writes, long flushes, long failedReads,
-                  long failedWrites, long failedFlushes, List<String> violations) {
+    record Result(
+            long seed,
+            int ops,
+            long reads,
+            long readsOfWrites,
+            long writes,
+            long flushes,
+            long failedReads,
+            long failedWrites,
+            long failedFlushes,
+            List<String> violations) {
         @Override
         public String toString() {
             return "seed " + seed + ": " + ops + " operations: " + reads + " reads (" + readsOfWrites
                     + " found written data, " + failedReads + " failed), " + writes + " writes (" + failedWrites
                     + " failed), " + flushes + " flushes (" + failedFlushes + " failed); " + violations.size()
-                    + " violation(s)" + (violations.isEmpty() ? "" : ": " + violations.subList(0,
-                    Math.min(5, violations.size())));
+                    + " violation(s)"
+                    + (violations.isEmpty() ? "" : ": " + violations.subList(0, Math.min(5, violations.size())));
         }
     }
 
@@ -92,7 +101,7 @@ final class HistoryWorkload {
         return this;
     }
 
-    private record Op(int kind, int queue, long block, int blocks) { }
+    private record Op(int kind, int queue, long block, int blocks) {}
 
     private static final int READ = 0;
     private static final int WRITE = 1;
@@ -112,9 +121,21 @@ final class HistoryWorkload {
             long first = rnd.nextBoolean() ? rnd.nextInt(16) : (long) (rnd.nextDouble() * (blocks - n));
             ops.add(new Op(kind, rnd.nextInt(queues), Math.min(first, blocks - n), n));
         }
-        Flux.range(0, count).flatMap(i -> execute(i, ops.get(i)), concurrency).then().block(limit);
-        return new Result(seed, count, reads.get(), readsOfWrites.get(), writes.get(), flushes.get(),
-                failedReads.get(), failedWrites.get(), failedFlushes.get(), List.copyOf(violations));
+        Flux.range(0, count)
+                .flatMap(i -> execute(i, ops.get(i)), concurrency)
+                .then()
+                .block(limit);
+        return new Result(
+                seed,
+                count,
+                reads.get(),
+                readsOfWrites.get(),
+                writes.get(),
+                flushes.get(),
+                failedReads.get(),
+                failedWrites.get(),
+                failedFlushes.get(),
+                List.copyOf(violations));
     }
 
     private Mono<Void> execute(int index, Op op) {
@@ -173,16 +194,18 @@ final class HistoryWorkload {
         return Mono.defer(() -> {
             long at = history.tick();
             flushes.incrementAndGet();
-            return dev.flush(op.queue).doOnSuccess(v -> {
-                history.flushed(at);
-                Journal j = journal;
-                if (j != null) {
-                    j.flushed(at);
-                }
-            }).onErrorResume(e -> {
-                failedFlushes.incrementAndGet();
-                return Mono.empty();
-            });
+            return dev.flush(op.queue)
+                    .doOnSuccess(v -> {
+                        history.flushed(at);
+                        Journal j = journal;
+                        if (j != null) {
+                            j.flushed(at);
+                        }
+                    })
+                    .onErrorResume(e -> {
+                        failedFlushes.incrementAndGet();
+                        return Mono.empty();
+                    });
         });
     }
 
@@ -200,32 +223,35 @@ final class HistoryWorkload {
         return Mono.defer(() -> {
             long at = history.tick();
             reads.incrementAndGet();
-            return dev.read(op.queue, offset, length).doOnNext(buf -> {
-                try {
-                    long answered = history.tick();
-                    ByteBuffer nio = buf.nioBuffer(buf.readerIndex(), length);
-                    boolean written = false;
-                    for (int s = 0; s < length / History.SECTOR; s++) {
-                        long sector = offset / History.SECTOR + s;
-                        long got = History.decode(nio, s * History.SECTOR, sector);
-                        written |= got > 0;
-                        String why = history.checkRead(sector, at, answered, got);
-                        if (why != null) {
-                            violations.add("operation " + index + " (read of " + length + " bytes at " + offset
-                                    + " on queue " + op.queue + "): " + why);
-                            break;
+            return dev.read(op.queue, offset, length)
+                    .doOnNext(buf -> {
+                        try {
+                            long answered = history.tick();
+                            ByteBuffer nio = buf.nioBuffer(buf.readerIndex(), length);
+                            boolean written = false;
+                            for (int s = 0; s < length / History.SECTOR; s++) {
+                                long sector = offset / History.SECTOR + s;
+                                long got = History.decode(nio, s * History.SECTOR, sector);
+                                written |= got > 0;
+                                String why = history.checkRead(sector, at, answered, got);
+                                if (why != null) {
+                                    violations.add("operation " + index + " (read of " + length + " bytes at " + offset
+                                            + " on queue " + op.queue + "): " + why);
+                                    break;
+                                }
+                            }
+                            if (written) {
+                                readsOfWrites.incrementAndGet();
+                            }
+                        } finally {
+                            buf.release();
                         }
-                    }
-                    if (written) {
-                        readsOfWrites.incrementAndGet();
-                    }
-                } finally {
-                    buf.release();
-                }
-            }).then().onErrorResume(e -> {
-                failedReads.incrementAndGet();
-                return Mono.empty();
-            });
+                    })
+                    .then()
+                    .onErrorResume(e -> {
+                        failedReads.incrementAndGet();
+                        return Mono.empty();
+                    });
         });
     }
 }

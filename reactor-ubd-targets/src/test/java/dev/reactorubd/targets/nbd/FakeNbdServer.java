@@ -1,20 +1,20 @@
 package dev.reactorubd.targets.nbd;
 
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
-import java.util.List;
-import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.io.BufferedInputStream;
-import java.io.BufferedOutputStream;
-import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A small NBD server for the cases real servers cannot be made to play: one that completes the handshake and then
@@ -51,6 +51,7 @@ final class FakeNbdServer implements AutoCloseable {
     final AtomicInteger requests = new AtomicInteger();
     /** The WRITE requests among {@link #requests}. */
     final AtomicInteger writes = new AtomicInteger();
+
     volatile Mode mode = Mode.SERVE;
     volatile boolean supportGo = true;
     volatile long size;
@@ -61,9 +62,11 @@ final class FakeNbdServer implements AutoCloseable {
      * (test JVMs run side by side on one machine) must fail its handshake there, not reach that server's export.
      */
     volatile String exportName = "fake-" + Long.toHexString(System.nanoTime());
+
     volatile int maxBlock;
     /** When positive, replies go out in pieces of this many bytes, each flushed on its own, 1 ms apart. */
     volatile int dribble;
+
     volatile Replier replier;
 
     FakeNbdServer(int size) throws IOException {
@@ -232,7 +235,10 @@ final class FakeNbdServer implements AutoCloseable {
                 optionReply(out, option, NbdProtocol.REP_INFO, info.array());
                 if (maxBlock > 0) {
                     ByteBuffer bs = ByteBuffer.allocate(14);
-                    bs.putShort((short) NbdProtocol.INFO_BLOCK_SIZE).putInt(512).putInt(4096).putInt(maxBlock);
+                    bs.putShort((short) NbdProtocol.INFO_BLOCK_SIZE)
+                            .putInt(512)
+                            .putInt(4096)
+                            .putInt(maxBlock);
                     optionReply(out, option, NbdProtocol.REP_INFO, bs.array());
                 }
                 optionReply(out, option, NbdProtocol.REP_ACK, new byte[0]);

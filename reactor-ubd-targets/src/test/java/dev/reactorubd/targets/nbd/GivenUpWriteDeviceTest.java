@@ -49,9 +49,18 @@ class GivenUpWriteDeviceTest {
     }
 
     private Process dd(UbdDevice dev, Path from, long offset) throws Exception {
-        return new ProcessBuilder("dd", "if=" + from, "of=" + dev.blockDevicePath(), "bs=" + LEN, "count=1",
-                "seek=" + offset / LEN, "oflag=direct", "conv=notrunc").redirectErrorStream(true)
-                .redirectOutput(dir.resolve("dd-" + offset + ".log").toFile()).start();
+        return new ProcessBuilder(
+                        "dd",
+                        "if=" + from,
+                        "of=" + dev.blockDevicePath(),
+                        "bs=" + LEN,
+                        "count=1",
+                        "seek=" + offset / LEN,
+                        "oflag=direct",
+                        "conv=notrunc")
+                .redirectErrorStream(true)
+                .redirectOutput(dir.resolve("dd-" + offset + ".log").toFile())
+                .start();
     }
 
     private static int exit(Process p) throws Exception {
@@ -69,28 +78,45 @@ class GivenUpWriteDeviceTest {
         Path oldFile = Files.write(dir.resolve("old"), oldData);
         Path newFile = Files.write(dir.resolve("new"), newData);
         try (FakeNbdServer export = new FakeNbdServer(SIZE);
-             UbdServer server = UbdServer.builder().requestTimeout(REQUEST_TIMEOUT).build()) {
+                UbdServer server =
+                        UbdServer.builder().requestTimeout(REQUEST_TIMEOUT).build()) {
             Devices.removeLeftovers(server.control());
             export.flags |= NbdProtocol.TF_CAN_MULTI_CONN;
-            NbdBackend nbd = NbdBackend.connect(export.uri(), NbdOptions.builder().reconnectAttempts(20)
-                    .backoff(Duration.ofMillis(20), Duration.ofMillis(200)).connectTimeout(NbdServers.VM_CONNECT_TIMEOUT)
-                    .requestTimeout(Duration.ofSeconds(120)).build()).block(Devices.WAIT);
+            NbdBackend nbd = NbdBackend.connect(
+                            export.uri(),
+                            NbdOptions.builder()
+                                    .reconnectAttempts(20)
+                                    .backoff(Duration.ofMillis(20), Duration.ofMillis(200))
+                                    .connectTimeout(NbdServers.VM_CONNECT_TIMEOUT)
+                                    .requestTimeout(Duration.ofSeconds(120))
+                                    .build())
+                    .block(Devices.WAIT);
             try {
-                UbdDevice dev = Devices.serve(server, DeviceSpec.builder().capacityBytes(SIZE).queues(1).depth(1)
-                        .logicalBlockSize(LEN).build(), nbd);
+                UbdDevice dev = Devices.serve(
+                        server,
+                        DeviceSpec.builder()
+                                .capacityBytes(SIZE)
+                                .queues(1)
+                                .depth(1)
+                                .logicalBlockSize(LEN)
+                                .build(),
+                        nbd);
                 try {
                     assertTrue(dev.info().has(UblkFeature.AUTO_BUF_REG), "zero copy: " + dev.info());
                     // The kernel's own reads after the start (partition scan) are done: the tag is idle.
                     long[] last = {-1};
                     long[] quietSince = {System.nanoTime()};
-                    await(() -> {
-                        long now = dev.queue(0).completedCount() + dev.queue(0).failedCount();
-                        if (now != last[0] || dev.queue(0).inFlightCount() != 0) {
-                            last[0] = now;
-                            quietSince[0] = System.nanoTime();
-                        }
-                        return System.nanoTime() - quietSince[0] > TimeUnit.SECONDS.toNanos(2);
-                    }, "the device is idle");
+                    await(
+                            () -> {
+                                long now = dev.queue(0).completedCount()
+                                        + dev.queue(0).failedCount();
+                                if (now != last[0] || dev.queue(0).inFlightCount() != 0) {
+                                    last[0] = now;
+                                    quietSince[0] = System.nanoTime();
+                                }
+                                return System.nanoTime() - quietSince[0] > TimeUnit.SECONDS.toNanos(2);
+                            },
+                            "the device is idle");
                     // The export takes the old write and never answers it: the request timeout answers it.
                     export.mode = FakeNbdServer.Mode.SILENT;
                     int seen = export.writes.get();
@@ -104,10 +130,13 @@ class GivenUpWriteDeviceTest {
                     export.dropAll();
                     assertEquals(0, exit(next), "the next write went through after the reconnect");
                     assertArrayEquals(newData, export.bytes(1 << 20, LEN));
-                    assertTrue(dev.queue(0).zeroCopyCount() >= 2, "both writes were served in place: "
-                            + dev.queue(0).zeroCopyCount());
+                    assertTrue(
+                            dev.queue(0).zeroCopyCount() >= 2,
+                            "both writes were served in place: " + dev.queue(0).zeroCopyCount());
                     byte[] atOld = export.bytes(0, LEN);
-                    assertNotEquals(Arrays.toString(newData), Arrays.toString(atOld),
+                    assertNotEquals(
+                            Arrays.toString(newData),
+                            Arrays.toString(atOld),
                             "the next write's pages reached the old write's offset");
                     assertArrayEquals(new byte[LEN], atOld, "the old write, given up, never reached the export");
                 } finally {

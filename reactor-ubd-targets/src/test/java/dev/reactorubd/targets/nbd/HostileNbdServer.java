@@ -48,16 +48,19 @@ final class HostileNbdServer implements AutoCloseable {
                 Socket s = server.accept();
                 clients.add(s);
                 connections.incrementAndGet();
-                Thread t = new Thread(() -> {
-                    try (s) {
-                        DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
-                        DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream()));
-                        script.run(in, out);
-                        out.flush();
-                    } catch (IOException e) {
-                        // the client closed the connection: what a refused server should see
-                    }
-                }, "hostile-nbd-client");
+                Thread t = new Thread(
+                        () -> {
+                            try (s) {
+                                DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
+                                DataOutputStream out =
+                                        new DataOutputStream(new BufferedOutputStream(s.getOutputStream()));
+                                script.run(in, out);
+                                out.flush();
+                            } catch (IOException e) {
+                                // the client closed the connection: what a refused server should see
+                            }
+                        },
+                        "hostile-nbd-client");
                 t.setDaemon(true);
                 t.start();
             } catch (IOException e) {
@@ -104,13 +107,20 @@ final class HostileNbdServer implements AutoCloseable {
     }
 
     static byte[] exportInfo(long size, int flags) {
-        return ByteBuffer.allocate(12).putShort((short) NbdProtocol.INFO_EXPORT).putLong(size).putShort((short) flags)
+        return ByteBuffer.allocate(12)
+                .putShort((short) NbdProtocol.INFO_EXPORT)
+                .putLong(size)
+                .putShort((short) flags)
                 .array();
     }
 
     static byte[] blockSizes(int min, int pref, int max) {
-        return ByteBuffer.allocate(14).putShort((short) NbdProtocol.INFO_BLOCK_SIZE).putInt(min).putInt(pref)
-                .putInt(max).array();
+        return ByteBuffer.allocate(14)
+                .putShort((short) NbdProtocol.INFO_BLOCK_SIZE)
+                .putInt(min)
+                .putInt(pref)
+                .putInt(max)
+                .array();
     }
 
     /** Answers NBD_OPT_GO with these replies (each INFO data), then ACK, then serves zeros to every READ. */

@@ -38,11 +38,13 @@ class NbdDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(90);
     private static final long MIB = 1 << 20;
     private static final long SIZE = 32 * MIB;
+
     @RegisterExtension
     static final DeviceServer SERVER = new DeviceServer();
 
     @TempDir
     Path dir;
+
     private final List<NbdBackend> backends = new ArrayList<>();
     private final List<NbdServers.Server> servers = new ArrayList<>();
 
@@ -67,8 +69,13 @@ class NbdDeviceTest {
     }
 
     private static UbdDevice serve(NbdBackend nbd) {
-        DeviceSpec spec = DeviceSpec.builder().capacityBytes(nbd.size()).queues(2).depth(64)
-                .logicalBlockSize(Math.max(512, nbd.minimumBlockSize())).readOnly(nbd.readOnly()).build();
+        DeviceSpec spec = DeviceSpec.builder()
+                .capacityBytes(nbd.size())
+                .queues(2)
+                .depth(64)
+                .logicalBlockSize(Math.max(512, nbd.minimumBlockSize()))
+                .readOnly(nbd.readOnly())
+                .build();
         return Devices.serve(SERVER.get(), spec, nbd);
     }
 
@@ -94,8 +101,8 @@ class NbdDeviceTest {
     private static void assertZeroCopyWrites(NbdBackend nbd, UbdDevice dev) {
         long q0 = dev.queue(0).zeroCopyCount();
         long q1 = dev.queue(1).zeroCopyCount();
-        System.out.println(nbd + ": " + (q0 + q1) + " of " + (dev.queue(0).completedCount()
-                + dev.queue(1).completedCount()) + " requests served in place");
+        System.out.println(nbd + ": " + (q0 + q1) + " of "
+                + (dev.queue(0).completedCount() + dev.queue(1).completedCount()) + " requests served in place");
         if (nbd.multiConn() && Vm.features().contains(UblkFeature.AUTO_BUF_REG)) {
             assertTrue(dev.info().has(UblkFeature.AUTO_BUF_REG), "added with AUTO_BUF_REG: " + dev.info());
             assertTrue(q0 > 0 && q1 > 0, "both queues sent WRITEs from the request's pages: " + q0 + ", " + q1);
@@ -109,8 +116,13 @@ class NbdDeviceTest {
         Path file = NbdServers.exportFile(dir, "nbd-server.img", SIZE);
         int port = NbdServers.freePort();
         started(NbdServers.nbdServer(dir, file, port, "disk"));
-        fioVerifies(connect("nbd://127.0.0.1:" + port + "/disk",
-                NbdOptions.builder().connectTimeout(NbdServers.VM_CONNECT_TIMEOUT).build()), "nbd-server");
+        fioVerifies(
+                connect(
+                        "nbd://127.0.0.1:" + port + "/disk",
+                        NbdOptions.builder()
+                                .connectTimeout(NbdServers.VM_CONNECT_TIMEOUT)
+                                .build()),
+                "nbd-server");
     }
 
     @Test
@@ -135,7 +147,10 @@ class NbdDeviceTest {
     private static Process fioInBackground(List<String> args, UbdDevice dev, Path out) throws Exception {
         List<String> cmd = new ArrayList<>(List.of("fio", "--filename=" + dev.blockDevicePath()));
         cmd.addAll(args);
-        Process fio = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+        Process fio = new ProcessBuilder(cmd)
+                .redirectErrorStream(true)
+                .redirectOutput(out.toFile())
+                .start();
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (dev.queue(0).completedCount() + dev.queue(1).completedCount() < 200 && System.nanoTime() < end) {
             assertTrue(fio.isAlive(), "fio runs:\n" + Files.readString(out));
@@ -150,12 +165,28 @@ class NbdDeviceTest {
         Path file = NbdServers.exportFile(dir, "killed.img", SIZE);
         int port = NbdServers.freePort();
         NbdServers.Server nbdServer = started(NbdServers.nbdServer(dir, file, port, "disk"));
-        NbdBackend nbd = connect("nbd://127.0.0.1:" + port + "/disk", NbdOptions.builder().noRetry()
-                .connectTimeout(NbdServers.VM_CONNECT_TIMEOUT).requestTimeout(Duration.ofSeconds(20)).build());
+        NbdBackend nbd = connect(
+                "nbd://127.0.0.1:" + port + "/disk",
+                NbdOptions.builder()
+                        .noRetry()
+                        .connectTimeout(NbdServers.VM_CONNECT_TIMEOUT)
+                        .requestTimeout(Duration.ofSeconds(20))
+                        .build());
         UbdDevice dev = serve(nbd);
         Path out = dir.resolve("fio-killed.out");
-        Process fio = fioInBackground(List.of("--name=killed", "--rw=randrw", "--bsrange=4k-64k", "--iodepth=32",
-                "--ioengine=io_uring", "--direct=1", "--size=" + SIZE, "--time_based", "--runtime=120"), dev, out);
+        Process fio = fioInBackground(
+                List.of(
+                        "--name=killed",
+                        "--rw=randrw",
+                        "--bsrange=4k-64k",
+                        "--iodepth=32",
+                        "--ioengine=io_uring",
+                        "--direct=1",
+                        "--size=" + SIZE,
+                        "--time_based",
+                        "--runtime=120"),
+                dev,
+                out);
         try {
             long t0 = System.nanoTime();
             nbdServer.signal("KILL");
@@ -180,13 +211,30 @@ class NbdDeviceTest {
         Path file = NbdServers.exportFile(dir, "restarted.img", SIZE);
         int port = NbdServers.freePort();
         NbdServers.Server qemu = started(NbdServers.qemuNbd(dir, file, port, null, "vol", 8));
-        NbdBackend nbd = connect("nbd://127.0.0.1:" + port + "/vol", NbdOptions.builder().reconnectAttempts(200)
-                .backoff(Duration.ofMillis(100), Duration.ofSeconds(1)).requestTimeout(Duration.ofSeconds(120)).build());
+        NbdBackend nbd = connect(
+                "nbd://127.0.0.1:" + port + "/vol",
+                NbdOptions.builder()
+                        .reconnectAttempts(200)
+                        .backoff(Duration.ofMillis(100), Duration.ofSeconds(1))
+                        .requestTimeout(Duration.ofSeconds(120))
+                        .build());
         UbdDevice dev = serve(nbd);
         Path out = dir.resolve("fio-restarted.out");
-        Process fio = fioInBackground(List.of("--name=restarted", "--rw=randwrite", "--bsrange=4k-128k",
-                "--iodepth=32", "--ioengine=io_uring", "--direct=1", "--size=" + SIZE, "--verify=crc32c",
-                "--do_verify=1", "--verify_fatal=1", "--loops=8"), dev, out);
+        Process fio = fioInBackground(
+                List.of(
+                        "--name=restarted",
+                        "--rw=randwrite",
+                        "--bsrange=4k-128k",
+                        "--iodepth=32",
+                        "--ioengine=io_uring",
+                        "--direct=1",
+                        "--size=" + SIZE,
+                        "--verify=crc32c",
+                        "--do_verify=1",
+                        "--verify_fatal=1",
+                        "--loops=8"),
+                dev,
+                out);
         try {
             qemu.kill();
             Thread.sleep(3000);

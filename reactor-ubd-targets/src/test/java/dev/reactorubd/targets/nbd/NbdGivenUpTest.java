@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.reactorubd.UbdIoException;
 import dev.reactorubd.Errno;
+import dev.reactorubd.UbdIoException;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
@@ -54,15 +54,23 @@ class NbdGivenUpTest extends NbdHostTest {
     @Test
     void aWriteGivenUpOnTheWireIsNotSentAgainAfterALaterWriteOfTheSameRange() throws Exception {
         FakeNbdServer server = closing(new FakeNbdServer(SIZE));
-        NbdBackend nbd = connect(server.uri(), NbdOptions.builder().reconnectAttempts(5)
-                .backoff(Duration.ofMillis(10), Duration.ofMillis(100)).requestTimeout(Duration.ofSeconds(60)).build());
+        NbdBackend nbd = connect(
+                server.uri(),
+                NbdOptions.builder()
+                        .reconnectAttempts(5)
+                        .backoff(Duration.ofMillis(10), Duration.ofMillis(100))
+                        .requestTimeout(Duration.ofSeconds(60))
+                        .build());
         server.mode = FakeNbdServer.Mode.SILENT;
         int before = server.requests.get();
-        Disposable old = nbd.write(0, Unpooled.wrappedBuffer(filled(0xAA)), false).subscribe();
+        Disposable old =
+                nbd.write(0, Unpooled.wrappedBuffer(filled(0xAA)), false).subscribe();
         await(() -> server.requests.get() == before + 1, "the old write reached the server");
         old.dispose(); // what the request timeout does once it answered the request
         server.mode = FakeNbdServer.Mode.SERVE;
-        StepVerifier.create(nbd.write(0, Unpooled.wrappedBuffer(filled(0xBB)), false)).expectComplete().verify(WAIT);
+        StepVerifier.create(nbd.write(0, Unpooled.wrappedBuffer(filled(0xBB)), false))
+                .expectComplete()
+                .verify(WAIT);
         assertArrayEquals(filled(0xBB), server.bytes(0, LEN), "the newer write landed");
         // The connection is lost: what was still in flight on it goes again on the next one, but not the old write.
         int connections = server.connections.get();
@@ -78,13 +86,19 @@ class NbdGivenUpTest extends NbdHostTest {
     @Test
     void aRequestGivenUpWhileWaitingForAConnectionIsNeverSent() throws Exception {
         FakeNbdServer server = closing(new FakeNbdServer(SIZE));
-        NbdBackend nbd = connect(server.uri(), NbdOptions.builder().reconnectAttempts(100)
-                .backoff(Duration.ofMillis(300), Duration.ofMillis(300)).requestTimeout(Duration.ofSeconds(60)).build());
+        NbdBackend nbd = connect(
+                server.uri(),
+                NbdOptions.builder()
+                        .reconnectAttempts(100)
+                        .backoff(Duration.ofMillis(300), Duration.ofMillis(300))
+                        .requestTimeout(Duration.ofSeconds(60))
+                        .build());
         String name = server.exportName;
         server.supportGo = false;
         server.exportName = "elsewhere"; // reconnects fail their handshake until the name is back
         server.dropAll();
-        Disposable waiting = nbd.write(0, Unpooled.wrappedBuffer(filled(0xCC)), false).subscribe();
+        Disposable waiting =
+                nbd.write(0, Unpooled.wrappedBuffer(filled(0xCC)), false).subscribe();
         Thread.sleep(200);
         waiting.dispose();
         int before = server.requests.get();
@@ -108,8 +122,13 @@ class NbdGivenUpTest extends NbdHostTest {
         int port = NbdServers.freePort();
         NbdServers.Server server = NbdServers.qemuNbd(dir, file, port, null, "vol", 8);
         toClose.add(() -> server.kill());
-        NbdBackend nbd = connect("nbd://127.0.0.1:" + port + "/vol", NbdOptions.builder().reconnectAttempts(100)
-                .backoff(Duration.ofMillis(50), Duration.ofMillis(300)).requestTimeout(Duration.ofSeconds(30)).build());
+        NbdBackend nbd = connect(
+                "nbd://127.0.0.1:" + port + "/vol",
+                NbdOptions.builder()
+                        .reconnectAttempts(100)
+                        .backoff(Duration.ofMillis(50), Duration.ofMillis(300))
+                        .requestTimeout(Duration.ofSeconds(30))
+                        .build());
         // Written and flushed: a restart loses nothing the server acknowledged, and the next FLUSH goes through.
         nbd.write(0, Unpooled.wrappedBuffer(filled(1)), false).block(WAIT);
         nbd.flush().block(WAIT);
@@ -118,10 +137,12 @@ class NbdGivenUpTest extends NbdHostTest {
         // Written, acknowledged, not flushed, then the server restarts: the next FLUSH fails, the one after it is fine.
         nbd.write(LEN, Unpooled.wrappedBuffer(filled(2)), false).block(WAIT);
         restart(second, dir, file, port);
-        StepVerifier.create(nbd.flush()).expectErrorSatisfies(e -> {
-            assertEquals(Errno.EIO, ((UbdIoException) e).errno(), e.getMessage());
-            assertTrue(e.getMessage().contains("not yet flushed"), e.getMessage());
-        }).verify(WAIT);
+        StepVerifier.create(nbd.flush())
+                .expectErrorSatisfies(e -> {
+                    assertEquals(Errno.EIO, ((UbdIoException) e).errno(), e.getMessage());
+                    assertTrue(e.getMessage().contains("not yet flushed"), e.getMessage());
+                })
+                .verify(WAIT);
         StepVerifier.create(nbd.flush()).expectComplete().verify(WAIT);
         // FUA writes are durable once acknowledged: they leave nothing for a FLUSH to vouch for.
         nbd.write(2 * LEN, Unpooled.wrappedBuffer(filled(3)), true).block(WAIT);

@@ -5,12 +5,11 @@ import static dev.reactorubd.targets.nbd.HostileNbdServer.go;
 import static dev.reactorubd.targets.nbd.HostileNbdServer.greet;
 import static dev.reactorubd.targets.nbd.HostileNbdServer.optionReply;
 import static dev.reactorubd.targets.nbd.HostileNbdServer.readOption;
-import static dev.reactorubd.targets.nbd.NbdTesting.WAIT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.reactorubd.UbdIoException;
 import dev.reactorubd.Errno;
+import dev.reactorubd.UbdIoException;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
 import java.io.DataInputStream;
@@ -30,8 +29,12 @@ import reactor.test.StepVerifier;
 class NbdHostileServerTest extends NbdHostTest {
     /** Every wait below: far above each bound under test, far below "hangs". */
     private static final Duration BOUND = Duration.ofSeconds(10);
-    private static final NbdOptions FAST = NbdOptions.builder().connectTimeout(Duration.ofSeconds(2))
-            .requestTimeout(Duration.ofSeconds(2)).noRetry().build();
+
+    private static final NbdOptions FAST = NbdOptions.builder()
+            .connectTimeout(Duration.ofSeconds(2))
+            .requestTimeout(Duration.ofSeconds(2))
+            .noRetry()
+            .build();
 
     private HostileNbdServer server(HostileNbdServer.Script script) throws IOException {
         return closing(new HostileNbdServer(script));
@@ -141,8 +144,8 @@ class NbdHostileServerTest extends NbdHostTest {
         HostileNbdServer s = server((in, out) -> {
             greet(in, out);
             int option = readOption(in);
-            optionReply(out, option, NbdProtocol.REP_INFO, HostileNbdServer.exportInfo(8 << 20,
-                    NbdProtocol.TF_HAS_FLAGS));
+            optionReply(
+                    out, option, NbdProtocol.REP_INFO, HostileNbdServer.exportInfo(8 << 20, NbdProtocol.TF_HAS_FLAGS));
             optionReply(out, option, NbdProtocol.REP_INFO, blockSizes(1, 1, 32 << 20));
             optionReply(out, option, NbdProtocol.REP_ACK, new byte[0]);
             out.flush();
@@ -214,8 +217,8 @@ class NbdHostileServerTest extends NbdHostTest {
         };
         NbdBackend nbd = connect(fake.uri(), FAST);
         StepVerifier.create(nbd.read(0, 64 << 10, null))
-                .expectErrorSatisfies(e -> assertTrue(e instanceof UbdIoException u && u.errno() == Errno.EIO,
-                        String.valueOf(e)))
+                .expectErrorSatisfies(
+                        e -> assertTrue(e instanceof UbdIoException u && u.errno() == Errno.EIO, String.valueOf(e)))
                 .verify(BOUND);
     }
 
@@ -234,8 +237,8 @@ class NbdHostileServerTest extends NbdHostTest {
         NbdBackend nbd = connect(fake.uri(), FAST);
         long before = PooledByteBufAllocator.DEFAULT.metric().usedDirectMemory();
         StepVerifier.create(nbd.read(0, 4096, null))
-                .expectErrorSatisfies(e -> assertTrue(e instanceof UbdIoException u && u.errno() == Errno.EIO,
-                        String.valueOf(e)))
+                .expectErrorSatisfies(
+                        e -> assertTrue(e instanceof UbdIoException u && u.errno() == Errno.EIO, String.valueOf(e)))
                 .verify(BOUND);
         long grown = PooledByteBufAllocator.DEFAULT.metric().usedDirectMemory() - before;
         System.out.println("direct memory of the pooled allocator after a 4 GiB structured reply was announced: "
@@ -260,8 +263,8 @@ class NbdHostileServerTest extends NbdHostTest {
         // The extra bytes are read as the next reply's header: not a reply, so the connection is closed, and with
         // retry off the next request fails at once rather than reading them as data.
         StepVerifier.create(nbd.read(0, 4096, null))
-                .expectErrorSatisfies(e -> assertTrue(e instanceof UbdIoException u && u.errno() == Errno.EIO,
-                        String.valueOf(e)))
+                .expectErrorSatisfies(
+                        e -> assertTrue(e instanceof UbdIoException u && u.errno() == Errno.EIO, String.valueOf(e)))
                 .verify(BOUND);
     }
 
@@ -282,8 +285,7 @@ class NbdHostileServerTest extends NbdHostTest {
             });
             NbdException e = refused(s.uri("nbds") + "?tls-certificates=/nonexistent", FAST, "cannot read the CA");
             assertEquals(0, s.connections.get(), "no connection without credentials: " + e.getMessage());
-            Path ca = TlsCertificates.make(Files.createTempDirectory("nbd-ca-"))
-                    .clientDir();
+            Path ca = TlsCertificates.make(Files.createTempDirectory("nbd-ca-")).clientDir();
             e = refused(s.uri("nbds") + "?tls-certificates=" + ca, FAST, "refused TLS");
             assertEquals(answer, e.replyType(), e.getMessage());
             assertTrue(e.getMessage().contains("does not go on in plain text"), e.getMessage());
@@ -313,13 +315,17 @@ class NbdHostileServerTest extends NbdHostTest {
         HostileNbdServer s = server((in, out) -> {
             greet(in, out);
             int option = readOption(in);
-            optionReply(out, option, NbdProtocol.REP_ERR_POLICY, ("evil\n2026-12-02 ERROR forged log line\u001b[31m"
-                    + "x".repeat(3000)).getBytes());
+            optionReply(
+                    out,
+                    option,
+                    NbdProtocol.REP_ERR_POLICY,
+                    ("evil\n2026-12-02 ERROR forged log line\u001b[31m" + "x".repeat(3000)).getBytes());
             out.flush();
             in.read();
         });
         NbdException e = refused(s, "by its policy");
         assertTrue(!e.getMessage().contains("\n") && !e.getMessage().contains("\u001b"), e.getMessage());
-        assertTrue(e.getMessage().length() < 1000, "a message of " + e.getMessage().length() + " characters");
+        assertTrue(
+                e.getMessage().length() < 1000, "a message of " + e.getMessage().length() + " characters");
     }
 }

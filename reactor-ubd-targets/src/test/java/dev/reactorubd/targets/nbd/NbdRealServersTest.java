@@ -15,17 +15,17 @@ import dev.reactorubd.testkit.VirtualDevice;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import reactor.core.publisher.Mono;
 import reactor.test.StepVerifier;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.time.Duration;
-import java.util.Arrays;
 
 /** The NBD backend against real servers on loopback (nbd-server, qemu-nbd), through the test kit's device. */
 class NbdRealServersTest extends NbdHostTest {
@@ -33,6 +33,7 @@ class NbdRealServersTest extends NbdHostTest {
 
     @TempDir
     Path dir;
+
     @Test
     void nbdServerKeepsMixedWritesInItsFileAndServesFlushFuaTrimAndZeroes() throws Exception {
         Path file = NbdServers.exportFile(dir, "nbd-server.img", SIZE);
@@ -41,7 +42,8 @@ class NbdRealServersTest extends NbdHostTest {
         NbdBackend nbd = connect("nbd://127.0.0.1:" + port + "/disk", NbdOptions.defaults());
         assertEquals(SIZE, nbd.size());
         assertFalse(nbd.readOnly());
-        assertTrue(nbd.capabilities().containsAll(List.of(Capability.FLUSH, Capability.FUA, Capability.DISCARD)),
+        assertTrue(
+                nbd.capabilities().containsAll(List.of(Capability.FLUSH, Capability.FUA, Capability.DISCARD)),
                 nbd.capabilities() + " from flags " + NbdProtocol.flagNames(nbd.transmissionFlags()));
         byte[] model = new byte[SIZE];
         try (VirtualDevice dev = VirtualDevice.serve(nbd, 2, 32)) {
@@ -49,14 +51,19 @@ class NbdRealServersTest extends NbdHostTest {
             NbdTesting.wholeDeviceIs(dev, model);
             byte[] fua = new byte[8192];
             Arrays.fill(fua, (byte) 0x5a);
-            StepVerifier.create(dev.write(0, 4096, Unpooled.wrappedBuffer(fua), true)).verifyComplete();
+            StepVerifier.create(dev.write(0, 4096, Unpooled.wrappedBuffer(fua), true))
+                    .verifyComplete();
             System.arraycopy(fua, 0, model, 4096, fua.length);
             StepVerifier.create(dev.flush(1)).expectComplete().verify(WAIT);
             // TRIM may or may not deallocate; it must be accepted.
-            StepVerifier.create(dev.discard(0, SIZE - (1 << 20), 1 << 20)).expectComplete().verify(WAIT);
+            StepVerifier.create(dev.discard(0, SIZE - (1 << 20), 1 << 20))
+                    .expectComplete()
+                    .verify(WAIT);
             Arrays.fill(model, SIZE - (1 << 20), SIZE, (byte) 0);
             if (nbd.capabilities().contains(Capability.WRITE_ZEROES)) {
-                StepVerifier.create(dev.writeZeroes(1, 0, 4096)).expectComplete().verify(WAIT);
+                StepVerifier.create(dev.writeZeroes(1, 0, 4096))
+                        .expectComplete()
+                        .verify(WAIT);
                 Arrays.fill(model, 0, 4096, (byte) 0);
                 assertArrayEquals(new byte[4096], read(dev, 0, 0, 4096));
             }
@@ -79,15 +86,18 @@ class NbdRealServersTest extends NbdHostTest {
         int port = NbdServers.freePort();
         closing(NbdServers.qemuNbd(dir, file, port, null, "vol", 8));
         NbdBackend nbd = connect("nbd://127.0.0.1:" + port + "/vol", NbdOptions.defaults());
-        assertTrue(nbd.multiConn(), "qemu-nbd --shared=8 advertises CAN_MULTI_CONN: "
-                + NbdProtocol.flagNames(nbd.transmissionFlags()));
+        assertTrue(
+                nbd.multiConn(),
+                "qemu-nbd --shared=8 advertises CAN_MULTI_CONN: " + NbdProtocol.flagNames(nbd.transmissionFlags()));
         assertEquals(1, nbd.connectionCount());
         byte[] model = new byte[SIZE];
         try (VirtualDevice dev = VirtualDevice.serve(nbd, 2, 32)) {
             assertEquals(3, nbd.connectionCount(), "the backend's own connection and one per queue");
             NbdTesting.mixedWritesReadBack(dev, model, 96, 2);
             NbdTesting.wholeDeviceIs(dev, model);
-            StepVerifier.create(dev.flush(0).then(dev.flush(1))).expectComplete().verify(WAIT);
+            StepVerifier.create(dev.flush(0).then(dev.flush(1)))
+                    .expectComplete()
+                    .verify(WAIT);
             NbdTesting.fileIs(file, model);
             assertTrue(dev.queue(0).completedCount() > 0 && dev.queue(1).completedCount() > 0);
             assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount());
@@ -111,7 +121,8 @@ class NbdRealServersTest extends NbdHostTest {
             for (UbdQueue q : dev.queues()) {
                 BlockBackend bound = nbd.bind(q).block(WAIT);
                 assertNotEquals(nbd, bound, "queue " + q.id() + " got a backend of its own");
-                String loopThread = q.loop().submit(() -> Thread.currentThread().getName()).get(10, TimeUnit.SECONDS);
+                String loopThread =
+                        q.loop().submit(() -> Thread.currentThread().getName()).get(10, TimeUnit.SECONDS);
                 ByteBuf data = Unpooled.directBuffer(4096).writeZero(4096).setByte(7, q.id() + 1);
                 String writeThread = Mono.defer(() -> bound.write(q.id() * 4096L, data, false))
                         .subscribeOn(q.scheduler())
@@ -149,7 +160,9 @@ class NbdRealServersTest extends NbdHostTest {
             StepVerifier.create(dev.flush(0)).expectComplete().verify(WAIT);
             NbdTesting.fileIs(file, model);
             if (nbd.capabilities().contains(Capability.WRITE_ZEROES)) {
-                StepVerifier.create(dev.writeZeroes(0, 0, 65536)).expectComplete().verify(WAIT);
+                StepVerifier.create(dev.writeZeroes(0, 0, 65536))
+                        .expectComplete()
+                        .verify(WAIT);
                 assertArrayEquals(new byte[65536], read(dev, 1, 0, 65536));
             }
         }
@@ -160,7 +173,9 @@ class NbdRealServersTest extends NbdHostTest {
         Path file = NbdServers.exportFile(dir, "shared.img", SIZE);
         int port = NbdServers.freePort();
         closing(NbdServers.qemuNbd(dir, file, port, null, "vol", 8));
-        NbdBackend nbd = connect("nbd://127.0.0.1:" + port + "/vol", NbdOptions.builder().multiConn(false).build());
+        NbdBackend nbd = connect(
+                "nbd://127.0.0.1:" + port + "/vol",
+                NbdOptions.builder().multiConn(false).build());
         byte[] model = new byte[SIZE];
         try (VirtualDevice dev = VirtualDevice.serve(nbd, 2, 32)) {
             assertEquals(1, nbd.connectionCount());
@@ -178,7 +193,9 @@ class NbdRealServersTest extends NbdHostTest {
                 .expectErrorSatisfies(e -> {
                     assertTrue(e instanceof NbdException, e.toString());
                     assertTrue(((NbdException) e).isUnknownExport(), e.getMessage());
-                    assertTrue(e.getMessage().contains("'nosuch'") && e.getMessage().contains("export name"),
+                    assertTrue(
+                            e.getMessage().contains("'nosuch'")
+                                    && e.getMessage().contains("export name"),
                             e.getMessage());
                 })
                 .verify(WAIT);
@@ -186,8 +203,7 @@ class NbdRealServersTest extends NbdHostTest {
         int qport = NbdServers.freePort();
         closing(NbdServers.qemuNbd(dir, file, qport, null, "vol", 2));
         StepVerifier.create(NbdBackend.connect("nbd://127.0.0.1:" + qport + "/other", NbdOptions.defaults()))
-                .expectErrorSatisfies(e -> assertTrue(e instanceof NbdException n && n.isUnknownExport(),
-                        e.toString()))
+                .expectErrorSatisfies(e -> assertTrue(e instanceof NbdException n && n.isUnknownExport(), e.toString()))
                 .verify(WAIT);
     }
 
@@ -195,8 +211,11 @@ class NbdRealServersTest extends NbdHostTest {
     void nothingListeningIsAClearErrorWithinTheConnectTimeout() throws Exception {
         int port = NbdServers.freePort();
         long t0 = System.nanoTime();
-        StepVerifier.create(NbdBackend.connect("nbd://127.0.0.1:" + port + "/x",
-                        NbdOptions.builder().connectTimeout(Duration.ofSeconds(3)).build()))
+        StepVerifier.create(NbdBackend.connect(
+                        "nbd://127.0.0.1:" + port + "/x",
+                        NbdOptions.builder()
+                                .connectTimeout(Duration.ofSeconds(3))
+                                .build()))
                 .expectErrorSatisfies(e -> {
                     assertTrue(e instanceof NbdException, e.toString());
                     assertTrue(e.getMessage().contains("cannot connect to nbd://127.0.0.1:" + port), e.getMessage());

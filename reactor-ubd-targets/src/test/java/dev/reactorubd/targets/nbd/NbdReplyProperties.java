@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import dev.reactorubd.UbdIoException;
 import dev.reactorubd.Errno;
+import dev.reactorubd.UbdIoException;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.Cases;
 import dev.reactorubd.testing.Gen;
@@ -50,14 +50,28 @@ class NbdReplyProperties {
      * with the load above 9 timed out a benign reply); the hostile ones keep the short one, so the property stays fast.
      */
     private static final Duration BENIGN_REQUEST_TIMEOUT = Duration.ofSeconds(3);
+
     private static final Duration ENDS_WITHIN = BENIGN_REQUEST_TIMEOUT.plusSeconds(3);
     private static MultiThreadIoEventLoopGroup group;
 
     /** What the server does with one request. */
     enum Reply {
-        GOOD, DRIBBLED, BAD_MAGIC, STRUCTURED_MAGIC, UNKNOWN_COOKIE, TWICE, ERROR, ERROR_THEN_PAYLOAD,
-        HEADER_CUT_AND_CLOSED, PAYLOAD_CUT_AND_CLOSED, OVERSIZED, RANDOM_BYTES, HEADER_CUT_AND_STALLED,
-        PAYLOAD_CUT_AND_STALLED, SILENT, CLOSED;
+        GOOD,
+        DRIBBLED,
+        BAD_MAGIC,
+        STRUCTURED_MAGIC,
+        UNKNOWN_COOKIE,
+        TWICE,
+        ERROR,
+        ERROR_THEN_PAYLOAD,
+        HEADER_CUT_AND_CLOSED,
+        PAYLOAD_CUT_AND_CLOSED,
+        OVERSIZED,
+        RANDOM_BYTES,
+        HEADER_CUT_AND_STALLED,
+        PAYLOAD_CUT_AND_STALLED,
+        SILENT,
+        CLOSED;
 
         boolean benign() {
             return this == GOOD || this == DRIBBLED || this == ERROR;
@@ -65,22 +79,21 @@ class NbdReplyProperties {
     }
 
     /** One reply's script: the behaviour, and a number for its sizes and values (an error code, a cut, bytes). */
-    record Script(Reply reply, int n) {
-    }
+    record Script(Reply reply, int n) {}
 
     /** One request of the client. */
     record Request(int type, long offset, int length) {
         @Override
         public String toString() {
-            return (type == NbdProtocol.CMD_READ ? "READ" : type == NbdProtocol.CMD_WRITE ? "WRITE" : "FLUSH")
-                    + " @" + offset + "+" + length;
+            return (type == NbdProtocol.CMD_READ ? "READ" : type == NbdProtocol.CMD_WRITE ? "WRITE" : "FLUSH") + " @"
+                    + offset + "+" + length;
         }
     }
 
     @BeforeAll
     static void loops() {
-        group = new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory("ubd-nbd-props", true),
-                NioIoHandler.newFactory());
+        group = new MultiThreadIoEventLoopGroup(
+                1, new DefaultThreadFactory("ubd-nbd-props", true), NioIoHandler.newFactory());
     }
 
     @AfterAll
@@ -94,8 +107,7 @@ class NbdReplyProperties {
     }
 
     /** One case: how the server replies, and what the client asks. */
-    record Case(List<Script> scripts, List<Request> requests) {
-    }
+    record Case(List<Script> scripts, List<Request> requests) {}
 
     @Test
     void everyRequestEndsWithItsDataOrATypedErrorWithinTheTimeout() {
@@ -109,18 +121,28 @@ class NbdReplyProperties {
         try (FakeNbdServer server = new FakeNbdServer(SIZE)) {
             server.replier = hostile(scripts);
             server.mode = FakeNbdServer.Mode.SCRIPTED;
-            NbdBackend nbd = NbdBackend.connect(server.uri(), NbdOptions.builder().noRetry().multiConn(false)
-                    .requestTimeout(benign ? BENIGN_REQUEST_TIMEOUT : REQUEST_TIMEOUT)
-                    .connectTimeout(Duration.ofSeconds(5)).eventLoopGroup(group).build()).block(Duration.ofSeconds(10));
+            NbdBackend nbd = NbdBackend.connect(
+                            server.uri(),
+                            NbdOptions.builder()
+                                    .noRetry()
+                                    .multiConn(false)
+                                    .requestTimeout(benign ? BENIGN_REQUEST_TIMEOUT : REQUEST_TIMEOUT)
+                                    .connectTimeout(Duration.ofSeconds(5))
+                                    .eventLoopGroup(group)
+                                    .build())
+                    .block(Duration.ofSeconds(10));
             try {
                 long t0 = System.nanoTime();
-                List<String> outcomes = Flux.fromIterable(requests).flatMap(r -> outcome(nbd, r))
-                        .collectList().block(ENDS_WITHIN.plusSeconds(2));
+                List<String> outcomes = Flux.fromIterable(requests)
+                        .flatMap(r -> outcome(nbd, r))
+                        .collectList()
+                        .block(ENDS_WITHIN.plusSeconds(2));
                 long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
                 assertTrue(ms < ENDS_WITHIN.toMillis(), "all ended within the timeout: " + ms + " ms");
                 assertEquals(requests.size(), outcomes.size());
                 if (benign) {
-                    assertTrue(outcomes.stream().noneMatch(o -> o.endsWith("ETIMEDOUT") || o.endsWith("Exception")),
+                    assertTrue(
+                            outcomes.stream().noneMatch(o -> o.endsWith("ETIMEDOUT") || o.endsWith("Exception")),
                             "a well-behaved server's replies all arrive: " + outcomes);
                 }
             } finally {
@@ -134,28 +156,33 @@ class NbdReplyProperties {
     /** "ok", or "failed: ERRNO": what one request ended with; anything else fails the property. */
     private static Mono<String> outcome(NbdBackend nbd, Request r) {
         Mono<String> call = switch (r.type()) {
-            case NbdProtocol.CMD_READ -> nbd.read(r.offset(), r.length(), PooledByteBufAllocator.DEFAULT).map(b -> {
-                try {
-                    assertArrayEquals(pattern(r.offset(), r.length()), ByteBufUtil.getBytes(b),
-                            r + ": a READ that succeeds has the bytes the server meant for it");
-                    return "ok";
-                } finally {
-                    b.release();
-                }
-            });
-            case NbdProtocol.CMD_WRITE -> nbd.write(r.offset(), Unpooled.wrappedBuffer(new byte[r.length()]), false)
-                    .thenReturn("ok");
+            case NbdProtocol.CMD_READ ->
+                nbd.read(r.offset(), r.length(), PooledByteBufAllocator.DEFAULT).map(b -> {
+                    try {
+                        assertArrayEquals(
+                                pattern(r.offset(), r.length()),
+                                ByteBufUtil.getBytes(b),
+                                r + ": a READ that succeeds has the bytes the server meant for it");
+                        return "ok";
+                    } finally {
+                        b.release();
+                    }
+                });
+            case NbdProtocol.CMD_WRITE ->
+                nbd.write(r.offset(), Unpooled.wrappedBuffer(new byte[r.length()]), false)
+                        .thenReturn("ok");
             default -> nbd.flush().thenReturn("ok");
         };
         return call.onErrorResume(e -> {
-            if (e instanceof UbdIoException u && u.errno() > 0) {
-                return Mono.just("failed: " + Errno.name(u.errno()));
-            }
-            if (e instanceof NbdException n) {
-                return Mono.just("failed: " + n.getClass().getSimpleName());
-            }
-            return Mono.error(new AssertionError(r + " failed with an untyped error", e));
-        }).timeout(ENDS_WITHIN, Mono.fromRunnable(() -> fail(r + " did not end within " + ENDS_WITHIN)));
+                    if (e instanceof UbdIoException u && u.errno() > 0) {
+                        return Mono.just("failed: " + Errno.name(u.errno()));
+                    }
+                    if (e instanceof NbdException n) {
+                        return Mono.just("failed: " + n.getClass().getSimpleName());
+                    }
+                    return Mono.error(new AssertionError(r + " failed with an untyped error", e));
+                })
+                .timeout(ENDS_WITHIN, Mono.fromRunnable(() -> fail(r + " did not end within " + ENDS_WITHIN)));
     }
 
     /** The bytes the server sends for a READ at {@code offset}. */
@@ -207,8 +234,8 @@ class NbdReplyProperties {
                     out.write(header);
                     out.write(payload);
                 }
-                case ERROR -> out.write(header(NbdProtocol.SIMPLE_REPLY_MAGIC, script.n() == 0 ? 5 : script.n(),
-                        cookie));
+                case ERROR ->
+                    out.write(header(NbdProtocol.SIMPLE_REPLY_MAGIC, script.n() == 0 ? 5 : script.n(), cookie));
                 case ERROR_THEN_PAYLOAD -> {
                     out.write(header(NbdProtocol.SIMPLE_REPLY_MAGIC, errnoOrEio(script.n()), cookie));
                     byte[] junk = new byte[16 + Math.floorMod(script.n(), 100)];
@@ -252,7 +279,7 @@ class NbdReplyProperties {
                     out.write(payload, 0, payload.length == 0 ? 0 : Math.floorMod(script.n(), payload.length));
                     mute[0] = true;
                 }
-                case SILENT -> { }
+                case SILENT -> {}
                 case CLOSED -> {
                     s.close();
                     throw new IOException("closed");
@@ -266,7 +293,11 @@ class NbdReplyProperties {
     }
 
     private static byte[] header(int magic, int error, long cookie) {
-        return ByteBuffer.allocate(16).putInt(magic).putInt(error).putLong(cookie).array();
+        return ByteBuffer.allocate(16)
+                .putInt(magic)
+                .putInt(error)
+                .putLong(cookie)
+                .array();
     }
 
     private static byte[] concat(byte[] a, byte[] b) {
@@ -276,19 +307,25 @@ class NbdReplyProperties {
     }
 
     static Gen<List<Script>> scripts() {
-        Gen<Reply> replies = Gen.<Reply>weighted().add(6, Gen.of(Reply.GOOD, Reply.DRIBBLED, Reply.ERROR))
+        Gen<Reply> replies = Gen.<Reply>weighted()
+                .add(6, Gen.of(Reply.GOOD, Reply.DRIBBLED, Reply.ERROR))
                 .add(4, Gen.of(Reply.class));
-        Gen<Integer> numbers = Gen.oneOf(Gen.anyInt(), Gen.ints(0, 64),
+        Gen<Integer> numbers = Gen.oneOf(
+                Gen.anyInt(),
+                Gen.ints(0, 64),
                 Gen.of(1, 5, 12, 22, 28, 75, 95, 108, Integer.MIN_VALUE, -1, Integer.MAX_VALUE));
         Gen<Script> script = r -> new Script(replies.next(r), numbers.next(r));
         return script.list(1, 8);
     }
 
     static Gen<List<Request>> requests() {
-        Gen<Integer> types = Gen.<Integer>weighted().value(5, NbdProtocol.CMD_READ).value(3, NbdProtocol.CMD_WRITE)
+        Gen<Integer> types = Gen.<Integer>weighted()
+                .value(5, NbdProtocol.CMD_READ)
+                .value(3, NbdProtocol.CMD_WRITE)
                 .value(1, NbdProtocol.CMD_FLUSH);
         Gen<Long> offsets = Gen.longs(0, (SIZE - 70_000) / 512).map(s -> s * 512);
-        Gen<Integer> lengths = Gen.<Integer>weighted().add(4, Gen.ints(1, 128).map(s -> s * 512))
+        Gen<Integer> lengths = Gen.<Integer>weighted()
+                .add(4, Gen.ints(1, 128).map(s -> s * 512))
                 .add(1, Gen.ints(1, 70_000));
         Gen<Request> request = r -> new Request(types.next(r), offsets.next(r), lengths.next(r));
         return request.list(1, 6);

@@ -32,6 +32,7 @@ public final class NbdServers {
      * over 15 s (while another had taken 2 s).
      */
     static final Duration SERVER_START = Duration.ofSeconds(60);
+
     static final String QEMU_NBD = "/usr/bin/qemu-nbd";
     static final String INSTALL = "apt-get install nbd-server qemu-utils";
 
@@ -144,7 +145,10 @@ public final class NbdServers {
 
     private static Server start(List<String> command, Path dir, String name) throws IOException {
         Path log = dir.resolve(name + ".log");
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Process p = new ProcessBuilder(command)
+                .redirectErrorStream(true)
+                .redirectOutput(log.toFile())
+                .start();
         p.getOutputStream().close();
         return new Server(p, command, log);
     }
@@ -171,20 +175,21 @@ public final class NbdServers {
         Path pidFile = dir.resolve("nbd-server-" + port + ".pid");
         Files.deleteIfExists(pidFile);
         Files.writeString(config, nbdServerConfig(file, port, exportName, generic, export));
-        Server s = start(List.of(NBD_SERVER, "-C", config.toString(), "-p", pidFile.toString()), dir,
-                "nbd-server-" + port);
+        Server s = start(
+                List.of(NBD_SERVER, "-C", config.toString(), "-p", pidFile.toString()), dir, "nbd-server-" + port);
         long end = System.nanoTime() + SERVER_START.toNanos();
         while (true) {
             String pid = Files.exists(pidFile) ? Files.readString(pidFile).strip() : "";
             if (!pid.isEmpty()) {
-                s.handle = ProcessHandle.of(Long.parseLong(pid)).orElseThrow(() -> new AssertionError(
-                        "nbd-server's daemon " + pid + " is gone:\n" + s.output()));
+                s.handle = ProcessHandle.of(Long.parseLong(pid))
+                        .orElseThrow(
+                                () -> new AssertionError("nbd-server's daemon " + pid + " is gone:\n" + s.output()));
                 break;
             }
             if (System.nanoTime() > end) {
                 s.kill();
-                throw new AssertionError("nbd-server wrote no pid file within " + SERVER_START.toSeconds() + " s:\n"
-                        + s.output());
+                throw new AssertionError(
+                        "nbd-server wrote no pid file within " + SERVER_START.toSeconds() + " s:\n" + s.output());
             }
             sleep(20);
         }
@@ -214,11 +219,12 @@ public final class NbdServers {
      * qemu-nbd serving {@code file} (raw) as {@code exportName} on 127.0.0.1:{@code port}, or on the Unix socket
      * {@code socket} when it is not null, to up to {@code shared} clients at once.
      */
-    public static Server qemuNbd(Path dir, Path file, int port, Path socket, String exportName, int shared,
-                          String... extra) throws IOException {
+    public static Server qemuNbd(
+            Path dir, Path file, int port, Path socket, String exportName, int shared, String... extra)
+            throws IOException {
         require(QEMU_NBD);
-        List<String> cmd = new ArrayList<>(List.of(QEMU_NBD, "-f", "raw", "-x", exportName, "--shared=" + shared,
-                "--persistent", "--discard=unmap"));
+        List<String> cmd = new ArrayList<>(List.of(
+                QEMU_NBD, "-f", "raw", "-x", exportName, "--shared=" + shared, "--persistent", "--discard=unmap"));
         if (socket != null) {
             cmd.addAll(List.of("-k", socket.toString()));
         } else {

@@ -11,11 +11,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 import reactor.core.publisher.Flux;
-import java.util.Arrays;
 
 /** Shared steps of the NBD tests. */
 final class NbdTesting {
@@ -46,8 +46,7 @@ final class NbdTesting {
             order.add(i);
         }
         Collections.shuffle(order, rnd);
-        record W(int q, int offset, byte[] data) {
-        }
+        record W(int q, int offset, byte[] data) {}
         List<W> writes = new ArrayList<>();
         for (int i = 0; i < Math.min(count, slots); i++) {
             int length = 512 * (1 + rnd.nextInt(SLOT / 512));
@@ -57,16 +56,23 @@ final class NbdTesting {
             System.arraycopy(data, 0, model, offset, length);
             writes.add(new W(i % 2, offset, data));
         }
-        Flux.fromIterable(writes).flatMap(w -> dev.write(w.q, w.offset, Unpooled.wrappedBuffer(w.data)), 32)
-                .then().block(WAIT);
-        Flux.fromIterable(writes).flatMap(w -> dev.read(1 - w.q, w.offset, w.data.length).map(b -> {
-            try {
-                assertArrayEquals(w.data, ByteBufUtil.getBytes(b), "data at " + w.offset);
-                return b.readableBytes();
-            } finally {
-                b.release();
-            }
-        }), 32).then().block(WAIT);
+        Flux.fromIterable(writes)
+                .flatMap(w -> dev.write(w.q, w.offset, Unpooled.wrappedBuffer(w.data)), 32)
+                .then()
+                .block(WAIT);
+        Flux.fromIterable(writes)
+                .flatMap(
+                        w -> dev.read(1 - w.q, w.offset, w.data.length).map(b -> {
+                            try {
+                                assertArrayEquals(w.data, ByteBufUtil.getBytes(b), "data at " + w.offset);
+                                return b.readableBytes();
+                            } finally {
+                                b.release();
+                            }
+                        }),
+                        32)
+                .then()
+                .block(WAIT);
     }
 
     /** Reads the whole device in 1 MiB pieces and compares it with the model. */

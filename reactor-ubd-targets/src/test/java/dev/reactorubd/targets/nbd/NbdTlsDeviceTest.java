@@ -37,13 +37,15 @@ class NbdTlsDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(90);
     private static final long MIB = 1 << 20;
     private static final long SIZE = 16 * MIB;
-    private static final NbdOptions OPTIONS = NbdOptions.builder().connectTimeout(NbdServers.VM_CONNECT_TIMEOUT)
-            .build();
+    private static final NbdOptions OPTIONS =
+            NbdOptions.builder().connectTimeout(NbdServers.VM_CONNECT_TIMEOUT).build();
+
     @RegisterExtension
     static final DeviceServer SERVER = new DeviceServer();
 
     @TempDir
     Path dir;
+
     private final List<NbdBackend> backends = new ArrayList<>();
     private final List<NbdServers.Server> servers = new ArrayList<>();
 
@@ -70,14 +72,23 @@ class NbdTlsDeviceTest {
     }
 
     private static UbdDevice serve(NbdBackend nbd) {
-        DeviceSpec spec = DeviceSpec.builder().capacityBytes(nbd.size()).queues(2).depth(32)
-                .logicalBlockSize(Math.max(512, nbd.minimumBlockSize())).readOnly(nbd.readOnly()).build();
+        DeviceSpec spec = DeviceSpec.builder()
+                .capacityBytes(nbd.size())
+                .queues(2)
+                .depth(32)
+                .logicalBlockSize(Math.max(512, nbd.minimumBlockSize()))
+                .readOnly(nbd.readOnly())
+                .build();
         return Devices.serve(SERVER.get(), spec, nbd);
     }
 
     private static String[] qemuTls(Path serverDir) {
-        return new String[] {"--object", "tls-creds-x509,id=tls0,dir=" + serverDir
-                + ",endpoint=server,verify-peer=on", "--tls-creds", "tls0"};
+        return new String[] {
+            "--object",
+            "tls-creds-x509,id=tls0,dir=" + serverDir + ",endpoint=server,verify-peer=on",
+            "--tls-creds",
+            "tls0"
+        };
     }
 
     private void fioVerifies(NbdBackend nbd, String name) {
@@ -111,10 +122,18 @@ class NbdTlsDeviceTest {
         Path file = NbdServers.exportFile(dir, "nbd-server-tls.img", SIZE);
         int port = NbdServers.freePort();
         Path s = certs.serverDir();
-        started(NbdServers.nbdServer(dir, file, port, "disk", "    certfile = " + s.resolve("server-cert.pem")
-                + "\n    keyfile = " + s.resolve("server-key.pem") + "\n    cacertfile = " + s.resolve("ca-cert.pem")
-                + "\n    force_tls = true\n", ""));
-        fioVerifies(connect("nbds://127.0.0.1:" + port + "/disk?tls-certificates=" + certs.clientDir(), OPTIONS),
+        started(NbdServers.nbdServer(
+                dir,
+                file,
+                port,
+                "disk",
+                "    certfile = " + s.resolve("server-cert.pem")
+                        + "\n    keyfile = " + s.resolve("server-key.pem") + "\n    cacertfile = "
+                        + s.resolve("ca-cert.pem")
+                        + "\n    force_tls = true\n",
+                ""));
+        fioVerifies(
+                connect("nbds://127.0.0.1:" + port + "/disk?tls-certificates=" + certs.clientDir(), OPTIONS),
                 "nbd-server-tls");
     }
 
@@ -138,7 +157,8 @@ class NbdTlsDeviceTest {
         Path tlsFile = NbdServers.exportFile(dir, "tls.img", SIZE);
         int tlsPort = NbdServers.freePort();
         started(NbdServers.qemuNbd(dir, tlsFile, tlsPort, null, "vol", 4, qemuTls(certs.serverDir())));
-        refused("nbds://127.0.0.1:" + tlsPort + "/vol?tls-certificates=" + certs.otherCaDir(),
+        refused(
+                "nbds://127.0.0.1:" + tlsPort + "/vol?tls-certificates=" + certs.otherCaDir(),
                 "is not signed by the CA in");
     }
 
@@ -147,17 +167,35 @@ class NbdTlsDeviceTest {
         TlsCertificates certs = TlsCertificates.make(dir.resolve("tls"));
         Path file = NbdServers.exportFile(dir, "restarted-tls.img", SIZE);
         int port = NbdServers.freePort();
-        NbdServers.Server qemu = started(NbdServers.qemuNbd(dir, file, port, null, "vol", 8,
-                qemuTls(certs.serverDir())));
-        NbdBackend nbd = connect("nbds://127.0.0.1:" + port + "/vol?tls-certificates=" + certs.clientDir(),
-                OPTIONS.toBuilder().reconnectAttempts(200).backoff(Duration.ofMillis(100), Duration.ofSeconds(1))
-                        .requestTimeout(Duration.ofSeconds(120)).build());
+        NbdServers.Server qemu =
+                started(NbdServers.qemuNbd(dir, file, port, null, "vol", 8, qemuTls(certs.serverDir())));
+        NbdBackend nbd = connect(
+                "nbds://127.0.0.1:" + port + "/vol?tls-certificates=" + certs.clientDir(),
+                OPTIONS.toBuilder()
+                        .reconnectAttempts(200)
+                        .backoff(Duration.ofMillis(100), Duration.ofSeconds(1))
+                        .requestTimeout(Duration.ofSeconds(120))
+                        .build());
         UbdDevice dev = serve(nbd);
         Path out = dir.resolve("fio-restarted.out");
-        List<String> cmd = List.of("fio", "--filename=" + dev.blockDevicePath(), "--name=restarted-tls",
-                "--rw=randwrite", "--bsrange=4k-128k", "--iodepth=32", "--ioengine=io_uring", "--direct=1",
-                "--size=" + SIZE, "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--loops=3");
-        Process fio = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+        List<String> cmd = List.of(
+                "fio",
+                "--filename=" + dev.blockDevicePath(),
+                "--name=restarted-tls",
+                "--rw=randwrite",
+                "--bsrange=4k-128k",
+                "--iodepth=32",
+                "--ioengine=io_uring",
+                "--direct=1",
+                "--size=" + SIZE,
+                "--verify=crc32c",
+                "--do_verify=1",
+                "--verify_fatal=1",
+                "--loops=3");
+        Process fio = new ProcessBuilder(cmd)
+                .redirectErrorStream(true)
+                .redirectOutput(out.toFile())
+                .start();
         try {
             long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
             while (dev.queue(0).completedCount() + dev.queue(1).completedCount() < 200 && System.nanoTime() < end) {

@@ -27,14 +27,19 @@ import reactor.test.StepVerifier;
  */
 class NbdTlsHostTest extends NbdHostTest {
     private static final int SIZE = 8 << 20;
-    private static final NbdOptions OPTIONS = NbdOptions.builder().connectTimeout(Duration.ofSeconds(10)).build();
+    private static final NbdOptions OPTIONS =
+            NbdOptions.builder().connectTimeout(Duration.ofSeconds(10)).build();
 
     @TempDir
     Path dir;
 
     private String[] qemuTls(Path serverDir, boolean verifyPeer) {
-        return new String[] {"--object", "tls-creds-x509,id=tls0,dir=" + serverDir + ",endpoint=server,verify-peer="
-                + (verifyPeer ? "on" : "off"), "--tls-creds", "tls0"};
+        return new String[] {
+            "--object",
+            "tls-creds-x509,id=tls0,dir=" + serverDir + ",endpoint=server,verify-peer=" + (verifyPeer ? "on" : "off"),
+            "--tls-creds",
+            "tls0"
+        };
     }
 
     private NbdException refused(String uri, String words) {
@@ -59,7 +64,9 @@ class NbdTlsHostTest extends NbdHostTest {
         assertEquals(SIZE, nbd.size());
         assertTrue(nbd.multiConn(), NbdProtocol.flagNames(nbd.transmissionFlags()));
         // Each queue's connection does TLS of its own and writes through its channel's SslHandler.
-        assertFalse(nbd.capabilities().contains(Capability.ZERO_COPY), nbd.capabilities().toString());
+        assertFalse(
+                nbd.capabilities().contains(Capability.ZERO_COPY),
+                nbd.capabilities().toString());
         byte[] model = new byte[SIZE];
         try (VirtualDevice dev = VirtualDevice.serve(nbd, 2, 32)) {
             NbdTesting.mixedWritesReadBack(dev, model, 48, 7);
@@ -87,7 +94,9 @@ class NbdTlsHostTest extends NbdHostTest {
         connect(base + certs.caOnlyDir() + "&tls-hostname=localhost", OPTIONS);
         refused("nbds://127.0.0.1:" + port + "/vol", "no CA certificate is configured");
         // Credentials from the options rather than the URI.
-        connect("nbds://127.0.0.1:" + port + "/vol", OPTIONS.toBuilder().tlsCertificates(certs.caOnlyDir()).build());
+        connect(
+                "nbds://127.0.0.1:" + port + "/vol",
+                OPTIONS.toBuilder().tlsCertificates(certs.caOnlyDir()).build());
     }
 
     @Test
@@ -135,17 +144,22 @@ class NbdTlsHostTest extends NbdHostTest {
         int port = NbdServers.freePort();
         closing(NbdServers.qemuNbd(dir, file, port, null, "vol", 4, qemuTls(certs.serverDir(), true)));
         Path c = certs.clientDir();
-        NbdOptions files = OPTIONS.toBuilder().tlsCaFile(c.resolve("ca-cert.pem"))
-                .tlsClientCertificate(c.resolve("client-cert.pem"), c.resolve("client-key.pem")).build();
+        NbdOptions files = OPTIONS.toBuilder()
+                .tlsCaFile(c.resolve("ca-cert.pem"))
+                .tlsClientCertificate(c.resolve("client-cert.pem"), c.resolve("client-key.pem"))
+                .build();
         connect("nbds://127.0.0.1:" + port + "/vol", files);
         // The files win over the options' directory (here the stranger's: a client certificate from another CA)...
-        connect("nbds://127.0.0.1:" + port + "/vol", files.toBuilder().tlsCertificates(certs.strangerDir()).build());
+        connect(
+                "nbds://127.0.0.1:" + port + "/vol",
+                files.toBuilder().tlsCertificates(certs.strangerDir()).build());
         // ... and the URI's directory wins over them all.
-        StepVerifier.create(NbdBackend.connect("nbds://127.0.0.1:" + port + "/vol?tls-certificates="
-                        + certs.strangerDir(), files))
+        StepVerifier.create(NbdBackend.connect(
+                        "nbds://127.0.0.1:" + port + "/vol?tls-certificates=" + certs.strangerDir(), files))
                 .expectError(NbdException.class)
                 .verify(WAIT);
-        Assertions.assertThrows(IllegalArgumentException.class,
+        Assertions.assertThrows(
+                IllegalArgumentException.class,
                 () -> NbdOptions.builder().tlsClientCertificate(c.resolve("client-cert.pem"), null));
     }
 
@@ -155,8 +169,8 @@ class NbdTlsHostTest extends NbdHostTest {
         Path file = NbdServers.exportFile(dir, "plain.img", SIZE);
         int port = NbdServers.freePort();
         closing(NbdServers.qemuNbd(dir, file, port, null, "vol", 4));
-        NbdException e = refused("nbds://127.0.0.1:" + port + "/vol?tls-certificates=" + certs.caOnlyDir(),
-                "refused TLS");
+        NbdException e =
+                refused("nbds://127.0.0.1:" + port + "/vol?tls-certificates=" + certs.caOnlyDir(), "refused TLS");
         assertTrue(e.getMessage().contains("does not go on in plain text"), e.getMessage());
     }
 
@@ -165,11 +179,15 @@ class NbdTlsHostTest extends NbdHostTest {
         TlsCertificates certs = TlsCertificates.make(dir.resolve("tls"));
         Path file = NbdServers.exportFile(dir, "tls.img", SIZE);
         int port = NbdServers.freePort();
-        NbdServers.Server first = NbdServers.qemuNbd(dir, file, port, null, "vol", 4, qemuTls(certs.serverDir(),
-                false));
-        NbdBackend nbd = connect("nbds://127.0.0.1:" + port + "/vol?tls-certificates=" + certs.caOnlyDir(),
-                OPTIONS.toBuilder().reconnectAttempts(20).backoff(Duration.ofMillis(100), Duration.ofMillis(500))
-                        .multiConn(false).build());
+        NbdServers.Server first =
+                NbdServers.qemuNbd(dir, file, port, null, "vol", 4, qemuTls(certs.serverDir(), false));
+        NbdBackend nbd = connect(
+                "nbds://127.0.0.1:" + port + "/vol?tls-certificates=" + certs.caOnlyDir(),
+                OPTIONS.toBuilder()
+                        .reconnectAttempts(20)
+                        .backoff(Duration.ofMillis(100), Duration.ofMillis(500))
+                        .multiConn(false)
+                        .build());
         byte[] before = new byte[65536];
         Arrays.fill(before, (byte) 0x3c);
         nbd.write(0, Unpooled.wrappedBuffer(before), true).block(WAIT);
@@ -191,9 +209,16 @@ class NbdTlsHostTest extends NbdHostTest {
         Path file = NbdServers.exportFile(dir, "nbd-server.img", SIZE);
         int port = NbdServers.freePort();
         Path s = certs.serverDir();
-        closing(NbdServers.nbdServer(dir, file, port, "disk", "    certfile = " + s.resolve("server-cert.pem")
-                + "\n    keyfile = " + s.resolve("server-key.pem") + "\n    cacertfile = " + s.resolve("ca-cert.pem")
-                + "\n    force_tls = true\n", ""));
+        closing(NbdServers.nbdServer(
+                dir,
+                file,
+                port,
+                "disk",
+                "    certfile = " + s.resolve("server-cert.pem")
+                        + "\n    keyfile = " + s.resolve("server-key.pem") + "\n    cacertfile = "
+                        + s.resolve("ca-cert.pem")
+                        + "\n    force_tls = true\n",
+                ""));
         NbdBackend nbd = connect("nbds://127.0.0.1:" + port + "/disk?tls-certificates=" + certs.clientDir(), OPTIONS);
         byte[] model = new byte[SIZE];
         try (VirtualDevice dev = VirtualDevice.serve(nbd, 2, 32)) {
@@ -203,7 +228,10 @@ class NbdTlsHostTest extends NbdHostTest {
         NbdTesting.fileIs(file, model);
         NbdException plain = refused("nbd://127.0.0.1:" + port + "/disk", "TLS");
         System.out.println("nbd-server with force_tls to a plain client: " + plain.getMessage());
-        assertTrue(List.of(NbdProtocol.REP_ERR_TLS_REQD, NbdProtocol.REP_ERR_POLICY).contains(plain.replyType())
-                || plain.getMessage().contains("closed"), plain.getMessage());
+        assertTrue(
+                List.of(NbdProtocol.REP_ERR_TLS_REQD, NbdProtocol.REP_ERR_POLICY)
+                                .contains(plain.replyType())
+                        || plain.getMessage().contains("closed"),
+                plain.getMessage());
     }
 }

@@ -6,9 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.Test;
 
 /** The NBD URI convention: what parses, to what, and what is refused with a message that shows a right URI. */
 class NbdUriTest {
@@ -54,31 +54,34 @@ class NbdUriTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {
-            "127.0.0.1:10809/disk",                   // no scheme
-            "http://host/disk",                       // another scheme
-            "nbd:host/disk",                          // no //
-            "nbd:///disk",                            // no host
-            "nbd://host:0/disk",                      // port 0
-            "nbd://host:70000/disk",                  // port out of range
-            "nbd://host:abc/disk",                    // port not a number
-            "nbd://host/disk?socket=/tmp/s",          // a query on TCP
-            "nbd://user@host/disk",                   // user info
-            "nbd+unix:///disk",                       // no socket
-            "nbd+unix:///disk?socket=",               // empty socket
-            "nbd+unix://host/disk?socket=/tmp/s",     // a host on a Unix socket
-            "nbd+unix:///disk?sock=/tmp/s",           // unknown parameter
-            "nbds://host/disk?tls-verify-peer=0",     // TLS without verifying the server
-            "nbds://host/disk?tls-type=psk",          // TLS with pre-shared keys
-            "nbd://host/disk?tls-certificates=/etc",  // TLS parameters without TLS
-            "nbds://host/disk?socket=/tmp/s",         // a socket on TCP TLS
-            "nbds+unix:///disk",                      // no socket
-            "nbds://host/disk?tls-hostname=",         // an empty name
-            "nbd://ho st/disk",                       // not a URI
-    })
+    @ValueSource(
+            strings = {
+                "127.0.0.1:10809/disk", // no scheme
+                "http://host/disk", // another scheme
+                "nbd:host/disk", // no //
+                "nbd:///disk", // no host
+                "nbd://host:0/disk", // port 0
+                "nbd://host:70000/disk", // port out of range
+                "nbd://host:abc/disk", // port not a number
+                "nbd://host/disk?socket=/tmp/s", // a query on TCP
+                "nbd://user@host/disk", // user info
+                "nbd+unix:///disk", // no socket
+                "nbd+unix:///disk?socket=", // empty socket
+                "nbd+unix://host/disk?socket=/tmp/s", // a host on a Unix socket
+                "nbd+unix:///disk?sock=/tmp/s", // unknown parameter
+                "nbds://host/disk?tls-verify-peer=0", // TLS without verifying the server
+                "nbds://host/disk?tls-type=psk", // TLS with pre-shared keys
+                "nbd://host/disk?tls-certificates=/etc", // TLS parameters without TLS
+                "nbds://host/disk?socket=/tmp/s", // a socket on TCP TLS
+                "nbds+unix:///disk", // no socket
+                "nbds://host/disk?tls-hostname=", // an empty name
+                "nbd://ho st/disk", // not a URI
+            })
     void badUrisSayWhatARightOneLooksLike(String bad) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NbdUri.parse(bad));
-        assertTrue(e.getMessage().contains("nbd://HOST[:PORT]/EXPORT") && e.getMessage().contains("nbd+unix:///"),
+        assertTrue(
+                e.getMessage().contains("nbd://HOST[:PORT]/EXPORT")
+                        && e.getMessage().contains("nbd+unix:///"),
                 e.getMessage());
     }
 

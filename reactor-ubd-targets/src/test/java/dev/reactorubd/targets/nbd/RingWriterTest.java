@@ -1,5 +1,10 @@
 package dev.reactorubd.targets.nbd;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import dev.reactorubd.uring.LoopIo;
 import dev.reactorubd.uring.RingBufferTable;
 import io.netty.bootstrap.Bootstrap;
@@ -31,17 +36,11 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-import java.util.concurrent.TimeoutException;
 
 /**
  * {@link RingWriter} on a real io_uring loop and a real TCP socket of this machine: buffers and registered memory go
@@ -86,29 +85,31 @@ class RingWriterTest {
     /** A client socket on the loop, with a send buffer small enough that large writes fall short. */
     private int connect() {
         // The channel does not read: only the writer acts on the socket (a read would see a reset first, and close it).
-        channel = new Bootstrap().group(loop).channel(IoUringSocketChannel.class)
+        channel = new Bootstrap()
+                .group(loop)
+                .channel(IoUringSocketChannel.class)
                 .option(ChannelOption.SO_SNDBUF, 4096)
                 .option(ChannelOption.AUTO_READ, false)
                 .handler(new ChannelInboundHandlerAdapter())
                 .connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), server.getLocalPort()))
-                .syncUninterruptibly().channel();
+                .syncUninterruptibly()
+                .channel();
         return ((UnixChannel) channel).fd().intValue();
     }
 
     private static final class NoopHandle implements IoUringIoHandle {
         @Override
-        public void handle(IoRegistration registration, IoEvent ioEvent) {
-        }
+        public void handle(IoRegistration registration, IoEvent ioEvent) {}
 
         @Override
-        public void close() {
-        }
+        public void close() {}
     }
 
     /** Reads {@code n} bytes slowly, in small reads, so that the writer's socket fills up. */
     private CompletableFuture<byte[]> readSlowly(int n) {
         return CompletableFuture.supplyAsync(() -> {
-            try (Socket s = server.accept(); InputStream in = s.getInputStream()) {
+            try (Socket s = server.accept();
+                    InputStream in = s.getInputStream()) {
                 s.setReceiveBufferSize(4096);
                 ByteArrayOutputStream got = new ByteArrayOutputStream();
                 byte[] b = new byte[2048];
@@ -137,7 +138,8 @@ class RingWriterTest {
             memory.set(ValueLayout.JAVA_BYTE, i, (byte) (i * 31 + 7));
         }
         IoRegistration reg = loop.register(new NoopHandle()).get(10, TimeUnit.SECONDS);
-        RingBufferTable.Reservation slots = loop.submit(() -> RingBufferTable.reserve(reg, 1)).get(10, TimeUnit.SECONDS);
+        RingBufferTable.Reservation slots =
+                loop.submit(() -> RingBufferTable.reserve(reg, 1)).get(10, TimeUnit.SECONDS);
         loop.submit(() -> slots.register(0, memory)).get(10, TimeUnit.SECONDS); // a single-issuer ring: on the loop
         int total = pieces * (16 + slice);
         CompletableFuture<byte[]> received = readSlowly(total);
@@ -145,17 +147,20 @@ class RingWriterTest {
         CompletableFuture<Void> allSent = new CompletableFuture<>();
         RingWriter[] writer = new RingWriter[1];
         loop.submit(() -> {
-            RingWriter w = writer[0] = new RingWriter(io, fd, failure::set);
-            for (int i = 0; i < pieces; i++) {
-                ByteBuf header = PooledByteBufAllocator.DEFAULT.directBuffer(16).writeLong(0x6e62640000000000L | i)
-                        .writeLong(i);
-                w.write(header, null);
-                // Memory of the application's is addressed by its address (a ublk request's pages, from 0).
-                w.writeRegistered(slots.base(), memory.address() + (long) i * slice, slice);
-            }
-            ByteBuf last = PooledByteBufAllocator.DEFAULT.directBuffer(0);
-            w.write(last, null); // empty: dropped at once
-        }).get(10, TimeUnit.SECONDS);
+                    RingWriter w = writer[0] = new RingWriter(io, fd, failure::set);
+                    for (int i = 0; i < pieces; i++) {
+                        ByteBuf header = PooledByteBufAllocator.DEFAULT
+                                .directBuffer(16)
+                                .writeLong(0x6e62640000000000L | i)
+                                .writeLong(i);
+                        w.write(header, null);
+                        // Memory of the application's is addressed by its address (a ublk request's pages, from 0).
+                        w.writeRegistered(slots.base(), memory.address() + (long) i * slice, slice);
+                    }
+                    ByteBuf last = PooledByteBufAllocator.DEFAULT.directBuffer(0);
+                    w.write(last, null); // empty: dropped at once
+                })
+                .get(10, TimeUnit.SECONDS);
         byte[] got;
         try {
             got = received.get(WAIT.toSeconds(), TimeUnit.SECONDS);
@@ -178,9 +183,10 @@ class RingWriterTest {
         assertTrue(loop.submit(() -> writer[0].isIdle()).get(10, TimeUnit.SECONDS));
         allSent.complete(null);
         loop.submit(() -> {
-            writer[0].closeWithIo();
-            slots.release();
-        }).get(10, TimeUnit.SECONDS);
+                    writer[0].closeWithIo();
+                    slots.release();
+                })
+                .get(10, TimeUnit.SECONDS);
     }
 
     @Test
@@ -192,14 +198,19 @@ class RingWriterTest {
         CompletableFuture<String> failure = new CompletableFuture<>();
         int[] calls = new int[1];
         loop.submit(() -> {
-            RingWriter w = new RingWriter(io, fd, reason -> {
-                calls[0]++;
-                failure.complete(reason);
-            });
-            for (int i = 0; i < 64; i++) {
-                w.write(PooledByteBufAllocator.DEFAULT.directBuffer(65536).writeZero(65536), null);
-            }
-        }).get(10, TimeUnit.SECONDS);
+                    RingWriter w = new RingWriter(io, fd, reason -> {
+                        calls[0]++;
+                        failure.complete(reason);
+                    });
+                    for (int i = 0; i < 64; i++) {
+                        w.write(
+                                PooledByteBufAllocator.DEFAULT
+                                        .directBuffer(65536)
+                                        .writeZero(65536),
+                                null);
+                    }
+                })
+                .get(10, TimeUnit.SECONDS);
         String reason = failure.get(WAIT.toSeconds(), TimeUnit.SECONDS);
         // ECONNRESET or EPIPE from the socket; EBADF if the channel saw the reset first and closed it.
         assertTrue(reason.contains("ECONNRESET") || reason.contains("EPIPE") || reason.contains("EBADF"), reason);

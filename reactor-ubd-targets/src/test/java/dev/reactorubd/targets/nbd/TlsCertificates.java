@@ -25,8 +25,13 @@ record TlsCertificates(Path root, Path serverDir, Path clientDir, Path caOnlyDir
 
     static TlsCertificates make(Path root) throws IOException {
         NbdServers.require(OPENSSL);
-        TlsCertificates t = new TlsCertificates(root, root.resolve("server"), root.resolve("client"),
-                root.resolve("ca-only"), root.resolve("other-ca"), root.resolve("stranger"));
+        TlsCertificates t = new TlsCertificates(
+                root,
+                root.resolve("server"),
+                root.resolve("client"),
+                root.resolve("ca-only"),
+                root.resolve("other-ca"),
+                root.resolve("stranger"));
         for (Path d : List.of(t.serverDir, t.clientDir, t.caOnlyDir, t.otherCaDir, t.strangerDir)) {
             Files.createDirectories(d);
         }
@@ -36,12 +41,30 @@ record TlsCertificates(Path root, Path serverDir, Path clientDir, Path caOnlyDir
         Path otherKey = root.resolve("other-ca-key.pem");
         makeCa(root, "reactor-ubd test CA", ca, caKey);
         makeCa(root, "another CA", otherCa, otherKey);
-        sign(root, "localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-                ca, caKey, t.serverDir.resolve("server-cert.pem"), t.serverDir.resolve("server-key.pem"));
-        sign(root, "ubd-client", "extendedKeyUsage=clientAuth\n", ca, caKey, t.clientDir.resolve("client-cert.pem"),
+        sign(
+                root,
+                "localhost",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+                ca,
+                caKey,
+                t.serverDir.resolve("server-cert.pem"),
+                t.serverDir.resolve("server-key.pem"));
+        sign(
+                root,
+                "ubd-client",
+                "extendedKeyUsage=clientAuth\n",
+                ca,
+                caKey,
+                t.clientDir.resolve("client-cert.pem"),
                 t.clientDir.resolve("client-key.pem"));
-        sign(root, "stranger", "extendedKeyUsage=clientAuth\n", otherCa, otherKey,
-                t.strangerDir.resolve("client-cert.pem"), t.strangerDir.resolve("client-key.pem"));
+        sign(
+                root,
+                "stranger",
+                "extendedKeyUsage=clientAuth\n",
+                otherCa,
+                otherKey,
+                t.strangerDir.resolve("client-cert.pem"),
+                t.strangerDir.resolve("client-key.pem"));
         for (Path d : List.of(t.serverDir, t.clientDir, t.caOnlyDir, t.strangerDir)) {
             Files.copy(ca, d.resolve("ca-cert.pem"));
         }
@@ -49,27 +72,78 @@ record TlsCertificates(Path root, Path serverDir, Path clientDir, Path caOnlyDir
     }
 
     private static void makeCa(Path dir, String name, Path cert, Path key) throws IOException {
-        run(dir, OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", key.toString(), "-out", cert.toString(), "-days", "3", "-subj", "/CN=" + name,
-                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+        run(
+                dir,
+                OPENSSL,
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                key.toString(),
+                "-out",
+                cert.toString(),
+                "-days",
+                "3",
+                "-subj",
+                "/CN=" + name,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign");
     }
 
     private static void sign(Path dir, String name, String extensions, Path ca, Path caKey, Path cert, Path key)
             throws IOException {
         Path csr = dir.resolve(name + ".csr");
         Path ext = dir.resolve(name + ".ext");
-        Files.writeString(ext, "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-                + extensions);
-        run(dir, OPENSSL, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", key.toString(), "-out", csr.toString(), "-subj", "/CN=" + name);
-        run(dir, OPENSSL, "x509", "-req", "-in", csr.toString(), "-CA", ca.toString(), "-CAkey", caKey.toString(),
-                "-CAcreateserial", "-out", cert.toString(), "-days", "3", "-extfile", ext.toString());
+        Files.writeString(
+                ext, "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n" + extensions);
+        run(
+                dir,
+                OPENSSL,
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                key.toString(),
+                "-out",
+                csr.toString(),
+                "-subj",
+                "/CN=" + name);
+        run(
+                dir,
+                OPENSSL,
+                "x509",
+                "-req",
+                "-in",
+                csr.toString(),
+                "-CA",
+                ca.toString(),
+                "-CAkey",
+                caKey.toString(),
+                "-CAcreateserial",
+                "-out",
+                cert.toString(),
+                "-days",
+                "3",
+                "-extfile",
+                ext.toString());
         // qemu-nbd runs as this user and reads the keys; the files are the test's own.
     }
 
     private static void run(Path dir, String... command) throws IOException {
-        Process p = new ProcessBuilder(new ArrayList<>(List.of(command))).directory(dir.toFile())
-                .redirectErrorStream(true).start();
+        Process p = new ProcessBuilder(new ArrayList<>(List.of(command)))
+                .directory(dir.toFile())
+                .redirectErrorStream(true)
+                .start();
         p.getOutputStream().close();
         try {
             if (!p.waitFor(60, TimeUnit.SECONDS)) {

@@ -1,5 +1,11 @@
 package dev.reactorubd.targets.spec;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.targets.spec.TargetPolicyException.Rule;
 import java.io.IOException;
@@ -20,16 +26,10 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.api.function.Executable;
+import org.junit.jupiter.api.io.TempDir;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The storage policy against attacks: each refused with a {@link TargetPolicyException} naming its rule, and nothing
@@ -42,6 +42,7 @@ class TargetPolicyTest {
 
     @TempDir
     Path root;
+
     private Path allowed;
     private Path outside;
     private Path secret;
@@ -62,8 +63,10 @@ class TargetPolicyTest {
         try (Stream<Path> all = Files.walk(root)) {
             for (Path p : all.toList()) {
                 BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
-                m.put(root.relativize(p).toString(), (a.isSymbolicLink() ? "link" : a.isDirectory() ? "dir"
-                        : a.isRegularFile() ? "file" : "other") + " " + a.size() + " " + a.lastModifiedTime());
+                m.put(
+                        root.relativize(p).toString(),
+                        (a.isSymbolicLink() ? "link" : a.isDirectory() ? "dir" : a.isRegularFile() ? "file" : "other")
+                                + " " + a.size() + " " + a.lastModifiedTime());
             }
         }
         return m;
@@ -91,10 +94,11 @@ class TargetPolicyTest {
     void aFileInTheAllowedDirectoryOpensOnABoundedElasticThread() {
         AtomicReference<String> thread = new AtomicReference<>();
         // Subscribed on a non-blocking thread (BlockHound watches it): the open itself moves to boundedElastic.
-        TargetSpec.Opened o = TargetSpec.open("file:" + allowed.resolve("disk.img"), policy,
-                        TargetSpec.OpenOptions.defaults())
+        TargetSpec.Opened o = TargetSpec.open(
+                        "file:" + allowed.resolve("disk.img"), policy, TargetSpec.OpenOptions.defaults())
                 .doOnNext(x -> thread.set(Thread.currentThread().getName()))
-                .subscribeOn(Schedulers.parallel()).block(WAIT);
+                .subscribeOn(Schedulers.parallel())
+                .block(WAIT);
         try {
             assertInstanceOf(FileBackend.class, o.backend());
             assertEquals(MIB, o.size());
@@ -121,15 +125,25 @@ class TargetPolicyTest {
         Files.createSymbolicLink(allowed.resolve("dangling.img"), outside.resolve("new.img"));
         refusedOpen(Rule.FILE_SYMLINK, "file:" + allowed.resolve("link.img"));
         refusedOpen(Rule.FILE_SYMLINK, "file:" + allowed.resolve("sub/secret.img"));
-        TargetPolicy creating = TargetPolicy.builder().allowDirectory(allowed).allowCreate(MIB).allowGrow(true).build();
+        TargetPolicy creating = TargetPolicy.builder()
+                .allowDirectory(allowed)
+                .allowCreate(MIB)
+                .allowGrow(true)
+                .build();
         policy = creating;
         // Asked to grow through a link, or to create through a dangling one: neither the link nor its target changes.
-        refusedOpen(Rule.FILE_SYMLINK, "file:" + allowed.resolve("link.img"), TargetSpec.OpenOptions.defaults()
-                .grow(MIB));
-        refusedOpen(Rule.FILE_SYMLINK, "file:" + allowed.resolve("dangling.img"), TargetSpec.OpenOptions.defaults()
-                .create(MIB));
-        refusedOpen(Rule.FILE_SYMLINK, "file:" + allowed.resolve("sub/new.img"), TargetSpec.OpenOptions.defaults()
-                .create(MIB));
+        refusedOpen(
+                Rule.FILE_SYMLINK,
+                "file:" + allowed.resolve("link.img"),
+                TargetSpec.OpenOptions.defaults().grow(MIB));
+        refusedOpen(
+                Rule.FILE_SYMLINK,
+                "file:" + allowed.resolve("dangling.img"),
+                TargetSpec.OpenOptions.defaults().create(MIB));
+        refusedOpen(
+                Rule.FILE_SYMLINK,
+                "file:" + allowed.resolve("sub/new.img"),
+                TargetSpec.OpenOptions.defaults().create(MIB));
         assertFalse(Files.exists(outside.resolve("new.img")));
     }
 
@@ -144,8 +158,8 @@ class TargetPolicyTest {
         // A directory on the way swapped for a link out of the allowed one.
         Path sub = Files.createDirectory(allowed.resolve("sub"));
         Files.write(sub.resolve("a.img"), new byte[4096]);
-        Mono<TargetSpec.Opened> nested = TargetSpec.open(TargetSpec.parse("file:" + sub.resolve("a.img"), policy),
-                policy);
+        Mono<TargetSpec.Opened> nested =
+                TargetSpec.open(TargetSpec.parse("file:" + sub.resolve("a.img"), policy), policy);
         Files.delete(sub.resolve("a.img"));
         Files.delete(sub);
         Files.copy(secret, outside.resolve("a.img"));
@@ -158,18 +172,28 @@ class TargetPolicyTest {
     void devicesAndPseudoFilesOutsideAreRefusedByNameAlone() throws IOException {
         String sda = refusedOpen(Rule.FILE_DIRECTORY, "file:/dev/sda").getMessage();
         String none = refusedOpen(Rule.FILE_DIRECTORY, "file:/dev/no-such-disk").getMessage();
-        assertEquals(sda.replace("/dev/sda", "X"), none.replace("/dev/no-such-disk", "X"),
+        assertEquals(
+                sda.replace("/dev/sda", "X"),
+                none.replace("/dev/no-such-disk", "X"),
                 "the refusal does not tell whether the file exists");
         String exists = refusedOpen(Rule.FILE_DIRECTORY, "file:" + secret).getMessage();
-        String missing = refusedOpen(Rule.FILE_DIRECTORY, "file:" + outside.resolve("nothere.img")).getMessage();
-        assertEquals(exists.replace(secret.toString(), "X"), missing.replace(outside.resolve("nothere.img")
-                .toString(), "X"));
+        String missing = refusedOpen(Rule.FILE_DIRECTORY, "file:" + outside.resolve("nothere.img"))
+                .getMessage();
+        assertEquals(
+                exists.replace(secret.toString(), "X"),
+                missing.replace(outside.resolve("nothere.img").toString(), "X"));
         refusedOpen(Rule.FILE_DIRECTORY, "file:/proc/self/status");
         refusedOpen(Rule.FILE_DIRECTORY, "file:/proc/sysrq-trigger");
         refusedOpen(Rule.FILE_DIRECTORY, "file:/sys/kernel/mm/transparent_hugepage/enabled");
-        refusedOpen(Rule.FILE_DIRECTORY, "file:/dev/watchdog", TargetSpec.OpenOptions.defaults().create(512));
+        refusedOpen(
+                Rule.FILE_DIRECTORY,
+                "file:/dev/watchdog",
+                TargetSpec.OpenOptions.defaults().create(512));
         // Named block devices only: /dev/sda named by the policy is not /dev/sdb.
-        policy = TargetPolicy.builder().allowDirectory(allowed).allowBlockDevice(Path.of("/dev/sda")).build();
+        policy = TargetPolicy.builder()
+                .allowDirectory(allowed)
+                .allowBlockDevice(Path.of("/dev/sda"))
+                .build();
         refusedOpen(Rule.FILE_DIRECTORY, "file:/dev/sdb");
     }
 
@@ -181,8 +205,10 @@ class TargetPolicyTest {
         Files.createDirectory(allowed.resolve("dir.img"));
         // O_PATH: opening the FIFO does not wait for a writer; the policy refuses it by its type.
         assertTrue(refusedOpen(Rule.FILE_TYPE, "file:" + fifo).getMessage().contains("a FIFO"));
-        assertTrue(refusedOpen(Rule.FILE_TYPE, "file:" + fifo + "?ro").getMessage().contains("a FIFO"));
-        assertTrue(refusedOpen(Rule.FILE_TYPE, "file:" + allowed.resolve("dir.img")).getMessage()
+        assertTrue(
+                refusedOpen(Rule.FILE_TYPE, "file:" + fifo + "?ro").getMessage().contains("a FIFO"));
+        assertTrue(refusedOpen(Rule.FILE_TYPE, "file:" + allowed.resolve("dir.img"))
+                .getMessage()
                 .contains("a directory"));
         // Root's permissive policy takes any path, yet still only regular files and block devices.
         policy = TargetPolicy.permissive();
@@ -194,8 +220,10 @@ class TargetPolicyTest {
     void aMissingFileWithAndWithoutCreate() throws IOException {
         String img = "file:" + allowed.resolve("new.img");
         assertTrue(refusedOpen(Rule.CREATE, img).getMessage().contains("nothing asked to create it"));
-        assertTrue(refusedOpen(Rule.CREATE, img, TargetSpec.OpenOptions.defaults().create(MIB)).getMessage()
-                .contains("this policy creates no file"));
+        assertTrue(
+                refusedOpen(Rule.CREATE, img, TargetSpec.OpenOptions.defaults().create(MIB))
+                        .getMessage()
+                        .contains("this policy creates no file"));
         // A size alone (the old createSize, now a device size) creates nothing, even under the permissive policy.
         policy = TargetPolicy.permissive();
         refusedOpen(Rule.CREATE, img, TargetSpec.OpenOptions.defaults().grow(MIB));
@@ -203,7 +231,9 @@ class TargetPolicyTest {
         refusedOpen(Rule.CREATE, img, TargetSpec.OpenOptions.defaults().create(2 * MIB)); // beyond its most
         refusedOpen(Rule.CREATE, img + "?ro", TargetSpec.OpenOptions.defaults().create(MIB));
         // Allowed and asked for: created, sized, owner-only.
-        TargetSpec.Opened o = TargetSpec.open(img, policy, TargetSpec.OpenOptions.defaults().create(MIB)).block(WAIT);
+        TargetSpec.Opened o = TargetSpec.open(
+                        img, policy, TargetSpec.OpenOptions.defaults().create(MIB))
+                .block(WAIT);
         o.close().block(WAIT);
         assertEquals(MIB, Files.size(allowed.resolve("new.img")));
         assertTrue(EnumSet.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE)
@@ -214,12 +244,18 @@ class TargetPolicyTest {
     void growingNeedsThePolicyAndTheRequest() throws IOException {
         String img = "file:" + allowed.resolve("disk.img");
         refusedOpen(Rule.GROW, img, TargetSpec.OpenOptions.defaults().grow(2 * MIB));
-        policy = TargetPolicy.builder().allowDirectory(allowed).allowCreate(2 * MIB).allowGrow(true).build();
-        TargetSpec.Opened same = TargetSpec.open(img, policy, TargetSpec.OpenOptions.defaults().create(2 * MIB))
+        policy = TargetPolicy.builder()
+                .allowDirectory(allowed)
+                .allowCreate(2 * MIB)
+                .allowGrow(true)
+                .build();
+        TargetSpec.Opened same = TargetSpec.open(
+                        img, policy, TargetSpec.OpenOptions.defaults().create(2 * MIB))
                 .block(WAIT);
         same.close().block(WAIT);
         assertEquals(MIB, Files.size(allowed.resolve("disk.img")), "create leaves an existing file as it is");
-        TargetSpec.Opened grown = TargetSpec.open(img, policy, TargetSpec.OpenOptions.defaults().grow(2 * MIB))
+        TargetSpec.Opened grown = TargetSpec.open(
+                        img, policy, TargetSpec.OpenOptions.defaults().grow(2 * MIB))
                 .block(WAIT);
         grown.close().block(WAIT);
         assertEquals(2 * MIB, Files.size(allowed.resolve("disk.img")));
@@ -228,7 +264,9 @@ class TargetPolicyTest {
     @Test
     void hundredThousandNestedParentheses() throws IOException {
         String deep = "concat(".repeat(100_000) + "null:1" + ")".repeat(100_000);
-        TargetPolicy roomy = TargetPolicy.builder().maxSpecLength(TargetPolicy.LENGTH_CEILING).build();
+        TargetPolicy roomy = TargetPolicy.builder()
+                .maxSpecLength(TargetPolicy.LENGTH_CEILING)
+                .build();
         long t0 = System.nanoTime();
         refused(Rule.NESTING_DEPTH, () -> TargetSpec.parse(deep, roomy));
         refused(Rule.NESTING_DEPTH, () -> TargetSpec.parse("mirror(".repeat(20) + "x" + ")".repeat(20)));
@@ -248,8 +286,10 @@ class TargetPolicyTest {
         String big = "file:" + allowed + "/" + "a".repeat(1 << 20);
         refused(Rule.SPEC_LENGTH, () -> TargetSpec.parse(big, policy));
         refused(Rule.SPEC_LENGTH, () -> TargetSpec.parse(big));
-        refused(Rule.SPEC_LENGTH, () -> TargetSpec.open(big, TargetPolicy.permissive(),
-                TargetSpec.OpenOptions.defaults()).block(WAIT));
+        refused(
+                Rule.SPEC_LENGTH,
+                () -> TargetSpec.open(big, TargetPolicy.permissive(), TargetSpec.OpenOptions.defaults())
+                        .block(WAIT));
     }
 
     @Test
@@ -257,10 +297,14 @@ class TargetPolicyTest {
         refusedOpen(Rule.MEMORY, "memory:8T");
         refusedOpen(Rule.MEMORY, "concat(memory:512M,memory:512M,memory:1M)");
         // The limit holds across targets open at once under the same policy, and frees on close.
-        TargetSpec.Opened half = TargetSpec.open("memory:768M", policy, TargetSpec.OpenOptions.defaults()).block(WAIT);
+        TargetSpec.Opened half = TargetSpec.open("memory:768M", policy, TargetSpec.OpenOptions.defaults())
+                .block(WAIT);
         refusedOpen(Rule.MEMORY, "memory:512M");
         half.close().block(WAIT);
-        TargetSpec.open("memory:512M", policy, TargetSpec.OpenOptions.defaults()).block(WAIT).close().block(WAIT);
+        TargetSpec.open("memory:512M", policy, TargetSpec.OpenOptions.defaults())
+                .block(WAIT)
+                .close()
+                .block(WAIT);
         assertEquals(0, policy.openMemoryBytes());
     }
 
@@ -268,7 +312,9 @@ class TargetPolicyTest {
     void tenThousandParts() throws IOException {
         String many = "concat(" + String.join(",", Collections.nCopies(10_000, "null:1")) + ")";
         refused(Rule.SPEC_LENGTH, () -> TargetSpec.parse(many, policy));
-        TargetPolicy roomy = TargetPolicy.builder().maxSpecLength(TargetPolicy.LENGTH_CEILING).build();
+        TargetPolicy roomy = TargetPolicy.builder()
+                .maxSpecLength(TargetPolicy.LENGTH_CEILING)
+                .build();
         refused(Rule.PARTS, () -> TargetSpec.parse(many, roomy));
         List<TargetSpec> parts = new ArrayList<>();
         for (int i = 0; i < 10_000; i++) {
@@ -277,8 +323,11 @@ class TargetPolicyTest {
         TargetSpec.Composite built = new TargetSpec.Composite("concat", 0, parts);
         refused(Rule.PARTS, () -> TargetSpec.open(built, policy));
         // In all, too: eight compositions of eight parts in one are 72 parts.
-        String wide = "concat(" + String.join(",", Collections.nCopies(8,
-                "concat(" + String.join(",", Collections.nCopies(8, "null:1")) + ")")) + ")";
+        String wide = "concat("
+                + String.join(
+                        ",",
+                        Collections.nCopies(8, "concat(" + String.join(",", Collections.nCopies(8, "null:1")) + ")"))
+                + ")";
         refused(Rule.PARTS, () -> TargetSpec.parse(wide, policy));
     }
 
@@ -286,11 +335,16 @@ class TargetPolicyTest {
     void targetsPerPolicy() throws IOException {
         TargetPolicy two = TargetPolicy.builder().maxTargets(2).build();
         policy = two;
-        TargetSpec.Opened a = TargetSpec.open("null:1M", two, TargetSpec.OpenOptions.defaults()).block(WAIT);
-        TargetSpec.Opened b = TargetSpec.open("null:1M", two, TargetSpec.OpenOptions.defaults()).block(WAIT);
+        TargetSpec.Opened a = TargetSpec.open("null:1M", two, TargetSpec.OpenOptions.defaults())
+                .block(WAIT);
+        TargetSpec.Opened b = TargetSpec.open("null:1M", two, TargetSpec.OpenOptions.defaults())
+                .block(WAIT);
         refusedOpen(Rule.DEVICES, "null:1M");
         a.close().block(WAIT);
-        TargetSpec.open("null:1M", two, TargetSpec.OpenOptions.defaults()).block(WAIT).close().block(WAIT);
+        TargetSpec.open("null:1M", two, TargetSpec.OpenOptions.defaults())
+                .block(WAIT)
+                .close()
+                .block(WAIT);
         b.close().block(WAIT);
         assertEquals(0, two.openTargets());
     }
@@ -299,7 +353,10 @@ class TargetPolicyTest {
     void nbdOnlyFromTheAllowList() throws IOException {
         // Refused before any connection is tried (no server listens on these).
         refusedOpen(Rule.NBD_HOST, "nbd://169.254.169.254:10809/x");
-        policy = TargetPolicy.builder().allowNbd("nbd.example", 10809).allowNbdSocket(Path.of("/run/nbd.sock")).build();
+        policy = TargetPolicy.builder()
+                .allowNbd("nbd.example", 10809)
+                .allowNbdSocket(Path.of("/run/nbd.sock"))
+                .build();
         refusedOpen(Rule.NBD_HOST, "nbd://nbd.example:22/x");
         refusedOpen(Rule.NBD_HOST, "nbd://127.0.0.1/x");
         refusedOpen(Rule.NBD_SOCKET, "nbd+unix:///x?socket=/run/other.sock");
@@ -310,11 +367,15 @@ class TargetPolicyTest {
     @Test
     void nbdsFromTheAllowListToo_andWithoutCredentialFilesOfItsOwn() throws IOException {
         refusedOpen(Rule.NBD_HOST, "nbds://169.254.169.254:10809/x");
-        policy = TargetPolicy.builder().allowNbd("nbd.example", 10809).allowNbdSocket(Path.of("/run/nbd.sock")).build();
+        policy = TargetPolicy.builder()
+                .allowNbd("nbd.example", 10809)
+                .allowNbdSocket(Path.of("/run/nbd.sock"))
+                .build();
         refusedOpen(Rule.NBD_SOCKET, "nbds+unix:///x?socket=/run/other.sock");
         // The files a root client reads are the application's choice (NbdOptions), never a spec's.
         refusedOpen(Rule.NBD_TLS_FILES, "nbds://nbd.example/x?tls-certificates=/root/.ssh");
         refusedOpen(Rule.NBD_TLS_FILES, "nbds+unix:///x?socket=/run/nbd.sock&tls-certificates=/etc");
-        assertEquals("nbds://nbd.example/x", TargetSpec.parse("nbds://nbd.example/x").text());
+        assertEquals(
+                "nbds://nbd.example/x", TargetSpec.parse("nbds://nbd.example/x").text());
     }
 }

@@ -14,6 +14,5 @@ package dev.reactorubd.management;
  *               {@code ubd.targets.create-max} allows it)
  * @param grow   extend the spec's shorter files to {@code size} (optional; only with {@code ubd.targets.allow-grow})
  */
-public record CreateDeviceRequest(String target, String size, Integer queues, Integer depth, Integer id,
-                                  String create, Boolean grow) {
-}
+public record CreateDeviceRequest(
+        String target, String size, Integer queues, Integer depth, Integer id, String create, Boolean grow) {}

@@ -39,15 +39,15 @@ import org.springframework.security.crypto.password.PasswordEncoder;
  */
 public final class Credentials {
     /** A bearer token's name (its secret is not kept) and role. */
-    public record Token(String name, Role role) {
-    }
+    public record Token(String name, Role role) {}
 
     /** Entry names: letters, digits, dot, dash, underscore, at sign (no spaces: the file is space-separated). */
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9._@-]{1,64}");
     /** The prefix of every token secret, so that one found in a log or a script is recognised. */
     static final String TOKEN_PREFIX = "ubd_";
-    private static final Set<PosixFilePermission> OWNER_ONLY = EnumSet.of(PosixFilePermission.OWNER_READ,
-            PosixFilePermission.OWNER_WRITE);
+
+    private static final Set<PosixFilePermission> OWNER_ONLY =
+            EnumSet.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE);
     private static final SecureRandom RANDOM = new SecureRandom();
     private static final PasswordEncoder PASSWORDS = PasswordEncoderFactories.createDelegatingPasswordEncoder();
 
@@ -90,8 +90,10 @@ public final class Credentials {
             String[] f = line.split("\\s+");
             String where = "line " + (i + 1) + ": ";
             if (f.length != 4 || !NAME.matcher(f[1]).matches()) {
-                throw new CredentialsFileException(file, where + "write 'token NAME ROLE sha256:HEX' or 'user NAME "
-                        + "ROLE {bcrypt}HASH' (NAME of letters, digits, . _ @ -)");
+                throw new CredentialsFileException(
+                        file,
+                        where + "write 'token NAME ROLE sha256:HEX' or 'user NAME "
+                                + "ROLE {bcrypt}HASH' (NAME of letters, digits, . _ @ -)");
             }
             Role role;
             try {
@@ -102,20 +104,30 @@ public final class Credentials {
             switch (f[0]) {
                 case "token" -> {
                     if (!f[3].matches("sha256:[0-9a-f]{64}")) {
-                        throw new CredentialsFileException(file, where + "a token's hash is sha256: and 64 lower-case "
-                                + "hex digits (make tokens with --ubd.tokens.add=NAME:ROLE)");
+                        throw new CredentialsFileException(
+                                file,
+                                where + "a token's hash is sha256: and 64 lower-case "
+                                        + "hex digits (make tokens with --ubd.tokens.add=NAME:ROLE)");
                     }
                     tokens.put(f[3].substring("sha256:".length()), new Token(f[1], role));
                 }
                 case "user" -> {
                     if (!f[3].startsWith("{")) {
-                        throw new CredentialsFileException(file, where + "a password hash starts with its scheme, "
-                                + "e.g. {bcrypt} (make users with --ubd.users.add=NAME:ROLE)");
+                        throw new CredentialsFileException(
+                                file,
+                                where + "a password hash starts with its scheme, "
+                                        + "e.g. {bcrypt} (make users with --ubd.users.add=NAME:ROLE)");
                     }
-                    users.put(f[1], User.withUsername(f[1]).password(f[3]).authorities(role.authorities()).build());
+                    users.put(
+                            f[1],
+                            User.withUsername(f[1])
+                                    .password(f[3])
+                                    .authorities(role.authorities())
+                                    .build());
                 }
-                default -> throw new CredentialsFileException(file, where + "an entry starts with 'token' or 'user', "
-                        + "not '" + f[0] + "'");
+                default ->
+                    throw new CredentialsFileException(
+                            file, where + "an entry starts with 'token' or 'user', " + "not '" + f[0] + "'");
             }
         }
         return new Credentials(tokens, users);
@@ -129,19 +141,24 @@ public final class Credentials {
             }
             Set<PosixFilePermission> mode = Files.getPosixFilePermissions(file, LinkOption.NOFOLLOW_LINKS);
             if (!OWNER_ONLY.containsAll(mode)) {
-                throw new CredentialsFileException(file, "has mode " + octal(mode) + " ("
-                        + PosixFilePermissions.toString(mode) + "), but it holds the service's credentials and must "
-                        + "be readable by its owner only (mode 0600): run chmod 600 " + file);
+                throw new CredentialsFileException(
+                        file,
+                        "has mode " + octal(mode) + " ("
+                                + PosixFilePermissions.toString(mode)
+                                + "), but it holds the service's credentials and must "
+                                + "be readable by its owner only (mode 0600): run chmod 600 " + file);
             }
             String owner = Files.getOwner(file, LinkOption.NOFOLLOW_LINKS).getName();
             String me = System.getProperty("user.name");
             if (!owner.equals(me)) {
-                throw new CredentialsFileException(file, "is owned by " + owner + ", not by " + me + " who runs the "
-                        + "service: run chown " + me + " " + file);
+                throw new CredentialsFileException(
+                        file,
+                        "is owned by " + owner + ", not by " + me + " who runs the " + "service: run chown " + me + " "
+                                + file);
             }
         } catch (NoSuchFileException e) {
-            throw new CredentialsFileException(file, "does not exist: make it with --ubd.tokens.add=NAME:ROLE "
-                    + "(see docs/security.md)");
+            throw new CredentialsFileException(
+                    file, "does not exist: make it with --ubd.tokens.add=NAME:ROLE " + "(see docs/security.md)");
         } catch (IOException e) {
             throw new CredentialsFileException(file, "cannot be checked: " + e.getMessage());
         }
@@ -179,8 +196,8 @@ public final class Credentials {
     /** The lower-case hex SHA-256 of a secret's UTF-8 bytes. */
     static String sha256(String secret) {
         try {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
-                    .digest(secret.getBytes(StandardCharsets.UTF_8)));
+            return HexFormat.of()
+                    .formatHex(MessageDigest.getInstance("SHA-256").digest(secret.getBytes(StandardCharsets.UTF_8)));
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("every JDK has SHA-256", e);
         }
@@ -214,28 +231,33 @@ public final class Credentials {
      */
     public static void addUser(Path file, String name, Role role, CharSequence password) {
         if (password.length() < 12) {
-            throw new CredentialsFileException(file, "the password of " + name + " has " + password.length()
-                    + " characters: give at least 12");
+            throw new CredentialsFileException(
+                    file, "the password of " + name + " has " + password.length() + " characters: give at least 12");
         }
         append(file, name, "user " + name + " " + role + " " + PASSWORDS.encode(password));
     }
 
     private static void append(Path file, String name, String line) {
         if (!NAME.matcher(name).matches()) {
-            throw new CredentialsFileException(file, "'" + name + "' is not a name: use 1 to 64 letters, digits, "
-                    + ". _ @ -");
+            throw new CredentialsFileException(
+                    file, "'" + name + "' is not a name: use 1 to 64 letters, digits, " + ". _ @ -");
         }
         try {
             if (!Files.exists(file, LinkOption.NOFOLLOW_LINKS)) {
                 Files.createFile(file, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
-                Files.writeString(file, "# reactor-ubd management service credentials (docs/security.md): keep it "
-                        + "mode 0600\n", StandardCharsets.UTF_8, StandardOpenOption.APPEND);
+                Files.writeString(
+                        file,
+                        "# reactor-ubd management service credentials (docs/security.md): keep it " + "mode 0600\n",
+                        StandardCharsets.UTF_8,
+                        StandardOpenOption.APPEND);
             }
             Credentials existing = load(file);
-            if (existing.users.containsKey(name) || existing.tokensByHash.values().stream()
-                    .anyMatch(t -> t.name().equals(name))) {
-                throw new CredentialsFileException(file, "has an entry named " + name + " already: remove its line "
-                        + "first, or choose another name");
+            if (existing.users.containsKey(name)
+                    || existing.tokensByHash.values().stream()
+                            .anyMatch(t -> t.name().equals(name))) {
+                throw new CredentialsFileException(
+                        file,
+                        "has an entry named " + name + " already: remove its line " + "first, or choose another name");
             }
             Files.writeString(file, line + "\n", StandardCharsets.UTF_8, StandardOpenOption.APPEND);
         } catch (IOException e) {

@@ -54,20 +54,20 @@ public class DeviceController {
     public Mono<ResponseEntity<DeviceView>> create(@RequestBody(required = false) Mono<CreateDeviceRequest> body) {
         return body.defaultIfEmpty(new CreateDeviceRequest(null, null, null, null, null, null, null))
                 .flatMap(devices::create)
-                .map(v -> ResponseEntity.created(URI.create("/api/devices/" + v.id())).body(v));
+                .map(v -> ResponseEntity.created(URI.create("/api/devices/" + v.id()))
+                        .body(v));
     }
 
     /**
      * How the service runs: whether device queues share the HTTP server's event loops, the thread this request was
      * handled on, and whether every live device's queues are on the shared loops.
      */
-    public record ServerView(boolean sharedEventLoops, String requestThread, boolean queuesOnSharedLoops) {
-    }
+    public record ServerView(boolean sharedEventLoops, String requestThread, boolean queuesOnSharedLoops) {}
 
     @GetMapping("/server")
     public ServerView server() {
-        return new ServerView(devices.sharesEventLoops(), Thread.currentThread().getName(),
-                devices.queuesOnSharedLoops());
+        return new ServerView(
+                devices.sharesEventLoops(), Thread.currentThread().getName(), devices.queuesOnSharedLoops());
     }
 
     @GetMapping("/devices")
@@ -82,13 +82,17 @@ public class DeviceController {
 
     @DeleteMapping("/devices/{id}")
     public Mono<ResponseEntity<Void>> delete(@PathVariable("id") int id) {
-        return devices.delete(id).then(Mono.fromSupplier(() -> ResponseEntity.noContent().<Void>build()));
+        return devices.delete(id)
+                .then(Mono.fromSupplier(() -> ResponseEntity.noContent().<Void>build()));
     }
 
     @PostMapping("/devices/{id}/mirror/replicas/{replica}/reinstate")
-    public ResponseEntity<MirrorView> reinstate(@PathVariable("id") int id, @PathVariable("replica") int replica,
-                                                @RequestParam(name = "mirror", required = false) Integer mirror) {
-        return ResponseEntity.accepted().location(URI.create("/api/devices/" + id))
+    public ResponseEntity<MirrorView> reinstate(
+            @PathVariable("id") int id,
+            @PathVariable("replica") int replica,
+            @RequestParam(name = "mirror", required = false) Integer mirror) {
+        return ResponseEntity.accepted()
+                .location(URI.create("/api/devices/" + id))
                 .body(devices.reinstate(id, mirror, replica));
     }
 
@@ -98,16 +102,23 @@ public class DeviceController {
      * @param target the replacement replica's target spec (required)
      * @param create create its missing file with this size, e.g. {@code 64M} (optional; where the policy allows)
      */
-    public record ReplaceRequest(String target, String create) {
-    }
+    public record ReplaceRequest(String target, String create) {}
 
     @PostMapping("/devices/{id}/mirror/replicas/{replica}/replace")
-    public Mono<ResponseEntity<MirrorView>> replace(@PathVariable("id") int id, @PathVariable("replica") int replica,
-                                                    @RequestParam(name = "mirror", required = false) Integer mirror,
-                                                    @RequestBody ReplaceRequest request) {
-        return devices.replace(id, mirror, replica, request == null ? null : request.target(),
-                request == null ? null : request.create())
-                .map(v -> ResponseEntity.accepted().location(URI.create("/api/devices/" + id)).body(v));
+    public Mono<ResponseEntity<MirrorView>> replace(
+            @PathVariable("id") int id,
+            @PathVariable("replica") int replica,
+            @RequestParam(name = "mirror", required = false) Integer mirror,
+            @RequestBody ReplaceRequest request) {
+        return devices.replace(
+                        id,
+                        mirror,
+                        replica,
+                        request == null ? null : request.target(),
+                        request == null ? null : request.create())
+                .map(v -> ResponseEntity.accepted()
+                        .location(URI.create("/api/devices/" + id))
+                        .body(v));
     }
 
     @GetMapping(path = "/stats", produces = MediaType.TEXT_EVENT_STREAM_VALUE)

@@ -118,56 +118,68 @@ public class DeviceManager {
             return Mono.just(s);
         }
         return Mono.fromCallable(() -> {
-            synchronized (server) {
-                UbdServer existing = server.get();
-                if (existing != null) {
-                    return existing;
-                }
-                UbdServer.Builder b = UbdServer.builder().meterRegistry(registry);
-                if (sharedLoops != null) {
-                    b.eventLoops(sharedLoops);
-                }
-                UbdServer created = b.build();
-                server.set(created);
-                log.info("ublk server open{}", sharedLoops != null ? " on the HTTP server's io_uring loops" : "");
-                return created;
-            }
-        }).subscribeOn(Schedulers.boundedElastic());
+                    synchronized (server) {
+                        UbdServer existing = server.get();
+                        if (existing != null) {
+                            return existing;
+                        }
+                        UbdServer.Builder b = UbdServer.builder().meterRegistry(registry);
+                        if (sharedLoops != null) {
+                            b.eventLoops(sharedLoops);
+                        }
+                        UbdServer created = b.build();
+                        server.set(created);
+                        log.info(
+                                "ublk server open{}",
+                                sharedLoops != null ? " on the HTTP server's io_uring loops" : "");
+                        return created;
+                    }
+                })
+                .subscribeOn(Schedulers.boundedElastic());
     }
 
     /** Creates and starts a device; signals its view once live. */
     public Mono<DeviceView> create(CreateDeviceRequest request) {
         return Mono.defer(() -> {
             if (request == null || request.target() == null || request.target().isBlank()) {
-                throw new ApiException(HttpStatus.BAD_REQUEST, "Bad target spec", "send a JSON body with a "
-                        + "\"target\" spec, e.g. {\"target\": \"memory:64M\", \"queues\": 2}; specs: "
-                        + TargetSpec.SYNTAX);
+                throw new ApiException(
+                        HttpStatus.BAD_REQUEST,
+                        "Bad target spec",
+                        "send a JSON body with a "
+                                + "\"target\" spec, e.g. {\"target\": \"memory:64M\", \"queues\": 2}; specs: "
+                                + TargetSpec.SYNTAX);
             }
             TargetSpec spec = parse(request.target(), policy);
             long size = request.size() == null || request.size().isBlank() ? 0 : parseSize(request.size());
             long create = request.create() == null || request.create().isBlank() ? 0 : parseSize(request.create());
             boolean grow = Boolean.TRUE.equals(request.grow());
             if (grow && size <= 0) {
-                throw new ApiException(HttpStatus.BAD_REQUEST, "Size needed", "\"grow\": true extends shorter files "
-                        + "to \"size\": send one, e.g. \"size\": \"64M\"");
+                throw new ApiException(
+                        HttpStatus.BAD_REQUEST,
+                        "Size needed",
+                        "\"grow\": true extends shorter files " + "to \"size\": send one, e.g. \"size\": \"64M\"");
             }
-            TargetSpec.OpenOptions options = TargetSpec.OpenOptions.defaults().create(create).grow(grow ? size : 0);
+            TargetSpec.OpenOptions options =
+                    TargetSpec.OpenOptions.defaults().create(create).grow(grow ? size : 0);
             int queues = request.queues() == null ? 1 : request.queues();
             int depth = request.depth() == null ? 128 : request.depth();
             if (queues < 1 || queues > 64) {
-                throw new ApiException(HttpStatus.BAD_REQUEST, "Bad queue count", "queues must be from 1 to 64; was "
-                        + queues);
+                throw new ApiException(
+                        HttpStatus.BAD_REQUEST, "Bad queue count", "queues must be from 1 to 64; was " + queues);
             }
             if (depth < 1 || depth > 4096) {
-                throw new ApiException(HttpStatus.BAD_REQUEST, "Bad depth", "depth must be from 1 to 4096; was "
-                        + depth);
+                throw new ApiException(
+                        HttpStatus.BAD_REQUEST, "Bad depth", "depth must be from 1 to 4096; was " + depth);
             }
             Integer wantedId = request.id();
             int key = wantedId != null ? wantedId : -1 - placeholders.getAndIncrement() % 1_000_000;
             Managed m = new Managed(spec);
             if (devices.putIfAbsent(key, m) != null) {
-                throw new ApiException(HttpStatus.CONFLICT, "Device busy", "device " + key + " already exists "
-                        + "here: delete it first (DELETE /api/devices/" + key + ") or leave \"id\" out");
+                throw new ApiException(
+                        HttpStatus.CONFLICT,
+                        "Device busy",
+                        "device " + key + " already exists " + "here: delete it first (DELETE /api/devices/" + key
+                                + ") or leave \"id\" out");
             }
             long wantedSize = size;
             // The target first, so that what the policy refuses is refused whether or not the driver is there.
@@ -177,26 +189,38 @@ public class DeviceManager {
                         m.target = opened;
                         long capacity = wantedSize > 0 ? wantedSize : opened.size();
                         if (capacity <= 0) {
-                            return Mono.error(new ApiException(HttpStatus.BAD_REQUEST, "Size needed",
+                            return Mono.error(new ApiException(
+                                    HttpStatus.BAD_REQUEST,
+                                    "Size needed",
                                     "target '" + spec.text() + "' has no size of its own: send \"size\", "
                                             + "e.g. \"64M\""));
                         }
-                        if (opened.backend().size() > 0 && capacity > opened.backend().size()) {
-                            return Mono.error(new ApiException(HttpStatus.BAD_REQUEST, "Size too large",
+                        if (opened.backend().size() > 0
+                                && capacity > opened.backend().size()) {
+                            return Mono.error(new ApiException(
+                                    HttpStatus.BAD_REQUEST,
+                                    "Size too large",
                                     "size " + capacity + " is larger than target '" + spec.text() + "' ("
                                             + opened.backend().size() + " bytes): send a smaller \"size\" "
                                             + "or leave it out"));
                         }
-                        DeviceSpec.Builder ds = DeviceSpec.builder().capacityBytes(capacity).queues(queues)
-                                .depth(depth).readOnly(isReadOnly(spec));
+                        DeviceSpec.Builder ds = DeviceSpec.builder()
+                                .capacityBytes(capacity)
+                                .queues(queues)
+                                .depth(depth)
+                                .readOnly(isReadOnly(spec));
                         if (wantedId != null) {
                             ds.deviceId(wantedId);
                         }
                         m.capacity = capacity;
                         return server().flatMap(srv -> srv.serve(ds.build(), opened.backend()));
                     })
-                    .timeout(WAIT, Mono.error(() -> new ApiException(HttpStatus.GATEWAY_TIMEOUT, "Timed out",
-                            "the device was not live within " + WAIT + "; try again")))
+                    .timeout(
+                            WAIT,
+                            Mono.error(() -> new ApiException(
+                                    HttpStatus.GATEWAY_TIMEOUT,
+                                    "Timed out",
+                                    "the device was not live within " + WAIT + "; try again")))
                     .map(dev -> {
                         m.device = dev;
                         m.state = "LIVE";
@@ -211,7 +235,7 @@ public class DeviceManager {
                         devices.remove(key, m);
                         TargetSpec.Opened t = m.target;
                         if (t != null) {
-                            t.close().subscribe(null, x -> { });
+                            t.close().subscribe(null, x -> {});
                         }
                     });
         });
@@ -227,10 +251,17 @@ public class DeviceManager {
      * 400.
      */
     private Mono<TargetSpec.Opened> open(TargetSpec spec, TargetSpec.OpenOptions options) {
-        return Mono.defer(() -> TargetSpec.open(spec, policy, options)).subscribeOn(Schedulers.boundedElastic())
-                .onErrorMap(e -> !(e instanceof ApiException), e -> e instanceof TargetPolicyException p
-                        ? refused(p) : new ApiException(HttpStatus.BAD_REQUEST, "Target cannot be opened",
-                        "target '" + spec.text() + "' cannot be opened: " + e.getMessage(), e));
+        return Mono.defer(() -> TargetSpec.open(spec, policy, options))
+                .subscribeOn(Schedulers.boundedElastic())
+                .onErrorMap(
+                        e -> !(e instanceof ApiException),
+                        e -> e instanceof TargetPolicyException p
+                                ? refused(p)
+                                : new ApiException(
+                                        HttpStatus.BAD_REQUEST,
+                                        "Target cannot be opened",
+                                        "target '" + spec.text() + "' cannot be opened: " + e.getMessage(),
+                                        e));
     }
 
     private static TargetSpec parse(String text, TargetPolicy policy) {
@@ -265,15 +296,22 @@ public class DeviceManager {
         if (e instanceof UbdException u) {
             switch (u.kind()) {
                 case MODULE_NOT_LOADED:
-                    return new ApiException(HttpStatus.SERVICE_UNAVAILABLE, "ublk driver missing", e.getMessage()
-                            + " (load it on the host with 'modprobe ublk_drv', then send the request again)", e);
+                    return new ApiException(
+                            HttpStatus.SERVICE_UNAVAILABLE,
+                            "ublk driver missing",
+                            e.getMessage()
+                                    + " (load it on the host with 'modprobe ublk_drv', then send the request again)",
+                            e);
                 case BUSY:
                     return new ApiException(HttpStatus.CONFLICT, "Device busy", e.getMessage(), e);
                 case INVALID_ARGUMENT:
                     return new ApiException(HttpStatus.BAD_REQUEST, "Bad device spec", e.getMessage(), e);
                 case PERMISSION:
-                    return new ApiException(HttpStatus.SERVICE_UNAVAILABLE, "No permission", e.getMessage()
-                            + " (run the service as root or with CAP_SYS_ADMIN)", e);
+                    return new ApiException(
+                            HttpStatus.SERVICE_UNAVAILABLE,
+                            "No permission",
+                            e.getMessage() + " (run the service as root or with CAP_SYS_ADMIN)",
+                            e);
                 default:
                     break;
             }
@@ -296,8 +334,11 @@ public class DeviceManager {
 
     /** Every device, by id. */
     public List<DeviceView> list() {
-        return devices.values().stream().filter(m -> m.device != null).map(DeviceManager::view)
-                .sorted(Comparator.comparingInt(DeviceView::id)).toList();
+        return devices.values().stream()
+                .filter(m -> m.device != null)
+                .map(DeviceManager::view)
+                .sorted(Comparator.comparingInt(DeviceView::id))
+                .toList();
     }
 
     /** One device; 404 when this service does not serve it. */
@@ -307,14 +348,19 @@ public class DeviceManager {
 
     /** Live devices (for the statistics). */
     List<UbdDevice> liveDevices() {
-        return devices.values().stream().map(m -> m.device).filter(d -> d != null && !d.isDisposed()).toList();
+        return devices.values().stream()
+                .map(m -> m.device)
+                .filter(d -> d != null && !d.isDisposed())
+                .toList();
     }
 
     private Managed live(int id) {
         Managed m = devices.get(id);
         if (m == null || m.device == null) {
-            throw new ApiException(HttpStatus.NOT_FOUND, "No such device", "this service serves no device " + id
-                    + ": GET /api/devices lists the ones it does");
+            throw new ApiException(
+                    HttpStatus.NOT_FOUND,
+                    "No such device",
+                    "this service serves no device " + id + ": GET /api/devices lists the ones it does");
         }
         return m;
     }
@@ -325,15 +371,20 @@ public class DeviceManager {
             Managed m = live(id);
             synchronized (m) {
                 if (!"LIVE".equals(m.state)) {
-                    throw new ApiException(HttpStatus.CONFLICT, "Device busy", "device " + id + " is " + m.state
-                            + ": wait for it to finish");
+                    throw new ApiException(
+                            HttpStatus.CONFLICT,
+                            "Device busy",
+                            "device " + id + " is " + m.state + ": wait for it to finish");
                 }
                 m.state = "DELETING";
             }
-            return m.device.close()
+            return m.device
+                    .close()
                     .timeout(WAIT)
                     .then(Mono.defer(() -> m.target == null ? Mono.<Void>empty() : m.target.close()))
-                    .then(Flux.fromIterable(m.replacements).concatMap(TargetSpec.Opened::close).then())
+                    .then(Flux.fromIterable(m.replacements)
+                            .concatMap(TargetSpec.Opened::close)
+                            .then())
                     .doOnSuccess(v -> devices.remove(id, m))
                     .onErrorMap(e -> {
                         m.state = "LIVE";
@@ -344,11 +395,20 @@ public class DeviceManager {
 
     static DeviceView view(Managed m) {
         UbdDevice d = m.device;
-        List<DeviceView.QueueView> queues = d == null ? List.of() : d.queues().stream()
-                .map(DeviceManager::queueView).toList();
-        return new DeviceView(d == null ? -1 : d.id(), m.state, d == null ? null : d.blockDevicePath(),
-                m.spec.text(), m.capacity, queues.size(),
-                d == null ? 0 : d.info().depth(), m.created, queues, Mirrors.views(m.target, m.replaced));
+        List<DeviceView.QueueView> queues = d == null
+                ? List.of()
+                : d.queues().stream().map(DeviceManager::queueView).toList();
+        return new DeviceView(
+                d == null ? -1 : d.id(),
+                m.state,
+                d == null ? null : d.blockDevicePath(),
+                m.spec.text(),
+                m.capacity,
+                queues.size(),
+                d == null ? 0 : d.info().depth(),
+                m.created,
+                queues,
+                Mirrors.views(m.target, m.replaced));
     }
 
     /**
@@ -365,8 +425,10 @@ public class DeviceManager {
         Managed m = live(id);
         synchronized (m) {
             if (!"LIVE".equals(m.state)) {
-                throw new ApiException(HttpStatus.CONFLICT, "Device busy", "device " + id + " is " + m.state
-                        + ": its mirror cannot be changed now");
+                throw new ApiException(
+                        HttpStatus.CONFLICT,
+                        "Device busy",
+                        "device " + id + " is " + m.state + ": its mirror cannot be changed now");
             }
             return Mirrors.reinstate(id, Mirrors.select(id, m.target, mirror), replica, m.replaced);
         }
@@ -391,16 +453,21 @@ public class DeviceManager {
             Mirrors.Found found;
             synchronized (m) {
                 if (!"LIVE".equals(m.state)) {
-                    throw new ApiException(HttpStatus.CONFLICT, "Device busy", "device " + id + " is " + m.state
-                            + ": its mirror cannot be changed now");
+                    throw new ApiException(
+                            HttpStatus.CONFLICT,
+                            "Device busy",
+                            "device " + id + " is " + m.state + ": its mirror cannot be changed now");
                 }
                 found = Mirrors.select(id, m.target, mirror);
                 Mirrors.checkReplica(id, found, replica);
             }
             if (spec == null || spec.isBlank()) {
-                throw new ApiException(HttpStatus.BAD_REQUEST, "Target needed", "send {\"target\": \"SPEC\"}, "
-                        + "the replacement replica, e.g. {\"target\": \"file:/srv/disks/new.img\"}; "
-                        + TargetSpec.SYNTAX);
+                throw new ApiException(
+                        HttpStatus.BAD_REQUEST,
+                        "Target needed",
+                        "send {\"target\": \"SPEC\"}, "
+                                + "the replacement replica, e.g. {\"target\": \"file:/srv/disks/new.img\"}; "
+                                + TargetSpec.SYNTAX);
             }
             TargetSpec parsed = parse(spec, policy);
             long createBytes = create == null || create.isBlank() ? 0 : parseSize(create);
@@ -429,15 +496,17 @@ public class DeviceManager {
     }
 
     private static DeviceView.QueueView queueView(UbdQueue q) {
-        return new DeviceView.QueueView(q.id(), q.completedCount(), q.failedCount(), q.inFlightCount(),
-                q.waitingForDemand());
+        return new DeviceView.QueueView(
+                q.id(), q.completedCount(), q.failedCount(), q.inFlightCount(), q.waitingForDemand());
     }
 
     /** Closes every device and the server (bounded), at shutdown. */
     @PreDestroy
     public void shutdown() {
-        Flux.fromIterable(devices.keySet()).flatMap(id -> delete(id).onErrorResume(e -> Mono.empty()))
-                .then().block(WAIT);
+        Flux.fromIterable(devices.keySet())
+                .flatMap(id -> delete(id).onErrorResume(e -> Mono.empty()))
+                .then()
+                .block(WAIT);
         UbdServer s = server.getAndSet(null);
         if (s != null) {
             s.close();

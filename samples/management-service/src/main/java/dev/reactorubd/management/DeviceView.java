@@ -14,12 +14,20 @@ import java.util.List;
  * @param mirrors the mirrors of its target, empty when it has none: their replicas' states, dirty regions and resync
  *                progress ({@link MirrorView})
  */
-public record DeviceView(int id, String state, String path, String target, long sizeBytes, int queueCount, int depth,
-                         Instant created, List<QueueView> queues, List<MirrorView> mirrors) {
+public record DeviceView(
+        int id,
+        String state,
+        String path,
+        String target,
+        long sizeBytes,
+        int queueCount,
+        int depth,
+        Instant created,
+        List<QueueView> queues,
+        List<MirrorView> mirrors) {
     /**
      * One queue's counts: requests answered with success and with an error, requests held now (fetch to commit),
      * and requests waiting for demand.
      */
-    public record QueueView(int id, long completed, long failed, int inFlight, int waitingForDemand) {
-    }
+    public record QueueView(int id, long completed, long failed, int inFlight, int waitingForDemand) {}
 }

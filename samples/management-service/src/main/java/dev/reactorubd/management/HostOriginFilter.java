@@ -35,8 +35,8 @@ import reactor.core.publisher.Mono;
  */
 public class HostOriginFilter implements WebFilter, Ordered {
     private static final Logger log = LoggerFactory.getLogger(HostOriginFilter.class);
-    private static final Set<HttpMethod> SAFE = Set.of(HttpMethod.GET, HttpMethod.HEAD, HttpMethod.OPTIONS,
-            HttpMethod.TRACE);
+    private static final Set<HttpMethod> SAFE =
+            Set.of(HttpMethod.GET, HttpMethod.HEAD, HttpMethod.OPTIONS, HttpMethod.TRACE);
     private final Set<String> allowed;
 
     /**
@@ -64,18 +64,31 @@ public class HostOriginFilter implements WebFilter, Ordered {
         String hostHeader = request.getHeaders().getFirst(HttpHeaders.HOST);
         String host = hostHeader == null ? null : hostName(hostHeader);
         if (host == null || !allowed.contains(host)) {
-            log.warn("refused {} {}: Host '{}' is not allowed (ubd.security.allowed-hosts)", request.getMethod(),
-                    request.getPath(), clean(hostHeader));
-            return refuse(exchange, HttpStatus.MISDIRECTED_REQUEST, "Host not allowed", "this service answers "
-                    + "only to the names it is configured with (localhost, 127.0.0.1, [::1] and "
-                    + "ubd.security.allowed-hosts)");
+            log.warn(
+                    "refused {} {}: Host '{}' is not allowed (ubd.security.allowed-hosts)",
+                    request.getMethod(),
+                    request.getPath(),
+                    clean(hostHeader));
+            return refuse(
+                    exchange,
+                    HttpStatus.MISDIRECTED_REQUEST,
+                    "Host not allowed",
+                    "this service answers "
+                            + "only to the names it is configured with (localhost, 127.0.0.1, [::1] and "
+                            + "ubd.security.allowed-hosts)");
         }
         String origin = request.getHeaders().getOrigin();
         if (origin != null && !SAFE.contains(request.getMethod()) && !sameOrigin(origin, request, hostHeader)) {
-            log.warn("refused {} {}: cross-origin request from '{}'", request.getMethod(), request.getPath(),
+            log.warn(
+                    "refused {} {}: cross-origin request from '{}'",
+                    request.getMethod(),
+                    request.getPath(),
                     clean(origin));
-            return refuse(exchange, HttpStatus.FORBIDDEN, "Cross-origin request", "requests that change something "
-                    + "are accepted only from this service's own page");
+            return refuse(
+                    exchange,
+                    HttpStatus.FORBIDDEN,
+                    "Cross-origin request",
+                    "requests that change something " + "are accepted only from this service's own page");
         }
         return chain.filter(exchange);
     }
@@ -101,8 +114,11 @@ public class HostOriginFilter implements WebFilter, Ordered {
         try {
             URI o = new URI(origin);
             URI self = new URI(scheme + "://" + hostHeader.strip());
-            return scheme.equalsIgnoreCase(o.getScheme()) && o.getHost() != null && self.getHost() != null
-                    && o.getHost().equalsIgnoreCase(self.getHost()) && port(o) == port(self)
+            return scheme.equalsIgnoreCase(o.getScheme())
+                    && o.getHost() != null
+                    && self.getHost() != null
+                    && o.getHost().equalsIgnoreCase(self.getHost())
+                    && port(o) == port(self)
                     && (o.getPath() == null || o.getPath().isEmpty());
         } catch (URISyntaxException e) {
             return false; // "null" (a sandboxed or file page) and anything unparsable

@@ -27,9 +27,11 @@ public class LoginPage {
     public Mono<String> page(ServerWebExchange exchange) {
         Mono<CsrfToken> token = exchange.getAttributeOrDefault(CsrfToken.class.getName(), Mono.empty());
         var query = exchange.getRequest().getQueryParams();
-        String note = query.containsKey("error") ? "<p id=\"login-error\" class=\"error\" role=\"alert\">Wrong name or "
-                + "password.</p>" : query.containsKey("logout") ? "<p class=\"hint\">Signed out.</p>" : "";
-        return token.map(t -> """
+        String note = query.containsKey("error")
+                ? "<p id=\"login-error\" class=\"error\" role=\"alert\">Wrong name or " + "password.</p>"
+                : query.containsKey("logout") ? "<p class=\"hint\">Signed out.</p>" : "";
+        return token.map(t ->
+                """
                 <!DOCTYPE html>
                 <html lang="en">
                 <head>

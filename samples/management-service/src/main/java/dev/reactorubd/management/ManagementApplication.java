@@ -110,9 +110,16 @@ public class ManagementApplication {
     @Bean
     public TargetPolicy targetPolicy(TargetPolicyProperties properties) {
         TargetPolicy p = properties.toPolicy();
-        log.info("target policy: file directories {}, block devices {}, create up to {} bytes, grow {}, NBD servers {}, "
-                        + "NBD sockets {}, {} targets, {} memory bytes", p.directories(), p.blockDevices(),
-                p.maxCreateBytes(), p.allowsGrow(), properties.nbdServers(), properties.nbdSockets(), p.maxTargets(),
+        log.info(
+                "target policy: file directories {}, block devices {}, create up to {} bytes, grow {}, NBD servers {}, "
+                        + "NBD sockets {}, {} targets, {} memory bytes",
+                p.directories(),
+                p.blockDevices(),
+                p.maxCreateBytes(),
+                p.allowsGrow(),
+                properties.nbdServers(),
+                properties.nbdSockets(),
+                p.maxTargets(),
                 p.maxMemoryBytes());
         return p;
     }

@@ -62,7 +62,11 @@ public class MirrorHealthIndicator implements ReactiveHealthIndicator {
                 d.put("target", m.target());
                 d.put("degraded", m.degraded());
                 d.put("states", m.replicas().stream().map(r -> r.state().name()).toList());
-                d.put("dirtyRegions", m.replicas().stream().map(MirrorView.ReplicaView::dirtyRegions).toList());
+                d.put(
+                        "dirtyRegions",
+                        m.replicas().stream()
+                                .map(MirrorView.ReplicaView::dirtyRegions)
+                                .toList());
                 details.put("device " + e.getKey() + " mirror " + m.index(), d);
             }
         }

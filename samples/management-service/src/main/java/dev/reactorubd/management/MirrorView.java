@@ -19,8 +19,16 @@ import java.util.List;
  * @param copiedRegions regions copied by resyncs since the mirror was opened (every replica's)
  * @param replicas      the replicas, in slot order
  */
-public record MirrorView(int index, String target, String mirrorId, long events, boolean degraded, int regionBytes,
-                         long regions, long copiedRegions, List<ReplicaView> replicas) {
+public record MirrorView(
+        int index,
+        String target,
+        String mirrorId,
+        long events,
+        boolean degraded,
+        int regionBytes,
+        long regions,
+        long copiedRegions,
+        List<ReplicaView> replicas) {
     /**
      * One replica.
      *
@@ -34,6 +42,5 @@ public record MirrorView(int index, String target, String mirrorId, long events,
      * @param resyncPercent how much of it is current while RESYNCING ({@code 100 * (regions - dirtyRegions) /
      *                      regions}), 100 when IN_SYNC, null when FAILED
      */
-    public record ReplicaView(int slot, String target, ReplicaState state, long dirtyRegions, Double resyncPercent) {
-    }
+    public record ReplicaView(int slot, String target, ReplicaState state, long dirtyRegions, Double resyncPercent) {}
 }

@@ -31,16 +31,17 @@ final class Mirrors {
     private Mirrors() {}
 
     /** A mirror of a target: its index, its spec and the backend. */
-    record Found(int index, TargetSpec.Composite spec, MirrorBackend mirror) {
-    }
+    record Found(int index, TargetSpec.Composite spec, MirrorBackend mirror) {}
 
     /** Every mirror of {@code opened}, in index order; empty when it has none (or is null). */
     static List<Found> find(TargetSpec.Opened opened) {
         if (opened == null) {
             return List.of();
         }
-        List<MirrorBackend> backends = opened.owned().stream().filter(MirrorBackend.class::isInstance)
-                .map(MirrorBackend.class::cast).toList();
+        List<MirrorBackend> backends = opened.owned().stream()
+                .filter(MirrorBackend.class::isInstance)
+                .map(MirrorBackend.class::cast)
+                .toList();
         List<TargetSpec.Composite> specs = new ArrayList<>();
         collect(opened.spec(), specs);
         if (specs.size() != backends.size()) {
@@ -88,19 +89,28 @@ final class Mirrors {
             long dirty = m.dirtyRegions(r);
             Double percent = switch (states.get(r)) {
                 case IN_SYNC -> 100.0;
-                case RESYNCING -> regions == 0 ? 100.0
-                        : Math.floor(1000.0 * Math.max(0, regions - dirty) / regions) / 10;
+                case RESYNCING ->
+                    regions == 0 ? 100.0 : Math.floor(1000.0 * Math.max(0, regions - dirty) / regions) / 10;
                 case FAILED -> null;
             };
             String target = replaced.get(slotKey(f.index(), r));
             if (target == null) {
-                target = f.spec() != null ? f.spec().parts().get(r).text() : String.valueOf(m.replicas().get(r));
+                target = f.spec() != null
+                        ? f.spec().parts().get(r).text()
+                        : String.valueOf(m.replicas().get(r));
             }
             replicas.add(new MirrorView.ReplicaView(r, target, states.get(r), dirty, percent));
         }
-        return new MirrorView(f.index(), f.spec() != null ? f.spec().text() : m.toString(),
-                m.mirrorId() == null ? null : m.mirrorId().toString(), m.events(), m.isDegraded(), m.regionBytes(),
-                regions, m.copiedRegions(), replicas);
+        return new MirrorView(
+                f.index(),
+                f.spec() != null ? f.spec().text() : m.toString(),
+                m.mirrorId() == null ? null : m.mirrorId().toString(),
+                m.events(),
+                m.isDegraded(),
+                m.regionBytes(),
+                regions,
+                m.copiedRegions(),
+                replicas);
     }
 
     /**
@@ -112,21 +122,30 @@ final class Mirrors {
         List<Found> all = find(opened);
         String target = opened == null ? "?" : opened.spec().text();
         if (all.isEmpty()) {
-            throw new ApiException(HttpStatus.NOT_FOUND, "No mirror", "device " + device + " serves '" + target
-                    + "', which has no mirror: replicas can be reinstated on a device whose target is or contains "
-                    + "mirror(SPEC,SPEC...)");
+            throw new ApiException(
+                    HttpStatus.NOT_FOUND,
+                    "No mirror",
+                    "device " + device + " serves '" + target
+                            + "', which has no mirror: replicas can be reinstated on a device whose target is or contains "
+                            + "mirror(SPEC,SPEC...)");
         }
         if (mirror == null) {
             if (all.size() > 1) {
-                throw new ApiException(HttpStatus.BAD_REQUEST, "Mirror needed", "device " + device + " has "
-                        + all.size() + " mirrors: add ?mirror=K, K from 0 to " + (all.size() - 1)
-                        + " (GET /api/devices/" + device + " lists them)");
+                throw new ApiException(
+                        HttpStatus.BAD_REQUEST,
+                        "Mirror needed",
+                        "device " + device + " has "
+                                + all.size() + " mirrors: add ?mirror=K, K from 0 to " + (all.size() - 1)
+                                + " (GET /api/devices/" + device + " lists them)");
             }
             return all.get(0);
         }
         if (mirror < 0 || mirror >= all.size()) {
-            throw new ApiException(HttpStatus.NOT_FOUND, "No such mirror", "device " + device + " has "
-                    + all.size() + " mirror(s), numbered from 0: mirror " + mirror + " is not one of them");
+            throw new ApiException(
+                    HttpStatus.NOT_FOUND,
+                    "No such mirror",
+                    "device " + device + " has " + all.size() + " mirror(s), numbered from 0: mirror " + mirror
+                            + " is not one of them");
         }
         return all.get(mirror);
     }
@@ -146,23 +165,42 @@ final class Mirrors {
         synchronized (m) {
             ReplicaState st = m.state(replica);
             switch (st) {
-                case IN_SYNC -> throw new ApiException(HttpStatus.CONFLICT, "Replica not failed", "replica " + replica
-                        + " of mirror " + f.index() + " of device " + device + " is IN_SYNC: only a FAILED replica "
-                        + "can be reinstated; there is nothing to do");
-                case RESYNCING -> throw new ApiException(HttpStatus.CONFLICT, "Replica not failed", "replica "
-                        + replica + " of mirror " + f.index() + " of device " + device + " is RESYNCING already ("
-                        + m.dirtyRegions(replica) + " dirty regions left): watch GET /api/devices/" + device
-                        + " until it is IN_SYNC");
-                case FAILED -> { }
+                case IN_SYNC ->
+                    throw new ApiException(
+                            HttpStatus.CONFLICT,
+                            "Replica not failed",
+                            "replica " + replica
+                                    + " of mirror " + f.index() + " of device " + device
+                                    + " is IN_SYNC: only a FAILED replica "
+                                    + "can be reinstated; there is nothing to do");
+                case RESYNCING ->
+                    throw new ApiException(
+                            HttpStatus.CONFLICT,
+                            "Replica not failed",
+                            "replica "
+                                    + replica + " of mirror " + f.index() + " of device " + device
+                                    + " is RESYNCING already ("
+                                    + m.dirtyRegions(replica) + " dirty regions left): watch GET /api/devices/" + device
+                                    + " until it is IN_SYNC");
+                case FAILED -> {}
             }
-            log.info("device {} mirror {} replica {}: reinstating ({} dirty regions)", device, f.index(), replica,
+            log.info(
+                    "device {} mirror {} replica {}: reinstating ({} dirty regions)",
+                    device,
+                    f.index(),
+                    replica,
                     m.dirtyRegions(replica));
-            m.reinstate(replica).subscribe(
-                    v -> { },
-                    e -> log.warn("device {} mirror {} replica {}: reinstate failed: {}", device, f.index(), replica,
-                            e.toString()),
-                    () -> log.info("device {} mirror {} replica {}: reinstated, IN_SYNC", device, f.index(),
-                            replica));
+            m.reinstate(replica)
+                    .subscribe(
+                            v -> {},
+                            e -> log.warn(
+                                    "device {} mirror {} replica {}: reinstate failed: {}",
+                                    device,
+                                    f.index(),
+                                    replica,
+                                    e.toString()),
+                            () -> log.info(
+                                    "device {} mirror {} replica {}: reinstated, IN_SYNC", device, f.index(), replica));
         }
         return view(f, replaced);
     }
@@ -171,9 +209,12 @@ final class Mirrors {
     static void checkReplica(int device, Found f, int replica) {
         int count = f.mirror().states().size();
         if (replica < 0 || replica >= count) {
-            throw new ApiException(HttpStatus.NOT_FOUND, "No such replica", "mirror " + f.index() + " of device "
-                    + device + " has " + count + " replicas, numbered from 0: replica " + replica
-                    + " is not one of them");
+            throw new ApiException(
+                    HttpStatus.NOT_FOUND,
+                    "No such replica",
+                    "mirror " + f.index() + " of device "
+                            + device + " has " + count + " replicas, numbered from 0: replica " + replica
+                            + " is not one of them");
         }
     }
 
@@ -184,24 +225,42 @@ final class Mirrors {
      * @return a Mono of the mirror's view once the replacement is in place (RESYNCING); an {@link ApiException} 400
      *         when the replacement cannot take the slot, 409 when the mirror cannot give it up now
      */
-    static Mono<MirrorView> replace(int device, Found f, int replica, TargetSpec.Opened replacement,
-            Map<String, String> replaced) {
+    static Mono<MirrorView> replace(
+            int device, Found f, int replica, TargetSpec.Opened replacement, Map<String, String> replaced) {
         MirrorBackend m = f.mirror();
         String text = replacement.spec().text();
-        log.info("device {} mirror {} replica {}: replacing {} with {}", device, f.index(), replica,
-                view(f, replaced).replicas().get(replica).target(), text);
+        log.info(
+                "device {} mirror {} replica {}: replacing {} with {}",
+                device,
+                f.index(),
+                replica,
+                view(f, replaced).replicas().get(replica).target(),
+                text);
         return m.replace(replica, replacement.backend())
-                .onErrorMap(MirrorReplaceException.class, e -> e.reason() == MirrorReplaceException.Reason.UNSUITABLE
-                        ? new ApiException(HttpStatus.BAD_REQUEST, "Replacement refused", e.getMessage(), e)
-                        : new ApiException(HttpStatus.CONFLICT, "Replica cannot be replaced now", e.getMessage(), e))
+                .onErrorMap(
+                        MirrorReplaceException.class,
+                        e -> e.reason() == MirrorReplaceException.Reason.UNSUITABLE
+                                ? new ApiException(HttpStatus.BAD_REQUEST, "Replacement refused", e.getMessage(), e)
+                                : new ApiException(
+                                        HttpStatus.CONFLICT, "Replica cannot be replaced now", e.getMessage(), e))
                 .then(Mono.fromSupplier(() -> {
                     replaced.put(slotKey(f.index(), replica), text);
-                    m.reinstate(replica).subscribe(
-                            v -> { },
-                            e -> log.warn("device {} mirror {} replica {}: the full sync of {} failed: {}", device,
-                                    f.index(), replica, text, e.toString()),
-                            () -> log.info("device {} mirror {} replica {}: {} is IN_SYNC", device, f.index(),
-                                    replica, text));
+                    m.reinstate(replica)
+                            .subscribe(
+                                    v -> {},
+                                    e -> log.warn(
+                                            "device {} mirror {} replica {}: the full sync of {} failed: {}",
+                                            device,
+                                            f.index(),
+                                            replica,
+                                            text,
+                                            e.toString()),
+                                    () -> log.info(
+                                            "device {} mirror {} replica {}: {} is IN_SYNC",
+                                            device,
+                                            f.index(),
+                                            replica,
+                                            text));
                     return view(f, replaced);
                 }));
     }

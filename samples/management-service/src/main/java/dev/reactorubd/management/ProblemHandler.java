@@ -30,8 +30,8 @@ public class ProblemHandler extends ResponseEntityExceptionHandler {
 
     @ExceptionHandler(NumberFormatException.class)
     public ResponseEntity<ProblemDetail> notANumber(NumberFormatException e) {
-        ProblemDetail p = ProblemDetail.forStatusAndDetail(HttpStatus.BAD_REQUEST, "a device id is a number, as in "
-                + "/api/devices/0: " + e.getMessage());
+        ProblemDetail p = ProblemDetail.forStatusAndDetail(
+                HttpStatus.BAD_REQUEST, "a device id is a number, as in " + "/api/devices/0: " + e.getMessage());
         p.setTitle("Bad device id");
         return ResponseEntity.badRequest().body(p);
     }

@@ -17,6 +17,7 @@ import org.springframework.security.config.annotation.web.reactive.EnableWebFlux
 import org.springframework.security.config.web.server.SecurityWebFiltersOrder;
 import org.springframework.security.config.web.server.ServerHttpSecurity;
 import org.springframework.security.core.Authentication;
+import org.springframework.security.core.context.SecurityContext;
 import org.springframework.security.core.userdetails.ReactiveUserDetailsService;
 import org.springframework.security.core.userdetails.User;
 import org.springframework.security.web.authentication.preauth.x509.SubjectX500PrincipalExtractor;
@@ -29,14 +30,13 @@ import org.springframework.security.web.server.authentication.ServerAuthenticati
 import org.springframework.security.web.server.context.NoOpServerSecurityContextRepository;
 import org.springframework.security.web.server.context.ServerSecurityContextRepository;
 import org.springframework.security.web.server.context.WebSessionServerSecurityContextRepository;
-import org.springframework.security.web.server.savedrequest.NoOpServerRequestCache;
-import org.springframework.security.core.context.SecurityContext;
 import org.springframework.security.web.server.csrf.CookieServerCsrfTokenRepository;
 import org.springframework.security.web.server.csrf.CsrfToken;
 import org.springframework.security.web.server.csrf.CsrfWebFilter;
 import org.springframework.security.web.server.csrf.ServerCsrfTokenRequestAttributeHandler;
 import org.springframework.security.web.server.header.ReferrerPolicyServerHttpHeadersWriter;
 import org.springframework.security.web.server.header.XFrameOptionsServerHttpHeadersWriter;
+import org.springframework.security.web.server.savedrequest.NoOpServerRequestCache;
 import org.springframework.security.web.server.util.matcher.ServerWebExchangeMatcher;
 import org.springframework.security.web.server.util.matcher.ServerWebExchangeMatchers;
 import org.springframework.web.server.ServerWebExchange;
@@ -88,7 +88,10 @@ public class SecurityConfiguration {
             return Credentials.none();
         }
         Credentials c = Credentials.load(properties.credentialsFile());
-        log.info("credentials from {}: {} token(s), {} user(s)", properties.credentialsFile(), c.tokenCount(),
+        log.info(
+                "credentials from {}: {} token(s), {} user(s)",
+                properties.credentialsFile(),
+                c.tokenCount(),
                 c.users().size());
         return c;
     }
@@ -102,7 +105,8 @@ public class SecurityConfiguration {
     @Bean
     public ReactiveUserDetailsService users(Credentials credentials) {
         // A copy per login: Spring may erase the password of what it authenticated.
-        return name -> Mono.justOrEmpty(credentials.users().get(name)).map(u -> User.withUserDetails(u).build());
+        return name -> Mono.justOrEmpty(credentials.users().get(name))
+                .map(u -> User.withUserDetails(u).build());
     }
 
     /**
@@ -127,7 +131,9 @@ public class SecurityConfiguration {
         return (exchange, chain) -> {
             String path = exchange.getRequest().getPath().value();
             Mono<CsrfToken> token = exchange.getAttribute(CsrfToken.class.getName());
-            if (token == null || exchange.getRequest().getMethod() != HttpMethod.GET || path.startsWith("/api/")
+            if (token == null
+                    || exchange.getRequest().getMethod() != HttpMethod.GET
+                    || path.startsWith("/api/")
                     || path.startsWith("/actuator/")) {
                 return chain.filter(exchange);
             }
@@ -145,8 +151,11 @@ public class SecurityConfiguration {
      * @return the chain
      */
     @Bean
-    public SecurityWebFilterChain securityChain(ServerHttpSecurity http, Credentials credentials,
-                                                ReactiveUserDetailsService users, SecurityProperties properties) {
+    public SecurityWebFilterChain securityChain(
+            ServerHttpSecurity http,
+            Credentials credentials,
+            ReactiveUserDetailsService users,
+            SecurityProperties properties) {
         ServerAuthenticationEntryPoint unauthorized = (exchange, e) -> {
             var response = exchange.getResponse();
             response.setStatusCode(HttpStatus.UNAUTHORIZED);
@@ -156,8 +165,8 @@ public class SecurityConfiguration {
         ServerWebExchangeMatcher api = ServerWebExchangeMatchers.pathMatchers("/api/**", "/actuator/**");
         DelegatingServerAuthenticationEntryPoint entryPoint = new DelegatingServerAuthenticationEntryPoint(
                 new DelegatingServerAuthenticationEntryPoint.DelegateEntry(api, unauthorized),
-                new DelegatingServerAuthenticationEntryPoint.DelegateEntry(SecurityConfiguration::hasBearer,
-                        unauthorized));
+                new DelegatingServerAuthenticationEntryPoint.DelegateEntry(
+                        SecurityConfiguration::hasBearer, unauthorized));
         entryPoint.setDefaultEntryPoint(new RedirectServerAuthenticationEntryPoint("/login"));
 
         AuthenticationWebFilter bearer = new AuthenticationWebFilter(bearerManager(credentials));
@@ -166,7 +175,8 @@ public class SecurityConfiguration {
             if (h == null || !h.regionMatches(true, 0, "Bearer ", 0, 7)) {
                 return Mono.empty();
             }
-            return Mono.just(UsernamePasswordAuthenticationToken.unauthenticated("bearer", h.substring(7).strip()));
+            return Mono.just(UsernamePasswordAuthenticationToken.unauthenticated(
+                    "bearer", h.substring(7).strip()));
         });
         // A token authenticates its own request only: no session is made or read for it.
         bearer.setSecurityContextRepository(NoOpServerSecurityContextRepository.getInstance());
@@ -174,13 +184,16 @@ public class SecurityConfiguration {
 
         CookieServerCsrfTokenRepository csrfTokens = CookieServerCsrfTokenRepository.withHttpOnlyFalse();
         csrfTokens.setCookieCustomizer(c -> c.sameSite("Strict"));
-        return http
-                .authorizeExchange(ex -> ex
-                        .pathMatchers("/actuator/health/liveness", "/login", "/app.css").permitAll()
-                        .pathMatchers(HttpMethod.GET, "/api/**", "/actuator/**").hasRole(Role.READER.name())
-                        .pathMatchers(HttpMethod.HEAD, "/api/**", "/actuator/**").hasRole(Role.READER.name())
-                        .pathMatchers("/api/**", "/actuator/**").hasRole(Role.OPERATOR.name())
-                        .anyExchange().hasRole(Role.READER.name()))
+        return http.authorizeExchange(ex -> ex.pathMatchers("/actuator/health/liveness", "/login", "/app.css")
+                        .permitAll()
+                        .pathMatchers(HttpMethod.GET, "/api/**", "/actuator/**")
+                        .hasRole(Role.READER.name())
+                        .pathMatchers(HttpMethod.HEAD, "/api/**", "/actuator/**")
+                        .hasRole(Role.READER.name())
+                        .pathMatchers("/api/**", "/actuator/**")
+                        .hasRole(Role.OPERATOR.name())
+                        .anyExchange()
+                        .hasRole(Role.READER.name()))
                 .addFilterAt(bearer, SecurityWebFiltersOrder.AUTHENTICATION)
                 .x509(x -> x.principalExtractor(new SubjectX500PrincipalExtractor())
                         .authenticationManager(certificateManager(properties.mtls())))
@@ -198,19 +211,19 @@ public class SecurityConfiguration {
                         .csrfTokenRequestHandler(new ServerCsrfTokenRequestAttributeHandler())
                         .requireCsrfProtectionMatcher(SecurityConfiguration::needsCsrfToken))
                 .exceptionHandling(e -> e.authenticationEntryPoint(entryPoint))
-                .headers(h -> h
-                        .contentSecurityPolicy(p -> p.policyDirectives(CONTENT_SECURITY_POLICY))
+                .headers(h -> h.contentSecurityPolicy(p -> p.policyDirectives(CONTENT_SECURITY_POLICY))
                         .frameOptions(f -> f.mode(XFrameOptionsServerHttpHeadersWriter.Mode.DENY))
                         // same-origin, not no-referrer: under no-referrer browsers send "Origin: null" on the page's
                         // own form posts, which the Origin check would refuse.
-                        .referrerPolicy(r -> r.policy(
-                                ReferrerPolicyServerHttpHeadersWriter.ReferrerPolicy.SAME_ORIGIN)))
+                        .referrerPolicy(
+                                r -> r.policy(ReferrerPolicyServerHttpHeadersWriter.ReferrerPolicy.SAME_ORIGIN)))
                 .build();
     }
 
     private static Mono<ServerWebExchangeMatcher.MatchResult> hasBearer(ServerWebExchange exchange) {
         String h = exchange.getRequest().getHeaders().getFirst(HttpHeaders.AUTHORIZATION);
-        return h != null && h.regionMatches(true, 0, "Bearer ", 0, 7) ? ServerWebExchangeMatcher.MatchResult.match()
+        return h != null && h.regionMatches(true, 0, "Bearer ", 0, 7)
+                ? ServerWebExchangeMatcher.MatchResult.match()
                 : ServerWebExchangeMatcher.MatchResult.notMatch();
     }
 
@@ -229,21 +242,24 @@ public class SecurityConfiguration {
             }
             var request = exchange.getRequest();
             SslInfo ssl = request.getSslInfo();
-            boolean certificate = ssl != null && ssl.getPeerCertificates() != null
-                    && ssl.getPeerCertificates().length > 0;
+            boolean certificate =
+                    ssl != null && ssl.getPeerCertificates() != null && ssl.getPeerCertificates().length > 0;
             String path = request.getPath().pathWithinApplication().value();
             boolean session = !request.getCookies().isEmpty() || path.equals("/login") || path.equals("/logout");
-            return hasBearer(exchange).flatMap(b -> b.isMatch() || certificate || !session
-                    ? ServerWebExchangeMatcher.MatchResult.notMatch() : ServerWebExchangeMatcher.MatchResult.match());
+            return hasBearer(exchange)
+                    .flatMap(b -> b.isMatch() || certificate || !session
+                            ? ServerWebExchangeMatcher.MatchResult.notMatch()
+                            : ServerWebExchangeMatcher.MatchResult.match());
         });
     }
 
     /** A bearer token's secret to its name and role; an unknown one is refused (401). */
     static ReactiveAuthenticationManager bearerManager(Credentials credentials) {
-        return auth -> Mono.defer(() -> credentials.token(String.valueOf(auth.getCredentials()))
-                .map(t -> Mono.just(UsernamePasswordAuthenticationToken.authenticated("token:" + t.name(), null,
-                        t.role().authorities())))
-                .orElseGet(() -> Mono.error(new BadCredentialsException("unknown bearer token"))))
+        return auth -> Mono.defer(() -> credentials
+                        .token(String.valueOf(auth.getCredentials()))
+                        .map(t -> Mono.just(UsernamePasswordAuthenticationToken.authenticated(
+                                "token:" + t.name(), null, t.role().authorities())))
+                        .orElseGet(() -> Mono.error(new BadCredentialsException("unknown bearer token"))))
                 .cast(Authentication.class);
     }
 
@@ -251,15 +267,16 @@ public class SecurityConfiguration {
     static ReactiveAuthenticationManager certificateManager(SecurityProperties.Mtls mtls) {
         return auth -> Mono.defer(() -> {
             String cn = String.valueOf(auth.getPrincipal());
-            Role role = mtls.operators().contains(cn) ? Role.OPERATOR
+            Role role = mtls.operators().contains(cn)
+                    ? Role.OPERATOR
                     : mtls.readers().contains(cn) ? Role.READER : null;
             if (role == null) {
-                log.warn("client certificate CN={} has no role: refused (ubd.security.mtls.operators, readers)",
+                log.warn(
+                        "client certificate CN={} has no role: refused (ubd.security.mtls.operators, readers)",
                         cn.replaceAll("\\p{Cntrl}", "?"));
                 return Mono.error(new BadCredentialsException("certificate CN has no role"));
             }
-            return Mono.just(UsernamePasswordAuthenticationToken.authenticated("cert:" + cn, null,
-                    role.authorities()));
+            return Mono.just(UsernamePasswordAuthenticationToken.authenticated("cert:" + cn, null, role.authorities()));
         });
     }
 
@@ -267,7 +284,9 @@ public class SecurityConfiguration {
     static final class SessionCookieContextRepository implements ServerSecurityContextRepository {
         /** Spring's WebFlux session cookie (server.reactive.session.cookie.name is not set by this service). */
         static final String COOKIE = "SESSION";
-        private final WebSessionServerSecurityContextRepository sessions = new WebSessionServerSecurityContextRepository();
+
+        private final WebSessionServerSecurityContextRepository sessions =
+                new WebSessionServerSecurityContextRepository();
 
         @Override
         public Mono<Void> save(ServerWebExchange exchange, SecurityContext context) {

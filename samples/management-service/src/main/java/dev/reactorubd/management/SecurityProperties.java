@@ -16,8 +16,10 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param mtls            client certificates: common names mapped to roles
  */
 @ConfigurationProperties("ubd.security")
-public record SecurityProperties(Path credentialsFile, @DefaultValue List<String> allowedHosts,
-                                 @DefaultValue Mtls mtls) {
+public record SecurityProperties(
+        Path credentialsFile,
+        @DefaultValue List<String> allowedHosts,
+        @DefaultValue Mtls mtls) {
     /**
      * Client certificates (with {@code server.ssl.client-auth=need} and {@code server.ssl.trust-certificate}): the
      * subject's CN of a certificate the trusted CA signed is mapped to a role; any other CN is refused (401).
@@ -25,6 +27,7 @@ public record SecurityProperties(Path credentialsFile, @DefaultValue List<String
      * @param operators common names that are operators
      * @param readers   common names that are readers
      */
-    public record Mtls(@DefaultValue List<String> operators, @DefaultValue List<String> readers) {
-    }
+    public record Mtls(
+            @DefaultValue List<String> operators,
+            @DefaultValue List<String> readers) {}
 }

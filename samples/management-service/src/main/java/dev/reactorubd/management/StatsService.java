@@ -42,7 +42,10 @@ public class StatsService {
     public StatsService(DeviceManager devices) {
         this.devices = devices;
         this.registry = devices.registry();
-        this.frames = Flux.interval(Duration.ZERO, PERIOD).onBackpressureDrop().map(t -> sample()).share();
+        this.frames = Flux.interval(Duration.ZERO, PERIOD)
+                .onBackpressureDrop()
+                .map(t -> sample())
+                .share();
     }
 
     /** A frame a second while subscribed; hot and shared. */
@@ -51,9 +54,16 @@ public class StatsService {
     }
 
     /** Cumulative counts of one device at one time. */
-    private record Sample(long nanos, long reads, long writes, long others, long errors, long readBytes,
-                          long writtenBytes, long timed, TreeMap<Double, Long> buckets) {
-    }
+    private record Sample(
+            long nanos,
+            long reads,
+            long writes,
+            long others,
+            long errors,
+            long readBytes,
+            long writtenBytes,
+            long timed,
+            TreeMap<Double, Long> buckets) {}
 
     private synchronized StatsFrame sample() {
         List<DeviceStats> out = new ArrayList<>();
@@ -74,40 +84,75 @@ public class StatsService {
         long reads = count(MicrometerMetrics.REQUESTS, dev, IoOp.READ);
         long writes = count(MicrometerMetrics.REQUESTS, dev, IoOp.WRITE);
         long all = registry.find(MicrometerMetrics.REQUESTS).tag("device", dev).counters().stream()
-                .mapToLong(c -> (long) c.count()).sum();
+                .mapToLong(c -> (long) c.count())
+                .sum();
         long errors = registry.find(MicrometerMetrics.ERRORS).tag("device", dev).counters().stream()
-                .mapToLong(c -> (long) c.count()).sum();
+                .mapToLong(c -> (long) c.count())
+                .sum();
         TreeMap<Double, Long> buckets = new TreeMap<>();
         long timed = 0;
-        for (Timer t : registry.find(MicrometerMetrics.LATENCY).tag("device", dev).timers()) {
+        for (Timer t :
+                registry.find(MicrometerMetrics.LATENCY).tag("device", dev).timers()) {
             HistogramSnapshot h = t.takeSnapshot();
             timed += h.count();
             for (CountAtBucket b : h.histogramCounts()) {
                 buckets.merge(b.bucket(), (long) b.count(), Long::sum);
             }
         }
-        return new Sample(System.nanoTime(), reads, writes, all - reads - writes, errors,
-                count(MicrometerMetrics.DATA, dev, IoOp.READ), count(MicrometerMetrics.DATA, dev, IoOp.WRITE),
-                timed, buckets);
+        return new Sample(
+                System.nanoTime(),
+                reads,
+                writes,
+                all - reads - writes,
+                errors,
+                count(MicrometerMetrics.DATA, dev, IoOp.READ),
+                count(MicrometerMetrics.DATA, dev, IoOp.WRITE),
+                timed,
+                buckets);
     }
 
     private long count(String name, String dev, IoOp op) {
         return (long) registry.find(name).tags("device", dev, "op", op.name()).counters().stream()
-                .mapToDouble(Counter::count).sum();
+                .mapToDouble(Counter::count)
+                .sum();
     }
 
     private static DeviceStats stats(UbdDevice d, Sample s, Sample p) {
         int inFlight = d.queues().stream().mapToInt(q -> q.inFlightCount()).sum();
         if (p == null) {
-            return new DeviceStats(d.id(), 0, 0, 0, 0, inFlight, null, null, s.reads, s.writes, s.others, s.errors,
-                    s.readBytes, s.writtenBytes);
+            return new DeviceStats(
+                    d.id(),
+                    0,
+                    0,
+                    0,
+                    0,
+                    inFlight,
+                    null,
+                    null,
+                    s.reads,
+                    s.writes,
+                    s.others,
+                    s.errors,
+                    s.readBytes,
+                    s.writtenBytes);
         }
         double secs = Math.max(1e-3, (s.nanos - p.nanos) / 1e9);
         long timed = s.timed - p.timed;
-        return new DeviceStats(d.id(), (s.reads - p.reads) / secs, (s.writes - p.writes) / secs,
-                (s.readBytes - p.readBytes) / secs / 1e6, (s.writtenBytes - p.writtenBytes) / secs / 1e6, inFlight,
-                percentile(s, p, timed, 0.50), percentile(s, p, timed, 0.99), s.reads, s.writes, s.others, s.errors,
-                s.readBytes, s.writtenBytes);
+        return new DeviceStats(
+                d.id(),
+                (s.reads - p.reads) / secs,
+                (s.writes - p.writes) / secs,
+                (s.readBytes - p.readBytes) / secs / 1e6,
+                (s.writtenBytes - p.writtenBytes) / secs / 1e6,
+                inFlight,
+                percentile(s, p, timed, 0.50),
+                percentile(s, p, timed, 0.99),
+                s.reads,
+                s.writes,
+                s.others,
+                s.errors,
+                s.readBytes,
+                s.writtenBytes);
     }
 
     /** The upper bound (ms) of the histogram bucket where quantile {@code q} of the period's requests falls. */

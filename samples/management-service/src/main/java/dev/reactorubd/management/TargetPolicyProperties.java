@@ -27,12 +27,18 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param maxSpecLength   characters of a spec
  */
 @ConfigurationProperties("ubd.targets")
-public record TargetPolicyProperties(@DefaultValue List<Path> fileDirectories, @DefaultValue List<Path> blockDevices,
-                                     @DefaultValue("0") String createMax, @DefaultValue("false") boolean allowGrow,
-                                     @DefaultValue List<String> nbdServers, @DefaultValue List<Path> nbdSockets,
-                                     @DefaultValue("16") int maxTargets, @DefaultValue("1G") String maxMemory,
-                                     @DefaultValue("8") int maxParts, @DefaultValue("4") int maxDepth,
-                                     @DefaultValue("4096") int maxSpecLength) {
+public record TargetPolicyProperties(
+        @DefaultValue List<Path> fileDirectories,
+        @DefaultValue List<Path> blockDevices,
+        @DefaultValue("0") String createMax,
+        @DefaultValue("false") boolean allowGrow,
+        @DefaultValue List<String> nbdServers,
+        @DefaultValue List<Path> nbdSockets,
+        @DefaultValue("16") int maxTargets,
+        @DefaultValue("1G") String maxMemory,
+        @DefaultValue("8") int maxParts,
+        @DefaultValue("4") int maxDepth,
+        @DefaultValue("4096") int maxSpecLength) {
     /**
      * {@return the policy these properties describe}
      *
@@ -50,8 +56,8 @@ public record TargetPolicyProperties(@DefaultValue List<Path> fileDirectories, @
         for (String server : nbdServers) {
             int colon = server.lastIndexOf(':');
             if (colon <= 0 || colon == server.length() - 1) {
-                throw new IllegalArgumentException("ubd.targets.nbd-servers: '" + server + "' is not host:port, e.g. "
-                        + "nbd1.storage.lan:10809");
+                throw new IllegalArgumentException(
+                        "ubd.targets.nbd-servers: '" + server + "' is not host:port, e.g. " + "nbd1.storage.lan:10809");
             }
             String host = server.substring(0, colon);
             if (host.startsWith("[") && host.endsWith("]")) {
@@ -60,8 +66,12 @@ public record TargetPolicyProperties(@DefaultValue List<Path> fileDirectories, @
             b.allowNbd(host, Integer.parseInt(server.substring(colon + 1)));
         }
         nbdSockets.forEach(b::allowNbdSocket);
-        return b.maxTargets(maxTargets).maxMemoryBytes(size("ubd.targets.max-memory", maxMemory)).maxParts(maxParts)
-                .maxDepth(maxDepth).maxSpecLength(maxSpecLength).build();
+        return b.maxTargets(maxTargets)
+                .maxMemoryBytes(size("ubd.targets.max-memory", maxMemory))
+                .maxParts(maxParts)
+                .maxDepth(maxDepth)
+                .maxSpecLength(maxSpecLength)
+                .build();
     }
 
     private static long size(String property, String text) {

@@ -29,8 +29,8 @@ public class UbdConfiguration {
     public IoEventLoopGroup ubdSharedLoops(@Value("${ubd.event-loops:0}") int threads) {
         int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
         log.info("HTTP and device queues share {} io_uring event loops", n);
-        MultiThreadIoEventLoopGroup group = new MultiThreadIoEventLoopGroup(n,
-                new DefaultThreadFactory("ubd-shared", true), IoUringIoHandler.newFactory());
+        MultiThreadIoEventLoopGroup group = new MultiThreadIoEventLoopGroup(
+                n, new DefaultThreadFactory("ubd-shared", true), IoUringIoHandler.newFactory());
         return group;
     }
 

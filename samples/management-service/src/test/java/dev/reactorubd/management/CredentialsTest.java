@@ -1,5 +1,10 @@
 package dev.reactorubd.management;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -9,11 +14,6 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The credentials file: the command-line mode that makes tokens, what is kept, and what is refused. */
 class CredentialsTest {
@@ -58,8 +58,9 @@ class CredentialsTest {
         assertTrue(u.getPassword().startsWith("{bcrypt}$2"), u.getPassword());
         assertEquals("[ROLE_READER]", u.getAuthorities().toString());
         assertThrows(CredentialsFileException.class, () -> Credentials.addUser(file, "bob", Role.READER, "short"));
-        assertThrows(CredentialsFileException.class, () -> Credentials.addUser(file, "has space", Role.READER,
-                "twelve chars!"));
+        assertThrows(
+                CredentialsFileException.class,
+                () -> Credentials.addUser(file, "has space", Role.READER, "twelve chars!"));
     }
 
     @Test
@@ -72,21 +73,25 @@ class CredentialsTest {
             Files.setPosixFilePermissions(file, PosixFilePermissions.fromString(mode));
             CredentialsFileException e = assertThrows(CredentialsFileException.class, () -> Credentials.load(file));
             assertTrue(e.getMessage().startsWith("credentials file " + file + ": has mode 0"), e.getMessage());
-            assertTrue(e.getMessage().contains("(" + mode + ")") && e.getMessage().contains("chmod 600"),
-                    e.getMessage());
+            assertTrue(
+                    e.getMessage().contains("(" + mode + ")") && e.getMessage().contains("chmod 600"), e.getMessage());
             assertEquals(file.toString(), e.file());
         }
         Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
         Path link = Files.createSymbolicLink(dir.resolve("link"), file);
-        assertTrue(assertThrows(CredentialsFileException.class, () -> Credentials.load(link)).getMessage()
+        assertTrue(assertThrows(CredentialsFileException.class, () -> Credentials.load(link))
+                .getMessage()
                 .contains("is a symbolic link"));
         assertTrue(assertThrows(CredentialsFileException.class, () -> Credentials.load(dir.resolve("none")))
-                .getMessage().contains("does not exist"));
+                .getMessage()
+                .contains("does not exist"));
         Files.writeString(file, "token ci READER notahash\n");
-        assertTrue(assertThrows(CredentialsFileException.class, () -> Credentials.load(file)).getMessage()
+        assertTrue(assertThrows(CredentialsFileException.class, () -> Credentials.load(file))
+                .getMessage()
                 .contains("line 1: a token's hash is sha256:"));
         Files.writeString(file, "# comment\n\nuser ci ROOT {bcrypt}x\n");
-        assertTrue(assertThrows(CredentialsFileException.class, () -> Credentials.load(file)).getMessage()
+        assertTrue(assertThrows(CredentialsFileException.class, () -> Credentials.load(file))
+                .getMessage()
                 .contains("line 3: 'ROOT' is not a role"));
     }
 

@@ -1,5 +1,9 @@
 package dev.reactorubd.management;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -12,10 +16,6 @@ import org.springframework.boot.health.actuate.endpoint.StatusAggregator;
 import org.springframework.boot.health.contributor.Status;
 import org.springframework.core.ParameterizedTypeReference;
 import org.springframework.http.codec.ServerSentEvent;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 /**
  * The API on the host, where there is no ublk driver: problem bodies for bad requests and for the missing driver, the
@@ -45,14 +45,19 @@ class ManagementApiTest {
 
     @Test
     void badSpecsAreProblems() {
-        assertProblem(service.post("/api/devices", "{\"target\":\"bogus:1\"}"), 400,
+        assertProblem(
+                service.post("/api/devices", "{\"target\":\"bogus:1\"}"),
+                400,
                 "'bogus:1' is not a target spec: write one of null:SIZE, memory:SIZE");
-        assertProblem(service.post("/api/devices", "{\"target\":\"memory\"}"), 400, "write memory:SIZE, e.g. memory:64M");
+        assertProblem(
+                service.post("/api/devices", "{\"target\":\"memory\"}"), 400, "write memory:SIZE, e.g. memory:64M");
         assertProblem(service.post("/api/devices", "{\"target\":\"memory:64Q\"}"), 400, "is not a size");
         assertProblem(service.post("/api/devices", "{\"target\":\"mirror(memory:64M)\"}"), 400, "needs at least two");
         assertProblem(service.post("/api/devices", "{\"target\":\"file:/x?fast\"}"), 400, "use ?direct");
         assertProblem(service.post("/api/devices", "{}"), 400, "send a JSON body with a \\\"target\\\" spec");
-        assertProblem(service.post("/api/devices", "{\"target\":\"memory:64M\",\"queues\":0}"), 400,
+        assertProblem(
+                service.post("/api/devices", "{\"target\":\"memory:64M\",\"queues\":0}"),
+                400,
                 "queues must be from 1 to 64");
         ServiceClient.Response notJson = service.post("/api/devices", "target=memory:64M");
         assertEquals(400, notJson.status(), notJson.body());
@@ -70,7 +75,8 @@ class ManagementApiTest {
     @Test
     void withoutTheDriverCreatingIsUnavailable() {
         assumeFalse(Files.exists(Path.of("/dev/ublk-control")), "this host has ublk: the VM tests cover it");
-        assertProblem(service.post("/api/devices", "{\"target\":\"memory:64M\",\"queues\":2}"), 503, "modprobe ublk_drv");
+        assertProblem(
+                service.post("/api/devices", "{\"target\":\"memory:64M\",\"queues\":2}"), 503, "modprobe ublk_drv");
         // Nothing is left behind, and the next request tries again.
         assertEquals("[]", service.get("/api/devices").body());
         assertProblem(service.post("/api/devices", "{\"target\":\"null:1G\"}"), 503, "modprobe ublk_drv");
@@ -97,7 +103,8 @@ class ManagementApiTest {
         assertEquals(503, codes.getStatusCode(Status.OUT_OF_SERVICE));
         assertEquals(200, codes.getStatusCode(Status.UP));
         StatusAggregator order = service.context.getBean(StatusAggregator.class);
-        assertEquals(MirrorHealthIndicator.DEGRADED, order.getAggregateStatus(Status.UP, MirrorHealthIndicator.DEGRADED));
+        assertEquals(
+                MirrorHealthIndicator.DEGRADED, order.getAggregateStatus(Status.UP, MirrorHealthIndicator.DEGRADED));
         assertEquals(Status.DOWN, order.getAggregateStatus(Status.DOWN, MirrorHealthIndicator.DEGRADED));
     }
 
@@ -122,9 +129,15 @@ class ManagementApiTest {
 
     @Test
     void statisticsStreamAndPrometheus() {
-        List<ServerSentEvent<StatsFrame>> frames = service.asReader().webClient().get().uri("/api/stats").retrieve()
-                .bodyToFlux(new ParameterizedTypeReference<ServerSentEvent<StatsFrame>>() { })
-                .take(2).collectList().block(Duration.ofSeconds(30));
+        List<ServerSentEvent<StatsFrame>> frames = service.asReader()
+                .webClient()
+                .get()
+                .uri("/api/stats")
+                .retrieve()
+                .bodyToFlux(new ParameterizedTypeReference<ServerSentEvent<StatsFrame>>() {})
+                .take(2)
+                .collectList()
+                .block(Duration.ofSeconds(30));
         assertEquals(2, frames.size());
         assertEquals("stats", frames.get(1).event());
         assertEquals(List.of(), frames.get(1).data().devices());

@@ -1,5 +1,9 @@
 package dev.reactorubd.management;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import java.io.IOException;
@@ -21,10 +25,6 @@ import org.springframework.http.client.reactive.ReactorClientHttpConnector;
 import org.springframework.test.web.reactive.server.WebTestClient;
 import reactor.netty.http.client.HttpClient;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * Client certificates (mTLS) as the service's credentials: {@code server.ssl.client-auth=need} with a CA the test
  * makes with openssl; the certificate's CN mapped to a role by {@code ubd.security.mtls.*}. An operator's certificate
@@ -41,7 +41,10 @@ class ManagementMtlsTest {
     private static void openssl(String... args) throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>(List.of("openssl"));
         cmd.addAll(List.of(args));
-        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
+        Process p = new ProcessBuilder(cmd)
+                .directory(dir.toFile())
+                .redirectErrorStream(true)
+                .start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(p.waitFor(60, TimeUnit.SECONDS), "openssl timed out: " + cmd);
         assertEquals(0, p.exitValue(), cmd + ": " + out);
@@ -49,19 +52,56 @@ class ManagementMtlsTest {
 
     /** A CA: NAME.pem and NAME.key. */
     private static void ca(String name) throws Exception {
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".pem",
-                "-days", "2", "-subj", "/CN=" + name);
+        openssl(
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                name + ".key",
+                "-out",
+                name + ".pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=" + name);
     }
 
     /** A certificate NAME.pem (key NAME.key) with this CN, signed by the CA, for a server or a client. */
     private static void cert(String name, String cn, String ca, boolean server) throws Exception {
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr", "-subj",
+        openssl(
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                name + ".key",
+                "-out",
+                name + ".csr",
+                "-subj",
                 "/CN=" + cn);
-        Files.writeString(dir.resolve(name + ".ext"), server
-                ? "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
-                : "extendedKeyUsage=clientAuth\n");
-        openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key", "-CAcreateserial",
-                "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext");
+        Files.writeString(
+                dir.resolve(name + ".ext"),
+                server
+                        ? "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+                        : "extendedKeyUsage=clientAuth\n");
+        openssl(
+                "x509",
+                "-req",
+                "-in",
+                name + ".csr",
+                "-CA",
+                ca + ".pem",
+                "-CAkey",
+                ca + ".key",
+                "-CAcreateserial",
+                "-out",
+                name + ".pem",
+                "-days",
+                "2",
+                "-extfile",
+                name + ".ext");
     }
 
     @BeforeAll
@@ -75,14 +115,16 @@ class ManagementMtlsTest {
         cert("reader", "grafana", "ca", false);
         cert("stranger", "stranger", "ca", false);
         cert("forged", "ops-robot", "other-ca", false);
-        context = new SpringApplicationBuilder(ManagementApplication.class).run("--server.port=0",
-                "--server.ssl.enabled=true",
-                "--server.ssl.certificate=" + dir.resolve("server.pem"),
-                "--server.ssl.certificate-private-key=" + dir.resolve("server.key"),
-                "--server.ssl.trust-certificate=" + dir.resolve("ca.pem"),
-                "--server.ssl.client-auth=need",
-                "--ubd.security.mtls.operators=ops-robot",
-                "--ubd.security.mtls.readers=grafana");
+        context = new SpringApplicationBuilder(ManagementApplication.class)
+                .run(
+                        "--server.port=0",
+                        "--server.ssl.enabled=true",
+                        "--server.ssl.certificate=" + dir.resolve("server.pem"),
+                        "--server.ssl.certificate-private-key=" + dir.resolve("server.key"),
+                        "--server.ssl.trust-certificate=" + dir.resolve("ca.pem"),
+                        "--server.ssl.client-auth=need",
+                        "--ubd.security.mtls.operators=ops-robot",
+                        "--ubd.security.mtls.readers=grafana");
         base = "https://localhost:" + context.getEnvironment().getProperty("local.server.port");
     }
 
@@ -101,25 +143,42 @@ class ManagementMtlsTest {
 
     /** A client presenting the certificate NAME (null: none), trusting the test's CA for the server. */
     private static WebTestClient client(String name) throws IOException {
-        SslContextBuilder ssl = SslContextBuilder.forClient().trustManager(dir.resolve("ca.pem").toFile());
+        SslContextBuilder ssl =
+                SslContextBuilder.forClient().trustManager(dir.resolve("ca.pem").toFile());
         if (name != null) {
-            ssl.keyManager(dir.resolve(name + ".pem").toFile(), dir.resolve(name + ".key").toFile());
+            ssl.keyManager(
+                    dir.resolve(name + ".pem").toFile(),
+                    dir.resolve(name + ".key").toFile());
         }
         SslContext context = ssl.build();
         HttpClient http = HttpClient.create().secure(s -> s.sslContext(context));
-        return WebTestClient.bindToServer(new ReactorClientHttpConnector(http)).baseUrl(base)
+        return WebTestClient.bindToServer(new ReactorClientHttpConnector(http))
+                .baseUrl(base)
                 // Every body read whole: a test that looks only at the status leaks no Netty buffer.
-                .filter((request, next) -> next.exchange(request).flatMap(r -> r.bodyToMono(String.class)
-                        .defaultIfEmpty("").map(body -> r.mutate().body(body).build())))
+                .filter((request, next) -> next.exchange(request)
+                        .flatMap(r -> r.bodyToMono(String.class)
+                                .defaultIfEmpty("")
+                                .map(body -> r.mutate().body(body).build())))
                 .build();
     }
 
     @Test
     void theOperatorsCertificateChangesThings() throws Exception {
         WebTestClient web = client("operator");
-        web.get().uri("/api/devices").exchange().expectStatus().isOk().expectBody(String.class).isEqualTo("[]");
-        web.post().uri("/api/devices").contentType(MediaType.APPLICATION_JSON).bodyValue(INVALID_CREATE).exchange()
-                .expectStatus().isBadRequest();
+        web.get()
+                .uri("/api/devices")
+                .exchange()
+                .expectStatus()
+                .isOk()
+                .expectBody(String.class)
+                .isEqualTo("[]");
+        web.post()
+                .uri("/api/devices")
+                .contentType(MediaType.APPLICATION_JSON)
+                .bodyValue(INVALID_CREATE)
+                .exchange()
+                .expectStatus()
+                .isBadRequest();
         web.delete().uri("/api/devices/7").exchange().expectStatus().isNotFound();
         web.get().uri("/actuator/prometheus").exchange().expectStatus().isOk();
     }
@@ -128,8 +187,13 @@ class ManagementMtlsTest {
     void theReadersCertificateOnlyReads() throws Exception {
         WebTestClient web = client("reader");
         web.get().uri("/api/devices").exchange().expectStatus().isOk();
-        web.post().uri("/api/devices").contentType(MediaType.APPLICATION_JSON).bodyValue(INVALID_CREATE).exchange()
-                .expectStatus().isForbidden();
+        web.post()
+                .uri("/api/devices")
+                .contentType(MediaType.APPLICATION_JSON)
+                .bodyValue(INVALID_CREATE)
+                .exchange()
+                .expectStatus()
+                .isForbidden();
         web.delete().uri("/api/devices/7").exchange().expectStatus().isForbidden();
     }
 
@@ -142,9 +206,11 @@ class ManagementMtlsTest {
     void noCertificateOrOneFromAnotherCaIsRefusedByTls() throws Exception {
         for (String name : new String[] {null, "forged"}) {
             WebTestClient web = client(name);
-            Throwable e = assertThrows(Throwable.class, () -> web.get().uri("/api/devices").exchange());
+            Throwable e = assertThrows(
+                    Throwable.class, () -> web.get().uri("/api/devices").exchange());
             String chain = causes(e);
-            assertTrue(chain.contains("SSL") || chain.contains("certificate") || chain.contains("closed"),
+            assertTrue(
+                    chain.contains("SSL") || chain.contains("certificate") || chain.contains("closed"),
                     name + ": " + chain);
         }
     }

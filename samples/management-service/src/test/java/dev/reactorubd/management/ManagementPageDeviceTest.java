@@ -1,5 +1,10 @@
 package dev.reactorubd.management;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
@@ -31,11 +36,6 @@ import org.openqa.selenium.chrome.ChromeOptions;
 import org.openqa.selenium.support.ui.ExpectedConditions;
 import org.openqa.selenium.support.ui.WebDriverWait;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * The management page in a real headless browser (Debian's chromium through chromedriver), against the service
  * serving real devices, signed in through the login page (a wrong password refused first): a device created through
@@ -56,20 +56,30 @@ class ManagementPageDeviceTest {
         try (UbdControl control = UbdControl.open()) {
             Devices.removeLeftovers(control);
         }
-        service = new ServiceClient("ubd.share-event-loops=true", "ubd.event-loops=2",
-                MirrorApiDeviceTest.FILE_DIRECTORIES);
+        service = new ServiceClient(
+                "ubd.share-event-loops=true", "ubd.event-loops=2", MirrorApiDeviceTest.FILE_DIRECTORIES);
         profile = Files.createTempDirectory("chromium-profile");
         ChromeOptions options = new ChromeOptions();
         options.setBinary("/usr/bin/chromium");
         // The emulated VM renders slowly: don't wait for the load event in get(); the test waits for what it needs.
         options.setPageLoadStrategy(PageLoadStrategy.EAGER);
-        options.addArguments("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--user-data-dir=" + profile, "--window-size=1200,860");
+        options.addArguments(
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--user-data-dir=" + profile,
+                "--window-size=1200,860");
         System.setProperty("webdriver.chrome.driver", "/usr/bin/chromedriver");
         ChromeDriverService driverService = new ChromeDriverService.Builder()
-                .usingDriverExecutable(new File("/usr/bin/chromedriver")).usingAnyFreePort()
-                .withTimeout(WAIT).build();
+                .usingDriverExecutable(new File("/usr/bin/chromedriver"))
+                .usingAnyFreePort()
+                .withTimeout(WAIT)
+                .build();
         browser = new ChromeDriver(driverService, options);
         browser.manage().timeouts().pageLoadTimeout(WAIT).scriptTimeout(WAIT);
         signIn();
@@ -81,13 +91,17 @@ class ManagementPageDeviceTest {
      */
     private static void signIn() {
         load(service.base + "/");
-        waiting().until(b -> b.getCurrentUrl().endsWith("/login") && !b.findElements(By.id("login-form")).isEmpty());
+        waiting()
+                .until(b -> b.getCurrentUrl().endsWith("/login")
+                        && !b.findElements(By.id("login-form")).isEmpty());
         submitLogin(ServiceClient.USER, "not the password");
-        waiting().until(b -> b.getCurrentUrl().endsWith("/login?error") && !b.findElements(By.id("login-error"))
-                .isEmpty());
+        waiting()
+                .until(b -> b.getCurrentUrl().endsWith("/login?error")
+                        && !b.findElements(By.id("login-error")).isEmpty());
         submitLogin(ServiceClient.USER, ServiceClient.PASSWORD);
-        waiting().until(b -> b.getCurrentUrl().equals(service.base + "/")
-                && b.findElement(By.id("stream-state")).getText().equals("live"));
+        waiting()
+                .until(b -> b.getCurrentUrl().equals(service.base + "/")
+                        && b.findElement(By.id("stream-state")).getText().equals("live"));
         // The page's scripts run under its CSP (no inline script) and read the API with the session alone.
         assertTrue(js("return document.cookie").contains("XSRF-TOKEN="), "the CSRF cookie for the page's scripts");
     }
@@ -107,7 +121,8 @@ class ManagementPageDeviceTest {
             browser.get(url);
         } catch (TimeoutException e) {
             // The renderer was slow to answer (software-emulated CPU); the waits after it are bounded anyway.
-            System.out.println("page load: " + e.getMessage().lines().findFirst().orElse(""));
+            System.out.println(
+                    "page load: " + e.getMessage().lines().findFirst().orElse(""));
         }
     }
 
@@ -127,7 +142,8 @@ class ManagementPageDeviceTest {
 
     private static WebDriverWait waiting() {
         return (WebDriverWait) new WebDriverWait(browser, WAIT, Duration.ofMillis(500))
-                .ignoring(TimeoutException.class).ignoring(StaleElementReferenceException.class);
+                .ignoring(TimeoutException.class)
+                .ignoring(StaleElementReferenceException.class);
     }
 
     private static String js(String script, Object... args) {
@@ -146,24 +162,33 @@ class ManagementPageDeviceTest {
         queues.clear();
         queues.sendKeys("2");
         browser.findElement(By.id("create")).click();
-        WebElement card = waiting().until(b -> b.findElements(By.cssSelector(".device")).stream().findFirst()
-                .orElse(null));
+        WebElement card = waiting()
+                .until(b -> b.findElements(By.cssSelector(".device")).stream()
+                        .findFirst()
+                        .orElse(null));
         String id = card.getAttribute("data-id");
         String path = "/dev/ublkb" + id;
-        assertTrue(card.findElement(By.tagName("h3")).getText().startsWith(path + " — memory:33554432"),
-                card.getText());
+        assertTrue(
+                card.findElement(By.tagName("h3")).getText().startsWith(path + " — memory:33554432"), card.getText());
         assertTrue(Files.exists(Path.of(path)), path + " exists");
 
         // fio for a while: the numbers and the IOPS chart follow it.
-        String chartBefore = js("return arguments[0].toDataURL()", card.findElement(By.cssSelector("canvas.iops-chart")));
-        CompletableFuture<Vm.Result> fio = CompletableFuture.supplyAsync(() -> Vm.sh(300, "fio --name=page"
-                + " --filename=" + path + " --rw=randrw --bs=4k --direct=1 --ioengine=io_uring --iodepth=8"
-                + " --time_based --runtime=40 --size=32M"));
-        waiting().until(b -> Long.parseLong(card.getAttribute("data-writes")) > 0
-                && card.findElement(By.cssSelector(".numbers")).getText().matches(".*write [1-9][0-9]* IOPS.*"));
+        String chartBefore =
+                js("return arguments[0].toDataURL()", card.findElement(By.cssSelector("canvas.iops-chart")));
+        CompletableFuture<Vm.Result> fio = CompletableFuture.supplyAsync(() -> Vm.sh(
+                300,
+                "fio --name=page"
+                        + " --filename=" + path + " --rw=randrw --bs=4k --direct=1 --ioengine=io_uring --iodepth=8"
+                        + " --time_based --runtime=40 --size=32M"));
+        waiting()
+                .until(b -> Long.parseLong(card.getAttribute("data-writes")) > 0
+                        && card.findElement(By.cssSelector(".numbers"))
+                                .getText()
+                                .matches(".*write [1-9][0-9]* IOPS.*"));
         int samples = Integer.parseInt(card.getAttribute("data-samples"));
         waiting().until(b -> Integer.parseInt(card.getAttribute("data-samples")) >= samples + 4);
-        String chartAfter = js("return arguments[0].toDataURL()", card.findElement(By.cssSelector("canvas.iops-chart")));
+        String chartAfter =
+                js("return arguments[0].toDataURL()", card.findElement(By.cssSelector("canvas.iops-chart")));
         assertNotEquals(chartBefore, chartAfter, "the IOPS chart was redrawn with data");
 
         // A bad spec: the problem's detail is shown.
@@ -175,8 +200,7 @@ class ManagementPageDeviceTest {
             return e.isDisplayed() ? e : null;
         });
         assertTrue(error.getText().contains("400 Bad target spec"), error.getText());
-        assertTrue(error.getText().contains("'bogus:1' is not a target spec: write one of null:SIZE"),
-                error.getText());
+        assertTrue(error.getText().contains("'bogus:1' is not a target spec: write one of null:SIZE"), error.getText());
         assertEquals(1, browser.findElements(By.cssSelector(".device")).size(), "no device from a bad spec");
 
         // A file outside the policy's directories: refused by name, the rule shown.
@@ -184,7 +208,8 @@ class ManagementPageDeviceTest {
         target.sendKeys("file:/etc/passwd");
         browser.findElement(By.id("create")).click();
         waiting().until(b -> b.findElement(By.id("error")).getText().contains("[policy rule FILE_DIRECTORY]"));
-        assertTrue(browser.findElement(By.id("error")).getText().startsWith("403 Refused by the target policy"),
+        assertTrue(
+                browser.findElement(By.id("error")).getText().startsWith("403 Refused by the target policy"),
                 browser.findElement(By.id("error")).getText());
         target.clear();
         target.sendKeys("bogus:1");
@@ -193,7 +218,9 @@ class ManagementPageDeviceTest {
 
         Path shot = reports().resolve("management-page.png");
         Files.createDirectories(shot.getParent());
-        Files.copy(((ChromeDriver) browser).getScreenshotAs(OutputType.FILE).toPath(), shot,
+        Files.copy(
+                ((ChromeDriver) browser).getScreenshotAs(OutputType.FILE).toPath(),
+                shot,
                 StandardCopyOption.REPLACE_EXISTING);
         System.out.println("screenshot: " + shot);
         Vm.Result fioResult = fio.get(300, TimeUnit.SECONDS);
@@ -210,8 +237,8 @@ class ManagementPageDeviceTest {
     void aFailedMirrorReplicaIsShownAndReinstatedThroughThePage() throws Exception {
         MirrorApiDeviceTest.createReplicas();
         try {
-            ServiceClient.Response created = service.post("/api/devices", "{\"target\":\""
-                    + MirrorApiDeviceTest.SPEC + "\"}");
+            ServiceClient.Response created =
+                    service.post("/api/devices", "{\"target\":\"" + MirrorApiDeviceTest.SPEC + "\"}");
             assertEquals(201, created.status(), created.body());
             String id = ServiceClient.field(created.body(), "id");
             String path = ServiceClient.field(created.body(), "path");
@@ -220,24 +247,38 @@ class ManagementPageDeviceTest {
             String card = "#device-" + id + " ";
             waiting().until(b -> b.findElement(By.id("device-" + id)));
             // The new mirror's first copy ends; both rows say IN_SYNC and no row has a button.
-            waiting().until(b -> b.findElements(By.cssSelector(card + "tr.replica[data-state=IN_SYNC]")).size() == 2);
-            waiting().until(b -> b.findElement(By.cssSelector(card + ".mirror-summary")).getText()
-                    .contains("every replica in sync"));
-            assertTrue(browser.findElements(By.cssSelector(card + "button.reinstate")).isEmpty(),
+            waiting()
+                    .until(b -> b.findElements(By.cssSelector(card + "tr.replica[data-state=IN_SYNC]"))
+                                    .size()
+                            == 2);
+            waiting()
+                    .until(b -> b.findElement(By.cssSelector(card + ".mirror-summary"))
+                            .getText()
+                            .contains("every replica in sync"));
+            assertTrue(
+                    browser.findElements(By.cssSelector(card + "button.reinstate"))
+                            .isEmpty(),
                     "no Reinstate while in sync");
 
             MirrorApiDeviceTest.failReplica0(path);
             String reinstate = card + "tr.replica[data-slot='0'][data-state=FAILED] button.reinstate";
             waiting().until(b -> b.findElement(By.cssSelector(reinstate)));
-            waiting().until(b -> b.findElement(By.cssSelector(card + ".mirror-summary")).getText()
-                    .contains("DEGRADED"));
+            waiting()
+                    .until(b -> b.findElement(By.cssSelector(card + ".mirror-summary"))
+                            .getText()
+                            .contains("DEGRADED"));
             MirrorApiDeviceTest.repairReplica0();
             waiting().until(b -> {
                 b.findElement(By.cssSelector(reinstate)).click();
                 return true;
             });
-            waiting().until(b -> b.findElements(By.cssSelector(card + "tr.replica[data-state=IN_SYNC]")).size() == 2);
-            assertTrue(browser.findElements(By.cssSelector(card + "button.reinstate")).isEmpty(),
+            waiting()
+                    .until(b -> b.findElements(By.cssSelector(card + "tr.replica[data-state=IN_SYNC]"))
+                                    .size()
+                            == 2);
+            assertTrue(
+                    browser.findElements(By.cssSelector(card + "button.reinstate"))
+                            .isEmpty(),
                     "no Reinstate once in sync");
             assertTrue(browser.findElement(By.id("error")).getAttribute("hidden") != null, "no error shown");
             ServiceClient.Response health = service.get("/actuator/health");
@@ -254,19 +295,24 @@ class ManagementPageDeviceTest {
                 b.findElement(By.cssSelector(replace)).click();
                 return true;
             });
-            Alert prompt = waiting().until(
-                    ExpectedConditions.alertIsPresent());
+            Alert prompt = waiting().until(ExpectedConditions.alertIsPresent());
             prompt.sendKeys(replacement);
             prompt.accept();
-            waiting().until(b -> b.findElements(By.cssSelector(card + "tr.replica[data-state=IN_SYNC]")).size() == 2);
-            waiting().until(b -> b.findElement(By.cssSelector(card + "tr.replica[data-slot='0']")).getText()
-                    .contains(replacement));
+            waiting()
+                    .until(b -> b.findElements(By.cssSelector(card + "tr.replica[data-state=IN_SYNC]"))
+                                    .size()
+                            == 2);
+            waiting()
+                    .until(b -> b.findElement(By.cssSelector(card + "tr.replica[data-slot='0']"))
+                            .getText()
+                            .contains(replacement));
             assertTrue(browser.findElement(By.id("error")).getAttribute("hidden") != null, "no error shown");
             long dataOffset = 1 << 20;
             Vm.sh(60, "cmp -i " + dataOffset + " /run/ubd-mgmt-big/r2.img /run/ubd-mgmt-big/r1.img")
                     .requireSuccess();
         } finally {
-            service.delete("/api/devices/" + ServiceClient.field(service.get("/api/devices").body(), "id"));
+            service.delete("/api/devices/"
+                    + ServiceClient.field(service.get("/api/devices").body(), "id"));
             waiting().until(b -> b.findElements(By.cssSelector(".device")).isEmpty());
             MirrorApiDeviceTest.removeReplicas();
         }
@@ -282,7 +328,10 @@ class ManagementPageDeviceTest {
         if (shared != null) {
             return Path.of(shared);
         }
-        Path classes = Path.of(ManagementPageDeviceTest.class.getProtectionDomain().getCodeSource().getLocation()
+        Path classes = Path.of(ManagementPageDeviceTest.class
+                .getProtectionDomain()
+                .getCodeSource()
+                .getLocation()
                 .toURI());
         return classes.getParent().getParent().getParent().getParent().resolve("target/vm-reports");
     }

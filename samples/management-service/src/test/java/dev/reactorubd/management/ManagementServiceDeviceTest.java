@@ -1,5 +1,9 @@
 package dev.reactorubd.management;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
@@ -20,10 +24,6 @@ import org.junit.jupiter.api.Test;
 import org.springframework.core.ParameterizedTypeReference;
 import org.springframework.http.codec.ServerSentEvent;
 import reactor.core.Disposable;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The management service against the real ublk driver, with device queues on the HTTP server's io_uring loops: a
@@ -65,8 +65,10 @@ class ManagementServiceDeviceTest {
     }
 
     private static String fio(String path, String rw) {
-        Vm.Result r = Vm.sh(600, "fio --name=" + rw + " --filename=" + path + " --rw=" + rw + " --bs=4k --direct=1"
-                + " --ioengine=psync --number_ios=" + IOS + " --size=64M --randrepeat=0");
+        Vm.Result r = Vm.sh(
+                600,
+                "fio --name=" + rw + " --filename=" + path + " --rw=" + rw + " --bs=4k --direct=1"
+                        + " --ioengine=psync --number_ios=" + IOS + " --size=64M --randrepeat=0");
         assertEquals(0, r.exitCode(), r.output());
         r.output().lines().filter(l -> l.contains("IOPS=")).forEach(l -> System.out.println("fio " + rw + ":" + l));
         return r.output();
@@ -78,18 +80,20 @@ class ManagementServiceDeviceTest {
 
     @Test
     void deviceOverHttpCountedAsFioDidIt() throws Exception {
-        ServiceClient.Response created = service.post("/api/devices",
-                "{\"target\":\"memory:64M\",\"queues\":2,\"depth\":64}");
+        ServiceClient.Response created =
+                service.post("/api/devices", "{\"target\":\"memory:64M\",\"queues\":2,\"depth\":64}");
         assertEquals(201, created.status(), created.body());
         String dev = ServiceClient.field(created.body(), "id");
         String path = ServiceClient.field(created.body(), "path");
         assertEquals("/dev/ublkb" + dev, path);
         assertTrue(Files.exists(Path.of(path)), path + " exists");
-        assertEquals("LIVE", ServiceClient.field(service.get("/api/devices/" + dev).body(), "state"));
+        assertEquals(
+                "LIVE", ServiceClient.field(service.get("/api/devices/" + dev).body(), "state"));
         String server = service.get("/api/server").body();
         assertEquals("true", ServiceClient.field(server, "sharedEventLoops"), server);
-        assertTrue(ServiceClient.field(server, "requestThread").startsWith("ubd-shared"), "HTTP on the shared loops: "
-                + server);
+        assertTrue(
+                ServiceClient.field(server, "requestThread").startsWith("ubd-shared"),
+                "HTTP on the shared loops: " + server);
         assertEquals("true", ServiceClient.field(server, "queuesOnSharedLoops"), server);
         assertTrue(service.get("/api/devices").body().contains("\"target\":\"memory:67108864\""));
 
@@ -102,9 +106,13 @@ class ManagementServiceDeviceTest {
 
         List<DeviceStats> frames = new CopyOnWriteArrayList<>();
         // The reader's token: it sees the statistics and the metrics, and cannot create (below).
-        Disposable stream = service.asReader().webClient().get().uri("/api/devices/" + dev + "/stats").retrieve()
-                .bodyToFlux(new ParameterizedTypeReference<ServerSentEvent<DeviceStats>>() { })
-                .subscribe(e -> frames.add(e.data()), e -> { });
+        Disposable stream = service.asReader()
+                .webClient()
+                .get()
+                .uri("/api/devices/" + dev + "/stats")
+                .retrieve()
+                .bodyToFlux(new ParameterizedTypeReference<ServerSentEvent<DeviceStats>>() {})
+                .subscribe(e -> frames.add(e.data()), e -> {});
         try {
             long[] w = issued(fio(path, "randwrite"));
             long[] r = issued(fio(path, "randread"));
@@ -114,10 +122,13 @@ class ManagementServiceDeviceTest {
             String after = service.asReader().get("/actuator/prometheus").body();
             assertEquals(w[1], requests(after, dev, "WRITE") - writes0, "WRITE requests counted = fio's writes");
             assertEquals(r[0], requests(after, dev, "READ") - reads0, "READ requests counted = fio's reads");
-            assertEquals(IOS * 4096.0, ServiceClient.prometheus(after, "ubd_data_bytes_total",
-                    Map.of("device", dev, "op", "WRITE")), "bytes written");
-            assertTrue(ServiceClient.prometheus(after, "ubd_latency_seconds_count", Map.of("device", dev))
-                    >= 2 * IOS, "every request timed");
+            assertEquals(
+                    IOS * 4096.0,
+                    ServiceClient.prometheus(after, "ubd_data_bytes_total", Map.of("device", dev, "op", "WRITE")),
+                    "bytes written");
+            assertTrue(
+                    ServiceClient.prometheus(after, "ubd_latency_seconds_count", Map.of("device", dev)) >= 2 * IOS,
+                    "every request timed");
             assertEquals(0, ServiceClient.prometheus(after, "ubd_errors_total", Map.of("device", dev)));
             assertEquals(0, ServiceClient.prometheus(after, "ubd_inflight", Map.of("device", dev)));
             double allReads = requests(after, dev, "READ");
@@ -125,10 +136,13 @@ class ManagementServiceDeviceTest {
 
             // The stream catches up within a few samples, and saw the IO as it happened.
             long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-            while (frames.isEmpty() || frames.getLast().reads() != (long) allReads
+            while (frames.isEmpty()
+                    || frames.getLast().reads() != (long) allReads
                     || frames.getLast().writes() != (long) allWrites) {
-                assertTrue(System.nanoTime() < deadline, "stream totals did not reach Prometheus' (" + allReads
-                        + " reads, " + allWrites + " writes): " + (frames.isEmpty() ? "no frame" : frames.getLast()));
+                assertTrue(
+                        System.nanoTime() < deadline,
+                        "stream totals did not reach Prometheus' (" + allReads + " reads, " + allWrites + " writes): "
+                                + (frames.isEmpty() ? "no frame" : frames.getLast()));
                 Thread.sleep(200);
             }
             assertTrue(frames.stream().anyMatch(f -> f.writeIops() > 0), "write IOPS seen: " + frames);
@@ -137,8 +151,11 @@ class ManagementServiceDeviceTest {
             System.out.println("stream: " + frames.size() + " frames, last " + frames.getLast());
 
             String view = service.get("/api/devices/" + dev).body();
-            long served = Pattern.compile("\"completed\":(\\d+)").matcher(view).results()
-                    .mapToLong(x -> Long.parseLong(x.group(1))).sum();
+            long served = Pattern.compile("\"completed\":(\\d+)")
+                    .matcher(view)
+                    .results()
+                    .mapToLong(x -> Long.parseLong(x.group(1)))
+                    .sum();
             assertEquals((long) (allReads + allWrites), served, "per-queue counts: " + view);
         } finally {
             stream.dispose();
@@ -149,8 +166,11 @@ class ManagementServiceDeviceTest {
         assertFalse(Files.exists(Path.of(path)), path + " is gone");
         assertFalse(Vm.deviceExists(Integer.parseInt(dev)), "device deleted");
         assertEquals(404, service.get("/api/devices/" + dev).status());
-        assertEquals(0, ServiceClient.prometheus(service.get("/actuator/prometheus").body(), "ubd_requests_total",
-                Map.of("device", dev)), "the device's meters are gone");
+        assertEquals(
+                0,
+                ServiceClient.prometheus(
+                        service.get("/actuator/prometheus").body(), "ubd_requests_total", Map.of("device", dev)),
+                "the device's meters are gone");
     }
 
     @Test

@@ -1,5 +1,9 @@
 package dev.reactorubd.management;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.targets.compose.ReplicaState;
 import dev.reactorubd.testing.BlockingCallRecorder;
@@ -16,10 +20,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import tools.jackson.databind.json.JsonMapper;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * A persistent mirror served by the management service, watched and repaired over HTTP: the device JSON shows its
@@ -40,6 +40,7 @@ class MirrorApiDeviceTest {
     static final String FILE_DIRECTORIES = "ubd.targets.file-directories=" + SMALL + "," + BIG;
     /** The mirror: replica 0 on the small tmpfs. */
     static final String SPEC = "mirror(file:" + SMALL + "/r0.img,file:" + BIG + "/r1.img)";
+
     private static final JsonMapper JSON = new JsonMapper();
     private static ServiceClient service;
 
@@ -54,8 +55,11 @@ class MirrorApiDeviceTest {
 
     /** Two blank 8 MiB replica files, replica 0's on a 12 MiB tmpfs. */
     static void createReplicas() {
-        Vm.sh(60, "set -e; mkdir -p " + SMALL + " " + BIG + "; mount -t tmpfs -o size=12M tmpfs " + SMALL
-                + "; truncate -s 8M " + SMALL + "/r0.img " + BIG + "/r1.img").requireSuccess();
+        Vm.sh(
+                        60,
+                        "set -e; mkdir -p " + SMALL + " " + BIG + "; mount -t tmpfs -o size=12M tmpfs " + SMALL
+                                + "; truncate -s 8M " + SMALL + "/r0.img " + BIG + "/r1.img")
+                .requireSuccess();
     }
 
     static void removeReplicas() {
@@ -72,10 +76,15 @@ class MirrorApiDeviceTest {
 
     /** {@link #failReplica0(String)} writing at {@code seek} 64 KiB blocks: somewhere replica 0 has not allocated. */
     static void failReplica0(String devicePath, int seek) {
-        Vm.sh(60, "dd if=/dev/zero of=" + SMALL + "/filler bs=64k 2>/dev/null; dd if=/dev/zero of=" + SMALL
-                + "/filler2 bs=4k 2>/dev/null; sync; df -k " + SMALL);
-        Vm.sh(60, "set -e; head -c 262144 /dev/urandom > /run/ubd-mgmt-data; dd if=/run/ubd-mgmt-data of="
-                + devicePath + " bs=64k seek=" + seek + " oflag=direct conv=notrunc status=none").requireSuccess();
+        Vm.sh(
+                60,
+                "dd if=/dev/zero of=" + SMALL + "/filler bs=64k 2>/dev/null; dd if=/dev/zero of=" + SMALL
+                        + "/filler2 bs=4k 2>/dev/null; sync; df -k " + SMALL);
+        Vm.sh(
+                        60,
+                        "set -e; head -c 262144 /dev/urandom > /run/ubd-mgmt-data; dd if=/run/ubd-mgmt-data of="
+                                + devicePath + " bs=64k seek=" + seek + " oflag=direct conv=notrunc status=none")
+                .requireSuccess();
     }
 
     /** Empties replica 0's tmpfs of everything but the replica: writes to it succeed again. */
@@ -128,7 +137,8 @@ class MirrorApiDeviceTest {
         assertEquals(1, dev.mirrors().size(), created.body());
         MirrorView m = awaitMirror(id, x -> !x.degraded(), "the new mirror's first copy");
         assertNotNull(m.mirrorId());
-        assertEquals(List.of("file:" + SMALL + "/r0.img", "file:" + BIG + "/r1.img"),
+        assertEquals(
+                List.of("file:" + SMALL + "/r0.img", "file:" + BIG + "/r1.img"),
                 m.replicas().stream().map(MirrorView.ReplicaView::target).toList());
         assertEquals(List.of(ReplicaState.IN_SYNC, ReplicaState.IN_SYNC), states(m));
         assertEquals(m.regions(), m.copiedRegions(), "the first copy copied every region to replica 1");
@@ -139,8 +149,10 @@ class MirrorApiDeviceTest {
         ServiceClient.Response conflict = service.post("/api/devices/" + id + "/mirror/replicas/1/reinstate", null);
         assertEquals(409, conflict.status(), conflict.body());
         assertTrue(conflict.contentType().startsWith("application/problem+json"), conflict.contentType());
-        assertTrue(ServiceClient.field(conflict.body(), "detail").contains("is IN_SYNC: only a FAILED replica can be "
-                + "reinstated"), conflict.body());
+        assertTrue(
+                ServiceClient.field(conflict.body(), "detail")
+                        .contains("is IN_SYNC: only a FAILED replica can be " + "reinstated"),
+                conflict.body());
 
         String path = dev.path();
         failReplica0(path);
@@ -170,15 +182,20 @@ class MirrorApiDeviceTest {
         assertEquals("UP", ServiceClient.healthStatus(health.body()), health.body());
         // Both replicas hold the same data (the superblocks differ: each names its slot).
         long dataOffset = 1 << 20;
-        Vm.sh(60, "cmp -i " + dataOffset + " " + SMALL + "/r0.img " + BIG + "/r1.img").requireSuccess();
+        Vm.sh(60, "cmp -i " + dataOffset + " " + SMALL + "/r0.img " + BIG + "/r1.img")
+                .requireSuccess();
 
         ServiceClient.Response deleted = service.delete("/api/devices/" + id);
         assertEquals(204, deleted.status(), deleted.body());
     }
+
     @Test
     void aFailedReplicaIsReplacedOverHttpWhileWritesGoOnAndTheReplacementEndsIdentical() throws Exception {
-        Vm.sh(60, "set -e; mkdir -p " + BIG + "; truncate -s 8M " + BIG + "/s0.img " + BIG + "/s1.img " + BIG
-                + "/s2.img; truncate -s 4M " + BIG + "/tiny.img; head -c 4194304 /dev/urandom > /run/ubd-mgmt-data2")
+        Vm.sh(
+                        60,
+                        "set -e; mkdir -p " + BIG + "; truncate -s 8M " + BIG + "/s0.img " + BIG + "/s1.img " + BIG
+                                + "/s2.img; truncate -s 4M " + BIG
+                                + "/tiny.img; head -c 4194304 /dev/urandom > /run/ubd-mgmt-data2")
                 .requireSuccess();
         String spec = "mirror(file:" + BIG + "/s0.img,file:" + BIG + "/s1.img)";
         ServiceClient.Response created = service.post("/api/devices", "{\"target\":\"" + spec + "\",\"queues\":2}");
@@ -198,15 +215,14 @@ class MirrorApiDeviceTest {
         assertEquals("FILE_DIRECTORY", ServiceClient.field(outside.body(), "rule"), outside.body());
 
         // 4 MiB of direct 4 KiB writes run while replica 1 is replaced by a blank file.
-        CompletableFuture<ServiceClient.Response> replaced =
-                CompletableFuture.supplyAsync(() -> {
-                    try {
-                        Thread.sleep(500);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                    return service.post(replace, "{\"target\":\"file:" + BIG + "/s2.img\"}");
-                });
+        CompletableFuture<ServiceClient.Response> replaced = CompletableFuture.supplyAsync(() -> {
+            try {
+                Thread.sleep(500);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return service.post(replace, "{\"target\":\"file:" + BIG + "/s2.img\"}");
+        });
         Vm.sh(300, "dd if=/run/ubd-mgmt-data2 of=" + dev.path() + " bs=4k oflag=direct conv=notrunc status=none")
                 .requireSuccess();
         ServiceClient.Response accepted = replaced.get(60, TimeUnit.SECONDS);
@@ -218,11 +234,14 @@ class MirrorApiDeviceTest {
         assertEquals("file:" + BIG + "/s2.img", m.replicas().get(1).target());
         Vm.sh(60, "dd if=" + dev.path() + " bs=1M count=4 iflag=direct status=none | cmp - /run/ubd-mgmt-data2")
                 .requireSuccess();
-        Vm.sh(60, "cmp -i " + (1 << 20) + " " + BIG + "/s0.img " + BIG + "/s2.img").requireSuccess();
+        Vm.sh(60, "cmp -i " + (1 << 20) + " " + BIG + "/s0.img " + BIG + "/s2.img")
+                .requireSuccess();
 
         ServiceClient.Response deleted = service.delete("/api/devices/" + id);
         assertEquals(204, deleted.status(), deleted.body());
-        Vm.sh(60, "rm -f " + BIG + "/s0.img " + BIG + "/s1.img " + BIG + "/s2.img " + BIG + "/tiny.img "
-                + "/run/ubd-mgmt-data2");
+        Vm.sh(
+                60,
+                "rm -f " + BIG + "/s0.img " + BIG + "/s1.img " + BIG + "/s2.img " + BIG + "/tiny.img "
+                        + "/run/ubd-mgmt-data2");
     }
 }

@@ -1,5 +1,12 @@
 package dev.reactorubd.management;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.reactorubd.Errno;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.compose.FaultyBackend;
@@ -8,7 +15,6 @@ import dev.reactorubd.targets.compose.MirrorOptions;
 import dev.reactorubd.targets.compose.ReplicaState;
 import dev.reactorubd.targets.spec.TargetSpec;
 import dev.reactorubd.testing.BlockingCallRecorder;
-import dev.reactorubd.Errno;
 import io.netty.buffer.Unpooled;
 import java.time.Duration;
 import java.util.List;
@@ -23,12 +29,6 @@ import org.springframework.boot.health.contributor.Health;
 import org.springframework.boot.health.contributor.Status;
 import org.springframework.http.HttpStatus;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * What the API and the health endpoint make of a real persistent mirror (assembled over memory replicas behind fault
  * switches, no device): its view, the reinstate of a FAILED replica and the refusal of an IN_SYNC one, and the
@@ -40,6 +40,7 @@ class MirrorsTest {
     private static final String SPEC = "mirror(memory:8M,memory:8M)";
     /** The spec as the API shows it, normalised. */
     private static final String TEXT = "mirror(memory:8388608,memory:8388608)";
+
     private FaultyBackend a;
     private FaultyBackend b;
     private MirrorBackend mirror;
@@ -102,8 +103,11 @@ class MirrorsTest {
         assertEquals(false, v.degraded());
         assertEquals((mirror.size() + v.regionBytes() - 1) / v.regionBytes(), v.regions());
         assertEquals(v.regions(), v.copiedRegions(), "the first full copy copied every region");
-        assertEquals(List.of(new MirrorView.ReplicaView(0, "memory:8388608", ReplicaState.IN_SYNC, 0, 100.0),
-                new MirrorView.ReplicaView(1, "memory:8388608", ReplicaState.IN_SYNC, 0, 100.0)), v.replicas());
+        assertEquals(
+                List.of(
+                        new MirrorView.ReplicaView(0, "memory:8388608", ReplicaState.IN_SYNC, 0, 100.0),
+                        new MirrorView.ReplicaView(1, "memory:8388608", ReplicaState.IN_SYNC, 0, 100.0)),
+                v.replicas());
         assertEquals(Status.UP, health());
 
         failReplica1();
@@ -120,8 +124,17 @@ class MirrorsTest {
         failReplica1();
         assertEquals(MirrorHealthIndicator.DEGRADED, health());
         Health h = MirrorHealthIndicator.health(new TreeMap<>(Map.of(4, Mirrors.views(opened, Map.of()))));
-        assertEquals(Map.of("target", TEXT, "degraded", true, "states", List.of("IN_SYNC", "FAILED"),
-                "dirtyRegions", List.of(0L, 1L)), h.getDetails().get("device 4 mirror 0"));
+        assertEquals(
+                Map.of(
+                        "target",
+                        TEXT,
+                        "degraded",
+                        true,
+                        "states",
+                        List.of("IN_SYNC", "FAILED"),
+                        "dirtyRegions",
+                        List.of(0L, 1L)),
+                h.getDetails().get("device 4 mirror 0"));
 
         b.heal();
         long copiedBefore = mirror.copiedRegions();
@@ -134,12 +147,14 @@ class MirrorsTest {
 
     @Test
     void reinstatingAReplicaThatIsNotFailedIsAConflict() {
-        ApiException e = assertThrows(ApiException.class, () -> Mirrors.reinstate(4, Mirrors.select(4, opened, 0), 0, Map.of()));
+        ApiException e =
+                assertThrows(ApiException.class, () -> Mirrors.reinstate(4, Mirrors.select(4, opened, 0), 0, Map.of()));
         assertEquals(HttpStatus.CONFLICT, e.status());
-        assertTrue(e.getMessage().contains("replica 0 of mirror 0 of device 4 is IN_SYNC: only a FAILED replica"),
+        assertTrue(
+                e.getMessage().contains("replica 0 of mirror 0 of device 4 is IN_SYNC: only a FAILED replica"),
                 e.getMessage());
-        ApiException none = assertThrows(ApiException.class, () -> Mirrors.reinstate(4, Mirrors.select(4, opened, 0),
-                2, Map.of()));
+        ApiException none =
+                assertThrows(ApiException.class, () -> Mirrors.reinstate(4, Mirrors.select(4, opened, 0), 2, Map.of()));
         assertEquals(HttpStatus.NOT_FOUND, none.status());
         assertEquals(ReplicaState.IN_SYNC, mirror.state(0), "nothing changed");
     }
@@ -149,9 +164,10 @@ class MirrorsTest {
         failReplica1();
         Map<String, String> replaced = new ConcurrentHashMap<>();
         Mirrors.Found f = Mirrors.select(4, opened, null);
-        TargetSpec.Opened tooSmall = new TargetSpec.Opened(TargetSpec.parse("memory:4M"), new MemoryBackend(4 << 20),
-                List.of());
-        ApiException small = assertThrows(ApiException.class,
+        TargetSpec.Opened tooSmall =
+                new TargetSpec.Opened(TargetSpec.parse("memory:4M"), new MemoryBackend(4 << 20), List.of());
+        ApiException small = assertThrows(
+                ApiException.class,
                 () -> Mirrors.replace(4, f, 1, tooSmall, replaced).block(WAIT));
         assertEquals(HttpStatus.BAD_REQUEST, small.status());
         assertTrue(small.getMessage().contains("give a larger one"), small.getMessage());
@@ -168,9 +184,10 @@ class MirrorsTest {
         assertEquals(Status.UP, health());
         // A closed mirror gives up no slot: 409.
         mirror.close().block(WAIT);
-        TargetSpec.Opened late = new TargetSpec.Opened(TargetSpec.parse("memory:8M"), new MemoryBackend(8 << 20),
-                List.of());
-        ApiException closed = assertThrows(ApiException.class,
+        TargetSpec.Opened late =
+                new TargetSpec.Opened(TargetSpec.parse("memory:8M"), new MemoryBackend(8 << 20), List.of());
+        ApiException closed = assertThrows(
+                ApiException.class,
                 () -> Mirrors.replace(4, f, 0, late, replaced).block(WAIT));
         assertEquals(HttpStatus.CONFLICT, closed.status());
         assertTrue(closed.getMessage().contains("closed"), closed.getMessage());
@@ -178,8 +195,8 @@ class MirrorsTest {
 
     @Test
     void aTargetWithoutOrWithSeveralMirrorsMustBeNamed() {
-        TargetSpec.Opened plain = new TargetSpec.Opened(TargetSpec.parse("memory:8M"), new MemoryBackend(8 << 20),
-                List.of());
+        TargetSpec.Opened plain =
+                new TargetSpec.Opened(TargetSpec.parse("memory:8M"), new MemoryBackend(8 << 20), List.of());
         assertEquals(List.of(), Mirrors.views(plain, Map.of()));
         ApiException noMirror = assertThrows(ApiException.class, () -> Mirrors.select(2, plain, null));
         assertEquals(HttpStatus.NOT_FOUND, noMirror.status());
@@ -187,8 +204,8 @@ class MirrorsTest {
 
         TargetSpec spec = TargetSpec.parse("stripe:64K(" + SPEC + ",mirror(memory:8M,memory:8M))");
         MirrorBackend other = Backends.mirror(new MemoryBackend(8 << 20), new MemoryBackend(8 << 20));
-        TargetSpec.Opened two = new TargetSpec.Opened(spec, Backends.stripe(64 << 10, mirror, other),
-                List.of(mirror, other));
+        TargetSpec.Opened two =
+                new TargetSpec.Opened(spec, Backends.stripe(64 << 10, mirror, other), List.of(mirror, other));
         List<MirrorView> views = Mirrors.views(two, Map.of());
         assertEquals(2, views.size());
         assertEquals(List.of(0, 1), views.stream().map(MirrorView::index).toList());
@@ -196,7 +213,10 @@ class MirrorsTest {
         ApiException ambiguous = assertThrows(ApiException.class, () -> Mirrors.select(2, two, null));
         assertEquals(HttpStatus.BAD_REQUEST, ambiguous.status());
         assertTrue(ambiguous.getMessage().contains("add ?mirror=K, K from 0 to 1"), ambiguous.getMessage());
-        assertEquals(HttpStatus.NOT_FOUND, assertThrows(ApiException.class, () -> Mirrors.select(2, two, 2)).status());
+        assertEquals(
+                HttpStatus.NOT_FOUND,
+                assertThrows(ApiException.class, () -> Mirrors.select(2, two, 2))
+                        .status());
         assertNotNull(Mirrors.select(2, two, 1));
         other.close().block(WAIT);
     }

@@ -34,7 +34,9 @@ final class ServiceClient implements AutoCloseable {
     private final String token;
     /** Whether this client started the service (and so stops it). */
     private final boolean owner;
-    final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(30)).build();
+
+    final HttpClient http =
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(30)).build();
 
     /** Starts the application with the given extra properties ("name=value"). */
     ServiceClient(String... properties) {
@@ -90,11 +92,11 @@ final class ServiceClient implements AutoCloseable {
         return b.build();
     }
 
-    record Response(int status, String contentType, String body) {
-    }
+    record Response(int status, String contentType, String body) {}
 
     Response send(String method, String path, String json) {
-        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path)).timeout(WAIT)
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path))
+                .timeout(WAIT)
                 .header("Accept", "application/json, application/problem+json, text/plain, */*");
         if (token != null) {
             b.header("Authorization", "Bearer " + token);
@@ -106,7 +108,8 @@ final class ServiceClient implements AutoCloseable {
         }
         try {
             HttpResponse<String> r = http.send(b.build(), HttpResponse.BodyHandlers.ofString());
-            return new Response(r.statusCode(), r.headers().firstValue("Content-Type").orElse(""), r.body());
+            return new Response(
+                    r.statusCode(), r.headers().firstValue("Content-Type").orElse(""), r.body());
         } catch (IOException e) {
             throw new AssertionError(method + " " + path + " failed", e);
         } catch (InterruptedException e) {
@@ -129,7 +132,8 @@ final class ServiceClient implements AutoCloseable {
 
     /** The first JSON number or string field {@code name} of a body (enough for these flat answers). */
     static String field(String json, String name) {
-        Matcher m = Pattern.compile("\"" + Pattern.quote(name) + "\"\\s*:\\s*(\"((?:[^\"\\\\]|\\\\.)*)\"|[-0-9.eE]+|true|false|null)")
+        Matcher m = Pattern.compile("\"" + Pattern.quote(name)
+                        + "\"\\s*:\\s*(\"((?:[^\"\\\\]|\\\\.)*)\"|[-0-9.eE]+|true|false|null)")
                 .matcher(json);
         if (!m.find()) {
             throw new AssertionError("no field " + name + " in " + json);
@@ -139,7 +143,9 @@ final class ServiceClient implements AutoCloseable {
 
     /** The status of an {@code /actuator/health} body as a whole (its components have theirs). */
     static String healthStatus(String body) {
-        return String.valueOf(new tools.jackson.databind.json.JsonMapper().readValue(body, Map.class).get("status"));
+        return String.valueOf(new tools.jackson.databind.json.JsonMapper()
+                .readValue(body, Map.class)
+                .get("status"));
     }
 
     /** The sum of a Prometheus sample over the series whose labels include every one of {@code labels}. */
