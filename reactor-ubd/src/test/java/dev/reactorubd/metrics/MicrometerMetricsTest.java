@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.Errno;
+import dev.reactorubd.IoOp;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.IoRequest;
 import dev.reactorubd.server.BlockBackend;
@@ -14,6 +15,7 @@ import dev.reactorubd.testkit.VirtualDevice;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.distribution.CountAtBucket;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -87,11 +89,17 @@ class MicrometerMetricsTest {
                 .sum();
     }
 
+    /** Per queue (tag {@code queue}): each queue's counts are its own. */
     @Test
     void countsAgreeWithTheRequestsMade() {
         MeterRegistry registry = new SimpleMeterRegistry();
         ByteBuf data = Unpooled.directBuffer(8192).writeZero(8192);
-        try (VirtualDevice dev = VirtualDevice.serve(new Backend(), 2, 16, registry)) {
+        try (VirtualDevice dev = VirtualDevice.serve(
+                new Backend(),
+                2,
+                16,
+                Duration.ofSeconds(30),
+                MicrometerMetrics.builder(registry).perQueue(true).build())) {
             Flux.range(0, 100)
                     .flatMap(i -> dev.read(i % 2, i * 4096L, 4096).doOnNext(ByteBuf::release), 32)
                     .then()
@@ -143,6 +151,90 @@ class MicrometerMetricsTest {
         assertNull(registry.find(MicrometerMetrics.REQUESTS).meter(), "close() removed the meters");
         assertEquals(List.of(), registry.getMeters());
         data.release();
+    }
+
+    /** By default the queues of a device share its meters: no queue tag, counts and gauges summed over the queues. */
+    @Test
+    void byDefaultTheQueuesOfADeviceShareItsMeters() {
+        MeterRegistry registry = new SimpleMeterRegistry();
+        try (VirtualDevice dev = VirtualDevice.serve(new Backend(), 2, 16, registry)) {
+            Flux.range(0, 40)
+                    .flatMap(i -> dev.read(i % 2, i * 4096L, 4096).doOnNext(ByteBuf::release), 8)
+                    .then()
+                    .block(WAIT);
+            List<Counter> reads = registry.find(MicrometerMetrics.REQUESTS).tags("op", "READ").counters().stream()
+                    .toList();
+            assertEquals(1, reads.size(), "one READ counter for the device's two queues: " + reads);
+            assertEquals(40, reads.get(0).count());
+            assertNull(reads.get(0).getId().getTag("queue"), "no queue tag");
+            assertEquals("-1", reads.get(0).getId().getTag("device"));
+            assertEquals(1, registry.find(MicrometerMetrics.IN_FLIGHT).gauges().size(), "one gauge a device");
+            assertEquals(0, registry.get(MicrometerMetrics.IN_FLIGHT).gauge().value());
+        }
+        assertEquals(List.of(), registry.getMeters(), "closing the device removed its meters");
+    }
+
+    /** The latency histogram resolves microseconds: its buckets run from 5 µs to 30 s. */
+    @Test
+    void latencyBucketsResolveMicroseconds() {
+        MeterRegistry registry = new SimpleMeterRegistry();
+        MicrometerMetrics metrics = MicrometerMetrics.of(registry);
+        QueueView view = new QueueView() {
+            @Override
+            public int deviceId() {
+                return 7;
+            }
+
+            @Override
+            public int id() {
+                return 0;
+            }
+
+            @Override
+            public int inFlightCount() {
+                return 0;
+            }
+
+            @Override
+            public int waitingForDemand() {
+                return 0;
+            }
+        };
+        QueueMetrics q = metrics.forQueue(view);
+        q.completed(IoOp.READ, 4096, TimeUnit.MICROSECONDS.toNanos(30));
+        q.completed(IoOp.READ, 4096, TimeUnit.MICROSECONDS.toNanos(300));
+        q.completed(IoOp.READ, 4096, TimeUnit.MILLISECONDS.toNanos(3));
+        var buckets = registry.get(MicrometerMetrics.LATENCY)
+                .tags("op", "READ", "device", "7")
+                .timer()
+                .takeSnapshot()
+                .histogramCounts();
+        assertEquals(MicrometerMetrics.DEFAULT_LATENCY_BUCKETS.size(), buckets.length);
+        assertEquals(5_000, buckets[0].bucket(TimeUnit.NANOSECONDS), 0.5, "the lowest bound is 5 µs");
+        assertEquals(30, buckets[buckets.length - 1].bucket(TimeUnit.SECONDS), 1e-9, "the highest is 30 s");
+        // Cumulative counts: none at or below 20 µs, one at 50 µs, two at 500 µs, three at 5 ms.
+        assertEquals(0, countAt(buckets, 20));
+        assertEquals(1, countAt(buckets, 50));
+        assertEquals(2, countAt(buckets, 500));
+        assertEquals(3, countAt(buckets, 5_000));
+        q.close();
+        assertEquals(List.of(), registry.getMeters());
+    }
+
+    private static double countAt(CountAtBucket[] buckets, long micros) {
+        for (var b : buckets) {
+            if (Math.round(b.bucket(TimeUnit.MICROSECONDS)) == micros) {
+                return b.count();
+            }
+        }
+        throw new AssertionError("no bucket at " + micros + " µs");
+    }
+
+    @Test
+    void aLatencyBucketMustBePositive() {
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> MicrometerMetrics.builder(new SimpleMeterRegistry()).latencyBuckets(List.of(Duration.ZERO)));
     }
 
     /** The gauges: requests the queue holds, and those among them waiting for the subscriber's demand. */
