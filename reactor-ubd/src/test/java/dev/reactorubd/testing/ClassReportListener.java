@@ -29,6 +29,8 @@ import org.opentest4j.TestAbortedException;
 public final class ClassReportListener implements TestExecutionListener {
     private final Path dir;
     private final Map<String, Suite> suites = new LinkedHashMap<>();
+    /** When each test and class started (System.nanoTime()), by unique id: the reports carry their durations. */
+    private final Map<String, Long> started = new java.util.concurrent.ConcurrentHashMap<>();
     private TestPlan plan;
 
     /** The counts and cases of one class. */
@@ -62,6 +64,19 @@ public final class ClassReportListener implements TestExecutionListener {
     }
 
     @Override
+    public void executionStarted(TestIdentifier t) {
+        if (dir != null) {
+            started.put(t.getUniqueId(), System.nanoTime());
+        }
+    }
+
+    /** Seconds since {@code t} started, as JUnit's XML reports give them. */
+    private String seconds(TestIdentifier t) {
+        Long start = started.remove(t.getUniqueId());
+        return start == null ? "0" : String.format(java.util.Locale.ROOT, "%.3f", (System.nanoTime() - start) / 1e9);
+    }
+
+    @Override
     public void executionSkipped(TestIdentifier t, String reason) {
         if (dir != null && t.isTest()) {
             Suite s = suite(t);
@@ -89,6 +104,8 @@ public final class ClassReportListener implements TestExecutionListener {
             s.cases
                     .append("  <testcase name=\"")
                     .append(xml(t.getDisplayName()))
+                    .append("\" time=\"")
+                    .append(seconds(t))
                     .append('"');
             switch (result.getStatus()) {
                 case SUCCESSFUL -> s.cases.append("/>\n");
@@ -136,7 +153,7 @@ public final class ClassReportListener implements TestExecutionListener {
             }
             String body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"" + xml(className.get())
                     + "\" tests=\"" + s.tests + "\" failures=\"" + s.failures + "\" errors=\"" + s.errors
-                    + "\" skipped=\"" + s.skipped + "\">\n" + s.cases + "</testsuite>\n";
+                    + "\" skipped=\"" + s.skipped + "\" time=\"" + seconds(t) + "\">\n" + s.cases + "</testsuite>\n";
             write(dir.resolve("TEST-" + className.get() + ".xml"), body);
         }
     }
