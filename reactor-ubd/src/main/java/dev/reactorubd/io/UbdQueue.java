@@ -10,9 +10,11 @@ import dev.reactorubd.sys.UblkIo;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.util.concurrent.EventExecutor;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -99,6 +101,13 @@ public final class UbdQueue implements QueueView {
     private int aborted;
     private long lastFailureLog;
     private int unloggedFailures;
+    private volatile Duration writeBufferWait = DEFAULT_WRITE_BUFFER_WAIT;
+    private volatile long writeBufferWaitNanos = DEFAULT_WRITE_BUFFER_WAIT.toNanos();
+    private volatile long writesWaitedForMemory;
+    private long lastMemoryWaitLog;
+
+    /** How long a WRITE waits for a buffer for its data unless told otherwise: the bridge's default request timeout. */
+    public static final Duration DEFAULT_WRITE_BUFFER_WAIT = Duration.ofSeconds(30);
 
     /**
      * A queue that is not connected yet: {@link #start} connects it.
@@ -320,6 +329,31 @@ public final class UbdQueue implements QueueView {
     }
 
     /**
+     * How long a WRITE waits for a buffer for its data when the allocator has no memory now, trying again as requests
+     * in flight give theirs back, before it fails with ENOMEM; {@link Duration#ZERO} waits as long as it takes. The
+     * server sets it to its request timeout. Default {@link #DEFAULT_WRITE_BUFFER_WAIT}.
+     *
+     * @param wait the bound, not negative
+     * @throws IllegalArgumentException for a negative wait
+     */
+    public void writeBufferWait(Duration wait) {
+        if (wait.isNegative()) {
+            throw new IllegalArgumentException("the write buffer wait must not be negative; was " + wait);
+        }
+        this.writeBufferWait = wait;
+        this.writeBufferWaitNanos = wait.toNanos();
+    }
+
+    /**
+     * WRITE requests that found no memory for their data at first and waited for it (see {@link #writeBufferWait}).
+     *
+     * @return the count, readable from any thread (updated on the queue's loop)
+     */
+    public long writesWaitedForMemoryCount() {
+        return writesWaitedForMemory;
+    }
+
+    /**
      * The queue's metrics recorder.
      *
      * @return the recorder ({@link UbdMetrics#NONE}'s when metrics are off)
@@ -465,23 +499,77 @@ public final class UbdQueue implements QueueView {
                     emit(r);
                     return;
                 }
-                ByteBuf buf;
-                try {
-                    buf = allocator.directBuffer(length, length);
-                } catch (RuntimeException | OutOfMemoryError e) {
-                    finish(tag, -Errno.ENOMEM, "no buffer for the write's data: " + e);
-                    return;
-                }
-                if (!Buffers.isContiguousDirect(buf)) {
-                    buf.release();
-                    finish(tag, -Errno.EIO, allocator + " gave a write buffer without one native address");
-                    return;
-                }
-                r.data = buf;
-                transport.copyIn(tag, buf, length);
+                copyInWrite(r, 0, 0L);
             }
             default -> emit(r);
         }
+    }
+
+    /**
+     * Takes a buffer for a WRITE's data and starts copying it in. When the allocator has no memory now (a bounded
+     * direct memory whose buffers belong to requests in flight, which give them back as they are answered), the
+     * request waits and tries again, backing off from 1 to 64 ms, for at most the {@link #writeBufferWait}: failing
+     * it at once would hand the writer above an I/O error for what is only a moment's shortage.
+     *
+     * @param attempt earlier attempts that found no memory
+     * @param deadline when to give up (System.nanoTime()), once the first attempt failed; 0 before
+     */
+    private void copyInWrite(IoRequest r, int attempt, long deadline) {
+        int tag = r.tag();
+        int length = r.length();
+        ByteBuf buf;
+        try {
+            buf = allocator.directBuffer(length, length);
+        } catch (RuntimeException | OutOfMemoryError e) {
+            long now = System.nanoTime();
+            long end = attempt == 0 ? now + writeBufferWaitNanos : deadline;
+            if (writeBufferWaitNanos > 0 && now - end >= 0) {
+                finish(tag, -Errno.ENOMEM, "no buffer for the write's data within " + writeBufferWait + ": " + e);
+                return;
+            }
+            if (attempt == 0) {
+                writesWaitedForMemory++;
+                logMemoryWait(r, e);
+            }
+            long delayMillis = 1L << Math.min(attempt, 6);
+            try {
+                loop.schedule(
+                        () -> {
+                            if (inFlight[tag] == r) { // not aborted, nor ended with the queue, meanwhile
+                                copyInWrite(r, attempt + 1, end);
+                            }
+                        },
+                        delayMillis,
+                        TimeUnit.MILLISECONDS);
+            } catch (RejectedExecutionException gone) {
+                finish(tag, -Errno.ENOMEM, "no buffer for the write's data, and the queue's loop is shutting down");
+            }
+            return;
+        }
+        if (!Buffers.isContiguousDirect(buf)) {
+            buf.release();
+            finish(tag, -Errno.EIO, allocator + " gave a write buffer without one native address");
+            return;
+        }
+        r.data = buf;
+        transport.copyIn(tag, buf, length);
+    }
+
+    /** One WARN line a second at most per queue: writes waiting for memory say the direct memory is too small. */
+    private void logMemoryWait(IoRequest r, Throwable e) {
+        long now = System.nanoTime();
+        if (lastMemoryWaitLog != 0 && now - lastMemoryWaitLog < FAILURE_LOG_INTERVAL_NANOS) {
+            return;
+        }
+        lastMemoryWaitLog = now;
+        LOG.warn(
+                "device {} queue {}: {} waits for a buffer for its data ({}); {} writes of this queue waited so far."
+                        + " Direct memory should hold queues x depth x the largest request (docs/memory-pressure.md)",
+                deviceId,
+                id,
+                r,
+                e.toString(),
+                writesWaitedForMemory);
     }
 
     private IoRequest request(int tag, int opFlags, long offset, int length) {

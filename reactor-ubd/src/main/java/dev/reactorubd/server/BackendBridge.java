@@ -101,6 +101,8 @@ public final class BackendBridge {
         }
         // This bridge answers each request once (Answer's DONE flag) and keeps none once answered.
         queue.recycleRequests(true);
+        // A WRITE that finds no memory for its data waits for it as long as its answer may take, and no longer.
+        queue.writeBufferWait(requestTimeout);
         QueueSubscriber s = new QueueSubscriber(backend, queue, requestTimeout);
         queue.requests().subscribe(s);
         return s;

@@ -6,6 +6,7 @@ import io.netty.util.Version;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
+import java.util.Map;
 import java.lang.invoke.VarHandle;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -29,6 +30,8 @@ final class NettyRing {
     private static final Logger LOG = LoggerFactory.getLogger(NettyRing.class);
     /** The artifact whose version is checked. */
     static final String ARTIFACT = "netty-transport-classes-io_uring";
+    /** The transport's native half, released with the classes under the same version. */
+    static final String NATIVE_ARTIFACT = "netty-transport-native-io_uring";
     /** The oldest Netty tested (the one Spring Boot 4.0 manages). */
     static final String TESTED_FROM = "4.2.15.Final";
     /** The newest Netty tested. */
@@ -95,9 +98,11 @@ final class NettyRing {
         if (v != null) {
             return v;
         }
-        Version recorded =
-                Version.identify(IoUringIoHandler.class.getClassLoader()).get(ARTIFACT);
-        return recorded == null ? null : recorded.artifactVersion();
+        Map<String, Version> recorded = Version.identify(IoUringIoHandler.class.getClassLoader());
+        // A jar merged from Netty's (a shaded or fat jar) may keep one jar's record of the name and drop the others';
+        // the native half is released with the classes under the same version.
+        Version transport = recorded.getOrDefault(ARTIFACT, recorded.get(NATIVE_ARTIFACT));
+        return transport == null ? null : transport.artifactVersion();
     }
 
     /**
@@ -108,9 +113,11 @@ final class NettyRing {
      */
     static String versionProblem(String version) {
         if (version == null) {
-            return "the version of Netty's io_uring transport is unknown (its jar has no "
-                    + "META-INF/io.netty.versions.properties); this library reads Netty's private ring fields only "
-                    + "on the versions it was tested on, " + TESTED_FROM + " to " + TESTED_TO;
+            return "the version of Netty's io_uring transport is unknown (no Implementation-Version in its jar's "
+                    + "manifest, no entry in META-INF/io.netty.versions.properties: a shaded or fat jar must merge "
+                    + "that resource, e.g. with maven-shade-plugin's AppendingTransformer); this library reads "
+                    + "Netty's private ring fields only on the versions it was tested on, " + TESTED_FROM + " to "
+                    + TESTED_TO;
         }
         int[] v = parse(version);
         if (v == null || compare(v, parse(TESTED_FROM)) < 0 || compare(v, parse(TESTED_TO)) > 0) {

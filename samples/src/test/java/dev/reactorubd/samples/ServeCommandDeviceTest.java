@@ -145,6 +145,43 @@ class ServeCommandDeviceTest {
         }
     }
 
+    /**
+     * The packaged jar serves a buffered file in place where the kernel registers request pages: the library reads
+     * the io_uring transport's version from Netty's version records before it touches Netty's ring, and the shaded
+     * jar once kept only one Netty jar's records, so the command line served everything with USER_COPY (one INFO
+     * line said so) while the in-process tests had zero copy.
+     */
+    @Test
+    void thePackagedCommandServesAFileInPlaceWhereTheKernelRegistersPages() throws Exception {
+        Vm.assumeFeature(UblkFeature.AUTO_BUF_REG);
+        Path dir = Files.createTempDirectory(Path.of("/run"), "ubd-cli-zc");
+        Path img = dir.resolve("disk.img");
+        Served s = serve(
+                "--target", "file", "--file", img.toString(), "--create", "16M", "--queues", "1", "--depth", "16");
+        try {
+            Vm.sh(
+                            60,
+                            "set -e; head -c 1048576 /dev/urandom > " + dir + "/data; dd if=" + dir + "/data of="
+                                    + s.device() + " bs=64k oflag=direct 2>&1; dd if=" + s.device() + " of=" + dir
+                                    + "/back bs=64k count=16 iflag=direct 2>&1; cmp " + dir + "/data " + dir + "/back")
+                    .requireSuccess();
+            s.process().destroy(); // SIGTERM
+            assertTrue(s.process().waitFor(120, TimeUnit.SECONDS), "the server stopped");
+            String out = Files.readString(s.log());
+            assertEquals(0, s.process().exitValue(), out);
+            assertFalse(out.contains("zero copy and linked commits are off"), out);
+            assertFalse(out.contains("no zero copy"), out);
+            Matcher stopped = Pattern.compile("\\((\\d+) failed, (\\d+) zero-copy\\)").matcher(out);
+            assertTrue(stopped.find(), "the stop line counts zero-copy requests: " + out);
+            assertEquals("0", stopped.group(1), out);
+            assertTrue(Long.parseLong(stopped.group(2)) >= 32, "the 16 writes and 16 reads were served in place: " + out);
+        } finally {
+            s.process().destroyForcibly();
+            Files.deleteIfExists(s.log());
+            Vm.sh(10, "rm -rf " + dir);
+        }
+    }
+
     @Test
     void listShowsAServedDeviceAsTextAndJsonAndErrorsExitWithTheirStatus() throws Exception {
         Served s = serve("--target", "memory", "--size", "32M", "--queues", "2", "--depth", "16", "--status");
