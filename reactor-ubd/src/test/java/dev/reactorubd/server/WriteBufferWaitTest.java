@@ -74,7 +74,8 @@ class WriteBufferWaitTest {
 
         @Override
         public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
-            return Mono.fromRunnable(() -> data.getBytes(data.readerIndex(), bytes, (int) offset, data.readableBytes()));
+            return Mono.fromRunnable(
+                    () -> data.getBytes(data.readerIndex(), bytes, (int) offset, data.readableBytes()));
         }
 
         @Override
@@ -113,8 +114,7 @@ class WriteBufferWaitTest {
             ram.alloc.refusals.set(Integer.MAX_VALUE); // never any memory
             long start = System.nanoTime();
             StepVerifier.create(dev.write(0, 0, Unpooled.wrappedBuffer(pattern(1, 4096))))
-                    .expectErrorSatisfies(
-                            e -> assertEquals(Errno.ENOMEM, ((UbdIoException) e).errno(), e.getMessage()))
+                    .expectErrorSatisfies(e -> assertEquals(Errno.ENOMEM, ((UbdIoException) e).errno(), e.getMessage()))
                     .verify(WAIT);
             long waitedMillis = (System.nanoTime() - start) / 1_000_000;
             assertTrue(waitedMillis >= 300, "failed only once the request timeout had passed: " + waitedMillis + " ms");

@@ -31,6 +31,7 @@ public final class ClassReportListener implements TestExecutionListener {
     private final Map<String, Suite> suites = new LinkedHashMap<>();
     /** When each test and class started (System.nanoTime()), by unique id: the reports carry their durations. */
     private final Map<String, Long> started = new java.util.concurrent.ConcurrentHashMap<>();
+
     private TestPlan plan;
 
     /** The counts and cases of one class. */

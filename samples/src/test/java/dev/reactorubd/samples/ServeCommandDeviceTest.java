@@ -171,10 +171,12 @@ class ServeCommandDeviceTest {
             assertEquals(0, s.process().exitValue(), out);
             assertFalse(out.contains("zero copy and linked commits are off"), out);
             assertFalse(out.contains("no zero copy"), out);
-            Matcher stopped = Pattern.compile("\\((\\d+) failed, (\\d+) zero-copy\\)").matcher(out);
+            Matcher stopped =
+                    Pattern.compile("\\((\\d+) failed, (\\d+) zero-copy\\)").matcher(out);
             assertTrue(stopped.find(), "the stop line counts zero-copy requests: " + out);
             assertEquals("0", stopped.group(1), out);
-            assertTrue(Long.parseLong(stopped.group(2)) >= 32, "the 16 writes and 16 reads were served in place: " + out);
+            assertTrue(
+                    Long.parseLong(stopped.group(2)) >= 32, "the 16 writes and 16 reads were served in place: " + out);
         } finally {
             s.process().destroyForcibly();
             Files.deleteIfExists(s.log());
