@@ -72,14 +72,34 @@ public abstract class ComposableBackend implements BlockBackend {
 
     /**
      * Tries a failed request again, up to {@code attempts} tries in all, waiting {@code backoff} before the second try
-     * and doubling the wait each time. See {@link RetryBackend}.
+     * and doubling the wait each time, up to {@link RetryBackend#DEFAULT_MAX_BACKOFF}, each wait lengthened at random
+     * by up to {@link RetryBackend#DEFAULT_JITTER} of itself. See {@link RetryBackend}.
      *
      * @param attempts the tries in all, the first included
      * @param backoff the wait before the second try
      * @return the retry decorator, in front of this backend
      */
     public final RetryBackend retry(int attempts, Duration backoff) {
-        return new RetryBackend(this, attempts, backoff);
+        return retry(
+                attempts,
+                backoff,
+                backoff.compareTo(RetryBackend.DEFAULT_MAX_BACKOFF) > 0 ? backoff : RetryBackend.DEFAULT_MAX_BACKOFF,
+                RetryBackend.DEFAULT_JITTER);
+    }
+
+    /**
+     * As {@link #retry(int, Duration)}, with the longest wait and the jitter given.
+     *
+     * @param attempts the tries in all, the first included
+     * @param backoff the wait before the second try
+     * @param maxBackoff the longest wait, at least {@code backoff}
+     * @param jitter from 0 (waits exactly as computed) to 1 (up to twice as long)
+     * @return the retry decorator, in front of this backend
+     * @throws IllegalArgumentException for fewer than 1 attempt, a negative backoff, a longest wait below it, or a
+     *     jitter outside 0 to 1
+     */
+    public final RetryBackend retry(int attempts, Duration backoff, Duration maxBackoff, double jitter) {
+        return new RetryBackend(this, attempts, backoff, maxBackoff, jitter);
     }
 
     /**

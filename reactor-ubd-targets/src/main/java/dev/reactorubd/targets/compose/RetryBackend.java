@@ -13,13 +13,17 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
+import reactor.util.retry.Retry;
 
 /**
- * Tries a failed request again. Made by {@link ComposableBackend#retry(int, Duration)}.
+ * Tries a failed request again. Made by {@link ComposableBackend#retry(int, Duration)} and {@link
+ * ComposableBackend#retry(int, Duration, Duration, double)}; the waits are Reactor's {@link Retry#backoff}.
  *
  * <p><b>Behaviour</b>: a request is tried up to {@code attempts} times in all (the first try included). Before try
- * {@code k + 1} it waits {@code backoff x 2^(k-1)}: backoff, then twice that, and so on. Errors that another try cannot
- * fix are not retried: EINVAL, EROFS, EOPNOTSUPP and ENOSPC. Every other error is, including ETIMEDOUT from a {@link
+ * {@code k + 1} it waits {@code backoff x 2^(k-1)}, at most {@code maxBackoff}: backoff, then twice that, and so on,
+ * each wait lengthened by up to {@code jitter} times itself at random (by default half), so that the requests of many
+ * queues and devices that failed together do not all come back at the same moment. Errors that another try cannot fix
+ * are not retried: EINVAL, EROFS, EOPNOTSUPP and ENOSPC. Every other error is, including ETIMEDOUT from a {@link
  * TimeoutBackend} below and errors that are not {@code UbdIoException}s (EIO).
  *
  * <p><b>Errors</b>: the last try's error, unchanged. <b>Buffers</b>: a write's data is retained from the first try until
@@ -30,11 +34,18 @@ import reactor.core.scheduler.Scheduler;
  */
 public final class RetryBackend extends DecoratorBackend {
     private static final Logger log = LoggerFactory.getLogger(RetryBackend.class);
+    /** The longest wait between two tries unless told otherwise. */
+    public static final Duration DEFAULT_MAX_BACKOFF = Duration.ofSeconds(10);
+    /** How much longer than its nominal length a wait may be made at random, unless told otherwise. */
+    public static final double DEFAULT_JITTER = 0.5;
+
     private final int attempts;
     private final Duration backoff;
+    private final Duration maxBackoff;
+    private final double jitter;
     private final LongAdder retries;
 
-    RetryBackend(BlockBackend delegate, int attempts, Duration backoff) {
+    RetryBackend(BlockBackend delegate, int attempts, Duration backoff, Duration maxBackoff, double jitter) {
         super(delegate, null);
         if (attempts < 1) {
             throw new IllegalArgumentException("attempts must be at least 1; was " + attempts);
@@ -42,8 +53,17 @@ public final class RetryBackend extends DecoratorBackend {
         if (backoff == null || backoff.isNegative()) {
             throw new IllegalArgumentException("the backoff must not be negative; was " + backoff);
         }
+        if (maxBackoff == null || maxBackoff.compareTo(backoff) < 0) {
+            throw new IllegalArgumentException(
+                    "the longest wait must be at least the first (" + backoff + "); was " + maxBackoff);
+        }
+        if (!(jitter >= 0 && jitter <= 1)) {
+            throw new IllegalArgumentException("the jitter must be from 0 to 1; was " + jitter);
+        }
         this.attempts = attempts;
         this.backoff = backoff;
+        this.maxBackoff = maxBackoff;
+        this.jitter = jitter;
         this.retries = new LongAdder();
     }
 
@@ -51,6 +71,8 @@ public final class RetryBackend extends DecoratorBackend {
         super(delegate, loop);
         this.attempts = from.attempts;
         this.backoff = from.backoff;
+        this.maxBackoff = from.maxBackoff;
+        this.jitter = from.jitter;
         this.retries = from.retries;
     }
 
@@ -76,51 +98,58 @@ public final class RetryBackend extends DecoratorBackend {
 
     @Override
     public Mono<ByteBuf> read(long offset, int length, ByteBufAllocator allocator) {
-        return attempt(() -> delegate.read(offset, length, allocator), "read", offset, 1);
+        return attempt(() -> delegate.read(offset, length, allocator), "read", offset);
     }
 
     @Override
     public Mono<Void> write(long offset, ByteBuf data, boolean fua) {
         return Mono.defer(() -> {
             data.retain();
-            return attempt(() -> delegate.write(offset, data, fua), "write", offset, 1)
+            return attempt(() -> delegate.write(offset, data, fua), "write", offset)
                     .doFinally(sig -> data.release());
         });
     }
 
     @Override
     public Mono<Void> flush() {
-        return attempt(delegate::flush, "flush", 0, 1);
+        return attempt(delegate::flush, "flush", 0);
     }
 
     @Override
     public Mono<Void> discard(long offset, long length) {
-        return attempt(() -> delegate.discard(offset, length), "discard", offset, 1);
+        return attempt(() -> delegate.discard(offset, length), "discard", offset);
     }
 
     @Override
     public Mono<Void> writeZeroes(long offset, long length, boolean noUnmap) {
-        return attempt(() -> delegate.writeZeroes(offset, length, noUnmap), "write-zeroes", offset, 1);
+        return attempt(() -> delegate.writeZeroes(offset, length, noUnmap), "write-zeroes", offset);
     }
 
-    private <T> Mono<T> attempt(Supplier<Mono<T>> call, String op, long offset, int n) {
-        return Support.<T>call(call).onErrorResume(e -> {
-            if (n >= attempts || !retryable(UbdIoException.errnoOf(e))) {
-                return Mono.error(e);
-            }
-            Duration wait = backoff.multipliedBy(1L << Math.min(n - 1, 20));
-            retries.increment();
-            log.debug(
-                    "{} at {} on {} failed ({}); try {} of {} in {}",
-                    op,
-                    offset,
-                    delegate,
-                    Support.describe(e),
-                    n + 1,
-                    attempts,
-                    wait);
-            return Mono.delay(wait, timers()).then(Mono.defer(() -> attempt(call, op, offset, n + 1)));
-        });
+    private <T> Mono<T> attempt(Supplier<Mono<T>> call, String op, long offset) {
+        Mono<T> tries = Mono.defer(() -> Support.call(call));
+        if (attempts == 1) {
+            return tries;
+        }
+        return tries.retryWhen(Retry.backoff(attempts - 1, backoff)
+                .maxBackoff(maxBackoff)
+                .jitter(jitter)
+                .scheduler(timers())
+                .filter(e -> retryable(UbdIoException.errnoOf(e)))
+                .doBeforeRetry(signal -> {
+                    retries.increment();
+                    if (log.isDebugEnabled()) {
+                        log.debug(
+                                "{} at {} on {} failed ({}); try {} of {}",
+                                op,
+                                offset,
+                                delegate,
+                                Support.describe(signal.failure()),
+                                signal.totalRetries() + 2,
+                                attempts);
+                    }
+                })
+                // The caller sees the last try's error as it was, not Reactor's "retries exhausted".
+                .onRetryExhaustedThrow((spec, signal) -> signal.failure()));
     }
 
     @Override

@@ -10,6 +10,8 @@ import static dev.reactorubd.targets.compose.TestData.errno;
 import static dev.reactorubd.targets.compose.TestData.read;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.Errno;
 import dev.reactorubd.UbdIoException;
@@ -106,7 +108,7 @@ class RetryBackendTest {
     @Test
     void theBackoffDoublesInVirtualTime() {
         Flaky flaky = new Flaky(2, Errno.EIO);
-        RetryBackend retry = Backends.from(flaky).retry(3, Duration.ofSeconds(1));
+        RetryBackend retry = Backends.from(flaky).retry(3, Duration.ofSeconds(1), Duration.ofSeconds(10), 0);
         StepVerifier.withVirtualTime(() -> retry.read(0, 4 * KIB, PooledByteBufAllocator.DEFAULT))
                 .expectSubscription()
                 .then(() -> assertEquals(1, flaky.calls.get()))
@@ -118,5 +120,55 @@ class RetryBackendTest {
                 .consumeNextWith(ByteBuf::release)
                 .verifyComplete();
         assertEquals(3, flaky.calls.get());
+    }
+
+    @Test
+    void theWaitsStopGrowingAtTheCap() {
+        Flaky flaky = new Flaky(4, Errno.EIO);
+        RetryBackend retry = Backends.from(flaky).retry(5, Duration.ofSeconds(1), Duration.ofSeconds(2), 0);
+        StepVerifier.withVirtualTime(() -> retry.read(0, 4 * KIB, PooledByteBufAllocator.DEFAULT))
+                .expectSubscription()
+                .thenAwait(Duration.ofSeconds(1)) // 1 s
+                .thenAwait(Duration.ofSeconds(2)) // 2 s
+                .then(() -> assertEquals(3, flaky.calls.get()))
+                .thenAwait(Duration.ofMillis(1999))
+                .then(() -> assertEquals(3, flaky.calls.get(), "capped at 2 s, not 4"))
+                .thenAwait(Duration.ofMillis(1))
+                .then(() -> assertEquals(4, flaky.calls.get()))
+                .thenAwait(Duration.ofSeconds(2))
+                .consumeNextWith(ByteBuf::release)
+                .verifyComplete();
+        assertEquals(5, flaky.calls.get());
+        assertEquals(4, retry.retries());
+    }
+
+    @Test
+    void jitterOnlyLengthensAWaitAndByAtMostItsShare() {
+        // Reactor's jitter never waits less than the first backoff, and at most backoff x (1 + jitter).
+        for (int run = 0; run < 20; run++) {
+            Flaky flaky = new Flaky(1, Errno.EIO);
+            RetryBackend retry = Backends.from(flaky).retry(2, Duration.ofSeconds(1), Duration.ofSeconds(10), 0.5);
+            StepVerifier.withVirtualTime(() -> retry.read(0, 4 * KIB, PooledByteBufAllocator.DEFAULT))
+                    .expectSubscription()
+                    .thenAwait(Duration.ofMillis(999))
+                    .then(() -> assertEquals(1, flaky.calls.get(), "not before the backoff"))
+                    .thenAwait(Duration.ofMillis(501))
+                    .consumeNextWith(ByteBuf::release)
+                    .verifyComplete();
+            assertEquals(2, flaky.calls.get());
+        }
+    }
+
+    @Test
+    void badSettingsAreRefusedWithTheirReason() {
+        Flaky flaky = new Flaky(0, Errno.EIO);
+        IllegalArgumentException cap = assertThrows(
+                IllegalArgumentException.class,
+                () -> Backends.from(flaky).retry(3, Duration.ofSeconds(2), Duration.ofSeconds(1), 0.5));
+        assertTrue(cap.getMessage().contains("longest wait"), cap.getMessage());
+        IllegalArgumentException jitter = assertThrows(
+                IllegalArgumentException.class,
+                () -> Backends.from(flaky).retry(3, Duration.ofSeconds(1), Duration.ofSeconds(1), 1.5));
+        assertTrue(jitter.getMessage().contains("jitter"), jitter.getMessage());
     }
 }
