@@ -15,6 +15,7 @@ import java.io.PrintWriter;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -258,6 +259,13 @@ public final class UbdCommand implements Callable<Integer> {
                         + "refreshed every second (default: when stdout is a terminal)")
         Boolean status;
 
+        @Option(
+                names = "--json",
+                description = "print the start line as one JSON object: event (\"serving\"), id, block_device, "
+                        + "char_device, target, size_bytes, queues, depth, handover, pid (stable; new fields may be "
+                        + "added); no status line unless --status")
+        boolean json;
+
         @Option(names = "--lock-memory", description = LOCK_MEMORY_HELP)
         boolean lockMemory;
 
@@ -300,7 +308,7 @@ public final class UbdCommand implements Callable<Integer> {
                     throw e;
                 }
                 return serveUntilSignalled(
-                        server, device, target.describe(), size, StatusLine.wanted(status), handover);
+                        server, device, target.describe(), size, statusWanted(status, json), handover, json);
             } finally {
                 target.closeAll();
             }
@@ -336,8 +344,29 @@ public final class UbdCommand implements Callable<Integer> {
      * Prints the device line, waits for SIGINT or SIGTERM (with the live status line if {@code status}), then stops
      * and deletes the device, or with {@code handover} quiesces it and leaves it for {@code ubd recover}.
      */
+    /** The live status line as asked; with --json only when asked by name, so that stdout stays JSON lines. */
+    static boolean statusWanted(Boolean status, boolean json) {
+        return json ? Boolean.TRUE.equals(status) : StatusLine.wanted(status);
+    }
+
+    /** The start line of {@code serve --json} and {@code recover --json}: one JSON object (see --json's help). */
+    static String startJson(UbdDevice device, String target, long size, boolean handover) {
+        DeviceInfo info = device.info();
+        return "{\"event\": \"serving\", \"id\": " + device.id() + ", \"block_device\": "
+                + DeviceListing.string(device.blockDevicePath()) + ", \"char_device\": "
+                + DeviceListing.string(info.charDevicePath()) + ", \"target\": " + DeviceListing.string(target)
+                + ", \"size_bytes\": " + size + ", \"queues\": " + info.queues() + ", \"depth\": " + info.depth()
+                + ", \"handover\": " + handover + ", \"pid\": " + ProcessHandle.current().pid() + "}";
+    }
+
     static int serveUntilSignalled(
-            UbdServer server, UbdDevice device, String target, long size, boolean status, boolean handover)
+            UbdServer server,
+            UbdDevice device,
+            String target,
+            long size,
+            boolean status,
+            boolean handover,
+            boolean json)
             throws InterruptedException {
         CountDownLatch signalled = new CountDownLatch(1);
         // Handle SIGINT and SIGTERM ourselves, so that a clean stop exits with 0 rather than 128+signal.
@@ -345,9 +374,12 @@ public final class UbdCommand implements Callable<Integer> {
             sun.misc.Signal.handle(new sun.misc.Signal(name), sig -> signalled.countDown());
         }
         DeviceInfo info = device.info();
-        System.out.println("serving " + device.blockDevicePath() + ": " + target + ", " + size + " bytes, "
-                + info.queues() + " queue(s) x " + info.depth() + " tags (SIGINT or SIGTERM to "
-                + (handover ? "hand it over" : "stop") + ")");
+        System.out.println(
+                json
+                        ? startJson(device, target, size, handover)
+                        : "serving " + device.blockDevicePath() + ": " + target + ", " + size + " bytes, "
+                                + info.queues() + " queue(s) x " + info.depth() + " tags (SIGINT or SIGTERM to "
+                                + (handover ? "hand it over" : "stop") + ")");
         System.out.flush();
         StatusLine line = status ? StatusLine.start(device.queues(), System.out) : null;
         try {
@@ -415,6 +447,13 @@ public final class UbdCommand implements Callable<Integer> {
                         + "--handover)")
         boolean handover;
 
+        @Option(
+                names = "--json",
+                description = "print the start line as one JSON object: event (\"serving\"), id, block_device, "
+                        + "char_device, target, size_bytes, queues, depth, handover, pid (stable; new fields may be "
+                        + "added); no status line unless --status")
+        boolean json;
+
         @Option(names = "--lock-memory", description = LOCK_MEMORY_HELP)
         boolean lockMemory;
 
@@ -444,8 +483,9 @@ public final class UbdCommand implements Callable<Integer> {
                         device,
                         target.describe(),
                         size,
-                        StatusLine.wanted(status),
-                        handover && device.info().has(UblkFeature.QUIESCE));
+                        statusWanted(status, json),
+                        handover && device.info().has(UblkFeature.QUIESCE),
+                        json);
             } catch (RuntimeException e) {
                 server.close();
                 throw e;
@@ -634,13 +674,34 @@ public final class UbdCommand implements Callable<Integer> {
         @Spec
         CommandSpec spec;
 
+        @Option(
+                names = "--json",
+                description = "print {\"mask\": \"0x...\", \"features\": [NAME, ...], \"unknown_bits\": \"0x...\"}: "
+                        + "the kernel's GET_FEATURES answer, the features it names, and the bits this ubd has no name "
+                        + "for")
+        boolean json;
+
         @Override
         public Integer call() {
             try (UbdControl control = UbdControl.open()) {
-                spec.commandLine().getOut().println(control.features().block(Duration.ofMinutes(1)));
-                spec.commandLine().getOut().flush();
+                long mask = control.featureMask().block(Duration.ofMinutes(1));
+                Set<UblkFeature> features = UblkFeature.fromMask(mask);
+                PrintWriter out = spec.commandLine().getOut();
+                out.println(json ? featuresJson(mask, features) : features);
+                out.flush();
             }
             return ExitCodes.OK;
+        }
+
+        static String featuresJson(long mask, Set<UblkFeature> features) {
+            long named = 0;
+            StringBuilder names = new StringBuilder();
+            for (UblkFeature f : features) {
+                named |= f.mask();
+                names.append(names.isEmpty() ? "" : ", ").append(DeviceListing.string(f.name()));
+            }
+            return "{\"mask\": \"0x" + Long.toHexString(mask) + "\", \"features\": [" + names
+                    + "], \"unknown_bits\": \"0x" + Long.toHexString(mask & ~named) + "\"}";
         }
     }
 

@@ -120,12 +120,43 @@ class ServeCommandDeviceTest {
                 "0x" + Long.toHexString(mask),
                 "0x" + Long.toHexString(named),
                 "GET_FEATURES bits without a name: 0x" + Long.toHexString(mask & ~named));
+
+        Cli j = ubd("features", "--json");
+        assertEquals(0, j.status(), j.out() + j.err());
+        JsonNode doc = new ObjectMapper().readTree(j.out());
+        assertEquals("0x" + Long.toHexString(mask), doc.get("mask").asText(), j.out());
+        assertEquals("0x0", doc.get("unknown_bits").asText(), j.out());
+        long jsonNamed = 0;
+        for (JsonNode n : doc.get("features")) {
+            jsonNamed |= UblkFeature.valueOf(n.asText()).mask();
+        }
+        assertEquals(mask, jsonNamed, j.out());
     }
 
     @Test
     void serveMemoryTargetUntilSigterm() throws Exception {
-        Served s = serve("--target", "memory", "--size", "32M", "--queues", "2", "--depth", "16");
+        Served s = serve("--target", "memory", "--size", "32M", "--queues", "2", "--depth", "16", "--json");
         try {
+            // The start line is one JSON object (serve --json), among the log lines of stderr.
+            // (The library's "is live" log line may come before it.)
+            String start = null;
+            for (long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(30); start == null; Thread.sleep(100)) {
+                start = Files.readString(s.log())
+                        .lines()
+                        .filter(l -> l.startsWith("{"))
+                        .findFirst()
+                        .orElse(null);
+                assertTrue(start != null || System.nanoTime() < end, "a JSON start line: " + Files.readString(s.log()));
+            }
+            JsonNode doc = new ObjectMapper().readTree(start);
+            assertEquals("serving", doc.get("event").asText(), start);
+            assertEquals(s.id(), doc.get("id").asInt(), start);
+            assertEquals(s.device(), doc.get("block_device").asText(), start);
+            assertEquals("/dev/ublkc" + s.id(), doc.get("char_device").asText(), start);
+            assertEquals(32L << 20, doc.get("size_bytes").asLong(), start);
+            assertEquals(2, doc.get("queues").asInt(), start);
+            assertEquals(16, doc.get("depth").asInt(), start);
+            assertEquals(s.process().pid(), doc.get("pid").asLong(), start);
             Vm.sh(60, "printf 'reactor-ubd sample' | dd of=" + s.device() + " bs=512 conv=sync,fsync 2>&1")
                     .requireSuccess();
             Vm.Result back = Vm.sh(60, "dd if=" + s.device() + " bs=512 count=1 iflag=direct 2>/dev/null | head -c 18")

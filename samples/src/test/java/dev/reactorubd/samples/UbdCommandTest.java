@@ -27,6 +27,7 @@ import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -64,6 +65,26 @@ class UbdCommandTest {
                 serve("serve", "--target", "null", "--size", "1M", "--no-zero-copy", "--no-single-issuer");
         assertFalse(off.zeroCopy(), "--no-zero-copy");
         assertFalse(off.singleIssuer(), "--no-single-issuer");
+    }
+
+    @Test
+    void featuresJsonNamesTheMaskTheFeaturesAndTheBitsWithoutAName() throws Exception {
+        long unknown = 1L << 62;
+        long mask = UblkFeature.USER_COPY.mask() | UblkFeature.QUIESCE.mask() | unknown;
+        JsonNode doc = JSON.readTree(UbdCommand.Features.featuresJson(mask, UblkFeature.fromMask(mask)));
+        assertEquals("0x" + Long.toHexString(mask), doc.get("mask").asText());
+        assertEquals("0x" + Long.toHexString(unknown), doc.get("unknown_bits").asText());
+        List<String> names = new ArrayList<>();
+        doc.get("features").forEach(n -> names.add(n.asText()));
+        assertEquals(Set.of("USER_COPY", "QUIESCE"), Set.copyOf(names));
+    }
+
+    @Test
+    void withJsonTheStatusLineComesOnlyWhenAskedFor() {
+        assertFalse(UbdCommand.statusWanted(null, true), "--json alone: stdout stays JSON");
+        assertTrue(UbdCommand.statusWanted(Boolean.TRUE, true), "--json --status");
+        assertFalse(UbdCommand.statusWanted(Boolean.FALSE, false));
+        assertTrue(serve("serve", "--target", "null", "--size", "1M", "--json").json);
     }
 
     @Test
