@@ -1,5 +1,7 @@
 package dev.reactorubd.samples;
 
+import dev.reactorubd.UbdNoSuchDeviceException;
+import dev.reactorubd.UbdDeviceBusyException;
 import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceParams;
 import dev.reactorubd.ctrl.DeviceSpec;
@@ -164,7 +166,9 @@ public final class UbdCommand implements Callable<Integer> {
     @Command(
             name = "serve",
             description = "Create a device, serve it from a target until SIGINT or SIGTERM, then "
-                    + "stop and delete it. Prints the block device path once it is live.",
+                    + "stop and delete it. Prints the block device path once it is live. With --id N and a recovery "
+                    + "mode, a device N left by a server that died is recovered instead (what a service manager's "
+                    + "restart needs).",
             footer = {
                 "",
                 "Examples:",
@@ -177,7 +181,9 @@ public final class UbdCommand implements Callable<Integer> {
                 "  ubd serve --target stripe --chunk 64K --part memory:1G --part memory:1G --part memory:1G",
                 "  ubd serve --target concat --part file:/a.img --part file:/b.img",
                 "  ubd serve --target file --file /var/lib/disk.img --recovery REQUEUE --handover   # then:",
-                "  kill $PID; ubd recover --id 3 --target file --file /var/lib/disk.img --handover"
+                "  kill $PID; ubd recover --id 3 --target file --file /var/lib/disk.img --handover",
+                "  ubd serve --id 3 --target file --file /var/lib/disk.img --recovery REISSUE --json"
+                        + "   # adds device 3, or recovers it after a crash"
             })
     static final class Serve implements Callable<Integer> {
         @CommandLine.Mixin
@@ -302,13 +308,28 @@ public final class UbdCommand implements Callable<Integer> {
                         .build();
                 UbdDevice device;
                 try {
-                    device = server.serve(spec, backend).block(Duration.ofMinutes(2));
+                    DeviceInfo left = mode != null && id >= 0 ? leftByADeadServer(server, id) : null;
+                    if (left != null) {
+                        // A service manager restarting a crashed `ubd serve --id N --recovery ...`: take the device
+                        // over, with the IO that waited for it, instead of failing on an id in use.
+                        System.err.println("ubd: device " + id + " exists and its server is gone: recovering it "
+                                + "instead of adding a new one");
+                        device = server.recover(id, backend).block(Duration.ofMinutes(2));
+                    } else {
+                        device = server.serve(spec, backend).block(Duration.ofMinutes(2));
+                    }
                 } catch (RuntimeException e) {
                     server.close();
                     throw e;
                 }
                 return serveUntilSignalled(
-                        server, device, target.describe(), size, statusWanted(status, json), handover, json);
+                        server,
+                        device,
+                        target.describe(),
+                        size,
+                        statusWanted(status, json),
+                        handover && device.info().has(UblkFeature.QUIESCE),
+                        json);
             } finally {
                 target.closeAll();
             }
@@ -344,6 +365,30 @@ public final class UbdCommand implements Callable<Integer> {
      * Prints the device line, waits for SIGINT or SIGTERM (with the live status line if {@code status}), then stops
      * and deletes the device, or with {@code handover} quiesces it and leaves it for {@code ubd recover}.
      */
+    /**
+     * The device {@code id} when it exists, was added recoverable and has no live server, so that {@code serve --id N
+     * --recovery MODE} recovers it; null when there is no such device. A device whose server is alive, or that cannot
+     * be recovered, is refused with what to do.
+     */
+    static DeviceInfo leftByADeadServer(UbdServer server, int id) {
+        DeviceInfo d = server.control()
+                .deviceInfo(id)
+                .onErrorResume(UbdNoSuchDeviceException.class, e -> Mono.empty())
+                .block(Duration.ofMinutes(1));
+        if (d == null) {
+            return null;
+        }
+        if (serverAlive(d)) {
+            throw new UbdDeviceBusyException("device " + id + " is served by process " + d.serverPid()
+                    + ": stop that server first, or choose another --id");
+        }
+        if (!d.has(UblkFeature.USER_RECOVERY)) {
+            throw new UbdDeviceBusyException("device " + id + " exists with no server but was not added recoverable, "
+                    + "so it cannot be taken over: `ubd remove " + id + "` first, then serve it again");
+        }
+        return d;
+    }
+
     /** The live status line as asked; with --json only when asked by name, so that stdout stays JSON lines. */
     static boolean statusWanted(Boolean status, boolean json) {
         return json ? Boolean.TRUE.equals(status) : StatusLine.wanted(status);

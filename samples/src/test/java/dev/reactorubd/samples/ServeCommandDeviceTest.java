@@ -405,6 +405,66 @@ class ServeCommandDeviceTest {
         }
     }
 
+    /**
+     * What a service manager does: the same {@code ubd serve --id N --recovery REISSUE} started again after the
+     * first was killed takes the device over (its data, and a reader that waited) instead of failing on an id in use;
+     * while the first still runs, a second is refused naming its process (exit status 5).
+     */
+    @Test
+    void theSameServeCommandStartedAgainAfterAKillRecoversTheDevice() throws Exception {
+        Path dir = Files.createTempDirectory(Path.of("/run"), "ubd-restart");
+        String[] args = {
+            "--id", "7", "--target", "file", "--file", dir.resolve("disk.img").toString(), "--create", "16M",
+            "--recovery", "REISSUE", "--json"
+        };
+        Served first = serve(args);
+        Served second = null;
+        Process reader = null;
+        try {
+            assertEquals(7, first.id());
+            Vm.sh(60, "printf 'kept across a restart' | dd of=" + first.device() + " bs=512 conv=sync,fsync 2>&1")
+                    .requireSuccess();
+            Cli refused = ubd(concat("serve", args));
+            assertEquals(5, refused.status(), refused.out() + refused.err());
+            assertTrue(refused.err().contains("served by process " + first.process().pid()), refused.err());
+
+            first.process().destroyForcibly(); // SIGKILL
+            assertTrue(first.process().waitFor(60, TimeUnit.SECONDS));
+            reader = new ProcessBuilder("dd", "if=" + first.device(), "bs=512", "count=1", "iflag=direct")
+                    .start();
+            second = serve(args);
+            assertEquals(7, second.id());
+            assertTrue(reader.waitFor(120, TimeUnit.SECONDS), "the reader that waited finished");
+            String read = new String(reader.getInputStream().readAllBytes());
+            assertTrue(read.startsWith("kept across a restart"), read);
+            String log = Files.readString(second.log());
+            assertTrue(log.contains("recovering it instead of adding a new one"), log);
+            second.process().destroy(); // SIGTERM: stops and deletes it
+            assertTrue(second.process().waitFor(120, TimeUnit.SECONDS), "the second server stopped");
+            assertEquals(0, second.process().exitValue(), Files.readString(second.log()));
+            assertFalse(Vm.deviceExists(7), "device 7 deleted");
+        } finally {
+            if (reader != null) {
+                reader.destroyForcibly();
+            }
+            first.process().destroyForcibly();
+            Files.deleteIfExists(first.log());
+            if (second != null) {
+                second.process().destroyForcibly();
+                Files.deleteIfExists(second.log());
+            }
+            Vm.removeEveryDevice();
+            Vm.sh(10, "rm -rf " + dir);
+        }
+    }
+
+    private static String[] concat(String first, String... rest) {
+        String[] all = new String[rest.length + 1];
+        all[0] = first;
+        System.arraycopy(rest, 0, all, 1, rest.length);
+        return all;
+    }
+
     @Test
     void anotherProcessRecoversADeviceWhoseServerWasKilled() throws Exception {
         Served s = serve("--target", "null", "--size", "32M", "--recoverable");
