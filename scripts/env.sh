@@ -25,7 +25,9 @@ ensure_maven() {
 # Debian packages the tests use on the host itself (the VM sees the host's root, so they serve it too).
 ensure_test_packages() {
   # chromium and chromedriver: the management page's browser test (Selenium, headless).
-  local -A need=([nbd-server]=nbd-server [qemu-nbd]=qemu-utils [fio]=fio [chromium]=chromium [chromedriver]=chromium-driver)
+  # groff, dpkg-deb and man: the man pages' test, the Debian package (scripts/package-deb) and its device test.
+  local -A need=([nbd-server]=nbd-server [qemu-nbd]=qemu-utils [fio]=fio [chromium]=chromium [chromedriver]=chromium-driver
+    [groff]=groff-base [dpkg-deb]=dpkg [man]=man-db)
   local missing=() b
   for b in "${!need[@]}"; do
     command -v "$b" >/dev/null 2>&1 || missing+=("${need[$b]}")
