@@ -72,11 +72,10 @@ public final class ManPages {
         t.append(".SH NAME\n")
                 .append(escape(name))
                 .append(" \\- ")
-                .append(escape(firstSentence(String.join(" ", spec.usageMessage().description()))))
+                .append(escape(
+                        firstSentence(String.join(" ", spec.usageMessage().description()))))
                 .append('\n');
-        t.append(".SH SYNOPSIS\n.B ")
-                .append(escape(spec.qualifiedName()))
-                .append('\n');
+        t.append(".SH SYNOPSIS\n.B ").append(escape(spec.qualifiedName())).append('\n');
         for (OptionSpec o : spec.options()) {
             if (!o.hidden()) {
                 t.append("[").append(escape(synopsis(o))).append("]\n");
@@ -95,12 +94,13 @@ public final class ManPages {
                 .append('\n');
         if (!spec.subcommands().isEmpty()) {
             t.append(".SH VERBS\n");
-            spec.subcommands().forEach((verb, sub) -> t.append(".TP\n.BR ubd\\-")
-                    .append(escape(verb))
-                    .append(" (1)\n")
-                    .append(escape(firstSentence(
-                            String.join(" ", sub.getCommandSpec().usageMessage().description()))))
-                    .append('\n'));
+            spec.subcommands()
+                    .forEach((verb, sub) -> t.append(".TP\n.BR ubd\\-")
+                            .append(escape(verb))
+                            .append(" (1)\n")
+                            .append(escape(firstSentence(String.join(
+                                    " ", sub.getCommandSpec().usageMessage().description()))))
+                            .append('\n'));
         }
         if (!spec.options().isEmpty()) {
             t.append(".SH OPTIONS\n");
@@ -130,11 +130,13 @@ public final class ManPages {
         }
         if (!spec.usageMessage().exitCodeList().isEmpty()) {
             t.append(".SH EXIT STATUS\n");
-            spec.usageMessage().exitCodeList().forEach((code, meaning) -> t.append(".TP\n.B ")
-                    .append(escape(code.strip()))
-                    .append('\n')
-                    .append(escape(meaning.strip()))
-                    .append('\n'));
+            spec.usageMessage()
+                    .exitCodeList()
+                    .forEach((code, meaning) -> t.append(".TP\n.B ")
+                            .append(escape(code.strip()))
+                            .append('\n')
+                            .append(escape(meaning.strip()))
+                            .append('\n'));
         }
         if (!name.equals("ubd")) {
             t.append(".SH SEE ALSO\n.BR ubd (1)\n");

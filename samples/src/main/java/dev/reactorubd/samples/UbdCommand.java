@@ -1,7 +1,7 @@
 package dev.reactorubd.samples;
 
-import dev.reactorubd.UbdNoSuchDeviceException;
 import dev.reactorubd.UbdDeviceBusyException;
+import dev.reactorubd.UbdNoSuchDeviceException;
 import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceParams;
 import dev.reactorubd.ctrl.DeviceSpec;
@@ -17,8 +17,8 @@ import java.io.PrintWriter;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.AutoComplete;
@@ -401,7 +401,8 @@ public final class UbdCommand implements Callable<Integer> {
                 + DeviceListing.string(device.blockDevicePath()) + ", \"char_device\": "
                 + DeviceListing.string(info.charDevicePath()) + ", \"target\": " + DeviceListing.string(target)
                 + ", \"size_bytes\": " + size + ", \"queues\": " + info.queues() + ", \"depth\": " + info.depth()
-                + ", \"handover\": " + handover + ", \"pid\": " + ProcessHandle.current().pid() + "}";
+                + ", \"handover\": " + handover + ", \"pid\": "
+                + ProcessHandle.current().pid() + "}";
     }
 
     static int serveUntilSignalled(

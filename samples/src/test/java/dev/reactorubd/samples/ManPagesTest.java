@@ -41,7 +41,8 @@ class ManPagesTest {
 
     /** The page as man shows it, plain text; fails on any groff warning. */
     private static String render(Path page) throws Exception {
-        Process p = new ProcessBuilder("groff", "-man", "-Tutf8", "-ww", "-P", "-c", "-P", "-b", "-P", "-u", page.toString())
+        Process p = new ProcessBuilder(
+                        "groff", "-man", "-Tutf8", "-ww", "-P", "-c", "-P", "-b", "-P", "-u", page.toString())
                 .redirectErrorStream(false)
                 .start();
         String out = new String(p.getInputStream().readAllBytes());

@@ -33,7 +33,8 @@ class PackageDeviceTest {
         Path log = Files.createTempFile(Path.of("/var/tmp"), "ubd-pkg", ".log");
         try {
             assertTrue(Files.isExecutable(Path.of("/usr/bin/ubd")), "/usr/bin/ubd installed");
-            Vm.Result page = Vm.sh(60, "man -w ubd-serve && man -w ubd && man -P cat ubd-serve 2>/dev/null | head -n 40")
+            Vm.Result page = Vm.sh(
+                            60, "man -w ubd-serve && man -w ubd && man -P cat ubd-serve 2>/dev/null | head -n 40")
                     .requireSuccess();
             assertTrue(page.output().contains("/usr/share/man/man1/ubd-serve.1.gz"), page.output());
             assertTrue(page.output().contains("zero-copy") || page.output().contains("zero\u2010copy"), page.output());
@@ -41,8 +42,17 @@ class PackageDeviceTest {
 
             // The launcher finds the Java 25 of this machine itself (no JAVA_HOME, no UBD_JAVA).
             server = new ProcessBuilder(
-                            "env", "-u", "JAVA_HOME", "UBD_JAVA_OPTS=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-                            "/usr/bin/ubd", "serve", "--target", "memory", "--size", "16M", "--json")
+                            "env",
+                            "-u",
+                            "JAVA_HOME",
+                            "UBD_JAVA_OPTS=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+                            "/usr/bin/ubd",
+                            "serve",
+                            "--target",
+                            "memory",
+                            "--size",
+                            "16M",
+                            "--json")
                     .redirectErrorStream(true)
                     .redirectOutput(log.toFile())
                     .start();

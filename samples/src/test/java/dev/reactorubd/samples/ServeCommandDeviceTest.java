@@ -414,8 +414,17 @@ class ServeCommandDeviceTest {
     void theSameServeCommandStartedAgainAfterAKillRecoversTheDevice() throws Exception {
         Path dir = Files.createTempDirectory(Path.of("/run"), "ubd-restart");
         String[] args = {
-            "--id", "7", "--target", "file", "--file", dir.resolve("disk.img").toString(), "--create", "16M",
-            "--recovery", "REISSUE", "--json"
+            "--id",
+            "7",
+            "--target",
+            "file",
+            "--file",
+            dir.resolve("disk.img").toString(),
+            "--create",
+            "16M",
+            "--recovery",
+            "REISSUE",
+            "--json"
         };
         Served first = serve(args);
         Served second = null;
@@ -426,12 +435,14 @@ class ServeCommandDeviceTest {
                     .requireSuccess();
             Cli refused = ubd(concat("serve", args));
             assertEquals(5, refused.status(), refused.out() + refused.err());
-            assertTrue(refused.err().contains("served by process " + first.process().pid()), refused.err());
+            assertTrue(
+                    refused.err()
+                            .contains("served by process " + first.process().pid()),
+                    refused.err());
 
             first.process().destroyForcibly(); // SIGKILL
             assertTrue(first.process().waitFor(60, TimeUnit.SECONDS));
-            reader = new ProcessBuilder("dd", "if=" + first.device(), "bs=512", "count=1", "iflag=direct")
-                    .start();
+            reader = new ProcessBuilder("dd", "if=" + first.device(), "bs=512", "count=1", "iflag=direct").start();
             second = serve(args);
             assertEquals(7, second.id());
             assertTrue(reader.waitFor(120, TimeUnit.SECONDS), "the reader that waited finished");

@@ -559,16 +559,22 @@ public final class FileBackend implements BlockBackend {
                 // allocated once it may start, on the loop: a wait that never ends (the loop shut down under it)
                 // leaves nothing to release, and a read cancelled meanwhile gives its buffer back at once.
                 return Mono.<ByteBuf>create(sink -> onLoopIfOpen(
-                                sink, () -> givenUp.whenClear(offset, length, () -> onLoop(sink, () -> {
-                                    ByteBuf buf = (direct ? aligned : alloc).directBuffer(length, length);
-                                    if (!Buffers.isContiguousDirect(buf)) {
-                                        buf.release();
-                                        sink.error(new UbdIoException(
-                                                Errno.EIO, alloc + " gave a buffer without one native address"));
-                                        return;
-                                    }
-                                    new Transfer(io, false, offset, buf, length, 0, -1, sink, unclaimed).start();
-                                }))))
+                                sink,
+                                () -> givenUp.whenClear(
+                                        offset,
+                                        length,
+                                        () -> onLoop(sink, () -> {
+                                            ByteBuf buf = (direct ? aligned : alloc).directBuffer(length, length);
+                                            if (!Buffers.isContiguousDirect(buf)) {
+                                                buf.release();
+                                                sink.error(new UbdIoException(
+                                                        Errno.EIO,
+                                                        alloc + " gave a buffer without one native address"));
+                                                return;
+                                            }
+                                            new Transfer(io, false, offset, buf, length, 0, -1, sink, unclaimed)
+                                                    .start();
+                                        }))))
                         // A read whose subscriber went away meanwhile still owns its buffer: release it.
                         .doOnDiscard(ByteBuf.class, unclaimed::release);
             });
