@@ -28,7 +28,8 @@ class ManPagesTest {
             String rendered = render(page);
             for (OptionSpec o : sub.getCommandSpec().options()) {
                 if (!o.hidden()) {
-                    assertTrue(rendered.contains(o.longestName()), page + " names " + o.longestName());
+                    String name = o.negatable() ? o.longestName().replaceFirst("^--", "--[no-]") : o.longestName();
+                    assertTrue(rendered.contains(name), page + " names " + name);
                 }
             }
             assertTrue(rendered.contains("EXIT STATUS"), page + " has the exit statuses");
