@@ -101,7 +101,6 @@ public final class UbdQueue implements QueueView {
     private int aborted;
     private long lastFailureLog;
     private int unloggedFailures;
-    private volatile Duration writeBufferWait = DEFAULT_WRITE_BUFFER_WAIT;
     private volatile long writeBufferWaitNanos = DEFAULT_WRITE_BUFFER_WAIT.toNanos();
     private volatile long writesWaitedForMemory;
     private long lastMemoryWaitLog;
@@ -340,7 +339,6 @@ public final class UbdQueue implements QueueView {
         if (wait.isNegative()) {
             throw new IllegalArgumentException("the write buffer wait must not be negative; was " + wait);
         }
-        this.writeBufferWait = wait;
         this.writeBufferWaitNanos = wait.toNanos();
     }
 
@@ -524,7 +522,10 @@ public final class UbdQueue implements QueueView {
             long now = System.nanoTime();
             long end = attempt == 0 ? now + writeBufferWaitNanos : deadline;
             if (writeBufferWaitNanos > 0 && now - end >= 0) {
-                finish(tag, -Errno.ENOMEM, "no buffer for the write's data within " + writeBufferWait + ": " + e);
+                finish(
+                        tag,
+                        -Errno.ENOMEM,
+                        "no buffer for the write's data within " + Duration.ofNanos(writeBufferWaitNanos) + ": " + e);
                 return;
             }
             if (attempt == 0) {

@@ -7,9 +7,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 import org.junit.platform.engine.TestExecutionResult;
 import org.junit.platform.engine.support.descriptor.ClassSource;
 import org.junit.platform.engine.support.descriptor.MethodSource;
@@ -30,7 +32,7 @@ public final class ClassReportListener implements TestExecutionListener {
     private final Path dir;
     private final Map<String, Suite> suites = new LinkedHashMap<>();
     /** When each test and class started (System.nanoTime()), by unique id: the reports carry their durations. */
-    private final Map<String, Long> started = new java.util.concurrent.ConcurrentHashMap<>();
+    private final Map<String, Long> started = new ConcurrentHashMap<>();
 
     private TestPlan plan;
 
@@ -74,7 +76,7 @@ public final class ClassReportListener implements TestExecutionListener {
     /** Seconds since {@code t} started, as JUnit's XML reports give them. */
     private String seconds(TestIdentifier t) {
         Long start = started.remove(t.getUniqueId());
-        return start == null ? "0" : String.format(java.util.Locale.ROOT, "%.3f", (System.nanoTime() - start) / 1e9);
+        return start == null ? "0" : String.format(Locale.ROOT, "%.3f", (System.nanoTime() - start) / 1e9);
     }
 
     @Override

@@ -265,11 +265,7 @@ public final class UbdCommand implements Callable<Integer> {
                         + "refreshed every second (default: when stdout is a terminal)")
         Boolean status;
 
-        @Option(
-                names = "--json",
-                description = "print the start line as one JSON object: event (\"serving\"), id, block_device, "
-                        + "char_device, target, size_bytes, queues, depth, handover, pid (stable; new fields may be "
-                        + "added); no status line unless --status")
+        @Option(names = "--json", description = START_JSON_HELP)
         boolean json;
 
         @Option(names = "--lock-memory", description = LOCK_MEMORY_HELP)
@@ -323,18 +319,17 @@ public final class UbdCommand implements Callable<Integer> {
                     throw e;
                 }
                 return serveUntilSignalled(
-                        server,
-                        device,
-                        target.describe(),
-                        size,
-                        statusWanted(status, json),
-                        handover && device.info().has(UblkFeature.QUIESCE),
-                        json);
+                        server, device, target.describe(), size, statusWanted(status, json), handover, json);
             } finally {
                 target.closeAll();
             }
         }
     }
+
+    /** The help of {@code --json}, the same on {@code serve} and {@code recover}. */
+    static final String START_JSON_HELP = "print the start line as one JSON object: event (\"serving\"), id, "
+            + "block_device, char_device, target, size_bytes, queues, depth, handover, pid (stable; new fields may be "
+            + "added); no status line unless --status";
 
     /** The help of {@code --lock-memory}, the same on {@code serve} and {@code recover}. */
     static final String LOCK_MEMORY_HELP = "lock the whole process's memory (mlockall), so that none of the server "
@@ -363,7 +358,8 @@ public final class UbdCommand implements Callable<Integer> {
 
     /**
      * Prints the device line, waits for SIGINT or SIGTERM (with the live status line if {@code status}), then stops
-     * and deletes the device, or with {@code handover} quiesces it and leaves it for {@code ubd recover}.
+     * and deletes the device, or with {@code handoverAsked} (and a device with QUIESCE) quiesces it and leaves it for
+     * {@code ubd recover}.
      */
     /**
      * The device {@code id} when it exists, was added recoverable and has no live server, so that {@code serve --id N
@@ -411,7 +407,7 @@ public final class UbdCommand implements Callable<Integer> {
             String target,
             long size,
             boolean status,
-            boolean handover,
+            boolean handoverAsked,
             boolean json)
             throws InterruptedException {
         CountDownLatch signalled = new CountDownLatch(1);
@@ -420,6 +416,8 @@ public final class UbdCommand implements Callable<Integer> {
             sun.misc.Signal.handle(new sun.misc.Signal(name), sig -> signalled.countDown());
         }
         DeviceInfo info = device.info();
+        // Only a device with QUIESCE can be handed over (a recovered one may lack it): it is then stopped as usual.
+        boolean handover = handoverAsked && info.has(UblkFeature.QUIESCE);
         System.out.println(
                 json
                         ? startJson(device, target, size, handover)
@@ -493,11 +491,7 @@ public final class UbdCommand implements Callable<Integer> {
                         + "--handover)")
         boolean handover;
 
-        @Option(
-                names = "--json",
-                description = "print the start line as one JSON object: event (\"serving\"), id, block_device, "
-                        + "char_device, target, size_bytes, queues, depth, handover, pid (stable; new fields may be "
-                        + "added); no status line unless --status")
+        @Option(names = "--json", description = START_JSON_HELP)
         boolean json;
 
         @Option(names = "--lock-memory", description = LOCK_MEMORY_HELP)
@@ -525,13 +519,7 @@ public final class UbdCommand implements Callable<Integer> {
                             + "be stopped and deleted on SIGINT or SIGTERM");
                 }
                 return serveUntilSignalled(
-                        server,
-                        device,
-                        target.describe(),
-                        size,
-                        statusWanted(status, json),
-                        handover && device.info().has(UblkFeature.QUIESCE),
-                        json);
+                        server, device, target.describe(), size, statusWanted(status, json), handover, json);
             } catch (RuntimeException e) {
                 server.close();
                 throw e;
