@@ -149,7 +149,7 @@ public final class IoRequest {
      * @return the runnable, or null when the request is not served in place or its queue cannot link commits
      */
     public Runnable linkedCommit() {
-        return queue.linkedCommit(this);
+        return queue.engine().linkedCommit(this);
     }
 
     /** {@return whether this request was answered} */
@@ -201,7 +201,7 @@ public final class IoRequest {
             }
             throw new IllegalStateException("request " + this + " was already answered");
         }
-        queue.answer(this, readData, errno, why);
+        queue.engine().answer(this, readData, errno, why);
     }
 
     @Override

@@ -68,6 +68,8 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
     private RingBufferTable.Reservation slots;
 
     private volatile IoRegistration registration;
+    /** Where completions are reported: the queue's tag engine, from {@link #fetchAll} on. On the loop. */
+    private QueueEvents events;
     /** Pieces a composite READ answer is written from at most with one pwritev; beyond, it is gathered. */
     private static final int MAX_IOV = 64;
     /** The iovecs of copyOutVectored, made on first use (on the loop). */
@@ -118,11 +120,12 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
     }
 
     @Override
-    public void fetchAll() {
+    public void fetchAll(QueueEvents events) {
+        this.events = Objects.requireNonNull(events, "events");
         if (autoBufReg && slots == null) {
             try {
                 slots = RingBufferTable.reserve(registration, queue.depth());
-                slots.guard(queue::onBufferIdle);
+                slots.guard(events::onBufferIdle);
                 LOG.debug("device {} queue {}: zero copy through {}", queue.deviceId(), queue.id(), slots);
             } catch (UbdUnsupportedException e) {
                 LOG.warn(
@@ -151,7 +154,7 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         long address = Buffers.address(dst, dst.writerIndex());
         long offset = UblkIo.userCopyOffset(queue.id(), tag, 0);
         if (copy == DataCopy.SYSCALL) {
-            queue.onCopiedIn(tag, (int) Libc.pread(fd, address, length, offset));
+            events.onCopiedIn(tag, (int) Libc.pread(fd, address, length, offset));
         } else {
             submitCopy((byte) IoUringAbi.OP_READ, KIND_COPY_IN, tag, address, length, offset);
         }
@@ -162,7 +165,7 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         long address = Buffers.address(src, src.readerIndex());
         long offset = UblkIo.userCopyOffset(queue.id(), tag, 0);
         if (copy == DataCopy.SYSCALL) {
-            queue.onCopiedOut(tag, (int) Libc.pwrite(fd, address, length, offset));
+            events.onCopiedOut(tag, (int) Libc.pwrite(fd, address, length, offset));
         } else {
             submitCopy((byte) IoUringAbi.OP_WRITE, KIND_COPY_OUT, tag, address, length, offset);
         }
@@ -195,7 +198,7 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
                     MemorySegment.ofBuffer(parts[i]).address());
             iov.set(ValueLayout.JAVA_LONG, 16L * i + 8, parts[i].remaining());
         }
-        queue.onCopiedOut(
+        events.onCopiedOut(
                 tag, (int) Libc.pwritev(fd, iov.address(), parts.length, UblkIo.userCopyOffset(queue.id(), tag, 0)));
         return true;
     }
@@ -276,15 +279,15 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
         IoRegistration r = registration;
         if (r == null || !r.isValid() || r.submit(ops) == 0) {
             // The loop is shutting down: nothing will complete; end the queue rather than wait forever.
-            queue.onTransportError(new UbdClosedException(
+            events.onTransportError(new UbdClosedException(
                     "the io_uring loop of queue " + queue.id() + " no longer takes submissions"));
         }
     }
 
     @Override
     public void handle(IoRegistration registration, IoEvent event) {
-        if (closed) {
-            return;
+        if (closed || events == null) {
+            return; // closed, or not started: nothing of ours was submitted
         }
         IoUringIoEvent e = (IoUringIoEvent) event;
         int data = (int) e.userData();
@@ -294,25 +297,25 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
             case KIND_CMD -> {
                 if (res == UblkIo.RES_OK) {
                     int opFlags = UblkIo.descOpFlags(descriptors, tag);
-                    queue.onFetched(
+                    events.onFetched(
                             tag,
                             opFlags,
                             UblkIo.descStartSector(descriptors, tag) << 9,
                             (int) (UblkIo.descNrSectors(descriptors, tag) << 9),
                             slots != null && (opFlags & UblkIo.F_NEED_REG_BUF) == 0 ? slots.base() + tag : -1);
                 } else if (res == UblkIo.RES_ABORT) {
-                    queue.onAborted(tag);
-                } else if (res == -Errno.ECANCELED && queue.onLinkedCommitCancelled(tag)) {
+                    events.onAborted(tag);
+                } else if (res == -Errno.ECANCELED && events.onLinkedCommitCancelled(tag)) {
                     // A linked commit whose operation fell short: the queue commits the answer itself.
                     return;
                 } else {
-                    queue.onTransportError(UbdQueue.fetchFailed(queue.deviceId(), queue.id(), tag, res));
+                    events.onTransportError(TagEngine.fetchFailed(queue.deviceId(), queue.id(), tag, res));
                 }
             }
-            case KIND_COPY_IN -> queue.onCopiedIn(tag, res);
-            case KIND_COPY_OUT -> queue.onCopiedOut(tag, res);
+            case KIND_COPY_IN -> events.onCopiedIn(tag, res);
+            case KIND_COPY_OUT -> events.onCopiedOut(tag, res);
             default ->
-                queue.onTransportError(new UbdException(
+                events.onTransportError(new UbdException(
                         "unexpected completion " + e + " on queue " + queue.id() + ": " + Errno.describe(res)));
         }
     }

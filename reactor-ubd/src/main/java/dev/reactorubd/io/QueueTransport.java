@@ -4,19 +4,24 @@ import io.netty.buffer.ByteBuf;
 
 /**
  * What a {@link UbdQueue} needs from below: fetching requests, copying their data, committing results. Every
- * method is called on the queue's event loop, and every callback into the queue ({@link UbdQueue#onFetched},
- * {@link UbdQueue#onCopiedIn}, {@link UbdQueue#onCopiedOut}, {@link UbdQueue#onAborted}) must be made there too.
+ * method is called on the queue's event loop, and the transport reports back, on that loop too, to the {@link
+ * QueueEvents} the queue hands it in {@link #fetchAll}.
  *
  * <p>An SPI with two implementations: {@link KernelQueueTransport} for the ublk driver, and the test kit's
  * virtual device. Applications do not implement it.
  */
 public interface QueueTransport {
-    /** Issues FETCH for every tag. Requests then arrive through {@link UbdQueue#onFetched}. */
-    void fetchAll();
+    /**
+     * Issues FETCH for every tag. Requests then arrive through {@link QueueEvents#onFetched}, and everything else this
+     * transport reports goes to {@code events} too.
+     *
+     * @param events where this transport reports to, from now on: the queue's tag engine
+     */
+    void fetchAll(QueueEvents events);
 
     /**
      * Copies the data of the WRITE request of {@code tag} into {@code dst} ({@code length} bytes at its memory
-     * address); then calls {@link UbdQueue#onCopiedIn} with the bytes copied or {@code -errno}.
+     * address); then calls {@link QueueEvents#onCopiedIn} with the bytes copied or {@code -errno}.
      *
      * @param tag the request tag, from 0 to depth - 1
      * @param dst a contiguous direct buffer of at least {@code length} writable bytes
@@ -26,7 +31,7 @@ public interface QueueTransport {
 
     /**
      * Copies {@code length} bytes of {@code src} (a direct buffer) into the READ request of {@code tag}; then calls
-     * {@link UbdQueue#onCopiedOut} with the bytes copied or {@code -errno}. {@code src} stays valid until then.
+     * {@link QueueEvents#onCopiedOut} with the bytes copied or {@code -errno}. {@code src} stays valid until then.
      *
      * @param tag the request tag, from 0 to depth - 1
      * @param src a contiguous direct buffer holding the data
@@ -36,7 +41,7 @@ public interface QueueTransport {
 
     /**
      * Copies a READ's data that is in several pieces (a composite buffer, as a striping backend answers) straight from
-     * its pieces, if this transport can: then it calls {@link UbdQueue#onCopiedOut} as {@link #copyOut} does, and
+     * its pieces, if this transport can: then it calls {@link QueueEvents#onCopiedOut} as {@link #copyOut} does, and
      * {@code src} stays valid until then. Otherwise it returns false at once, and the queue gathers the pieces into one
      * buffer for {@link #copyOut}. None can by default.
      *
@@ -52,7 +57,7 @@ public interface QueueTransport {
     /**
      * Whether a request's commit may be linked behind the operation that serves it in place ({@link
      * IoRequest#linkedCommit()}): only where requests come with registered pages on a ring this transport submits
-     * to, and a linked commit that is cancelled reaches {@link UbdQueue#onLinkedCommitCancelled}. None can by default.
+     * to, and a linked commit that is cancelled reaches {@link QueueEvents#onLinkedCommitCancelled}. None can by default.
      *
      * @return whether {@link #commitAndFetch} may be enqueued linked behind a backend's operation
      */
@@ -71,7 +76,7 @@ public interface QueueTransport {
     /**
      * The request of {@code tag} served in place was answered: no operation may name its registered pages any more.
      * Returns whether none still does (in the kernel, or waiting to be submitted), so that it may be committed now;
-     * otherwise the transport calls {@link UbdQueue#onBufferIdle} once the last one is back, and the commit waits for
+     * otherwise the transport calls {@link QueueEvents#onBufferIdle} once the last one is back, and the commit waits for
      * that, since committing gives the slot to the tag's next request. True by default.
      *
      * @param tag the request tag, from 0 to depth - 1

@@ -4,6 +4,7 @@ import dev.reactorubd.Errno;
 import dev.reactorubd.IoOp;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.io.Buffers;
+import dev.reactorubd.io.QueueEvents;
 import dev.reactorubd.io.QueueTransport;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.metrics.MicrometerMetrics;
@@ -512,6 +513,8 @@ public final class VirtualDevice implements AutoCloseable {
         int pendingHead;
         int pendingCount;
         final Runnable drain = this::drain;
+        /** Where the queue's requests and their completions go, from fetchAll on. */
+        QueueEvents events;
 
         VirtualTransport(UbdQueue queue) {
             this.queue = queue;
@@ -546,7 +549,7 @@ public final class VirtualDevice implements AutoCloseable {
             inFlightCount++;
             l.inFlight++;
             long offset = (l.issued++ % l.slots) * l.length;
-            queue.onFetched(tag, l.opFlags, offset, l.length);
+            events.onFetched(tag, l.opFlags, offset, l.length, -1);
         }
 
         /** Delivers a completion on a later turn of the loop, as a CQE is. */
@@ -570,8 +573,8 @@ public final class VirtualDevice implements AutoCloseable {
                 int tag = (int) (e >>> 32) & 0xFF_FFFF;
                 int res = (int) e;
                 switch ((int) (e >>> 56)) {
-                    case COPIED_IN -> queue.onCopiedIn(tag, res);
-                    case COPIED_OUT -> queue.onCopiedOut(tag, res);
+                    case COPIED_IN -> events.onCopiedIn(tag, res);
+                    case COPIED_OUT -> events.onCopiedOut(tag, res);
                     default -> refetch(tag);
                 }
             }
@@ -582,7 +585,7 @@ public final class VirtualDevice implements AutoCloseable {
 
         private void refetch(int tag) {
             if (stopping) {
-                queue.onAborted(tag);
+                events.onAborted(tag);
                 return;
             }
             fetched[tag] = true;
@@ -611,7 +614,7 @@ public final class VirtualDevice implements AutoCloseable {
                     slots[tag] = r;
                     fetched[tag] = false;
                     inFlightCount++;
-                    queue.onFetched(tag, r.opFlags, r.offset, r.length);
+                    events.onFetched(tag, r.opFlags, r.offset, r.length, -1);
                 }
             }
             waitingCount = waiting.size();
@@ -623,7 +626,8 @@ public final class VirtualDevice implements AutoCloseable {
         }
 
         @Override
-        public void fetchAll() {
+        public void fetchAll(QueueEvents events) {
+            this.events = Objects.requireNonNull(events, "events");
             Arrays.fill(fetched, true);
             dispatch();
         }
@@ -645,7 +649,7 @@ public final class VirtualDevice implements AutoCloseable {
             }
             int result = res;
             // Like a CQE: delivered on a later turn of the loop.
-            queue.loop().execute(() -> queue.onCopiedIn(tag, result));
+            queue.loop().execute(() -> events.onCopiedIn(tag, result));
         }
 
         @Override
@@ -655,7 +659,7 @@ public final class VirtualDevice implements AutoCloseable {
             if (slots[tag] == LOADED) {
                 defer(COPIED_OUT, tag, result);
             } else {
-                queue.loop().execute(() -> queue.onCopiedOut(tag, result));
+                queue.loop().execute(() -> events.onCopiedOut(tag, result));
             }
         }
 
@@ -665,7 +669,7 @@ public final class VirtualDevice implements AutoCloseable {
          */
         @Override
         public boolean copyOutVectored(int tag, ByteBuf src, int length) {
-            queue.onCopiedOut(tag, takeReadData(tag, src, length));
+            events.onCopiedOut(tag, takeReadData(tag, src, length));
             return true;
         }
 
@@ -712,7 +716,7 @@ public final class VirtualDevice implements AutoCloseable {
                 complete(r, result);
             }
             if (stopping) {
-                queue.loop().execute(() -> queue.onAborted(tag));
+                queue.loop().execute(() -> events.onAborted(tag));
             } else {
                 fetched[tag] = true;
                 dispatch();
@@ -763,7 +767,7 @@ public final class VirtualDevice implements AutoCloseable {
             for (int tag = 0; tag < slots.length; tag++) {
                 if (fetched[tag] && slots[tag] == null) {
                     fetched[tag] = false;
-                    queue.onAborted(tag);
+                    events.onAborted(tag);
                 }
             }
             waitingCount = 0;

@@ -34,10 +34,15 @@ class LinkedCommitTest {
     private final List<String> commits = new CopyOnWriteArrayList<>();
     private final List<IoRequest> received = new CopyOnWriteArrayList<>();
 
+    /** What the queue handed the transport: where the kernel's side reports to. */
+    private volatile QueueEvents events;
+
     /** Records commits; links may follow requests served in place. */
     private final class Recording implements QueueTransport {
         @Override
-        public void fetchAll() {}
+        public void fetchAll(QueueEvents events) {
+            LinkedCommitTest.this.events = events;
+        }
 
         @Override
         public void copyIn(int tag, ByteBuf dst, int length) {
@@ -95,7 +100,7 @@ class LinkedCommitTest {
     /** A request served in place arrives on tag 0, and its backend links the commit. */
     private IoRequest fetchAndLink(int op) throws Exception {
         int before = received.size();
-        run(() -> queue.onFetched(0, op, 8192, 4096, 7));
+        run(() -> events.onFetched(0, op, 8192, 4096, 7));
         assertEquals(before + 1, received.size());
         IoRequest r = received.get(before);
         assertEquals(7, r.registeredBuffer());
@@ -115,14 +120,14 @@ class LinkedCommitTest {
         assertEquals(List.of("0:4096"), commits, "answered: the link already carries the commit");
         assertEquals(0, queue.inFlightCount());
         assertEquals(1, queue.completedCount());
-        run(() -> queue.onFetched(0, WRITE, 0, 4096, 7));
+        run(() -> events.onFetched(0, WRITE, 0, 4096, 7));
         assertEquals(2, received.size(), "the tag's next request is taken as usual");
     }
 
     @Test
     void aCancelledLinkBeforeTheAnswerLeavesTheCommitToTheAnswer() throws Exception {
         IoRequest r = fetchAndLink(READ);
-        assertTrue(onLoop(() -> queue.onLinkedCommitCancelled(0)));
+        assertTrue(onLoop(() -> events.onLinkedCommitCancelled(0)));
         assertEquals(List.of("0:4096"), commits);
         run(() -> r.fail(Errno.EIO));
         assertEquals(List.of("0:4096", "0:-5"), commits);
@@ -134,15 +139,15 @@ class LinkedCommitTest {
         IoRequest r = fetchAndLink(WRITE);
         run(() -> r.fail(Errno.ENOSPC));
         assertEquals(List.of("0:4096"), commits, "the answer waits for the link's fate");
-        assertTrue(onLoop(() -> queue.onLinkedCommitCancelled(0)));
+        assertTrue(onLoop(() -> events.onLinkedCommitCancelled(0)));
         assertEquals(List.of("0:4096", "0:-" + Errno.ENOSPC), commits);
-        assertFalse(onLoop(() -> queue.onLinkedCommitCancelled(0)), "a second cancellation is not the queue's");
+        assertFalse(onLoop(() -> events.onLinkedCommitCancelled(0)), "a second cancellation is not the queue's");
     }
 
     @Test
     void theNextRequestArrivingBeforeTheAnswerWaitsForIt() throws Exception {
         IoRequest r = fetchAndLink(READ);
-        run(() -> queue.onFetched(0, WRITE, 0, 512, 7));
+        run(() -> events.onFetched(0, WRITE, 0, 512, 7));
         assertEquals(1, received.size(), "the tag's previous request is still being answered");
         run(r::complete);
         assertEquals(List.of("0:4096"), commits);
@@ -164,20 +169,20 @@ class LinkedCommitTest {
 
     @Test
     void onlyRequestsServedInPlaceOfferALink() throws Exception {
-        run(() -> queue.onFetched(1, UblkIo.OP_FLUSH, 0, 0, -1));
+        run(() -> events.onFetched(1, UblkIo.OP_FLUSH, 0, 0, -1));
         IoRequest flush = received.get(0);
         assertNull(onLoop(flush::linkedCommit));
         run(flush::complete);
         assertEquals(List.of("1:0"), commits);
-        assertFalse(onLoop(() -> queue.onLinkedCommitCancelled(1)), "a cancellation without a link is not ours");
+        assertFalse(onLoop(() -> events.onLinkedCommitCancelled(1)), "a cancellation without a link is not ours");
     }
 
     @Test
     void anAbortClearsTheLink() throws Exception {
         IoRequest r = fetchAndLink(WRITE);
-        run(() -> queue.onAborted(0));
+        run(() -> events.onAborted(0));
         assertEquals(0, queue.inFlightCount());
-        assertFalse(onLoop(() -> queue.onLinkedCommitCancelled(0)));
+        assertFalse(onLoop(() -> events.onLinkedCommitCancelled(0)));
         run(r::complete); // the queue ended for this tag: nobody waits, nothing is committed
         assertEquals(List.of("0:4096"), commits);
     }
