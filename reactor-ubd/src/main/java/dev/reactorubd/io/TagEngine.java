@@ -163,7 +163,10 @@ final class TagEngine implements QueueEvents {
             long now = System.nanoTime();
             long end = attempt == 0 ? now + waitNanos : deadline;
             if (waitNanos > 0 && now - end >= 0) {
-                finish(tag, -Errno.ENOMEM, "no buffer for the write's data within " + Duration.ofNanos(waitNanos) + ": " + e);
+                finish(
+                        tag,
+                        -Errno.ENOMEM,
+                        "no buffer for the write's data within " + Duration.ofNanos(waitNanos) + ": " + e);
                 return;
             }
             if (attempt == 0) {

@@ -220,8 +220,12 @@ class PersistentMirrorTest {
 
         Replica a2 = replica("a.img");
         Replica b2 = replica("b.img");
+        // Its two regions would be copied before the state is looked at (the resync starts with the assembly): slow
+        // the stale replica down so that the look comes first.
+        b2.faults().delay(Duration.ofMillis(200));
         MirrorBackend again = assemble(SLOW_CLEAR, a2, b2);
         assertNotEquals(ReplicaState.IN_SYNC, again.state(1), "a stale replica serves no read until resynced");
+        b2.faults().heal();
         inSync(again);
         assertEquals(2, again.copiedRegions(), "exactly the regions it missed");
         assertArrayEquals(bytes(100, 4 * KIB), onDisk(b2.path(), MIB + 3 * REGION, 4 * KIB));
