@@ -28,7 +28,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.MonoSink;
@@ -97,6 +96,8 @@ public final class FileBackend implements BlockBackend {
     private volatile MultiThreadIoEventLoopGroup ownLoop;
     /** Writes given up while in the kernel, which later overlapping writes wait for. */
     private final GivenUpWrites givenUp = new GivenUpWrites();
+    /** What this file's transfers need of it. */
+    private final FileTransfer.OpenFile file;
 
     private final Mono<Bound> own;
     /** The own loop's LoopIo, once made: a close lets its operations in flight end first. */
@@ -174,6 +175,7 @@ public final class FileBackend implements BlockBackend {
     private FileBackend(Path path, int fd, long size, boolean blockDevice, Options options) {
         this.path = path;
         this.fd = fd;
+        this.file = new FileTransfer.OpenFile(fd, path, givenUp);
         this.size = size;
         this.blockDevice = blockDevice;
         this.direct = options.direct();
@@ -493,7 +495,7 @@ public final class FileBackend implements BlockBackend {
     }
 
     private UbdIoException failure(String what, int res) {
-        return new UbdIoException(-res, what + " on " + path + " failed: " + Errno.describe(res));
+        return FileTransfer.failure(path, what, res);
     }
 
     private ByteBuf zeros() {
@@ -554,7 +556,7 @@ public final class FileBackend implements BlockBackend {
                 return bad.then(Mono.empty());
             }
             return Mono.defer(() -> {
-                Unclaimed unclaimed = new Unclaimed();
+                FileTransfer.Unclaimed unclaimed = new FileTransfer.Unclaimed();
                 // A given-up write may still land: a read waits for it, so that it reads one content. Its buffer is
                 // allocated once it may start, on the loop: a wait that never ends (the loop shut down under it)
                 // leaves nothing to release, and a read cancelled meanwhile gives its buffer back at once.
@@ -572,7 +574,7 @@ public final class FileBackend implements BlockBackend {
                                                         alloc + " gave a buffer without one native address"));
                                                 return;
                                             }
-                                            new Transfer(io, false, offset, buf, length, 0, -1, sink, unclaimed)
+                                            FileTransfer.read(file, io, offset, buf, length, sink, unclaimed)
                                                     .start();
                                         }))))
                         // A read whose subscriber went away meanwhile still owns its buffer: release it.
@@ -598,7 +600,7 @@ public final class FileBackend implements BlockBackend {
                     // Composed backends may hand over heap, composite or unaligned data: copy it once.
                     buf = allocator.directBuffer(length, length).writeBytes(data, data.readerIndex(), length);
                 }
-                Transfer t = new Transfer(io, true, offset, buf, length, fua ? IoUringAbi.RWF_DSYNC : 0, -1, sink);
+                FileTransfer t = FileTransfer.write(file, io, offset, buf, fua, sink);
                 givenUp.whenClear(offset, length, () -> onLoop(sink, t::start));
             }));
         }
@@ -615,7 +617,7 @@ public final class FileBackend implements BlockBackend {
                 return bad;
             }
             return Mono.create(sink -> onLoopIfOpen(sink, () -> {
-                Transfer t = new Transfer(io, false, offset, null, length, 0, bufferIndex, sink);
+                FileTransfer t = FileTransfer.readInto(file, io, offset, length, bufferIndex, sink);
                 givenUp.whenClear(offset, length, () -> onLoop(sink, () -> t.start(linkedCommit)));
             }));
         }
@@ -635,8 +637,7 @@ public final class FileBackend implements BlockBackend {
                 return bad;
             }
             return Mono.create(sink -> onLoopIfOpen(sink, () -> {
-                Transfer t =
-                        new Transfer(io, true, offset, null, length, fua ? IoUringAbi.RWF_DSYNC : 0, bufferIndex, sink);
+                FileTransfer t = FileTransfer.writeFrom(file, io, offset, length, bufferIndex, fua, sink);
                 givenUp.whenClear(offset, length, () -> onLoop(sink, () -> t.start(linkedCommit)));
             }));
         }
@@ -735,234 +736,6 @@ public final class FileBackend implements BlockBackend {
         @Override
         public String toString() {
             return FileBackend.this + " on " + io.loop();
-        }
-    }
-
-    /**
-     * Releases, exactly once, a read's buffer that its subscriber never got. Reactor discards a value that comes
-     * after a cancel, but when the cancel is half way through ({@code Mono.create}'s state already cancelled, its
-     * disposable not yet) it drops it instead, and then calls the transfer's cancel: so both the discard hook and the
-     * transfer's cancel may release, and this makes sure only one does.
-     */
-    private static final class Unclaimed {
-        private final AtomicBoolean released = new AtomicBoolean();
-
-        void release(ByteBuf buf) {
-            if (released.compareAndSet(false, true)) {
-                buf.release();
-            }
-        }
-    }
-
-    /**
-     * One READ or WRITE, resubmitted until every byte is moved. Owns {@code buf}: a read's buffer goes to the
-     * subscriber on success, every other buffer is released when the transfer ends. With a {@code bufIndex} there is
-     * no buffer: the data moves from or to that slot of the ring's buffer table (a request's registered pages).
-     */
-    private final class Transfer implements LoopIo.Completion, Disposable {
-        private final LoopIo io;
-        private final boolean write;
-        private final long offset;
-        private final ByteBuf buf;
-        private final long address;
-        private final int length;
-        private final int rwFlags;
-        private final int bufIndex;
-        private final MonoSink<?> sink;
-        private int done;
-        /** Whether the caller gave it up; read and written on the loop. */
-        private boolean cancelled;
-        /** Whether an operation of it is in the kernel; on the loop. */
-        private boolean inKernel;
-        /** Its key in {@link #givenUp} while it is a given-up write in the kernel, else null. */
-        private Object givenUpKey;
-        /** A read's: releases its buffer once if the subscriber did not take it; null for writes. */
-        private final Unclaimed unclaimed;
-        /** Whether a read's buffer was handed to the sink; on the loop. */
-        private boolean handed;
-
-        Transfer(
-                LoopIo io,
-                boolean write,
-                long offset,
-                ByteBuf buf,
-                int length,
-                int rwFlags,
-                int bufIndex,
-                MonoSink<?> sink) {
-            this(io, write, offset, buf, length, rwFlags, bufIndex, sink, null);
-        }
-
-        Transfer(
-                LoopIo io,
-                boolean write,
-                long offset,
-                ByteBuf buf,
-                int length,
-                int rwFlags,
-                int bufIndex,
-                MonoSink<?> sink,
-                Unclaimed unclaimed) {
-            this.unclaimed = unclaimed;
-            this.io = io;
-            this.write = write;
-            this.offset = offset;
-            this.buf = buf;
-            // A buffer the kernel registered is addressed from 0.
-            this.address = buf != null ? Buffers.address(buf, buf.readerIndex()) : 0;
-            this.length = length;
-            this.rwFlags = rwFlags;
-            this.bufIndex = bufIndex;
-            this.sink = sink;
-            sink.onCancel(this);
-        }
-
-        /**
-         * The caller gave the transfer up: nothing more of it is started. A write whose operation is still in the kernel
-         * may land yet; later overlapping writes wait for it (see {@link GivenUpWrites}). From any thread.
-         */
-        @Override
-        public void dispose() {
-            if (io.loop().inEventLoop()) {
-                giveUp();
-            } else {
-                try {
-                    io.loop().execute(this::giveUp);
-                } catch (RejectedExecutionException e) {
-                    // The loop is gone, and its operations with it.
-                }
-            }
-        }
-
-        private void giveUp() {
-            if (cancelled) {
-                return;
-            }
-            cancelled = true;
-            if (handed && unclaimed != null) {
-                // The cancel won the race with the answer (Reactor calls it only then): the buffer was not taken.
-                unclaimed.release(buf);
-                return;
-            }
-            if (write && inKernel) {
-                givenUpKey = givenUp.add(offset, length);
-            }
-        }
-
-        void start() {
-            if (cancelled) {
-                release();
-                return;
-            }
-            next();
-        }
-
-        /**
-         * Starts with the request's commit linked behind the first operation, where the loop can link them: when that
-         * operation moves every byte, the kernel commits the request at once. If it falls short the commit is
-         * cancelled, the rest is moved as usual and the request is committed with this transfer's outcome.
-         */
-        void start(Runnable linkedCommit) {
-            if (cancelled) {
-                release();
-                return;
-            }
-            inKernel = true;
-            if (linkedCommit == null
-                    || bufIndex < 0
-                    || !io.submitLinked(
-                            (write
-                                            ? Sqe.writeFixed(fd, offset, 0L, length, bufIndex)
-                                            : Sqe.readFixed(fd, offset, 0L, length, bufIndex))
-                                    .withRwFlags(rwFlags),
-                            this,
-                            linkedCommit)) {
-                next();
-            }
-        }
-
-        private void next() {
-            inKernel = true;
-            if (bufIndex >= 0) {
-                io.submit(
-                        (write
-                                        ? Sqe.writeFixed(fd, offset + done, address + done, length - done, bufIndex)
-                                        : Sqe.readFixed(fd, offset + done, address + done, length - done, bufIndex))
-                                .withRwFlags(rwFlags),
-                        this);
-            } else {
-                io.submit(
-                        (write
-                                        ? Sqe.write(fd, offset + done, address + done, length - done)
-                                        : Sqe.read(fd, offset + done, address + done, length - done))
-                                .withRwFlags(rwFlags),
-                        this);
-            }
-        }
-
-        private void release() {
-            if (buf != null) {
-                buf.release();
-            }
-        }
-
-        @Override
-        public void complete(int res) {
-            inKernel = false;
-            if (cancelled) {
-                // Given up: no rest of it is moved, and writes that waited for it may go now.
-                release();
-                if (givenUpKey != null) {
-                    Object key = givenUpKey;
-                    givenUpKey = null;
-                    givenUp.remove(key);
-                }
-                return;
-            }
-            if (res == -Errno.EINTR) {
-                next();
-            } else if (res < 0) {
-                release();
-                sink.error(failure(
-                        write
-                                ? "writing " + length + " bytes at " + offset
-                                : "reading " + length + " bytes at " + offset,
-                        res));
-            } else if (res == 0) {
-                if (write) {
-                    release();
-                    sink.error(new UbdIoException(
-                            Errno.EIO, "writing at " + (offset + done) + " on " + path + " moved no byte"));
-                } else if (buf == null) {
-                    // A request's registered pages cannot be zeroed from here: say so rather than leave stale data.
-                    sink.error(new UbdIoException(
-                            Errno.EIO,
-                            "reading at " + (offset + done) + " on " + path
-                                    + " found the end of the file: it shrank since it was opened"));
-                } else {
-                    // End of file (the file shrank since it was opened): the rest reads as zeros.
-                    buf.setZero(done, length - done);
-                    succeed();
-                }
-            } else {
-                done += res;
-                if (done < length) {
-                    next();
-                } else {
-                    succeed();
-                }
-            }
-        }
-
-        @SuppressWarnings("unchecked")
-        private void succeed() {
-            if (write || buf == null) {
-                release();
-                sink.success();
-            } else {
-                handed = true;
-                ((MonoSink<ByteBuf>) sink).success(buf.writerIndex(length));
-            }
         }
     }
 }
