@@ -10,6 +10,7 @@ import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
+import dev.reactorubd.testing.NewestKernelOnly;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,8 +32,11 @@ import reactor.test.StepVerifier;
  *
  * <p>Bounds assumed (the VM emulates its CPU, and TLS costs it more): 90 s for device control and backend calls,
  * 600 s for a fio run, the restarted server down about 3 s.
+ *
+ * <p>On the newest kernel only: TLS is the client's; NbdDeviceTest drives the NBD target through ublk on every kernel.
  */
 @DeviceTest
+@NewestKernelOnly
 class NbdTlsDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(90);
     private static final long MIB = 1 << 20;

@@ -9,6 +9,7 @@ import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
+import dev.reactorubd.testing.NewestKernelOnly;
 import dev.reactorubd.testing.Vm;
 import java.io.File;
 import java.nio.file.Files;
@@ -43,8 +44,12 @@ import org.openqa.selenium.support.ui.WebDriverWait;
  * policy refused with its rule, the device deleted through the page (every POST and DELETE with the CSRF token).
  * Saves a screenshot {@code management-page.png} to the run's report directory (target/vm-reports/KERNEL, shared with
  * the host by scripts/test-all).
+ *
+ * <p>On the newest kernel only: the page is the subject; ManagementServiceDeviceTest drives the service's devices on
+ * every kernel.
  */
 @DeviceTest
+@NewestKernelOnly
 class ManagementPageDeviceTest {
     private static final Duration WAIT = Duration.ofSeconds(120);
     private static ServiceClient service;
