@@ -1,8 +1,6 @@
 package dev.reactorubd.ctrl;
 
 import dev.reactorubd.sys.UblkDevInfo;
-import dev.reactorubd.sys.UblkDevState;
-import dev.reactorubd.sys.UblkFeature;
 import java.lang.foreign.MemorySegment;
 import java.util.Set;
 

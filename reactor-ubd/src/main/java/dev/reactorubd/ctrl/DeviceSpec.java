@@ -1,7 +1,6 @@
 package dev.reactorubd.ctrl;
 
 import dev.reactorubd.InvalidDeviceSpecException;
-import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.sys.UblkIo;
 import java.util.Collections;
 import java.util.EnumSet;

@@ -12,7 +12,6 @@ import dev.reactorubd.UbdTimeoutException;
 import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.sys.UblkCtrlCmd;
 import dev.reactorubd.sys.UblkDevInfo;
-import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.sys.UblkParams;
 import dev.reactorubd.uring.ControlRing;
 import dev.reactorubd.uring.IoUringAbi;

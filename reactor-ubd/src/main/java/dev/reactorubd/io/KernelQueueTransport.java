@@ -41,7 +41,7 @@ import reactor.core.publisher.Mono;
  * requests a second (docs/performance.md, "Copy paths", has the figures).
  *
  * <h2>Zero copy</h2>
- * On a device added with {@link dev.reactorubd.sys.UblkFeature#AUTO_BUF_REG} (Linux 6.16), each FETCH and
+ * On a device added with {@link dev.reactorubd.ctrl.UblkFeature#AUTO_BUF_REG} (Linux 6.16), each FETCH and
  * COMMIT_AND_FETCH also names, in the SQE's {@code addr}, a slot of the loop ring's buffer table ({@link
  * RingBufferTable}: slot {@code base + tag}) where the kernel registers the next request's pages; the queue then hands
  * READ and WRITE requests to a backend that serves them in place with {@code READ_FIXED}/{@code WRITE_FIXED} on the
@@ -98,6 +98,8 @@ public final class KernelQueueTransport implements QueueTransport, IoUringIoHand
      * @return a {@code Mono} of the transport once registered with the loop, or an error if the loop is not an io_uring
      *         loop
      */
+    // For the server, in this module: a mapping of the io_uring layer, which the module does not export to embedders.
+    @SuppressWarnings("exports")
     public static Mono<KernelQueueTransport> register(
             UbdQueue queue, int fd, MappedRegion descriptorArea, DataCopy copy, boolean autoBufReg) {
         if (!(queue.loop() instanceof IoEventLoop loop) || !loop.isCompatible(KernelQueueTransport.class)) {

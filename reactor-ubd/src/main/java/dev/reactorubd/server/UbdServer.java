@@ -8,12 +8,12 @@ import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.ctrl.UbdControl;
+import dev.reactorubd.ctrl.UblkFeature;
 import dev.reactorubd.io.KernelQueueTransport;
 import dev.reactorubd.io.KernelQueueTransport.DataCopy;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.metrics.MicrometerMetrics;
 import dev.reactorubd.metrics.UbdMetrics;
-import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.uring.Libc;
 import dev.reactorubd.uring.MappedRegion;
@@ -414,12 +414,12 @@ public final class UbdServer implements AutoCloseable {
 
     /**
      * Takes over a device whose server died, as ublk's user recovery allows (the device must have been added with
-     * {@link dev.reactorubd.sys.UblkFeature#USER_RECOVERY}): waits, within three control timeouts, for the kernel to
+     * {@link dev.reactorubd.ctrl.UblkFeature#USER_RECOVERY}): waits, within three control timeouts, for the kernel to
      * quiesce it; sends START_USER_RECOVERY ({@link UbdControl#startUserRecovery} retries it while the dead server's
      * char device is still being released);
      * opens the queues and serves them from {@code backend}; and sends END_USER_RECOVERY, which the kernel holds until
      * every tag is fetched. IO that waited meanwhile is then served (with
-     * {@link dev.reactorubd.sys.UblkFeature#USER_RECOVERY_REISSUE}, in-flight IO of the dead server too).
+     * {@link dev.reactorubd.ctrl.UblkFeature#USER_RECOVERY_REISSUE}, in-flight IO of the dead server too).
      *
      * @param devId the device id
      * @param backend the backend that answers the requests

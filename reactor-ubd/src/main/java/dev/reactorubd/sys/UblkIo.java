@@ -227,7 +227,7 @@ public final class UblkIo {
     public static final int AUTO_BUF_REG_NO_INDEX = 0xFFFF;
 
     /**
-     * Packs a {@code struct ublk_auto_buf_reg} (Linux 6.16, {@link UblkFeature#AUTO_BUF_REG}): on a FETCH or
+     * Packs a {@code struct ublk_auto_buf_reg} (Linux 6.16, {@code UBLK_F_AUTO_BUF_REG}): on a FETCH or
      * COMMIT_AND_FETCH it travels in the SQE's own {@code addr} field (byte 16), not in {@code ublksrv_io_cmd}, and
      * names the slot of the issuing ring's buffer table where the kernel registers the next request's pages.
      *

@@ -32,7 +32,7 @@ public final class UblkParams {
     public static final int TYPE_DMA_ALIGN = 1 << 4;
     /** Linux 6.15. */
     public static final int TYPE_SEGMENT = 1 << 5;
-    /** Linux 7.0; needs {@link UblkFeature#INTEGRITY}. */
+    /** Linux 7.0; needs {@code UBLK_F_INTEGRITY}. */
     public static final int TYPE_INTEGRITY = 1 << 6;
 
     // ---- basic.attrs ----

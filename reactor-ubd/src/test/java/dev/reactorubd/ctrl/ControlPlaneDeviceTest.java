@@ -10,8 +10,6 @@ import dev.reactorubd.InvalidDeviceSpecException;
 import dev.reactorubd.UbdDeviceBusyException;
 import dev.reactorubd.UbdNoSuchDeviceException;
 import dev.reactorubd.UbdTimeoutException;
-import dev.reactorubd.sys.UblkDevState;
-import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;

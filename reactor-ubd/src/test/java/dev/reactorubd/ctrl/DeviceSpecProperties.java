@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.InvalidDeviceSpecException;
-import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.sys.UblkIo;
 import dev.reactorubd.sys.UblkParams;
 import dev.reactorubd.testing.Cases;

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.InvalidDeviceSpecException;
-import dev.reactorubd.sys.UblkFeature;
 import java.util.EnumSet;
 import java.util.function.UnaryOperator;
 import java.util.stream.Stream;

@@ -11,8 +11,6 @@ import dev.reactorubd.UbdException;
 import dev.reactorubd.UbdTimeoutException;
 import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.sys.UblkCtrlCmd;
-import dev.reactorubd.sys.UblkDevState;
-import dev.reactorubd.sys.UblkFeature;
 import org.junit.jupiter.api.Test;
 
 /**

@@ -2,6 +2,8 @@ package dev.reactorubd.sys;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.reactorubd.ctrl.UblkDevState;
+import dev.reactorubd.ctrl.UblkFeature;
 import org.junit.jupiter.api.Test;
 
 /**

@@ -1,7 +1,7 @@
 package dev.reactorubd.testing;
 
 import dev.reactorubd.ctrl.UbdControl;
-import dev.reactorubd.sys.UblkFeature;
+import dev.reactorubd.ctrl.UblkFeature;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;

@@ -2,7 +2,7 @@ package dev.reactorubd.samples;
 
 import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceParams;
-import dev.reactorubd.sys.UblkFeature;
+import dev.reactorubd.ctrl.UblkFeature;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;

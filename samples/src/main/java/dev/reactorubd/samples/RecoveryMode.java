@@ -1,6 +1,6 @@
 package dev.reactorubd.samples;
 
-import dev.reactorubd.sys.UblkFeature;
+import dev.reactorubd.ctrl.UblkFeature;
 import java.util.List;
 
 /**

@@ -7,7 +7,7 @@ import com.tngtech.archunit.core.domain.JavaClasses;
 import dev.reactorubd.testing.ArchitectureRules;
 import org.junit.jupiter.api.Test;
 
-/** The samples use the library as an embedder would: never its io_uring layer. Device tests carry the tag. */
+/** The samples use the library as an embedder would: never its io_uring layer or the kernel ABI. Device tests carry the tag. */
 class ArchitectureTest {
     @Test
     void theSamplesStayAboveTheIoUringLayer() {
@@ -17,7 +17,7 @@ class ArchitectureTest {
         noClasses()
                 .should()
                 .dependOnClassesThat()
-                .resideInAnyPackage("dev.reactorubd.uring..")
+                .resideInAnyPackage("dev.reactorubd.uring..", "dev.reactorubd.sys..")
                 .check(samples);
     }
 

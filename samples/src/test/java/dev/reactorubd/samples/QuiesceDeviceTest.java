@@ -7,10 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.UbdUnsupportedException;
 import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.ctrl.UblkDevState;
+import dev.reactorubd.ctrl.UblkFeature;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
-import dev.reactorubd.sys.UblkDevState;
-import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.targets.MemoryBackend;
 import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;

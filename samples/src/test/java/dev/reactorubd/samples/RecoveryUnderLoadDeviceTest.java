@@ -6,9 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.UbdUnsupportedException;
+import dev.reactorubd.ctrl.UblkFeature;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
-import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.targets.NullBackend;
 import dev.reactorubd.targets.file.FileBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;

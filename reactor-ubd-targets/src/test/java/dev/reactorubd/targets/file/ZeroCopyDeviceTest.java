@@ -5,9 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.ctrl.UblkFeature;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
-import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.testing.DeviceServer;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;

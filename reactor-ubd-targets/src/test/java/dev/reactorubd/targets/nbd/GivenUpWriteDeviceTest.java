@@ -6,9 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.ctrl.UblkFeature;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
-import dev.reactorubd.sys.UblkFeature;
 import dev.reactorubd.testing.DeviceTest;
 import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;

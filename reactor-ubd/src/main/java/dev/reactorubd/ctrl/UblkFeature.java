@@ -1,4 +1,4 @@
-package dev.reactorubd.sys;
+package dev.reactorubd.ctrl;
 
 import java.util.EnumSet;
 import java.util.Set;

@@ -1,4 +1,4 @@
-package dev.reactorubd.sys;
+package dev.reactorubd.ctrl;
 
 /** Device states of {@code ublksrv_ctrl_dev_info.state} ({@code UBLK_S_DEV_*}). */
 public enum UblkDevState {
