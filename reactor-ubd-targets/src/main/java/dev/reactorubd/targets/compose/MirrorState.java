@@ -30,7 +30,12 @@ import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Schedulers;
 
-/** Everything the unbound mirror and its queue views share. */
+/**
+ * What a mirror's unbound backend and each queue's view of it share: every replica's state and its transitions (in
+ * sync, failed, resyncing; a version with each), the members of the slots and replaces, the writes in flight per region,
+ * the resyncs under way, the health events, and a persistent mirror's journal. Callable from any thread: transitions
+ * and membership change under {@code lock}; requests read the versioned states without it.
+ */
 final class MirrorState {
     private static final Logger log = LoggerFactory.getLogger(MirrorBackend.class);
     final MirrorBackend unbound;
