@@ -18,6 +18,7 @@ import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.BooleanSupplier;
+import java.util.function.LongSupplier;
 import java.util.function.Predicate;
 import reactor.core.publisher.Mono;
 
@@ -138,6 +139,31 @@ final class TestData {
         @Override
         public String toString() {
             return "recording(" + inner + ")";
+        }
+    }
+
+    /**
+     * Waits (bounded by {@link #WAIT}) until {@code count} has not changed for {@code quiet}: work that a condition saw
+     * begin (a bit cleared in memory) has also ended (its page written and counted).
+     */
+    static void awaitSettled(LongSupplier count, Duration quiet, String what) {
+        long end = System.nanoTime() + WAIT.toNanos();
+        long last = count.getAsLong();
+        long since = System.nanoTime();
+        while (System.nanoTime() - since < quiet.toNanos()) {
+            if (System.nanoTime() > end) {
+                throw new AssertionError("timed out waiting for " + what + " to settle; still changing at " + last);
+            }
+            try {
+                Thread.sleep(5);
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+            long now = count.getAsLong();
+            if (now != last) {
+                last = now;
+                since = System.nanoTime();
+            }
         }
     }
 
