@@ -54,6 +54,9 @@ final class FakeNbdServer implements AutoCloseable {
 
     volatile Mode mode = Mode.SERVE;
     volatile boolean supportGo = true;
+    /** Whether a new connection gets the handshake; false: it is accepted and never spoken to (a stalled server). */
+    volatile boolean greets = true;
+
     volatile long size;
     volatile int flags = NbdProtocol.TF_HAS_FLAGS | NbdProtocol.TF_SEND_FLUSH;
     volatile int error = 28; // ENOSPC
@@ -130,6 +133,12 @@ final class FakeNbdServer implements AutoCloseable {
         try (s) {
             DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
             DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream()));
+            if (!greets) {
+                while (in.read() >= 0) {
+                    // held open, never answered, until the client or dropAll closes it
+                }
+                return;
+            }
             if (!handshake(in, out)) {
                 return;
             }
