@@ -238,6 +238,27 @@ class ManagementPageDeviceTest {
         assertFalse(Vm.deviceExists(Integer.parseInt(id)), "device " + id + " deleted");
     }
 
+    /**
+     * Clicks the element {@code css} names, if the page has it now, in one step of the page's own thread: the cards are
+     * redrawn every 2 s, and under the VM's emulated CPU a find and a click from here always had a redraw between them
+     * (StaleElementReferenceException for 120 s, on 6.18).
+     */
+    private static boolean clickNow(WebDriver b, String css) {
+        return Boolean.TRUE.equals(((JavascriptExecutor) b)
+                .executeScript(
+                        "const e = document.querySelector(arguments[0]); if (e) { e.click(); } return e !== null;",
+                        css));
+    }
+
+    /** As {@link #clickNow}, for a button whose handler opens a dialog: the click runs once the script has returned. */
+    private static boolean clickSoon(WebDriver b, String css) {
+        return Boolean.TRUE.equals(((JavascriptExecutor) b)
+                .executeScript(
+                        "const e = document.querySelector(arguments[0]);"
+                                + " if (e) { setTimeout(() => e.click(), 0); } return e !== null;",
+                        css));
+    }
+
     @Test
     void aFailedMirrorReplicaIsShownAndReinstatedThroughThePage() throws Exception {
         MirrorApiDeviceTest.createReplicas();
@@ -273,10 +294,7 @@ class ManagementPageDeviceTest {
                             .getText()
                             .contains("DEGRADED"));
             MirrorApiDeviceTest.repairReplica0();
-            waiting().until(b -> {
-                b.findElement(By.cssSelector(reinstate)).click();
-                return true;
-            });
+            waiting().until(b -> clickNow(b, reinstate));
             waiting()
                     .until(b -> b.findElements(By.cssSelector(card + "tr.replica[data-state=IN_SYNC]"))
                                     .size()
@@ -296,10 +314,7 @@ class ManagementPageDeviceTest {
             // Where replica 0 has nothing allocated yet (the reinstate allocated what the first failure wrote).
             MirrorApiDeviceTest.failReplica0(path, 80);
             String replace = card + "tr.replica[data-slot='0'][data-state=FAILED] button.replace";
-            waiting().until(b -> {
-                b.findElement(By.cssSelector(replace)).click();
-                return true;
-            });
+            waiting().until(b -> clickSoon(b, replace));
             Alert prompt = waiting().until(ExpectedConditions.alertIsPresent());
             prompt.sendKeys(replacement);
             prompt.accept();
