@@ -1,6 +1,6 @@
 package dev.reactorubd.io;
 
-import java.util.function.IntFunction;
+import java.util.function.IntConsumer;
 
 /**
  * Where each tag's linked commit stands: the state machine of a request served in place whose COMMIT_AND_FETCH the
@@ -42,18 +42,22 @@ final class LinkedCommits {
     /** Links enqueued less those cancelled. Written on the loop only, read from any thread. */
     private volatile long count;
 
-    LinkedCommits(int depth) {
+    /** Enqueues a tag's linked commit: what each tag's linker runs. */
+    private final IntConsumer enqueue;
+
+    LinkedCommits(int depth, IntConsumer enqueue) {
+        this.enqueue = enqueue;
         state = new byte[depth];
         heldResult = new int[depth];
         earlyFetch = new Fetch[depth];
         linkers = new Runnable[depth];
     }
 
-    /** {@return the runnable that enqueues {@code tag}'s linked commit, made once per tag by {@code make}} */
-    Runnable linker(int tag, IntFunction<Runnable> make) {
+    /** {@return the runnable that enqueues {@code tag}'s linked commit, made once per tag} */
+    Runnable linker(int tag) {
         Runnable l = linkers[tag];
         if (l == null) {
-            l = linkers[tag] = make.apply(tag);
+            l = linkers[tag] = () -> enqueue.accept(tag);
         }
         return l;
     }

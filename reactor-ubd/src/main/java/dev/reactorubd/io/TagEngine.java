@@ -76,9 +76,9 @@ final class TagEngine implements QueueEvents {
             return null;
         }
         if (links == null) {
-            links = new LinkedCommits(depth);
+            links = new LinkedCommits(depth, this::enqueueLinkedCommit);
         }
-        return links.linker(r.tag(), tag -> () -> enqueueLinkedCommit(tag));
+        return links.linker(r.tag());
     }
 
     /** On the loop, right after the backend enqueued its operation with IOSQE_IO_LINK. */
