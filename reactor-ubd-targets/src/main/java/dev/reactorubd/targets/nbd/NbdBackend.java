@@ -12,7 +12,6 @@ import dev.reactorubd.server.ZeroCopyBackend;
 import dev.reactorubd.uring.LoopIo;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
-import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
@@ -39,7 +38,6 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
-import reactor.core.publisher.MonoSink;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Schedulers;
 
@@ -401,10 +399,10 @@ public final class NbdBackend implements BlockBackend {
         return Mono.create(sink -> {
             long deadline = deadline();
             if (length <= max) {
-                c.submit(new NbdCommand(CMD_READ, 0, offset, length, null, deadline, new SinkCompletion(sink, c)));
+                c.submit(new NbdCommand(CMD_READ, 0, offset, length, null, deadline, new MonoCompletion(sink, c)));
                 return;
             }
-            Parts parts = new Parts((length + max - 1) / max, true, new SinkCompletion(sink, c));
+            SplitCommand parts = new SplitCommand((length + max - 1) / max, true, new MonoCompletion(sink, c));
             for (int i = 0, at = 0; at < length; i++, at += max) {
                 c.submit(new NbdCommand(
                         CMD_READ, 0, offset + at, Math.min(max, length - at), null, deadline, parts.part(i)));
@@ -446,10 +444,10 @@ public final class NbdBackend implements BlockBackend {
         Mono<Void> w = Mono.create(sink -> {
             long deadline = deadline();
             if (length <= max) {
-                c.submit(part.make(flags, 0, length, deadline, new SinkCompletion(sink, c)));
+                c.submit(part.make(flags, 0, length, deadline, new MonoCompletion(sink, c)));
                 return;
             }
-            Parts parts = new Parts((length + max - 1) / max, false, new SinkCompletion(sink, c));
+            SplitCommand parts = new SplitCommand((length + max - 1) / max, false, new MonoCompletion(sink, c));
             for (int i = 0, at = 0; at < length; i++, at += max) {
                 c.submit(part.make(flags, at, Math.min(max, length - at), deadline, parts.part(i)));
             }
@@ -462,7 +460,7 @@ public final class NbdBackend implements BlockBackend {
             return Mono.empty();
         }
         return Mono.create(
-                sink -> c.submit(new NbdCommand(CMD_FLUSH, 0, 0, 0, null, deadline(), new SinkCompletion(sink, c))));
+                sink -> c.submit(new NbdCommand(CMD_FLUSH, 0, 0, 0, null, deadline(), new MonoCompletion(sink, c))));
     }
 
     Mono<Void> discard(NbdConnection c, long offset, long length) {
@@ -497,11 +495,11 @@ public final class NbdBackend implements BlockBackend {
             long deadline = deadline();
             if (length <= RANGE_CHUNK) {
                 c.submit(
-                        new NbdCommand(type, flags, offset, (int) length, null, deadline, new SinkCompletion(sink, c)));
+                        new NbdCommand(type, flags, offset, (int) length, null, deadline, new MonoCompletion(sink, c)));
                 return;
             }
-            Parts parts =
-                    new Parts((int) ((length + RANGE_CHUNK - 1) / RANGE_CHUNK), false, new SinkCompletion(sink, c));
+            SplitCommand parts =
+                    new SplitCommand((int) ((length + RANGE_CHUNK - 1) / RANGE_CHUNK), false, new MonoCompletion(sink, c));
             int i = 0;
             for (long at = 0; at < length; at += RANGE_CHUNK, i++) {
                 c.submit(new NbdCommand(
@@ -514,115 +512,6 @@ public final class NbdBackend implements BlockBackend {
                         parts.part(i)));
             }
         });
-    }
-
-    /**
-     * Answers a Mono from a command: its READ data, its completion, or its error. A cancelled Mono gives its commands
-     * up: the connection drops them (see {@link NbdConnection#abandon()}).
-     */
-    private static final class SinkCompletion implements NbdCommand.Completion {
-        private final MonoSink<?> sink;
-        private volatile boolean cancelled;
-
-        SinkCompletion(MonoSink<?> sink, NbdConnection c) {
-            this.sink = sink;
-            sink.onCancel(() -> {
-                cancelled = true;
-                c.abandon();
-            });
-        }
-
-        @Override
-        public boolean isCancelled() {
-            return cancelled;
-        }
-
-        @Override
-        @SuppressWarnings("unchecked")
-        public void succeeded(ByteBuf readData) {
-            if (readData == null) {
-                sink.success();
-            } else if (cancelled) {
-                readData.release();
-            } else {
-                ((MonoSink<ByteBuf>) sink).success(readData);
-            }
-        }
-
-        @Override
-        public void failed(Throwable error) {
-            sink.error(error);
-        }
-    }
-
-    /** Joins the commands of a split request: READ data in order, or the first error. */
-    private static final class Parts {
-        private final ByteBuf[] data;
-        private final NbdCommand.Completion whole;
-        private int remaining;
-        private boolean failed;
-
-        Parts(int count, boolean read, NbdCommand.Completion whole) {
-            this.data = read ? new ByteBuf[count] : null;
-            this.remaining = count;
-            this.whole = whole;
-        }
-
-        NbdCommand.Completion part(int index) {
-            return new NbdCommand.Completion() {
-                @Override
-                public void succeeded(ByteBuf readData) {
-                    partDone(index, readData, null);
-                }
-
-                @Override
-                public boolean isCancelled() {
-                    return whole.isCancelled();
-                }
-
-                @Override
-                public void failed(Throwable error) {
-                    partDone(index, null, error);
-                }
-            };
-        }
-
-        private synchronized void partDone(int index, ByteBuf readData, Throwable error) {
-            if (failed) {
-                if (readData != null) {
-                    readData.release();
-                }
-                return;
-            }
-            if (error != null) {
-                failed = true;
-                if (data != null) {
-                    for (ByteBuf b : data) {
-                        if (b != null) {
-                            b.release();
-                        }
-                    }
-                }
-                whole.failed(error);
-                return;
-            }
-            if (data != null) {
-                data[index] = readData;
-            } else if (readData != null) {
-                readData.release();
-            }
-            if (--remaining == 0) {
-                if (data == null) {
-                    whole.succeeded(null);
-                } else {
-                    CompositeByteBuf all = Unpooled.compositeBuffer(data.length);
-                    for (ByteBuf b : data) {
-                        all.addComponent(true, b);
-                    }
-                    whole.succeeded(all);
-                }
-            }
-        }
     }
 
     // ------------------------------------------------------------------------------------------------ queues

@@ -56,7 +56,7 @@ final class NbdCommand {
 
     long cookie;
     /** The session it was sent on and that has not answered yet; null while it waits to be sent. */
-    NbdConnection.Session session;
+    NbdSession session;
 
     ScheduledFuture<?> timer;
     boolean finished;

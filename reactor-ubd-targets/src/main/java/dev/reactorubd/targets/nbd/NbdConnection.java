@@ -5,28 +5,17 @@ import static dev.reactorubd.targets.nbd.NbdProtocol.*;
 import dev.reactorubd.Errno;
 import dev.reactorubd.UbdIoException;
 import dev.reactorubd.uring.LoopIo;
-import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.PooledByteBufAllocator;
-import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFutureListener;
-import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.ChannelInboundHandlerAdapter;
-import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.channel.IoEventLoopGroup;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.nio.NioDomainSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.channel.unix.DomainSocketAddress;
-import io.netty.channel.unix.UnixChannel;
 import io.netty.channel.uring.IoUringDomainSocketChannel;
 import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.channel.uring.IoUringSocketChannel;
-import io.netty.util.ReferenceCountUtil;
-import io.netty.util.collection.LongObjectHashMap;
-import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.net.UnixDomainSocketAddress;
@@ -51,6 +40,18 @@ import reactor.core.publisher.Sinks;
  * they come and matched to replies by cookie; when the channel is lost, the requests in flight wait for a reconnect or
  * fail, as {@link NbdOptions} says. Every field is touched only on {@link #loop}; {@link #submit} and {@link #close}
  * may be called from any thread.
+ *
+ * <h2>States</h2>
+ * <pre>
+ * NEW --open--> CONNECTING --handshake done--> READY --session lost, retry on--> CONNECTING (a cycle of attempts)
+ *                   |                            |
+ *                   +--cycle failed--> DOWN <----+--session lost, retry off
+ *                                       |
+ *                                       +--a request comes--> CONNECTING
+ * any --close--> CLOSED
+ * </pre>
+ * A first connection ({@link #open}) that fails, or finds another size than expected, ends in CLOSED. Each attempt is a {@link ConnectAttempt}; each channel past its handshake an {@link NbdSession}, which writes the
+ * requests and decodes the replies. A request's own life (waiting, on the wire, answered once) is kept here.
  */
 final class NbdConnection {
     private static final Logger log = LoggerFactory.getLogger(NbdConnection.class);
@@ -72,7 +73,7 @@ final class NbdConnection {
     private final ArrayDeque<NbdCommand> waiting = new ArrayDeque<>();
     private final Sinks.Empty<Void> closed = Sinks.empty();
     private State state = State.NEW;
-    private Session session;
+    private NbdSession session;
     private volatile boolean connected;
     private long expectedSize;
     private ExportInfo info;
@@ -82,7 +83,7 @@ final class NbdConnection {
     private long lastAttemptEnd = System.nanoTime() - TimeUnit.DAYS.toNanos(1);
     private Throwable lastError;
     private ScheduledFuture<?> reconnectTimer;
-    private Attempt attemptUnderWay;
+    private ConnectAttempt attemptUnderWay;
     /**
      * The loop registration sessions write through ({@link RingWriter}), or null: they write through their channel.
      * Closed with the connection.
@@ -90,6 +91,23 @@ final class NbdConnection {
     private final LoopIo ring;
     /** The writer of the latest session, which closes {@link #ring} once its last write is back. */
     private RingWriter lastWriter;
+    /** How this connection's sessions report replies and their end. */
+    private final NbdSession.Events sessionEvents = new NbdSession.Events() {
+        @Override
+        public void answered(NbdCommand c, ByteBuf readData) {
+            succeed(c, readData);
+        }
+
+        @Override
+        public void refused(NbdCommand c, UbdIoException error) {
+            fail(c, error);
+        }
+
+        @Override
+        public void lost(NbdSession s, String reason) {
+            sessionLost(s, reason);
+        }
+    };
 
     private final UnflushedWrites unflushed;
     /** TLS for every channel of this connection, or null. */
@@ -249,98 +267,36 @@ final class NbdConnection {
     }
 
     /** One attempt: connect, then the handshake, within connectTimeout; reports once, on the loop. */
-    private void connectOnce(BiConsumer<Session, NbdException> done) {
-        Attempt a = new Attempt(done);
+    private void connectOnce(BiConsumer<NbdSession, NbdException> done) {
+        ConnectAttempt a = new ConnectAttempt(uri, options, loop, channelClass, address, tls, new ConnectAttempt.Outcome() {
+            @Override
+            public void connected(ConnectAttempt attempt, Channel channel, ExportInfo exportInfo) {
+                attemptEnded(attempt);
+                NbdSession s = new NbdSession(label, channel, exportInfo, ring, sessionEvents);
+                if (s.writer != null) {
+                    lastWriter = s.writer;
+                }
+                channel.pipeline().addLast(s);
+                done.accept(s, null);
+            }
+
+            @Override
+            public void failed(ConnectAttempt attempt, NbdException error) {
+                attemptEnded(attempt);
+                done.accept(null, error);
+            }
+        });
         attemptUnderWay = a;
         a.start();
     }
 
-    private final class Attempt implements BiConsumer<ExportInfo, Throwable> {
-        private final BiConsumer<Session, NbdException> done;
-        private Channel channel;
-        private ScheduledFuture<?> timer;
-        private boolean reported;
-
-        Attempt(BiConsumer<Session, NbdException> done) {
-            this.done = done;
-        }
-
-        void start() {
-            Duration timeout = options.connectTimeout();
-            // Netty's pooled allocator, as the queues use: thread-local caches, and locks Netty declares to
-            // BlockHound (4.2's default adaptive allocator may park a loop thread while it grows).
-            Bootstrap b = new Bootstrap()
-                    .group(loop)
-                    .channel(channelClass)
-                    .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
-                    .handler(new Handshake(uri.toString(), uri.exportName(), options.maxExportSize(), tls, this))
-                    .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int)
-                            Math.min(timeout.toMillis(), Integer.MAX_VALUE));
-            if (!uri.isUnix()) {
-                b.option(ChannelOption.TCP_NODELAY, true).option(ChannelOption.SO_KEEPALIVE, true);
-            }
-            timer = loop.schedule(
-                    () -> fail(new NbdException("connecting to " + uri + " timed out after " + timeout
-                            + " (connect and handshake); is the server up and answering?")),
-                    timeout.toNanos(),
-                    TimeUnit.NANOSECONDS);
-            try {
-                var future = b.connect(address);
-                channel = future.channel();
-                future.addListener(f -> {
-                    if (!f.isSuccess()) {
-                        fail(new NbdException(
-                                "cannot connect to " + uri + ": " + describe(f.cause())
-                                        + "; is the server running and listening there?",
-                                f.cause()));
-                    }
-                });
-            } catch (RuntimeException e) {
-                fail(new NbdException("cannot connect to " + uri + ": " + describe(e), e));
-            }
-        }
-
-        private void fail(NbdException e) {
-            if (reported) {
-                return;
-            }
-            reported = true;
-            if (attemptUnderWay == this) {
-                attemptUnderWay = null;
-            }
-            timer.cancel(false);
-            if (channel != null) {
-                channel.close();
-            }
-            done.accept(null, e);
-        }
-
-        /** The handshake's outcome. */
-        @Override
-        public void accept(ExportInfo exportInfo, Throwable error) {
-            if (reported) {
-                return;
-            }
-            if (error != null) {
-                fail(error instanceof NbdException n ? n : new NbdException(describe(error), error));
-                return;
-            }
-            reported = true;
-            if (attemptUnderWay == this) {
-                attemptUnderWay = null;
-            }
-            timer.cancel(false);
-            Session s = new Session(channel, exportInfo);
-            channel.pipeline().addLast(s);
-            done.accept(s, null);
+    private void attemptEnded(ConnectAttempt a) {
+        if (attemptUnderWay == a) {
+            attemptUnderWay = null;
         }
     }
 
-    private static String describe(Throwable t) {
-        return t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage();
-    }
-
-    private void adopt(Session s) {
+    private void adopt(NbdSession s) {
         session = s;
         info = s.info;
         state = State.READY;
@@ -381,7 +337,7 @@ final class NbdConnection {
         connectOnce(this::reconnected);
     }
 
-    private void reconnected(Session s, NbdException error) {
+    private void reconnected(NbdSession s, NbdException error) {
         lastAttemptEnd = System.nanoTime();
         if (state != State.CONNECTING) {
             if (s != null) {
@@ -528,24 +484,9 @@ final class NbdConnection {
             }
             c.covers = unflushed.flushCovers();
         }
-        Session s = session;
-        Channel ch = s.channel;
-        c.cookie = nextCookie++;
-        c.session = s;
-        c.sends++;
-        s.inFlight.put(c.cookie, c);
-        ByteBuf h = ch.alloc().directBuffer(REQUEST_HEADER, REQUEST_HEADER);
-        h.writeInt(REQUEST_MAGIC)
-                .writeShort(c.flags)
-                .writeShort(c.type)
-                .writeLong(c.cookie)
-                .writeLong(c.offset)
-                .writeInt(c.length);
-        RingWriter w = s.writer;
-        if (w == null && c.bufferIndex >= 0) {
+        NbdSession s = session;
+        if (c.bufferIndex >= 0 && !s.canSendRegistered()) {
             // Only a session with a writer can name registered pages (see canSendRegistered): not expected here.
-            h.release();
-            s.inFlight.remove(c.cookie);
             fail(
                     c,
                     new UbdIoException(
@@ -554,23 +495,11 @@ final class NbdConnection {
                                     + "request's registered pages"));
             return;
         }
-        if (w != null) {
-            w.write(h, null);
-            if (c.type == CMD_WRITE) {
-                if (c.bufferIndex >= 0) {
-                    w.writeRegistered(c.bufferIndex, c.bufferOffset, c.length);
-                } else {
-                    w.write(c.data.retainedDuplicate(), null);
-                }
-            }
-            return;
-        }
-        ch.write(h, ch.voidPromise());
-        if (c.type == CMD_WRITE) {
-            // The queue's own buffer goes to the socket; this command keeps its reference for a resend.
-            ch.write(c.data.retainedDuplicate(), ch.voidPromise());
-        }
-        s.scheduleFlush();
+        c.cookie = nextCookie++;
+        c.session = s;
+        c.sends++;
+        s.inFlight.put(c.cookie, c);
+        s.send(c);
     }
 
     private void timeout(NbdCommand c) {
@@ -578,7 +507,7 @@ final class NbdConnection {
         if (c.finished) {
             return;
         }
-        Session s = c.session;
+        NbdSession s = c.session;
         UbdIoException e = timedOut(c, s != null);
         if (s == null) {
             waiting.remove(c);
@@ -644,7 +573,7 @@ final class NbdConnection {
     }
 
     /** A session ended (lost, timed out, protocol error): its unanswered requests wait for a reconnect, or fail. */
-    private void sessionLost(Session s, String reason) {
+    private void sessionLost(NbdSession s, String reason) {
         if (s.gone) {
             return;
         }
@@ -728,7 +657,7 @@ final class NbdConnection {
                 finish(c);
             }
         }
-        Session s = session;
+        NbdSession s = session;
         if (s == null || s.gone) {
             return;
         }
@@ -767,11 +696,11 @@ final class NbdConnection {
             reconnectTimer = null;
         }
         if (attemptUnderWay != null) {
-            attemptUnderWay.fail(new NbdException(label + " was closed while connecting"));
+            attemptUnderWay.cancel(new NbdException(label + " was closed while connecting"));
         }
         UbdIoException e = new UbdIoException(Errno.EIO, "the nbd backend for " + label + " was closed");
         failAll(waiting, e);
-        Session s = session;
+        NbdSession s = session;
         session = null;
         if (s == null || s.gone) {
             closeIo();
@@ -788,18 +717,7 @@ final class NbdConnection {
             closed.tryEmitEmpty();
         });
         if (ch.isActive()) {
-            ByteBuf h = ch.alloc().directBuffer(REQUEST_HEADER, REQUEST_HEADER);
-            h.writeInt(REQUEST_MAGIC)
-                    .writeShort(0)
-                    .writeShort(CMD_DISC)
-                    .writeLong(nextCookie++)
-                    .writeLong(0)
-                    .writeInt(0);
-            if (s.writer != null) {
-                s.writer.write(h, ch::close);
-            } else {
-                ch.writeAndFlush(h).addListener(ChannelFutureListener.CLOSE);
-            }
+            s.disconnect(nextCookie++);
             // A socket that cannot take 28 bytes is not waited for long.
             loop.schedule(
                     () -> {
@@ -828,178 +746,5 @@ final class NbdConnection {
     @Override
     public String toString() {
         return "NbdConnection[" + label + "]";
-    }
-
-    // ------------------------------------------------------------------------------------------------ session
-
-    /**
-     * One channel past its handshake: sends requests and decodes simple replies. A READ's payload is handed on as a
-     * retained slice of the inbound buffer when the buffer holds all of it, else gathered into one direct buffer.
-     */
-    final class Session extends ChannelInboundHandlerAdapter {
-        final Channel channel;
-        final ExportInfo info;
-        final LongObjectHashMap<NbdCommand> inFlight = new LongObjectHashMap<>();
-        private final ByteBuf header = Unpooled.buffer(REPLY_HEADER, REPLY_HEADER);
-        private final Runnable flushTask = this::flushNow;
-        private NbdCommand payloadFor;
-        private int payloadRemaining;
-        private ByteBuf assembly;
-        private boolean flushScheduled;
-        private String closeReason;
-        boolean gone;
-        /** Writes this session's requests when the connection has a loop registration, else null (the channel does). */
-        final RingWriter writer;
-
-        Session(Channel channel, ExportInfo info) {
-            this.channel = channel;
-            this.info = info;
-            if (ring != null && tls == null && channel instanceof UnixChannel u) {
-                writer = new RingWriter(ring, u.fd().intValue(), reason -> sessionLost(this, reason));
-                lastWriter = writer;
-            } else {
-                writer = null;
-            }
-        }
-
-        /** One flush for every request sent in this loop turn. */
-        void scheduleFlush() {
-            if (!flushScheduled) {
-                flushScheduled = true;
-                loop.execute(flushTask);
-            }
-        }
-
-        private void flushNow() {
-            flushScheduled = false;
-            channel.flush();
-        }
-
-        /** Stops decoding, releases what the decoder holds, stops writing, and closes the channel. */
-        void dispose(String reason) {
-            stopDecoding(reason);
-            if (writer != null) {
-                writer.close();
-            }
-            channel.close();
-        }
-
-        /** Stops decoding; a READ whose payload was being read goes back to {@link #inFlight}. */
-        void stopDecoding(String reason) {
-            gone = true;
-            if (closeReason == null) {
-                closeReason = reason;
-            }
-            if (assembly != null) {
-                assembly.release();
-                assembly = null;
-            }
-            if (payloadFor != null) {
-                // Its reply was being read: it goes back with the others.
-                inFlight.put(payloadFor.cookie, payloadFor);
-                payloadFor = null;
-            }
-        }
-
-        @Override
-        public void channelRead(ChannelHandlerContext ctx, Object msg) {
-            if (!(msg instanceof ByteBuf in)) {
-                ReferenceCountUtil.release(msg);
-                return;
-            }
-            try {
-                if (!gone) {
-                    decode(in);
-                }
-            } catch (NbdException e) {
-                log.warn("protocol error on {}: {}; closing that connection", label, e.getMessage());
-                sessionLost(this, e.getMessage());
-            } finally {
-                in.release();
-            }
-        }
-
-        private void decode(ByteBuf in) {
-            while (in.isReadable() && !gone) {
-                if (payloadFor != null) {
-                    int n = Math.min(payloadRemaining, in.readableBytes());
-                    if (assembly == null && n == payloadRemaining) {
-                        NbdCommand c = payloadFor;
-                        payloadFor = null;
-                        payloadRemaining = 0;
-                        succeed(c, in.readRetainedSlice(n));
-                    } else {
-                        if (assembly == null) {
-                            assembly = channel.alloc().directBuffer(payloadFor.length, payloadFor.length);
-                        }
-                        assembly.writeBytes(in, n);
-                        payloadRemaining -= n;
-                        if (payloadRemaining == 0) {
-                            NbdCommand c = payloadFor;
-                            ByteBuf data = assembly;
-                            payloadFor = null;
-                            assembly = null;
-                            succeed(c, data);
-                        }
-                    }
-                    continue;
-                }
-                ByteBuf h = in;
-                if (header.isReadable() || in.readableBytes() < REPLY_HEADER) {
-                    header.writeBytes(in, Math.min(REPLY_HEADER - header.readableBytes(), in.readableBytes()));
-                    if (header.readableBytes() < REPLY_HEADER) {
-                        return;
-                    }
-                    h = header;
-                }
-                int magic = h.readInt();
-                int error = h.readInt();
-                long cookie = h.readLong();
-                if (h == header) {
-                    header.clear();
-                }
-                reply(magic, error, cookie);
-            }
-        }
-
-        private void reply(int magic, int error, long cookie) {
-            if (magic != SIMPLE_REPLY_MAGIC) {
-                throw new NbdException("unexpected reply magic 0x" + Integer.toHexString(magic)
-                        + (magic == STRUCTURED_REPLY_MAGIC ? " (a structured reply, which was not negotiated)" : ""));
-            }
-            NbdCommand c = inFlight.remove(cookie);
-            if (c == null) {
-                throw new NbdException("a reply for unknown cookie " + cookie);
-            }
-            if (error != 0) {
-                int errno = NbdProtocol.errno(error);
-                fail(
-                        c,
-                        new UbdIoException(
-                                errno, "nbd " + c + " on " + label + ": the server answered " + errorName(error)));
-            } else if (c.type == CMD_READ && c.length > 0) {
-                payloadFor = c;
-                payloadRemaining = c.length;
-            } else {
-                succeed(c, null);
-            }
-        }
-
-        @Override
-        public void channelInactive(ChannelHandlerContext ctx) {
-            sessionLost(this, closeReason != null ? closeReason : "the server closed the connection");
-        }
-
-        @Override
-        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            if (!(cause instanceof IOException)) {
-                // Not the network: a bug to be seen whole.
-                log.warn("unexpected error on {}; closing that connection", label, cause);
-            }
-            if (closeReason == null) {
-                closeReason = describe(cause);
-            }
-            sessionLost(this, closeReason);
-        }
     }
 }

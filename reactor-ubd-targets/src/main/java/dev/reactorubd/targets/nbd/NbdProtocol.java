@@ -158,4 +158,9 @@ final class NbdProtocol {
         }
         return b.toString();
     }
+
+    /** A throwable's message for a sentence, or its class's name when it has none. */
+    static String describe(Throwable t) {
+        return t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage();
+    }
 }
