@@ -73,14 +73,7 @@ class NoServerDeviceTest {
      * processes: C1 only, which the emulated CPU of the VM runs more reliably (scripts/vm/README.md).
      */
     private static Vm.Result ubd(String... args) {
-        List<String> command = new ArrayList<>(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1",
-                "-XX:+UseSerialGC",
-                "-jar",
-                "samples/target/ubd.jar"));
-        command.addAll(List.of(args));
-        return Vm.run(120, command.toArray(String[]::new));
+        return Vm.run(120, UbdJvm.command(args).toArray(String[]::new));
     }
 
     /** Writes 1 MiB of random data to the start of {@code dev} (O_DIRECT, synced); returns the file holding it. */
@@ -98,18 +91,8 @@ class NoServerDeviceTest {
     private Process startRecover(Path log, int id, String file) throws IOException {
         return start(
                 log,
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1",
-                "-XX:+UseSerialGC",
-                "-jar",
-                Path.of("samples/target/ubd.jar").toAbsolutePath().toString(),
-                "recover",
-                "--id",
-                String.valueOf(id),
-                "--target",
-                "file",
-                "--file",
-                file);
+                UbdJvm.command("recover", "--id", String.valueOf(id), "--target", "file", "--file", file)
+                        .toArray(String[]::new));
     }
 
     /** Waits, at most {@code seconds}, until the device is in {@code state}. */

@@ -216,23 +216,8 @@ class RecoveryUnderLoadDeviceTest {
                 + (kernelHasIt ? "supported" : "not supported"));
         Path log = dir.resolve("serve.log");
         if (!kernelHasIt) {
-            Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
-            Process p = new ProcessBuilder(
-                            Path.of(System.getProperty("java.home"), "bin", "java")
-                                    .toString(),
-                            "-XX:TieredStopAtLevel=1",
-                            "-XX:+UseSerialGC",
-                            "-jar",
-                            jar.toString(),
-                            "serve",
-                            "--target",
-                            "file",
-                            "--file",
-                            file,
-                            "--create",
-                            "16M",
-                            "--recovery",
-                            "FAIL_IO")
+            Process p = new ProcessBuilder(UbdJvm.command(
+                            "serve", "--target", "file", "--file", file, "--create", "16M", "--recovery", "FAIL_IO"))
                     .redirectErrorStream(true)
                     .redirectOutput(log.toFile())
                     .start();

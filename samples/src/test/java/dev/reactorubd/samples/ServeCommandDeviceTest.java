@@ -42,14 +42,7 @@ class ServeCommandDeviceTest {
 
     /** Runs {@code java -jar ubd.jar ARGS} to its end. */
     private static Cli ubd(String... args) throws IOException, InterruptedException {
-        Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
-        List<String> cmd = new ArrayList<>(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1",
-                "-XX:+UseSerialGC",
-                "-jar",
-                jar.toString()));
-        cmd.addAll(List.of(args));
+        List<String> cmd = UbdJvm.command(args);
         Path out = Files.createTempFile(Path.of("/var/tmp"), "ubd-cli", ".out");
         Path err = Files.createTempFile(Path.of("/var/tmp"), "ubd-cli", ".err");
         try {
@@ -69,16 +62,10 @@ class ServeCommandDeviceTest {
     private record Served(Process process, Path log, String device, int id) {}
 
     private static Served serve(String... args) throws IOException, InterruptedException {
-        Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
-        assertTrue(Files.exists(jar), jar + " is built (mvn package)");
-        List<String> cmd = new ArrayList<>(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1",
-                "-XX:+UseSerialGC",
-                "-jar",
-                jar.toString(),
-                "serve"));
-        cmd.addAll(List.of(args));
+        assertTrue(Files.exists(UbdJvm.JAR), UbdJvm.JAR + " is built (mvn package)");
+        List<String> serveArgs = new ArrayList<>(List.of("serve"));
+        serveArgs.addAll(List.of(args));
+        List<String> cmd = UbdJvm.command(serveArgs.toArray(String[]::new));
         Path log = Files.createTempFile(Path.of("/var/tmp"), "ubd-serve", ".log");
         Process p = new ProcessBuilder(cmd)
                 .redirectErrorStream(true)

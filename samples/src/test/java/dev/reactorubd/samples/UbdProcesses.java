@@ -38,15 +38,7 @@ final class UbdProcesses {
     /** {@link #start(List, Path, String...)} with more JVM options ({@code jvmOptions}, before {@code -jar}). */
     static Started start(List<Process> processes, Path log, List<String> jvmOptions, String... args)
             throws IOException, InterruptedException {
-        Path jar = Path.of("samples/target/ubd.jar").toAbsolutePath();
-        List<String> cmd = new ArrayList<>(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:TieredStopAtLevel=1",
-                "-XX:+UseSerialGC"));
-        cmd.addAll(jvmOptions);
-        cmd.addAll(List.of("-jar", jar.toString()));
-        cmd.addAll(List.of(args));
-        return awaitServing(processes, log, cmd);
+        return awaitServing(processes, log, UbdJvm.command(jvmOptions, args));
     }
 
     /**
