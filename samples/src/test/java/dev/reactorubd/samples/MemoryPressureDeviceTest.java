@@ -335,7 +335,8 @@ class MemoryPressureDeviceTest {
     void aRefusedLockMemoryExitsWithStatus4AndNamesTheLimit() {
         // Root without CAP_IPC_LOCK (dropped from the bounding set, so the exec'd JVM lacks it) under a low limit.
         String serve = "setpriv --bounding-set=-ipc_lock prlimit --memlock=%s -- "
-                + UbdJvm.shellLine("serve", "--lock-memory", "--target", "null", "--size", "8M").replace("%", "%%")
+                + UbdJvm.shellLine("serve", "--lock-memory", "--target", "null", "--size", "8M")
+                        .replace("%", "%%")
                 + "; echo status=$?";
         Vm.Result none = Vm.sh(120, serve.formatted("0:0"));
         assertTrue(none.output().contains("status=4"), none.output());

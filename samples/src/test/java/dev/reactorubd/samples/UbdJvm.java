@@ -65,9 +65,8 @@ final class UbdJvm {
 
     /** The cache's options, made on first use. */
     private static final class Cache {
-        static final List<String> OPTIONS = Boolean.parseBoolean(System.getProperty("ubd.test.aot", "true"))
-                ? train()
-                : List.of();
+        static final List<String> OPTIONS =
+                Boolean.parseBoolean(System.getProperty("ubd.test.aot", "true")) ? train() : List.of();
     }
 
     private static List<String> train() {

@@ -498,8 +498,8 @@ public final class NbdBackend implements BlockBackend {
                         new NbdCommand(type, flags, offset, (int) length, null, deadline, new MonoCompletion(sink, c)));
                 return;
             }
-            SplitCommand parts =
-                    new SplitCommand((int) ((length + RANGE_CHUNK - 1) / RANGE_CHUNK), false, new MonoCompletion(sink, c));
+            SplitCommand parts = new SplitCommand(
+                    (int) ((length + RANGE_CHUNK - 1) / RANGE_CHUNK), false, new MonoCompletion(sink, c));
             int i = 0;
             for (long at = 0; at < length; at += RANGE_CHUNK, i++) {
                 c.submit(new NbdCommand(

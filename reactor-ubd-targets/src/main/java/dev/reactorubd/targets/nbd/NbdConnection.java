@@ -268,24 +268,25 @@ final class NbdConnection {
 
     /** One attempt: connect, then the handshake, within connectTimeout; reports once, on the loop. */
     private void connectOnce(BiConsumer<NbdSession, NbdException> done) {
-        ConnectAttempt a = new ConnectAttempt(uri, options, loop, channelClass, address, tls, new ConnectAttempt.Outcome() {
-            @Override
-            public void connected(ConnectAttempt attempt, Channel channel, ExportInfo exportInfo) {
-                attemptEnded(attempt);
-                NbdSession s = new NbdSession(label, channel, exportInfo, ring, sessionEvents);
-                if (s.writer != null) {
-                    lastWriter = s.writer;
-                }
-                channel.pipeline().addLast(s);
-                done.accept(s, null);
-            }
+        ConnectAttempt a =
+                new ConnectAttempt(uri, options, loop, channelClass, address, tls, new ConnectAttempt.Outcome() {
+                    @Override
+                    public void connected(ConnectAttempt attempt, Channel channel, ExportInfo exportInfo) {
+                        attemptEnded(attempt);
+                        NbdSession s = new NbdSession(label, channel, exportInfo, ring, sessionEvents);
+                        if (s.writer != null) {
+                            lastWriter = s.writer;
+                        }
+                        channel.pipeline().addLast(s);
+                        done.accept(s, null);
+                    }
 
-            @Override
-            public void failed(ConnectAttempt attempt, NbdException error) {
-                attemptEnded(attempt);
-                done.accept(null, error);
-            }
-        });
+                    @Override
+                    public void failed(ConnectAttempt attempt, NbdException error) {
+                        attemptEnded(attempt);
+                        done.accept(null, error);
+                    }
+                });
         attemptUnderWay = a;
         a.start();
     }
