@@ -6,7 +6,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Pattern;
 
 /**
  * The command line of every {@code ubd} process the device tests start: {@code java -jar samples/target/ubd.jar}, C1
@@ -24,8 +23,6 @@ import java.util.regex.Pattern;
 final class UbdJvm {
     /** The packaged command, by absolute path: the cache records the class path as it was given. */
     static final Path JAR = Path.of("samples/target/ubd.jar").toAbsolutePath();
-
-    private static final Pattern SERVING = Pattern.compile("serving /dev/ublkb\\d+");
 
     private UbdJvm() {}
 
@@ -92,13 +89,9 @@ final class UbdJvm {
                     .redirectOutput(log.toFile())
                     .start();
             try {
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
-                while (p.isAlive()
-                        && System.nanoTime() < deadline
-                        && !SERVING.matcher(Files.readString(log)).find()) {
-                    Thread.sleep(100);
-                }
-                if (!SERVING.matcher(Files.readString(log)).find()) {
+                try {
+                    UbdProcesses.awaitServing(p, log);
+                } catch (AssertionError noServingLine) {
                     return without("the training `ubd serve` printed no serving line", log);
                 }
                 p.destroy(); // SIGTERM: it stops and deletes its device, and writes the configuration as it exits

@@ -50,8 +50,9 @@ import reactor.core.publisher.Sinks;
  *                                       +--a request comes--> CONNECTING
  * any --close--> CLOSED
  * </pre>
- * A first connection ({@link #open}) that fails, or finds another size than expected, ends in CLOSED. Each attempt is a {@link ConnectAttempt}; each channel past its handshake an {@link NbdSession}, which writes the
- * requests and decodes the replies. A request's own life (waiting, on the wire, answered once) is kept here.
+ * A first connection ({@link #open}) that fails, or finds another size than expected, ends in CLOSED. Each attempt
+ * is a {@link ConnectAttempt}; each channel past its handshake an {@link NbdSession}, which writes the requests and
+ * decodes the replies. A request's own life (waiting, on the wire, answered once) is kept here.
  */
 final class NbdConnection {
     private static final Logger log = LoggerFactory.getLogger(NbdConnection.class);
