@@ -239,10 +239,12 @@ class ScaleDeviceTest {
             // The kernel's io_uring workers: control commands run on the io-wq of the thread that submitted them, and
             // each io-wq keeps its last worker (per kind, bound and unbound) until its thread ends. So they follow
             // the submitting threads, which are the same but for elastic workers: no more than two per new elastic
-            // worker once idle ones exited (settled() waits for that).
+            // worker once idle ones exited (settled() waits for that). A thread that so far had a worker of one kind
+            // may also keep one of the other after a later command (seen once on 6.18: 15 -> 16 with no new elastic
+            // worker): a few, not one per cycle, which is what a leak would be.
             long newElastic = Math.max(0, elastic(after) - elastic(before));
             assertTrue(
-                    after.ioWorkers() <= before.ioWorkers() + 2 * newElastic,
+                    after.ioWorkers() <= before.ioWorkers() + 2 * newElastic + 4,
                     "io_uring workers " + before.ioWorkers() + " -> " + after.ioWorkers() + " with " + newElastic
                             + " new elastic workers");
             // Heap: 1,000 devices that each left a queue, a request array or a sink behind would hold several MiB.

@@ -63,7 +63,8 @@ public final class UbdDevice implements Disposable {
     private final Mono<Void> quiesceMono;
     private final AtomicBoolean quiescing = new AtomicBoolean();
     private volatile boolean handedOver;
-    private volatile long backendSize = BlockBackend.UNKNOWN_SIZE;
+    /** The backend served, whose size bounds {@link #resize} at the moment of the call (an RBD image grows). */
+    private volatile BlockBackend servedBackend;
 
     UbdDevice(
             UbdControl control,
@@ -82,9 +83,9 @@ public final class UbdDevice implements Disposable {
         this.quiesceMono = Mono.defer(this::doQuiesce).cache();
     }
 
-    /** Remembers what the backend stores, for {@link #resize}. */
+    /** Remembers the backend, whose size bounds {@link #resize}. */
     void servedBy(BlockBackend backend) {
-        this.backendSize = backend.size();
+        this.servedBackend = backend;
     }
 
     /** {@return the device id N of {@code /dev/ublkbN}} */
@@ -140,8 +141,8 @@ public final class UbdDevice implements Disposable {
      * <p>Refused before anything is sent to the kernel:
      * <ul>
      *   <li>{@link UbdException} with errno EINVAL when {@code bytes} is not a positive multiple of the logical block
-     *   size, or is larger than the backend's {@link BlockBackend#size()} (when it knows it): a backend does not
-     *   grow, so serve a larger one (a larger file, a memory backend created with the largest size wanted and a
+     *   size, or is larger than the backend's {@link BlockBackend#size()} at the time of the call (when it knows it):
+     *   most backends do not grow (an RBD image resized in its cluster does), so serve a larger one (a larger file, a memory backend created with the largest size wanted and a
      *   smaller {@code DeviceSpec.capacityBytes}) and resize within it;</li>
      *   <li>{@link UbdUnsupportedException} when the kernel has no UPDATE_SIZE (before Linux 6.16), so that the device
      *   was added without it;</li>
@@ -159,7 +160,8 @@ public final class UbdDevice implements Disposable {
                         + (quiescing.get() ? "quiesced" : "closing") + ": a device can only be resized while this "
                         + "server serves it"));
             }
-            UbdException refusal = checkBackendSize(info.id(), backendSize, bytes);
+            BlockBackend b = servedBackend;
+            UbdException refusal = checkBackendSize(info.id(), b == null ? BlockBackend.UNKNOWN_SIZE : b.size(), bytes);
             return refusal != null
                     ? Mono.error(refusal)
                     : control.updateSize(info.id(), bytes)

@@ -5,6 +5,9 @@ import dev.reactorubd.targets.compose.Backends;
 import dev.reactorubd.targets.compose.ComposableBackend;
 import dev.reactorubd.targets.compose.MirrorOptions;
 import dev.reactorubd.targets.nbd.NbdOptions;
+import dev.reactorubd.targets.rbd.RbdBackend;
+import dev.reactorubd.targets.rbd.RbdImageSpec;
+import dev.reactorubd.targets.rbd.RbdOptions;
 import dev.reactorubd.targets.spec.TargetPolicy;
 import dev.reactorubd.targets.spec.TargetSpec;
 import java.nio.file.Path;
@@ -25,7 +28,8 @@ import reactor.core.publisher.Mono;
  *
  * <p>Parts of a composition ({@code --replica}, {@code --part}) are written as target specs: {@code null:SIZE},
  * {@code memory:SIZE}, {@code file:PATH} (with {@code ?direct} and/or {@code ?ro}, e.g. {@code file:/a.img?direct}),
- * {@code nbd://host[:port]/export} or {@code nbd+unix:///export?socket=PATH}.
+ * {@code nbd://host[:port]/export}, {@code nbd+unix:///export?socket=PATH} or
+ * {@code rbd:POOL/IMAGE[@SNAP][?conf=PATH&id=NAME&keyring=PATH]}.
  *
  * <p>Every target is opened under {@link TargetPolicy#permissive()} (root's own tool: any path, any NBD server), with
  * one exception to what it allowed before: a file is created only with {@code --create SIZE} and extended only with
@@ -37,6 +41,7 @@ final class TargetOptions {
         MEMORY,
         FILE,
         NBD,
+        RBD,
         MIRROR,
         STRIPE,
         CONCAT
@@ -47,7 +52,7 @@ final class TargetOptions {
             required = true,
             converter = TargetConverter.class,
             completionCandidates = TargetNames.class,
-            description = "null, memory, file, nbd, mirror, stripe or concat")
+            description = "null, memory, file, nbd, rbd, mirror, stripe or concat")
     Target target;
 
     @Option(
@@ -84,6 +89,38 @@ final class TargetOptions {
 
     @Option(names = "--uri", description = "nbd: nbd://host[:port]/export or nbd+unix:///export?socket=PATH")
     String uri;
+
+    @Option(names = "--image", paramLabel = "POOL/IMAGE", description = "rbd: the Ceph RBD image to serve")
+    String image;
+
+    @Option(names = "--snapshot", description = "rbd: serve this snapshot of the image, read-only")
+    String snapshot;
+
+    @Option(
+            names = "--ceph-conf",
+            paramLabel = "PATH",
+            description = "rbd: the cluster's ceph.conf (default: librados' search, /etc/ceph/ceph.conf)")
+    Path cephConf;
+
+    @Option(
+            names = "--ceph-id",
+            paramLabel = "NAME",
+            description = "rbd: the client id, without client. (default admin)")
+    String cephId;
+
+    @Option(
+            names = "--ceph-keyring",
+            paramLabel = "PATH",
+            description = "rbd: the client's keyring (default: the configuration's)")
+    Path cephKeyring;
+
+    @Option(
+            names = "--osd-timeout",
+            defaultValue = "20s",
+            converter = DurationConverter.class,
+            description = "rbd: librados' bound on one OSD operation, whole seconds; 0s waits for the OSD forever "
+                    + "(default ${DEFAULT-VALUE})")
+    Duration osdTimeout;
 
     @Option(names = "--replica", description = "mirror: a replica, as a target spec (repeat it)")
     List<String> replicas = new ArrayList<>();
@@ -148,12 +185,31 @@ final class TargetOptions {
     /** What was opened, so that it can be closed after the device. */
     private final List<BlockBackend> opened = new ArrayList<>();
 
+    /** Whether the device is read-only: asked with --read-only, or a snapshot served. */
+    boolean readOnlyDevice() {
+        return readOnly || (target == Target.RBD && (snapshot != null || (image != null && image.contains("@"))));
+    }
+
+    /**
+     * The target's new sizes, when it can change size while served (an RBD image resized in its cluster) and the device
+     * follows it (no --size of its own); empty otherwise.
+     */
+    Flux<Long> sizeChanges() {
+        if (target != Target.RBD || size > 0) {
+            return Flux.empty();
+        }
+        return Flux.fromIterable(opened)
+                .filter(RbdBackend.class::isInstance)
+                .flatMap(b -> ((RbdBackend) b).sizeChanges());
+    }
+
     /** A short description of the target, for messages. */
     String describe() {
         return target.name().toLowerCase(Locale.ROOT)
                 + switch (target) {
                     case FILE -> " " + file + (direct ? " (O_DIRECT)" : "");
                     case NBD -> " " + uri;
+                    case RBD -> " " + image + (snapshot != null ? "@" + snapshot : "");
                     case MIRROR -> " of " + replicas;
                     case STRIPE -> " of " + parts + " in " + chunk + "-byte chunks";
                     case CONCAT -> " of " + parts;
@@ -242,6 +298,20 @@ final class TargetOptions {
                 }
                 yield openSpec(uri);
             }
+            case RBD -> {
+                if (image == null) {
+                    yield Mono.error(usage("--target rbd needs --image POOL/IMAGE, e.g. --image rbd/disk1"));
+                }
+                RbdImageSpec parsed =
+                        RbdImageSpec.parse(image.startsWith(RbdImageSpec.SCHEME) ? image : "rbd:" + image);
+                yield open(new TargetSpec.Rbd(new RbdImageSpec(
+                        parsed.pool(),
+                        parsed.image(),
+                        snapshot != null ? snapshot : parsed.snapshot(),
+                        cephConf != null ? cephConf : parsed.conf(),
+                        cephId != null ? cephId : parsed.id(),
+                        cephKeyring != null ? cephKeyring : parsed.keyring())));
+            }
             case MIRROR, STRIPE, CONCAT -> {
                 List<String> specs = target == Target.MIRROR ? replicas : parts;
                 String what = target == Target.MIRROR ? "--replica" : "--part";
@@ -283,7 +353,8 @@ final class TargetOptions {
                 .nbd(nbd.build())
                 .mirror(mirrorOptions())
                 .create(create)
-                .grow(grow ? size : 0);
+                .grow(grow ? size : 0)
+                .rbd(RbdOptions.defaults().withOsdTimeout(osdTimeout));
         return TargetSpec.open(spec, TargetPolicy.permissive(), options).map(o -> {
             o.owned().forEach(this::track);
             return o.backend();

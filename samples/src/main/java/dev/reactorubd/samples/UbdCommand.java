@@ -28,6 +28,7 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
+import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
 
 /**
@@ -283,7 +284,7 @@ public final class UbdCommand implements Callable<Integer> {
                         .logicalBlockSize(blockSize)
                         .physicalBlockSize(Math.max(blockSize, 4096))
                         .deviceId(id)
-                        .readOnly(target.readOnly);
+                        .readOnly(target.readOnlyDevice());
                 RecoveryMode mode = recovery != null ? recovery : recoverable ? RecoveryMode.REISSUE : null;
                 if (mode != null) {
                     mode.features().forEach(b::feature);
@@ -318,8 +319,24 @@ public final class UbdCommand implements Callable<Integer> {
                     server.close();
                     throw e;
                 }
-                return serveUntilSignalled(
-                        server, device, target.describe(), size, statusWanted(status, json), handover, json);
+                // An RBD image resized in its cluster: the device follows (UPDATE_SIZE, Linux 6.16+).
+                UbdDevice served = device;
+                Disposable follow = target.sizeChanges()
+                        .concatMap(bytes -> served.resize(bytes / 4096 * 4096)
+                                .doOnSuccess(v -> System.err.println(
+                                        "ubd: " + target.describe() + " is now " + bytes + " bytes: device resized"))
+                                .onErrorResume(e -> {
+                                    System.err.println("ubd: " + target.describe() + " is now " + bytes
+                                            + " bytes, but the device could not follow: " + e.getMessage());
+                                    return Mono.empty();
+                                }))
+                        .subscribe();
+                try {
+                    return serveUntilSignalled(
+                            server, device, target.describe(), size, statusWanted(status, json), handover, json);
+                } finally {
+                    follow.dispose();
+                }
             } finally {
                 target.closeAll();
             }

@@ -39,6 +39,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * Only the {@linkplain Builder#allowNbd hosts and ports} and {@linkplain Builder#allowNbdSocket Unix sockets} listed,
  * compared as written in the URI (host names are not resolved for the check: list the names clients use).
  *
+ * <h2>Ceph RBD</h2>
+ * Only the {@linkplain Builder#allowRbd pools and clients} listed: an image of pool P as client C where (P, C) is
+ * allowed ({@link Rule#RBD_POOL}). A spec from others names no files ({@code conf=}, {@code keyring=}: {@link
+ * Rule#RBD_FILES}): the application's {@code RbdOptions}-side configuration, {@link Builder#rbdConfig}, is used.
+ *
  * <h2>Limits</h2>
  * Targets open at once under this policy instance ({@link #maxTargets()}: one per device), total bytes of memory
  * targets open under it ({@link #maxMemoryBytes()}), parts of one composition and of all of a spec's compositions together
@@ -65,6 +70,7 @@ public final class TargetPolicy {
             .allowCreate(Long.MAX_VALUE)
             .allowGrow(true)
             .allowAnyNbd()
+            .allowAnyRbd()
             .maxTargets(Integer.MAX_VALUE)
             .maxMemoryBytes(Long.MAX_VALUE)
             .maxParts(1024)
@@ -82,6 +88,10 @@ public final class TargetPolicy {
     private final Set<String> nbdEndpoints;
     private final Set<Path> nbdSockets;
     private final boolean anyNbd;
+    private final Set<String> rbdPools;
+    private final boolean anyRbd;
+    private final Path rbdConf;
+    private final Path rbdKeyring;
     private final int maxTargets;
     private final long maxMemoryBytes;
     private final int maxParts;
@@ -101,6 +111,10 @@ public final class TargetPolicy {
         nbdEndpoints = Set.copyOf(b.nbdEndpoints);
         nbdSockets = Set.copyOf(b.nbdSockets);
         anyNbd = b.anyNbd;
+        rbdPools = Set.copyOf(b.rbdPools);
+        anyRbd = b.anyRbd;
+        rbdConf = b.rbdConf;
+        rbdKeyring = b.rbdKeyring;
         maxTargets = b.maxTargets;
         maxMemoryBytes = b.maxMemoryBytes;
         maxParts = b.maxParts;
@@ -219,6 +233,24 @@ public final class TargetPolicy {
         return anyNbd || nbdSockets.contains(socket);
     }
 
+    boolean allowsAnyRbd() {
+        return anyRbd;
+    }
+
+    boolean allowsRbd(String pool, String clientId) {
+        return anyRbd || rbdPools.contains(pool + "\0" + clientId);
+    }
+
+    /** {@return the Ceph configuration file RBD specs are opened with when they name none, or null} */
+    public Path rbdConf() {
+        return rbdConf;
+    }
+
+    /** {@return the keyring RBD specs are opened with when they name none, or null} */
+    public Path rbdKeyring() {
+        return rbdKeyring;
+    }
+
     /**
      * Counts a target about to be opened: one more target and {@code memoryBytes} more bytes of memory targets.
      *
@@ -288,6 +320,10 @@ public final class TargetPolicy {
         private final Set<String> nbdEndpoints = new LinkedHashSet<>();
         private final Set<Path> nbdSockets = new LinkedHashSet<>();
         private boolean anyNbd;
+        private final Set<String> rbdPools = new LinkedHashSet<>();
+        private boolean anyRbd;
+        private Path rbdConf;
+        private Path rbdKeyring;
         private int maxTargets = 16;
         private long maxMemoryBytes = 1L << 30;
         private int maxParts = 8;
@@ -408,6 +444,46 @@ public final class TargetPolicy {
          */
         public Builder allowAnyNbd() {
             anyNbd = true;
+            return this;
+        }
+
+        /**
+         * Allows the images of a Ceph pool, opened as one client ({@code rbd:POOL/IMAGE?id=CLIENT}; {@code admin} when
+         * the spec names none).
+         *
+         * @param pool the pool's name
+         * @param clientId the client's id (the part after {@code client.})
+         * @return this builder
+         */
+        public Builder allowRbd(String pool, String clientId) {
+            if (pool == null || pool.isEmpty() || clientId == null || clientId.isEmpty()) {
+                throw new IllegalArgumentException("allowRbd: give a pool and a client id");
+            }
+            rbdPools.add(pool + "\0" + clientId);
+            return this;
+        }
+
+        /**
+         * Allows any pool and client, and specs that name their own configuration and keyring (root's own tool).
+         *
+         * @return this builder
+         */
+        public Builder allowAnyRbd() {
+            anyRbd = true;
+            return this;
+        }
+
+        /**
+         * The Ceph configuration file and keyring that RBD specs are opened with when they name none (a spec from
+         * others may not name its own: {@link TargetPolicyException.Rule#RBD_FILES}).
+         *
+         * @param conf the ceph.conf, or null for librados' default search
+         * @param keyring the keyring, or null for the configuration's
+         * @return this builder
+         */
+        public Builder rbdConfig(Path conf, Path keyring) {
+            rbdConf = conf == null ? null : absolute(conf, "rbdConfig");
+            rbdKeyring = keyring == null ? null : absolute(keyring, "rbdConfig");
             return this;
         }
 

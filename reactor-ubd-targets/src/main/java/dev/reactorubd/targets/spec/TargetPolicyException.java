@@ -45,7 +45,15 @@ public final class TargetPolicyException extends TargetSpec.InvalidTargetSpecExc
          * An {@code nbds} URI that names its own TLS credentials ({@code tls-certificates=}): only a permissive policy
          * lets a spec choose files for the client to read; others use the application's {@code NbdOptions}.
          */
-        NBD_TLS_FILES
+        NBD_TLS_FILES,
+        /** A Ceph pool and client the policy does not list ({@code TargetPolicy.Builder.allowRbd}). */
+        RBD_POOL,
+        /**
+         * An {@code rbd:} spec that names its own configuration or keyring ({@code conf=}, {@code keyring=}): only a
+         * permissive policy lets a spec choose files for the client to read; others use the policy's {@code
+         * rbdConfig}.
+         */
+        RBD_FILES
     }
 
     /** The rule that refused the request. */

@@ -9,6 +9,9 @@ import dev.reactorubd.targets.compose.MirrorOptions;
 import dev.reactorubd.targets.nbd.NbdBackend;
 import dev.reactorubd.targets.nbd.NbdOptions;
 import dev.reactorubd.targets.nbd.NbdUri;
+import dev.reactorubd.targets.rbd.RbdBackend;
+import dev.reactorubd.targets.rbd.RbdImageSpec;
+import dev.reactorubd.targets.rbd.RbdOptions;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -31,6 +34,7 @@ import reactor.core.scheduler.Schedulers;
  * file:PATH[?direct][?ro]         a file or block device (O_DIRECT, read-only); also file:PATH?direct&amp;ro
  * nbd://host[:port]/export        an NBD export over TCP; nbd+unix:///export?socket=PATH over a Unix socket
  * nbds://host[:port]/export       the same over TLS (required); nbds+unix:///export?socket=PATH
+ * rbd:POOL/IMAGE[@SNAP][?conf=PATH&amp;id=NAME&amp;keyring=PATH]   a Ceph RBD image (a snapshot read-only), through librbd
  * mirror(SPEC,SPEC,...)           RAID-1 of the parts, with its metadata on them (docs/mirror.md): 1 MiB+ smaller
  * stripe[:CHUNK](SPEC,SPEC,...)   RAID-0 in CHUNK-byte chunks (default 64K)
  * concat(SPEC,SPEC,...)           the parts one after the other
@@ -69,7 +73,7 @@ public sealed interface TargetSpec {
 
     /** What the grammar accepts, for error messages. */
     String SYNTAX = "null:SIZE, memory:SIZE, file:PATH[?direct][?ro], nbd://host[:port]/export, "
-            + "nbd+unix:///export?socket=PATH, nbds://host[:port]/export (TLS), nbds+unix:///export?socket=PATH, mirror(SPEC,SPEC...), stripe[:CHUNK](SPEC,SPEC...) or concat(SPEC,SPEC...)";
+            + "nbd+unix:///export?socket=PATH, nbds://host[:port]/export (TLS), nbds+unix:///export?socket=PATH, rbd:POOL/IMAGE[@SNAP][?conf=PATH&id=NAME&keyring=PATH], mirror(SPEC,SPEC...), stripe[:CHUNK](SPEC,SPEC...) or concat(SPEC,SPEC...)";
 
     /**
      * The spec as it would be written.
@@ -131,6 +135,28 @@ public sealed interface TargetSpec {
         @Override
         public String text() {
             return uri;
+        }
+
+        @Override
+        public long size() {
+            return BlockBackend.UNKNOWN_SIZE;
+        }
+    }
+
+    /**
+     * A Ceph RBD image.
+     *
+     * @param image the image, its cluster's configuration and the client
+     */
+    record Rbd(RbdImageSpec image) implements TargetSpec {
+        /** Checks the image. */
+        public Rbd {
+            Objects.requireNonNull(image, "image");
+        }
+
+        @Override
+        public String text() {
+            return image.toString();
         }
 
         @Override
@@ -244,8 +270,9 @@ public sealed interface TargetSpec {
      * @param mirror      options of the mirrors
      * @param createBytes create every missing file of the spec with this many bytes (sparse); 0 creates none
      * @param growBytes   extend every shorter regular file of the spec to this many bytes (sparse); 0 grows none
+     * @param rbd         options of the RBD clients
      */
-    record OpenOptions(NbdOptions nbd, MirrorOptions mirror, long createBytes, long growBytes) {
+    record OpenOptions(NbdOptions nbd, MirrorOptions mirror, long createBytes, long growBytes, RbdOptions rbd) {
         /**
          * Checks the values.
          *
@@ -254,10 +281,33 @@ public sealed interface TargetSpec {
         public OpenOptions {
             Objects.requireNonNull(nbd, "nbd");
             Objects.requireNonNull(mirror, "mirror");
+            Objects.requireNonNull(rbd, "rbd");
             if (createBytes < 0 || growBytes < 0) {
                 throw new IllegalArgumentException(
                         "create and grow sizes must not be negative; were " + createBytes + " and " + growBytes);
             }
+        }
+
+        /**
+         * Options with the RBD clients' defaults.
+         *
+         * @param nbd         options of the NBD clients
+         * @param mirror      options of the mirrors
+         * @param createBytes create every missing file of the spec with this many bytes (sparse); 0 creates none
+         * @param growBytes   extend every shorter regular file of the spec to this many bytes (sparse); 0 grows none
+         */
+        public OpenOptions(NbdOptions nbd, MirrorOptions mirror, long createBytes, long growBytes) {
+            this(nbd, mirror, createBytes, growBytes, RbdOptions.defaults());
+        }
+
+        /**
+         * The RBD clients' options.
+         *
+         * @param options the options
+         * @return a copy with that changed
+         */
+        public OpenOptions rbd(RbdOptions options) {
+            return new OpenOptions(nbd, mirror, createBytes, growBytes, options);
         }
 
         /** {@return default NBD options (5 reconnects, 30 s per request), default mirrors, nothing created or grown} */
@@ -276,7 +326,7 @@ public sealed interface TargetSpec {
          * @return a copy with that changed
          */
         public OpenOptions nbd(NbdOptions options) {
-            return new OpenOptions(options, mirror, createBytes, growBytes);
+            return new OpenOptions(options, mirror, createBytes, growBytes, rbd);
         }
 
         /**
@@ -286,7 +336,7 @@ public sealed interface TargetSpec {
          * @return a copy with that changed
          */
         public OpenOptions mirror(MirrorOptions options) {
-            return new OpenOptions(nbd, options, createBytes, growBytes);
+            return new OpenOptions(nbd, options, createBytes, growBytes, rbd);
         }
 
         /**
@@ -297,7 +347,7 @@ public sealed interface TargetSpec {
          * @return a copy with that changed
          */
         public OpenOptions create(long bytes) {
-            return new OpenOptions(nbd, mirror, bytes, growBytes);
+            return new OpenOptions(nbd, mirror, bytes, growBytes, rbd);
         }
 
         /**
@@ -308,7 +358,7 @@ public sealed interface TargetSpec {
          * @return a copy with that changed
          */
         public OpenOptions grow(long bytes) {
-            return new OpenOptions(nbd, mirror, createBytes, bytes);
+            return new OpenOptions(nbd, mirror, createBytes, bytes, rbd);
         }
     }
 
@@ -698,6 +748,13 @@ public sealed interface TargetSpec {
                     || s.startsWith("nbds+unix://")) {
                 return new Nbd(s);
             }
+            if (s.startsWith(RbdImageSpec.SCHEME)) {
+                try {
+                    return new Rbd(RbdImageSpec.parse(s));
+                } catch (IllegalArgumentException e) {
+                    throw new InvalidTargetSpecException(e.getMessage());
+                }
+            }
             int colon = s.indexOf(':');
             String kind = colon < 0 ? s : s.substring(0, colon);
             String rest = colon < 0 ? "" : s.substring(colon + 1);
@@ -782,6 +839,10 @@ public sealed interface TargetSpec {
                     checkNbd(n, policy);
                     yield 0;
                 }
+                case Rbd r -> {
+                    checkRbd(r, policy);
+                    yield 0;
+                }
                 case Composite c -> {
                     if (depth + 1 > policy.maxDepth()) {
                         throw new TargetPolicyException(
@@ -813,6 +874,38 @@ public sealed interface TargetSpec {
                     yield total;
                 }
             };
+        }
+
+        private static void checkRbd(Rbd r, TargetPolicy policy) {
+            if (policy.allowsAnyRbd()) {
+                return;
+            }
+            RbdImageSpec i = r.image();
+            if (i.conf() != null || i.keyring() != null) {
+                throw new TargetPolicyException(
+                        TargetPolicyException.Rule.RBD_FILES,
+                        "the RBD spec names its own configuration or keyring (conf=, keyring=), which this policy does "
+                                + "not allow: leave them out, and the service's configured ones "
+                                + "(TargetPolicy.Builder.rbdConfig) are used");
+            }
+            if (!policy.allowsRbd(i.pool(), i.clientId())) {
+                throw new TargetPolicyException(
+                        TargetPolicyException.Rule.RBD_POOL,
+                        "pool " + i.pool() + " as client." + i.clientId()
+                                + " is not one this policy allows: use an allowed pool and client, or have it allowed "
+                                + "(TargetPolicy.Builder.allowRbd)");
+            }
+        }
+
+        /** The image with the policy's configuration and keyring where the spec names none. */
+        private static RbdImageSpec withPolicyFiles(RbdImageSpec i, TargetPolicy policy) {
+            return new RbdImageSpec(
+                    i.pool(),
+                    i.image(),
+                    i.snapshot(),
+                    i.conf() != null ? i.conf() : policy.rbdConf(),
+                    i.id(),
+                    i.keyring() != null ? i.keyring() : policy.rbdKeyring());
         }
 
         private static void checkNbd(Nbd n, TargetPolicy policy) {
@@ -864,6 +957,8 @@ public sealed interface TargetSpec {
                     Mono.fromCallable(() -> track(owned, PolicyFiles.open(f, policy, o)))
                             .subscribeOn(Schedulers.boundedElastic());
                 case Nbd n -> NbdBackend.connect(n.uri(), o.nbd()).map(b -> track(owned, b));
+                case Rbd r ->
+                    RbdBackend.open(withPolicyFiles(r.image(), policy), o.rbd()).map(b -> track(owned, b));
                 case Composite c ->
                     Flux.fromIterable(c.parts())
                             .concatMap(p -> open(p, policy, o, owned))

@@ -242,7 +242,8 @@ public class DeviceManager {
     }
 
     private static boolean isReadOnly(TargetSpec spec) {
-        return spec instanceof TargetSpec.File f && f.readOnly();
+        return (spec instanceof TargetSpec.File f && f.readOnly())
+                || (spec instanceof TargetSpec.Rbd r && r.image().readOnly());
     }
 
     /**

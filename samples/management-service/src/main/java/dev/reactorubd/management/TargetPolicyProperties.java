@@ -20,6 +20,10 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param allowGrow       whether a request may extend a shorter file with {@code "grow": true}
  * @param nbdServers      NBD servers as {@code host:port}, as specs write them
  * @param nbdSockets      NBD Unix sockets
+ * @param rbdPools        Ceph pools and clients as {@code pool:client}, e.g. {@code rbd:ubd} (the client id without
+ *                        {@code client.}); RBD specs may name no files of their own
+ * @param rbdConf         the ceph.conf RBD specs are opened with (unset: librados' default search)
+ * @param rbdKeyring      the keyring RBD specs are opened with (unset: the configuration's)
  * @param maxTargets      targets open at once (one per device)
  * @param maxMemory       bytes of memory targets open at once, e.g. {@code 1G}
  * @param maxParts        parts of one spec's compositions
@@ -34,6 +38,9 @@ public record TargetPolicyProperties(
         @DefaultValue("false") boolean allowGrow,
         @DefaultValue List<String> nbdServers,
         @DefaultValue List<Path> nbdSockets,
+        @DefaultValue List<String> rbdPools,
+        Path rbdConf,
+        Path rbdKeyring,
         @DefaultValue("16") int maxTargets,
         @DefaultValue("1G") String maxMemory,
         @DefaultValue("8") int maxParts,
@@ -66,6 +73,17 @@ public record TargetPolicyProperties(
             b.allowNbd(host, Integer.parseInt(server.substring(colon + 1)));
         }
         nbdSockets.forEach(b::allowNbdSocket);
+        for (String pool : rbdPools) {
+            int colon = pool.indexOf(':');
+            if (colon <= 0 || colon == pool.length() - 1) {
+                throw new IllegalArgumentException("ubd.targets.rbd-pools: '" + pool
+                        + "' is not pool:client, e.g. rbd:ubd (client.ubd on pool rbd)");
+            }
+            b.allowRbd(pool.substring(0, colon), pool.substring(colon + 1));
+        }
+        if (rbdConf != null || rbdKeyring != null) {
+            b.rbdConfig(rbdConf, rbdKeyring);
+        }
         return b.maxTargets(maxTargets)
                 .maxMemoryBytes(size("ubd.targets.max-memory", maxMemory))
                 .maxParts(maxParts)
