@@ -17,6 +17,7 @@ import dev.reactorubd.server.UbdServer;
 import dev.reactorubd.targets.NullBackend;
 import dev.reactorubd.testing.BlockingCallRecorder;
 import dev.reactorubd.testing.DeviceTest;
+import dev.reactorubd.testing.NewestKernelOnly;
 import dev.reactorubd.testing.Vm;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -202,7 +203,9 @@ class ServeCommandDeviceTest {
         }
     }
 
+    /** Newest kernel only: its subject is the command's text and JSON, which the kernel does not change. */
     @Test
+    @NewestKernelOnly
     void listShowsAServedDeviceAsTextAndJsonAndErrorsExitWithTheirStatus() throws Exception {
         Served s = serve("--target", "memory", "--size", "32M", "--queues", "2", "--depth", "16", "--status");
         try {
