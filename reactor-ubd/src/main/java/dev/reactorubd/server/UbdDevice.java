@@ -408,6 +408,7 @@ public final class UbdDevice implements Disposable {
         }
         bridges.forEach(Disposable::dispose);
         bridges.clear(); // a closed device's handle keeps nothing of its backend
+        servedBackend = null;
         return Flux.fromIterable(transports)
                 .flatMap(KernelQueueTransport::shutdown)
                 .then(Mono.fromRunnable(() -> Libc.close(charFd))
