@@ -13,8 +13,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * One open image and the cluster handle it was opened through: {@code rados_t}, {@code rados_ioctx_t} and {@code
- * rbd_image_t}. Every method here blocks on the cluster and runs off the event loops.
+ * One open image ({@code rbd_image_t}) and the client it was opened through, which images of the same client share
+ * ({@link ClusterConnection}). Every method here blocks on the cluster and runs off the event loops.
  */
 final class RbdImage {
     /** librbd's {@code -EBLOCKLISTED}: another client broke this one's lock and blocklisted it. */
@@ -22,20 +22,18 @@ final class RbdImage {
 
     final Librbd lib;
     final RbdImageSpec spec;
-    private final MemorySegment cluster;
-    private final MemorySegment ioctx;
+    private final ClusterConnection connection;
     final MemorySegment image;
 
-    private RbdImage(Librbd lib, RbdImageSpec spec, MemorySegment cluster, MemorySegment ioctx, MemorySegment image) {
+    private RbdImage(Librbd lib, RbdImageSpec spec, ClusterConnection connection, MemorySegment image) {
         this.lib = lib;
         this.spec = spec;
-        this.cluster = cluster;
-        this.ioctx = ioctx;
+        this.connection = connection;
         this.image = image;
     }
 
     /**
-     * Connects to the cluster and opens the image (a snapshot read-only). Blocks for as long as librados' bounds
+     * Connects to the cluster (or takes the client's connection already made) and opens the image (a snapshot read-only). Blocks for as long as librados' bounds
      * allow (set from {@code options}).
      *
      * @param spec the image
@@ -47,51 +45,29 @@ final class RbdImage {
         Librbd lib = Librbd.get();
         checkReadable(spec, "configuration file", spec.conf());
         checkReadable(spec, "keyring", spec.keyring());
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment out = a.allocate(ADDRESS);
-            int rc = Librbd.call(
-                    lib.radosCreate2, out, a.allocateFrom("ceph"), a.allocateFrom("client." + spec.clientId()), 0L);
-            if (rc < 0) {
-                throw fail(spec, Reason.OTHER, "rados_create2", rc, "");
-            }
-            MemorySegment cluster = out.get(ADDRESS, 0);
-            MemorySegment ioctx = MemorySegment.NULL;
-            try {
-                configure(lib, a, cluster, spec, options);
-                rc = Librbd.call(lib.radosConnect, cluster);
-                if (rc < 0) {
-                    throw connectFailure(spec, options, rc);
-                }
-                rc = Librbd.call(lib.ioctxCreate, cluster, a.allocateFrom(spec.pool()), out);
-                if (rc < 0) {
-                    throw rc == -Errno.ENOENT
-                            ? fail(
-                                    spec,
-                                    Reason.NO_POOL,
-                                    "rados_ioctx_create",
-                                    rc,
-                                    "the cluster has no pool '"
-                                            + spec.pool() + "'; create it (ceph osd pool create " + spec.pool()
-                                            + ", rbd pool init " + spec.pool() + ") or name another")
-                            : accessOr(spec, "rados_ioctx_create", rc);
-                }
-                ioctx = out.get(ADDRESS, 0);
+        ClusterConnection connection = ClusterConnection.acquire(lib, spec, options);
+        try {
+            MemorySegment ioctx = connection.pool(spec);
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment out = a.allocate(ADDRESS);
                 MemorySegment name = a.allocateFrom(spec.image());
                 MemorySegment snap = spec.readOnly() ? a.allocateFrom(spec.snapshot()) : MemorySegment.NULL;
-                rc = spec.readOnly()
+                int rc = spec.readOnly()
                         ? Librbd.call(lib.openReadOnly, ioctx, name, out, snap)
                         : Librbd.call(lib.open, ioctx, name, out, MemorySegment.NULL);
                 if (rc < 0) {
-                    throw openFailure(lib, a, spec, ioctx, rc);
+                    if (rc == -EBLOCKLISTED) {
+                        connection.retire();
+                    }
+                    RbdException failure = openFailure(lib, a, spec, ioctx, rc); // looks at the pool first
+                    connection.releasePool(spec.pool());
+                    throw failure;
                 }
-                return new RbdImage(lib, spec, cluster, ioctx, out.get(ADDRESS, 0));
-            } catch (RuntimeException e) {
-                if (!ioctx.equals(MemorySegment.NULL)) {
-                    Librbd.callVoid(lib.ioctxDestroy, ioctx);
-                }
-                Librbd.callVoid(lib.radosShutdown, cluster);
-                throw e;
+                return new RbdImage(lib, spec, connection, out.get(ADDRESS, 0));
             }
+        } catch (RuntimeException e) {
+            connection.release();
+            throw e;
         }
     }
 
@@ -108,7 +84,7 @@ final class RbdImage {
         }
     }
 
-    private static void configure(Librbd lib, Arena a, MemorySegment cluster, RbdImageSpec spec, RbdOptions o) {
+    static void configure(Librbd lib, Arena a, MemorySegment cluster, RbdImageSpec spec, RbdOptions o) {
         int rc = Librbd.call(
                 lib.radosConfReadFile,
                 cluster,
@@ -152,7 +128,7 @@ final class RbdImage {
         }
     }
 
-    private static RbdException connectFailure(RbdImageSpec spec, RbdOptions options, int rc) {
+    static RbdException connectFailure(RbdImageSpec spec, RbdOptions options, int rc) {
         int errno = -rc;
         if (errno == Errno.ETIMEDOUT) {
             return fail(
@@ -216,7 +192,7 @@ final class RbdImage {
         return accessOr(spec, spec.readOnly() ? "rbd_open_read_only" : "rbd_open", rc);
     }
 
-    private static RbdException accessOr(RbdImageSpec spec, String call, int rc) {
+    static RbdException accessOr(RbdImageSpec spec, String call, int rc) {
         if (rc == -Errno.EACCES || rc == -Errno.EPERM) {
             return fail(
                     spec,
@@ -233,7 +209,7 @@ final class RbdImage {
         return fail(spec, Reason.OTHER, call, rc, "check the cluster's health (ceph -s)");
     }
 
-    private static RbdException fail(RbdImageSpec spec, Reason reason, String call, int rc, String what) {
+    static RbdException fail(RbdImageSpec spec, Reason reason, String call, int rc, String what) {
         return new RbdException(
                 reason,
                 "cannot open RBD image " + spec.imageName() + " as client." + spec.clientId() + ": " + call
@@ -303,14 +279,18 @@ final class RbdImage {
     }
 
     /**
-     * Closes the image (librbd flushes its cache and waits for the operations in flight), then the cluster handle.
+     * Closes the image (librbd flushes its cache and waits for the operations in flight), then lets go of its pool
+     * context and client, which the last image of each shuts down.
      *
      * @return what {@code rbd_close} answered: 0 or {@code -errno}
      */
     int close() {
         int rc = Librbd.call(lib.close, image);
-        Librbd.callVoid(lib.ioctxDestroy, ioctx);
-        Librbd.callVoid(lib.radosShutdown, cluster);
+        if (rc == -EBLOCKLISTED) {
+            connection.retire();
+        }
+        connection.releasePool(spec.pool());
+        connection.release();
         return rc;
     }
 }

@@ -308,4 +308,68 @@ class RbdBackendTest {
                 .verify(WAIT);
         assertEquals(0, rbd.inFlight());
     }
+
+    /**
+     * The librados clients of this process: each runs its messenger's threads, the first named {@code msgr-worker-0}
+     * (librados names its native threads; the JVM does not see them).
+     */
+    private static long radosClients() throws Exception {
+        long n = 0;
+        try (var tasks = Files.list(Path.of("/proc/self/task"))) {
+            for (Path t : tasks.toList()) {
+                try {
+                    if (Files.readString(t.resolve("comm")).strip().equals("msgr-worker-0")) {
+                        n++;
+                    }
+                } catch (java.io.IOException gone) {
+                    // the thread ended while listed
+                }
+            }
+        }
+        return n;
+    }
+
+    private static long radosClientsSettled(long expected) throws Exception {
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        long n;
+        while ((n = radosClients()) != expected && System.nanoTime() < deadline) {
+            Thread.sleep(50); // rados_shutdown joins its threads, but the kernel reaps them a moment later
+        }
+        return n;
+    }
+
+    @Test
+    void imagesOfOneClientShareOneClusterConnection() throws Exception {
+        for (RbdBackend b : opened) {
+            b.close().block(WAIT);
+        }
+        opened.clear();
+        long before = radosClients();
+        String a = ceph.createImage("share-a", 4 << 20);
+        String b = ceph.createImage("share-b", 4 << 20);
+        RbdBackend first = open(ceph.admin(a), RbdOptions.defaults());
+        RbdBackend second = open(ceph.admin(b), RbdOptions.defaults());
+        ceph.rbd("snap", "create", "rbd/" + a + "@s1");
+        RbdBackend third = open(ceph.admin(a + "@s1"), RbdOptions.defaults());
+        assertEquals(before + 1, radosClientsSettled(before + 1), "three images of client.admin, one client");
+        // Other options are another client: librados applies its timeouts per client.
+        RbdBackend other = open(ceph.admin(b), RbdOptions.defaults().withOsdTimeout(Duration.ofSeconds(7)));
+        assertEquals(before + 2, radosClientsSettled(before + 2), "other options, another client");
+        // Each still works on its own image while the others close.
+        byte[] data = new byte[8192];
+        new Random(11).nextBytes(data);
+        first.close().block(WAIT);
+        written(second, 0, data);
+        third.close().block(WAIT);
+        written(other, 8192, data);
+        assertArrayEquals(data, Arrays.copyOfRange(exported(b), 8192, 16384));
+        second.close().block(WAIT);
+        assertEquals(before + 1, radosClientsSettled(before + 1), "the last image of a client shuts it down");
+        other.close().block(WAIT);
+        assertEquals(before, radosClientsSettled(before), "every client shut down");
+        // And a client shut down connects again for the next image.
+        RbdBackend again = open(ceph.admin(a), RbdOptions.defaults());
+        written(again, 0, data);
+        assertArrayEquals(data, Arrays.copyOfRange(exported(a), 0, 8192));
+    }
 }
