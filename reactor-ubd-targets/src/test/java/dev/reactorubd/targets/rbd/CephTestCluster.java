@@ -3,6 +3,9 @@ package dev.reactorubd.targets.rbd;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -97,12 +100,32 @@ final class CephTestCluster {
 
     /** Kills the OSD (SIGKILL) and marks it down. */
     void stopOsd() throws IOException, InterruptedException {
-        run(List.of(script().toString(), "osd-stop", dir.toString()), 60);
+        osd("osd-stop", 60);
     }
 
     /** Starts the OSD again and waits until the pool takes IO. */
     void startOsd() throws IOException, InterruptedException {
-        run(List.of(script().toString(), "osd-start", dir.toString()), 120);
+        osd("osd-start", 120);
+    }
+
+    /**
+     * Runs scripts/ceph-cluster's osd-stop or osd-start: here, or, in the test VM (whose processes are not the
+     * host's), on the host through the port that {@code UBD_CEPH_CONTROL_PORT} names (ubd-vm --host-command).
+     */
+    private void osd(String request, int seconds) throws IOException, InterruptedException {
+        String port = System.getenv("UBD_CEPH_CONTROL_PORT");
+        if (port == null || port.isEmpty()) {
+            run(List.of(script().toString(), request, dir.toString()), seconds);
+            return;
+        }
+        try (Socket s = new Socket()) {
+            s.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), Integer.parseInt(port)), 10_000);
+            s.setSoTimeout(seconds * 1000);
+            s.getOutputStream().write((request + "\n").getBytes(StandardCharsets.US_ASCII));
+            s.getOutputStream().flush();
+            String answer = new String(s.getInputStream().readAllBytes(), StandardCharsets.US_ASCII).strip();
+            assertEquals("ok", answer, request + " through the host's control port " + port);
+        }
     }
 
     private static String run(List<String> cmd, int seconds) throws IOException, InterruptedException {

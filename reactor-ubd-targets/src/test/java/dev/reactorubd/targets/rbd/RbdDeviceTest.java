@@ -1,6 +1,7 @@
 package dev.reactorubd.targets.rbd;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.reactorubd.ctrl.DeviceSpec;
@@ -16,6 +17,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -26,7 +29,8 @@ import reactor.core.Disposable;
  * The RBD target under the real ublk driver, against the real one-node Ceph cluster on the host (scripts/ceph-cluster,
  * reached from the VM through {@code ubd-vm --host-tcp}: the cluster's ports on the host's loopback and nothing else):
  * fio with verification through /dev/ublkbN, an ext4 round trip across a re-open, a snapshot served read-only with the
- * data of its time, and a resize of the image in the cluster that the device follows (UPDATE_SIZE, 6.16+).
+ * data of its time, a resize of the image in the cluster that the device follows (UPDATE_SIZE, 6.16+), and the OSD
+ * killed under fio.
  *
  * <p>Newest kernel only: what this drives through ublk (fio verify with two queues, ext4, a read-only device, a resize)
  * is covered on every kernel by FileDeviceTest, NbdDeviceTest and ResizeDeviceTest; the RBD target itself does not
@@ -191,5 +195,79 @@ class RbdDeviceTest {
         ceph.rbd("export", "rbd/" + name, out.toString());
         assertEquals(48 * MIB, Files.size(out));
         Vm.sh(60, "cmp -i 0:" + 47 * MIB + " /tmp/rbd-tail " + out).requireSuccess();
+    }
+
+    /**
+     * The OSD killed (SIGKILL, on the host, through scripts/ceph-cluster control) under fio verify and started again
+     * some seconds later, well within librados' OSD timeout: requests wait, resume, and every block verifies. Then,
+     * with a short OSD timeout, a read while the OSD is down fails at that timeout through the device, and the device
+     * serves again once the OSD is back: it never hangs.
+     */
+    @Test
+    void anOsdKilledUnderFioMakesIoWaitAndResumeOrFailAtTheTimeout() throws Exception {
+        String name = ceph.createImage("osd", 16 * MIB);
+        RbdBackend rbd = open(ceph.admin(name));
+        UbdDevice dev = serve(rbd);
+        String b = dev.blockDevicePath();
+        try {
+            // Throttled writes (20 per second per job), so that the OSD dies and comes back during the write phase.
+            CompletableFuture<Vm.Result> fio = CompletableFuture.supplyAsync(() -> Vm.sh(
+                    600,
+                    "fio --name=osd --filename=" + b
+                            + " --rw=randwrite --bsrange=4k-64k --iodepth=16 --ioengine=io_uring --direct=1"
+                            + " --rate_iops=,20 --verify=crc32c --do_verify=1 --verify_fatal=1 --group_reporting"
+                            + " --numjobs=2 --size=" + 8 * MIB + " --offset_increment=" + 8 * MIB));
+            long deadline = System.nanoTime() + WAIT.toNanos();
+            while (Devices.writesCompleted(dev.id()) < 20) {
+                assertTrue(System.nanoTime() < deadline && !fio.isDone(), "fio did not start writing");
+                Thread.sleep(100);
+            }
+            long writesBefore = Devices.writesCompleted(dev.id());
+            ceph.stopOsd();
+            long stopped = System.nanoTime();
+            Thread.sleep(4000);
+            assertFalse(fio.isDone(), "fio ended while the OSD was down");
+            ceph.startOsd();
+            System.out.printf(
+                    "rbd: the OSD was down %.1f s under fio (%d writes before)%n",
+                    (System.nanoTime() - stopped) / 1e9, writesBefore);
+            assertFalse(fio.isDone(), "fio ended before the OSD was back: the outage missed its write phase");
+            Vm.Result r = fio.get(600, TimeUnit.SECONDS);
+            assertEquals(0, r.exitCode(), r.output());
+            assertTrue(r.output().contains("err= 0"), r.output());
+            assertEquals(0, dev.queue(0).failedCount() + dev.queue(1).failedCount(), "failed requests");
+        } finally {
+            Devices.closeAndCheckGone(dev);
+        }
+        rbd.close().block(WAIT);
+
+        RbdBackend shortTimeout = RbdBackend.open(
+                        ceph.admin(name),
+                        RbdOptions.defaults()
+                                .withConnectTimeout(Duration.ofSeconds(60))
+                                .withOsdTimeout(Duration.ofSeconds(3)))
+                .block(WAIT);
+        backends.add(shortTimeout);
+        UbdDevice dev2 = serve(shortTimeout);
+        try {
+            ceph.stopOsd();
+            try {
+                // Written above, so its objects exist, and not read since this backend opened: the read needs the OSD.
+                long t0 = System.nanoTime();
+                Vm.Result read = Vm.sh(
+                        120,
+                        "dd if=" + dev2.blockDevicePath() + " of=/dev/null bs=64k count=1 iflag=direct status=none");
+                double took = (System.nanoTime() - t0) / 1e9;
+                System.out.printf("rbd: a read with the OSD down failed after %.1f s%n", took);
+                assertTrue(read.exitCode() != 0, "the read failed: " + read.output());
+                assertTrue(took >= 2.5 && took < 60, "failed after " + took + " s, at the 3 s OSD timeout");
+            } finally {
+                ceph.startOsd();
+            }
+            Vm.sh(120, "dd if=" + dev2.blockDevicePath() + " of=/dev/null bs=1M count=16 iflag=direct status=none")
+                    .requireSuccess();
+        } finally {
+            Devices.closeAndCheckGone(dev2);
+        }
     }
 }
