@@ -5,6 +5,7 @@ import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.io.UbdQueue;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
+import dev.reactorubd.spring.boot.TargetPolicyProperties;
 import dev.reactorubd.targets.spec.TargetPolicy;
 import dev.reactorubd.targets.spec.TargetPolicyException;
 import dev.reactorubd.targets.spec.TargetSpec;

@@ -1,5 +1,7 @@
 package dev.reactorubd.management;
 
+import dev.reactorubd.spring.boot.TargetPolicyProperties;
+import dev.reactorubd.spring.boot.UbdAutoConfiguration;
 import dev.reactorubd.targets.spec.TargetPolicy;
 import java.io.BufferedReader;
 import java.io.Console;
@@ -27,7 +29,8 @@ import org.springframework.context.annotation.Bean;
  * {@code --ubd.security.credentials-file=FILE --ubd.users.add=NAME:ROLE} adds a user of the login page, the password
  * read from the terminal (or the first line of standard input).
  */
-@SpringBootApplication
+// The service serves the devices its API creates, with a server of its own (DeviceManager): not the starter's devices.
+@SpringBootApplication(exclude = UbdAutoConfiguration.class)
 public class ManagementApplication {
     private static final Logger log = LoggerFactory.getLogger(ManagementApplication.class);
 

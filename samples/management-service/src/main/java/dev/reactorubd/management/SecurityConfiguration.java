@@ -1,5 +1,6 @@
 package dev.reactorubd.management;
 
+import dev.reactorubd.spring.boot.TargetPolicyProperties;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;

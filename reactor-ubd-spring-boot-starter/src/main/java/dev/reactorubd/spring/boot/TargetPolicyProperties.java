@@ -1,4 +1,4 @@
-package dev.reactorubd.management;
+package dev.reactorubd.spring.boot;
 
 import dev.reactorubd.targets.spec.TargetPolicy;
 import dev.reactorubd.targets.spec.TargetSpec;

@@ -1,4 +1,4 @@
-package dev.reactorubd.management;
+package dev.reactorubd.spring.boot;
 
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
