@@ -41,16 +41,31 @@ import org.springframework.http.client.ReactorResourceFactory;
 @ConditionalOnProperty(name = "ubd.enabled", matchIfMissing = true)
 @EnableConfigurationProperties({UbdProperties.class, TargetPolicyProperties.class})
 public class UbdAutoConfiguration {
+    /** Made by Spring. */
+    public UbdAutoConfiguration() {}
+
     private static final Logger log = LoggerFactory.getLogger(UbdAutoConfiguration.class);
 
-    /** The policy the devices' targets are opened under. */
+    /**
+     * The policy the devices' targets are opened under.
+     *
+     * @param properties {@code ubd.targets.*}
+     * @return the policy
+     */
     @Bean
     @ConditionalOnMissingBean
     public TargetPolicy ubdTargetPolicy(TargetPolicyProperties properties) {
         return properties.toPolicy();
     }
 
-    /** The server; closed with the context, after the devices. */
+    /**
+     * The server; closed with the context, after the devices.
+     *
+     * @param properties  {@code ubd.*}
+     * @param loops       the loops the starter made, if it made them
+     * @param customizers the application's changes to the builder
+     * @return the server
+     */
     @Bean(destroyMethod = "close")
     @ConditionalOnMissingBean
     public UbdServer ubdServer(
@@ -66,6 +81,9 @@ public class UbdAutoConfiguration {
     /**
      * The server's loops when their number is set or they are shared with the HTTP server (otherwise the server makes
      * its own, one per CPU); shut down after the server closed.
+     *
+     * @param properties {@code ubd.*}
+     * @return the loops
      */
     @Bean(destroyMethod = "close")
     @ConditionalOnExpression("${ubd.share-event-loops:false} or ${ubd.event-loops:0} > 0")
@@ -95,7 +113,14 @@ public class UbdAutoConfiguration {
         }
     }
 
-    /** The devices of {@code ubd.devices[N]}. */
+    /**
+     * The devices of {@code ubd.devices[N]}.
+     *
+     * @param server     the server
+     * @param properties {@code ubd.*}
+     * @param policy     the targets' policy
+     * @return the devices, served when the context starts
+     */
     @Bean
     @ConditionalOnMissingBean
     public UbdDevices ubdDevices(UbdServer server, UbdProperties properties, TargetPolicy policy) {

@@ -26,7 +26,14 @@ import org.springframework.context.SmartLifecycle;
 public final class UbdDevices implements SmartLifecycle {
     private static final Logger log = LoggerFactory.getLogger(UbdDevices.class);
 
-    /** A served device, its properties and its opened target. */
+    /**
+     * A served device.
+     *
+     * @param index      N of its {@code ubd.devices[N]}
+     * @param properties its properties
+     * @param device     the device
+     * @param target     its opened target, which the starter closes after the device
+     */
     public record Served(int index, UbdProperties.Device properties, UbdDevice device, TargetSpec.Opened target) {}
 
     private final UbdServer server;
@@ -36,6 +43,8 @@ public final class UbdDevices implements SmartLifecycle {
     private volatile boolean running;
 
     /**
+     * Devices to serve when the context starts.
+     *
      * @param server     the server that serves the devices
      * @param properties what to serve
      * @param policy     what the targets may reach

@@ -32,7 +32,11 @@ public final class UbdHealthIndicator implements ReactiveHealthIndicator {
 
     private final UbdDevices devices;
 
-    /** @param devices the devices whose health this tells */
+    /**
+     * The health of these devices.
+     *
+     * @param devices the devices whose health this tells
+     */
     public UbdHealthIndicator(UbdDevices devices) {
         this.devices = devices;
     }
