@@ -1,5 +1,6 @@
 package dev.reactorubd.management;
 
+import dev.reactorubd.spring.boot.UbdHealthIndicator;
 import dev.reactorubd.targets.compose.ReplicaState;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -33,7 +34,7 @@ import reactor.core.publisher.Mono;
 @Component("mirrorsHealthIndicator")
 public class MirrorHealthIndicator implements ReactiveHealthIndicator {
     /** A mirror serves but some replica is not in sync. */
-    public static final Status DEGRADED = new Status("DEGRADED", "a mirror has a replica that is not IN_SYNC");
+    public static final Status DEGRADED = UbdHealthIndicator.DEGRADED;
 
     private final DeviceManager devices;
 
