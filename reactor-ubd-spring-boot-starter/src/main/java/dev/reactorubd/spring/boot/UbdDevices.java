@@ -1,6 +1,9 @@
 package dev.reactorubd.spring.boot;
 
+import dev.reactorubd.UbdNoSuchDeviceException;
+import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.ctrl.UblkDevState;
 import dev.reactorubd.ctrl.UblkFeature;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
@@ -13,12 +16,15 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.context.SmartLifecycle;
+import reactor.core.publisher.Mono;
 
 /**
  * The devices of {@code ubd.devices[N]}: served, in order, when the application context starts, and deleted (or handed
  * over, {@link UbdProperties.Shutdown#HAND_OVER}) when it stops, each within its bound ({@code ubd.start-timeout},
  * {@code ubd.stop-timeout}). A device that cannot be served fails the application's start with an
  * {@link IllegalStateException} naming its property and the cause, after the devices already served are deleted.
+ * A device with an {@code id} and a {@code recovery} mode that exists already, handed over by the previous run or left
+ * by one that crashed, is recovered instead of added.
  *
  * <p>Threading: start and stop run on the thread that starts or stops the context (they block on the kernel and the
  * targets); {@link #devices()} may be called from any thread.
@@ -109,13 +115,51 @@ public final class UbdDevices implements SmartLifecycle {
             if (p.onShutdown() == UbdProperties.Shutdown.HAND_OVER) {
                 b.feature(UblkFeature.QUIESCE);
             }
-            UbdDevice device = server.serve(b.build(), target.backend()).block(bound);
-            log.info("ubd.devices[{}]: {} serves {} ({} bytes)", index, device.blockDevicePath(), p.target(), size);
+            DeviceInfo left = p.recovery() != UbdProperties.Recovery.NONE && p.id() >= 0 ? leftForUs(index, p) : null;
+            UbdDevice device = left != null
+                    ? server.recover(p.id(), target.backend()).block(bound)
+                    : server.serve(b.build(), target.backend()).block(bound);
+            log.info(
+                    "ubd.devices[{}]: {} {} {} ({} bytes)",
+                    index,
+                    device.blockDevicePath(),
+                    left != null ? "recovered, serving" : "serves",
+                    p.target(),
+                    size);
             return new Served(index, p, device, target);
         } catch (RuntimeException e) {
             target.close().onErrorComplete().block(properties.stopTimeout());
             throw e;
         }
+    }
+
+    /**
+     * The device {@code ubd.devices[index].id} names, when one exists that this run may take over: handed over by
+     * its server (QUIESCED), or left by a server that died. Serve-or-recover, so that a restarted application takes
+     * its devices back with the IO that waited for them instead of failing on an id in use.
+     *
+     * @return the device, or null when there is none
+     * @throws IllegalStateException when a live server serves it, or it was not added recoverable
+     */
+    private DeviceInfo leftForUs(int index, UbdProperties.Device p) {
+        DeviceInfo d = server.control()
+                .deviceInfo(p.id())
+                .onErrorResume(UbdNoSuchDeviceException.class, e -> Mono.empty())
+                .block(properties.startTimeout());
+        if (d == null) {
+            return null;
+        }
+        boolean alive = d.serverPid() > 0
+                && ProcessHandle.of(d.serverPid()).map(ProcessHandle::isAlive).orElse(false);
+        if (d.state() != UblkDevState.QUIESCED && alive) {
+            throw new IllegalStateException("device " + p.id() + " is served by process " + d.serverPid()
+                    + ": stop that server first, or give ubd.devices[" + index + "].id another id");
+        }
+        if (!d.has(UblkFeature.USER_RECOVERY)) {
+            throw new IllegalStateException("device " + p.id() + " exists with no server but was not added "
+                    + "recoverable, so it cannot be taken over: delete it (ubd remove " + p.id() + ") first");
+        }
+        return d;
     }
 
     @Override

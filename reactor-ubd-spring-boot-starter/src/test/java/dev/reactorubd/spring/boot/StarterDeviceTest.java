@@ -30,7 +30,7 @@ import org.springframework.context.annotation.Bean;
 /**
  * An application with the starter and nothing else of ours, under the real ublk driver: its device is there when the
  * application has started, takes IO, shows in the health and the meters, and is gone when the application stops; a
- * device handed over at shutdown stays for the next server.
+ * device handed over at shutdown is recovered, with its data, by the application's next start.
  *
  * <p>Bounds assumed (the VM emulates its CPU): 120 s for a start, 60 s for a shell command.
  */
@@ -49,6 +49,9 @@ class StarterDeviceTest {
     }
 
     private static ConfigurableApplicationContext start(String... properties) {
+        // The device tests' class path also has slf4j-simple (the library's tests): Spring Boot leaves logging to
+        // SLF4J.
+        System.setProperty("org.springframework.boot.logging.LoggingSystem", "none");
         return new SpringApplicationBuilder(App.class)
                 .web(WebApplicationType.NONE)
                 .properties(properties)
@@ -90,26 +93,49 @@ class StarterDeviceTest {
     }
 
     @Test
-    void aDeviceHandedOverAtShutdownIsLeftForTheNextServer() throws Exception {
+    void aDeviceHandedOverAtShutdownIsRecoveredByTheNextStartWithItsData() throws Exception {
         Vm.assumeFeature(UblkFeature.QUIESCE);
-        ConfigurableApplicationContext context = start(
-                "ubd.devices[0].target=memory:16M",
-                "ubd.devices[0].recovery=reissue",
-                "ubd.devices[0].on-shutdown=hand-over");
-        UbdDevice device = context.getBean(UbdDevices.class).devices().get(0).device();
-        Vm.sh(60, "printf starter | dd of=" + device.blockDevicePath() + " bs=4k conv=sync oflag=direct status=none")
-                .requireSuccess();
-        context.close();
-        assertTrue(Vm.deviceExists(device.id()), "device " + device.id() + " is left for the next server");
-        // The next server: another process would recover it the same way (ubd recover).
-        try (UbdServer next = UbdServer.create()) {
-            UbdDevice recovered =
-                    next.recover(device.id(), new MemoryBackend(16 << 20)).block(WAIT);
-            Vm.sh(60, "dd if=" + recovered.blockDevicePath() + " of=/dev/null bs=4k count=1 iflag=direct status=none")
-                    .requireSuccess();
-            recovered.close().block(WAIT);
+        Path dir = Files.createTempDirectory("ubd-starter");
+        Path image = dir.resolve("a.img");
+        try (var f = java.nio.channels.FileChannel.open(
+                image, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+            f.truncate(16 << 20);
         }
-        assertFalse(Vm.deviceExists(device.id()), "device " + device.id() + " deleted by its next server");
+        int id = 700 + (int) (ProcessHandle.current().pid() % 100);
+        String[] properties = {
+            "ubd.targets.file-directories=" + dir.toRealPath(),
+            "ubd.devices[0].target=file:" + image.toRealPath(),
+            "ubd.devices[0].id=" + id,
+            "ubd.devices[0].recovery=reissue",
+            "ubd.devices[0].on-shutdown=hand-over"
+        };
+        ConfigurableApplicationContext first = start(properties);
+        String b = first.getBean(UbdDevices.class).devices().get(0).device().blockDevicePath();
+        Vm.sh(
+                        60,
+                        "head -c 1M /dev/urandom > /tmp/starter.data; dd if=/tmp/starter.data of=" + b
+                                + " bs=1M oflag=direct status=none")
+                .requireSuccess();
+        first.close();
+        assertTrue(Vm.deviceExists(id), "device " + id + " is left for the next start");
+        // The next start of the application (a new version, a restart) takes it over instead of adding a new one.
+        ConfigurableApplicationContext second = start(properties);
+        try {
+            UbdDevice again = second.getBean(UbdDevices.class).devices().get(0).device();
+            assertEquals(id, again.id());
+            Vm.sh(60, "cmp -n 1048576 /tmp/starter.data " + again.blockDevicePath())
+                    .requireSuccess();
+        } finally {
+            // Handed over once more at this shutdown: delete it here, as an operator would.
+            second.close();
+            try (UbdServer last = UbdServer.create()) {
+                last.recover(id, new MemoryBackend(16 << 20))
+                        .block(WAIT)
+                        .close()
+                        .block(WAIT);
+            }
+        }
+        assertFalse(Vm.deviceExists(id), "device " + id + " deleted");
     }
 
     private static String names(MeterRegistry registry) {
