@@ -13,6 +13,7 @@ import dev.reactorubd.testing.Devices;
 import dev.reactorubd.testing.Vm;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -97,9 +98,8 @@ class StarterDeviceTest {
         Vm.assumeFeature(UblkFeature.QUIESCE);
         Path dir = Files.createTempDirectory("ubd-starter");
         Path image = dir.resolve("a.img");
-        try (var f = java.nio.channels.FileChannel.open(
-                image, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
-            f.truncate(16 << 20);
+        try (RandomAccessFile f = new RandomAccessFile(image.toFile(), "rw")) {
+            f.setLength(16 << 20);
         }
         int id = 700 + (int) (ProcessHandle.current().pid() % 100);
         String[] properties = {
