@@ -53,6 +53,9 @@ final class ExitCodes {
 
     /** The exit status for an error that ended a verb. */
     static int of(Throwable error) {
+        if (error instanceof ConfiguredDevices.DeviceFailed failed) {
+            return of(failed.getCause()); // a device of serve --config: its message names the line, its cause the code
+        }
         Throwable e = unwrap(error);
         if (e instanceof UbdCommand.UsageError || e instanceof CommandLine.ParameterException) {
             return USAGE;

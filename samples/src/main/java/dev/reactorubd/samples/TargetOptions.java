@@ -49,7 +49,6 @@ final class TargetOptions {
 
     @Option(
             names = "--target",
-            required = true,
             converter = TargetConverter.class,
             completionCandidates = TargetNames.class,
             description = "null, memory, file, nbd, rbd, mirror, stripe or concat")
@@ -275,6 +274,9 @@ final class TargetOptions {
     }
 
     private Mono<BlockBackend> openTarget() {
+        if (target == null) {
+            return Mono.error(usage("give --target NAME: null, memory, file, nbd, rbd, mirror, stripe or concat"));
+        }
         if (grow && size <= 0) {
             return Mono.error(
                     usage("--grow extends a shorter file to --size: give --size too, e.g. --size 10G --grow"));

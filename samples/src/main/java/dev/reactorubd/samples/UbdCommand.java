@@ -4,7 +4,6 @@ import dev.reactorubd.UbdDeviceBusyException;
 import dev.reactorubd.UbdNoSuchDeviceException;
 import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceParams;
-import dev.reactorubd.ctrl.DeviceSpec;
 import dev.reactorubd.ctrl.UbdControl;
 import dev.reactorubd.ctrl.UblkFeature;
 import dev.reactorubd.io.KernelQueueTransport.DataCopy;
@@ -28,7 +27,6 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
-import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
 
 /**
@@ -156,7 +154,7 @@ public final class UbdCommand implements Callable<Integer> {
     }
 
     /** A command line that cannot work, with what to write instead; exit status 2. */
-    static final class UsageError extends RuntimeException {
+    static class UsageError extends RuntimeException {
         private static final long serialVersionUID = 1L;
 
         UsageError(String message) {
@@ -190,43 +188,18 @@ public final class UbdCommand implements Callable<Integer> {
         @CommandLine.Mixin
         TargetOptions target = new TargetOptions();
 
-        @Option(names = "--queues", defaultValue = "1", description = "hardware queues (default ${DEFAULT-VALUE})")
-        int queues;
-
-        @Option(names = "--depth", defaultValue = "128", description = "tags per queue (default ${DEFAULT-VALUE})")
-        int depth;
+        @CommandLine.Mixin
+        DeviceOptions device = new DeviceOptions();
 
         @Option(
-                names = "--block-size",
-                defaultValue = "512",
-                description = "logical block size (default ${DEFAULT-VALUE})")
-        int blockSize;
-
-        @Option(names = "--id", defaultValue = "-1", description = "device id (default: the kernel picks)")
-        int id;
-
-        @Option(
-                names = "--recoverable",
-                description = "add the device with USER_RECOVERY and "
-                        + "USER_RECOVERY_REISSUE, so that `ubd recover` can take it over if this process dies "
-                        + "(the same as --recovery REISSUE)")
-        boolean recoverable;
-
-        @Option(
-                names = "--recovery",
-                description = "make the device recoverable, choosing what its IO does while "
-                        + "no server runs: REISSUE (waits; requests in flight at the crash are issued again), REQUEUE "
-                        + "(waits; in-flight requests are requeued), FAIL_IO (fails at once with an I/O error, EREMOTEIO "
-                        + "on 6.18; Linux 6.13+, an older kernel refuses it with exit status 3)")
-        RecoveryMode recovery;
-
-        @Option(
-                names = "--handover",
-                description = "on SIGINT or SIGTERM, quiesce the device and leave it for "
-                        + "`ubd recover` to take over (a live upgrade: IO waits meanwhile, none is lost) instead of stopping "
-                        + "and deleting it; needs --recovery or --recoverable, and QUIESCE (Linux 6.16+; an older kernel "
-                        + "refuses it with exit status 3)")
-        boolean handover;
+                names = "--config",
+                paramLabel = "FILE",
+                description = "serve every device FILE lists, one a line in the options of this command "
+                        + "(--id N, the target and its options; no server-wide option such as --copy or --json), from "
+                        + "this one process; SIGHUP applies a changed FILE: devices added, devices removed, a changed "
+                        + "line refused (docs/cli.md). FILE must not be writable by others than its owner, root or the "
+                        + "user running ubd. No --target with --config")
+        java.nio.file.Path config;
 
         @Option(
                 names = "--copy",
@@ -274,72 +247,50 @@ public final class UbdCommand implements Callable<Integer> {
 
         @Override
         public Integer call() throws InterruptedException {
-            BlockBackend backend = target.open().block(Duration.ofMinutes(2));
-            try {
-                long size = capacity(target, backend);
-                DeviceSpec.Builder b = DeviceSpec.builder()
-                        .capacityBytes(size)
-                        .queues(queues)
-                        .depth(depth)
-                        .logicalBlockSize(blockSize)
-                        .physicalBlockSize(Math.max(blockSize, 4096))
-                        .deviceId(id)
-                        .readOnly(target.readOnlyDevice());
-                RecoveryMode mode = recovery != null ? recovery : recoverable ? RecoveryMode.REISSUE : null;
-                if (mode != null) {
-                    mode.features().forEach(b::feature);
+            if (config != null) {
+                if (target.target != null) {
+                    throw new UsageError("--config and --target exclude each other: the file names each device's "
+                            + "target (one device a line)");
                 }
-                if (handover) {
-                    if (mode == null) {
-                        throw new UsageError("--handover needs --recovery MODE or --recoverable: only a recoverable "
-                                + "device can be taken over");
-                    }
-                    b.feature(UblkFeature.QUIESCE);
-                }
-                DeviceSpec spec = b.build();
-                UbdServer server = UbdServer.builder()
-                        .dataCopy(copy)
-                        .zeroCopy(zeroCopy())
-                        .lockMemory(lockMemory)
-                        .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer()))
-                        .build();
-                UbdDevice device;
-                try {
-                    DeviceInfo left = mode != null && id >= 0 ? leftByADeadServer(server, id) : null;
-                    if (left != null) {
-                        // A service manager restarting a crashed `ubd serve --id N --recovery ...`: take the device
-                        // over, with the IO that waited for it, instead of failing on an id in use.
-                        System.err.println("ubd: device " + id + " exists and its server is gone: recovering it "
-                                + "instead of adding a new one");
-                        device = server.recover(id, backend).block(Duration.ofMinutes(2));
-                    } else {
-                        device = server.serve(spec, backend).block(Duration.ofMinutes(2));
-                    }
-                } catch (RuntimeException e) {
-                    server.close();
-                    throw e;
-                }
-                // An RBD image resized in its cluster: the device follows (UPDATE_SIZE, Linux 6.16+).
-                UbdDevice served = device;
-                Disposable follow = target.sizeChanges()
-                        .concatMap(bytes -> served.resize(bytes / 4096 * 4096)
-                                .doOnSuccess(v -> System.err.println(
-                                        "ubd: " + target.describe() + " is now " + bytes + " bytes: device resized"))
-                                .onErrorResume(e -> {
-                                    System.err.println("ubd: " + target.describe() + " is now " + bytes
-                                            + " bytes, but the device could not follow: " + e.getMessage());
-                                    return Mono.empty();
-                                }))
-                        .subscribe();
-                try {
-                    return serveUntilSignalled(
-                            server, device, target.describe(), size, statusWanted(status, json), handover, json);
-                } finally {
-                    follow.dispose();
-                }
-            } finally {
-                target.closeAll();
+                return ConfiguredDevices.serve(config, this::server, json);
             }
+            if (target.target == null) {
+                throw new UsageError("give --target NAME (null, memory, file, nbd, rbd, mirror, stripe or concat), or "
+                        + "--config FILE");
+            }
+            TargetDevice.Opened opened = TargetDevice.open(target, device);
+            UbdServer[] built = new UbdServer[1];
+            TargetDevice served;
+            try {
+                served = opened.serveOn(() -> built[0] = server());
+            } catch (RuntimeException e) {
+                if (built[0] != null) {
+                    built[0].close();
+                }
+                throw e;
+            }
+            UbdServer server = built[0];
+            try {
+                return serveUntilSignalled(
+                        server,
+                        served.device,
+                        target.describe(),
+                        served.size,
+                        statusWanted(status, json),
+                        device.handover,
+                        json);
+            } finally {
+                served.release();
+            }
+        }
+
+        private UbdServer server() {
+            return UbdServer.builder()
+                    .dataCopy(copy)
+                    .zeroCopy(zeroCopy())
+                    .lockMemory(lockMemory)
+                    .ringConfig(new IoUringIoHandlerConfig().setSingleIssuer(singleIssuer()))
+                    .build();
         }
     }
 
@@ -418,6 +369,13 @@ public final class UbdCommand implements Callable<Integer> {
                 + ProcessHandle.current().pid() + "}";
     }
 
+    /** The start line of a device without --json: its block device, target, size and geometry. */
+    static String startLine(UbdDevice device, String target, long size) {
+        DeviceInfo info = device.info();
+        return "serving " + device.blockDevicePath() + ": " + target + ", " + size + " bytes, " + info.queues()
+                + " queue(s) x " + info.depth() + " tags";
+    }
+
     static int serveUntilSignalled(
             UbdServer server,
             UbdDevice device,
@@ -438,8 +396,7 @@ public final class UbdCommand implements Callable<Integer> {
         System.out.println(
                 json
                         ? startJson(device, target, size, handover)
-                        : "serving " + device.blockDevicePath() + ": " + target + ", " + size + " bytes, "
-                                + info.queues() + " queue(s) x " + info.depth() + " tags (SIGINT or SIGTERM to "
+                        : startLine(device, target, size) + " (SIGINT or SIGTERM to "
                                 + (handover ? "hand it over" : "stop") + ")");
         System.out.flush();
         StatusLine line = status ? StatusLine.start(device.queues(), System.out) : null;
@@ -450,6 +407,19 @@ public final class UbdCommand implements Callable<Integer> {
                 line.close();
             }
         }
+        try {
+            return stop(device, handover);
+        } finally {
+            server.close();
+        }
+    }
+
+    /**
+     * Stops and deletes {@code device}, or with {@code handover} quiesces it and leaves it for {@code ubd recover} (a
+     * failed hand-over stops it instead); prints what was done. {@return 0, or {@link ExitCodes#FAILURE} when it
+     * failed}
+     */
+    static int stop(UbdDevice device, boolean handover) {
         if (handover) {
             try {
                 device.quiesce().block(Duration.ofMinutes(2));
@@ -461,8 +431,6 @@ public final class UbdCommand implements Callable<Integer> {
                         + "; stopping it instead");
                 device.close().onErrorResume(x -> Mono.empty()).block(Duration.ofMinutes(2));
                 return ExitCodes.FAILURE;
-            } finally {
-                server.close();
             }
         }
         try {
@@ -477,8 +445,6 @@ public final class UbdCommand implements Callable<Integer> {
         } catch (RuntimeException e) {
             System.err.println("ubd: stopping " + device.blockDevicePath() + " failed: " + ExitCodes.message(e));
             return ExitCodes.FAILURE;
-        } finally {
-            server.close();
         }
     }
 
