@@ -68,7 +68,7 @@ class ServeConfigDeviceTest {
 
             Files.writeString(conf, file);
             reload = hangUp(first, log1, 2);
-            assertEquals("[20, 22]", reload.get("removed").toString(), reload.toString());
+            assertEquals("[20,22]", reload.get("removed").toString(), reload.toString());
             assertFalse(Vm.deviceExists(20) || Vm.deviceExists(22), "removed lines' devices deleted");
 
             first.destroyForcibly(); // SIGKILL: device 21 is left for a new server
