@@ -39,12 +39,7 @@ final class ConfigFile {
     private ConfigFile() {}
 
     /** One device of the file: where it is, its words, and the options they parse to. */
-    record DeviceLine(int line, int id, List<String> words, TargetOptions target, DeviceOptions device) {
-        /** {@return the line as one string, for messages and for telling a changed line from the same one} */
-        String text() {
-            return String.join(" ", words);
-        }
-    }
+    record DeviceLine(int line, int id, List<String> words, TargetOptions target, DeviceOptions device) {}
 
     /** The file cannot be used as it is: the message names the file, the line and what to change. */
     static final class Invalid extends UbdCommand.UsageError {

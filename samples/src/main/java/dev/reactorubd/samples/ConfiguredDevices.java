@@ -1,6 +1,5 @@
 package dev.reactorubd.samples;
 
-import dev.reactorubd.ctrl.UblkFeature;
 import dev.reactorubd.server.UbdServer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -43,8 +42,8 @@ final class ConfiguredDevices {
     }
 
     /**
-     * Serves the devices of {@code file} on the server {@code servers} builds (after the file is read) until SIGINT or SIGTERM, applying the file again on each
-     * SIGHUP, then stops (or hands over) every device and closes the server. {@return the exit status: 0, or {@link
+     * Serves the devices of {@code file} on the server {@code servers} builds (after the file is read) until SIGINT
+     * or SIGTERM, applying the file again on each SIGHUP, then stops (or hands over) every device and closes the server. {@return the exit status: 0, or {@link
      * ExitCodes#FAILURE} when a device could not be stopped}
      */
     static int serve(Path file, Supplier<UbdServer> servers, boolean json) throws InterruptedException {
@@ -93,10 +92,9 @@ final class ConfiguredDevices {
             throw new DeviceFailed(file + ": line " + l.line() + ": device " + l.id() + ": " + ExitCodes.message(e), e);
         }
         served.put(l.id(), new Served(l, d));
-        boolean handover = l.device().handover && d.device.info().has(UblkFeature.QUIESCE);
         System.out.println(
                 json
-                        ? UbdCommand.startJson(d.device, d.target.describe(), d.size, handover)
+                        ? UbdCommand.startJson(d.device, d.target.describe(), d.size, d.handsOver())
                         : UbdCommand.startLine(d.device, d.target.describe(), d.size));
         System.out.flush();
     }
@@ -126,12 +124,10 @@ final class ConfiguredDevices {
                     + "device is not changed live, so it goes on as it was: to change it, remove its line and reload "
                     + "(the device is deleted), then add the new line and reload again");
         }
-        List<Integer> removed = new ArrayList<>();
         for (int id : plan.remove()) {
             Served s = served.remove(id);
             UbdCommand.stop(s.device().device, false);
             s.device().release();
-            removed.add(id);
         }
         List<Integer> added = new ArrayList<>();
         List<Integer> failed = new ArrayList<>();
@@ -148,10 +144,10 @@ final class ConfiguredDevices {
                 plan.refused().stream().map(ConfigFile.DeviceLine::id).toList();
         System.out.println(
                 json
-                        ? "{\"event\": \"reloaded\", \"added\": " + added + ", \"removed\": " + removed
+                        ? "{\"event\": \"reloaded\", \"added\": " + added + ", \"removed\": " + plan.remove()
                                 + ", \"failed\": " + failed + ", \"refused\": " + refused + ", \"unchanged\": "
                                 + plan.unchanged() + "}"
-                        : "reloaded " + file + ": added " + ids(added) + ", removed " + ids(removed) + ", failed "
+                        : "reloaded " + file + ": added " + ids(added) + ", removed " + ids(plan.remove()) + ", failed "
                                 + ids(failed) + ", refused " + ids(refused) + ", " + plan.unchanged() + " unchanged");
         System.out.flush();
     }
@@ -164,9 +160,8 @@ final class ConfiguredDevices {
     private int stopAll() {
         int status = 0;
         for (Served s : List.copyOf(served.values()).reversed()) {
-            boolean handover =
-                    s.line().device().handover && s.device().device.info().has(UblkFeature.QUIESCE);
-            status = Math.max(status, UbdCommand.stop(s.device().device, handover));
+            status = Math.max(
+                    status, UbdCommand.stop(s.device().device, s.device().handsOver()));
             s.device().release();
         }
         served.clear();

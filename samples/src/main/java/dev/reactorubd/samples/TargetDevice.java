@@ -2,6 +2,7 @@ package dev.reactorubd.samples;
 
 import dev.reactorubd.ctrl.DeviceInfo;
 import dev.reactorubd.ctrl.DeviceSpec;
+import dev.reactorubd.ctrl.UblkFeature;
 import dev.reactorubd.server.BlockBackend;
 import dev.reactorubd.server.UbdDevice;
 import dev.reactorubd.server.UbdServer;
@@ -44,7 +45,7 @@ final class TargetDevice {
      * it exists with a recovery mode and its server is gone. On failure nothing stays open and the error is thrown.
      */
     static TargetDevice start(UbdServer server, TargetOptions target, DeviceOptions options) {
-        return open(target, options).serveOn(() -> server);
+        return open(target, options).serveOn(server);
     }
 
     /**
@@ -64,13 +65,9 @@ final class TargetDevice {
 
     /** A target opened and a device spec checked, to be served on a server. */
     record Opened(TargetOptions target, DeviceOptions options, BlockBackend backend, long size, DeviceSpec spec) {
-        /**
-         * Serves the opened target on the server {@code server} gives (built only now); on failure the target is
-         * closed and the error is thrown.
-         */
-        TargetDevice serveOn(java.util.function.Supplier<UbdServer> server) {
+        /** Serves the opened target on {@code s}; on failure the target is closed and the error is thrown. */
+        TargetDevice serveOn(UbdServer s) {
             try {
-                UbdServer s = server.get();
                 DeviceInfo left = options.recoveryMode() != null && options.id >= 0
                         ? UbdCommand.leftByADeadServer(s, options.id)
                         : null;
@@ -90,6 +87,11 @@ final class TargetDevice {
                 throw e;
             }
         }
+    }
+
+    /** {@return whether SIGINT or SIGTERM hands the device over: asked by --handover, and the device has QUIESCE} */
+    boolean handsOver() {
+        return options.handover && device.info().has(UblkFeature.QUIESCE);
     }
 
     /** Stops following the target's size and closes every backend opened for the device. */

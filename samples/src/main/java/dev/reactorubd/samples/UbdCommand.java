@@ -259,17 +259,20 @@ public final class UbdCommand implements Callable<Integer> {
                         + "--config FILE");
             }
             TargetDevice.Opened opened = TargetDevice.open(target, device);
-            UbdServer[] built = new UbdServer[1];
-            TargetDevice served;
+            UbdServer server;
             try {
-                served = opened.serveOn(() -> built[0] = server());
+                server = server();
             } catch (RuntimeException e) {
-                if (built[0] != null) {
-                    built[0].close();
-                }
+                target.closeAll();
                 throw e;
             }
-            UbdServer server = built[0];
+            TargetDevice served;
+            try {
+                served = opened.serveOn(server);
+            } catch (RuntimeException e) {
+                server.close();
+                throw e;
+            }
             try {
                 return serveUntilSignalled(
                         server,
